@@ -1,0 +1,49 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, missing_docs)]
+
+use std::path::{Path, PathBuf};
+
+use bitcask::{Bitcask, Options, SyncPolicy};
+
+/// Options for tests: no fsync per write (tests do not simulate power loss),
+/// small files unless a test sets its own size.
+pub fn fast() -> Options {
+    Options::new().sync(SyncPolicy::Never)
+}
+
+pub fn open(dir: &Path) -> Bitcask {
+    Bitcask::open_with(dir, fast()).expect("open store")
+}
+
+/// Data files in `dir`, ascending by id.
+pub fn data_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "data"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The newest (active) data file.
+pub fn active_file(dir: &Path) -> PathBuf {
+    data_files(dir).pop().expect("at least one data file")
+}
+
+/// Copies every file of `from` into a fresh directory `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+    }
+}
+
+/// Record length for a key and value (29-byte header, see docs/FORMAT.md).
+pub fn record_len(key: &[u8], value: &[u8]) -> u64 {
+    29 + key.len() as u64 + value.len() as u64
+}
+
+/// Length of a data file header.
+pub const FILE_HEADER: u64 = 32;
