@@ -33,7 +33,12 @@ fn write_records(dir: &Path, n: usize) -> Vec<u64> {
         ends.push(end);
     }
     db.close().expect("close");
-    assert_eq!(std::fs::metadata(common::active_file(dir)).expect("meta").len(), end);
+    assert_eq!(
+        std::fs::metadata(common::active_file(dir))
+            .expect("meta")
+            .len(),
+        end
+    );
     ends
 }
 
@@ -62,7 +67,10 @@ fn truncation_at_every_offset_of_the_last_records_keeps_exactly_the_complete_one
     let n = 30;
     let src = tempfile::tempdir().expect("tempdir");
     let ends = write_records(src.path(), n);
-    let file_name = common::active_file(src.path()).file_name().expect("name").to_owned();
+    let file_name = common::active_file(src.path())
+        .file_name()
+        .expect("name")
+        .to_owned();
     let first_cut = ends[n - 6]; // every byte of the last five records
 
     for at in first_cut..=ends[n - 1] {
@@ -77,14 +85,25 @@ fn truncation_at_every_offset_of_the_last_records_keeps_exactly_the_complete_one
         assert_eq!(db.len(), complete);
         // The torn tail is gone from disk, and new writes land after the last
         // complete record and survive a reopen.
-        let valid_end = if complete == 0 { FILE_HEADER } else { ends[complete - 1] };
-        assert_eq!(std::fs::metadata(&active).expect("meta").len(), valid_end, "cut at {at}");
+        let valid_end = if complete == 0 {
+            FILE_HEADER
+        } else {
+            ends[complete - 1]
+        };
+        assert_eq!(
+            std::fs::metadata(&active).expect("meta").len(),
+            valid_end,
+            "cut at {at}"
+        );
         db.put(b"after", b"crash").expect("put after recovery");
         db.close().expect("close");
         let db = common::open(dir.path());
         assert_exactly_first(&db, complete, n);
         assert_eq!(db.len(), complete + 1);
-        assert_eq!(db.get(b"after").expect("get").as_deref(), Some(&b"crash"[..]));
+        assert_eq!(
+            db.get(b"after").expect("get").as_deref(),
+            Some(&b"crash"[..])
+        );
     }
 }
 
@@ -94,9 +113,14 @@ fn read_only_open_ignores_a_torn_tail_without_cutting_it() {
     let ends = write_records(src.path(), 5);
     let active = common::active_file(src.path());
     cut(&active, ends[4] - 3);
-    let db = Bitcask::open_with(src.path(), common::fast().read_only(true)).expect("read-only open");
+    let db =
+        Bitcask::open_with(src.path(), common::fast().read_only(true)).expect("read-only open");
     assert_exactly_first(&db, 4, 5);
-    assert_eq!(std::fs::metadata(&active).expect("meta").len(), ends[4] - 3, "read-only must not cut");
+    assert_eq!(
+        std::fs::metadata(&active).expect("meta").len(),
+        ends[4] - 3,
+        "read-only must not cut"
+    );
 }
 
 fn append(path: &Path, bytes: &[u8]) {
@@ -111,10 +135,10 @@ fn append(path: &Path, bytes: &[u8]) {
 #[test]
 fn garbage_or_zeros_after_the_last_record_are_cut_off_and_kept_aside() {
     let tails: Vec<Vec<u8>> = vec![
-        vec![0u8; 4096],                                          // zero-filled blocks
-        (0..777u32).map(|i| (i * 31 % 251) as u8).collect(),      // garbage
-        vec![0xFF; 29],                                           // one bogus header
-        vec![1],                                                  // a single byte
+        vec![0u8; 4096],                                     // zero-filled blocks
+        (0..777u32).map(|i| (i * 31 % 251) as u8).collect(), // garbage
+        vec![0xFF; 29],                                      // one bogus header
+        vec![1],                                             // a single byte
     ];
     for tail in tails {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -147,7 +171,11 @@ fn multi_file_store() -> (tempfile::TempDir, Vec<PathBuf>) {
     }
     db.close().expect("close");
     let files = common::data_files(dir.path());
-    assert!(files.len() >= 3, "expected several files, got {}", files.len());
+    assert!(
+        files.len() >= 3,
+        "expected several files, got {}",
+        files.len()
+    );
     (dir, files)
 }
 
@@ -166,9 +194,14 @@ fn a_flipped_byte_in_a_sealed_file_is_reported_with_file_and_offset() {
         std::fs::write(&path, &bytes).expect("write");
 
         match Bitcask::open_with(dir.path(), common::fast().max_file_size(200)) {
-            Err(Error::Corruption { path: p, offset, .. }) => {
+            Err(Error::Corruption {
+                path: p, offset, ..
+            }) => {
                 assert_eq!(p, path);
-                assert!(offset <= at, "reported offset {offset} is after the damage at {at}");
+                assert!(
+                    offset <= at,
+                    "reported offset {offset} is after the damage at {at}"
+                );
             }
             Err(Error::UnsupportedVersion { .. }) => assert!((8..10).contains(&at)),
             Err(other) => panic!("flip at {at}: unexpected error {other}"),
@@ -210,7 +243,11 @@ fn a_bad_record_is_never_returned_by_get() {
     bytes[ends[1] as usize - 1] ^= 0x10;
     std::fs::write(&active, &bytes).expect("write");
     match db.get(&key(1)) {
-        Err(Error::Corruption { offset, kind: CorruptionKind::BadChecksum, .. }) => {
+        Err(Error::Corruption {
+            offset,
+            kind: CorruptionKind::BadChecksum,
+            ..
+        }) => {
             assert_eq!(offset, ends[0])
         }
         other => panic!("expected corruption, got {other:?}"),
@@ -232,7 +269,10 @@ fn a_file_creation_cut_short_is_removed_and_the_store_opens() {
         std::fs::write(&torn, &partial).expect("write torn file");
 
         let db = Bitcask::open_with(dir.path(), common::fast().max_file_size(200)).expect("open");
-        assert!(!torn.exists(), "torn file of {header_bytes} bytes should be removed");
+        assert!(
+            !torn.exists(),
+            "torn file of {header_bytes} bytes should be removed"
+        );
         for i in 0..20 {
             assert_eq!(db.get(&key(i)).expect("get"), Some(value(i)));
         }
@@ -250,6 +290,9 @@ fn reopening_after_recovery_keeps_versions_growing() {
     db.put(&key(0), b"newest").expect("put");
     db.close().expect("close");
     let db = common::open(dir.path());
-    assert_eq!(db.get(&key(0)).expect("get").as_deref(), Some(&b"newest"[..]));
+    assert_eq!(
+        db.get(&key(0)).expect("get").as_deref(),
+        Some(&b"newest"[..])
+    );
     assert_eq!(db.get(&key(3)).expect("get"), None);
 }
