@@ -5,8 +5,10 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use crate::error::{CorruptionKind, Error, IoContext, Result};
+use crate::readmap::ReadMap;
 use crate::record::{self, HEADER_LEN as RECORD_HEADER_LEN, RecordHeader};
 
 /// The magic bytes every data file starts with.
@@ -131,6 +133,8 @@ pub(crate) struct DataFile {
     /// Full path, for error messages.
     pub path: PathBuf,
     file: File,
+    /// Map for the read path, set once the file's records are known.
+    map: OnceLock<ReadMap>,
 }
 
 impl DataFile {
@@ -151,7 +155,12 @@ impl DataFile {
         file.write_all_at(&header.encode(), 0).at(&path)?;
         file.sync_all().at(&path)?;
         sync_dir(dir)?;
-        Ok(Self { id, path, file })
+        Ok(Self {
+            id,
+            path,
+            file,
+            map: OnceLock::new(),
+        })
     }
 
     /// Opens an existing data file, for reading and (unless `read_only`) appending.
@@ -162,7 +171,12 @@ impl DataFile {
             .write(!read_only)
             .open(&path)
             .at(&path)?;
-        Ok(Self { id, path, file })
+        Ok(Self {
+            id,
+            path,
+            file,
+            map: OnceLock::new(),
+        })
     }
 
     /// Current length of the file in bytes.
@@ -170,9 +184,37 @@ impl DataFile {
         Ok(self.file.metadata().at(&self.path)?.len())
     }
 
-    /// Reads exactly `buf.len()` bytes at `offset`.
+    /// Reads exactly `buf.len()` bytes at `offset` with `pread`.
     pub(crate) fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         self.file.read_exact_at(buf, offset).at(&self.path)
+    }
+
+    /// Maps the first `len` bytes of the file for [`Self::read_record`].
+    /// Call once the file's indexed records are final (after recovery, or at
+    /// creation). If the map cannot be made, reads keep using `pread`.
+    pub(crate) fn map_for_reads(&self, len: u64) {
+        if len == 0 || self.map.get().is_some() {
+            return;
+        }
+        match ReadMap::new(&self.file, len) {
+            Ok(map) => {
+                let _ = self.map.set(map);
+            }
+            Err(error) => tracing::warn!(path = %self.path.display(), %error,
+                "cannot map data file; reads use pread"),
+        }
+    }
+
+    /// Reads a complete, indexed record: from the map when it covers the
+    /// range, else with `pread`. Only for ranges the key directory points
+    /// to (see the safety argument in `readmap.rs`).
+    pub(crate) fn read_record(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        if let Some(map) = self.map.get()
+            && map.copy_out(buf, offset)
+        {
+            return Ok(());
+        }
+        self.read_exact_at(buf, offset)
     }
 
     /// Writes all of `buf` at `offset`.

@@ -108,8 +108,19 @@ impl Bitcask {
                 next_seq,
                 buf: Vec::new(),
             };
-            (Some(Mutex::new(writer)), Some(commit))
+            (Some(writer), Some(commit))
         };
+        // Map every file for the read path: sealed ones (and all files of a
+        // read-only view) as they are, the active one to its full capacity.
+        let active_id = writer.as_ref().map(|w| w.active.id);
+        for file in files.values() {
+            let len = file.len()?;
+            if Some(file.id) == active_id {
+                file.map_for_reads(len.max(options.max_file_size));
+            } else {
+                file.map_for_reads(len);
+            }
+        }
         tracing::info!(dir = %dir.display(), keys = keydir.len(), files = files.len(),
             read_only, "opened store");
 
@@ -118,7 +129,7 @@ impl Bitcask {
             options,
             keydir,
             files: RwLock::new(files),
-            writer,
+            writer: writer.map(Mutex::new),
             commit,
             lock,
         });
@@ -356,6 +367,7 @@ impl Shared {
                 return Err(error);
             }
         };
+        file.map_for_reads(self.options.max_file_size);
         self.files
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -385,7 +397,7 @@ impl Shared {
             });
         };
         let mut buf = vec![0u8; entry.len as usize];
-        file.read_exact_at(&mut buf, u64::from(entry.offset))?;
+        file.read_record(&mut buf, u64::from(entry.offset))?;
         let corrupt = |kind| Error::Corruption {
             path: file.path.clone(),
             offset: u64::from(entry.offset),

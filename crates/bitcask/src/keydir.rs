@@ -1,15 +1,28 @@
 //! The key directory: for every live key, where its newest record is.
 //!
-//! An ordered map (so listing by prefix or start key costs `O(log n + page)`),
-//! split into shards by a hash of the key so that writers inserting into one
-//! shard do not hold up readers of the others. Each shard is a `BTreeMap`
-//! behind a `RwLock`; a lookup holds a read lock only while it copies the
-//! 24-byte [`Entry`] out.
+//! Split into 16 shards by the key's hash, each behind its own `RwLock`, so a
+//! writer updating one shard does not hold up readers of the others. A shard
+//! holds two indexes over the same keys:
+//!
+//! - a hash table (`hashbrown::HashTable`, foldhash with a per-process random
+//!   seed) from key to [`Entry`], for point lookups: a probe touches the
+//!   control bytes and one 48-byte slot whose key is inline for keys of up to
+//!   23 bytes;
+//! - an ordered set of the keys, for listing in key order at `O(log n + page)`.
+//!   Only inserts of new keys and deletes touch it; overwrites, the common
+//!   write, and all point reads do not.
+//!
+//! A lookup holds a read lock only while it copies the 24-byte entry out.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::hash::BuildHasher;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use hashbrown::HashTable;
+
+use crate::keybuf::KeyBuf;
 
 /// Number of shards. A power of two, so the shard is a mask of the hash.
 const SHARDS: usize = 16;
@@ -27,12 +40,18 @@ pub(crate) struct Entry {
     pub seq: u64,
 }
 
-type Shard = BTreeMap<Box<[u8]>, Entry>;
+/// One shard: the same keys in a hash index and an ordered index.
+#[derive(Debug, Default)]
+struct Shard {
+    by_hash: HashTable<(KeyBuf, Entry)>,
+    ordered: BTreeSet<KeyBuf>,
+}
 
 /// The in-memory index from key to [`Entry`].
 #[derive(Debug)]
 pub(crate) struct KeyDir {
     shards: Box<[RwLock<Shard>]>,
+    hasher: foldhash::fast::RandomState,
     len: AtomicUsize,
 }
 
@@ -40,21 +59,26 @@ impl KeyDir {
     /// An empty key directory.
     pub(crate) fn new() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| RwLock::new(BTreeMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+            hasher: foldhash::fast::RandomState::default(),
             len: AtomicUsize::new(0),
         }
     }
 
-    fn shard_of(key: &[u8]) -> usize {
-        // CRC-32C is hardware-accelerated and already a dependency; it only
-        // spreads lock traffic, so a key chosen to collide costs nothing but
-        // contention.
-        crc32c::crc32c(key) as usize & (SHARDS - 1)
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The shard for a hash: bits the hash table does not use for its own
+    /// bucket index (low bits) or tag (top 7 bits).
+    fn shard_of(hash: u64) -> usize {
+        (hash >> 40) as usize & (SHARDS - 1)
     }
 
     fn read(&self, shard: usize) -> RwLockReadGuard<'_, Shard> {
-        // A panic while a shard was locked cannot leave a BTreeMap half
-        // updated in a way that breaks memory safety; carry on with it.
+        // No code that runs under these locks can panic half-way through an
+        // update in a way that breaks the indexes' memory safety; if one did
+        // panic, carry on with what is there.
         self.shards[shard]
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -68,32 +92,50 @@ impl KeyDir {
 
     /// The entry for `key`, if it is live.
     pub(crate) fn get(&self, key: &[u8]) -> Option<Entry> {
-        self.read(Self::shard_of(key)).get(key).copied()
+        let hash = self.hash(key);
+        self.read(Self::shard_of(hash))
+            .by_hash
+            .find(hash, |(k, _)| k.as_slice() == key)
+            .map(|(_, e)| *e)
     }
 
     /// Whether `key` is live.
     pub(crate) fn contains(&self, key: &[u8]) -> bool {
-        self.read(Self::shard_of(key)).contains_key(key)
+        self.get(key).is_some()
     }
 
     /// Points `key` at `entry`; returns the entry it replaced.
     pub(crate) fn insert(&self, key: &[u8], entry: Entry) -> Option<Entry> {
-        let mut shard = self.write(Self::shard_of(key));
-        if let Some(slot) = shard.get_mut(key) {
+        let hash = self.hash(key);
+        let mut guard = self.write(Self::shard_of(hash));
+        let shard = &mut *guard;
+        if let Some((_, slot)) = shard.by_hash.find_mut(hash, |(k, _)| k.as_slice() == key) {
             return Some(std::mem::replace(slot, entry));
         }
-        shard.insert(key.into(), entry);
+        let owned = KeyBuf::from(key);
+        let hasher = &self.hasher;
+        shard
+            .by_hash
+            .insert_unique(hash, (owned.clone(), entry), |(k, _)| {
+                hasher.hash_one(k.as_slice())
+            });
+        shard.ordered.insert(owned);
         self.len.fetch_add(1, Ordering::Relaxed);
         None
     }
 
     /// Removes `key`; returns its entry if it was live.
     pub(crate) fn remove(&self, key: &[u8]) -> Option<Entry> {
-        let removed = self.write(Self::shard_of(key)).remove(key);
-        if removed.is_some() {
-            self.len.fetch_sub(1, Ordering::Relaxed);
-        }
-        removed
+        let hash = self.hash(key);
+        let mut guard = self.write(Self::shard_of(hash));
+        let shard = &mut *guard;
+        let Ok(found) = shard.by_hash.find_entry(hash, |(k, _)| k.as_slice() == key) else {
+            return None;
+        };
+        let ((_, entry), _) = found.remove();
+        shard.ordered.remove(key);
+        self.len.fetch_sub(1, Ordering::Relaxed);
+        Some(entry)
     }
 
     /// Number of live keys.
@@ -102,15 +144,16 @@ impl KeyDir {
     }
 
     /// Up to `limit` keys of one shard, in order, strictly after `after`.
-    fn shard_keys_after(&self, shard: usize, after: Option<&[u8]>, limit: usize) -> Vec<Box<[u8]>> {
+    fn shard_keys_after(&self, shard: usize, after: Option<&[u8]>, limit: usize) -> Vec<KeyBuf> {
         let lower = match after {
             Some(k) => Bound::Excluded(k),
             None => Bound::Unbounded,
         };
         self.read(shard)
+            .ordered
             .range::<[u8], _>((lower, Bound::Unbounded))
             .take(limit)
-            .map(|(k, _)| k.clone())
+            .cloned()
             .collect()
     }
 }
@@ -133,9 +176,9 @@ pub struct Keys<'a> {
 #[derive(Debug, Default)]
 struct ShardCursor {
     /// Keys fetched but not yet returned, in order (reversed: next at the end).
-    pending: Vec<Box<[u8]>>,
+    pending: Vec<KeyBuf>,
     /// The last key fetched from this shard.
-    last: Option<Box<[u8]>>,
+    last: Option<KeyBuf>,
     /// The shard returned fewer than a chunk: nothing more to fetch.
     exhausted: bool,
 }
@@ -155,9 +198,8 @@ impl Iterator for Keys<'_> {
     fn next(&mut self) -> Option<Vec<u8>> {
         for (i, cursor) in self.cursors.iter_mut().enumerate() {
             if cursor.pending.is_empty() && !cursor.exhausted {
-                let mut chunk = self
-                    .keydir
-                    .shard_keys_after(i, cursor.last.as_deref(), CHUNK);
+                let after = cursor.last.as_ref().map(KeyBuf::as_slice);
+                let mut chunk = self.keydir.shard_keys_after(i, after, CHUNK);
                 cursor.exhausted = chunk.len() < CHUNK;
                 if let Some(last) = chunk.last() {
                     cursor.last = Some(last.clone());
@@ -173,7 +215,10 @@ impl Iterator for Keys<'_> {
             .filter_map(|(i, c)| c.pending.last().map(|k| (i, k)))
             .min_by(|a, b| a.1.cmp(b.1))
             .map(|(i, _)| i)?;
-        self.cursors[best].pending.pop().map(Vec::from)
+        self.cursors[best]
+            .pending
+            .pop()
+            .map(|k| k.as_slice().to_vec())
     }
 }
 

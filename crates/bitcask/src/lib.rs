@@ -24,9 +24,11 @@ mod datafile;
 mod db;
 mod durability;
 mod error;
+mod keybuf;
 mod keydir;
 mod lock;
 mod options;
+mod readmap;
 mod record;
 mod recovery;
 

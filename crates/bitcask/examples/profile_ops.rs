@@ -1,0 +1,81 @@
+//! Drives puts and gets over 1,000,000 keys for profiling (`perf record`)
+//! and prints the rate of each phase and the process's memory per key.
+//!
+//! `cargo run --release -p bitcask --example profile_ops -- [DIR]`
+#![allow(missing_docs)]
+
+use std::time::Instant;
+
+use bitcask::{Bitcask, Options, SyncPolicy};
+
+const KEYS: u64 = 1_000_000;
+
+fn key(i: u64) -> [u8; 16] {
+    let mut k = *b"key0000000000000";
+    let mut n = i;
+    for slot in k[3..].iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    k
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn main() -> bitcask::Result<()> {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = std::env::args()
+        .nth(1)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| tmp.path().to_path_buf());
+    let value = [0x5Au8; 100];
+    let rss_before = rss_kib();
+    let db = Bitcask::open_with(&dir, Options::new().sync(SyncPolicy::Never))?;
+    let t = Instant::now();
+    for i in 0..KEYS {
+        db.put(&key(i), &value)?;
+    }
+    let fill = t.elapsed();
+    let rss_after = rss_kib();
+    println!(
+        "sequential fill: {:.0} puts/s; RSS grew {} KiB = {:.1} bytes per key (16-byte keys)",
+        KEYS as f64 / fill.as_secs_f64(),
+        rss_after - rss_before,
+        (rss_after - rss_before) as f64 * 1024.0 / KEYS as f64
+    );
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = || {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D) % KEYS
+    };
+    let n = 2_000_000u64;
+    let t = Instant::now();
+    for _ in 0..n {
+        db.put(&key(next()), &value)?;
+    }
+    println!(
+        "random overwrite: {:.0} puts/s",
+        n as f64 / t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    let mut found = 0u64;
+    for _ in 0..n {
+        found += db.get(&key(next()))?.map_or(0, |v| v.len() as u64);
+    }
+    println!(
+        "random get: {:.0} gets/s ({found} bytes)",
+        n as f64 / t.elapsed().as_secs_f64()
+    );
+    db.close()
+}

@@ -1,0 +1,137 @@
+//! `KeyBuf`: a key as the key directory stores it, without a heap allocation
+//! for short keys.
+//!
+//! Keys of up to 23 bytes sit inline in the 24-byte value (so a hash-table
+//! probe compares bytes already in the cache line it loaded); longer keys
+//! live once on the heap behind an `Arc`, shared by the hash index and the
+//! ordered index. The inline length is an enum with 24 values, which leaves
+//! the compiler a niche to tell the two variants apart without a separate
+//! tag, so the whole type stays 24 bytes (pinned by a test).
+
+use std::borrow::Borrow;
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+/// Longest key kept inline.
+const INLINE_CAP: usize = 23;
+
+/// Length of an inline key: a byte whose values above 23 are free for the
+/// enum tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+#[rustfmt::skip]
+pub(crate) enum InlineLen {
+    L0, L1, L2, L3, L4, L5, L6, L7, L8, L9, L10, L11,
+    L12, L13, L14, L15, L16, L17, L18, L19, L20, L21, L22, L23,
+}
+
+#[rustfmt::skip]
+const INLINE_LENS: [InlineLen; INLINE_CAP + 1] = {
+    use InlineLen::*;
+    [L0, L1, L2, L3, L4, L5, L6, L7, L8, L9, L10, L11,
+     L12, L13, L14, L15, L16, L17, L18, L19, L20, L21, L22, L23]
+};
+
+/// A key owned by the key directory.
+#[derive(Debug, Clone)]
+pub(crate) enum KeyBuf {
+    /// Up to 23 bytes, stored in place.
+    Inline {
+        /// The key, then unused zero bytes.
+        bytes: [u8; INLINE_CAP],
+        /// How many of `bytes` are the key.
+        len: InlineLen,
+    },
+    /// A longer key, shared between the indexes.
+    Heap(Arc<[u8]>),
+}
+
+impl KeyBuf {
+    /// The key's bytes.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Self::Inline { bytes, len } => &bytes[..*len as usize],
+            Self::Heap(bytes) => bytes,
+        }
+    }
+}
+
+impl From<&[u8]> for KeyBuf {
+    fn from(key: &[u8]) -> Self {
+        match INLINE_LENS.get(key.len()) {
+            Some(&len) => {
+                let mut bytes = [0u8; INLINE_CAP];
+                bytes[..key.len()].copy_from_slice(key);
+                Self::Inline { bytes, len }
+            }
+            None => Self::Heap(Arc::from(key)),
+        }
+    }
+}
+
+impl Borrow<[u8]> for KeyBuf {
+    fn borrow(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for KeyBuf {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for KeyBuf {}
+
+impl PartialOrd for KeyBuf {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for KeyBuf {
+    // Must order exactly as `[u8]` does, because lookups borrow as `[u8]`.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.as_slice().cmp(other.as_slice())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stays_24_bytes() {
+        assert_eq!(std::mem::size_of::<KeyBuf>(), 24);
+    }
+
+    #[test]
+    fn round_trips_at_every_length_around_the_inline_limit() {
+        for len in [0, 1, 22, 23, 24, 25, 1000] {
+            let key: Vec<u8> = (0..len).map(|i| (i * 7 % 256) as u8).collect();
+            let buf = KeyBuf::from(&key[..]);
+            assert_eq!(buf.as_slice(), &key[..]);
+            assert_eq!(matches!(buf, KeyBuf::Inline { .. }), len <= INLINE_CAP);
+        }
+    }
+
+    #[test]
+    fn orders_like_byte_slices_across_variants() {
+        let keys: Vec<Vec<u8>> = vec![
+            vec![],
+            b"a".to_vec(),
+            vec![b'a'; 23],
+            vec![b'a'; 24],
+            vec![b'a'; 30],
+            b"b".to_vec(),
+            vec![0xFF; 40],
+        ];
+        for a in &keys {
+            for b in &keys {
+                let (ka, kb) = (KeyBuf::from(&a[..]), KeyBuf::from(&b[..]));
+                assert_eq!(ka.cmp(&kb), a.cmp(b));
+                assert_eq!(ka == kb, a == b);
+            }
+        }
+    }
+}
