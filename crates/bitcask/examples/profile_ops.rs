@@ -77,5 +77,13 @@ fn main() -> bitcask::Result<()> {
         "random get: {:.0} gets/s ({found} bytes)",
         n as f64 / t.elapsed().as_secs_f64()
     );
+    db.close()?;
+    let t = Instant::now();
+    let db = Bitcask::open_with(&dir, Options::new().sync(SyncPolicy::Never))?;
+    println!(
+        "reopen ({} keys, scanning data files): {:?}",
+        db.len(),
+        t.elapsed()
+    );
     db.close()
 }
