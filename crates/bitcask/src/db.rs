@@ -101,6 +101,10 @@ impl Bitcask {
                     (file, FILE_HEADER_LEN as u64)
                 }
             };
+            // A crashed predecessor may have left records that reached the
+            // kernel but not the disk. fsync the active file once so that
+            // everything recovered really is durable, as group commit assumes.
+            active.sync_all().at(&active.path)?;
             let commit = GroupCommit::new(Arc::clone(&active), next_seq - 1);
             let writer = Writer {
                 active,
@@ -165,8 +169,10 @@ impl Bitcask {
 
     /// The value stored under `key`, or `None`.
     ///
-    /// Costs one lookup in memory and one positioned read; the record's
-    /// checksum and key are verified before the value is returned.
+    /// Costs one lookup in memory and one copy of the record out of a
+    /// memory map of its file (or one `pread` where no map covers it); the
+    /// record's checksum, key and version are verified before the value is
+    /// returned.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let Some(entry) = self.shared.keydir.get(key) else {
             return Ok(None);
