@@ -8,7 +8,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use bitcask::{Bitcask, Options, SyncPolicy};
 
@@ -49,16 +49,17 @@ fn kill_child_writer() {
     }
 }
 
+/// Parses a child's "P 17" / "D 18" line.
+fn parse_ack(line: &str) -> Option<(char, u64)> {
+    let mut parts = line.split_whitespace();
+    let op = parts.next()?.chars().next()?;
+    let n = parts.next()?.parse().ok()?;
+    Some((op, n))
+}
+
 fn run(policy_name: &str, lines_before_kill: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "--exact",
-            "kill_child_writer",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let mut child = common::child_test("kill_child_writer")
         .env(CHILD_DIR, dir.path())
         .env(CHILD_POLICY, policy_name)
         .stdout(Stdio::piped())
@@ -84,12 +85,7 @@ fn run(policy_name: &str, lines_before_kill: usize) {
     child.wait().expect("reap");
     // Anything the child printed after we stopped reading was acknowledged too.
     for line in out.lines().map_while(Result::ok) {
-        let mut parts = line.split_whitespace();
-        if let (Some(op), Some(n)) = (parts.next(), parts.next())
-            && let (Some(op), Ok(n)) = (op.chars().next(), n.parse())
-        {
-            acknowledged.push((op, n));
-        }
+        acknowledged.extend(parse_ack(&line));
     }
 
     let db = common::open(dir.path());

@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use bitcask::{Bitcask, Error};
 
@@ -65,14 +65,7 @@ fn lock_holder_child() {
 #[test]
 fn a_second_writer_in_another_process_is_refused_with_the_holders_pid() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "--exact",
-            "lock_holder_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let mut child = common::child_test("lock_holder_child")
         .env(CHILD_DIR, dir.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -9,8 +9,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use bitcask::{Bitcask, Error};
 
 const CHILD_DIR: &str = "BITCASK_TEST_WRITE_FAILURE_DIR";
@@ -71,14 +69,7 @@ fn write_failure_child() {
 #[test]
 fn a_failed_write_is_cut_off_and_the_store_stays_usable() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let output = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "--exact",
-            "write_failure_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let output = common::child_test("write_failure_child")
         .env(CHILD_DIR, dir.path())
         .output()
         .expect("run child");

@@ -47,3 +47,17 @@ pub fn record_len(key: &[u8], value: &[u8]) -> u64 {
 
 /// Length of a data file header.
 pub const FILE_HEADER: u64 = 32;
+
+/// A command that re-runs this test binary on the one (ignored) test
+/// `name`, for tests whose other half must be a separate process.
+pub fn child_test(name: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(std::env::current_exe().expect("test binary"));
+    cmd.args([
+        "--exact",
+        name,
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    cmd
+}
