@@ -152,6 +152,8 @@ impl DataFile {
             file_id: id,
             seq_floor,
         };
+        #[cfg(test)]
+        crate::failpoint::check("create-header").at(&path)?;
         file.write_all_at(&header.encode(), 0).at(&path)?;
         file.sync_all().at(&path)?;
         sync_dir(dir)?;
@@ -219,11 +221,19 @@ impl DataFile {
 
     /// Writes all of `buf` at `offset`.
     pub(crate) fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        #[cfg(test)]
+        if crate::failpoint::check("append-half").is_err() {
+            // A write that stops half-way, as on a full disk.
+            self.file.write_all_at(&buf[..buf.len() / 2], offset)?;
+            return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+        }
         self.file.write_all_at(buf, offset)
     }
 
     /// Cuts the file to `len` bytes.
     pub(crate) fn truncate(&self, len: u64) -> io::Result<()> {
+        #[cfg(test)]
+        crate::failpoint::check("truncate")?;
         self.file.set_len(len)
     }
 
@@ -234,6 +244,8 @@ impl DataFile {
 
     /// `fsync`: makes records and the file's size/metadata durable.
     pub(crate) fn sync_all(&self) -> io::Result<()> {
+        #[cfg(test)]
+        crate::failpoint::check("sync_all")?;
         self.file.sync_all()
     }
 

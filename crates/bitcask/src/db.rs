@@ -231,7 +231,8 @@ impl Bitcask {
 
     /// Syncs outstanding writes, stops the background thread and releases
     /// the directory lock. Dropping the handle does the same but can only log
-    /// errors.
+    /// errors. Returns [`Error::Poisoned`] (after releasing everything) if an
+    /// earlier failure means not every write can be promised durable.
     pub fn close(mut self) -> Result<()> {
         self.shutdown()
     }
@@ -244,9 +245,10 @@ impl Bitcask {
         if let Some(flusher) = self.flusher.take() {
             flusher.stop();
         }
+        // A poisoned store cannot promise that its writes are on disk: say so.
         match &self.shared.commit {
-            Some(commit) if !commit.is_poisoned() => commit.sync_through(commit.written()),
-            _ => Ok(()),
+            Some(commit) => commit.sync_through(commit.written()),
+            None => Ok(()),
         }?;
         if let Some(lock) = &self.shared.lock {
             tracing::debug!(lock = %lock.path().display(), "closing store");
@@ -454,5 +456,118 @@ impl Flusher {
         if self.thread.join().is_err() {
             tracing::error!("the interval sync thread panicked");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Failure paths, driven by the test-only failpoints in the I/O layer.
+
+    use super::*;
+    use crate::failpoint;
+
+    fn always() -> Options {
+        Options::new().sync(SyncPolicy::Always)
+    }
+
+    fn value_of(db: &Bitcask, key: &[u8]) -> Option<Vec<u8>> {
+        db.get(key).expect("reads keep working")
+    }
+
+    #[test]
+    fn a_failed_fsync_poisons_writes_but_not_reads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Bitcask::open_with(dir.path(), always()).expect("open");
+        db.put(b"before", b"1").expect("put");
+
+        failpoint::arm("fsync");
+        assert!(matches!(db.put(b"during", b"2"), Err(Error::Io { .. })));
+        // Never reported as durable later, and no more writes are taken.
+        assert!(matches!(db.sync(), Err(Error::Poisoned)));
+        assert!(matches!(db.put(b"after", b"3"), Err(Error::Poisoned)));
+        assert!(matches!(db.delete(b"before"), Err(Error::Poisoned)));
+        assert_eq!(value_of(&db, b"before").as_deref(), Some(&b"1"[..]));
+        assert!(matches!(db.close(), Err(Error::Poisoned)));
+
+        // Reopening clears the state; the failed write may or may not be
+        // there (its outcome is unknown), everything acknowledged is.
+        let db = Bitcask::open_with(dir.path(), always()).expect("reopen");
+        assert_eq!(value_of(&db, b"before").as_deref(), Some(&b"1"[..]));
+        assert_eq!(value_of(&db, b"after"), None);
+        db.put(b"again", b"4").expect("writes work after reopening");
+    }
+
+    #[test]
+    fn a_half_write_is_cut_back_and_the_store_goes_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Bitcask::open_with(dir.path(), always()).expect("open");
+        db.put(b"a", b"1").expect("put");
+        let active = dir.path().join(crate::datafile::data_file_name(1));
+        let len = std::fs::metadata(&active).expect("meta").len();
+
+        failpoint::arm("append-half");
+        match db.put(b"b", b"22222222") {
+            Err(Error::Io { source, .. }) => assert_eq!(source.raw_os_error(), Some(28)),
+            other => panic!("expected the injected ENOSPC, got {other:?}"),
+        }
+        assert_eq!(std::fs::metadata(&active).expect("meta").len(), len);
+        assert_eq!(value_of(&db, b"b"), None);
+        db.put(b"c", b"3").expect("not poisoned");
+        drop(db);
+        let db = Bitcask::open_with(dir.path(), always()).expect("reopen");
+        assert_eq!(db.len(), 2);
+        assert_eq!(value_of(&db, b"c").as_deref(), Some(&b"3"[..]));
+    }
+
+    #[test]
+    fn a_half_write_that_cannot_be_cut_back_poisons_and_recovery_cuts_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Bitcask::open_with(dir.path(), always()).expect("open");
+        db.put(b"a", b"1").expect("put");
+
+        failpoint::arm("append-half");
+        failpoint::arm("truncate");
+        assert!(matches!(db.put(b"b", b"22222222"), Err(Error::Io { .. })));
+        assert!(matches!(db.put(b"c", b"3"), Err(Error::Poisoned)));
+        assert_eq!(value_of(&db, b"a").as_deref(), Some(&b"1"[..]));
+        drop(db);
+
+        // The half record is a torn tail to the next open.
+        let db = Bitcask::open_with(dir.path(), always()).expect("reopen");
+        assert_eq!(db.len(), 1);
+        assert_eq!(value_of(&db, b"a").as_deref(), Some(&b"1"[..]));
+        db.put(b"c", b"3").expect("writes work after reopening");
+    }
+
+    #[test]
+    fn a_failed_file_creation_leaves_no_file_and_rotation_is_retried() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = Options::new().sync(SyncPolicy::Never).max_file_size(100);
+        let db = Bitcask::open_with(dir.path(), opts.clone()).expect("open");
+        db.put(b"a", &[1; 50]).expect("fills the first file");
+        let second = dir.path().join(crate::datafile::data_file_name(2));
+
+        failpoint::arm("create-header");
+        assert!(matches!(db.put(b"b", &[2; 50]), Err(Error::Io { .. })));
+        assert!(!second.exists(), "the half-created file must be removed");
+        db.put(b"b", &[2; 50]).expect("rotation is retried");
+        assert!(second.exists());
+        drop(db);
+        let db = Bitcask::open_with(dir.path(), opts).expect("reopen");
+        assert_eq!(value_of(&db, b"a"), Some(vec![1; 50]));
+        assert_eq!(value_of(&db, b"b"), Some(vec![2; 50]));
+    }
+
+    #[test]
+    fn a_failed_fsync_when_sealing_a_file_poisons() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = Options::new().sync(SyncPolicy::Never).max_file_size(100);
+        let db = Bitcask::open_with(dir.path(), opts).expect("open");
+        db.put(b"a", &[1; 50]).expect("fills the first file");
+
+        failpoint::arm("sync_all");
+        assert!(matches!(db.put(b"b", &[2; 50]), Err(Error::Io { .. })));
+        assert!(matches!(db.put(b"b", &[2; 50]), Err(Error::Poisoned)));
+        assert_eq!(value_of(&db, b"a"), Some(vec![1; 50]));
     }
 }

@@ -24,6 +24,8 @@ mod datafile;
 mod db;
 mod durability;
 mod error;
+#[cfg(test)]
+mod failpoint;
 mod keybuf;
 mod keydir;
 mod lock;
