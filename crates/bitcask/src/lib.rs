@@ -39,6 +39,12 @@ pub use error::{CorruptionKind, Error, Result};
 pub use keydir::Keys;
 pub use options::{Options, SyncPolicy};
 
+/// Compiles the examples in the repository's README as doctests, so they
+/// cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
+
 #[cfg(test)]
 mod tests {
     use super::*;
