@@ -423,6 +423,11 @@ impl Scanner<'_> {
         }))
     }
 
+    /// The file length this scan reads up to (taken when it began).
+    pub(crate) fn scanned_len(&self) -> u64 {
+        self.len
+    }
+
     /// Whether a complete, verified record starts at `offset` (used to tell a
     /// torn tail from damage in the middle of the active file).
     pub(crate) fn valid_record_at(&self, offset: u64) -> Result<bool> {

@@ -64,8 +64,12 @@ fn is_torn_creation(dir: &Path, id: u32, read_only: bool) -> Result<bool> {
     if file.len()? > FILE_HEADER_LEN as u64 || file.read_header().is_ok() {
         return Ok(false);
     }
-    tracing::warn!(path = %file.path.display(), "removing a data file whose creation was cut short");
-    if !read_only {
+    if read_only {
+        tracing::debug!(path = %file.path.display(),
+            "read-only open skips a data file whose creation is not complete");
+    } else {
+        tracing::warn!(path = %file.path.display(),
+            "removing a data file whose creation was cut short");
         std::fs::remove_file(&file.path).at(&file.path)?;
         datafile::sync_dir(dir)?;
     }
@@ -101,7 +105,9 @@ fn scan_file(
                     }
                 }
             }
-            Scan::End => return file.len(),
+            // The length seen when the scan began: a live writer beside a
+            // read-only open may have appended since.
+            Scan::End => return Ok(scanner.scanned_len()),
             Scan::Stop(stop) => break stop,
         }
     };
