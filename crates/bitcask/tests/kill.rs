@@ -41,20 +41,28 @@ fn kill_child_writer() {
         let key = format!("key-{}", i % 300);
         if i % 7 == 3 {
             db.delete(key.as_bytes()).expect("delete");
-            println!("D {i}");
+            println!("ACK D {i}");
         } else {
             db.put(key.as_bytes(), &value(i)).expect("put");
-            println!("P {i}");
+            println!("ACK P {i}");
         }
     }
 }
 
-/// Parses a child's "P 17" / "D 18" line.
-fn parse_ack(line: &str) -> Option<(char, u64)> {
-    let mut parts = line.split_whitespace();
-    let op = parts.next()?.chars().next()?;
-    let n = parts.next()?.parse().ok()?;
-    Some((op, n))
+/// Parses the acknowledgements ("ACK P 17", "ACK D 18") in a line of the
+/// child's output. The test harness prints its own text on the same stream,
+/// sometimes on the same line ("test kill_child_writer ... ACK P 0"), so
+/// the marker is searched for anywhere in the line.
+fn parse_acks(line: &str) -> Vec<(char, u64)> {
+    line.split("ACK ")
+        .skip(1)
+        .filter_map(|ack| {
+            let mut parts = ack.split_whitespace();
+            let op = parts.next()?.chars().next()?;
+            let n = parts.next()?.parse().ok()?;
+            Some((op, n))
+        })
+        .collect()
 }
 
 fn run(policy_name: &str, lines_before_kill: usize) {
@@ -66,26 +74,28 @@ fn run(policy_name: &str, lines_before_kill: usize) {
         .spawn()
         .expect("spawn child");
     let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut child = common::KillOnDrop(child);
     let mut acknowledged: Vec<(char, u64)> = Vec::new();
     let mut line = String::new();
+    let mut lines_read = 0;
     while acknowledged.len() < lines_before_kill {
         line.clear();
         assert!(
             out.read_line(&mut line).expect("read child") > 0,
             "child died early"
         );
-        let mut parts = line.split_whitespace();
-        if let (Some(op), Some(n)) = (parts.next(), parts.next())
-            && let (Some(op), Ok(n)) = (op.chars().next(), n.parse())
-        {
-            acknowledged.push((op, n));
-        }
+        lines_read += 1;
+        assert!(
+            lines_read <= lines_before_kill + 10,
+            "child output not understood: {line:?}"
+        );
+        acknowledged.extend(parse_acks(&line));
     }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
+    child.0.kill().expect("SIGKILL");
+    child.0.wait().expect("reap");
     // Anything the child printed after we stopped reading was acknowledged too.
     for line in out.lines().map_while(Result::ok) {
-        acknowledged.extend(parse_ack(&line));
+        acknowledged.extend(parse_acks(&line));
     }
 
     let db = common::open(dir.path());

@@ -61,3 +61,14 @@ pub fn child_test(name: &str) -> std::process::Command {
     ]);
     cmd
 }
+
+/// A child process that is killed and reaped when the guard is dropped, so
+/// that a failing test does not leave it running.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
