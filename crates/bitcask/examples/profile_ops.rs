@@ -1,14 +1,15 @@
 //! Drives puts and gets over 1,000,000 keys for profiling (`perf record`)
 //! and prints the rate of each phase and the process's memory per key.
 //!
-//! `cargo run --release -p bitcask --example profile_ops -- [DIR]`
+//! `cargo run --release -p bitcask --example profile_ops -- [DIR] [KEYS]`
+//! (KEYS defaults to 1,000,000; DIR to a temporary directory, `-` for one).
 #![allow(missing_docs)]
 
 use std::time::Instant;
 
 use bitcask::{Bitcask, Options, SyncPolicy};
 
-const KEYS: u64 = 1_000_000;
+const DEFAULT_KEYS: u64 = 1_000_000;
 
 fn key(i: u64) -> [u8; 16] {
     let mut k = *b"key0000000000000";
@@ -33,31 +34,35 @@ fn rss_kib() -> u64 {
 
 fn main() -> bitcask::Result<()> {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = std::env::args()
-        .nth(1)
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| tmp.path().to_path_buf());
+    let dir = match std::env::args().nth(1) {
+        Some(d) if d != "-" => std::path::PathBuf::from(d),
+        _ => tmp.path().to_path_buf(),
+    };
+    let keys: u64 = std::env::args()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(DEFAULT_KEYS);
     let value = [0x5Au8; 100];
     let rss_before = rss_kib();
     let db = Bitcask::open_with(&dir, Options::new().sync(SyncPolicy::Never))?;
     let t = Instant::now();
-    for i in 0..KEYS {
+    for i in 0..keys {
         db.put(&key(i), &value)?;
     }
     let fill = t.elapsed();
     let rss_after = rss_kib();
     println!(
         "sequential fill: {:.0} puts/s; RSS grew {} KiB = {:.1} bytes per key (16-byte keys)",
-        KEYS as f64 / fill.as_secs_f64(),
+        keys as f64 / fill.as_secs_f64(),
         rss_after - rss_before,
-        (rss_after - rss_before) as f64 * 1024.0 / KEYS as f64
+        (rss_after - rss_before) as f64 * 1024.0 / keys as f64
     );
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
     let mut next = || {
         x ^= x >> 12;
         x ^= x << 25;
         x ^= x >> 27;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D) % KEYS
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D) % keys
     };
     let n = 2_000_000u64;
     let t = Instant::now();
