@@ -85,8 +85,8 @@ impl Bitcask {
             std::fs::create_dir_all(&dir).at(&dir)?;
             Some(DirLock::acquire(&dir)?)
         };
-        let keydir = KeyDir::new();
-        let recovered = recovery::recover(&dir, &keydir, read_only)?;
+        let recovered = recovery::recover(&dir, read_only)?;
+        let keydir = recovered.keydir;
         let mut files = recovered.files;
         let next_seq = recovered.next_seq;
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::datafile::{self, DataFile, FILE_HEADER_LEN, Scan};
 use crate::error::{CorruptionKind, Error, IoContext, Result};
-use crate::keydir::{Entry, KeyDir};
+use crate::keydir::{Entry, KeyDir, KeyDirLoader};
 use crate::record::RecordKind;
 
 /// What recovery found.
@@ -21,11 +21,15 @@ pub(crate) struct Recovered {
     pub active: Option<(Arc<DataFile>, u64)>,
     /// The sequence number the next write takes.
     pub next_seq: u64,
+    /// The rebuilt key directory.
+    pub keydir: KeyDir,
 }
 
-/// Reads every data file in `dir` into `keydir`. Unless `read_only`, removes
-/// a torn file creation and cuts a torn tail off the newest file.
-pub(crate) fn recover(dir: &Path, keydir: &KeyDir, read_only: bool) -> Result<Recovered> {
+/// Reads every data file in `dir` into a new key directory. Unless
+/// `read_only`, removes a torn file creation and cuts a torn tail off the
+/// newest file.
+pub(crate) fn recover(dir: &Path, read_only: bool) -> Result<Recovered> {
+    let mut keydir = KeyDirLoader::new();
     let mut ids = datafile::list_data_files(dir)?;
     if let Some(&newest) = ids.last()
         && is_torn_creation(dir, newest, read_only)?
@@ -43,7 +47,7 @@ pub(crate) fn recover(dir: &Path, keydir: &KeyDir, read_only: bool) -> Result<Re
         let header = file.read_header()?;
         seq_floor = seq_floor.max(header.seq_floor);
         let is_newest = Some(id) == newest;
-        let end = scan_file(&file, keydir, is_newest, read_only, &mut max_seq)?;
+        let end = scan_file(&file, &mut keydir, is_newest, read_only, &mut max_seq)?;
         if is_newest {
             active = Some((Arc::clone(&file), end));
         }
@@ -53,6 +57,7 @@ pub(crate) fn recover(dir: &Path, keydir: &KeyDir, read_only: bool) -> Result<Re
         files,
         active,
         next_seq: (max_seq + 1).max(seq_floor),
+        keydir: keydir.finish(),
     })
 }
 
@@ -80,7 +85,7 @@ fn is_torn_creation(dir: &Path, id: u32, read_only: bool) -> Result<bool> {
 /// valid records end.
 fn scan_file(
     file: &DataFile,
-    keydir: &KeyDir,
+    keydir: &mut KeyDirLoader,
     is_newest: bool,
     read_only: bool,
     max_seq: &mut u64,
