@@ -5,7 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{CorruptionKind, Error, IoContext, Result};
 use crate::readmap::ReadMap;
@@ -304,6 +304,73 @@ impl DataFile {
             len,
             body: Vec::new(),
         })
+    }
+}
+
+/// How the read path reaches one data file.
+///
+/// A sealed file is read through a map of the whole file, and its file
+/// descriptor is closed once no one else holds it, so a store of thousands of
+/// data files keeps one descriptor open (the active file's), not thousands.
+#[derive(Debug)]
+pub(crate) enum ReadHandle {
+    /// A sealed file, read through its map alone.
+    Mapped {
+        /// Full path, for error messages.
+        path: PathBuf,
+        /// Map of the whole file.
+        map: ReadMap,
+    },
+    /// A file read through its open handle: the active file (mapped to its
+    /// capacity, with `pread` as fallback), or a sealed file that could not
+    /// be mapped.
+    Open(Arc<DataFile>),
+}
+
+impl ReadHandle {
+    /// The read handle of a sealed (complete, never again written) file:
+    /// maps all of it, falling back to the open file if mapping fails.
+    pub(crate) fn sealed(file: Arc<DataFile>) -> Result<Self> {
+        let len = file.len()?;
+        match ReadMap::new(&file.file, len) {
+            Ok(map) => Ok(Self::Mapped {
+                path: file.path.clone(),
+                map,
+            }),
+            Err(error) => {
+                tracing::warn!(path = %file.path.display(), %error,
+                    "cannot map sealed data file; reads use pread");
+                Ok(Self::Open(file))
+            }
+        }
+    }
+
+    /// The file's path.
+    pub(crate) fn path(&self) -> &Path {
+        match self {
+            Self::Mapped { path, .. } => path,
+            Self::Open(file) => &file.path,
+        }
+    }
+
+    /// Reads a complete, indexed record (see [`DataFile::read_record`]).
+    pub(crate) fn read_record(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        match self {
+            Self::Mapped { path, map } => {
+                if map.copy_out(buf, offset) {
+                    Ok(())
+                } else {
+                    // The key directory points past the end of a sealed file:
+                    // only damage (or a file cut behind the engine's back) does that.
+                    Err(Error::Corruption {
+                        path: path.clone(),
+                        offset,
+                        kind: CorruptionKind::Truncated,
+                    })
+                }
+            }
+            Self::Open(file) => file.read_record(buf, offset),
+        }
     }
 }
 

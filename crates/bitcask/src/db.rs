@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::datafile::{DataFile, FILE_HEADER_LEN};
+use crate::datafile::{DataFile, FILE_HEADER_LEN, ReadHandle};
 use crate::durability::GroupCommit;
 use crate::error::{CorruptionKind, Error, IoContext, Result};
 use crate::keydir::{Entry, KeyDir, Keys};
@@ -35,8 +35,8 @@ struct Shared {
     dir: PathBuf,
     options: Options,
     keydir: KeyDir,
-    /// Every data file by id; readers clone an `Arc` out.
-    files: RwLock<BTreeMap<u32, Arc<DataFile>>>,
+    /// How to read every data file, by id; readers clone an `Arc` out.
+    files: RwLock<BTreeMap<u32, Arc<ReadHandle>>>,
     /// `None` for a read-only handle.
     writer: Option<Mutex<Writer>>,
     /// `None` for a read-only handle.
@@ -87,24 +87,36 @@ impl Bitcask {
         };
         let recovered = recovery::recover(&dir, read_only)?;
         let keydir = recovered.keydir;
-        let mut files = recovered.files;
         let next_seq = recovered.next_seq;
+        // The read path: sealed files through a map of the whole file, their
+        // descriptors closed (recovery did that); the active file through its
+        // handle, mapped to its full capacity. A read-only view treats its
+        // newest file as sealed too: it never sees later writes.
+        let mut readers: BTreeMap<u32, Arc<ReadHandle>> = recovered
+            .sealed
+            .into_iter()
+            .map(|(id, handle)| (id, Arc::new(handle)))
+            .collect();
 
         let (writer, commit) = if read_only {
+            if let Some((newest, _)) = recovered.newest {
+                readers.insert(newest.id, Arc::new(ReadHandle::sealed(newest)?));
+            }
             (None, None)
         } else {
-            let (active, offset) = match recovered.active {
-                Some(active) => active,
-                None => {
-                    let file = Arc::new(DataFile::create(&dir, 1, next_seq)?);
-                    files.insert(file.id, Arc::clone(&file));
-                    (file, FILE_HEADER_LEN as u64)
-                }
+            let (active, offset) = match recovered.newest {
+                Some(newest) => newest,
+                None => (
+                    Arc::new(DataFile::create(&dir, 1, next_seq)?),
+                    FILE_HEADER_LEN as u64,
+                ),
             };
             // A crashed predecessor may have left records that reached the
             // kernel but not the disk. fsync the active file once so that
             // everything recovered really is durable, as group commit assumes.
             active.sync_all().at(&active.path)?;
+            active.map_for_reads(active.len()?.max(options.max_file_size));
+            readers.insert(active.id, Arc::new(ReadHandle::Open(Arc::clone(&active))));
             let commit = GroupCommit::new(Arc::clone(&active), next_seq - 1);
             let writer = Writer {
                 active,
@@ -114,25 +126,14 @@ impl Bitcask {
             };
             (Some(writer), Some(commit))
         };
-        // Map every file for the read path: sealed ones (and all files of a
-        // read-only view) as they are, the active one to its full capacity.
-        let active_id = writer.as_ref().map(|w| w.active.id);
-        for file in files.values() {
-            let len = file.len()?;
-            if Some(file.id) == active_id {
-                file.map_for_reads(len.max(options.max_file_size));
-            } else {
-                file.map_for_reads(len);
-            }
-        }
-        tracing::info!(dir = %dir.display(), keys = keydir.len(), files = files.len(),
+        tracing::info!(dir = %dir.display(), keys = keydir.len(), files = readers.len(),
             read_only, "opened store");
 
         let shared = Arc::new(Shared {
             dir,
             options,
             keydir,
-            files: RwLock::new(files),
+            files: RwLock::new(readers),
             writer: writer.map(Mutex::new),
             commit,
             lock,
@@ -353,6 +354,10 @@ impl Shared {
             });
         }
         commit.note_durable(w.next_seq - 1);
+        // The old file is sealed: read it through a map of all of it, and
+        // let its descriptor close once in-flight reads drop their handles.
+        // (Made before the new file, so a failure here leaves nothing behind.)
+        let sealed = ReadHandle::sealed(Arc::clone(&w.active))?;
         let id = w.active.id.checked_add(1).ok_or_else(|| Error::Io {
             path: self.dir.clone(),
             source: std::io::Error::other("data file ids exhausted"),
@@ -376,10 +381,11 @@ impl Shared {
             }
         };
         file.map_for_reads(self.options.max_file_size);
-        self.files
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, Arc::clone(&file));
+        {
+            let mut files = self.files.write().unwrap_or_else(PoisonError::into_inner);
+            files.insert(w.active.id, Arc::new(sealed));
+            files.insert(id, Arc::new(ReadHandle::Open(Arc::clone(&file))));
+        }
         commit.set_active(Arc::clone(&file));
         tracing::debug!(path = %file.path.display(), "rotated to a new data file");
         w.active = file;
@@ -407,7 +413,7 @@ impl Shared {
         let mut buf = vec![0u8; entry.len as usize];
         file.read_record(&mut buf, u64::from(entry.offset))?;
         let corrupt = |kind| Error::Corruption {
-            path: file.path.clone(),
+            path: file.path().to_path_buf(),
             offset: u64::from(entry.offset),
             kind,
         };

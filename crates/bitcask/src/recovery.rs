@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::datafile::{self, DataFile, FILE_HEADER_LEN, Scan};
+use crate::datafile::{self, DataFile, FILE_HEADER_LEN, ReadHandle, Scan};
 use crate::error::{CorruptionKind, Error, IoContext, Result};
 use crate::keydir::{Entry, KeyDir, KeyDirLoader};
 use crate::record::RecordKind;
@@ -15,10 +15,13 @@ use crate::record::RecordKind;
 /// What recovery found.
 #[derive(Debug)]
 pub(crate) struct Recovered {
-    /// Every data file, by id.
-    pub files: BTreeMap<u32, Arc<DataFile>>,
-    /// The newest file and the offset where its valid records end, if any file exists.
-    pub active: Option<(Arc<DataFile>, u64)>,
+    /// Read handles of every data file but the newest, by id. Their file
+    /// descriptors are closed as soon as each is scanned and mapped, so
+    /// recovery holds one descriptor at a time however many files there are.
+    pub sealed: BTreeMap<u32, ReadHandle>,
+    /// The newest file and the offset where its valid records end, if any
+    /// file exists.
+    pub newest: Option<(Arc<DataFile>, u64)>,
     /// The sequence number the next write takes.
     pub next_seq: u64,
     /// The rebuilt key directory.
@@ -37,8 +40,8 @@ pub(crate) fn recover(dir: &Path, read_only: bool) -> Result<Recovered> {
         ids.pop();
     }
 
-    let mut files = BTreeMap::new();
-    let mut active = None;
+    let mut sealed = BTreeMap::new();
+    let mut newest_file = None;
     let mut max_seq = 0u64;
     let mut seq_floor = 1u64;
     let newest = ids.last().copied();
@@ -49,13 +52,14 @@ pub(crate) fn recover(dir: &Path, read_only: bool) -> Result<Recovered> {
         let is_newest = Some(id) == newest;
         let end = scan_file(&file, &mut keydir, is_newest, read_only, &mut max_seq)?;
         if is_newest {
-            active = Some((Arc::clone(&file), end));
+            newest_file = Some((file, end));
+        } else {
+            sealed.insert(id, ReadHandle::sealed(file)?);
         }
-        files.insert(id, file);
     }
     Ok(Recovered {
-        files,
-        active,
+        sealed,
+        newest: newest_file,
         next_seq: (max_seq + 1).max(seq_floor),
         keydir: keydir.finish(),
     })

@@ -34,15 +34,18 @@ fn write_failure_child() {
 
     // From here the file may grow by only 100 bytes: the next record (235
     // bytes) is written in part, then refused.
-    // SAFETY: plain libc calls with valid arguments; ignoring SIGXFSZ makes
-    // the over-limit write return EFBIG instead of killing the process.
+    // SAFETY: plain libc calls with valid arguments and pointers to a local
+    // struct. Ignoring SIGXFSZ makes the over-limit write return EFBIG
+    // instead of killing the process.
     #[allow(unsafe_code)]
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-        let limit = libc::rlimit {
-            rlim_cur: len_before + 100,
-            rlim_max: libc::RLIM_INFINITY,
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
         };
+        assert_eq!(libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit), 0);
+        limit.rlim_cur = len_before + 100;
         assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
     }
 
