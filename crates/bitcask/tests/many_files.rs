@@ -65,14 +65,5 @@ fn a_store_of_hundreds_of_files_needs_few_descriptors() {
     let files = common::data_files(dir.path()).len();
     assert!(files > 300, "expected hundreds of files, got {files}");
 
-    let output = common::child_test("many_files_child")
-        .env(CHILD_DIR, dir.path())
-        .output()
-        .expect("run child");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("CHILD-OK"),
-        "child failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::run_child_to_completion("many_files_child", CHILD_DIR, dir.path());
 }

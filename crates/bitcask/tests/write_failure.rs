@@ -72,16 +72,7 @@ fn write_failure_child() {
 #[test]
 fn a_failed_write_is_cut_off_and_the_store_stays_usable() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let output = common::child_test("write_failure_child")
-        .env(CHILD_DIR, dir.path())
-        .output()
-        .expect("run child");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("CHILD-OK"),
-        "child failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::run_child_to_completion("write_failure_child", CHILD_DIR, dir.path());
 
     let db = common::open(dir.path());
     assert_eq!(db.len(), 11);

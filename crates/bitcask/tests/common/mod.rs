@@ -72,3 +72,18 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Runs the ignored test `name` in a child process with `env_var` set to
+/// `dir`, and fails (with the child's output) unless it prints `CHILD-OK`.
+pub fn run_child_to_completion(name: &str, env_var: &str, dir: &Path) {
+    let output = child_test(name)
+        .env(env_var, dir)
+        .output()
+        .expect("run child");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("CHILD-OK"),
+        "child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
