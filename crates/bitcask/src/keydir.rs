@@ -47,6 +47,45 @@ struct Shard {
     ordered: BTreeSet<KeyBuf>,
 }
 
+impl Shard {
+    /// The entry for `key` (with hash `hash`) in the hash index.
+    fn find(&self, hash: u64, key: &[u8]) -> Option<Entry> {
+        self.by_hash
+            .find(hash, |(k, _)| k.as_slice() == key)
+            .map(|(_, e)| *e)
+    }
+
+    /// Points `key` at `entry` in the hash index. Returns the replaced
+    /// entry, or, for a new key, the stored key (for the ordered index).
+    fn set(
+        &mut self,
+        hasher: &foldhash::fast::RandomState,
+        hash: u64,
+        key: &[u8],
+        entry: Entry,
+    ) -> Result<Entry, KeyBuf> {
+        if let Some((_, slot)) = self.by_hash.find_mut(hash, |(k, _)| k.as_slice() == key) {
+            return Ok(std::mem::replace(slot, entry));
+        }
+        let owned = KeyBuf::from(key);
+        self.by_hash
+            .insert_unique(hash, (owned.clone(), entry), |(k, _)| {
+                hasher.hash_one(k.as_slice())
+            });
+        Err(owned)
+    }
+
+    /// Removes `key` from the hash index; returns its entry if it was there.
+    fn unset(&mut self, hash: u64, key: &[u8]) -> Option<Entry> {
+        let found = self
+            .by_hash
+            .find_entry(hash, |(k, _)| k.as_slice() == key)
+            .ok()?;
+        let ((_, entry), _) = found.remove();
+        Some(entry)
+    }
+}
+
 /// The in-memory index from key to [`Entry`].
 #[derive(Debug)]
 pub(crate) struct KeyDir {
@@ -93,10 +132,7 @@ impl KeyDir {
     /// The entry for `key`, if it is live.
     pub(crate) fn get(&self, key: &[u8]) -> Option<Entry> {
         let hash = self.hash(key);
-        self.read(Self::shard_of(hash))
-            .by_hash
-            .find(hash, |(k, _)| k.as_slice() == key)
-            .map(|(_, e)| *e)
+        self.read(Self::shard_of(hash)).find(hash, key)
     }
 
     /// Whether `key` is live.
@@ -107,32 +143,22 @@ impl KeyDir {
     /// Points `key` at `entry`; returns the entry it replaced.
     pub(crate) fn insert(&self, key: &[u8], entry: Entry) -> Option<Entry> {
         let hash = self.hash(key);
-        let mut guard = self.write(Self::shard_of(hash));
-        let shard = &mut *guard;
-        if let Some((_, slot)) = shard.by_hash.find_mut(hash, |(k, _)| k.as_slice() == key) {
-            return Some(std::mem::replace(slot, entry));
+        let mut shard = self.write(Self::shard_of(hash));
+        match shard.set(&self.hasher, hash, key, entry) {
+            Ok(replaced) => Some(replaced),
+            Err(new_key) => {
+                shard.ordered.insert(new_key);
+                self.len.fetch_add(1, Ordering::Relaxed);
+                None
+            }
         }
-        let owned = KeyBuf::from(key);
-        let hasher = &self.hasher;
-        shard
-            .by_hash
-            .insert_unique(hash, (owned.clone(), entry), |(k, _)| {
-                hasher.hash_one(k.as_slice())
-            });
-        shard.ordered.insert(owned);
-        self.len.fetch_add(1, Ordering::Relaxed);
-        None
     }
 
     /// Removes `key`; returns its entry if it was live.
     pub(crate) fn remove(&self, key: &[u8]) -> Option<Entry> {
         let hash = self.hash(key);
-        let mut guard = self.write(Self::shard_of(hash));
-        let shard = &mut *guard;
-        let Ok(found) = shard.by_hash.find_entry(hash, |(k, _)| k.as_slice() == key) else {
-            return None;
-        };
-        let ((_, entry), _) = found.remove();
+        let mut shard = self.write(Self::shard_of(hash));
+        let entry = shard.unset(hash, key)?;
         shard.ordered.remove(key);
         self.len.fetch_sub(1, Ordering::Relaxed);
         Some(entry)
@@ -177,35 +203,25 @@ impl KeyDirLoader {
         }
     }
 
-    fn shard_mut(&mut self, hash: u64) -> &mut Shard {
-        self.keydir.shards[KeyDir::shard_of(hash)]
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Points `key` at `entry`.
+    /// Points `key` at `entry` (hash index only; see [`Self::finish`]).
     pub(crate) fn insert(&mut self, key: &[u8], entry: Entry) {
-        let hash = self.keydir.hash(key);
-        let hasher = self.keydir.hasher.clone();
-        let shard = self.shard_mut(hash);
-        if let Some((_, slot)) = shard.by_hash.find_mut(hash, |(k, _)| k.as_slice() == key) {
-            *slot = entry;
-            return;
-        }
-        shard
-            .by_hash
-            .insert_unique(hash, (KeyBuf::from(key), entry), |(k, _)| {
-                hasher.hash_one(k.as_slice())
-            });
+        let KeyDir { shards, hasher, .. } = &mut self.keydir;
+        let hash = hasher.hash_one(key);
+        let shard = shards[KeyDir::shard_of(hash)]
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        // The ordered index is built in `finish`, so a new key needs nothing more.
+        let _ = shard.set(hasher, hash, key, entry);
     }
 
     /// Removes `key` if present.
     pub(crate) fn remove(&mut self, key: &[u8]) {
-        let hash = self.keydir.hash(key);
-        let shard = self.shard_mut(hash);
-        if let Ok(found) = shard.by_hash.find_entry(hash, |(k, _)| k.as_slice() == key) {
-            found.remove();
-        }
+        let KeyDir { shards, hasher, .. } = &mut self.keydir;
+        let hash = hasher.hash_one(key);
+        shards[KeyDir::shard_of(hash)]
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .unset(hash, key);
     }
 
     /// Builds the ordered indexes and the count; the key directory is ready.
