@@ -239,6 +239,8 @@ impl DataFile {
 
     /// `fdatasync`: makes written records durable.
     pub(crate) fn sync_data(&self) -> io::Result<()> {
+        #[cfg(test)]
+        crate::failpoint::check("fsync")?;
         self.file.sync_data()
     }
 

@@ -124,9 +124,6 @@ impl GroupCommit {
             drop(st);
             let target = self.written();
             let file = Arc::clone(&self.active.lock().unwrap_or_else(PoisonError::into_inner));
-            #[cfg(test)]
-            let result = crate::failpoint::check("fsync").and_then(|()| file.sync_data());
-            #[cfg(not(test))]
             let result = file.sync_data();
             self.fsyncs.fetch_add(1, Ordering::Relaxed);
             st = self.lock_state();
