@@ -2,7 +2,7 @@
 //! and the sequential record scanner used by recovery.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -251,30 +251,46 @@ impl DataFile {
         self.file.sync_all()
     }
 
-    /// Copies bytes `from..` of this file into a new file `dest` and fsyncs
-    /// it. Returns `false` (and creates nothing) when those bytes are all zero.
+    /// Copies bytes `from..` of this file into a new file `dest` (replacing
+    /// any earlier one) and fsyncs it. Returns `false` (and creates nothing)
+    /// when those bytes are all zero. Streams: the tail can be large.
     pub(crate) fn save_tail(&self, from: u64, dest: &Path) -> Result<bool> {
         let len = self.len()?;
-        let mut reader = BufReader::with_capacity(
-            1 << 16,
-            PositionedReader {
-                file: &self.file,
-                pos: from,
-            },
-        )
-        .take(len.saturating_sub(from));
-        let mut tail = Vec::new();
-        reader.read_to_end(&mut tail).at(&self.path)?;
-        if tail.iter().all(|&b| b == 0) {
+        let tail = || {
+            BufReader::with_capacity(
+                1 << 16,
+                PositionedReader {
+                    file: &self.file,
+                    pos: from,
+                },
+            )
+            .take(len.saturating_sub(from))
+        };
+        let mut scan = tail();
+        let all_zero = loop {
+            let chunk = scan.fill_buf().at(&self.path)?;
+            if chunk.is_empty() {
+                break true;
+            }
+            if chunk.iter().any(|&b| b != 0) {
+                break false;
+            }
+            let n = chunk.len();
+            scan.consume(n);
+        };
+        if all_zero {
             return Ok(false);
         }
-        let out = OpenOptions::new()
+        let mut out = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .open(dest)
             .at(dest)?;
-        out.write_all_at(&tail, 0).at(dest)?;
+        io::copy(&mut tail(), &mut out).map_err(|source| Error::Io {
+            path: dest.to_path_buf(),
+            source,
+        })?;
         out.sync_all().at(dest)?;
         Ok(true)
     }
