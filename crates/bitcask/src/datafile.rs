@@ -13,10 +13,15 @@ use crate::record::{self, HEADER_LEN as RECORD_HEADER_LEN, RecordHeader};
 
 /// The magic bytes every data file starts with.
 pub(crate) const MAGIC: [u8; 8] = *b"BITCASK\0";
-/// The on-disk format version this build reads and writes.
-pub(crate) const FORMAT_VERSION: u16 = 1;
+/// The on-disk format version this build writes.
+pub(crate) const FORMAT_VERSION: u16 = 2;
+/// The oldest format version this build reads (version-1 files are a subset
+/// of version 2: no batch records, no merge outputs).
+const OLDEST_READABLE_VERSION: u16 = 1;
 /// `file_kind` of a data file.
 pub(crate) const KIND_DATA: u16 = 1;
+/// `file_kind` of a hint file.
+pub(crate) const KIND_HINT: u16 = 2;
 
 const MAGIC_AT: usize = 0;
 const VERSION_AT: usize = MAGIC_AT + 8;
@@ -30,37 +35,89 @@ pub(crate) const FILE_HEADER_LEN: usize = HEADER_CRC_AT + 4;
 
 /// Suffix of data file names.
 const DATA_SUFFIX: &str = ".data";
+/// Suffix of hint file names.
+const HINT_SUFFIX: &str = ".hint";
+/// Suffix added to a file's final name while it is being written.
+const TMP_SUFFIX: &str = ".tmp";
 
 /// Name of data file `id`: ten zero-padded decimal digits and `.data`.
 pub(crate) fn data_file_name(id: u32) -> String {
     format!("{id:010}{DATA_SUFFIX}")
 }
 
+/// Name of the hint file of data file `id`.
+pub(crate) fn hint_file_name(id: u32) -> String {
+    format!("{id:010}{HINT_SUFFIX}")
+}
+
+/// The name a file has while it is written: its final name and `.tmp`.
+pub(crate) fn tmp_name(final_name: &str) -> String {
+    format!("{final_name}{TMP_SUFFIX}")
+}
+
 /// Parses a data file name back into its id; `None` for any other file.
 pub(crate) fn parse_data_file_name(name: &str) -> Option<u32> {
-    let digits = name.strip_suffix(DATA_SUFFIX)?;
+    parse_id(name.strip_suffix(DATA_SUFFIX)?)
+}
+
+fn parse_id(digits: &str) -> Option<u32> {
     if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     digits.parse().ok()
 }
 
-/// Lists the ids of the data files in `dir`, ascending.
-pub(crate) fn list_data_files(dir: &Path) -> Result<Vec<u32>> {
-    let mut ids = Vec::new();
-    for entry in std::fs::read_dir(dir).at(dir)? {
-        let entry = entry.at(dir)?;
-        if let Some(id) = entry.file_name().to_str().and_then(parse_data_file_name) {
-            ids.push(id);
-        }
-    }
-    ids.sort_unstable();
-    Ok(ids)
+/// What the engine's files in a store directory are.
+#[derive(Debug, Default)]
+pub(crate) struct DirListing {
+    /// Ids of data files, ascending.
+    pub data: Vec<u32>,
+    /// Ids of hint files, ascending.
+    pub hints: Vec<u32>,
+    /// Files left half-written by a crash (`*.data.tmp`, `*.hint.tmp`).
+    pub tmp: Vec<PathBuf>,
+    /// The highest file number any of those files carries.
+    pub max_id: u32,
 }
 
-/// The decoded file header.
+/// Lists the engine's files in `dir`. Other files are ignored.
+pub(crate) fn list_dir(dir: &Path) -> Result<DirListing> {
+    let mut listing = DirListing::default();
+    for entry in std::fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let id = if let Some(id) = parse_data_file_name(name) {
+            listing.data.push(id);
+            id
+        } else if let Some(id) = name.strip_suffix(HINT_SUFFIX).and_then(parse_id) {
+            listing.hints.push(id);
+            id
+        } else if let Some(id) = name
+            .strip_suffix(TMP_SUFFIX)
+            .and_then(|n| {
+                n.strip_suffix(DATA_SUFFIX)
+                    .or_else(|| n.strip_suffix(HINT_SUFFIX))
+            })
+            .and_then(parse_id)
+        {
+            listing.tmp.push(entry.path());
+            id
+        } else {
+            continue;
+        };
+        listing.max_id = listing.max_id.max(id);
+    }
+    listing.data.sort_unstable();
+    listing.hints.sort_unstable();
+    Ok(listing)
+}
+
+/// The decoded file header (of a data file or, with `file_kind` 2, a hint file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FileHeader {
+    /// [`KIND_DATA`] or [`KIND_HINT`].
+    pub file_kind: u16,
     /// The file's id, as in its name.
     pub file_id: u32,
     /// Every seq handed out before this file was created is below this.
@@ -73,7 +130,7 @@ impl FileHeader {
         let mut b = [0u8; FILE_HEADER_LEN];
         b[MAGIC_AT..VERSION_AT].copy_from_slice(&MAGIC);
         b[VERSION_AT..KIND_AT].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-        b[KIND_AT..FILE_ID_AT].copy_from_slice(&KIND_DATA.to_le_bytes());
+        b[KIND_AT..FILE_ID_AT].copy_from_slice(&self.file_kind.to_le_bytes());
         b[FILE_ID_AT..SEQ_FLOOR_AT].copy_from_slice(&self.file_id.to_le_bytes());
         b[SEQ_FLOOR_AT..RESERVED_AT].copy_from_slice(&self.seq_floor.to_le_bytes());
         // RESERVED_AT..HEADER_CRC_AT stays zero.
@@ -82,8 +139,14 @@ impl FileHeader {
         b
     }
 
-    /// Decodes and verifies a header read from the file `path` named `expected_id`.
-    pub(crate) fn decode(b: &[u8; FILE_HEADER_LEN], path: &Path, expected_id: u32) -> Result<Self> {
+    /// Decodes and verifies a header read from the file `path`, which must be
+    /// of kind `expected_kind` and named `expected_id`.
+    pub(crate) fn decode(
+        b: &[u8; FILE_HEADER_LEN],
+        path: &Path,
+        expected_kind: u16,
+        expected_id: u32,
+    ) -> Result<Self> {
         let corrupt = |kind| Error::Corruption {
             path: path.to_path_buf(),
             offset: 0,
@@ -97,7 +160,7 @@ impl FileHeader {
             return Err(corrupt(CorruptionKind::BadFileHeader));
         }
         let version = u16::from_le_bytes(field(b, VERSION_AT));
-        if version != FORMAT_VERSION {
+        if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(Error::UnsupportedVersion {
                 path: path.to_path_buf(),
                 found: version,
@@ -105,7 +168,7 @@ impl FileHeader {
             });
         }
         let kind = u16::from_le_bytes(field(b, KIND_AT));
-        if kind != KIND_DATA {
+        if kind != expected_kind {
             return Err(corrupt(CorruptionKind::UnknownFileKind(kind)));
         }
         let file_id = u32::from_le_bytes(field(b, FILE_ID_AT));
@@ -113,6 +176,7 @@ impl FileHeader {
             return Err(corrupt(CorruptionKind::FileIdMismatch));
         }
         Ok(Self {
+            file_kind: kind,
             file_id,
             seq_floor: u64::from_le_bytes(field(b, SEQ_FLOOR_AT)),
         })
@@ -138,31 +202,76 @@ pub(crate) struct DataFile {
 }
 
 impl DataFile {
-    /// Creates data file `id` in `dir` with its header, fsyncs it and the
-    /// directory. Fails if the file already exists.
+    /// Creates data file `id` in `dir` with its header, all at once: writes
+    /// it under its `.tmp` name, fsyncs it, renames it and fsyncs the
+    /// directory. On failure the `.tmp` file is removed (or, after a crash,
+    /// left for the next open to remove).
     pub(crate) fn create(dir: &Path, id: u32, seq_floor: u64) -> Result<Self> {
-        let path = dir.join(data_file_name(id));
+        let mut file = Self::create_tmp(dir, id, seq_floor)?;
+        let created = file
+            .sync_all()
+            .at(&file.path)
+            .and_then(|()| file.publish(dir));
+        if created.is_err() {
+            file.discard();
+        }
+        created.map(|()| file)
+    }
+
+    /// Creates `id.data.tmp` with its header (not yet fsynced): a data file
+    /// being written that no open will read until [`Self::publish`].
+    /// Replaces a leftover file of that name.
+    pub(crate) fn create_tmp(dir: &Path, id: u32, seq_floor: u64) -> Result<Self> {
+        let path = dir.join(tmp_name(&data_file_name(id)));
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .create_new(true)
+            .create(true)
+            .truncate(true)
             .open(&path)
             .at(&path)?;
-        let header = FileHeader {
-            file_id: id,
-            seq_floor,
-        };
-        #[cfg(test)]
-        crate::failpoint::check("create-header").at(&path)?;
-        file.write_all_at(&header.encode(), 0).at(&path)?;
-        file.sync_all().at(&path)?;
-        sync_dir(dir)?;
-        Ok(Self {
+        let this = Self {
             id,
             path,
             file,
             map: OnceLock::new(),
-        })
+        };
+        let header = FileHeader {
+            file_kind: KIND_DATA,
+            file_id: id,
+            seq_floor,
+        };
+        #[cfg(test)]
+        if let Err(e) = crate::failpoint::check("create-header") {
+            this.discard();
+            return Err(e).at(&this.path);
+        }
+        if let Err(e) = this.file.write_all_at(&header.encode(), 0) {
+            this.discard();
+            return Err(e).at(&this.path);
+        }
+        Ok(this)
+    }
+
+    /// Gives a `.tmp` data file its final name and fsyncs the directory.
+    /// The caller has fsynced the file.
+    pub(crate) fn publish(&mut self, dir: &Path) -> Result<()> {
+        let path = dir.join(data_file_name(self.id));
+        #[cfg(test)]
+        crate::failpoint::check("publish").at(&path)?;
+        std::fs::rename(&self.path, &path).at(&path)?;
+        self.path = path;
+        sync_dir(dir)
+    }
+
+    /// Removes a file that failed to be written (best effort: a leftover
+    /// `.tmp` file is removed by the next open).
+    pub(crate) fn discard(&self) {
+        if let Err(error) = std::fs::remove_file(&self.path)
+            && error.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %self.path.display(), %error, "could not remove an unfinished file");
+        }
     }
 
     /// Opens an existing data file, for reading and (unless `read_only`) appending.
@@ -309,7 +418,7 @@ impl DataFile {
             }
             Err(e) => return Err(e).at(&self.path),
         }
-        FileHeader::decode(&b, &self.path, self.id)
+        FileHeader::decode(&b, &self.path, KIND_DATA, self.id)
     }
 
     /// A sequential reader over the records after the header.
@@ -360,6 +469,14 @@ impl ReadHandle {
                     "cannot map sealed data file; reads use pread");
                 Ok(Self::Open(file))
             }
+        }
+    }
+
+    /// Length of the file as this handle reads it.
+    pub(crate) fn len(&self) -> Result<u64> {
+        match self {
+            Self::Mapped { map, .. } => Ok(map.len() as u64),
+            Self::Open(file) => file.len(),
         }
     }
 
@@ -430,6 +547,8 @@ pub(crate) struct ScannedRecord<'a> {
     pub header: RecordHeader,
     /// Its key.
     pub key: &'a [u8],
+    /// Its value.
+    pub value: &'a [u8],
 }
 
 /// Why the scanner stopped before the end of the file.
@@ -501,10 +620,12 @@ impl Scanner<'_> {
             return stop(CorruptionKind::BadChecksum, Some(offset + record_len));
         }
         self.offset += record_len;
+        let (key, value) = self.body.split_at(header.key_len as usize);
         Ok(Scan::Record(ScannedRecord {
             offset,
             header,
-            key: &self.body[..header.key_len as usize],
+            key,
+            value,
         }))
     }
 
@@ -570,13 +691,17 @@ mod tests {
     fn header_round_trips_and_rejects_damage() {
         let p = Path::new("x");
         let h = FileHeader {
+            file_kind: KIND_DATA,
             file_id: 3,
             seq_floor: 77,
         };
         let bytes = h.encode();
-        assert_eq!(FileHeader::decode(&bytes, p, 3).expect("valid"), h);
+        assert_eq!(
+            FileHeader::decode(&bytes, p, KIND_DATA, 3).expect("valid"),
+            h
+        );
         assert!(matches!(
-            FileHeader::decode(&bytes, p, 4),
+            FileHeader::decode(&bytes, p, KIND_DATA, 4),
             Err(Error::Corruption {
                 kind: CorruptionKind::FileIdMismatch,
                 ..
@@ -585,7 +710,7 @@ mod tests {
         let mut bad = bytes;
         bad[SEQ_FLOOR_AT] ^= 1;
         assert!(matches!(
-            FileHeader::decode(&bad, p, 3),
+            FileHeader::decode(&bad, p, KIND_DATA, 3),
             Err(Error::Corruption {
                 kind: CorruptionKind::BadFileHeader,
                 ..
@@ -594,7 +719,7 @@ mod tests {
         let mut bad = bytes;
         bad[0] = b'X';
         assert!(matches!(
-            FileHeader::decode(&bad, p, 3),
+            FileHeader::decode(&bad, p, KIND_DATA, 3),
             Err(Error::Corruption {
                 kind: CorruptionKind::BadMagic,
                 ..
@@ -602,14 +727,14 @@ mod tests {
         ));
         // A future version with a valid checksum is a version error, not corruption.
         let mut future = bytes;
-        future[VERSION_AT] = 2;
+        future[VERSION_AT] = 3;
         let crc = crc32c::crc32c(&future[..HEADER_CRC_AT]);
         future[HEADER_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
         assert!(matches!(
-            FileHeader::decode(&future, p, 3),
+            FileHeader::decode(&future, p, KIND_DATA, 3),
             Err(Error::UnsupportedVersion {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: 2,
                 ..
             })
         ));

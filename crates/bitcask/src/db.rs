@@ -1,8 +1,10 @@
 //! The store handle, [`Bitcask`]: the write path, the read path and the
-//! lifecycle (open, sync, close).
+//! lifecycle (open, sync, close). Merge, backup and the background thread
+//! live in their own modules and work on the same [`Shared`] state.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
@@ -11,11 +13,15 @@ use std::time::Duration;
 use crate::datafile::{DataFile, FILE_HEADER_LEN, ReadHandle};
 use crate::durability::GroupCommit;
 use crate::error::{CorruptionKind, Error, IoContext, Result};
-use crate::keydir::{Entry, KeyDir, Keys};
+use crate::keydir::{Entry, KeyDir, KeyRange, Keys};
 use crate::lock::DirLock;
-use crate::options::{Options, SyncPolicy};
+use crate::merge::MergeState;
+use crate::options::{MAX_RECORD_PAYLOAD_LIMIT, Options, SyncPolicy};
 use crate::record::{self, RecordKind};
-use crate::recovery;
+use crate::recovery::{self, RecoverOptions};
+use crate::stats::{Accounts, FileStats, MergeReport, Stats};
+use crate::worker::Worker;
+use crate::write::{Batch, Condition, Versioned, WriteOptions};
 
 /// An open store. `Send + Sync`: share it between threads with `Arc`.
 ///
@@ -26,34 +32,55 @@ use crate::recovery;
 pub struct Bitcask {
     shared: Arc<Shared>,
     flusher: Option<Flusher>,
+    worker: Option<Worker>,
     closed: bool,
 }
 
-/// State shared with the background flusher thread.
+/// State shared by the handle, the background threads and merge.
 #[derive(Debug)]
-struct Shared {
-    dir: PathBuf,
-    options: Options,
-    keydir: KeyDir,
+pub(crate) struct Shared {
+    pub(crate) dir: PathBuf,
+    pub(crate) options: Options,
+    pub(crate) keydir: KeyDir,
     /// How to read every data file, by id; readers clone an `Arc` out.
-    files: RwLock<BTreeMap<u32, Arc<ReadHandle>>>,
+    pub(crate) files: RwLock<BTreeMap<u32, Arc<ReadHandle>>>,
     /// `None` for a read-only handle.
-    writer: Option<Mutex<Writer>>,
+    pub(crate) writer: Option<Mutex<Writer>>,
     /// `None` for a read-only handle.
-    commit: Option<GroupCommit>,
+    pub(crate) commit: Option<GroupCommit>,
     /// Held for the life of a writable handle.
     lock: Option<DirLock>,
+    /// Space accounts of every data file.
+    pub(crate) accounts: Accounts,
+    /// The number the next new data file takes (rotation and merge outputs).
+    pub(crate) next_file_id: AtomicU32,
+    /// One merge at a time, and what the last one did.
+    pub(crate) merge: MergeState,
+    /// Asks the background thread to write a sealed file's hint. `None`
+    /// when read-only or closed.
+    pub(crate) hint_requests: Mutex<Option<mpsc::Sender<u32>>>,
+    /// Set by close: background work stops at the next chance.
+    pub(crate) closing: AtomicBool,
 }
 
 /// What only the writer touches, behind the writer lock.
 #[derive(Debug)]
-struct Writer {
-    active: Arc<DataFile>,
+pub(crate) struct Writer {
+    pub(crate) active: Arc<DataFile>,
     /// Where the next record goes in the active file.
-    offset: u64,
-    next_seq: u64,
+    pub(crate) offset: u64,
+    pub(crate) next_seq: u64,
     /// Reused encoding buffer.
     buf: Vec<u8>,
+}
+
+/// One put or delete on its way to the log.
+#[derive(Debug, Clone, Copy)]
+struct Op<'a> {
+    key: &'a [u8],
+    /// `Some(value)` for a put.
+    value: Option<&'a [u8]>,
+    expires_at_ms: u64,
 }
 
 /// The interval-sync thread and the channel that stops it.
@@ -72,8 +99,9 @@ impl Bitcask {
     /// Opens the store in `dir` with `options`.
     ///
     /// A writable open creates the directory if needed, takes its lock
-    /// (failing with [`Error::Locked`] if another handle holds it), rebuilds
-    /// the key directory and cuts a torn tail off the active file. A
+    /// (failing with [`Error::Locked`] if another handle holds it), removes
+    /// files a crash left unfinished, rebuilds the key directory (from hint
+    /// files where valid) and cuts a torn tail off the active file. A
     /// read-only open changes nothing on disk.
     pub fn open_with(dir: impl AsRef<Path>, options: Options) -> Result<Self> {
         options.validate()?;
@@ -85,9 +113,18 @@ impl Bitcask {
             std::fs::create_dir_all(&dir).at(&dir)?;
             Some(DirLock::acquire(&dir)?)
         };
-        let recovered = recovery::recover(&dir, read_only)?;
+        let recovered = recovery::recover(
+            &dir,
+            RecoverOptions {
+                read_only,
+                use_hints: options.use_hints,
+                now_ms: options.clock.now_ms(),
+            },
+        )?;
         let keydir = recovered.keydir;
         let next_seq = recovered.next_seq;
+        let accounts = recovered.accounts;
+        let next_file_id = AtomicU32::new(recovered.next_file_id);
         // The read path: sealed files through a map of the whole file, their
         // descriptors closed (recovery did that); the active file through its
         // handle, mapped to its full capacity. A read-only view treats its
@@ -106,10 +143,14 @@ impl Bitcask {
         } else {
             let (active, offset) = match recovered.newest {
                 Some(newest) => newest,
-                None => (
-                    Arc::new(DataFile::create(&dir, 1, next_seq)?),
-                    FILE_HEADER_LEN as u64,
-                ),
+                None => {
+                    let id = next_file_id.fetch_add(1, Ordering::Relaxed);
+                    accounts.add_file(id, next_seq, FILE_HEADER_LEN as u64);
+                    (
+                        Arc::new(DataFile::create(&dir, id, next_seq)?),
+                        FILE_HEADER_LEN as u64,
+                    )
+                }
             };
             // A crashed predecessor may have left records that reached the
             // kernel but not the disk. fsync the active file once so that
@@ -137,56 +178,160 @@ impl Bitcask {
             writer: writer.map(Mutex::new),
             commit,
             lock,
+            accounts,
+            next_file_id,
+            merge: MergeState::default(),
+            hint_requests: Mutex::new(None),
+            closing: AtomicBool::new(false),
         });
         let flusher = match shared.options.sync {
             SyncPolicy::Interval(every) if !read_only => Some(Flusher::start(&shared, every)?),
             _ => None,
         };
+        let worker = if read_only {
+            None
+        } else {
+            let worker = Worker::start(&shared)?;
+            for id in recovered.missing_hints {
+                shared.request_hint(id);
+            }
+            Some(worker)
+        };
         Ok(Self {
             shared,
             flusher,
+            worker,
             closed: false,
         })
     }
 
-    /// Stores `value` under `key`, replacing any earlier value.
+    /// Stores `value` under `key`, replacing any earlier value (and its
+    /// expiry). Returns the new version.
     ///
     /// Refuses an oversized key or value with [`Error::KeyTooLarge`] /
     /// [`Error::ValueTooLarge`] before anything is written. Under
     /// [`SyncPolicy::Always`] it returns once the write is durable.
-    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        self.shared.check_sizes(key, value)?;
-        self.shared.append(RecordKind::Put, key, value).map(|_| ())
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<u64> {
+        self.put_with(key, value, WriteOptions::new())
     }
 
-    /// Removes `key`. Returns whether it was present; removing an absent key
-    /// writes nothing and is not an error.
+    /// [`Self::put`] with a time-to-live, a condition on the current version
+    /// and/or durability for this write (see [`WriteOptions`]). Fails with
+    /// [`Error::ConditionFailed`] (writing nothing) if the condition does not hold.
+    pub fn put_with(&self, key: &[u8], value: &[u8], options: WriteOptions) -> Result<u64> {
+        self.shared.check_sizes(key, value)?;
+        let expires_at_ms = self.shared.expiry_for(options.ttl)?;
+        let op = Op {
+            key,
+            value: Some(value),
+            expires_at_ms,
+        };
+        let seq = self
+            .shared
+            .write(&[op], options.condition, options.durable)?;
+        // A put always writes, so there is a sequence number.
+        seq.ok_or(Error::InvalidArgument {
+            reason: "a put wrote nothing",
+        })
+    }
+
+    /// Removes `key`. Returns whether it was present; removing an absent
+    /// (or expired) key writes nothing and is not an error.
     pub fn delete(&self, key: &[u8]) -> Result<bool> {
+        self.delete_with(key, WriteOptions::new())
+    }
+
+    /// [`Self::delete`] with a condition on the current version and/or
+    /// durability for this write (a time-to-live in `options` is ignored).
+    pub fn delete_with(&self, key: &[u8], options: WriteOptions) -> Result<bool> {
         self.shared.check_sizes(key, b"")?;
+        let op = Op {
+            key,
+            value: None,
+            expires_at_ms: 0,
+        };
         self.shared
-            .append(RecordKind::Delete, key, b"")
+            .write(&[op], options.condition, options.durable)
             .map(|seq| seq.is_some())
     }
 
-    /// The value stored under `key`, or `None`.
+    /// Applies every operation of `batch`, all or nothing, also across a
+    /// crash. Returns the version of its last operation (each operation
+    /// takes the next version), or `None` for an empty batch.
+    pub fn write_batch(&self, batch: &Batch) -> Result<Option<u64>> {
+        if batch.is_empty() {
+            return Ok(None);
+        }
+        let mut total = 0usize;
+        let mut ops = Vec::with_capacity(batch.ops.len());
+        for op in &batch.ops {
+            let value = op.value.as_deref();
+            self.shared
+                .check_sizes(&op.key, value.unwrap_or_default())?;
+            total = total.saturating_add(record::encoded_len(&op.key, value.unwrap_or_default()));
+            let expires_at_ms = match value {
+                Some(_) => self.shared.expiry_for(op.ttl)?,
+                None => 0,
+            };
+            ops.push(Op {
+                key: &op.key,
+                value,
+                expires_at_ms,
+            });
+        }
+        if total > MAX_RECORD_PAYLOAD_LIMIT {
+            return Err(Error::InvalidArgument {
+                reason: "a batch must be at most 1 GiB encoded",
+            });
+        }
+        self.shared.write(&ops, Condition::None, batch.durable)
+    }
+
+    /// The value stored under `key`, or `None` (absent or expired).
     ///
     /// Costs one lookup in memory and one copy of the record out of a
     /// memory map of its file (or one `pread` where no map covers it); the
     /// record's checksum, key and version are verified before the value is
     /// returned.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let Some(entry) = self.shared.keydir.get(key) else {
-            return Ok(None);
-        };
-        self.shared.read_value(key, entry).map(Some)
+        Ok(self.get_versioned(key)?.map(|v| v.value))
     }
 
-    /// Whether `key` is present. Answered from memory, without disk I/O.
+    /// The value under `key` with its version and expiry, or `None`.
+    pub fn get_versioned(&self, key: &[u8]) -> Result<Option<Versioned>> {
+        loop {
+            let Some(entry) = self.shared.live_entry(key) else {
+                return Ok(None);
+            };
+            match self.shared.read_value(key, entry)? {
+                Some(value) => {
+                    return Ok(Some(Versioned {
+                        value,
+                        version: entry.seq,
+                        expires_at_ms: (entry.expires_at_ms != 0).then_some(entry.expires_at_ms),
+                    }));
+                }
+                // A merge moved the key and dropped the file in between:
+                // look it up again.
+                None => continue,
+            }
+        }
+    }
+
+    /// The current version of `key`, or `None` (absent or expired).
+    /// Answered from memory, without disk I/O.
+    pub fn version(&self, key: &[u8]) -> Option<u64> {
+        self.shared.live_entry(key).map(|e| e.seq)
+    }
+
+    /// Whether `key` is present (and not expired). Answered from memory,
+    /// without disk I/O.
     pub fn contains(&self, key: &[u8]) -> bool {
-        self.shared.keydir.contains(key)
+        self.shared.live_entry(key).is_some()
     }
 
-    /// Number of keys present.
+    /// Number of keys in the key directory. Keys that expired since the
+    /// last merge or open still count until then.
     pub fn len(&self) -> usize {
         self.shared.keydir.len()
     }
@@ -196,10 +341,22 @@ impl Bitcask {
         self.len() == 0
     }
 
-    /// All keys, in lexicographic byte order. See [`Keys`] for what it sees of
-    /// writes made while it runs.
+    /// All live keys, in lexicographic byte order. See [`Keys`] for what it
+    /// sees of writes made while it runs.
     pub fn keys(&self) -> Keys<'_> {
-        Keys::new(&self.shared.keydir)
+        self.keys_in(KeyRange::all())
+    }
+
+    /// The live keys in `range` (a prefix and/or a start key), in
+    /// lexicographic byte order. Take a page with `.take(limit)`, and ask for
+    /// the next page with `start_after(last key)`: a page costs the same
+    /// whatever the number of keys in the store.
+    pub fn keys_in(&self, range: KeyRange) -> Keys<'_> {
+        Keys::new(
+            &self.shared.keydir,
+            range,
+            self.shared.options.clock.now_ms(),
+        )
     }
 
     /// Makes every write that has returned durable (fsync), whatever the
@@ -209,6 +366,27 @@ impl Bitcask {
             Some(commit) => commit.sync_through(commit.written()),
             None => Ok(()),
         }
+    }
+
+    /// Merges now: rewrites the live records of every sealed data file that
+    /// has anything to reclaim, and deletes the old files. Reads and writes
+    /// go on meanwhile (writers wait only while the inputs are chosen). If a
+    /// merge is already running, waits for it and then merges. See
+    /// `docs/FORMAT.md` ("Merge") for the protocol and its crash safety.
+    pub fn merge(&self) -> Result<MergeReport> {
+        crate::merge::run(&self.shared)
+    }
+
+    /// Copies a consistent view of the store into `dest`, which must not
+    /// exist, so that it opens as a normal store. Writers wait only while
+    /// the files are listed. See `docs/FORMAT.md` ("Backup").
+    pub fn backup(&self, dest: impl AsRef<Path>) -> Result<()> {
+        crate::backup::run(&self.shared, dest.as_ref())
+    }
+
+    /// Sizes, space use per data file and merge activity.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
     }
 
     /// The directory this store lives in.
@@ -224,16 +402,15 @@ impl Bitcask {
     /// Number of fsyncs group commit has issued since open (rotation and
     /// close not counted). Lets callers see group commit at work.
     pub fn fsync_count(&self) -> u64 {
-        self.shared
-            .commit
-            .as_ref()
-            .map_or(0, GroupCommit::fsync_count)
+        self.shared.fsync_count()
     }
 
-    /// Syncs outstanding writes, stops the background thread and releases
-    /// the directory lock. Dropping the handle does the same but can only log
-    /// errors. Returns [`Error::Poisoned`] (after releasing everything) if an
-    /// earlier failure means not every write can be promised durable.
+    /// Syncs outstanding writes, stops the background threads (a running
+    /// background merge stops early, leaving a consistent store) and
+    /// releases the directory lock. Dropping the handle does the same but can
+    /// only log errors. Returns [`Error::Poisoned`] (after releasing
+    /// everything) if an earlier failure means not every write can be
+    /// promised durable.
     pub fn close(mut self) -> Result<()> {
         self.shutdown()
     }
@@ -243,6 +420,15 @@ impl Bitcask {
             return Ok(());
         }
         self.closed = true;
+        self.shared.closing.store(true, Ordering::SeqCst);
+        if let Some(worker) = self.worker.take() {
+            self.shared
+                .hint_requests
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            worker.stop();
+        }
         if let Some(flusher) = self.flusher.take() {
             flusher.stop();
         }
@@ -283,7 +469,30 @@ impl Shared {
         Ok(())
     }
 
-    fn lock_writer(&self) -> Result<(MutexGuard<'_, Writer>, &GroupCommit)> {
+    /// `expires_at_ms` for a write with this time-to-live.
+    fn expiry_for(&self, ttl: Option<Duration>) -> Result<u64> {
+        let Some(ttl) = ttl else { return Ok(0) };
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        if ms == 0 {
+            return Err(Error::InvalidArgument {
+                reason: "a time-to-live must be at least one millisecond",
+            });
+        }
+        Ok(self.options.clock.now_ms().saturating_add(ms))
+    }
+
+    /// The entry of `key` if it is present and not expired now.
+    pub(crate) fn live_entry(&self, key: &[u8]) -> Option<Entry> {
+        self.keydir
+            .get(key)
+            .filter(|e| !e.is_expired(self.options.clock.now_ms()))
+    }
+
+    pub(crate) fn fsync_count(&self) -> u64 {
+        self.commit.as_ref().map_or(0, GroupCommit::fsync_count)
+    }
+
+    pub(crate) fn lock_writer(&self) -> Result<(MutexGuard<'_, Writer>, &GroupCommit)> {
         let (Some(writer), Some(commit)) = (&self.writer, &self.commit) else {
             return Err(Error::ReadOnly);
         };
@@ -294,24 +503,61 @@ impl Shared {
         Ok((guard, commit))
     }
 
-    /// Appends one record and updates the key directory. Returns its seq, or
-    /// `None` for a delete of an absent key (nothing written).
-    fn append(&self, kind: RecordKind, key: &[u8], value: &[u8]) -> Result<Option<u64>> {
-        let (mut w, commit) = self.lock_writer()?;
-        if kind == RecordKind::Delete && !self.keydir.contains(key) {
-            return Ok(None);
+    /// Asks the background thread to write the hint file of sealed file `id`.
+    pub(crate) fn request_hint(&self, id: u32) {
+        if let Some(tx) = &*self
+            .hint_requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            // A closed channel means the store is closing: the next open
+            // writes the hint instead.
+            let _ = tx.send(id);
         }
-        let len = record::encoded_len(key, value) as u64;
-        if w.offset > FILE_HEADER_LEN as u64 && w.offset + len > self.options.max_file_size {
+    }
+
+    /// Appends `ops` as one write (a batch if more than one) and updates the
+    /// key directory. Returns the last seq, or `None` for a single delete of
+    /// an absent key (nothing written). `condition` applies to the first
+    /// op's key.
+    fn write(&self, ops: &[Op<'_>], condition: Condition, durable: bool) -> Result<Option<u64>> {
+        let (mut w, commit) = self.lock_writer()?;
+        let single_delete = ops.len() == 1 && ops[0].value.is_none();
+        if condition != Condition::None || single_delete {
+            let current = self.live_entry(ops[0].key).map(|e| e.seq);
+            if !condition.holds(current) {
+                return Err(Error::ConditionFailed { current });
+            }
+            if single_delete && current.is_none() {
+                return Ok(None);
+            }
+        }
+        let total: u64 = ops
+            .iter()
+            .map(|op| record::encoded_len(op.key, op.value.unwrap_or_default()) as u64)
+            .sum();
+        if w.offset > FILE_HEADER_LEN as u64 && w.offset + total > self.options.max_file_size {
             self.rotate(&mut w, commit)?;
         }
-        let seq = w.next_seq;
+        let first_seq = w.next_seq;
         let offset = w.offset;
         let Writer { buf, active, .. } = &mut *w;
         buf.clear();
-        record::encode_into(buf, seq, 0, kind, key, value);
+        let last = ops.len() - 1;
+        for (i, op) in ops.iter().enumerate() {
+            let kind = RecordKind::for_op(op.value.is_some(), i == last);
+            let value = op.value.unwrap_or_default();
+            record::encode_into(
+                buf,
+                first_seq + i as u64,
+                op.expires_at_ms,
+                kind,
+                op.key,
+                value,
+            );
+        }
         if let Err(source) = active.write_all_at(buf, offset) {
-            // Cut off whatever part of the record reached the file, so the
+            // Cut off whatever part of the write reached the file, so the
             // next record does not land after garbage.
             if let Err(cut) = active.truncate(offset) {
                 tracing::error!(path = %active.path.display(), error = %cut,
@@ -323,25 +569,39 @@ impl Shared {
                 source,
             });
         }
-        let entry = Entry {
-            file_id: active.id,
-            // Both fit: files are at most 4 GiB (see options).
-            offset: offset as u32,
-            len: len as u32,
-            seq,
-        };
-        w.offset += len;
-        w.next_seq += 1;
-        match kind {
-            RecordKind::Put => self.keydir.insert(key, entry),
-            RecordKind::Delete => self.keydir.remove(key),
-        };
-        commit.note_written(seq);
-        drop(w);
-        if self.options.sync == SyncPolicy::Always {
-            commit.sync_through(seq)?;
+        let file_id = active.id;
+        let mut at = offset;
+        for (i, op) in ops.iter().enumerate() {
+            let len = record::encoded_len(op.key, op.value.unwrap_or_default()) as u64;
+            self.accounts.appended(file_id, len, op.expires_at_ms);
+            let replaced = if op.value.is_some() {
+                let entry = Entry {
+                    file_id,
+                    // Both fit: files are at most 4 GiB (see options).
+                    offset: at as u32,
+                    len: len as u32,
+                    seq: first_seq + i as u64,
+                    expires_at_ms: op.expires_at_ms,
+                };
+                self.accounts.live(&entry);
+                self.keydir.insert(op.key, entry)
+            } else {
+                self.keydir.remove(op.key)
+            };
+            if let Some(old) = replaced {
+                self.accounts.dead(&old);
+            }
+            at += len;
         }
-        Ok(Some(seq))
+        let last_seq = first_seq + last as u64;
+        w.offset += total;
+        w.next_seq = last_seq + 1;
+        commit.note_written(last_seq);
+        drop(w);
+        if durable || self.options.sync == SyncPolicy::Always {
+            commit.sync_through(last_seq)?;
+        }
+        Ok(Some(last_seq))
     }
 
     /// Seals the active file (fsync) and starts the next one.
@@ -358,29 +618,19 @@ impl Shared {
         // let its descriptor close once in-flight reads drop their handles.
         // (Made before the new file, so a failure here leaves nothing behind.)
         let sealed = ReadHandle::sealed(Arc::clone(&w.active))?;
-        let id = w.active.id.checked_add(1).ok_or_else(|| Error::Io {
-            path: self.dir.clone(),
-            source: std::io::Error::other("data file ids exhausted"),
-        })?;
-        let file = match DataFile::create(&self.dir, id, w.next_seq) {
-            Ok(file) => Arc::new(file),
-            Err(error) => {
-                // A half-created file would become a sealed file with a bad
-                // header once a later rotation succeeds: remove it.
-                let path = self.dir.join(crate::datafile::data_file_name(id));
-                match std::fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        tracing::error!(path = %path.display(), error = %e,
-                            "could not remove a half-created data file");
-                        commit.poison();
-                    }
-                }
-                return Err(error);
-            }
-        };
+        let id = self.next_file_id.fetch_add(1, Ordering::Relaxed);
+        if id == u32::MAX {
+            return Err(Error::Io {
+                path: self.dir.clone(),
+                source: std::io::Error::other("data file ids exhausted"),
+            });
+        }
+        // On failure `create` removes its unfinished `.tmp` file; the id is
+        // simply skipped.
+        let file = Arc::new(DataFile::create(&self.dir, id, w.next_seq)?);
         file.map_for_reads(self.options.max_file_size);
+        self.accounts
+            .add_file(id, w.next_seq, FILE_HEADER_LEN as u64);
         {
             let mut files = self.files.write().unwrap_or_else(PoisonError::into_inner);
             files.insert(w.active.id, Arc::new(sealed));
@@ -388,13 +638,17 @@ impl Shared {
         }
         commit.set_active(Arc::clone(&file));
         tracing::debug!(path = %file.path.display(), "rotated to a new data file");
+        let sealed_id = w.active.id;
         w.active = file;
         w.offset = FILE_HEADER_LEN as u64;
+        self.request_hint(sealed_id);
         Ok(())
     }
 
-    /// Reads and verifies the record `entry` points at; returns its value.
-    fn read_value(&self, key: &[u8], entry: Entry) -> Result<Vec<u8>> {
+    /// Reads and verifies the record `entry` points at; returns its value,
+    /// or `None` if its file is gone and `key` no longer points there (a
+    /// merge moved it meanwhile).
+    fn read_value(&self, key: &[u8], entry: Entry) -> Result<Option<Vec<u8>>> {
         let file = self
             .files
             .read()
@@ -402,6 +656,9 @@ impl Shared {
             .get(&entry.file_id)
             .cloned();
         let Some(file) = file else {
+            if self.keydir.get(key) != Some(entry) {
+                return Ok(None);
+            }
             return Err(Error::Corruption {
                 path: self
                     .dir
@@ -425,7 +682,42 @@ impl Shared {
         let value_at = buf.len() - value_len;
         buf.copy_within(value_at.., 0);
         buf.truncate(value_len);
-        Ok(buf)
+        Ok(Some(buf))
+    }
+
+    fn stats(&self) -> Stats {
+        let accounts = self.accounts.snapshot();
+        let mut order: Vec<(u64, u32)> =
+            accounts.iter().map(|(id, a)| (a.seq_floor, *id)).collect();
+        order.sort_unstable();
+        let active = order.last().map(|&(_, id)| id);
+        let files: Vec<FileStats> = order
+            .iter()
+            .map(|(_, id)| {
+                let a = &accounts[id];
+                FileStats {
+                    id: *id,
+                    active: Some(*id) == active && self.writer.is_some(),
+                    total_bytes: a.total_bytes,
+                    live_bytes: a.live_bytes,
+                    dead_bytes: a.dead_bytes(),
+                    live_keys: a.live_keys,
+                }
+            })
+            .collect();
+        let (last_merge, merges_completed) = self.merge.history();
+        Stats {
+            keys: self.keydir.len() as u64,
+            data_files: files.len() as u64,
+            total_bytes: files.iter().map(|f| f.total_bytes).sum(),
+            live_bytes: files.iter().map(|f| f.live_bytes).sum(),
+            dead_bytes: files.iter().map(|f| f.dead_bytes).sum(),
+            files,
+            merge_running: self.merge.is_running(),
+            merges_completed,
+            last_merge,
+            fsyncs: self.fsync_count(),
+        }
     }
 }
 
@@ -551,13 +843,27 @@ mod tests {
         let opts = Options::new().sync(SyncPolicy::Never).max_file_size(100);
         let db = Bitcask::open_with(dir.path(), opts.clone()).expect("open");
         db.put(b"a", &[1; 50]).expect("fills the first file");
-        let second = dir.path().join(crate::datafile::data_file_name(2));
+        let unfinished =
+            dir.path()
+                .join(crate::datafile::tmp_name(&crate::datafile::data_file_name(
+                    2,
+                )));
 
         failpoint::arm("create-header");
         assert!(matches!(db.put(b"b", &[2; 50]), Err(Error::Io { .. })));
-        assert!(!second.exists(), "the half-created file must be removed");
+        assert!(
+            !unfinished.exists(),
+            "the half-created file must be removed"
+        );
+        assert_eq!(
+            crate::datafile::list_dir(dir.path()).expect("list").data,
+            [1]
+        );
         db.put(b"b", &[2; 50]).expect("rotation is retried");
-        assert!(second.exists());
+        assert_eq!(
+            crate::datafile::list_dir(dir.path()).expect("list").data,
+            [1, 3]
+        );
         drop(db);
         let db = Bitcask::open_with(dir.path(), opts).expect("reopen");
         assert_eq!(value_of(&db, b"a"), Some(vec![1; 50]));

@@ -88,6 +88,22 @@ pub enum Error {
     #[error("the store refuses writes after an earlier I/O failure; reopen it to recover")]
     Poisoned,
 
+    /// A conditional write's condition did not hold; nothing was written.
+    #[error("condition failed: the key's current version is {}",
+        match current { Some(v) => v.to_string(), None => "none (absent)".into() })]
+    ConditionFailed {
+        /// The key's version when the write was tried (`None` = absent).
+        current: Option<u64>,
+    },
+
+    /// An argument of a call is out of range (for example a zero time-to-live
+    /// or an oversized batch); nothing was written.
+    #[error("invalid argument: {reason}")]
+    InvalidArgument {
+        /// What was wrong.
+        reason: &'static str,
+    },
+
     /// An option passed to `open` is out of range.
     #[error("invalid option `{name}`: {reason}")]
     InvalidOption {
@@ -123,6 +139,8 @@ pub enum CorruptionKind {
     FileTooLarge,
     /// A key points into a data file that is not open.
     MissingFile,
+    /// A sealed file ends inside a batch that was never committed.
+    UnfinishedBatch,
 }
 
 impl fmt::Display for CorruptionKind {
@@ -138,6 +156,7 @@ impl fmt::Display for CorruptionKind {
             Self::KeyMismatch => f.write_str("record is not the one the key directory indexed"),
             Self::FileTooLarge => f.write_str("file larger than the format's 4 GiB limit"),
             Self::MissingFile => f.write_str("indexed data file is not open"),
+            Self::UnfinishedBatch => f.write_str("file ends inside an uncommitted batch"),
         }
     }
 }

@@ -35,3 +35,32 @@ pub(crate) fn check(name: &'static str) -> io::Result<()> {
         Ok(())
     }
 }
+
+/// What [`observe`] installs.
+type Observer = Box<dyn FnMut(&'static str)>;
+
+thread_local! {
+    static OBSERVER: RefCell<Option<Observer>> = const { RefCell::new(None) };
+}
+
+/// Calls `observer` with the name of every [`step`] this thread passes,
+/// until [`stop_observing`]. Crash tests use it to copy the store's
+/// directory at each step of a protocol: the copy is what a process killed
+/// at that step would leave.
+pub(crate) fn observe(observer: impl FnMut(&'static str) + 'static) {
+    OBSERVER.with(|o| *o.borrow_mut() = Some(Box::new(observer)));
+}
+
+/// Removes this thread's observer.
+pub(crate) fn stop_observing() {
+    OBSERVER.with(|o| o.borrow_mut().take());
+}
+
+/// Marks a step of a multi-step disk protocol (see [`observe`]).
+pub(crate) fn step(name: &'static str) {
+    OBSERVER.with(|o| {
+        if let Some(observer) = o.borrow_mut().as_mut() {
+            observer(name);
+        }
+    });
+}

@@ -12,7 +12,10 @@
 //!   Only inserts of new keys and deletes touch it; overwrites, the common
 //!   write, and all point reads do not.
 //!
-//! A lookup holds a read lock only while it copies the 24-byte entry out.
+//! A lookup holds a read lock only while it copies the 32-byte entry out.
+//!
+//! Expiry is not this module's business beyond storing it: callers pass the
+//! current time where an expired entry must count as absent.
 
 use std::collections::BTreeSet;
 use std::hash::BuildHasher;
@@ -38,6 +41,15 @@ pub(crate) struct Entry {
     pub len: u32,
     /// Sequence number of the record: the value's version.
     pub seq: u64,
+    /// When the value expires, in Unix milliseconds; 0 = never.
+    pub expires_at_ms: u64,
+}
+
+impl Entry {
+    /// Whether the value has expired at `now_ms`.
+    pub(crate) fn is_expired(&self, now_ms: u64) -> bool {
+        self.expires_at_ms != 0 && self.expires_at_ms <= now_ms
+    }
 }
 
 /// One shard: the same keys in a hash index and an ordered index.
@@ -135,11 +147,6 @@ impl KeyDir {
         self.read(Self::shard_of(hash)).find(hash, key)
     }
 
-    /// Whether `key` is live.
-    pub(crate) fn contains(&self, key: &[u8]) -> bool {
-        self.get(key).is_some()
-    }
-
     /// Points `key` at `entry`; returns the entry it replaced.
     pub(crate) fn insert(&self, key: &[u8], entry: Entry) -> Option<Entry> {
         let hash = self.hash(key);
@@ -164,23 +171,81 @@ impl KeyDir {
         Some(entry)
     }
 
+    /// Points `key` at `new` only if it still points at `expected` (how
+    /// merge moves a key without undoing a write that replaced it).
+    pub(crate) fn compare_and_set(&self, key: &[u8], expected: &Entry, new: Entry) -> bool {
+        let hash = self.hash(key);
+        let mut shard = self.write(Self::shard_of(hash));
+        match shard.by_hash.find_mut(hash, |(k, _)| k.as_slice() == key) {
+            Some((_, slot)) if slot == expected => {
+                *slot = new;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Removes `key` only if it still points at `expected`.
+    pub(crate) fn remove_if(&self, key: &[u8], expected: &Entry) -> bool {
+        let hash = self.hash(key);
+        let mut shard = self.write(Self::shard_of(hash));
+        if shard.find(hash, key).as_ref() != Some(expected) {
+            return false;
+        }
+        shard.unset(hash, key);
+        shard.ordered.remove(key);
+        self.len.fetch_sub(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Calls `f` with every entry, one shard at a time (each under its read
+    /// lock; `f` must not call back into the key directory).
+    pub(crate) fn for_each_entry(&self, mut f: impl FnMut(&[u8], &Entry)) {
+        for shard in 0..SHARDS {
+            for (key, entry) in self.read(shard).by_hash.iter() {
+                f(key.as_slice(), entry);
+            }
+        }
+    }
+
     /// Number of live keys.
     pub(crate) fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
     }
 
-    /// Up to `limit` keys of one shard, in order, strictly after `after`.
-    fn shard_keys_after(&self, shard: usize, after: Option<&[u8]>, limit: usize) -> Vec<KeyBuf> {
-        let lower = match after {
-            Some(k) => Bound::Excluded(k),
-            None => Bound::Unbounded,
-        };
-        self.read(shard)
-            .ordered
-            .range::<[u8], _>((lower, Bound::Unbounded))
-            .take(limit)
-            .cloned()
-            .collect()
+    /// Up to `limit` keys of one shard from `lower` on, in order, that start
+    /// with `prefix` and have not expired at `now_ms`. Also returns the last
+    /// key looked at (expired ones included), where the next call resumes,
+    /// and whether the shard has nothing more in range.
+    fn shard_keys(
+        &self,
+        shard: usize,
+        lower: Bound<&[u8]>,
+        prefix: &[u8],
+        now_ms: u64,
+        limit: usize,
+    ) -> (Vec<KeyBuf>, Option<KeyBuf>, bool) {
+        let guard = self.read(shard);
+        let mut keys = Vec::with_capacity(limit);
+        let mut last = None;
+        let range = guard.ordered.range::<[u8], _>((lower, Bound::Unbounded));
+        for (looked_at, key) in range.enumerate() {
+            if !key.as_slice().starts_with(prefix) {
+                return (keys, last, true);
+            }
+            if looked_at == limit {
+                return (keys, last, false);
+            }
+            last = Some(key.clone());
+            let hash = self.hash(key.as_slice());
+            if guard
+                .find(hash, key.as_slice())
+                .is_some_and(|e| !e.is_expired(now_ms))
+            {
+                keys.push(key.clone());
+            }
+        }
+        (keys, last, true)
     }
 }
 
@@ -203,32 +268,42 @@ impl KeyDirLoader {
         }
     }
 
-    /// Points `key` at `entry` (hash index only; see [`Self::finish`]).
-    pub(crate) fn insert(&mut self, key: &[u8], entry: Entry) {
+    fn shard_for(&mut self, key: &[u8]) -> (&mut Shard, &foldhash::fast::RandomState, u64) {
         let KeyDir { shards, hasher, .. } = &mut self.keydir;
         let hash = hasher.hash_one(key);
         let shard = shards[KeyDir::shard_of(hash)]
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner);
+        (shard, hasher, hash)
+    }
+
+    /// Applies a put: points `key` at `entry` unless the key already holds a
+    /// newer record (higher seq). Hash index only; see [`Self::finish`].
+    pub(crate) fn put(&mut self, key: &[u8], entry: Entry) {
+        let (shard, hasher, hash) = self.shard_for(key);
+        if shard.find(hash, key).is_some_and(|e| e.seq >= entry.seq) {
+            return;
+        }
         // The ordered index is built in `finish`, so a new key needs nothing more.
         let _ = shard.set(hasher, hash, key, entry);
     }
 
-    /// Removes `key` if present.
-    pub(crate) fn remove(&mut self, key: &[u8]) {
-        let KeyDir { shards, hasher, .. } = &mut self.keydir;
-        let hash = hasher.hash_one(key);
-        shards[KeyDir::shard_of(hash)]
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .unset(hash, key);
+    /// Applies a delete with sequence number `seq`: removes `key` unless it
+    /// holds a newer record.
+    pub(crate) fn delete(&mut self, key: &[u8], seq: u64) {
+        let (shard, _, hash) = self.shard_for(key);
+        if shard.find(hash, key).is_some_and(|e| e.seq < seq) {
+            shard.unset(hash, key);
+        }
     }
 
-    /// Builds the ordered indexes and the count; the key directory is ready.
-    pub(crate) fn finish(mut self) -> KeyDir {
+    /// Drops the entries expired at `now_ms`, builds the ordered indexes and
+    /// the count: the key directory is ready.
+    pub(crate) fn finish(mut self, now_ms: u64) -> KeyDir {
         let mut total = 0;
         for shard in self.keydir.shards.iter_mut() {
             let shard = shard.get_mut().unwrap_or_else(PoisonError::into_inner);
+            shard.by_hash.retain(|(_, e)| !e.is_expired(now_ms));
             shard.ordered = shard.by_hash.iter().map(|(k, _)| k.clone()).collect();
             total += shard.by_hash.len();
         }
@@ -237,36 +312,111 @@ impl KeyDirLoader {
     }
 }
 
-/// How many keys an iterator copies out of a shard per lock acquisition.
-const CHUNK: usize = 64;
+/// How many keys an iterator first copies out of a shard per lock
+/// acquisition; it doubles on each refill up to [`MAX_CHUNK`], so a short page
+/// copies few keys and a long scan takes few locks.
+const FIRST_CHUNK: usize = 8;
+/// The largest refill.
+const MAX_CHUNK: usize = 256;
 
-/// Iterator over all live keys in lexicographic order.
+/// Which keys a listing covers: those that start with a prefix, from a start
+/// key on. Built by value: `KeyRange::prefix(b"user/").start_after(b"user/42")`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[must_use]
+pub struct KeyRange {
+    prefix: Vec<u8>,
+    start: Option<(Vec<u8>, bool)>,
+}
+
+impl KeyRange {
+    /// Every key.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// The keys that start with `prefix`.
+    pub fn prefix(prefix: impl Into<Vec<u8>>) -> Self {
+        Self {
+            prefix: prefix.into(),
+            start: None,
+        }
+    }
+
+    /// Only keys strictly after `key` (to resume a listing after the last
+    /// key of the previous page).
+    pub fn start_after(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.start = Some((key.into(), false));
+        self
+    }
+
+    /// Only keys at or after `key`.
+    pub fn start_at(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.start = Some((key.into(), true));
+        self
+    }
+
+    /// The lower bound where a scan begins: the later of the prefix and the
+    /// start key.
+    fn lower(&self) -> Bound<KeyBuf> {
+        match &self.start {
+            Some((key, inclusive)) if key.as_slice() >= self.prefix.as_slice() => {
+                let key = KeyBuf::from(key.as_slice());
+                if *inclusive {
+                    Bound::Included(key)
+                } else {
+                    Bound::Excluded(key)
+                }
+            }
+            _ => Bound::Included(KeyBuf::from(self.prefix.as_slice())),
+        }
+    }
+}
+
+/// Iterator over live keys in lexicographic byte order, from
+/// [`Bitcask::keys`](crate::Bitcask::keys) or
+/// [`Bitcask::keys_in`](crate::Bitcask::keys_in).
 ///
 /// It merges per-shard cursors and copies keys out in small chunks, so it
-/// never holds a lock between calls to `next`. Keys live for the whole
-/// iteration are returned exactly once; keys inserted or removed meanwhile
-/// may or may not be.
+/// never holds a lock between calls to `next`, and the cost of a page of `n`
+/// keys is `O(n + log of the number of keys)` whatever the store's size. Keys
+/// live for the whole iteration are returned exactly once; keys inserted,
+/// removed or expiring meanwhile may or may not be. Expiry is judged at the
+/// time the iterator was made.
 #[derive(Debug)]
 pub struct Keys<'a> {
     keydir: &'a KeyDir,
+    prefix: Vec<u8>,
+    now_ms: u64,
     cursors: Vec<ShardCursor>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ShardCursor {
     /// Keys fetched but not yet returned, in order (reversed: next at the end).
     pending: Vec<KeyBuf>,
-    /// The last key fetched from this shard.
-    last: Option<KeyBuf>,
-    /// The shard returned fewer than a chunk: nothing more to fetch.
+    /// Where the next fetch from this shard starts.
+    resume: Bound<KeyBuf>,
+    /// The shard has nothing more in range.
     exhausted: bool,
+    /// Size of the next fetch.
+    chunk: usize,
 }
 
 impl<'a> Keys<'a> {
-    pub(crate) fn new(keydir: &'a KeyDir) -> Self {
+    pub(crate) fn new(keydir: &'a KeyDir, range: KeyRange, now_ms: u64) -> Self {
+        let lower = range.lower();
         Self {
             keydir,
-            cursors: (0..SHARDS).map(|_| ShardCursor::default()).collect(),
+            prefix: range.prefix,
+            now_ms,
+            cursors: (0..SHARDS)
+                .map(|_| ShardCursor {
+                    pending: Vec::new(),
+                    resume: lower.clone(),
+                    exhausted: false,
+                    chunk: FIRST_CHUNK,
+                })
+                .collect(),
         }
     }
 }
@@ -276,13 +426,16 @@ impl Iterator for Keys<'_> {
 
     fn next(&mut self) -> Option<Vec<u8>> {
         for (i, cursor) in self.cursors.iter_mut().enumerate() {
-            if cursor.pending.is_empty() && !cursor.exhausted {
-                let after = cursor.last.as_ref().map(KeyBuf::as_slice);
-                let mut chunk = self.keydir.shard_keys_after(i, after, CHUNK);
-                cursor.exhausted = chunk.len() < CHUNK;
-                if let Some(last) = chunk.last() {
-                    cursor.last = Some(last.clone());
+            while cursor.pending.is_empty() && !cursor.exhausted {
+                let lower = cursor.resume.as_ref().map(KeyBuf::as_slice);
+                let (mut chunk, last, exhausted) =
+                    self.keydir
+                        .shard_keys(i, lower, &self.prefix, self.now_ms, cursor.chunk);
+                cursor.exhausted = exhausted;
+                if let Some(last) = last {
+                    cursor.resume = Bound::Excluded(last);
                 }
+                cursor.chunk = (cursor.chunk * 2).min(MAX_CHUNK);
                 chunk.reverse();
                 cursor.pending = chunk;
             }
@@ -311,6 +464,7 @@ mod tests {
             offset: 32,
             len: 40,
             seq,
+            expires_at_ms: 0,
         }
     }
 
@@ -321,11 +475,11 @@ mod tests {
         assert_eq!(kd.insert(b"a", entry(2)), Some(entry(1)));
         assert_eq!(kd.len(), 1);
         assert_eq!(kd.get(b"a"), Some(entry(2)));
-        assert!(kd.contains(b"a"));
+        assert!(kd.get(b"a").is_some());
         assert_eq!(kd.remove(b"a"), Some(entry(2)));
         assert_eq!(kd.remove(b"a"), None);
         assert_eq!(kd.len(), 0);
-        assert!(!kd.contains(b"a"));
+        assert!(kd.get(b"a").is_none());
     }
 
     #[test]
@@ -338,7 +492,7 @@ mod tests {
             kd.insert(k, entry(i as u64));
         }
         expected.sort();
-        let got: Vec<Vec<u8>> = Keys::new(&kd).collect();
+        let got: Vec<Vec<u8>> = Keys::new(&kd, KeyRange::all(), 0).collect();
         assert_eq!(got, expected);
     }
 
@@ -350,27 +504,120 @@ mod tests {
             let key = format!("k{}", i * 7 % 3_000).into_bytes();
             if i % 5 == 4 {
                 direct.remove(&key);
-                loader.remove(&key);
+                loader.delete(&key, u64::from(i));
             } else {
                 direct.insert(&key, entry(u64::from(i)));
-                loader.insert(&key, entry(u64::from(i)));
+                loader.put(&key, entry(u64::from(i)));
             }
         }
-        let loaded = loader.finish();
+        let loaded = loader.finish(0);
         assert_eq!(loaded.len(), direct.len());
-        let keys: Vec<Vec<u8>> = Keys::new(&loaded).collect();
-        assert_eq!(keys, Keys::new(&direct).collect::<Vec<_>>());
+        let keys: Vec<Vec<u8>> = Keys::new(&loaded, KeyRange::all(), 0).collect();
+        assert_eq!(
+            keys,
+            Keys::new(&direct, KeyRange::all(), 0).collect::<Vec<_>>()
+        );
         for k in &keys {
             assert_eq!(loaded.get(k), direct.get(k));
         }
         // And it keeps working as a normal key directory.
         assert!(loaded.remove(&keys[0]).is_some());
-        assert_eq!(Keys::new(&loaded).next().as_ref(), keys.get(1));
+        assert_eq!(
+            Keys::new(&loaded, KeyRange::all(), 0).next().as_ref(),
+            keys.get(1)
+        );
     }
 
     #[test]
     fn keys_of_an_empty_directory() {
         let kd = KeyDir::new();
-        assert_eq!(Keys::new(&kd).next(), None);
+        assert_eq!(Keys::new(&kd, KeyRange::all(), 0).next(), None);
+    }
+
+    #[test]
+    fn the_loader_keeps_the_newest_record_whatever_the_order() {
+        let mut loader = KeyDirLoader::new();
+        loader.put(b"a", entry(5));
+        loader.put(b"a", entry(3)); // older copy read later: ignored
+        loader.delete(b"a", 4); // older delete: ignored
+        loader.put(b"b", entry(2));
+        loader.delete(b"b", 6);
+        let mut expiring = entry(7);
+        expiring.expires_at_ms = 100;
+        loader.put(b"c", expiring);
+        loader.put(b"c", entry(6)); // hidden by the newer, expired put
+        let kd = loader.finish(100);
+        assert_eq!(kd.get(b"a"), Some(entry(5)));
+        assert_eq!(kd.get(b"b"), None);
+        assert_eq!(kd.get(b"c"), None, "expired at 100");
+    }
+
+    #[test]
+    fn compare_and_set_and_remove_if_only_act_on_the_expected_entry() {
+        let kd = KeyDir::new();
+        kd.insert(b"k", entry(1));
+        assert!(!kd.compare_and_set(b"k", &entry(2), entry(3)));
+        assert!(kd.compare_and_set(b"k", &entry(1), entry(3)));
+        assert_eq!(kd.get(b"k"), Some(entry(3)));
+        assert!(!kd.remove_if(b"k", &entry(1)));
+        assert!(kd.remove_if(b"k", &entry(3)));
+        assert_eq!(kd.len(), 0);
+        assert!(!kd.compare_and_set(b"k", &entry(3), entry(4)), "absent key");
+    }
+
+    #[test]
+    fn ranges_prefixes_and_expiry_in_listing() {
+        let kd = KeyDir::new();
+        let names = ["a", "b/1", "b/2", "b/3", "b0", "c"];
+        for (i, k) in names.iter().enumerate() {
+            let mut e = entry(i as u64);
+            if *k == "b/2" {
+                e.expires_at_ms = 50;
+            }
+            kd.insert(k.as_bytes(), e);
+        }
+        let list = |range: KeyRange, now: u64| -> Vec<String> {
+            Keys::new(&kd, range, now)
+                .map(|k| String::from_utf8(k).expect("utf-8"))
+                .collect()
+        };
+        assert_eq!(list(KeyRange::prefix("b/"), 0), ["b/1", "b/2", "b/3"]);
+        assert_eq!(list(KeyRange::prefix("b/"), 50), ["b/1", "b/3"]);
+        assert_eq!(
+            list(KeyRange::prefix("b/").start_after("b/1"), 0),
+            ["b/2", "b/3"]
+        );
+        assert_eq!(list(KeyRange::prefix("b/").start_at("b/3"), 0), ["b/3"]);
+        assert_eq!(
+            list(KeyRange::prefix("b/").start_after("a"), 0),
+            ["b/1", "b/2", "b/3"]
+        );
+        assert_eq!(
+            list(KeyRange::prefix("b/").start_after("b/9"), 0),
+            Vec::<String>::new()
+        );
+        assert_eq!(list(KeyRange::all().start_after("b0"), 0), ["c"]);
+        assert_eq!(list(KeyRange::prefix("zz"), 0), Vec::<String>::new());
+    }
+
+    #[test]
+    fn long_listings_cross_many_refills_in_order() {
+        let kd = KeyDir::new();
+        let mut expected = Vec::new();
+        for i in 0..5_000u32 {
+            let k = format!("p/{:06}", i * 7_919 % 5_000);
+            if i % 3 == 0 {
+                let mut e = entry(u64::from(i));
+                e.expires_at_ms = 10;
+                kd.insert(k.as_bytes(), e);
+            } else {
+                kd.insert(k.as_bytes(), entry(u64::from(i)));
+                expected.push(k.into_bytes());
+            }
+        }
+        kd.insert(b"q", entry(0));
+        expected.sort();
+        let got: Vec<Vec<u8>> = Keys::new(&kd, KeyRange::prefix("p/"), 10).collect();
+        assert_eq!(got, expected);
     }
 }

@@ -20,24 +20,33 @@
 //! Durability is a choice made at open ([`SyncPolicy`]); the on-disk format
 //! and the crash protocols are specified in `docs/FORMAT.md`.
 
+mod backup;
+pub mod clock;
 mod datafile;
 mod db;
 mod durability;
 mod error;
 #[cfg(test)]
 mod failpoint;
+mod hint;
 mod keybuf;
 mod keydir;
 mod lock;
+mod merge;
 mod options;
 mod readmap;
 mod record;
 mod recovery;
+mod stats;
+mod worker;
+mod write;
 
 pub use db::Bitcask;
 pub use error::{CorruptionKind, Error, Result};
-pub use keydir::Keys;
-pub use options::{Options, SyncPolicy};
+pub use keydir::{KeyRange, Keys};
+pub use options::{MergeTrigger, Options, SyncPolicy};
+pub use stats::{FileStats, MergeReport, Stats};
+pub use write::{Batch, Condition, Versioned, WriteOptions};
 
 /// Compiles the examples in the repository's README as doctests, so they
 /// cannot drift from the API.

@@ -1,7 +1,9 @@
 //! Options chosen when a store is opened.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 
 /// When the engine calls `fsync` on the active data file.
@@ -20,6 +22,33 @@ pub enum SyncPolicy {
     Never,
 }
 
+/// When the background thread starts a merge by itself.
+///
+/// Every `check_every`, it merges if any sealed file has at least
+/// `dead_fraction` of its bytes dead, or if all files together hold at least
+/// `dead_bytes` dead bytes. (The merge then rewrites every sealed file with
+/// anything to reclaim; see `docs/FORMAT.md`, "Merge".)
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MergeTrigger {
+    /// Fraction (0..=1) of dead bytes in one sealed file that starts a merge.
+    pub dead_fraction: f64,
+    /// Dead bytes in total that start a merge.
+    pub dead_bytes: u64,
+    /// How often the thresholds are checked.
+    pub check_every: Duration,
+}
+
+impl Default for MergeTrigger {
+    /// Half of a file dead, or 1 GiB dead in total, checked every minute.
+    fn default() -> Self {
+        Self {
+            dead_fraction: 0.5,
+            dead_bytes: 1 << 30,
+            check_every: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Settings for [`Bitcask::open_with`](crate::Bitcask::open_with).
 ///
 /// Built by value: `Options::new().sync(SyncPolicy::Never).max_file_size(64 << 20)`.
@@ -31,6 +60,10 @@ pub struct Options {
     pub(crate) max_key_size: usize,
     pub(crate) max_value_size: usize,
     pub(crate) read_only: bool,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) merge_trigger: Option<MergeTrigger>,
+    pub(crate) merge_bytes_per_sec: Option<u64>,
+    pub(crate) use_hints: bool,
 }
 
 /// Largest allowed `max_file_size`: offsets are 32-bit in memory, and one
@@ -47,6 +80,10 @@ impl Default for Options {
             max_key_size: 1024,
             max_value_size: 1 << 20,
             read_only: false,
+            clock: Arc::new(SystemClock),
+            merge_trigger: None,
+            merge_bytes_per_sec: None,
+            use_hints: true,
         }
     }
 }
@@ -89,6 +126,34 @@ impl Options {
         self
     }
 
+    /// The clock that judges expiry. Default = the system's wall clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Merge in the background when these thresholds are crossed.
+    /// Default = `None`: merge only when [`Bitcask::merge`](crate::Bitcask::merge) is called.
+    pub fn merge_trigger(mut self, trigger: Option<MergeTrigger>) -> Self {
+        self.merge_trigger = trigger;
+        self
+    }
+
+    /// Limits merge I/O to about this many bytes per second (read and
+    /// written), so it does not starve foreground traffic. Default = `None`,
+    /// no limit.
+    pub fn merge_bytes_per_sec(mut self, limit: Option<u64>) -> Self {
+        self.merge_bytes_per_sec = limit;
+        self
+    }
+
+    /// Read hint files at open where valid. Default = `true`; `false` scans
+    /// every data file (slower; for comparison and diagnosis).
+    pub fn use_hints(mut self, use_hints: bool) -> Self {
+        self.use_hints = use_hints;
+        self
+    }
+
     /// Checks the options against the format's hard limits.
     pub(crate) fn validate(&self) -> Result<()> {
         if self.max_file_size == 0 || self.max_file_size > MAX_FILE_SIZE_LIMIT {
@@ -101,6 +166,20 @@ impl Options {
             return Err(Error::InvalidOption {
                 name: "max_value_size",
                 reason: "max_key_size + max_value_size must be at most 1 GiB",
+            });
+        }
+        if let Some(t) = &self.merge_trigger
+            && (!(0.0..=1.0).contains(&t.dead_fraction) || t.check_every.is_zero())
+        {
+            return Err(Error::InvalidOption {
+                name: "merge_trigger",
+                reason: "dead_fraction must be within 0..=1 and check_every longer than zero",
+            });
+        }
+        if self.merge_bytes_per_sec == Some(0) {
+            return Err(Error::InvalidOption {
+                name: "merge_bytes_per_sec",
+                reason: "the merge I/O budget must be above zero",
             });
         }
         if let SyncPolicy::Interval(d) = self.sync

@@ -47,6 +47,11 @@ impl ReadMap {
         Ok(Self { map })
     }
 
+    /// Number of bytes mapped.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
     /// Copies `buf.len()` bytes at `offset` into `buf`; `false` (nothing
     /// copied) if that range is outside the map.
     pub(crate) fn copy_out(&self, buf: &mut [u8], offset: u64) -> bool {

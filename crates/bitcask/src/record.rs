@@ -22,6 +22,10 @@ pub(crate) enum RecordKind {
     Put = 0,
     /// Removes the key (a tombstone; the value is empty).
     Delete = 1,
+    /// A put inside a batch that a later record commits.
+    BatchPut = 2,
+    /// A delete inside a batch that a later record commits.
+    BatchDelete = 3,
 }
 
 impl RecordKind {
@@ -29,7 +33,30 @@ impl RecordKind {
         match byte {
             0 => Ok(Self::Put),
             1 => Ok(Self::Delete),
+            2 => Ok(Self::BatchPut),
+            3 => Ok(Self::BatchDelete),
             other => Err(CorruptionKind::UnknownRecordKind(other)),
+        }
+    }
+
+    /// Whether the record sets a value (as opposed to removing the key).
+    pub(crate) fn is_put(self) -> bool {
+        matches!(self, Self::Put | Self::BatchPut)
+    }
+
+    /// Whether the record completes its write: a plain put or delete, or the
+    /// last record of a batch. Records of kind 2 and 3 wait for one.
+    pub(crate) fn commits(self) -> bool {
+        matches!(self, Self::Put | Self::Delete)
+    }
+
+    /// The kind for one operation: plain if it commits, batch kind if not.
+    pub(crate) fn for_op(is_put: bool, commits: bool) -> Self {
+        match (is_put, commits) {
+            (true, true) => Self::Put,
+            (false, true) => Self::Delete,
+            (true, false) => Self::BatchPut,
+            (false, false) => Self::BatchDelete,
         }
     }
 }
@@ -216,11 +243,11 @@ mod tests {
         fn encode_then_decode_round_trips(
             seq: u64,
             expires: u64,
-            delete: bool,
+            kind in 0u8..4,
             key in proptest::collection::vec(any::<u8>(), 0..64),
             value in proptest::collection::vec(any::<u8>(), 0..256),
         ) {
-            let kind = if delete { RecordKind::Delete } else { RecordKind::Put };
+            let kind = RecordKind::from_byte(kind).expect("kinds 0..4 exist");
             let mut buf = vec![0xAA; 3]; // records append after existing bytes
             encode_into(&mut buf, seq, expires, kind, &key, &value);
             prop_assert_eq!(buf.len(), 3 + encoded_len(&key, &value));

@@ -1,5 +1,6 @@
-//! Opening a store: rebuilding the key directory from the data files and
-//! cutting a torn tail off the active file.
+//! Opening a store: rebuilding the key directory from hint and data files,
+//! cleaning up what a crash left half-done, and cutting a torn tail off the
+//! active file.
 //!
 //! The protocol is specified in `docs/FORMAT.md` ("Open (recovery)").
 
@@ -9,65 +10,135 @@ use std::sync::Arc;
 
 use crate::datafile::{self, DataFile, FILE_HEADER_LEN, ReadHandle, Scan};
 use crate::error::{CorruptionKind, Error, IoContext, Result};
+use crate::hint::Hint;
 use crate::keydir::{Entry, KeyDir, KeyDirLoader};
-use crate::record::RecordKind;
+use crate::stats::Accounts;
 
 /// What recovery found.
 #[derive(Debug)]
 pub(crate) struct Recovered {
-    /// Read handles of every data file but the newest, by id. Their file
-    /// descriptors are closed as soon as each is scanned and mapped, so
-    /// recovery holds one descriptor at a time however many files there are.
+    /// Read handles of every sealed data file, by id. Their file descriptors
+    /// are closed as soon as each is loaded and mapped, so recovery holds one
+    /// descriptor at a time however many files there are.
     pub sealed: BTreeMap<u32, ReadHandle>,
-    /// The newest file and the offset where its valid records end, if any
-    /// file exists.
+    /// The active file (last in log order) and the offset where its valid
+    /// records end, if any data file exists.
     pub newest: Option<(Arc<DataFile>, u64)>,
     /// The sequence number the next write takes.
     pub next_seq: u64,
+    /// The number the next new file takes.
+    pub next_file_id: u32,
     /// The rebuilt key directory.
     pub keydir: KeyDir,
+    /// Space accounts of every data file.
+    pub accounts: Accounts,
+    /// Sealed files that had no valid hint file (scanned instead).
+    pub missing_hints: Vec<u32>,
 }
 
-/// Reads every data file in `dir` into a new key directory. Unless
-/// `read_only`, removes a torn file creation and cuts a torn tail off the
-/// newest file.
-pub(crate) fn recover(dir: &Path, read_only: bool) -> Result<Recovered> {
-    let mut keydir = KeyDirLoader::new();
-    let mut ids = datafile::list_data_files(dir)?;
+/// How recovery reads the store.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecoverOptions {
+    /// Change nothing on disk.
+    pub read_only: bool,
+    /// Read hint files where valid (otherwise scan every data file).
+    pub use_hints: bool,
+    /// The time by which expiry is judged.
+    pub now_ms: u64,
+}
+
+/// Reads every data file in `dir` into a new key directory (see the module docs).
+pub(crate) fn recover(dir: &Path, opts: RecoverOptions) -> Result<Recovered> {
+    let listing = datafile::list_dir(dir)?;
+    let mut ids = listing.data.clone();
+    if !opts.read_only {
+        remove_leftovers(dir, &listing)?;
+    }
     if let Some(&newest) = ids.last()
-        && is_torn_creation(dir, newest, read_only)?
+        && is_torn_creation(dir, newest, opts.read_only)?
     {
         ids.pop();
     }
 
+    // Log order: (seq_floor, id). Headers first, one descriptor at a time.
+    let mut order = Vec::with_capacity(ids.len());
+    for &id in &ids {
+        let header = DataFile::open(dir, id, true)?.read_header()?;
+        order.push((header.seq_floor, id));
+    }
+    order.sort_unstable();
+
+    let mut loader = KeyDirLoader::new();
+    let accounts = Accounts::default();
     let mut sealed = BTreeMap::new();
     let mut newest_file = None;
+    let mut missing_hints = Vec::new();
     let mut max_seq = 0u64;
     let mut seq_floor = 1u64;
-    let newest = ids.last().copied();
-    for id in ids {
-        let file = Arc::new(DataFile::open(dir, id, read_only)?);
+    let last = order.last().copied();
+    for (floor, id) in order {
+        let file = Arc::new(DataFile::open(dir, id, opts.read_only)?);
         let header = file.read_header()?;
-        seq_floor = seq_floor.max(header.seq_floor);
-        let is_newest = Some(id) == newest;
-        let end = scan_file(&file, &mut keydir, is_newest, read_only, &mut max_seq)?;
+        seq_floor = seq_floor.max(floor);
+        let is_newest = Some((floor, id)) == last;
+        let hint = if opts.use_hints && !is_newest {
+            Hint::load(dir, &header, file.len()?)
+        } else {
+            None
+        };
+        let end = match hint {
+            Some(hint) => load_hint(&file, &hint, &mut loader, &mut max_seq)?,
+            None => {
+                if !is_newest {
+                    missing_hints.push(id);
+                }
+                scan_file(&file, &mut loader, is_newest, opts.read_only, &mut max_seq)?
+            }
+        };
+        accounts.add_file(id, floor, end);
         if is_newest {
             newest_file = Some((file, end));
         } else {
             sealed.insert(id, ReadHandle::sealed(file)?);
         }
     }
+    let keydir = loader.finish(opts.now_ms);
+    keydir.for_each_entry(|_, entry| accounts.live(entry));
     Ok(Recovered {
         sealed,
         newest: newest_file,
         next_seq: (max_seq + 1).max(seq_floor),
-        keydir: keydir.finish(),
+        next_file_id: listing.max_id.saturating_add(1).max(1),
+        keydir,
+        accounts,
+        missing_hints,
     })
 }
 
+/// Deletes `.tmp` files (writes a crash cut short) and hint files whose data
+/// file is gone.
+fn remove_leftovers(dir: &Path, listing: &datafile::DirListing) -> Result<()> {
+    let orphan_hints = listing
+        .hints
+        .iter()
+        .filter(|id| listing.data.binary_search(id).is_err())
+        .map(|&id| dir.join(datafile::hint_file_name(id)));
+    let mut removed = false;
+    for path in listing.tmp.iter().cloned().chain(orphan_hints) {
+        tracing::info!(path = %path.display(), "removing a file left unfinished by a crash");
+        std::fs::remove_file(&path).at(&path)?;
+        removed = true;
+    }
+    if removed {
+        datafile::sync_dir(dir)?;
+    }
+    Ok(())
+}
+
 /// A newest file no longer than its header whose header does not verify was
-/// being created when the process died: it never held a record. Removes it
-/// (unless read-only) and reports whether it was one.
+/// being created in place (by a format-version-1 writer) when the process
+/// died: it never held a record. Removes it (unless read-only) and reports
+/// whether it was one.
 fn is_torn_creation(dir: &Path, id: u32, read_only: bool) -> Result<bool> {
     let file = DataFile::open(dir, id, true)?;
     if file.len()? > FILE_HEADER_LEN as u64 || file.read_header().is_ok() {
@@ -85,38 +156,111 @@ fn is_torn_creation(dir: &Path, id: u32, read_only: bool) -> Result<bool> {
     Ok(true)
 }
 
-/// Applies every record of `file` to `keydir`; returns the offset where the
-/// valid records end.
+/// Applies a verified hint file's entries; returns the data file's length.
+fn load_hint(
+    file: &DataFile,
+    hint: &Hint,
+    loader: &mut KeyDirLoader,
+    max_seq: &mut u64,
+) -> Result<u64> {
+    for entry in hint.entries() {
+        // `Hint::load` verified every entry; a `None` here would be a bug.
+        let Some(entry) = entry else {
+            return Err(Error::Corruption {
+                path: file.path.clone(),
+                offset: 0,
+                kind: CorruptionKind::BadChecksum,
+            });
+        };
+        *max_seq = (*max_seq).max(entry.seq);
+        if entry.is_put {
+            loader.put(
+                entry.key,
+                Entry {
+                    file_id: file.id,
+                    offset: entry.offset,
+                    len: entry.len,
+                    seq: entry.seq,
+                    expires_at_ms: entry.expires_at_ms,
+                },
+            );
+        } else {
+            loader.delete(entry.key, entry.seq);
+        }
+    }
+    file.len()
+}
+
+/// One operation of a batch read but not yet committed.
+struct PendingOp {
+    key: Vec<u8>,
+    /// The entry for a put; `None` for a delete.
+    put: Option<Entry>,
+    seq: u64,
+}
+
+fn apply(loader: &mut KeyDirLoader, key: &[u8], put: Option<Entry>, seq: u64) {
+    match put {
+        Some(entry) => loader.put(key, entry),
+        None => loader.delete(key, seq),
+    }
+}
+
+/// Applies every record of `file` to `loader`; returns the offset where the
+/// valid (and committed) records end.
 fn scan_file(
     file: &DataFile,
-    keydir: &mut KeyDirLoader,
+    loader: &mut KeyDirLoader,
     is_newest: bool,
     read_only: bool,
     max_seq: &mut u64,
 ) -> Result<u64> {
     let mut scanner = file.scanner()?;
+    // Records of a batch whose committing record has not been read yet, and
+    // the offset where that batch starts.
+    let mut pending: Vec<PendingOp> = Vec::new();
+    let mut batch_start = 0u64;
     let stop = loop {
         match scanner.next_record()? {
             Scan::Record(rec) => {
                 *max_seq = (*max_seq).max(rec.header.seq);
-                match rec.header.kind {
-                    RecordKind::Put => {
-                        let entry = Entry {
-                            file_id: file.id,
-                            offset: offset_u32(file, rec.offset)?,
-                            len: offset_u32(file, rec.header.record_len())?,
-                            seq: rec.header.seq,
-                        };
-                        keydir.insert(rec.key, entry);
+                let put = if rec.header.kind.is_put() {
+                    Some(Entry {
+                        file_id: file.id,
+                        offset: offset_u32(file, rec.offset)?,
+                        len: offset_u32(file, rec.header.record_len())?,
+                        seq: rec.header.seq,
+                        expires_at_ms: rec.header.expires_at_ms,
+                    })
+                } else {
+                    None
+                };
+                if rec.header.kind.commits() {
+                    for op in pending.drain(..) {
+                        apply(loader, &op.key, op.put, op.seq);
                     }
-                    RecordKind::Delete => {
-                        keydir.remove(rec.key);
+                    apply(loader, rec.key, put, rec.header.seq);
+                } else {
+                    if pending.is_empty() {
+                        batch_start = rec.offset;
                     }
+                    pending.push(PendingOp {
+                        key: rec.key.to_vec(),
+                        put,
+                        seq: rec.header.seq,
+                    });
                 }
             }
             // The length seen when the scan began: a live writer beside a
             // read-only open may have appended since.
-            Scan::End => return Ok(scanner.scanned_len()),
+            Scan::End if pending.is_empty() => return Ok(scanner.scanned_len()),
+            Scan::End => {
+                break datafile::ScanStop {
+                    offset: batch_start,
+                    kind: CorruptionKind::UnfinishedBatch,
+                    declared_end: None,
+                };
+            }
             Scan::Stop(stop) => break stop,
         }
     };
@@ -138,27 +282,33 @@ fn scan_file(
             "corruption in the middle of the active data file");
         return Err(corruption);
     }
+    // A torn tail. If it falls inside a batch, the whole batch goes with it.
+    let cut_at = if pending.is_empty() {
+        stop.offset
+    } else {
+        batch_start
+    };
     let len = file.len()?;
     if read_only {
-        tracing::debug!(path = %file.path.display(), offset = stop.offset,
+        tracing::debug!(path = %file.path.display(), offset = cut_at,
             "read-only open ignores an incomplete tail");
     } else {
         // Keep the cut bytes beside the data: a torn write is expected after a
         // crash, but if this was damage, the bytes are there to inspect.
         let dir = file.path.parent().unwrap_or(Path::new("."));
-        let saved = dir.join(format!("{:010}-{}.torn", file.id, stop.offset));
-        let kept = file.save_tail(stop.offset, &saved)?;
-        tracing::warn!(path = %file.path.display(), offset = stop.offset,
-            dropped_bytes = len - stop.offset, kind = %stop.kind,
+        let saved = dir.join(format!("{:010}-{}.torn", file.id, cut_at));
+        let kept = file.save_tail(cut_at, &saved)?;
+        tracing::warn!(path = %file.path.display(), offset = cut_at,
+            dropped_bytes = len - cut_at, kind = %stop.kind,
             saved_to = %if kept { saved.display().to_string() } else { "(all zero, not kept)".into() },
             "cutting a torn tail off the active data file");
         if kept {
             datafile::sync_dir(dir)?;
         }
-        file.truncate(stop.offset).at(&file.path)?;
+        file.truncate(cut_at).at(&file.path)?;
         file.sync_all().at(&file.path)?;
     }
-    Ok(stop.offset)
+    Ok(cut_at)
 }
 
 /// Offsets and lengths fit in 32 bits because files are at most 4 GiB.

@@ -213,7 +213,9 @@ fn a_flipped_byte_in_a_sealed_file_is_reported_with_file_and_offset() {
         bytes[at as usize] ^= 0x5A;
         std::fs::write(&path, &bytes).expect("write");
 
-        match Bitcask::open_with(dir.path(), common::fast().max_file_size(200)) {
+        // Without hints, open reads (and verifies) every record of every file.
+        let opts = common::fast().max_file_size(200).use_hints(false);
+        match Bitcask::open_with(dir.path(), opts) {
             Err(Error::Corruption {
                 path: p, offset, ..
             }) => {
@@ -340,6 +342,7 @@ mod damaged_files {
             flips in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 0..4),
             cut in proptest::option::of(any::<prop::sample::Index>()),
             sealed in any::<bool>(),
+            use_hints in any::<bool>(),
         ) {
             let dir = tempfile::tempdir().expect("tempdir");
             write_records(dir.path(), n);
@@ -361,10 +364,17 @@ mod damaged_files {
             }
             std::fs::write(&target, &bytes).expect("write");
 
-            match Bitcask::open_with(dir.path(), common::fast().max_file_size(1)) {
+            let opts = common::fast().max_file_size(1).use_hints(use_hints);
+            match Bitcask::open_with(dir.path(), opts) {
                 Ok(db) => {
                     for key in db.keys() {
-                        let got = db.get(&key).expect("a key recovery kept must read back");
+                        let got = match db.get(&key) {
+                            Ok(got) => got,
+                            // With a hint, a sealed file's records are
+                            // verified when read, not at open.
+                            Err(Error::Corruption { .. }) if use_hints && sealed => continue,
+                            Err(other) => panic!("a key recovery kept must read back: {other}"),
+                        };
                         if key == b"rotate" {
                             prop_assert_eq!(got.as_deref(), Some(&b"x"[..]));
                         } else {

@@ -1,23 +1,49 @@
-//! Pins the on-disk format: a checked-in data file (written by format
-//! version 1) must open with exactly its known contents, and writing the same
-//! operations today must produce the same bytes.
+//! Pins the on-disk format. A checked-in data file written by format version
+//! 1 must still open with exactly its known contents; a checked-in file of the
+//! current version (2) must too, and writing the same operations today must
+//! produce the same bytes.
 //!
-//! Regenerate the fixture only for a deliberate format change (and bump the
-//! version in docs/FORMAT.md): `BITCASK_WRITE_FIXTURE=1 cargo test --test format`.
+//! Regenerate the current fixture only for a deliberate format change (and
+//! bump the version in docs/FORMAT.md):
+//! `BITCASK_WRITE_FIXTURE=1 cargo test -p bitcask --test format`.
 
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
-use bitcask::Bitcask;
+use bitcask::clock::ManualClock;
+use bitcask::{Batch, Bitcask, WriteOptions};
 
 const FIXTURE_NAME: &str = "0000000001.data";
+/// The clock reading the version-2 fixture was written at.
+const WRITTEN_AT_MS: u64 = 1_000_000;
 
 fn fixture_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format-v1.data")
 }
 
-/// The operations the fixture holds, in order.
+fn fixture_v2_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format-v2.data")
+}
+
+/// The operations the version-2 fixture holds after the version-1 ones: a
+/// batch and a put with a time-to-live.
+fn write_v2_ops(db: &Bitcask) {
+    write_fixture_ops(db);
+    let mut batch = Batch::new();
+    batch.put("b1", "one").delete("alpha").put("b2", "two");
+    db.write_batch(&batch).expect("batch");
+    db.put_with(
+        b"ttl",
+        b"short",
+        WriteOptions::new().ttl(Duration::from_secs(5)),
+    )
+    .expect("put with ttl");
+}
+
+/// The operations the version-1 fixture holds, in order.
 fn write_fixture_ops(db: &Bitcask) {
     db.put(b"alpha", b"first").expect("put");
     db.put("ключ/ü".as_bytes(), &[0x00, 0xFF, 0xC3, 0x28])
@@ -30,8 +56,9 @@ fn write_fixture_ops(db: &Bitcask) {
 
 fn bytes_written_today() -> Vec<u8> {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = common::open(dir.path());
-    write_fixture_ops(&db);
+    let clock = Arc::new(ManualClock::new(WRITTEN_AT_MS));
+    let db = Bitcask::open_with(dir.path(), common::fast().clock(clock)).expect("open");
+    write_v2_ops(&db);
     db.close().expect("close");
     std::fs::read(dir.path().join(FIXTURE_NAME)).expect("read data file")
 }
@@ -40,13 +67,39 @@ fn bytes_written_today() -> Vec<u8> {
 fn the_encoder_still_writes_the_fixture_bytes() {
     let today = bytes_written_today();
     if std::env::var_os("BITCASK_WRITE_FIXTURE").is_some() {
-        std::fs::write(fixture_path(), &today).expect("write fixture");
+        std::fs::write(fixture_v2_path(), &today).expect("write fixture");
     }
-    let fixture = std::fs::read(fixture_path()).expect("read fixture");
+    let fixture = std::fs::read(fixture_v2_path()).expect("read fixture");
     assert_eq!(
         today, fixture,
         "the on-disk format changed; see docs/FORMAT.md"
     );
+}
+
+#[test]
+fn the_version_2_fixture_decodes_to_its_known_contents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(fixture_v2_path(), dir.path().join(FIXTURE_NAME)).expect("copy fixture");
+    let clock = Arc::new(ManualClock::new(WRITTEN_AT_MS + 4_999));
+    let opts = common::fast().read_only(true).clock(clock.clone());
+    let db = Bitcask::open_with(dir.path(), opts.clone()).expect("open fixture");
+    let get = |k: &str| db.get(k.as_bytes()).expect("get");
+    assert_eq!(get("alpha"), None, "deleted by the batch");
+    assert_eq!(get("b1").as_deref(), Some(&b"one"[..]));
+    assert_eq!(get("b2").as_deref(), Some(&b"two"[..]));
+    assert_eq!(get("ttl").as_deref(), Some(&b"short"[..]));
+    let ttl = db.get_versioned(b"ttl").expect("get").expect("present");
+    assert_eq!(ttl.expires_at_ms, Some(WRITTEN_AT_MS + 5_000));
+    assert_eq!(
+        ttl.version, 10,
+        "six v1 writes, three in the batch, then this"
+    );
+    clock.set(WRITTEN_AT_MS + 5_000);
+    assert_eq!(get("ttl"), None, "expired");
+    drop(db);
+    let db = Bitcask::open_with(dir.path(), opts).expect("reopen after expiry");
+    assert_eq!(db.get(b"ttl").expect("get"), None);
+    assert_eq!(db.len(), 4, "b1, b2, empty, ключ/ü");
 }
 
 #[test]
@@ -77,7 +130,22 @@ fn the_fixture_decodes_to_its_known_contents() {
 }
 
 #[test]
-fn the_fixture_layout_matches_the_spec_tables() {
+fn the_fixtures_layout_matches_the_spec_tables() {
+    let v2 = std::fs::read(fixture_v2_path()).expect("read fixture");
+    assert_eq!(u16::from_le_bytes([v2[8], v2[9]]), 2, "format version 2");
+    // The batch: kinds 2 (put), 3 (delete), then 0 (put) commits it.
+    let v1_len = std::fs::metadata(fixture_path()).expect("meta").len() as usize;
+    let first = v1_len;
+    let second = first + 29 + 2 + 3;
+    let third = second + 29 + 5;
+    assert_eq!((v2[first + 20], v2[second + 20], v2[third + 20]), (2, 3, 0));
+    // The last record carries its expiry.
+    let last = third + 29 + 2 + 3;
+    assert_eq!(
+        u64::from_le_bytes(v2[last + 12..last + 20].try_into().expect("8")),
+        WRITTEN_AT_MS + 5_000
+    );
+
     let bytes = std::fs::read(fixture_path()).expect("read fixture");
     // File header.
     assert_eq!(&bytes[0..8], b"BITCASK\0");

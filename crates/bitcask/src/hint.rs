@@ -1,0 +1,387 @@
+//! Hint files: a sealed data file's key-directory entries, so that open reads
+//! a few bytes per key instead of every value.
+//!
+//! Layout (see `docs/FORMAT.md`, "Hint file"): a file header of kind 2, one
+//! entry per record of the data file (seq, expiry, put/delete, key length,
+//! offset, record length, key), and a trailer with the entry count, the
+//! length of the data file described and a CRC-32C of everything before it.
+//! A hint that does not verify, or describes a data file of another length,
+//! is ignored and the data file is scanned instead.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::datafile::{
+    self, DataFile, FILE_HEADER_LEN, FileHeader, KIND_HINT, Scan, hint_file_name, tmp_name,
+};
+use crate::error::{IoContext, Result};
+
+/// Fixed part of an entry: seq, expiry, kind, key length, offset, record length.
+const ENTRY_FIXED_LEN: usize = 8 + 8 + 1 + 4 + 4 + 4;
+/// Trailer: entry count, data file length, reserved, crc.
+const TRAILER_LEN: usize = 8 + 8 + 4 + 4;
+
+/// One entry of a hint file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HintEntry<'a> {
+    /// The record's sequence number.
+    pub seq: u64,
+    /// The record's expiry (0 = never).
+    pub expires_at_ms: u64,
+    /// Put (`true`) or delete.
+    pub is_put: bool,
+    /// The record's key.
+    pub key: &'a [u8],
+    /// Offset of the record in the data file.
+    pub offset: u32,
+    /// Length of the whole record.
+    pub len: u32,
+}
+
+/// Writes a hint file under its `.tmp` name; [`Self::finish`] publishes it.
+pub(crate) struct HintWriter {
+    tmp_path: PathBuf,
+    final_path: PathBuf,
+    out: BufWriter<File>,
+    crc: u32,
+    count: u64,
+}
+
+impl HintWriter {
+    /// Starts the hint of the data file whose header is `data_header`.
+    pub(crate) fn create(dir: &Path, data_header: &FileHeader) -> Result<Self> {
+        let final_path = dir.join(hint_file_name(data_header.file_id));
+        let tmp_path = dir.join(tmp_name(&hint_file_name(data_header.file_id)));
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp_path)
+            .at(&tmp_path)?;
+        let mut writer = Self {
+            tmp_path,
+            final_path,
+            out: BufWriter::with_capacity(1 << 16, file),
+            crc: 0,
+            count: 0,
+        };
+        let header = FileHeader {
+            file_kind: KIND_HINT,
+            ..*data_header
+        };
+        writer.write(&header.encode())?;
+        Ok(writer)
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.crc = crc32c::crc32c_append(self.crc, bytes);
+        self.out.write_all(bytes).at(&self.tmp_path)
+    }
+
+    /// Adds the entry of one record.
+    pub(crate) fn add(&mut self, entry: &HintEntry<'_>) -> Result<()> {
+        let mut fixed = [0u8; ENTRY_FIXED_LEN];
+        fixed[0..8].copy_from_slice(&entry.seq.to_le_bytes());
+        fixed[8..16].copy_from_slice(&entry.expires_at_ms.to_le_bytes());
+        fixed[16] = u8::from(!entry.is_put);
+        // Keys are at most 1 GiB (options), so the length fits.
+        let key_len = u32::try_from(entry.key.len()).unwrap_or(u32::MAX);
+        fixed[17..21].copy_from_slice(&key_len.to_le_bytes());
+        fixed[21..25].copy_from_slice(&entry.offset.to_le_bytes());
+        fixed[25..29].copy_from_slice(&entry.len.to_le_bytes());
+        self.write(&fixed)?;
+        self.write(entry.key)?;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Writes the trailer, fsyncs, and renames the hint to its final name.
+    /// The caller fsyncs the directory.
+    pub(crate) fn finish(mut self, data_file_len: u64) -> Result<()> {
+        let mut trailer = [0u8; TRAILER_LEN - 4];
+        trailer[0..8].copy_from_slice(&self.count.to_le_bytes());
+        trailer[8..16].copy_from_slice(&data_file_len.to_le_bytes());
+        self.write(&trailer)?;
+        let crc = self.crc;
+        self.out.write_all(&crc.to_le_bytes()).at(&self.tmp_path)?;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(std::io::IntoInnerError::into_error)
+            .at(&self.tmp_path)?;
+        file.sync_all().at(&self.tmp_path)?;
+        std::fs::rename(&self.tmp_path, &self.final_path).at(&self.final_path)
+    }
+
+    /// Removes the unfinished hint (best effort; the next open removes a
+    /// leftover `.tmp` file too).
+    pub(crate) fn abandon(self) {
+        let _ = std::fs::remove_file(&self.tmp_path);
+    }
+}
+
+/// A hint file read whole and verified against its data file.
+#[derive(Debug)]
+pub(crate) struct Hint {
+    bytes: Vec<u8>,
+}
+
+impl Hint {
+    /// Reads the hint of the data file with header `data_header` and length
+    /// `data_len`. `None` if there is none or it does not verify (the caller
+    /// scans the data file instead).
+    pub(crate) fn load(dir: &Path, data_header: &FileHeader, data_len: u64) -> Option<Self> {
+        let path = dir.join(hint_file_name(data_header.file_id));
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "cannot read hint file; scanning its data file");
+                return None;
+            }
+        };
+        let hint = Self { bytes };
+        match hint.verify(&path, data_header, data_len) {
+            Ok(()) => Some(hint),
+            Err(reason) => {
+                tracing::warn!(path = %path.display(), reason, "ignoring hint file; scanning its data file");
+                None
+            }
+        }
+    }
+
+    fn verify(
+        &self,
+        path: &Path,
+        data_header: &FileHeader,
+        data_len: u64,
+    ) -> Result<(), &'static str> {
+        let b = &self.bytes;
+        if b.len() < FILE_HEADER_LEN + TRAILER_LEN {
+            return Err("too short");
+        }
+        let (body, crc) = b.split_at(b.len() - 4);
+        let crc = u32::from_le_bytes(crc.try_into().map_err(|_| "too short")?);
+        if crc32c::crc32c(body) != crc {
+            return Err("checksum mismatch");
+        }
+        let mut head = [0u8; FILE_HEADER_LEN];
+        head.copy_from_slice(&b[..FILE_HEADER_LEN]);
+        let header = FileHeader::decode(&head, path, KIND_HINT, data_header.file_id)
+            .map_err(|_| "bad header")?;
+        if header.seq_floor != data_header.seq_floor {
+            return Err("describes another data file");
+        }
+        let trailer = &body[body.len() - (TRAILER_LEN - 4)..];
+        let count = u64::from_le_bytes(trailer[0..8].try_into().map_err(|_| "bad trailer")?);
+        let described_len =
+            u64::from_le_bytes(trailer[8..16].try_into().map_err(|_| "bad trailer")?);
+        if described_len != data_len {
+            return Err("data file length differs");
+        }
+        let mut seen = 0u64;
+        for entry in self.entries() {
+            let entry = entry.ok_or("malformed entry")?;
+            if u64::from(entry.offset) + u64::from(entry.len) > data_len {
+                return Err("entry points past the data file");
+            }
+            seen += 1;
+        }
+        if seen != count {
+            return Err("entry count differs");
+        }
+        Ok(())
+    }
+
+    /// The entries, in data-file order. `None` marks a malformed entry (only
+    /// possible if [`Self::load`] did not verify the hint).
+    pub(crate) fn entries(&self) -> impl Iterator<Item = Option<HintEntry<'_>>> {
+        let end = self.bytes.len().saturating_sub(TRAILER_LEN);
+        let mut rest = self.bytes.get(FILE_HEADER_LEN..end).unwrap_or(&[]);
+        std::iter::from_fn(move || {
+            if rest.is_empty() {
+                return None;
+            }
+            let parsed = parse_entry(rest);
+            match parsed {
+                Some((entry, tail)) => {
+                    rest = tail;
+                    Some(Some(entry))
+                }
+                None => {
+                    rest = &[];
+                    Some(None)
+                }
+            }
+        })
+    }
+}
+
+fn parse_entry(b: &[u8]) -> Option<(HintEntry<'_>, &[u8])> {
+    let (fixed, rest) = b.split_first_chunk::<ENTRY_FIXED_LEN>()?;
+    let u32_at =
+        |at: usize| u32::from_le_bytes([fixed[at], fixed[at + 1], fixed[at + 2], fixed[at + 3]]);
+    let u64_at = |at: usize| {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&fixed[at..at + 8]);
+        u64::from_le_bytes(x)
+    };
+    let is_put = match fixed[16] {
+        0 => true,
+        1 => false,
+        _ => return None,
+    };
+    let key_len = u32_at(17) as usize;
+    if rest.len() < key_len {
+        return None;
+    }
+    let (key, rest) = rest.split_at(key_len);
+    Some((
+        HintEntry {
+            seq: u64_at(0),
+            expires_at_ms: u64_at(8),
+            is_put,
+            key,
+            offset: u32_at(21),
+            len: u32_at(25),
+        },
+        rest,
+    ))
+}
+
+/// Writes the hint file of sealed data file `id` by scanning it, and fsyncs
+/// the directory. A data file that does not scan cleanly gets no hint (open
+/// will scan it and report what is wrong).
+pub(crate) fn write_for_data_file(dir: &Path, id: u32) -> Result<()> {
+    let file = DataFile::open(dir, id, true)?;
+    let header = file.read_header()?;
+    let mut writer = HintWriter::create(dir, &header)?;
+    let mut scanner = file.scanner()?;
+    let written = loop {
+        match scanner.next_record() {
+            Ok(Scan::Record(rec)) => {
+                let entry = HintEntry {
+                    seq: rec.header.seq,
+                    expires_at_ms: rec.header.expires_at_ms,
+                    is_put: rec.header.kind.is_put(),
+                    key: rec.key,
+                    // A sealed file is below 4 GiB (options).
+                    offset: u32::try_from(rec.offset).unwrap_or(u32::MAX),
+                    len: u32::try_from(rec.header.record_len()).unwrap_or(u32::MAX),
+                };
+                if let Err(e) = writer.add(&entry) {
+                    break Err(e);
+                }
+            }
+            Ok(Scan::End) => break Ok(scanner.scanned_len()),
+            Ok(Scan::Stop(stop)) => {
+                tracing::warn!(path = %file.path.display(), offset = stop.offset, kind = %stop.kind,
+                    "not writing a hint for a data file that does not scan cleanly");
+                writer.abandon();
+                return Ok(());
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    match written {
+        Ok(len) => {
+            writer.finish(len)?;
+            datafile::sync_dir(dir)
+        }
+        Err(e) => {
+            writer.abandon();
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datafile::KIND_DATA;
+
+    fn header(id: u32) -> FileHeader {
+        FileHeader {
+            file_kind: KIND_DATA,
+            file_id: id,
+            seq_floor: 10,
+        }
+    }
+
+    fn entry(key: &[u8], seq: u64, offset: u32) -> HintEntry<'_> {
+        HintEntry {
+            seq,
+            expires_at_ms: seq * 2,
+            is_put: seq.is_multiple_of(2),
+            key,
+            offset,
+            len: 40,
+        }
+    }
+
+    fn write_hint(dir: &Path) -> Vec<u8> {
+        let mut w = HintWriter::create(dir, &header(3)).expect("create");
+        w.add(&entry(b"alpha", 10, 32)).expect("add");
+        w.add(&entry(b"", 11, 72)).expect("add");
+        w.add(&entry(b"gamma", 12, 112)).expect("add");
+        w.finish(152).expect("finish");
+        std::fs::read(dir.join(hint_file_name(3))).expect("read")
+    }
+
+    #[test]
+    fn a_hint_round_trips() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_hint(dir.path());
+        assert!(!dir.path().join(tmp_name(&hint_file_name(3))).exists());
+        let hint = Hint::load(dir.path(), &header(3), 152).expect("valid hint");
+        let got: Vec<HintEntry<'_>> = hint.entries().map(|e| e.expect("entry")).collect();
+        assert_eq!(
+            got,
+            vec![
+                entry(b"alpha", 10, 32),
+                entry(b"", 11, 72),
+                entry(b"gamma", 12, 112)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_hint_for_another_file_or_length_is_ignored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_hint(dir.path());
+        assert!(Hint::load(dir.path(), &header(3), 153).is_none(), "length");
+        let other = FileHeader {
+            seq_floor: 11,
+            ..header(3)
+        };
+        assert!(Hint::load(dir.path(), &other, 152).is_none(), "seq_floor");
+        assert!(
+            Hint::load(dir.path(), &header(4), 152).is_none(),
+            "no such hint"
+        );
+    }
+
+    #[test]
+    fn every_damaged_or_cut_hint_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let good = write_hint(dir.path());
+        let path = dir.path().join(hint_file_name(3));
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0x40;
+            std::fs::write(&path, &bad).expect("write");
+            assert!(
+                Hint::load(dir.path(), &header(3), 152).is_none(),
+                "flip at {i}"
+            );
+        }
+        for cut in 0..good.len() {
+            std::fs::write(&path, &good[..cut]).expect("write");
+            assert!(
+                Hint::load(dir.path(), &header(3), 152).is_none(),
+                "cut at {cut}"
+            );
+        }
+    }
+}

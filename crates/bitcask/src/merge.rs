@@ -1,0 +1,591 @@
+//! Merge (compaction): rewrites the live records of sealed data files into
+//! new files, drops overwritten, deleted and expired records, and deletes
+//! the old files, while reads and writes go on.
+//!
+//! The protocol, what a crash leaves at each step and why no deleted key can
+//! come back are in `docs/FORMAT.md` ("Merge"). In short: inputs are chosen
+//! under the writer lock (a moment); outputs are written under `.tmp` names,
+//! fsynced and renamed before the key directory points at them (key by key,
+//! only where the key still points at the input); inputs are deleted last,
+//! oldest first.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::datafile::{self, DataFile, FILE_HEADER_LEN, FileHeader, KIND_DATA, ReadHandle, Scan};
+use crate::db::Shared;
+use crate::error::{Error, IoContext, Result};
+use crate::hint::{HintEntry, HintWriter};
+use crate::keydir::Entry;
+use crate::record::{self, RecordKind};
+use crate::stats::MergeReport;
+
+/// An output is finished after this many records even if it is not full, to
+/// bound the memory of the key list kept until the key directory switches.
+const MAX_RECORDS_PER_OUTPUT: usize = 1 << 20;
+/// Output bytes buffered before a write.
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// One merge at a time, and what merges have done.
+#[derive(Debug, Default)]
+pub(crate) struct MergeState {
+    lock: Mutex<()>,
+    running: AtomicBool,
+    history: Mutex<(Option<MergeReport>, u64)>,
+}
+
+impl MergeState {
+    /// Excludes merges (and hint writes, which must not race a merge's deletes).
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ()> {
+        self.lock.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a merge is running.
+    pub(crate) fn is_running(&self) -> bool {
+        self.running.load(Ordering::Relaxed)
+    }
+
+    /// The last completed merge and the number completed.
+    pub(crate) fn history(&self) -> (Option<MergeReport>, u64) {
+        *self.history.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Clears the running flag however the merge ends.
+struct Running<'a>(&'a AtomicBool);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Runs one merge (see the module docs).
+pub(crate) fn run(shared: &Shared) -> Result<MergeReport> {
+    let _one_at_a_time = shared.merge.lock();
+    shared.merge.running.store(true, Ordering::Relaxed);
+    let _running = Running(&shared.merge.running);
+    let started = Instant::now();
+    let now_ms = shared.options.clock.now_ms();
+    let mut report = MergeReport {
+        started_at_ms: now_ms,
+        ..MergeReport::default()
+    };
+
+    // Step 1: choose the inputs, under the writer lock so that no rotation
+    // runs meanwhile. No I/O here.
+    let inputs: Vec<u32> = {
+        let (writer, _) = shared.lock_writer()?;
+        let active = writer.active.id;
+        let mut chosen: Vec<(u64, u32)> = shared
+            .accounts
+            .snapshot()
+            .iter()
+            .filter(|(id, account)| **id != active && account.needs_merge(now_ms))
+            .map(|(id, account)| (account.seq_floor, *id))
+            .collect();
+        chosen.sort_unstable();
+        chosen.into_iter().map(|(_, id)| id).collect()
+    };
+    if inputs.is_empty() {
+        return Ok(finish_report(shared, report, started));
+    }
+    tracing::info!(inputs = inputs.len(), "merge started");
+
+    // Steps 2 and 3: copy the live records into outputs.
+    let mut copier = Copier {
+        shared,
+        now_ms,
+        output: None,
+        expired: Vec::new(),
+        throttle: Throttle::new(shared.options.merge_bytes_per_sec),
+        report: &mut report,
+    };
+    let copied = inputs.iter().try_for_each(|&id| copier.copy_file(id));
+    let copied = copied.and_then(|()| copier.finish_output());
+    let Copier {
+        output, expired, ..
+    } = copier;
+    if let Some(output) = output {
+        output.file.discard();
+    }
+    match copied {
+        Ok(()) => {}
+        Err(Stopped::Closing) => {
+            tracing::info!("merge stopped early: the store is closing");
+            return Ok(finish_report(shared, report, started));
+        }
+        Err(Stopped::Failed(error)) => return Err(error),
+    }
+
+    // Step 4: forget expired keys, then delete the inputs, oldest first.
+    for (key, entry) in expired {
+        if shared.keydir.remove_if(&key, &entry) {
+            shared.accounts.dead(&entry);
+        }
+    }
+    #[cfg(test)]
+    crate::failpoint::step("merge: before deleting inputs");
+    {
+        let mut files = shared.files.write().unwrap_or_else(PoisonError::into_inner);
+        for id in &inputs {
+            files.remove(id);
+        }
+    }
+    for &id in &inputs {
+        remove_if_exists(&shared.dir.join(datafile::hint_file_name(id)))?;
+        remove_if_exists(&shared.dir.join(datafile::data_file_name(id)))?;
+        shared.accounts.remove_file(id);
+        report.files_merged += 1;
+        #[cfg(test)]
+        crate::failpoint::step("merge: deleted an input");
+    }
+    datafile::sync_dir(&shared.dir)?;
+    let report = finish_report(shared, report, started);
+    tracing::info!(?report, "merge finished");
+    Ok(report)
+}
+
+fn finish_report(shared: &Shared, mut report: MergeReport, started: Instant) -> MergeReport {
+    report.duration = started.elapsed();
+    let mut history = shared
+        .merge
+        .history
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    history.0 = Some(report);
+    history.1 += 1;
+    report
+}
+
+fn remove_if_exists(path: &std::path::Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).at(path),
+    }
+}
+
+/// Why copying stopped before the end.
+enum Stopped {
+    /// The store is closing.
+    Closing,
+    Failed(Error),
+}
+
+impl From<Error> for Stopped {
+    fn from(error: Error) -> Self {
+        Self::Failed(error)
+    }
+}
+
+/// Steps 2 and 3 of a merge.
+struct Copier<'a> {
+    shared: &'a Shared,
+    now_ms: u64,
+    output: Option<Output>,
+    /// Live but expired records: dropped, their keys forgotten at step 4.
+    expired: Vec<(Vec<u8>, Entry)>,
+    throttle: Throttle,
+    report: &'a mut MergeReport,
+}
+
+/// A merge output being written.
+struct Output {
+    file: DataFile,
+    seq_floor: u64,
+    /// Bytes written so far, header included (also where `buf` goes).
+    written: u64,
+    buf: Vec<u8>,
+    /// Key, location in the input, location in this output.
+    moved: Vec<(Vec<u8>, Entry, Entry)>,
+}
+
+impl Output {
+    fn len(&self) -> u64 {
+        self.written + self.buf.len() as u64
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.file
+            .write_all_at(&self.buf, self.written)
+            .at(&self.file.path)?;
+        self.written += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+impl Copier<'_> {
+    fn copy_file(&mut self, id: u32) -> Result<(), Stopped> {
+        let file = DataFile::open(&self.shared.dir, id, true)?;
+        let mut scanner = file.scanner()?;
+        loop {
+            if self.shared.closing.load(Ordering::Relaxed) {
+                return Err(Stopped::Closing);
+            }
+            let rec = match scanner.next_record()? {
+                Scan::Record(rec) => rec,
+                Scan::End => return Ok(()),
+                Scan::Stop(stop) => {
+                    return Err(Stopped::Failed(Error::Corruption {
+                        path: file.path.clone(),
+                        offset: stop.offset,
+                        kind: stop.kind,
+                    }));
+                }
+            };
+            let len = rec.header.record_len();
+            self.report.bytes_read += len;
+            self.throttle.spend(len);
+            let current = self.shared.keydir.get(rec.key);
+            let live = match current {
+                Some(e)
+                    if rec.header.kind.is_put()
+                        && e.file_id == id
+                        && u64::from(e.offset) == rec.offset =>
+                {
+                    e
+                }
+                _ => {
+                    self.report.records_dropped += 1;
+                    continue;
+                }
+            };
+            if live.is_expired(self.now_ms) {
+                self.expired.push((rec.key.to_vec(), live));
+                self.report.records_dropped += 1;
+                continue;
+            }
+            if let Some(out) = &self.output
+                && out.len() > FILE_HEADER_LEN as u64
+                && (out.len() + len > self.shared.options.max_file_size
+                    || out.moved.len() >= MAX_RECORDS_PER_OUTPUT)
+            {
+                self.finish_output()?;
+            }
+            if self.output.is_none() {
+                self.output = Some(self.new_output(rec.header.seq)?);
+            }
+            let Some(out) = self.output.as_mut() else {
+                continue; // just set
+            };
+            let offset = out.len();
+            record::encode_into(
+                &mut out.buf,
+                rec.header.seq,
+                rec.header.expires_at_ms,
+                RecordKind::Put,
+                rec.key,
+                rec.value,
+            );
+            let moved_to = Entry {
+                file_id: out.file.id,
+                // Outputs stay below max_file_size plus one record (< 4 GiB).
+                offset: u32::try_from(offset).unwrap_or(u32::MAX),
+                ..live
+            };
+            out.moved.push((rec.key.to_vec(), live, moved_to));
+            if out.buf.len() >= WRITE_BUFFER {
+                out.flush()?;
+            }
+            self.report.bytes_written += len;
+            self.report.records_kept += 1;
+            self.throttle.spend(len);
+        }
+    }
+
+    fn new_output(&mut self, seq_floor: u64) -> Result<Output> {
+        let id = self.shared.next_file_id.fetch_add(1, Ordering::Relaxed);
+        let file = DataFile::create_tmp(&self.shared.dir, id, seq_floor)?;
+        self.report.files_written += 1;
+        Ok(Output {
+            file,
+            seq_floor,
+            written: FILE_HEADER_LEN as u64,
+            buf: Vec::with_capacity(WRITE_BUFFER + 4096),
+            moved: Vec::new(),
+        })
+    }
+
+    /// Step 3 for the current output: make it durable, publish it with its
+    /// hint, then point the key directory at it.
+    fn finish_output(&mut self) -> Result<(), Stopped> {
+        let Some(mut out) = self.output.take() else {
+            return Ok(());
+        };
+        let dir = &self.shared.dir;
+        let published = out
+            .flush()
+            .and_then(|()| out.file.sync_all().at(&out.file.path))
+            .and_then(|()| {
+                #[cfg(test)]
+                crate::failpoint::step("merge: output written, not renamed");
+                out.file.publish(dir)
+            });
+        if let Err(error) = published {
+            out.file.discard();
+            return Err(error.into());
+        }
+        #[cfg(test)]
+        crate::failpoint::step("merge: output renamed");
+        let len = out.written;
+        if let Err(error) = write_hint(dir, &out, len) {
+            // The hint only speeds up open; the data file is complete.
+            tracing::warn!(path = %out.file.path.display(), %error, "could not write the hint of a merge output");
+        }
+        #[cfg(test)]
+        crate::failpoint::step("merge: output hint written");
+
+        let file = Arc::new(out.file);
+        let handle = ReadHandle::sealed(Arc::clone(&file))?;
+        let id = file.id;
+        drop(file);
+        self.shared.accounts.add_file(id, out.seq_floor, len);
+        self.shared
+            .files
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, Arc::new(handle));
+        for (key, from, to) in &out.moved {
+            if self.shared.keydir.compare_and_set(key, from, *to) {
+                self.shared.accounts.dead(from);
+                self.shared.accounts.live(to);
+            }
+        }
+        #[cfg(test)]
+        crate::failpoint::step("merge: key directory switched to an output");
+        Ok(())
+    }
+}
+
+fn write_hint(dir: &std::path::Path, out: &Output, data_len: u64) -> Result<()> {
+    let header = FileHeader {
+        file_kind: KIND_DATA,
+        file_id: out.file.id,
+        seq_floor: out.seq_floor,
+    };
+    let mut hint = HintWriter::create(dir, &header)?;
+    for (key, _, to) in &out.moved {
+        let entry = HintEntry {
+            seq: to.seq,
+            expires_at_ms: to.expires_at_ms,
+            is_put: true,
+            key,
+            offset: to.offset,
+            len: to.len,
+        };
+        if let Err(error) = hint.add(&entry) {
+            hint.abandon();
+            return Err(error);
+        }
+    }
+    hint.finish(data_len)?;
+    datafile::sync_dir(dir)
+}
+
+/// Paces merge I/O to a byte budget per second.
+struct Throttle {
+    bytes_per_sec: Option<u64>,
+    started: Instant,
+    spent: u64,
+}
+
+impl Throttle {
+    fn new(bytes_per_sec: Option<u64>) -> Self {
+        Self {
+            bytes_per_sec,
+            started: Instant::now(),
+            spent: 0,
+        }
+    }
+
+    /// Counts `bytes` of I/O and sleeps while ahead of the budget.
+    fn spend(&mut self, bytes: u64) {
+        let Some(rate) = self.bytes_per_sec else {
+            return;
+        };
+        self.spent += bytes;
+        let due = Duration::from_secs_f64(self.spent as f64 / rate as f64);
+        let elapsed = self.started.elapsed();
+        if due > elapsed {
+            std::thread::sleep(due - elapsed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Crash safety of the merge protocol: the directory is copied at every
+    //! step (what a process killed there would leave), and every copy must
+    //! open with exactly the data the store held before the merge.
+
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use std::rc::Rc;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::clock::ManualClock;
+    use crate::failpoint;
+    use crate::{Batch, Bitcask, Options, SyncPolicy, WriteOptions};
+
+    type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+    fn options(clock: &Arc<ManualClock>) -> Options {
+        Options::new()
+            .sync(SyncPolicy::Never)
+            .max_file_size(400)
+            .clock(Arc::clone(clock) as Arc<dyn crate::clock::Clock>)
+    }
+
+    /// Writes a history with every kind of dead record spread over many
+    /// files: overwrites, deletes of keys whose puts sit in older files,
+    /// expired puts hiding older values, a batch. Returns what must be there.
+    fn write_history(db: &Bitcask, clock: &ManualClock) -> Model {
+        let mut model = Model::new();
+        for i in 0..30u32 {
+            let (k, v) = (format!("k{i:02}"), format!("v{i}-first"));
+            db.put(k.as_bytes(), v.as_bytes()).expect("put");
+            model.insert(k.into_bytes(), v.into_bytes());
+        }
+        for i in (0..30u32).step_by(3) {
+            let (k, v) = (format!("k{i:02}"), format!("v{i}-second"));
+            db.put(k.as_bytes(), v.as_bytes()).expect("overwrite");
+            model.insert(k.into_bytes(), v.into_bytes());
+        }
+        for i in (1..30u32).step_by(4) {
+            let k = format!("k{i:02}");
+            db.delete(k.as_bytes()).expect("delete");
+            model.remove(k.as_bytes());
+        }
+        for i in (2..30u32).step_by(5) {
+            let k = format!("k{i:02}");
+            let ttl = WriteOptions::new().ttl(Duration::from_millis(100));
+            db.put_with(k.as_bytes(), b"short-lived", ttl)
+                .expect("put ttl");
+            model.remove(k.as_bytes()); // expires before the merge
+        }
+        let mut batch = Batch::new();
+        batch.put("k00", "batched").delete("k03").put("new", "x");
+        db.write_batch(&batch).expect("batch");
+        model.insert(b"k00".to_vec(), b"batched".to_vec());
+        model.remove(&b"k03"[..]);
+        model.insert(b"new".to_vec(), b"x".to_vec());
+        // Fill the active file so that all of the above is sealed.
+        for i in 0..8u32 {
+            let k = format!("z{i}");
+            db.put(k.as_bytes(), &[b'z'; 40]).expect("filler");
+            model.insert(k.into_bytes(), vec![b'z'; 40]);
+        }
+        clock.advance(1_000);
+        model
+    }
+
+    fn contents(db: &Bitcask) -> Model {
+        db.keys()
+            .map(|k| {
+                let v = db.get(&k).expect("get").expect("listed keys read back");
+                (k, v)
+            })
+            .collect()
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        for entry in std::fs::read_dir(from).expect("read dir") {
+            let entry = entry.expect("entry");
+            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+        }
+    }
+
+    fn check_copy(dir: &Path, clock: &Arc<ManualClock>, model: &Model, step: &str) {
+        for use_hints in [true, false] {
+            let db = Bitcask::open_with(dir, options(clock).use_hints(use_hints))
+                .unwrap_or_else(|e| panic!("{step}: open failed: {e}"));
+            assert_eq!(&contents(&db), model, "{step} (hints: {use_hints})");
+            db.close().expect("close");
+        }
+        // Merging what the crash left, then reopening, changes nothing.
+        let db = Bitcask::open_with(dir, options(clock)).expect("open");
+        db.merge().expect("merge after crash");
+        assert_eq!(&contents(&db), model, "{step}: merged after the crash");
+        db.close().expect("close");
+        let db = Bitcask::open_with(dir, options(clock)).expect("reopen");
+        assert_eq!(
+            &contents(&db),
+            model,
+            "{step}: reopened after merging again"
+        );
+    }
+
+    #[test]
+    fn a_crash_at_any_step_of_a_merge_loses_nothing_and_resurrects_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let db = Bitcask::open_with(dir.path(), options(&clock)).expect("open");
+        let model = write_history(&db, &clock);
+        assert_eq!(contents(&db), model);
+
+        let snapshots: Rc<RefCell<Vec<(&'static str, tempfile::TempDir)>>> = Rc::default();
+        let sink = Rc::clone(&snapshots);
+        let src = dir.path().to_path_buf();
+        failpoint::observe(move |step| {
+            let copy = tempfile::tempdir().expect("tempdir");
+            copy_dir(&src, copy.path());
+            sink.borrow_mut().push((step, copy));
+        });
+        let report = db.merge();
+        failpoint::stop_observing();
+        let report = report.expect("merge");
+        assert!(
+            report.files_merged > 1 && report.files_written >= 1,
+            "{report:?}"
+        );
+        assert!(report.records_dropped > 0 && report.bytes_reclaimed() > 0);
+        assert_eq!(contents(&db), model, "the live store after the merge");
+
+        let snapshots = snapshots.take();
+        let steps: Vec<&str> = snapshots.iter().map(|(s, _)| *s).collect();
+        for expected in [
+            "merge: output written, not renamed",
+            "merge: output renamed",
+            "merge: output hint written",
+            "merge: key directory switched to an output",
+            "merge: before deleting inputs",
+            "merge: deleted an input",
+        ] {
+            assert!(
+                steps.contains(&expected),
+                "never reached {expected}: {steps:?}"
+            );
+        }
+        for (step, copy) in &snapshots {
+            check_copy(copy.path(), &clock, &model, step);
+        }
+        drop(db);
+        check_copy(dir.path(), &clock, &model, "after the merge");
+    }
+
+    #[test]
+    fn a_failed_output_leaves_the_inputs_and_no_unfinished_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let db = Bitcask::open_with(dir.path(), options(&clock)).expect("open");
+        let model = write_history(&db, &clock);
+        let before = crate::datafile::list_dir(dir.path()).expect("list");
+
+        failpoint::arm("publish");
+        assert!(db.merge().is_err());
+        let after = crate::datafile::list_dir(dir.path()).expect("list");
+        assert_eq!(
+            after.data, before.data,
+            "inputs untouched, no output published"
+        );
+        assert!(after.tmp.is_empty(), "the unfinished output is removed");
+        assert_eq!(contents(&db), model);
+        db.merge().expect("a later merge succeeds");
+        assert_eq!(contents(&db), model);
+    }
+}

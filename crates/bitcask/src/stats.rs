@@ -1,0 +1,229 @@
+//! Space accounting per data file, and the [`Stats`] snapshot.
+//!
+//! The engine keeps, for every data file, its length, the bytes and number
+//! of the records the key directory points into it (live), and the earliest
+//! expiry among the records written to it. Merge uses these to choose its
+//! inputs (see `docs/FORMAT.md`, "Merge"); [`Stats`] reports them.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::datafile::FILE_HEADER_LEN;
+use crate::keydir::Entry;
+
+/// What the engine knows of one data file's space.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct FileAccount {
+    /// The file's `seq_floor`: with the id, its place in log order.
+    pub seq_floor: u64,
+    /// Length of the file (header included).
+    pub total_bytes: u64,
+    /// Bytes of the records the key directory points to.
+    pub live_bytes: u64,
+    /// Number of those records.
+    pub live_keys: u64,
+    /// Earliest `expires_at_ms` among the puts written to the file (0 = none).
+    /// Only lowered, never raised: it may name a record already dead.
+    pub earliest_expiry_ms: u64,
+}
+
+impl FileAccount {
+    /// Bytes of the file that merge would reclaim now (header excluded).
+    pub(crate) fn dead_bytes(&self) -> u64 {
+        self.total_bytes
+            .saturating_sub(FILE_HEADER_LEN as u64)
+            .saturating_sub(self.live_bytes)
+    }
+
+    /// Whether merge has anything to drop from this file at `now_ms`.
+    pub(crate) fn needs_merge(&self, now_ms: u64) -> bool {
+        self.dead_bytes() > 0 || (self.earliest_expiry_ms != 0 && self.earliest_expiry_ms <= now_ms)
+    }
+
+    fn note_expiry(&mut self, expires_at_ms: u64) {
+        if expires_at_ms != 0
+            && (self.earliest_expiry_ms == 0 || expires_at_ms < self.earliest_expiry_ms)
+        {
+            self.earliest_expiry_ms = expires_at_ms;
+        }
+    }
+}
+
+/// The accounts of every data file, by id. Updates commute, so writer and
+/// merge may apply theirs in any order and the totals stay exact.
+#[derive(Debug, Default)]
+pub(crate) struct Accounts {
+    files: Mutex<BTreeMap<u32, FileAccount>>,
+}
+
+impl Accounts {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u32, FileAccount>> {
+        self.files.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts accounting a file of `total_bytes` with nothing live yet.
+    pub(crate) fn add_file(&self, id: u32, seq_floor: u64, total_bytes: u64) {
+        self.lock().insert(
+            id,
+            FileAccount {
+                seq_floor,
+                total_bytes,
+                ..FileAccount::default()
+            },
+        );
+    }
+
+    /// Forgets a deleted file.
+    pub(crate) fn remove_file(&self, id: u32) {
+        self.lock().remove(&id);
+    }
+
+    /// A record of `len` bytes was appended to file `id`.
+    pub(crate) fn appended(&self, id: u32, len: u64, expires_at_ms: u64) {
+        let mut files = self.lock();
+        let account = files.entry(id).or_default();
+        account.total_bytes += len;
+        account.note_expiry(expires_at_ms);
+    }
+
+    /// The key directory now points at `entry`.
+    pub(crate) fn live(&self, entry: &Entry) {
+        let mut files = self.lock();
+        let account = files.entry(entry.file_id).or_default();
+        account.live_bytes += u64::from(entry.len);
+        account.live_keys += 1;
+        account.note_expiry(entry.expires_at_ms);
+    }
+
+    /// The key directory no longer points at `entry`.
+    pub(crate) fn dead(&self, entry: &Entry) {
+        if let Some(account) = self.lock().get_mut(&entry.file_id) {
+            account.live_bytes = account.live_bytes.saturating_sub(u64::from(entry.len));
+            account.live_keys = account.live_keys.saturating_sub(1);
+        }
+    }
+
+    /// A copy of every account, by id.
+    pub(crate) fn snapshot(&self) -> BTreeMap<u32, FileAccount> {
+        self.lock().clone()
+    }
+}
+
+/// A snapshot of a store's size, space use and maintenance, from
+/// [`Bitcask::stats`](crate::Bitcask::stats). Plain data, for the server to
+/// serialise.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Live keys (expired keys not yet dropped by a merge or reopen count).
+    pub keys: u64,
+    /// Number of data files.
+    pub data_files: u64,
+    /// Bytes in data files, headers included.
+    pub total_bytes: u64,
+    /// Bytes of the records the key directory points to.
+    pub live_bytes: u64,
+    /// Bytes a merge could reclaim: overwritten and deleted records, tombstones.
+    pub dead_bytes: u64,
+    /// Per data file, in log order (the active file last).
+    pub files: Vec<FileStats>,
+    /// Whether a merge is running now.
+    pub merge_running: bool,
+    /// Merges completed since open.
+    pub merges_completed: u64,
+    /// The last completed merge, if any since open.
+    pub last_merge: Option<MergeReport>,
+    /// fsyncs issued by group commit since open.
+    pub fsyncs: u64,
+}
+
+/// Space use of one data file, in [`Stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileStats {
+    /// The file's number (`NNNNNNNNNN.data`).
+    pub id: u32,
+    /// Whether it is the active file (the one appended to).
+    pub active: bool,
+    /// Its length in bytes.
+    pub total_bytes: u64,
+    /// Bytes of its records that the key directory points to.
+    pub live_bytes: u64,
+    /// Bytes a merge could reclaim from it.
+    pub dead_bytes: u64,
+    /// Number of keys whose value is in it.
+    pub live_keys: u64,
+}
+
+/// What one merge did, in [`Stats`] and as the result of
+/// [`Bitcask::merge`](crate::Bitcask::merge).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MergeReport {
+    /// Wall-clock start, in Unix milliseconds.
+    pub started_at_ms: u64,
+    /// How long it ran.
+    pub duration: Duration,
+    /// Data files read (and deleted).
+    pub files_merged: u64,
+    /// Data files written.
+    pub files_written: u64,
+    /// Bytes read from the inputs.
+    pub bytes_read: u64,
+    /// Bytes written to the outputs.
+    pub bytes_written: u64,
+    /// Records copied.
+    pub records_kept: u64,
+    /// Records dropped (overwritten, deleted, tombstones, expired).
+    pub records_dropped: u64,
+}
+
+impl MergeReport {
+    /// Bytes of disk the merge gave back.
+    pub fn bytes_reclaimed(&self) -> u64 {
+        self.bytes_read.saturating_sub(self.bytes_written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(file_id: u32, len: u32, expires_at_ms: u64) -> Entry {
+        Entry {
+            file_id,
+            offset: 32,
+            len,
+            seq: 1,
+            expires_at_ms,
+        }
+    }
+
+    #[test]
+    fn live_and_dead_bytes_follow_the_key_directory() {
+        let accounts = Accounts::default();
+        accounts.add_file(1, 1, FILE_HEADER_LEN as u64);
+        accounts.appended(1, 100, 0);
+        accounts.live(&entry(1, 100, 0));
+        accounts.appended(1, 50, 0);
+        accounts.live(&entry(1, 50, 0));
+        accounts.dead(&entry(1, 100, 0));
+        let a = accounts.snapshot()[&1];
+        assert_eq!((a.total_bytes, a.live_bytes, a.live_keys), (182, 50, 1));
+        assert_eq!(a.dead_bytes(), 100);
+        assert!(a.needs_merge(0));
+    }
+
+    #[test]
+    fn an_expiry_makes_a_fully_live_file_need_a_merge_once_it_passes() {
+        let accounts = Accounts::default();
+        accounts.add_file(2, 1, FILE_HEADER_LEN as u64);
+        accounts.appended(2, 60, 500);
+        accounts.live(&entry(2, 60, 500));
+        let a = accounts.snapshot()[&2];
+        assert_eq!(a.dead_bytes(), 0);
+        assert!(!a.needs_merge(499));
+        assert!(a.needs_merge(500));
+    }
+}

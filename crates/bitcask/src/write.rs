@@ -1,0 +1,171 @@
+//! What a caller can ask of a write: a time-to-live, a condition on the
+//! key's current version, durability for this one write, and batches of
+//! several writes applied all or nothing.
+
+use std::time::Duration;
+
+/// A condition on a key's current version, checked atomically with the
+/// write (under the writer lock). An expired key counts as absent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Condition {
+    /// No condition. The default.
+    #[default]
+    None,
+    /// The key must be absent (HTTP `If-None-Match: *`).
+    Absent,
+    /// The key must be present, at any version (HTTP `If-Match: *`).
+    Present,
+    /// The key must be present at exactly this version (HTTP `If-Match`).
+    Version(u64),
+}
+
+impl Condition {
+    /// Whether the condition holds for a key whose current version is `current`.
+    pub(crate) fn holds(self, current: Option<u64>) -> bool {
+        match self {
+            Self::None => true,
+            Self::Absent => current.is_none(),
+            Self::Present => current.is_some(),
+            Self::Version(v) => current == Some(v),
+        }
+    }
+}
+
+/// Options of one write: `WriteOptions::new().ttl(Duration::from_secs(60)).durable(true)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[must_use]
+pub struct WriteOptions {
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) condition: Condition,
+    pub(crate) durable: bool,
+}
+
+impl WriteOptions {
+    /// No time-to-live, no condition, durability as the store's policy says.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The value expires this long after the write (puts only; must be at
+    /// least one millisecond). Expiry is judged by the store's clock.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Write only if `condition` holds; otherwise fail with
+    /// [`Error::ConditionFailed`](crate::Error::ConditionFailed) and write nothing.
+    pub fn condition(mut self, condition: Condition) -> Self {
+        self.condition = condition;
+        self
+    }
+
+    /// Return only once the write is durable (fsynced, sharing the fsync
+    /// with concurrent writers), whatever the store's [`SyncPolicy`](crate::SyncPolicy).
+    pub fn durable(mut self, durable: bool) -> Self {
+        self.durable = durable;
+        self
+    }
+}
+
+/// A value with its version, from [`Bitcask::get_versioned`](crate::Bitcask::get_versioned).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    /// The value.
+    pub value: Vec<u8>,
+    /// Its version: the sequence number of the write that stored it.
+    pub version: u64,
+    /// When it expires, in Unix milliseconds; `None` = never.
+    pub expires_at_ms: Option<u64>,
+}
+
+/// One operation of a [`Batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BatchOp {
+    pub key: Vec<u8>,
+    /// `Some(value)` for a put, `None` for a delete.
+    pub value: Option<Vec<u8>>,
+    pub ttl: Option<Duration>,
+}
+
+/// Puts and deletes applied all or nothing by
+/// [`Bitcask::write_batch`](crate::Bitcask::write_batch), also across a crash:
+/// recovery never applies part of a batch. Operations apply in the order
+/// they were added (a later one on the same key wins).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    pub(crate) ops: Vec<BatchOp>,
+    pub(crate) durable: bool,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a put of `value` under `key`.
+    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> &mut Self {
+        self.ops.push(BatchOp {
+            key: key.into(),
+            value: Some(value.into()),
+            ttl: None,
+        });
+        self
+    }
+
+    /// Adds a put that expires after `ttl`.
+    pub fn put_with_ttl(
+        &mut self,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+        ttl: Duration,
+    ) -> &mut Self {
+        self.ops.push(BatchOp {
+            key: key.into(),
+            value: Some(value.into()),
+            ttl: Some(ttl),
+        });
+        self
+    }
+
+    /// Adds a delete of `key` (written even if the key is absent).
+    pub fn delete(&mut self, key: impl Into<Vec<u8>>) -> &mut Self {
+        self.ops.push(BatchOp {
+            key: key.into(),
+            value: None,
+            ttl: None,
+        });
+        self
+    }
+
+    /// Return only once the batch is durable, whatever the store's policy.
+    pub fn durable(&mut self, durable: bool) -> &mut Self {
+        self.durable = durable;
+        self
+    }
+
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether the batch has no operations.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_against_current_versions() {
+        assert!(Condition::None.holds(None) && Condition::None.holds(Some(3)));
+        assert!(Condition::Absent.holds(None) && !Condition::Absent.holds(Some(3)));
+        assert!(!Condition::Present.holds(None) && Condition::Present.holds(Some(3)));
+        assert!(Condition::Version(3).holds(Some(3)));
+        assert!(!Condition::Version(3).holds(Some(4)) && !Condition::Version(3).holds(None));
+    }
+}
