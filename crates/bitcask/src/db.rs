@@ -228,7 +228,7 @@ impl Bitcask {
         };
         let seq = self
             .shared
-            .write(&[op], options.condition, options.durable)?;
+            .write(&[op], options.condition, options.durable, false)?;
         // A put always writes, so there is a sequence number.
         seq.ok_or(Error::InvalidArgument {
             reason: "a put wrote nothing",
@@ -251,7 +251,7 @@ impl Bitcask {
             expires_at_ms: 0,
         };
         self.shared
-            .write(&[op], options.condition, options.durable)
+            .write(&[op], options.condition, options.durable, false)
             .map(|seq| seq.is_some())
     }
 
@@ -284,7 +284,8 @@ impl Bitcask {
                 reason: "a batch must be at most 1 GiB encoded",
             });
         }
-        self.shared.write(&ops, Condition::None, batch.durable)
+        self.shared
+            .write(&ops, Condition::None, batch.durable, true)
     }
 
     /// The value stored under `key`, or `None` (absent or expired).
@@ -517,12 +518,18 @@ impl Shared {
     }
 
     /// Appends `ops` as one write (a batch if more than one) and updates the
-    /// key directory. Returns the last seq, or `None` for a single delete of
-    /// an absent key (nothing written). `condition` applies to the first
-    /// op's key.
-    fn write(&self, ops: &[Op<'_>], condition: Condition, durable: bool) -> Result<Option<u64>> {
+    /// key directory. Returns the last seq, or `None` for a delete (not in a
+    /// batch) of an absent key, which writes nothing. `condition` applies to
+    /// the first op's key.
+    fn write(
+        &self,
+        ops: &[Op<'_>],
+        condition: Condition,
+        durable: bool,
+        in_batch: bool,
+    ) -> Result<Option<u64>> {
         let (mut w, commit) = self.lock_writer()?;
-        let single_delete = ops.len() == 1 && ops[0].value.is_none();
+        let single_delete = !in_batch && ops.len() == 1 && ops[0].value.is_none();
         if condition != Condition::None || single_delete {
             let current = self.live_entry(ops[0].key).map(|e| e.seq);
             if !condition.holds(current) {

@@ -1,0 +1,288 @@
+//! Merge from the outside: space comes back, data stays, deleted keys stay
+//! deleted across repeated merges and reopens, versions keep growing, and
+//! reads and writes go on during a merge. (Crash safety at every step of
+//! the protocol is tested in `src/merge.rs`.)
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use bitcask::{Bitcask, Error, MergeTrigger, Options};
+
+fn small_files() -> Options {
+    common::fast().max_file_size(4 << 10)
+}
+
+fn total_size(dir: &std::path::Path) -> u64 {
+    common::data_files(dir)
+        .iter()
+        .map(|p| std::fs::metadata(p).expect("meta").len())
+        .sum()
+}
+
+fn contents(db: &Bitcask) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    db.keys()
+        .map(|k| {
+            let v = db.get(&k).expect("get").expect("listed key reads back");
+            (k, v)
+        })
+        .collect()
+}
+
+#[test]
+fn merge_reclaims_space_and_keeps_every_live_value() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Bitcask::open_with(dir.path(), small_files()).expect("open");
+    for round in 0..10u32 {
+        for i in 0..100u32 {
+            db.put(
+                format!("key-{i}").as_bytes(),
+                format!("value-{i}-{round}").as_bytes(),
+            )
+            .expect("put");
+        }
+    }
+    for i in (0..100u32).step_by(2) {
+        db.delete(format!("key-{i}").as_bytes()).expect("delete");
+    }
+    let before = contents(&db);
+    let stats = db.stats();
+    assert!(stats.dead_bytes > stats.live_bytes, "{stats:?}");
+    let size_before = total_size(dir.path());
+
+    let report = db.merge().expect("merge");
+    assert!(
+        report.files_merged > 1 && report.records_dropped > 900,
+        "{report:?}"
+    );
+    assert_eq!(contents(&db), before);
+    let size_after = total_size(dir.path());
+    assert!(
+        size_after * 3 < size_before,
+        "{size_before} -> {size_after}"
+    );
+
+    let stats = db.stats();
+    assert_eq!(stats.merges_completed, 1);
+    assert_eq!(stats.last_merge, Some(report));
+    assert!(!stats.merge_running);
+    for file in stats.files.iter().filter(|f| !f.active) {
+        assert_eq!(
+            file.dead_bytes, 0,
+            "sealed files are all live after a merge: {file:?}"
+        );
+    }
+    assert_eq!(stats.keys, 50);
+    assert_eq!(stats.files.iter().map(|f| f.live_keys).sum::<u64>(), 50);
+    drop(db);
+    let db = Bitcask::open_with(dir.path(), small_files()).expect("reopen");
+    assert_eq!(contents(&db), before);
+    assert_eq!(
+        db.stats().live_bytes,
+        stats.live_bytes,
+        "accounts rebuilt at open agree"
+    );
+}
+
+#[test]
+fn deleted_keys_stay_deleted_across_repeated_merges_and_reopens() {
+    // The sequence that resurrected keys in other Bitcask implementations:
+    // put in an old file, delete in a newer one, merge, reopen, merge again.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = || Bitcask::open_with(dir.path(), common::fast().max_file_size(200)).expect("open");
+    let db = open();
+    for i in 0..20u32 {
+        db.put(format!("gone-{i}").as_bytes(), &[7; 60])
+            .expect("put");
+        db.put(format!("kept-{i}").as_bytes(), &[8; 60])
+            .expect("put");
+    }
+    for i in 0..20u32 {
+        db.delete(format!("gone-{i}").as_bytes()).expect("delete");
+    }
+    let check = |db: &Bitcask, when: &str| {
+        for i in 0..20u32 {
+            assert_eq!(
+                db.get(format!("gone-{i}").as_bytes()).expect("get"),
+                None,
+                "{when}"
+            );
+            assert_eq!(
+                db.get(format!("kept-{i}").as_bytes()).expect("get"),
+                Some(vec![8; 60])
+            );
+        }
+        assert_eq!(db.len(), 20, "{when}");
+    };
+    db.merge().expect("merge 1");
+    check(&db, "after merge 1");
+    db.merge().expect("merge 2");
+    check(&db, "after merge twice");
+    drop(db);
+    for round in 0..3 {
+        let db = open();
+        check(&db, "after reopen");
+        // New writes rotate files, so that old outputs and new files mix.
+        for i in 0..5u32 {
+            db.put(format!("kept-{i}").as_bytes(), &[8; 60])
+                .expect("rewrite");
+        }
+        db.merge().expect("merge after reopen");
+        check(&db, &format!("after reopen + merge, round {round}"));
+        drop(db);
+        let db = Bitcask::open_with(dir.path(), common::fast().use_hints(false)).expect("open");
+        check(&db, "reopened without hints");
+    }
+}
+
+#[test]
+fn versions_keep_growing_after_a_merge_drops_the_newest_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = || Bitcask::open_with(dir.path(), common::fast().max_file_size(100)).expect("open");
+    let db = open();
+    db.put(b"k", b"v").expect("put");
+    let kept = db.put(b"stays", b"v").expect("put");
+    let mut newest = 0;
+    for i in 0..10u32 {
+        newest = db.put(format!("tmp-{i}").as_bytes(), b"x").expect("put");
+    }
+    for i in 0..10u32 {
+        db.delete(format!("tmp-{i}").as_bytes()).expect("delete");
+    }
+    db.delete(b"k").expect("delete");
+    db.put(b"filler", &[0; 80]).expect("seal the tombstones");
+    db.merge().expect("merge drops the tombstones");
+    assert_eq!(db.version(b"stays"), Some(kept), "merge keeps versions");
+    drop(db);
+    let db = open();
+    assert_eq!(db.version(b"stays"), Some(kept), "and so does reopening");
+    let next = db.put(b"k", b"again").expect("put");
+    assert!(next > newest + 11, "version {next} reused an old number");
+}
+
+#[test]
+fn reads_and_a_writer_go_on_during_merges_and_the_last_write_wins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Arc::new(Bitcask::open_with(dir.path(), small_files()).expect("open"));
+    const KEYS: u32 = 200;
+    for i in 0..KEYS {
+        db.put(format!("k{i}").as_bytes(), b"0").expect("seed");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Arc::new(Barrier::new(4));
+    let writer = {
+        let (db, stop, start) = (Arc::clone(&db), Arc::clone(&stop), Arc::clone(&start));
+        std::thread::spawn(move || {
+            start.wait();
+            let mut last = BTreeMap::new();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) || n < 20_000 {
+                n += 1;
+                let k = format!("k{}", n % u64::from(KEYS));
+                if n % 97 == 0 {
+                    db.delete(k.as_bytes()).expect("delete during merge");
+                    last.insert(k, None);
+                } else {
+                    db.put(k.as_bytes(), n.to_string().as_bytes())
+                        .expect("put during merge");
+                    last.insert(k, Some(n.to_string().into_bytes()));
+                }
+            }
+            last
+        })
+    };
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (db, stop, start) = (Arc::clone(&db), Arc::clone(&stop), Arc::clone(&start));
+            std::thread::spawn(move || {
+                start.wait();
+                let mut reads = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    for i in 0..KEYS {
+                        // Every read succeeds (no missing file, no corruption)
+                        // and returns a value the writer wrote.
+                        if let Some(v) = db
+                            .get(format!("k{i}").as_bytes())
+                            .expect("get during merge")
+                        {
+                            let n: u64 = String::from_utf8(v)
+                                .expect("utf-8")
+                                .parse()
+                                .expect("number");
+                            assert!(n == 0 || n % u64::from(KEYS) == u64::from(i));
+                        }
+                        reads += 1;
+                    }
+                }
+                reads
+            })
+        })
+        .collect();
+    start.wait();
+    let mut merges = 0;
+    let began = Instant::now();
+    while merges < 5 || began.elapsed() < Duration::from_millis(500) {
+        db.merge().expect("merge under load");
+        merges += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let last = writer.join().expect("writer");
+    for r in readers {
+        assert!(r.join().expect("reader") > 0);
+    }
+    let check = |db: &Bitcask| {
+        for (k, v) in &last {
+            assert_eq!(&db.get(k.as_bytes()).expect("get"), v, "key {k}");
+        }
+    };
+    check(&db);
+    db.merge().expect("final merge");
+    check(&db);
+    drop(db);
+    let db = Bitcask::open_with(dir.path(), small_files()).expect("reopen");
+    check(&db);
+}
+
+#[test]
+fn the_background_thread_merges_when_a_threshold_is_crossed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trigger = MergeTrigger {
+        dead_fraction: 0.5,
+        dead_bytes: u64::MAX,
+        check_every: Duration::from_millis(20),
+    };
+    let opts = small_files().merge_trigger(Some(trigger));
+    let db = Bitcask::open_with(dir.path(), opts).expect("open");
+    for round in 0..20u32 {
+        for i in 0..50u32 {
+            db.put(format!("k{i}").as_bytes(), format!("{round}").as_bytes())
+                .expect("put");
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db.stats().merges_completed == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no background merge: {:?}",
+            db.stats()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for i in 0..50u32 {
+        assert_eq!(
+            db.get(format!("k{i}").as_bytes()).expect("get"),
+            Some(b"19".to_vec())
+        );
+    }
+}
+
+#[test]
+fn a_read_only_handle_cannot_merge() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    common::open(dir.path()).put(b"k", b"v").expect("put");
+    let view = Bitcask::open_with(dir.path(), common::fast().read_only(true)).expect("open");
+    assert!(matches!(view.merge(), Err(Error::ReadOnly)));
+}
