@@ -182,7 +182,7 @@ fn reads_and_a_writer_go_on_during_merges_and_the_last_write_wins() {
             while !stop.load(Ordering::Relaxed) || n < 20_000 {
                 n += 1;
                 let k = format!("k{}", n % u64::from(KEYS));
-                if n % 97 == 0 {
+                if n.is_multiple_of(97) {
                     db.delete(k.as_bytes()).expect("delete during merge");
                     last.insert(k, None);
                 } else {

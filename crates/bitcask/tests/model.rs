@@ -54,7 +54,7 @@ enum Op {
 
 /// Keys of different lengths, so records differ in size; two prefixes.
 fn key(i: usize) -> Vec<u8> {
-    let mut k = format!("{}{i}", if i % 2 == 0 { "a/" } else { "b/" }).into_bytes();
+    let mut k = format!("{}{i}", if i.is_multiple_of(2) { "a/" } else { "b/" }).into_bytes();
     k.extend(std::iter::repeat_n(b'.', i % 5));
     k
 }

@@ -1,0 +1,182 @@
+//! Hint files: written for sealed files and merge outputs, used at open, and
+//! never trusted when missing, damaged or stale: the store then scans the
+//! data file and opens correctly.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bitcask::{Bitcask, Options};
+
+fn options() -> Options {
+    common::fast().max_file_size(2 << 10)
+}
+
+fn hint_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "hint"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn contents(db: &Bitcask) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    db.keys()
+        .map(|k| {
+            let v = db.get(&k).expect("get").expect("listed key reads back");
+            (k, v)
+        })
+        .collect()
+}
+
+/// A store of several sealed files, each with its hint written (waits for
+/// the background thread). Returns its contents.
+fn store_with_hints(dir: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let db = Bitcask::open_with(dir, options()).expect("open");
+    for i in 0..300u32 {
+        db.put(
+            format!("key-{}", i % 120).as_bytes(),
+            format!("value-{i}").as_bytes(),
+        )
+        .expect("put");
+        if i % 50 == 0 {
+            db.delete(format!("key-{}", i % 7).as_bytes())
+                .expect("delete");
+        }
+    }
+    let sealed = common::data_files(dir).len() - 1;
+    assert!(sealed >= 3);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while hint_files(dir).len() < sealed {
+        assert!(Instant::now() < deadline, "hints not written");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let expected = contents(&db);
+    db.close().expect("close");
+    expected
+}
+
+#[test]
+fn sealed_files_get_hints_and_opening_with_them_equals_scanning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let expected = store_with_hints(dir.path());
+    let with = Bitcask::open_with(dir.path(), options()).expect("open with hints");
+    assert_eq!(contents(&with), expected);
+    drop(with);
+    let without = Bitcask::open_with(dir.path(), options().use_hints(false)).expect("open");
+    assert_eq!(contents(&without), expected);
+}
+
+#[test]
+fn open_reads_the_hint_instead_of_the_data_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let expected = store_with_hints(dir.path());
+    // Damage the last value byte of the first sealed file: a scan would
+    // refuse to open, so a successful open shows the hint was used.
+    let first = common::data_files(dir.path())[0].clone();
+    let mut bytes = std::fs::read(&first).expect("read");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&first, &bytes).expect("write");
+    assert!(Bitcask::open_with(dir.path(), options().use_hints(false)).is_err());
+    let db = Bitcask::open_with(dir.path(), options()).expect("open through the hint");
+    // The damaged record is still never returned as data.
+    for (key, value) in &expected {
+        match db.get(key) {
+            Ok(got) => assert_eq!(got.as_ref(), Some(value)),
+            Err(e) => assert!(matches!(e, bitcask::Error::Corruption { .. }), "{e}"),
+        }
+    }
+}
+
+#[test]
+fn a_damaged_or_missing_hint_falls_back_to_scanning() {
+    let src = tempfile::tempdir().expect("tempdir");
+    let expected = store_with_hints(src.path());
+    let hints = hint_files(src.path());
+    let first_hint = hints[0].file_name().expect("name").to_owned();
+    let len = std::fs::metadata(&hints[0]).expect("meta").len() as usize;
+
+    type Damage = Box<dyn Fn(&Path)>;
+    let damages: Vec<(&str, Damage)> = vec![
+        (
+            "deleted",
+            Box::new(|p: &Path| std::fs::remove_file(p).expect("rm")),
+        ),
+        (
+            "emptied",
+            Box::new(|p: &Path| std::fs::write(p, b"").expect("write")),
+        ),
+        (
+            "cut in half",
+            Box::new(move |p: &Path| {
+                let bytes = std::fs::read(p).expect("read");
+                std::fs::write(p, &bytes[..len / 2]).expect("write");
+            }),
+        ),
+        (
+            "a flipped key byte",
+            Box::new(move |p: &Path| {
+                let mut bytes = std::fs::read(p).expect("read");
+                bytes[32 + 29] ^= 1;
+                std::fs::write(p, &bytes).expect("write");
+            }),
+        ),
+        (
+            "a flipped offset",
+            Box::new(move |p: &Path| {
+                let mut bytes = std::fs::read(p).expect("read");
+                bytes[32 + 21] ^= 0x10;
+                std::fs::write(p, &bytes).expect("write");
+            }),
+        ),
+    ];
+    for (what, damage) in damages {
+        let dir = tempfile::tempdir().expect("tempdir");
+        common::copy_dir(src.path(), dir.path());
+        damage(&dir.path().join(&first_hint));
+        let db = Bitcask::open_with(dir.path(), options()).expect("opens by scanning");
+        assert_eq!(contents(&db), expected, "hint {what}");
+    }
+}
+
+#[test]
+fn a_hint_that_describes_another_length_of_its_data_file_is_ignored() {
+    // A data file that changed after its hint was written (only damage or an
+    // outside edit can do that) must not be read through the old hint.
+    let dir = tempfile::tempdir().expect("tempdir");
+    store_with_hints(dir.path());
+    let first = common::data_files(dir.path())[0].clone();
+    let mut bytes = std::fs::read(&first).expect("read");
+    bytes.extend_from_slice(&[0; 10]);
+    std::fs::write(&first, &bytes).expect("write");
+    // Scanning finds the trailing garbage in a sealed file: corruption, not
+    // a silent success through the stale hint.
+    assert!(matches!(
+        Bitcask::open_with(dir.path(), options()),
+        Err(bitcask::Error::Corruption { .. })
+    ));
+}
+
+#[test]
+fn merge_outputs_come_with_hints_and_orphans_are_removed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let expected = store_with_hints(dir.path());
+    let db = Bitcask::open_with(dir.path(), options()).expect("open");
+    db.merge().expect("merge");
+    let data: Vec<PathBuf> = common::data_files(dir.path());
+    let hints = hint_files(dir.path());
+    // Every sealed data file has its hint (the active one never does).
+    assert_eq!(hints.len(), data.len() - 1, "{data:?} vs {hints:?}");
+    drop(db);
+    // A hint with no data file (as a crash mid-merge could leave) is removed.
+    let orphan = dir.path().join("0000009999.hint");
+    std::fs::copy(&hints[0], &orphan).expect("copy");
+    let db = Bitcask::open_with(dir.path(), options()).expect("open");
+    assert!(!orphan.exists());
+    assert_eq!(contents(&db), expected);
+}

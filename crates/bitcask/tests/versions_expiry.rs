@@ -1,0 +1,208 @@
+//! Versions, conditional writes and expiry, from the outside.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bitcask::clock::ManualClock;
+use bitcask::{Bitcask, Condition, Error, KeyRange, Options, WriteOptions};
+
+fn with_clock(clock: &Arc<ManualClock>) -> Options {
+    common::fast().max_file_size(512).clock(clock.clone())
+}
+
+#[test]
+fn versions_only_grow_and_conditions_decide_writes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = common::open(dir.path());
+    let v1 = db.put(b"k", b"1").expect("put");
+    let v2 = db.put(b"other", b"x").expect("put");
+    assert!(v2 > v1);
+    let got = db.get_versioned(b"k").expect("get").expect("present");
+    assert_eq!(
+        (got.value.as_slice(), got.version, got.expires_at_ms),
+        (&b"1"[..], v1, None)
+    );
+
+    let if_absent = WriteOptions::new().condition(Condition::Absent);
+    assert!(matches!(
+        db.put_with(b"k", b"2", if_absent),
+        Err(Error::ConditionFailed { current: Some(v) }) if v == v1
+    ));
+    let stale = WriteOptions::new().condition(Condition::Version(v1 + 100));
+    assert!(matches!(
+        db.put_with(b"k", b"2", stale),
+        Err(Error::ConditionFailed { .. })
+    ));
+    assert!(matches!(
+        db.delete_with(b"k", stale),
+        Err(Error::ConditionFailed { .. })
+    ));
+    assert_eq!(
+        db.get(b"k").expect("get").as_deref(),
+        Some(&b"1"[..]),
+        "nothing written"
+    );
+
+    let v3 = db
+        .put_with(
+            b"k",
+            b"2",
+            WriteOptions::new().condition(Condition::Version(v1)),
+        )
+        .expect("matching version");
+    assert!(v3 > v2);
+    assert!(
+        db.delete_with(b"k", WriteOptions::new().condition(Condition::Present))
+            .expect("delete if present")
+    );
+    assert!(matches!(
+        db.delete_with(b"k", WriteOptions::new().condition(Condition::Present)),
+        Err(Error::ConditionFailed { current: None })
+    ));
+    db.put_with(b"k", b"3", if_absent).expect("absent now");
+    let durable = WriteOptions::new().durable(true);
+    let before = db.fsync_count();
+    db.put_with(b"d", b"durable", durable).expect("durable put");
+    assert!(
+        db.fsync_count() > before,
+        "a durable write fsyncs under SyncPolicy::Never"
+    );
+    drop(db);
+    let db = common::open(dir.path());
+    assert!(
+        db.version(b"k").expect("present") > v3,
+        "versions survive reopening"
+    );
+}
+
+#[test]
+fn concurrent_compare_and_set_loses_no_update() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Arc::new(common::open(dir.path()));
+    db.put(b"counter", b"0").expect("put");
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let db = Arc::clone(&db);
+            std::thread::spawn(move || {
+                let mut done = 0;
+                while done < 200 {
+                    let cur = db.get_versioned(b"counter").expect("get").expect("present");
+                    let n: u64 = String::from_utf8(cur.value)
+                        .expect("utf-8")
+                        .parse()
+                        .expect("number");
+                    let next = (n + 1).to_string();
+                    let cond = WriteOptions::new().condition(Condition::Version(cur.version));
+                    match db.put_with(b"counter", next.as_bytes(), cond) {
+                        Ok(_) => done += 1,
+                        Err(Error::ConditionFailed { .. }) => {}
+                        Err(other) => panic!("{other}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("thread");
+    }
+    assert_eq!(
+        db.get(b"counter").expect("get").as_deref(),
+        Some(&b"800"[..])
+    );
+}
+
+#[test]
+fn expired_keys_read_as_absent_everywhere_and_stay_expired_after_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(10_000));
+    let db = Bitcask::open_with(dir.path(), with_clock(&clock)).expect("open");
+    let ttl = |ms| WriteOptions::new().ttl(Duration::from_millis(ms));
+    db.put(b"a/old", b"forever").expect("put");
+    db.put_with(b"a/old", b"short", ttl(100))
+        .expect("put ttl hides the old value");
+    db.put_with(b"a/long", b"long", ttl(10_000))
+        .expect("put ttl");
+    db.put_with(b"a/cleared", b"1", ttl(100)).expect("put ttl");
+    db.put(b"a/cleared", b"2")
+        .expect("a plain put clears the expiry");
+    assert!(matches!(
+        db.put_with(b"zero", b"x", ttl(0)),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let got = db.get_versioned(b"a/long").expect("get").expect("present");
+    assert_eq!(got.expires_at_ms, Some(20_000));
+
+    clock.advance(100);
+    let check = |db: &Bitcask| {
+        assert_eq!(
+            db.get(b"a/old").expect("get"),
+            None,
+            "expired, and the old value stays hidden"
+        );
+        assert!(!db.contains(b"a/old"));
+        assert_eq!(db.version(b"a/old"), None);
+        assert_eq!(
+            db.get(b"a/long").expect("get").as_deref(),
+            Some(&b"long"[..])
+        );
+        assert_eq!(
+            db.get(b"a/cleared").expect("get").as_deref(),
+            Some(&b"2"[..])
+        );
+        let listed: Vec<Vec<u8>> = db.keys_in(KeyRange::prefix("a/")).collect();
+        assert_eq!(listed, vec![b"a/cleared".to_vec(), b"a/long".to_vec()]);
+    };
+    check(&db);
+    assert!(
+        !db.delete(b"a/old").expect("delete"),
+        "an expired key is absent"
+    );
+    db.put_with(
+        b"a/old",
+        b"new",
+        WriteOptions::new().condition(Condition::Absent),
+    )
+    .expect("an expired key counts as absent for conditions");
+    db.delete(b"a/old").expect("delete");
+    drop(db);
+    for hints in [true, false] {
+        let db = Bitcask::open_with(dir.path(), with_clock(&clock).use_hints(hints)).expect("open");
+        check(&db);
+        assert_eq!(db.len(), 2, "expired keys are dropped at open");
+    }
+    clock.advance(10_000);
+    let db = Bitcask::open_with(dir.path(), with_clock(&clock)).expect("open");
+    assert_eq!(db.get(b"a/long").expect("get"), None);
+}
+
+#[test]
+fn merge_reclaims_expired_values() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(10_000));
+    let db = Bitcask::open_with(dir.path(), with_clock(&clock)).expect("open");
+    let ttl = WriteOptions::new().ttl(Duration::from_secs(1));
+    for i in 0..40u32 {
+        db.put_with(format!("session-{i}").as_bytes(), &[9; 64], ttl)
+            .expect("put");
+    }
+    db.put(b"keep", b"me").expect("put");
+    for i in 0..10u32 {
+        db.put(format!("filler-{i}").as_bytes(), &[0; 64])
+            .expect("seal the sessions");
+    }
+    let before = db.stats();
+    let merged = db.merge().expect("merge before expiry");
+    assert_eq!(merged.records_dropped, 0, "nothing to drop yet: {merged:?}");
+    clock.advance(1_000);
+    let report = db.merge().expect("merge after expiry");
+    assert!(report.records_dropped >= 40, "{report:?}");
+    let after = db.stats();
+    assert!(
+        after.total_bytes + 40 * 64 < before.total_bytes,
+        "{before:?} -> {after:?}"
+    );
+    assert_eq!(db.len(), 11, "expired keys left the key directory");
+    assert_eq!(db.get(b"keep").expect("get").as_deref(), Some(&b"me"[..]));
+}
