@@ -181,7 +181,7 @@ impl Hint {
             return Err("data file length differs");
         }
         let mut seen = 0u64;
-        for entry in self.entries() {
+        for entry in self.parse() {
             let entry = entry.ok_or("malformed entry")?;
             if u64::from(entry.offset) + u64::from(entry.len) > data_len {
                 return Err("entry points past the data file");
@@ -194,9 +194,14 @@ impl Hint {
         Ok(())
     }
 
-    /// The entries, in data-file order. `None` marks a malformed entry (only
-    /// possible if [`Self::load`] did not verify the hint).
-    pub(crate) fn entries(&self) -> impl Iterator<Item = Option<HintEntry<'_>>> {
+    /// The entries, in data-file order. [`Self::load`] verified that every
+    /// entry parses.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = HintEntry<'_>> {
+        self.parse().map_while(|entry| entry)
+    }
+
+    /// Parses the entries; `None` marks a malformed one (and ends the list).
+    fn parse(&self) -> impl Iterator<Item = Option<HintEntry<'_>>> {
         let end = self.bytes.len().saturating_sub(TRAILER_LEN);
         let mut rest = self.bytes.get(FILE_HEADER_LEN..end).unwrap_or(&[]);
         std::iter::from_fn(move || {
@@ -216,6 +221,21 @@ impl Hint {
             }
         })
     }
+}
+
+/// The entry count a hint file's trailer claims, without verifying the
+/// file: only for sizing the key directory before loading.
+pub(crate) fn claimed_entry_count(dir: &Path, id: u32) -> u64 {
+    let path = dir.join(hint_file_name(id));
+    let read = || -> std::io::Result<u64> {
+        use std::os::unix::fs::FileExt;
+        let file = File::open(&path)?;
+        let len = file.metadata()?.len();
+        let mut count = [0u8; 8];
+        file.read_exact_at(&mut count, len.saturating_sub(TRAILER_LEN as u64))?;
+        Ok(u64::from_le_bytes(count))
+    };
+    read().unwrap_or(0)
 }
 
 fn parse_entry(b: &[u8]) -> Option<(HintEntry<'_>, &[u8])> {
@@ -335,7 +355,8 @@ mod tests {
         write_hint(dir.path());
         assert!(!dir.path().join(tmp_name(&hint_file_name(3))).exists());
         let hint = Hint::load(dir.path(), &header(3), 152).expect("valid hint");
-        let got: Vec<HintEntry<'_>> = hint.entries().map(|e| e.expect("entry")).collect();
+        let got: Vec<HintEntry<'_>> = hint.entries().collect();
+        assert_eq!(claimed_entry_count(dir.path(), 3), 3);
         assert_eq!(
             got,
             vec![

@@ -76,15 +76,21 @@ impl Shard {
         key: &[u8],
         entry: Entry,
     ) -> Result<Entry, KeyBuf> {
-        if let Some((_, slot)) = self.by_hash.find_mut(hash, |(k, _)| k.as_slice() == key) {
-            return Ok(std::mem::replace(slot, entry));
+        // One probe finds the key or the slot for it.
+        match self.by_hash.entry(
+            hash,
+            |(k, _)| k.as_slice() == key,
+            |(k, _)| hasher.hash_one(k.as_slice()),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut found) => {
+                Ok(std::mem::replace(&mut found.get_mut().1, entry))
+            }
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                let owned = KeyBuf::from(key);
+                slot.insert((owned.clone(), entry));
+                Err(owned)
+            }
         }
-        let owned = KeyBuf::from(key);
-        self.by_hash
-            .insert_unique(hash, (owned.clone(), entry), |(k, _)| {
-                hasher.hash_one(k.as_slice())
-            });
-        Err(owned)
     }
 
     /// Removes `key` from the hash index; returns its entry if it was there.
@@ -249,6 +255,44 @@ impl KeyDir {
     }
 }
 
+/// One record as recovery applies it to the key directory.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LoadOp<'k> {
+    /// The record's key.
+    pub key: &'k [u8],
+    /// Where the value is, for a put; `None` for a delete.
+    pub put: Option<Entry>,
+    /// The record's sequence number.
+    pub seq: u64,
+}
+
+impl Shard {
+    /// Applies one record if it is newer than what the key holds (one
+    /// probe). The ordered index is built in `finish`, so a new key needs
+    /// nothing more.
+    fn apply(&mut self, hasher: &foldhash::fast::RandomState, hash: u64, op: LoadOp<'_>) {
+        use hashbrown::hash_table::Entry as Slot;
+        match self.by_hash.entry(
+            hash,
+            |(k, _)| k.as_slice() == op.key,
+            |(k, _)| hasher.hash_one(k.as_slice()),
+        ) {
+            Slot::Occupied(found) if found.get().1.seq >= op.seq => {}
+            Slot::Occupied(mut found) => match op.put {
+                Some(entry) => found.get_mut().1 = entry,
+                None => {
+                    found.remove();
+                }
+            },
+            Slot::Vacant(slot) => {
+                if let Some(entry) = op.put {
+                    slot.insert((KeyBuf::from(op.key), entry));
+                }
+            }
+        }
+    }
+}
+
 /// Builds a [`KeyDir`] during recovery, when one thread owns it.
 ///
 /// Records are applied to the hash indexes only; [`Self::finish`] then
@@ -268,6 +312,49 @@ impl KeyDirLoader {
         }
     }
 
+    /// Makes room for about `keys` keys, so loading does not rehash.
+    pub(crate) fn reserve(&mut self, keys: usize) {
+        let KeyDir { shards, hasher, .. } = &mut self.keydir;
+        for shard in shards.iter_mut() {
+            let shard = shard.get_mut().unwrap_or_else(PoisonError::into_inner);
+            shard
+                .by_hash
+                .reserve(keys / SHARDS + 1, |(k, _)| hasher.hash_one(k.as_slice()));
+        }
+    }
+
+    /// Applies `ops` (records in log order) with up to `threads` threads,
+    /// each owning a group of shards and applying, in order, the ops whose
+    /// keys fall in its shards. `ops` is called once per thread.
+    pub(crate) fn apply_parallel<'k, I>(&mut self, ops: impl Fn() -> I + Sync, threads: usize)
+    where
+        I: Iterator<Item = LoadOp<'k>>,
+    {
+        let threads = threads.clamp(1, SHARDS);
+        let KeyDir { shards, hasher, .. } = &mut self.keydir;
+        let hasher = &*hasher;
+        let per_thread = SHARDS.div_ceil(threads);
+        let ops = &ops;
+        std::thread::scope(|scope| {
+            for (group, chunk) in shards.chunks_mut(per_thread).enumerate() {
+                let first = group * per_thread;
+                scope.spawn(move || {
+                    for op in ops() {
+                        let hash = hasher.hash_one(op.key);
+                        let Some(lock) = KeyDir::shard_of(hash)
+                            .checked_sub(first)
+                            .and_then(|i| chunk.get_mut(i))
+                        else {
+                            continue;
+                        };
+                        let shard = lock.get_mut().unwrap_or_else(PoisonError::into_inner);
+                        shard.apply(hasher, hash, op);
+                    }
+                });
+            }
+        });
+    }
+
     fn shard_for(&mut self, key: &[u8]) -> (&mut Shard, &foldhash::fast::RandomState, u64) {
         let KeyDir { shards, hasher, .. } = &mut self.keydir;
         let hash = hasher.hash_one(key);
@@ -281,32 +368,63 @@ impl KeyDirLoader {
     /// newer record (higher seq). Hash index only; see [`Self::finish`].
     pub(crate) fn put(&mut self, key: &[u8], entry: Entry) {
         let (shard, hasher, hash) = self.shard_for(key);
-        if shard.find(hash, key).is_some_and(|e| e.seq >= entry.seq) {
-            return;
-        }
-        // The ordered index is built in `finish`, so a new key needs nothing more.
-        let _ = shard.set(hasher, hash, key, entry);
+        shard.apply(
+            hasher,
+            hash,
+            LoadOp {
+                key,
+                put: Some(entry),
+                seq: entry.seq,
+            },
+        );
     }
 
     /// Applies a delete with sequence number `seq`: removes `key` unless it
     /// holds a newer record.
     pub(crate) fn delete(&mut self, key: &[u8], seq: u64) {
-        let (shard, _, hash) = self.shard_for(key);
-        if shard.find(hash, key).is_some_and(|e| e.seq < seq) {
-            shard.unset(hash, key);
-        }
+        let (shard, hasher, hash) = self.shard_for(key);
+        shard.apply(
+            hasher,
+            hash,
+            LoadOp {
+                key,
+                put: None,
+                seq,
+            },
+        );
     }
 
-    /// Drops the entries expired at `now_ms`, builds the ordered indexes and
-    /// the count: the key directory is ready.
-    pub(crate) fn finish(mut self, now_ms: u64) -> KeyDir {
-        let mut total = 0;
-        for shard in self.keydir.shards.iter_mut() {
-            let shard = shard.get_mut().unwrap_or_else(PoisonError::into_inner);
-            shard.by_hash.retain(|(_, e)| !e.is_expired(now_ms));
-            shard.ordered = shard.by_hash.iter().map(|(k, _)| k.clone()).collect();
-            total += shard.by_hash.len();
-        }
+    /// Drops the entries expired at `now_ms`, builds the ordered indexes
+    /// (with up to `threads` threads) and the count: the key directory is
+    /// ready.
+    pub(crate) fn finish(mut self, now_ms: u64, threads: usize) -> KeyDir {
+        let per_thread = SHARDS.div_ceil(threads.clamp(1, SHARDS));
+        std::thread::scope(|scope| {
+            for chunk in self.keydir.shards.chunks_mut(per_thread) {
+                scope.spawn(move || {
+                    for shard in chunk {
+                        let shard = shard.get_mut().unwrap_or_else(PoisonError::into_inner);
+                        shard.by_hash.retain(|(_, e)| !e.is_expired(now_ms));
+                        let mut keys: Vec<KeyBuf> =
+                            shard.by_hash.iter().map(|(k, _)| k.clone()).collect();
+                        keys.sort_unstable();
+                        // Sorted input: the B-tree is built in one pass.
+                        shard.ordered = keys.into_iter().collect();
+                    }
+                });
+            }
+        });
+        let total = self
+            .keydir
+            .shards
+            .iter_mut()
+            .map(|s| {
+                s.get_mut()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .by_hash
+                    .len()
+            })
+            .sum();
         self.keydir.len.store(total, Ordering::Relaxed);
         self.keydir
     }
@@ -510,7 +628,7 @@ mod tests {
                 loader.put(&key, entry(u64::from(i)));
             }
         }
-        let loaded = loader.finish(0);
+        let loaded = loader.finish(0, 2);
         assert_eq!(loaded.len(), direct.len());
         let keys: Vec<Vec<u8>> = Keys::new(&loaded, KeyRange::all(), 0).collect();
         assert_eq!(
@@ -546,7 +664,7 @@ mod tests {
         expiring.expires_at_ms = 100;
         loader.put(b"c", expiring);
         loader.put(b"c", entry(6)); // hidden by the newer, expired put
-        let kd = loader.finish(100);
+        let kd = loader.finish(100, 3);
         assert_eq!(kd.get(b"a"), Some(entry(5)));
         assert_eq!(kd.get(b"b"), None);
         assert_eq!(kd.get(b"c"), None, "expired at 100");

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use crate::datafile::{self, DataFile, FILE_HEADER_LEN, ReadHandle, Scan};
 use crate::error::{CorruptionKind, Error, IoContext, Result};
-use crate::hint::Hint;
-use crate::keydir::{Entry, KeyDir, KeyDirLoader};
+use crate::hint::{self, Hint};
+use crate::keydir::{Entry, KeyDir, KeyDirLoader, LoadOp};
 use crate::stats::Accounts;
 
 /// What recovery found.
@@ -69,6 +69,15 @@ pub(crate) fn recover(dir: &Path, opts: RecoverOptions) -> Result<Recovered> {
     order.sort_unstable();
 
     let mut loader = KeyDirLoader::new();
+    // Threads that load hint files and build the ordered indexes.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    if opts.use_hints {
+        let claimed: u64 = order
+            .iter()
+            .map(|&(_, id)| hint::claimed_entry_count(dir, id))
+            .sum();
+        loader.reserve(usize::try_from(claimed).unwrap_or(0));
+    }
     let accounts = Accounts::default();
     let mut sealed = BTreeMap::new();
     let mut newest_file = None;
@@ -87,7 +96,7 @@ pub(crate) fn recover(dir: &Path, opts: RecoverOptions) -> Result<Recovered> {
             None
         };
         let end = match hint {
-            Some(hint) => load_hint(&file, &hint, &mut loader, &mut max_seq)?,
+            Some(hint) => load_hint(&file, &hint, &mut loader, &mut max_seq, threads)?,
             None => {
                 if !is_newest {
                     missing_hints.push(id);
@@ -102,8 +111,8 @@ pub(crate) fn recover(dir: &Path, opts: RecoverOptions) -> Result<Recovered> {
             sealed.insert(id, ReadHandle::sealed(file)?);
         }
     }
-    let keydir = loader.finish(opts.now_ms);
-    keydir.for_each_entry(|_, entry| accounts.live(entry));
+    let keydir = loader.finish(opts.now_ms, threads);
+    accounts.add_live(&keydir);
     Ok(Recovered {
         sealed,
         newest: newest_file,
@@ -162,31 +171,25 @@ fn load_hint(
     hint: &Hint,
     loader: &mut KeyDirLoader,
     max_seq: &mut u64,
+    threads: usize,
 ) -> Result<u64> {
-    for entry in hint.entries() {
-        // `Hint::load` verified every entry; a `None` here would be a bug.
-        let Some(entry) = entry else {
-            return Err(Error::Corruption {
-                path: file.path.clone(),
-                offset: 0,
-                kind: CorruptionKind::BadChecksum,
-            });
-        };
-        *max_seq = (*max_seq).max(entry.seq);
-        if entry.is_put {
-            loader.put(
-                entry.key,
-                Entry {
-                    file_id: file.id,
-                    offset: entry.offset,
-                    len: entry.len,
-                    seq: entry.seq,
-                    expires_at_ms: entry.expires_at_ms,
-                },
-            );
-        } else {
-            loader.delete(entry.key, entry.seq);
-        }
+    let file_id = file.id;
+    let ops = || {
+        hint.entries().map(move |entry| LoadOp {
+            key: entry.key,
+            put: entry.is_put.then_some(Entry {
+                file_id,
+                offset: entry.offset,
+                len: entry.len,
+                seq: entry.seq,
+                expires_at_ms: entry.expires_at_ms,
+            }),
+            seq: entry.seq,
+        })
+    };
+    loader.apply_parallel(ops, threads);
+    if let Some(seq) = hint.entries().map(|e| e.seq).max() {
+        *max_seq = (*max_seq).max(seq);
     }
     file.len()
 }

@@ -96,6 +96,25 @@ impl Accounts {
         account.note_expiry(entry.expires_at_ms);
     }
 
+    /// Adds every entry of a freshly loaded key directory as live (one lock
+    /// for the whole directory, not one per key).
+    pub(crate) fn add_live(&self, keydir: &crate::keydir::KeyDir) {
+        let mut sums: BTreeMap<u32, FileAccount> = BTreeMap::new();
+        keydir.for_each_entry(|_, entry| {
+            let sum = sums.entry(entry.file_id).or_default();
+            sum.live_bytes += u64::from(entry.len);
+            sum.live_keys += 1;
+            sum.note_expiry(entry.expires_at_ms);
+        });
+        let mut files = self.lock();
+        for (id, sum) in sums {
+            let account = files.entry(id).or_default();
+            account.live_bytes += sum.live_bytes;
+            account.live_keys += sum.live_keys;
+            account.note_expiry(sum.earliest_expiry_ms);
+        }
+    }
+
     /// The key directory no longer points at `entry`.
     pub(crate) fn dead(&self, entry: &Entry) {
         if let Some(account) = self.lock().get_mut(&entry.file_id) {
