@@ -1,6 +1,7 @@
-//! Engine benchmarks: put, get (hit and miss), delete and open over a store
-//! of 1,000,000 keys (16-byte keys, 100-byte values), and durable puts under
-//! 1, 4 and 16 writer threads to show group commit.
+//! Engine benchmarks: put, get (hit and miss), delete, a page of an ordered
+//! listing and open (with and without hint files) over a store of 1,000,000
+//! keys (16-byte keys, 100-byte values), and durable puts under 1, 4 and 16
+//! writer threads to show group commit.
 //!
 //! Run: `cargo bench -p bitcask --bench engine`. Numbers and machine are in
 //! `docs/BENCHMARKS.md`.
@@ -10,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bitcask::{Bitcask, Options, SyncPolicy};
+use bitcask::{Bitcask, KeyRange, Options, SyncPolicy};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 const KEYS: u64 = 1_000_000;
@@ -74,6 +75,13 @@ fn bench_point_ops(c: &mut Criterion) {
     g.bench_function("get hit", |b| {
         b.iter(|| db.get(&key(rng.index())).expect("get").expect("present"))
     });
+    g.bench_function("list a page of 100 keys from a random start", |b| {
+        b.iter(|| {
+            let range = KeyRange::prefix(&b"key"[..]).start_after(&key(rng.index())[..]);
+            // (Near the end of the key space a page is shorter.)
+            std::hint::black_box(db.keys_in(range).take(100).count())
+        })
+    });
     g.bench_function("get miss", |b| {
         b.iter(|| assert!(db.get(&missing_key(rng.index())).expect("get").is_none()))
     });
@@ -106,18 +114,44 @@ fn bench_point_ops(c: &mut Criterion) {
 
 fn bench_open(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
-    fill(dir.path()).close().expect("close");
+    // 32 MiB files: four sealed files (with hints) and an active one.
+    let small_files = || unsynced().max_file_size(32 << 20);
+    let db = Bitcask::open_with(dir.path(), small_files()).expect("open");
+    for i in 0..KEYS {
+        db.put(&key(i), &VALUE).expect("fill");
+    }
+    let sealed = count_files(dir.path(), "data") - 1;
+    while count_files(dir.path(), "hint") < sealed {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    db.close().expect("close");
     let mut g = c.benchmark_group("open");
     g.sample_size(10).measurement_time(Duration::from_secs(20));
-    g.bench_function("open 1M keys (scan data files)", |b| {
-        // Closing the handle (freeing 1M keys) happens outside the timing.
-        b.iter_with_large_drop(|| {
-            let db = Bitcask::open_with(dir.path(), unsynced()).expect("open");
-            assert_eq!(db.len() as u64, KEYS);
-            db
-        })
-    });
+    for (name, use_hints) in [
+        ("open 1M keys (scan data files)", false),
+        ("open 1M keys (hint files)", true),
+    ] {
+        g.bench_function(name, |b| {
+            // Closing the handle (freeing 1M keys) happens outside the timing.
+            b.iter_with_large_drop(|| {
+                let db = Bitcask::open_with(dir.path(), small_files().use_hints(use_hints))
+                    .expect("open");
+                assert_eq!(db.len() as u64, KEYS);
+                db
+            })
+        });
+    }
     g.finish();
+}
+
+fn count_files(dir: &Path, ext: &str) -> usize {
+    std::fs::read_dir(dir)
+        .expect("read dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == ext))
+        })
+        .count()
 }
 
 fn bench_durable_puts(c: &mut Criterion) {

@@ -19,7 +19,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bitcask::{Bitcask, Options, SyncPolicy};
@@ -62,6 +62,26 @@ fn options() -> Options {
 }
 
 const VALUE: [u8; 100] = [0x5A; 100];
+
+/// Put latencies of one phase of the merge run.
+#[derive(Debug, Clone, Copy, Default)]
+struct PhaseStats {
+    puts: u64,
+    total: Duration,
+    worst: Duration,
+    over_1ms: u64,
+    over_10ms: u64,
+}
+
+impl PhaseStats {
+    fn add(&mut self, took: Duration) {
+        self.puts += 1;
+        self.total += took;
+        self.worst = self.worst.max(took);
+        self.over_1ms += u64::from(took > Duration::from_millis(1));
+        self.over_10ms += u64::from(took > Duration::from_millis(10));
+    }
+}
 
 fn main() -> bitcask::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -148,32 +168,38 @@ fn merge(dir: &Path) -> bitcask::Result<()> {
     let value = VALUE;
     let db = Arc::new(Bitcask::open_with(dir, options())?);
     let keys = db.len() as u64;
-    let stop = Arc::new(AtomicBool::new(false));
+    // Phase 0: the writer alone for as long as the merge will take (about);
+    // phase 1: the writer beside the merge. Rotations (which fsync a full
+    // 64 MiB file) happen in both, so phase 0 is the baseline to compare.
+    let phase = Arc::new(AtomicUsize::new(0));
     let writer = {
-        let (db, stop) = (Arc::clone(&db), Arc::clone(&stop));
-        std::thread::spawn(move || -> bitcask::Result<(u64, Duration, Duration)> {
+        let (db, phase) = (Arc::clone(&db), Arc::clone(&phase));
+        std::thread::spawn(move || -> bitcask::Result<[PhaseStats; 2]> {
+            let mut stats = [PhaseStats::default(); 2];
             let mut n = 0u64;
-            let mut worst = Duration::ZERO;
-            let mut total = Duration::ZERO;
-            while !stop.load(Ordering::Relaxed) {
+            loop {
+                let p = phase.load(Ordering::Relaxed);
+                if p > 1 {
+                    return Ok(stats);
+                }
                 let t = Instant::now();
                 db.put(&key(n * 7 % keys), &value)?;
                 let took = t.elapsed();
-                worst = worst.max(took);
-                total += took;
+                stats[p].add(took);
                 n += 1;
                 // A steady foreground load, not a flood.
                 if n.is_multiple_of(100) {
                     std::thread::sleep(Duration::from_millis(1));
                 }
             }
-            Ok((n, worst, total))
         })
     };
-    std::thread::sleep(Duration::from_millis(500));
+    let baseline = Duration::from_secs_f64(keys as f64 / 700_000.0).max(Duration::from_secs(1));
+    std::thread::sleep(baseline);
+    phase.store(1, Ordering::Relaxed);
     let report = db.merge()?;
-    stop.store(true, Ordering::Relaxed);
-    let (puts, worst, total) = writer.join().expect("writer thread")?;
+    phase.store(2, Ordering::Relaxed);
+    let stats = writer.join().expect("writer thread")?;
     let secs = report.duration.as_secs_f64();
     println!(
         "merge: {} files -> {} files in {:.2} s; read {:.0} MB/s, wrote {:.0} MB/s, reclaimed {:.0} MB",
@@ -184,10 +210,18 @@ fn merge(dir: &Path) -> bitcask::Result<()> {
         report.bytes_written as f64 / 1e6 / secs,
         report.bytes_reclaimed() as f64 / 1e6
     );
-    println!(
-        "writer beside the merge: {puts} puts, mean {:.1} µs, longest {:.2} ms",
-        total.as_secs_f64() * 1e6 / puts.max(1) as f64,
-        worst.as_secs_f64() * 1e3
-    );
+    for (name, s) in ["writer alone", "writer beside the merge"]
+        .iter()
+        .zip(stats)
+    {
+        println!(
+            "{name}: {} puts, mean {:.1} µs, longest {:.2} ms; {} over 1 ms, {} over 10 ms",
+            s.puts,
+            s.total.as_secs_f64() * 1e6 / s.puts.max(1) as f64,
+            s.worst.as_secs_f64() * 1e3,
+            s.over_1ms,
+            s.over_10ms
+        );
+    }
     Ok(())
 }

@@ -223,21 +223,6 @@ impl Hint {
     }
 }
 
-/// The entry count a hint file's trailer claims, without verifying the
-/// file: only for sizing the key directory before loading.
-pub(crate) fn claimed_entry_count(dir: &Path, id: u32) -> u64 {
-    let path = dir.join(hint_file_name(id));
-    let read = || -> std::io::Result<u64> {
-        use std::os::unix::fs::FileExt;
-        let file = File::open(&path)?;
-        let len = file.metadata()?.len();
-        let mut count = [0u8; 8];
-        file.read_exact_at(&mut count, len.saturating_sub(TRAILER_LEN as u64))?;
-        Ok(u64::from_le_bytes(count))
-    };
-    read().unwrap_or(0)
-}
-
 fn parse_entry(b: &[u8]) -> Option<(HintEntry<'_>, &[u8])> {
     let (fixed, rest) = b.split_first_chunk::<ENTRY_FIXED_LEN>()?;
     let u32_at =
@@ -356,7 +341,6 @@ mod tests {
         assert!(!dir.path().join(tmp_name(&hint_file_name(3))).exists());
         let hint = Hint::load(dir.path(), &header(3), 152).expect("valid hint");
         let got: Vec<HintEntry<'_>> = hint.entries().collect();
-        assert_eq!(claimed_entry_count(dir.path(), 3), 3);
         assert_eq!(
             got,
             vec![

@@ -17,7 +17,8 @@
 //! Expiry is not this module's business beyond storing it: callers pass the
 //! current time where an expired entry must count as absent.
 
-use std::collections::BTreeSet;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
 use std::hash::BuildHasher;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -46,6 +47,11 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// 1 if the entry carries an expiry, else 0 (for [`Shard::expiring`]).
+    fn expires(&self) -> usize {
+        usize::from(self.expires_at_ms != 0)
+    }
+
     /// Whether the value has expired at `now_ms`.
     pub(crate) fn is_expired(&self, now_ms: u64) -> bool {
         self.expires_at_ms != 0 && self.expires_at_ms <= now_ms
@@ -57,6 +63,9 @@ impl Entry {
 struct Shard {
     by_hash: HashTable<(KeyBuf, Entry)>,
     ordered: BTreeSet<KeyBuf>,
+    /// How many entries carry an expiry. While none does, listing need not
+    /// look entries up to skip expired keys.
+    expiring: usize,
 }
 
 impl Shard {
@@ -83,11 +92,14 @@ impl Shard {
             |(k, _)| hasher.hash_one(k.as_slice()),
         ) {
             hashbrown::hash_table::Entry::Occupied(mut found) => {
-                Ok(std::mem::replace(&mut found.get_mut().1, entry))
+                let old = std::mem::replace(&mut found.get_mut().1, entry);
+                self.expiring = self.expiring + entry.expires() - old.expires();
+                Ok(old)
             }
             hashbrown::hash_table::Entry::Vacant(slot) => {
                 let owned = KeyBuf::from(key);
                 slot.insert((owned.clone(), entry));
+                self.expiring += entry.expires();
                 Err(owned)
             }
         }
@@ -100,6 +112,7 @@ impl Shard {
             .find_entry(hash, |(k, _)| k.as_slice() == key)
             .ok()?;
         let ((_, entry), _) = found.remove();
+        self.expiring -= entry.expires();
         Some(entry)
     }
 }
@@ -185,6 +198,7 @@ impl KeyDir {
         match shard.by_hash.find_mut(hash, |(k, _)| k.as_slice() == key) {
             Some((_, slot)) if slot == expected => {
                 *slot = new;
+                shard.expiring = shard.expiring + new.expires() - expected.expires();
                 true
             }
             _ => false,
@@ -232,6 +246,7 @@ impl KeyDir {
         limit: usize,
     ) -> (Vec<KeyBuf>, Option<KeyBuf>, bool) {
         let guard = self.read(shard);
+        let check_expiry = guard.expiring > 0;
         let mut keys = Vec::with_capacity(limit);
         let mut last = None;
         let range = guard.ordered.range::<[u8], _>((lower, Bound::Unbounded));
@@ -243,10 +258,10 @@ impl KeyDir {
                 return (keys, last, false);
             }
             last = Some(key.clone());
-            let hash = self.hash(key.as_slice());
-            if guard
-                .find(hash, key.as_slice())
-                .is_some_and(|e| !e.is_expired(now_ms))
+            if !check_expiry
+                || guard
+                    .find(self.hash(key.as_slice()), key.as_slice())
+                    .is_some_and(|e| !e.is_expired(now_ms))
             {
                 keys.push(key.clone());
             }
@@ -309,17 +324,6 @@ impl KeyDirLoader {
     pub(crate) fn new() -> Self {
         Self {
             keydir: KeyDir::new(),
-        }
-    }
-
-    /// Makes room for about `keys` keys, so loading does not rehash.
-    pub(crate) fn reserve(&mut self, keys: usize) {
-        let KeyDir { shards, hasher, .. } = &mut self.keydir;
-        for shard in shards.iter_mut() {
-            let shard = shard.get_mut().unwrap_or_else(PoisonError::into_inner);
-            shard
-                .by_hash
-                .reserve(keys / SHARDS + 1, |(k, _)| hasher.hash_one(k.as_slice()));
         }
     }
 
@@ -405,6 +409,7 @@ impl KeyDirLoader {
                     for shard in chunk {
                         let shard = shard.get_mut().unwrap_or_else(PoisonError::into_inner);
                         shard.by_hash.retain(|(_, e)| !e.is_expired(now_ms));
+                        shard.expiring = shard.by_hash.iter().map(|(_, e)| e.expires()).sum();
                         let mut keys: Vec<KeyBuf> =
                             shard.by_hash.iter().map(|(k, _)| k.clone()).collect();
                         keys.sort_unstable();
@@ -506,6 +511,10 @@ pub struct Keys<'a> {
     prefix: Vec<u8>,
     now_ms: u64,
     cursors: Vec<ShardCursor>,
+    /// The next key of each shard that has one, smallest first.
+    heads: BinaryHeap<Reverse<(KeyBuf, usize)>>,
+    /// Whether the heads have been fetched.
+    started: bool,
 }
 
 #[derive(Debug)]
@@ -527,6 +536,8 @@ impl<'a> Keys<'a> {
             keydir,
             prefix: range.prefix,
             now_ms,
+            heads: BinaryHeap::with_capacity(SHARDS),
+            started: false,
             cursors: (0..SHARDS)
                 .map(|_| ShardCursor {
                     pending: Vec::new(),
@@ -539,36 +550,51 @@ impl<'a> Keys<'a> {
     }
 }
 
+impl Keys<'_> {
+    /// The next key of shard `i`'s cursor, fetching a chunk when needed.
+    fn advance(&mut self, i: usize) -> Option<KeyBuf> {
+        let cursor = &mut self.cursors[i];
+        loop {
+            if let Some(key) = cursor.pending.pop() {
+                return Some(key);
+            }
+            if cursor.exhausted {
+                return None;
+            }
+            let lower = cursor.resume.as_ref().map(KeyBuf::as_slice);
+            let (mut chunk, last, exhausted) =
+                self.keydir
+                    .shard_keys(i, lower, &self.prefix, self.now_ms, cursor.chunk);
+            cursor.exhausted = exhausted;
+            if let Some(last) = last {
+                cursor.resume = Bound::Excluded(last);
+            }
+            cursor.chunk = (cursor.chunk * 2).min(MAX_CHUNK);
+            chunk.reverse();
+            cursor.pending = chunk;
+        }
+    }
+}
+
 impl Iterator for Keys<'_> {
     type Item = Vec<u8>;
 
     fn next(&mut self) -> Option<Vec<u8>> {
-        for (i, cursor) in self.cursors.iter_mut().enumerate() {
-            while cursor.pending.is_empty() && !cursor.exhausted {
-                let lower = cursor.resume.as_ref().map(KeyBuf::as_slice);
-                let (mut chunk, last, exhausted) =
-                    self.keydir
-                        .shard_keys(i, lower, &self.prefix, self.now_ms, cursor.chunk);
-                cursor.exhausted = exhausted;
-                if let Some(last) = last {
-                    cursor.resume = Bound::Excluded(last);
+        if !self.started {
+            self.started = true;
+            for i in 0..self.cursors.len() {
+                if let Some(key) = self.advance(i) {
+                    self.heads.push(Reverse((key, i)));
                 }
-                cursor.chunk = (cursor.chunk * 2).min(MAX_CHUNK);
-                chunk.reverse();
-                cursor.pending = chunk;
             }
         }
-        let best = self
-            .cursors
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| c.pending.last().map(|k| (i, k)))
-            .min_by(|a, b| a.1.cmp(b.1))
-            .map(|(i, _)| i)?;
-        self.cursors[best]
-            .pending
-            .pop()
-            .map(|k| k.as_slice().to_vec())
+        // The smallest head of all shards; its shard moves on. (A key lives
+        // in exactly one shard, so heads never tie.)
+        let Reverse((key, i)) = self.heads.pop()?;
+        if let Some(next) = self.advance(i) {
+            self.heads.push(Reverse((next, i)));
+        }
+        Some(key.as_slice().to_vec())
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::datafile::{self, DataFile, FILE_HEADER_LEN, ReadHandle, Scan};
 use crate::error::{CorruptionKind, Error, IoContext, Result};
-use crate::hint::{self, Hint};
+use crate::hint::Hint;
 use crate::keydir::{Entry, KeyDir, KeyDirLoader, LoadOp};
 use crate::stats::Accounts;
 
@@ -71,13 +71,6 @@ pub(crate) fn recover(dir: &Path, opts: RecoverOptions) -> Result<Recovered> {
     let mut loader = KeyDirLoader::new();
     // Threads that load hint files and build the ordered indexes.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    if opts.use_hints {
-        let claimed: u64 = order
-            .iter()
-            .map(|&(_, id)| hint::claimed_entry_count(dir, id))
-            .sum();
-        loader.reserve(usize::try_from(claimed).unwrap_or(0));
-    }
     let accounts = Accounts::default();
     let mut sealed = BTreeMap::new();
     let mut newest_file = None;

@@ -1,7 +1,8 @@
 //! A store of many data files keeps one file descriptor open, not one per
 //! file: sealed files are read through their maps. A child process limits
-//! itself to 64 descriptors and opens, reads, writes (rotating) and reopens
-//! a store of about 500 data files.
+//! itself to 64 descriptors and opens, reads, writes (rotating, with hint
+//! files written behind), merges, backs up and reopens a store of about 500
+//! data files.
 
 mod common;
 
@@ -40,15 +41,28 @@ fn many_files_child() {
         let got = db.get(format!("key-{i}").as_bytes()).expect("get");
         assert_eq!(got, Some(value(i)));
     }
-    // Writing on rotates through hundreds more files.
+    // Writing on rotates through hundreds more files; overwriting half the
+    // keys gives merge work on every old file.
     for i in KEYS..2 * KEYS {
         db.put(format!("key-{i}").as_bytes(), &value(i))
             .expect("put");
     }
+    for i in (0..KEYS).step_by(2) {
+        db.put(format!("key-{i}").as_bytes(), &value(i))
+            .expect("overwrite");
+    }
+    let report = db.merge().expect("merge under a 64-descriptor limit");
+    assert!(report.files_merged > 300, "{report:?}");
+    let backup = std::path::Path::new(&dir).join("backup");
+    db.backup(&backup)
+        .expect("backup under a 64-descriptor limit");
     db.close().expect("close");
     let db = Bitcask::open_with(&dir, opts().read_only(true)).expect("read-only reopen");
     assert_eq!(db.len(), 2 * KEYS);
     assert_eq!(db.get(b"key-1999").expect("get"), Some(value(1999)));
+    let copy = Bitcask::open_with(&backup, opts().read_only(true)).expect("open the backup");
+    assert_eq!(copy.len(), 2 * KEYS);
+    assert_eq!(copy.get(b"key-0").expect("get"), Some(value(0)));
     println!("CHILD-OK");
 }
 
