@@ -573,6 +573,32 @@ mod tests {
     }
 
     #[test]
+    fn the_io_budget_paces_the_merge() {
+        // A lower bound only (sleeping guarantees at least the time asked):
+        // 300 KB at 1 MB/s cannot take less than 0.3 s.
+        let mut throttle = super::Throttle::new(Some(1_000_000));
+        let started = std::time::Instant::now();
+        for _ in 0..30 {
+            throttle.spend(10_000);
+        }
+        assert!(started.elapsed() >= Duration::from_millis(290));
+        let mut unlimited = super::Throttle::new(None);
+        unlimited.spend(u64::MAX / 2);
+    }
+
+    #[test]
+    fn a_merge_with_an_io_budget_gives_the_same_result() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let opts = options(&clock).merge_bytes_per_sec(Some(50_000_000));
+        let db = Bitcask::open_with(dir.path(), opts).expect("open");
+        let model = write_history(&db, &clock);
+        let report = db.merge().expect("merge");
+        assert!(report.bytes_read > 0);
+        assert_eq!(contents(&db), model);
+    }
+
+    #[test]
     fn a_failed_output_leaves_the_inputs_and_no_unfinished_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = Arc::new(ManualClock::new(1_000_000));
