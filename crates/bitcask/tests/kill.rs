@@ -3,14 +3,18 @@
 //! and reopens. Every reported write must be there with its value, under
 //! `Always` and under `Never` (a returned write is already with the kernel,
 //! which a process crash does not lose). Nothing unreported beyond the one
-//! write in flight may appear.
+//! write in flight may appear. A third mode runs merges back to back in the
+//! background while the child writes, so that the kill often lands inside
+//! a merge.
 
 mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
-use bitcask::{Bitcask, Options, SyncPolicy};
+use std::time::Duration;
+
+use bitcask::{Bitcask, MergeTrigger, Options, SyncPolicy};
 
 const CHILD_DIR: &str = "BITCASK_TEST_KILL_DIR";
 const CHILD_POLICY: &str = "BITCASK_TEST_KILL_POLICY";
@@ -34,7 +38,14 @@ fn kill_child_writer() {
     let (Some(dir), Ok(name)) = (std::env::var_os(CHILD_DIR), std::env::var(CHILD_POLICY)) else {
         return;
     };
-    let opts = Options::new().sync(policy(&name)).max_file_size(16 * 1024);
+    let mut opts = Options::new().sync(policy(&name)).max_file_size(16 * 1024);
+    if name == "never+merge" {
+        opts = opts.merge_trigger(Some(MergeTrigger {
+            dead_fraction: 0.0,
+            dead_bytes: 1,
+            check_every: Duration::from_millis(1),
+        }));
+    }
     let db = Bitcask::open_with(&dir, opts).expect("child open");
     for i in 0u64.. {
         // Keys repeat every 300 writes, so overwrites and deletes mix in.
@@ -45,6 +56,9 @@ fn kill_child_writer() {
         } else {
             db.put(key.as_bytes(), &value(i)).expect("put");
             println!("ACK P {i}");
+        }
+        if i % 1_000 == 999 {
+            println!("MERGES {}", db.stats().merges_completed);
         }
     }
 }
@@ -76,6 +90,16 @@ fn run(policy_name: &str, lines_before_kill: usize) {
     let mut out = BufReader::new(child.stdout.take().expect("stdout"));
     let mut child = common::KillOnDrop(child);
     let mut acknowledged: Vec<(char, u64)> = Vec::new();
+    let merges = std::sync::atomic::AtomicU64::new(0);
+    let note_merges = |line: &str| {
+        if let Some(n) = line
+            .split("MERGES ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        {
+            merges.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
     let mut line = String::new();
     let mut lines_read = 0;
     while acknowledged.len() < lines_before_kill {
@@ -86,18 +110,27 @@ fn run(policy_name: &str, lines_before_kill: usize) {
         );
         lines_read += 1;
         assert!(
-            lines_read <= lines_before_kill + 10,
+            // (one MERGES line per 1,000 writes, and harness text)
+            lines_read <= lines_before_kill + lines_before_kill / 1_000 + 10,
             "child output not understood: {line:?}"
         );
         acknowledged.extend(parse_acks(&line));
+        note_merges(&line);
     }
     child.0.kill().expect("SIGKILL");
     child.0.wait().expect("reap");
     // Anything the child printed after we stopped reading was acknowledged too.
     for line in out.lines().map_while(Result::ok) {
         acknowledged.extend(parse_acks(&line));
+        note_merges(&line);
     }
 
+    if policy_name == "never+merge" && lines_before_kill >= 20_000 {
+        assert!(
+            merges.load(std::sync::atomic::Ordering::Relaxed) > 0,
+            "no merge ran"
+        );
+    }
     let db = common::open(dir.path());
     let last = acknowledged.last().map_or(0, |&(_, n)| n);
     // For each key, the last acknowledged operation decides what must be
@@ -130,5 +163,12 @@ fn acknowledged_writes_survive_kill_9_under_always() {
 fn acknowledged_writes_survive_kill_9_under_never() {
     for lines in [500, 2_000, 7_000] {
         run("never", lines);
+    }
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9_during_merges() {
+    for lines in [3_000, 10_000, 20_000] {
+        run("never+merge", lines);
     }
 }
