@@ -14,7 +14,7 @@ use crate::datafile::{DataFile, FILE_HEADER_LEN, ReadHandle};
 use crate::durability::GroupCommit;
 use crate::error::{CorruptionKind, Error, IoContext, Result};
 use crate::keydir::{Entry, KeyDir, KeyRange, Keys};
-use crate::lock::DirLock;
+use crate::lock::{DeleteLock, DirLock};
 use crate::merge::MergeState;
 use crate::options::{MAX_RECORD_PAYLOAD_LIMIT, Options, SyncPolicy};
 use crate::record::{self, RecordKind};
@@ -113,6 +113,14 @@ impl Bitcask {
             std::fs::create_dir_all(&dir).at(&dir)?;
             Some(DirLock::acquire(&dir)?)
         };
+        // A read-only open beside a writer holds the delete lock shared while
+        // it reads, so the writer's merge cannot delete a file it listed.
+        let reading = if read_only {
+            DeleteLock::acquire(&dir, false)?
+        } else {
+            DeleteLock::create(&dir)?;
+            None
+        };
         let recovered = recovery::recover(
             &dir,
             RecoverOptions {
@@ -167,6 +175,8 @@ impl Bitcask {
             };
             (Some(writer), Some(commit))
         };
+        // Every file is mapped (or open): deletions may go ahead.
+        drop(reading);
         tracing::info!(dir = %dir.display(), keys = keydir.len(), files = readers.len(),
             read_only, "opened store");
 

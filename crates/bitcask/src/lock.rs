@@ -56,3 +56,49 @@ impl DirLock {
         &self.path
     }
 }
+
+/// Name of the lock file that keeps a merge from deleting data files while a
+/// read-only open is reading the directory.
+pub(crate) const DELETE_LOCK_FILE: &str = "DELETE.LOCK";
+
+/// A held `DELETE.LOCK`: shared by read-only opens while they list and load
+/// the data files, exclusive while a merge deletes its inputs. So a read-only
+/// open never lists a file that disappears before it reads it. Released when
+/// dropped.
+#[derive(Debug)]
+pub(crate) struct DeleteLock {
+    _file: File,
+}
+
+impl DeleteLock {
+    /// Creates `DELETE.LOCK` in `dir` if missing (a writable open does this,
+    /// so that later read-only opens find it).
+    pub(crate) fn create(dir: &Path) -> Result<()> {
+        let path = dir.join(DELETE_LOCK_FILE);
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map(drop)
+            .at(&path)
+    }
+
+    /// Waits for and takes the lock, shared or exclusive. `None` if the
+    /// file does not exist (a store no writer of this version has opened:
+    /// no merge of this version can run on it either).
+    pub(crate) fn acquire(dir: &Path, exclusive: bool) -> Result<Option<Self>> {
+        let path = dir.join(DELETE_LOCK_FILE);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).at(&path),
+        };
+        if exclusive {
+            file.lock().at(&path)?;
+        } else {
+            file.lock_shared().at(&path)?;
+        }
+        Ok(Some(Self { _file: file }))
+    }
+}

@@ -18,6 +18,7 @@ use crate::db::Shared;
 use crate::error::{Error, IoContext, Result};
 use crate::hint::{HintEntry, HintWriter};
 use crate::keydir::Entry;
+use crate::lock::DeleteLock;
 use crate::record::{self, RecordKind};
 use crate::stats::MergeReport;
 
@@ -137,6 +138,8 @@ pub(crate) fn run(shared: &Shared) -> Result<MergeReport> {
             files.remove(id);
         }
     }
+    // Wait for read-only opens that are reading the directory.
+    let _deleting = DeleteLock::acquire(&shared.dir, true)?;
     for &id in &inputs {
         remove_if_exists(&shared.dir.join(datafile::hint_file_name(id)))?;
         remove_if_exists(&shared.dir.join(datafile::data_file_name(id)))?;

@@ -286,3 +286,39 @@ fn a_read_only_handle_cannot_merge() {
     let view = Bitcask::open_with(dir.path(), common::fast().read_only(true)).expect("open");
     assert!(matches!(view.merge(), Err(Error::ReadOnly)));
 }
+
+#[test]
+fn read_only_opens_beside_merges_succeed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Arc::new(Bitcask::open_with(dir.path(), small_files()).expect("open"));
+    for i in 0..2_000u32 {
+        db.put(format!("k{}", i % 300).as_bytes(), &[1; 40])
+            .expect("put");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let churn = {
+        let (db, stop) = (Arc::clone(&db), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut merges = 0u32;
+            let mut n = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                for _ in 0..200 {
+                    n += 1;
+                    db.put(format!("k{}", n % 300).as_bytes(), &[2; 40])
+                        .expect("put");
+                }
+                db.merge().expect("merge");
+                merges += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            merges
+        })
+    };
+    for _ in 0..40 {
+        let view = Bitcask::open_with(dir.path(), small_files().read_only(true))
+            .expect("a read-only open beside merges");
+        assert_eq!(view.len(), 300);
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(churn.join().expect("churn") > 0);
+}
