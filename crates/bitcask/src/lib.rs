@@ -17,6 +17,15 @@
 //! # }
 //! ```
 //!
+//! Beyond get, put and delete: every write returns a version, and
+//! [`WriteOptions`] adds a time-to-live, a [`Condition`] on the current
+//! version (compare-and-set) or durability for that one write; [`Batch`]es
+//! apply all or nothing; [`Bitcask::keys_in`] lists keys in order by prefix
+//! and start key; [`Bitcask::merge`] reclaims the space of dead records
+//! while reads and writes go on (or the background thread does, see
+//! [`MergeTrigger`]); hint files make open fast; [`Bitcask::backup`] copies a
+//! live store; [`Bitcask::stats`] reports space and merge activity.
+//!
 //! Durability is a choice made at open ([`SyncPolicy`]); the on-disk format
 //! and the crash protocols are specified in `docs/FORMAT.md`.
 

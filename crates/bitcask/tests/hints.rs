@@ -180,3 +180,39 @@ fn merge_outputs_come_with_hints_and_orphans_are_removed() {
     assert!(!orphan.exists());
     assert_eq!(contents(&db), expected);
 }
+
+#[test]
+fn files_a_crash_left_half_written_are_removed_at_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let expected = store_with_hints(dir.path());
+    // What a crash while writing a hint, a merge output or a new data file
+    // leaves behind: `.tmp` files, possibly with any bytes in them.
+    let leftovers = [
+        dir.path().join("0000000001.hint.tmp"),
+        dir.path().join("0000000077.data.tmp"),
+    ];
+    for path in &leftovers {
+        std::fs::write(path, b"BITCASK\0 half written").expect("write");
+    }
+    let view = Bitcask::open_with(dir.path(), options().read_only(true)).expect("read-only");
+    assert!(
+        leftovers.iter().all(|p| p.exists()),
+        "a read-only open changes nothing"
+    );
+    assert_eq!(contents(&view), expected);
+    drop(view);
+    let db = Bitcask::open_with(dir.path(), options()).expect("open");
+    assert!(leftovers.iter().all(|p| !p.exists()));
+    assert_eq!(contents(&db), expected);
+    // New files take numbers above every file the open saw, leftovers
+    // included.
+    for i in 0..200u32 {
+        db.put(format!("new-{i}").as_bytes(), &[3; 40])
+            .expect("put");
+    }
+    let ids: Vec<u32> = common::data_files(dir.path())
+        .iter()
+        .filter_map(|p| p.file_stem()?.to_str()?.parse().ok())
+        .collect();
+    assert!(ids.iter().any(|&id| id > 77), "{ids:?}");
+}
