@@ -249,11 +249,14 @@ impl Bitcask {
     /// (or expired) key writes nothing and is not an error.
     pub fn delete(&self, key: &[u8]) -> Result<bool> {
         self.delete_with(key, WriteOptions::new())
+            .map(|version| version.is_some())
     }
 
     /// [`Self::delete`] with a condition on the current version and/or
     /// durability for this write (a time-to-live in `options` is ignored).
-    pub fn delete_with(&self, key: &[u8], options: WriteOptions) -> Result<bool> {
+    /// Returns the version of the delete (the tombstone's sequence number),
+    /// or `None` if the key was absent and nothing was written.
+    pub fn delete_with(&self, key: &[u8], options: WriteOptions) -> Result<Option<u64>> {
         self.shared.check_sizes(key, b"")?;
         let op = Op {
             key,
@@ -262,7 +265,6 @@ impl Bitcask {
         };
         self.shared
             .write(&[op], options.condition, options.durable, false)
-            .map(|seq| seq.is_some())
     }
 
     /// Applies every operation of `batch`, all or nothing, also across a

@@ -196,9 +196,12 @@ proptest! {
                     let version_now = current.get(&key(k)).map(|c| c.1);
                     let cond = condition(c, version_now);
                     match db.delete_with(&key(k), WriteOptions::new().condition(cond)) {
-                        Ok(existed) => {
+                        Ok(deleted_at) => {
                             prop_assert!(cond_holds(cond, version_now));
-                            prop_assert_eq!(existed, version_now.is_some());
+                            prop_assert_eq!(deleted_at.is_some(), version_now.is_some());
+                            if let (Some(at), Some(was)) = (deleted_at, version_now) {
+                                prop_assert!(at > was, "a delete takes a new version");
+                            }
                             model.remove(&key(k));
                         }
                         Err(Error::ConditionFailed { current }) => {

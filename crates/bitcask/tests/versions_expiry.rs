@@ -53,10 +53,11 @@ fn versions_only_grow_and_conditions_decide_writes() {
         )
         .expect("matching version");
     assert!(v3 > v2);
-    assert!(
-        db.delete_with(b"k", WriteOptions::new().condition(Condition::Present))
-            .expect("delete if present")
-    );
+    let deleted_at = db
+        .delete_with(b"k", WriteOptions::new().condition(Condition::Present))
+        .expect("delete if present")
+        .expect("it was present");
+    assert!(deleted_at > v3, "a delete takes the next version");
     assert!(matches!(
         db.delete_with(b"k", WriteOptions::new().condition(Condition::Present)),
         Err(Error::ConditionFailed { current: None })
