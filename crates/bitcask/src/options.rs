@@ -154,8 +154,9 @@ impl Options {
         self
     }
 
-    /// Checks the options against the format's hard limits.
-    pub(crate) fn validate(&self) -> Result<()> {
+    /// Checks the options against the format's hard limits (as `open`
+    /// does), so a program can refuse bad settings before opening.
+    pub fn validate(&self) -> Result<()> {
         if self.max_file_size == 0 || self.max_file_size > MAX_FILE_SIZE_LIMIT {
             return Err(Error::InvalidOption {
                 name: "max_file_size",

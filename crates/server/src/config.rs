@@ -1,0 +1,345 @@
+//! Settings: command-line flags, `BITCASK_*` environment variables and a TOML
+//! file, merged in that order of precedence over the defaults.
+//!
+//! Every setting is optional at each layer; [`Config::load`] takes, for each,
+//! the flag if given, else the environment variable, else the file's value,
+//! else the default. `bitcask-server --help` lists them all.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bitcask::{Options, SyncPolicy};
+use clap::Parser;
+use serde::Deserialize;
+
+/// Default sync interval: a power cut loses at most about this much of
+/// acknowledged writes (see the README's durability table).
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The command line (and, through clap, the environment).
+#[derive(Debug, Default, Parser)]
+#[command(
+    name = "bitcask-server",
+    version,
+    about = "HTTP/JSON server for a bitcask store",
+    long_about = "HTTP/JSON server for a bitcask store.\n\nEvery setting can also be given as a \
+                  BITCASK_* environment variable or in a TOML file (--config); flags beat the \
+                  environment, which beats the file, which beats the defaults."
+)]
+pub struct Args {
+    /// Address to listen on [default: 127.0.0.1]
+    #[arg(long, env = "BITCASK_HOST")]
+    pub host: Option<IpAddr>,
+    /// HTTP port; 0 picks a free one [default: 8000]
+    #[arg(long, env = "BITCASK_PORT")]
+    pub port: Option<u16>,
+    /// The store's directory [default: ./data]
+    #[arg(long, env = "BITCASK_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// When to fsync: `always`, `never`, or an interval such as `100ms` or `1s`
+    /// [default: 100ms]
+    #[arg(long, env = "BITCASK_SYNC")]
+    pub sync: Option<String>,
+    /// A TOML file with any of these settings (names with underscores:
+    /// `data_dir = "./data"`)
+    #[arg(long, env = "BITCASK_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Bearer token required on every route but /health
+    #[arg(long, env = "BITCASK_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// A file holding the bearer token (its first line)
+    #[arg(long, env = "BITCASK_AUTH_TOKEN_FILE")]
+    pub auth_token_file: Option<PathBuf>,
+    /// Size at which a data file is sealed, in bytes [default: 268435456]
+    #[arg(long, env = "BITCASK_MAX_FILE_SIZE")]
+    pub max_file_size: Option<u64>,
+    /// Longest key accepted, in bytes [default: 1024]
+    #[arg(long, env = "BITCASK_MAX_KEY_SIZE")]
+    pub max_key_size: Option<usize>,
+    /// Longest value accepted, in bytes [default: 1048576]
+    #[arg(long, env = "BITCASK_MAX_VALUE_SIZE")]
+    pub max_value_size: Option<usize>,
+    /// Longest time a request may take, e.g. `30s` [default: 30s]
+    #[arg(long, env = "BITCASK_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<String>,
+    /// Log lines as `human` text or `json` [default: human]
+    #[arg(long, env = "BITCASK_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The same settings in a TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    host: Option<IpAddr>,
+    port: Option<u16>,
+    data_dir: Option<PathBuf>,
+    sync: Option<String>,
+    auth_token: Option<String>,
+    auth_token_file: Option<PathBuf>,
+    max_file_size: Option<u64>,
+    max_key_size: Option<usize>,
+    max_value_size: Option<usize>,
+    request_timeout: Option<String>,
+    log_format: Option<String>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The merged, validated settings.
+#[derive(Clone)]
+pub struct Config {
+    /// Listen address.
+    pub host: IpAddr,
+    /// Listen port (0 = any free port).
+    pub port: u16,
+    /// The store's directory.
+    pub data_dir: PathBuf,
+    /// The store's fsync policy.
+    pub sync: SyncPolicy,
+    /// Bearer token, if auth is on. Never logged.
+    pub auth_token: Option<String>,
+    /// Engine size limits.
+    pub max_file_size: u64,
+    /// Longest key accepted, in bytes.
+    pub max_key_size: usize,
+    /// Longest value accepted, in bytes.
+    pub max_value_size: usize,
+    /// Longest time a request may take.
+    pub request_timeout: Duration,
+    /// Log line format.
+    pub log_format: LogFormat,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("data_dir", &self.data_dir)
+            .field("sync", &self.sync)
+            .field("auth", &self.auth_token.as_ref().map(|_| "<set>"))
+            .field("max_file_size", &self.max_file_size)
+            .field("max_key_size", &self.max_key_size)
+            .field("max_value_size", &self.max_value_size)
+            .field("request_timeout", &self.request_timeout)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+/// A setting that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Merges `args` (flags and environment) over the file they name over the
+    /// defaults, and validates the result.
+    pub fn load(args: Args) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileSettings::default(),
+        };
+        let sync = match args.sync.or(file.sync) {
+            Some(text) => parse_sync(&text)?,
+            None => SyncPolicy::Interval(DEFAULT_SYNC_INTERVAL),
+        };
+        let token_file = args.auth_token_file.or(file.auth_token_file);
+        let auth_token = match (args.auth_token.or(file.auth_token), token_file) {
+            (Some(token), _) => Some(token),
+            (None, Some(path)) => Some(read_token(&path)?),
+            (None, None) => None,
+        };
+        if auth_token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            return Err(ConfigError("the auth token is empty".into()));
+        }
+        let request_timeout = match args.request_timeout.or(file.request_timeout) {
+            Some(text) => parse_duration(&text)
+                .ok_or_else(|| ConfigError(format!("request_timeout: not a duration: {text:?}")))?,
+            None => Duration::from_secs(30),
+        };
+        let log_format = match args.log_format.or(file.log_format).as_deref() {
+            None | Some("human") => LogFormat::Human,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "log_format: expected `human` or `json`, got {other:?}"
+                )));
+            }
+        };
+        let config = Self {
+            host: args
+                .host
+                .or(file.host)
+                .unwrap_or(IpAddr::from([127, 0, 0, 1])),
+            port: args.port.or(file.port).unwrap_or(8000),
+            data_dir: args
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./data")),
+            sync,
+            auth_token,
+            max_file_size: args
+                .max_file_size
+                .or(file.max_file_size)
+                .unwrap_or(DEFAULT_MAX_FILE_SIZE),
+            max_key_size: args.max_key_size.or(file.max_key_size).unwrap_or(1024),
+            max_value_size: args
+                .max_value_size
+                .or(file.max_value_size)
+                .unwrap_or(1 << 20),
+            request_timeout,
+            log_format,
+        };
+        config
+            .engine_options()
+            .validate()
+            .map_err(|e| ConfigError(e.to_string()))?;
+        Ok(config)
+    }
+
+    /// The engine options these settings ask for.
+    pub fn engine_options(&self) -> Options {
+        Options::new()
+            .sync(self.sync)
+            .max_file_size(self.max_file_size)
+            .max_key_size(self.max_key_size)
+            .max_value_size(self.max_value_size)
+    }
+}
+
+/// The engine's default data file size.
+const DEFAULT_MAX_FILE_SIZE: u64 = 256 << 20;
+
+fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
+}
+
+fn read_token(path: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+    Ok(text.lines().next().unwrap_or_default().trim().to_string())
+}
+
+/// `always`, `never`, or a duration (`100ms`, `1s`, `2m`).
+pub fn parse_sync(text: &str) -> Result<SyncPolicy, ConfigError> {
+    match text.trim() {
+        "always" => Ok(SyncPolicy::Always),
+        "never" => Ok(SyncPolicy::Never),
+        other => match parse_duration(other) {
+            Some(d) if !d.is_zero() => Ok(SyncPolicy::Interval(d)),
+            _ => Err(ConfigError(format!(
+                "sync: expected `always`, `never` or an interval such as `100ms` or `1s`, got {text:?}"
+            ))),
+        },
+    }
+}
+
+/// A whole number followed by `ms`, `s` or `m`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let n: u64 = number.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Args {
+        Args::try_parse_from(std::iter::once("bitcask-server").chain(list.iter().copied()))
+            .expect("parse")
+    }
+
+    #[test]
+    fn defaults_match_the_seed() {
+        let c = Config::load(Args::default()).expect("defaults");
+        assert_eq!(c.host.to_string(), "127.0.0.1");
+        assert_eq!(c.port, 8000);
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.sync, SyncPolicy::Interval(DEFAULT_SYNC_INTERVAL));
+        assert!(c.auth_token.is_none());
+    }
+
+    #[test]
+    fn flags_beat_the_file_which_beats_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "port = 9001\ndata_dir = \"/from/file\"\nsync = \"always\"\n",
+        )
+        .expect("write");
+        let c = Config::load(args(&[
+            "--config",
+            file.to_str().expect("utf-8"),
+            "--port",
+            "9002",
+        ]))
+        .expect("load");
+        assert_eq!(c.port, 9002, "flag over file");
+        assert_eq!(c.data_dir, PathBuf::from("/from/file"), "file over default");
+        assert_eq!(c.sync, SyncPolicy::Always);
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_a_reason() {
+        for bad in [
+            vec!["--sync", "sometimes"],
+            vec!["--sync", "0ms"],
+            vec!["--request-timeout", "soon"],
+            vec!["--log-format", "xml"],
+            vec!["--max-file-size", "0"],
+        ] {
+            let err = Config::load(args(&bad)).expect_err("refused");
+            assert!(!err.to_string().is_empty());
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "prot = 1\n").expect("write");
+        let err = Config::load(args(&["--config", file.to_str().expect("utf-8")]))
+            .expect_err("unknown key");
+        assert!(err.to_string().contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn durations_and_sync_policies_parse() {
+        assert_eq!(parse_duration("100ms"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_duration("3m"), Some(Duration::from_secs(180)));
+        assert_eq!(parse_duration("5"), None);
+        assert!(matches!(parse_sync("never"), Ok(SyncPolicy::Never)));
+        assert!(matches!(parse_sync("1s"), Ok(SyncPolicy::Interval(_))));
+    }
+
+    #[test]
+    fn the_token_file_is_read_and_the_token_never_printed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("token");
+        std::fs::write(&file, "s3cret\n").expect("write");
+        let c = Config::load(args(&["--auth-token-file", file.to_str().expect("utf-8")]))
+            .expect("load");
+        assert_eq!(c.auth_token.as_deref(), Some("s3cret"));
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+}

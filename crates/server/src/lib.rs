@@ -1,0 +1,16 @@
+//! `bitcask-server`: the HTTP/JSON server around one open bitcask store.
+//!
+//! It keeps the seed project's wire contract byte for byte (see
+//! `../shared/DESIGN.md` in the workspace and the contract tests) and adds
+//! raw binary values, listing, versions, expiry, batches, stats and merge.
+//! The binary is a thin `main` over [`config::Config::load`] and
+//! [`server::serve`]; tests run the same [`server::serve`] on a free port.
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod logging;
+pub mod middleware;
+pub mod routes;
+pub mod server;
+pub mod state;

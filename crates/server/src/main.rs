@@ -1,0 +1,68 @@
+//! The `bitcask-server` binary: settings, logs, serve until SIGINT/SIGTERM.
+
+use std::process::ExitCode;
+
+use bitcask_server::config::{Args, Config};
+use bitcask_server::{logging, server};
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let config = match Config::load(Args::parse()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("bitcask-server: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("bitcask-server: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let listener = server::bind(&config).await?;
+        server::serve(listener, config, shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => {
+            tracing::info!("bye");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            tracing::error!(%error, "bitcask-server stopped");
+            eprintln!("bitcask-server: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT: shutting down"),
+        () = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
+}

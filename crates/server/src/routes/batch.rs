@@ -1,0 +1,111 @@
+//! `POST /batch`: puts and deletes applied all or nothing.
+
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bitcask::Batch;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Query parameters of a batch.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchParams {
+    /// Wait for the fsync of the batch.
+    #[serde(default)]
+    durable: bool,
+}
+
+/// The body: `{"ops": [{"op": "put", "key": "k", "value": "v", "ttl": 60}, {"op": "delete", "key": "k"}]}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchBody {
+    ops: Vec<BatchOp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
+enum BatchOp {
+    Put {
+        key: String,
+        value: String,
+        ttl: Option<u64>,
+    },
+    Delete {
+        key: String,
+    },
+}
+
+#[derive(Serialize)]
+struct Applied {
+    status: &'static str,
+    /// Operations applied.
+    count: usize,
+    /// Version of the last operation (each operation takes the next one).
+    version: Option<u64>,
+}
+
+/// `POST /batch`.
+pub async fn batch(
+    State(state): State<AppState>,
+    Query(params): Query<BatchParams>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let store = state.store()?;
+    let json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not valid JSON ({e})"),
+        )
+    })?;
+    let parsed: BatchBody = serde_json::from_value(json).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "expected {{\"ops\": [{{\"op\": \"put\", \"key\": ..., \"value\": ...}}, \
+                 {{\"op\": \"delete\", \"key\": ...}}]}}: {e}"
+            ),
+        )
+    })?;
+    let mut batch = Batch::new();
+    for op in &parsed.ops {
+        match op {
+            BatchOp::Put {
+                key,
+                value,
+                ttl: None,
+            } => {
+                batch.put(key.as_bytes(), value.as_bytes());
+            }
+            BatchOp::Put {
+                key,
+                value,
+                ttl: Some(secs),
+            } => {
+                if *secs == 0 {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "ttl must be a whole number of seconds above zero",
+                    ));
+                }
+                batch.put_with_ttl(key.as_bytes(), value.as_bytes(), Duration::from_secs(*secs));
+            }
+            BatchOp::Delete { key } => {
+                batch.delete(key.as_bytes());
+            }
+        }
+    }
+    batch.durable(params.durable);
+    let count = batch.len();
+    let version = tokio::task::spawn_blocking(move || store.write_batch(&batch)).await??;
+    Ok(axum::Json(Applied {
+        status: "success",
+        count,
+        version,
+    })
+    .into_response())
+}

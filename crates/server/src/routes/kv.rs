@@ -1,0 +1,335 @@
+//! `/kv`: the seed's get, put and delete of one key, exactly as its clients
+//! expect them, plus raw binary values, versions (`ETag`, `If-Match`,
+//! `If-None-Match: *`), per-request durability and time-to-live, and the
+//! ordered listing.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bitcask::{Condition, KeyRange, WriteOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The raw-bytes content type.
+const OCTET_STREAM: &str = "application/octet-stream";
+
+/// Query parameters of a write.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteParams {
+    /// Wait for the fsync of this write, whatever the server's sync policy.
+    #[serde(default)]
+    durable: bool,
+    /// Time-to-live in seconds (puts only).
+    ttl: Option<u64>,
+}
+
+/// `GET /kv/{key}` present: the seed's shape.
+#[derive(Serialize)]
+struct Found<'a> {
+    key: &'a str,
+    value: Option<&'a str>,
+    found: bool,
+}
+
+/// The seed's answer to a successful write.
+#[derive(Serialize)]
+struct Success {
+    status: &'static str,
+    message: String,
+}
+
+fn success(message: String) -> axum::Json<Success> {
+    axum::Json(Success {
+        status: "success",
+        message,
+    })
+}
+
+/// `"<version>"`, the `ETag` of a version.
+fn etag(version: u64) -> HeaderValue {
+    // Digits and quotes are always a valid header value.
+    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+fn wants_raw(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|t| t.trim().starts_with(OCTET_STREAM)))
+}
+
+/// The write condition asked for by `If-Match` / `If-None-Match`.
+fn condition(headers: &HeaderMap) -> Result<Condition, ApiError> {
+    let bad = |what: &str| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{what} must be `*` or a quoted version such as \"42\""),
+        )
+    };
+    if let Some(value) = headers.get(header::IF_MATCH) {
+        let text = value.to_str().map_err(|_| bad("If-Match"))?.trim();
+        if text == "*" {
+            return Ok(Condition::Present);
+        }
+        let version = text
+            .trim_start_matches("W/")
+            .trim_matches('"')
+            .parse()
+            .map_err(|_| bad("If-Match"))?;
+        return Ok(Condition::Version(version));
+    }
+    if let Some(value) = headers.get(header::IF_NONE_MATCH) {
+        return match value.to_str().map(str::trim) {
+            Ok("*") => Ok(Condition::Absent),
+            _ => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "If-None-Match on a write must be `*` (write only if the key is absent)",
+            )),
+        };
+    }
+    Ok(Condition::None)
+}
+
+fn write_options(params: &WriteParams, headers: &HeaderMap) -> Result<WriteOptions, ApiError> {
+    let mut options = WriteOptions::new()
+        .durable(params.durable)
+        .condition(condition(headers)?);
+    if let Some(ttl) = params.ttl {
+        if ttl == 0 {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "ttl must be a whole number of seconds above zero",
+            ));
+        }
+        options = options.ttl(Duration::from_secs(ttl));
+    }
+    Ok(options)
+}
+
+/// Turns a failed condition into 412 with the current version.
+fn precondition(error: bitcask::Error) -> ApiError {
+    match error {
+        bitcask::Error::ConditionFailed { current } => ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            match current {
+                Some(v) => format!("precondition failed: the key is at version {v}"),
+                None => "precondition failed: the key is absent".to_string(),
+            },
+        ),
+        other => other.into(),
+    }
+}
+
+/// `GET /kv/{key}`.
+pub async fn get_key(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let store = state.store()?;
+    // A get is a lookup in memory and a copy out of a mapped file: cheap
+    // enough to run on the async worker (see docs/ARCHITECTURE.md).
+    let found = store.get_versioned(key.as_bytes())?;
+    if wants_raw(&headers) {
+        return match found {
+            Some(v) => Ok((
+                [
+                    (header::CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM)),
+                    (header::ETAG, etag(v.version)),
+                ],
+                v.value,
+            )
+                .into_response()),
+            None => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("Key '{key}' not found"),
+            )),
+        };
+    }
+    match found {
+        None => Ok(axum::Json(Found {
+            key: &key,
+            value: None,
+            found: false,
+        })
+        .into_response()),
+        Some(v) => {
+            let Ok(text) = std::str::from_utf8(&v.value) else {
+                return Err(ApiError::new(
+                    StatusCode::NOT_ACCEPTABLE,
+                    format!(
+                        "the value of '{key}' is not UTF-8 text; \
+                         request it with Accept: {OCTET_STREAM}"
+                    ),
+                ));
+            };
+            let mut response = axum::Json(Found {
+                key: &key,
+                value: Some(text),
+                found: true,
+            })
+            .into_response();
+            response.headers_mut().insert(header::ETAG, etag(v.version));
+            Ok(response)
+        }
+    }
+}
+
+/// The JSON body of a put: `{"value": "<string>"}`.
+#[derive(Deserialize)]
+struct PutBody {
+    value: String,
+}
+
+/// The value a put carries: raw bytes, or the `value` of a JSON body.
+fn put_value(headers: &HeaderMap, body: Bytes) -> Result<Vec<u8>, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        });
+    match content_type.as_deref() {
+        Some(OCTET_STREAM) => Ok(body.to_vec()),
+        None | Some("application/json") => {
+            let json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("the body is not valid JSON ({e}); send {{\"value\": \"<string>\"}}"),
+                )
+            })?;
+            let parsed: PutBody = serde_json::from_value(json).map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("expected {{\"value\": \"<string>\"}}: {e}"),
+                )
+            })?;
+            Ok(parsed.value.into_bytes())
+        }
+        Some(other) => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "unsupported content type {other:?}; send application/json \
+                 ({{\"value\": \"<string>\"}}) or {OCTET_STREAM} (raw bytes)"
+            ),
+        )),
+    }
+}
+
+/// `PUT /kv/{key}`.
+pub async fn put_key(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Query(params): Query<WriteParams>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let store = state.store()?;
+    let value = put_value(&headers, body)?;
+    let options = write_options(&params, &headers)?;
+    let k = key.clone();
+    // A write may wait for an fsync: off the async workers (see
+    // docs/ARCHITECTURE.md).
+    let version =
+        tokio::task::spawn_blocking(move || store.put_with(k.as_bytes(), &value, options))
+            .await?
+            .map_err(precondition)?;
+    let mut response = success(format!("Key '{key}' stored successfully")).into_response();
+    response.headers_mut().insert(header::ETAG, etag(version));
+    Ok(response)
+}
+
+/// `DELETE /kv/{key}`: deleting an absent key is not an error.
+pub async fn delete_key(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Query(params): Query<WriteParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let store = state.store()?;
+    if params.ttl.is_some() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "ttl applies to puts, not deletes",
+        ));
+    }
+    let options = write_options(&params, &headers)?;
+    let k = key.clone();
+    let deleted_at = tokio::task::spawn_blocking(move || store.delete_with(k.as_bytes(), options))
+        .await?
+        .map_err(precondition)?;
+    let mut response = success(format!("Key '{key}' deleted successfully")).into_response();
+    if let Some(version) = deleted_at {
+        response.headers_mut().insert(header::ETAG, etag(version));
+    }
+    Ok(response)
+}
+
+/// Query parameters of a listing.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    #[serde(default)]
+    prefix: String,
+    start_after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Default and largest page of a listing.
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 10_000;
+
+/// A page of keys, and the cursor for the next page.
+#[derive(Serialize)]
+struct Page {
+    keys: Vec<String>,
+    /// Pass as `start_after` for the next page; `null` on the last page.
+    next_start_after: Option<String>,
+}
+
+/// `GET /kv?prefix=&start_after=&limit=`: keys in byte order, a page at a time.
+pub async fn list_keys(
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> Result<Response, ApiError> {
+    let store = state.store()?;
+    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("limit must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let mut range = KeyRange::prefix(params.prefix.into_bytes());
+    if let Some(after) = params.start_after {
+        range = range.start_after(after.into_bytes());
+    }
+    // One extra key tells whether another page follows.
+    let mut keys: Vec<String> = store
+        .keys_in(range)
+        .take(limit + 1)
+        .map(|k| String::from_utf8_lossy(&k).into_owned())
+        .collect();
+    let next_start_after = if keys.len() > limit {
+        keys.truncate(limit);
+        keys.last().cloned()
+    } else {
+        None
+    };
+    Ok(axum::Json(Page {
+        keys,
+        next_start_after,
+    })
+    .into_response())
+}

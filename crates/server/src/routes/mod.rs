@@ -1,0 +1,6 @@
+//! The HTTP routes, one module per resource.
+
+pub mod admin;
+pub mod batch;
+pub mod health;
+pub mod kv;

@@ -1,0 +1,106 @@
+//! Running the server: bind, open the store in the background (answering
+//! `/health` with "loading" meanwhile), serve until a shutdown signal, then
+//! finish in-flight requests, sync and close the store.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bitcask::Bitcask;
+use tokio::net::TcpListener;
+
+use crate::app::router;
+use crate::config::Config;
+use crate::state::AppState;
+
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The store could not be opened.
+    #[error("cannot open the store: {0}")]
+    Open(bitcask::Error),
+    /// Serving failed.
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+    /// Closing the store reported an error (writes may not be durable).
+    #[error("closing the store failed: {0}")]
+    Close(bitcask::Error),
+    /// A background task panicked.
+    #[error("internal task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Binds the configured address; the returned listener's local address is
+/// the one to use (port 0 picks a free port).
+pub async fn bind(config: &Config) -> Result<TcpListener, ServeError> {
+    let addr = SocketAddr::new(config.host, config.port);
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// Serves on `listener` until `shutdown` completes, then drains requests and
+/// closes the store.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let state = AppState::new(config.clone());
+    let app = router(state.clone());
+    let local = listener.local_addr().map_err(ServeError::Serve)?;
+    tracing::info!(addr = %local, data_dir = %config.data_dir.display(), "listening");
+
+    // Open the store off the async workers; routes answer 503 until then.
+    // If the open fails, the server stops.
+    let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<()>();
+    let opening = {
+        let state = state.clone();
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            match Bitcask::open_with(&config.data_dir, config.engine_options()) {
+                Ok(store) => {
+                    tracing::info!(keys = store.len(), "store open");
+                    state.set_store(Arc::new(store));
+                    Ok(())
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot open the store");
+                    let _ = failed_tx.send(());
+                    Err(error)
+                }
+            }
+        })
+    };
+    let stop = async move {
+        tokio::select! {
+            () = shutdown => {}
+            Ok(_) = failed_rx => {}
+        }
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await
+        .map_err(ServeError::Serve)?;
+    opening.await?.map_err(ServeError::Open)?;
+    tracing::info!("stopped accepting; closing the store");
+    let Some(store) = state.try_store().cloned() else {
+        return Ok(());
+    };
+    drop(state);
+    tokio::task::spawn_blocking(move || match Arc::try_unwrap(store) {
+        Ok(store) => store.close().map_err(ServeError::Close),
+        // Some task still holds the store (cannot happen once serving has
+        // drained); sync what we can and let the drop close it.
+        Err(store) => store.sync().map_err(ServeError::Close),
+    })
+    .await?
+}

@@ -1,0 +1,65 @@
+//! What every handler shares: the store (once it is open) and the settings.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::http::StatusCode;
+use bitcask::Bitcask;
+
+use crate::config::Config;
+use crate::error::ApiError;
+
+/// Shared by all handlers. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: OnceLock<Arc<Bitcask>>,
+    config: Config,
+    started: Instant,
+}
+
+impl AppState {
+    /// State for a server whose store is not open yet.
+    pub fn new(config: Config) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store: OnceLock::new(),
+                config,
+                started: Instant::now(),
+            }),
+        }
+    }
+
+    /// Installs the opened store; routes answer from now on.
+    pub fn set_store(&self, store: Arc<Bitcask>) {
+        let _ = self.inner.store.set(store);
+    }
+
+    /// The store, or 503 while it is still opening.
+    pub fn store(&self) -> Result<Arc<Bitcask>, ApiError> {
+        self.inner.store.get().cloned().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the store is still opening; retry shortly",
+            )
+        })
+    }
+
+    /// The store if open.
+    pub fn try_store(&self) -> Option<&Arc<Bitcask>> {
+        self.inner.store.get()
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// When the server started (for the loading status).
+    pub fn started(&self) -> Instant {
+        self.inner.started
+    }
+}
