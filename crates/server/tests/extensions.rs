@@ -1,0 +1,430 @@
+//! What the server adds beyond the seed: raw binary values, versions and
+//! conditional writes, size limits, auth, listing, batches, time-to-live,
+//! per-request durability, stats, merge, and many clients at once.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestServer, text};
+
+const OCTET: &str = "application/octet-stream";
+
+async fn put_json(s: &TestServer, key: &str, value: &str) -> reqwest::Response {
+    s.client
+        .put(s.url(&format!("/kv/{key}")))
+        .json(&serde_json::json!({ "value": value }))
+        .send()
+        .await
+        .expect("put")
+}
+
+fn etag(r: &reqwest::Response) -> String {
+    r.headers()["etag"].to_str().expect("ascii").to_string()
+}
+
+#[tokio::test]
+async fn binary_values_round_trip_raw_and_are_never_mangled_in_json() {
+    let s = TestServer::start(&[]).await;
+    let bytes: Vec<u8> = vec![0x00, 0xFF, 0xC3, 0x28, b'\n', 0x80];
+    let r = s
+        .client
+        .put(s.url("/kv/blob"))
+        .header("content-type", OCTET)
+        .body(bytes.clone())
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 200);
+    let r = s
+        .client
+        .get(s.url("/kv/blob"))
+        .header("accept", OCTET)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], OCTET);
+    assert_eq!(r.bytes().await.expect("body").to_vec(), bytes);
+    // Asked for as JSON, a value that is not UTF-8 is refused, not mangled.
+    let r = s.client.get(s.url("/kv/blob")).send().await.expect("get");
+    assert_eq!(r.status(), 406);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert!(body["detail"].as_str().expect("detail").contains(OCTET));
+    // Raw mode answers 404 for an absent key.
+    let r = s
+        .client
+        .get(s.url("/kv/nothing"))
+        .header("accept", OCTET)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 404);
+    assert_eq!(text(r).await, r#"{"detail":"Key 'nothing' not found"}"#);
+}
+
+#[tokio::test]
+async fn versions_as_etags_and_conditional_writes() {
+    let s = TestServer::start(&[]).await;
+    let r = put_json(&s, "k", "1").await;
+    let v1 = etag(&r);
+    let r = s.client.get(s.url("/kv/k")).send().await.expect("get");
+    assert_eq!(etag(&r), v1, "GET answers the stored version");
+
+    // If-None-Match: * only creates.
+    let r = s
+        .client
+        .put(s.url("/kv/k"))
+        .header("if-none-match", "*")
+        .json(&serde_json::json!({"value": "2"}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 412);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert!(body["detail"].as_str().expect("detail").contains("version"));
+    // If-Match with the current version succeeds and answers the new one.
+    let r = s
+        .client
+        .put(s.url("/kv/k"))
+        .header("if-match", &v1)
+        .json(&serde_json::json!({"value": "2"}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 200);
+    let v2 = etag(&r);
+    assert_ne!(v2, v1);
+    // The old version no longer matches, for puts and deletes.
+    for method in [reqwest::Method::PUT, reqwest::Method::DELETE] {
+        let r = s
+            .client
+            .request(method, s.url("/kv/k"))
+            .header("if-match", &v1)
+            .json(&serde_json::json!({"value": "3"}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 412);
+    }
+    let r = s.client.get(s.url("/kv/k")).send().await.expect("get");
+    assert_eq!(text(r).await, r#"{"key":"k","value":"2","found":true}"#);
+    let r = s
+        .client
+        .delete(s.url("/kv/k"))
+        .header("if-match", &v2)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), 200);
+    assert!(etag(&r) != v2, "a delete answers its own version");
+    let r = s
+        .client
+        .put(s.url("/kv/k"))
+        .header("if-match", "not-a-version")
+        .json(&serde_json::json!({"value": "x"}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn oversized_keys_values_and_bodies_are_refused_with_413() {
+    let s = TestServer::start(&["--max-value-size", "100", "--max-key-size", "16"]).await;
+    let r = put_json(&s, "k", &"x".repeat(101)).await;
+    assert_eq!(r.status(), 413);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert!(body["detail"].as_str().expect("detail").contains("100"));
+    let r = put_json(&s, &"k".repeat(17), "v").await;
+    assert_eq!(r.status(), 413);
+    // A body far over the limit is cut off before it is read whole.
+    let r = s
+        .client
+        .put(s.url("/kv/k"))
+        .header("content-type", OCTET)
+        .body(vec![0u8; 2 << 20])
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let r = s.client.get(s.url("/kv/k")).send().await.expect("get");
+    assert_eq!(text(r).await, r#"{"key":"k","value":null,"found":false}"#);
+}
+
+#[tokio::test]
+async fn a_bearer_token_guards_every_route_but_health() {
+    let s = TestServer::start(&["--auth-token", "s3cret"]).await;
+    let r = s.client.get(s.url("/health")).send().await.expect("health");
+    assert_eq!(r.status(), 200);
+    for (path, token) in [("/kv/k", None), ("/kv/k", Some("wrong")), ("/stats", None)] {
+        let mut req = s.client.get(s.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.expect("get");
+        assert_eq!(r.status(), 401, "{path} {token:?}");
+        assert_eq!(r.headers()["www-authenticate"], "Bearer");
+        let body = text(r).await;
+        assert!(body.starts_with(r#"{"detail":"#) && !body.contains("s3cret"));
+    }
+    let r = s
+        .client
+        .get(s.url("/kv/k"))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn listing_pages_through_a_prefix_in_order() {
+    let s = TestServer::start(&[]).await;
+    for i in (0..25).rev() {
+        put_json(&s, &format!("user/{i:02}"), "u").await;
+    }
+    put_json(&s, "zzz", "other").await;
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut url = s.url("/kv?prefix=user/&limit=10");
+        if let Some(a) = &after {
+            url.push_str(&format!("&start_after={a}"));
+        }
+        let page: serde_json::Value = s
+            .client
+            .get(url)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        for k in page["keys"].as_array().expect("keys") {
+            seen.push(k.as_str().expect("str").to_string());
+        }
+        match page["next_start_after"].as_str() {
+            Some(next) => after = Some(next.to_string()),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..25).map(|i| format!("user/{i:02}")).collect();
+    assert_eq!(seen, expected);
+    let r = s
+        .client
+        .get(s.url("/kv?limit=0"))
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn batches_apply_all_or_nothing() {
+    let s = TestServer::start(&[]).await;
+    put_json(&s, "gone", "soon").await;
+    let r = s
+        .client
+        .post(s.url("/batch?durable=true"))
+        .json(&serde_json::json!({"ops": [
+            {"op": "put", "key": "a", "value": "1"},
+            {"op": "put", "key": "b", "value": "2", "ttl": 3600},
+            {"op": "delete", "key": "gone"}
+        ]}))
+        .send()
+        .await
+        .expect("batch");
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["status"], "success");
+    assert_eq!(body["count"], 3);
+    for (k, want) in [("a", "1"), ("b", "2")] {
+        let r = s
+            .client
+            .get(s.url(&format!("/kv/{k}")))
+            .send()
+            .await
+            .expect("get");
+        let v: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(v["value"], want);
+    }
+    // A batch with one bad operation applies none of them.
+    let r = s
+        .client
+        .post(s.url("/batch"))
+        .json(&serde_json::json!({"ops": [
+            {"op": "put", "key": "c", "value": "3"},
+            {"op": "frobnicate", "key": "d"}
+        ]}))
+        .send()
+        .await
+        .expect("batch");
+    assert_eq!(r.status(), 422);
+    let r = s.client.get(s.url("/kv/c")).send().await.expect("get");
+    assert_eq!(text(r).await, r#"{"key":"c","value":null,"found":false}"#);
+}
+
+#[tokio::test]
+async fn a_ttl_expires_the_value() {
+    let s = TestServer::start(&[]).await;
+    let r = s
+        .client
+        .put(s.url("/kv/session?ttl=1"))
+        .json(&serde_json::json!({"value": "token"}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 200);
+    let r = s
+        .client
+        .get(s.url("/kv/session"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        text(r).await,
+        r#"{"key":"session","value":"token","found":true}"#
+    );
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let r = s
+        .client
+        .get(s.url("/kv/session"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        text(r).await,
+        r#"{"key":"session","value":null,"found":false}"#
+    );
+    let r = s
+        .client
+        .put(s.url("/kv/x?ttl=0"))
+        .json(&serde_json::json!({"value": "v"}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn durable_writes_fsync_under_an_interval_policy() {
+    let s = TestServer::start(&["--sync", "1m"]).await;
+    let fsyncs = || async {
+        let stats: serde_json::Value = s
+            .client
+            .get(s.url("/stats"))
+            .send()
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("json");
+        stats["fsyncs"].as_u64().expect("fsyncs")
+    };
+    let before = fsyncs().await;
+    put_json(&s, "cheap", "v").await;
+    assert_eq!(
+        fsyncs().await,
+        before,
+        "no fsync for a plain write under a 1-minute interval"
+    );
+    let r = s
+        .client
+        .put(s.url("/kv/critical?durable=true"))
+        .json(&serde_json::json!({"value": "v"}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 200);
+    assert!(
+        fsyncs().await > before,
+        "a durable write waits for an fsync"
+    );
+}
+
+#[tokio::test]
+async fn stats_and_admin_merge() {
+    let s = TestServer::start(&["--max-file-size", "4096"]).await;
+    for round in 0..5 {
+        for i in 0..40 {
+            put_json(&s, &format!("k{i}"), &format!("value-{round}")).await;
+        }
+    }
+    let stats: serde_json::Value = s
+        .client
+        .get(s.url("/stats"))
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(stats["keys"], 40);
+    assert!(stats["dead_bytes"].as_u64().expect("dead") > 0);
+    let r = s
+        .client
+        .post(s.url("/admin/merge"))
+        .send()
+        .await
+        .expect("merge");
+    assert_eq!(r.status(), 200);
+    let report: serde_json::Value = r.json().await.expect("json");
+    assert!(
+        report["files_merged"].as_u64().expect("files") > 0,
+        "{report}"
+    );
+    assert!(report["bytes_reclaimed"].as_u64().expect("bytes") > 0);
+    let r = s.client.get(s.url("/kv/k7")).send().await.expect("get");
+    assert_eq!(
+        text(r).await,
+        r#"{"key":"k7","value":"value-4","found":true}"#
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_clients_in_parallel_see_their_own_writes() {
+    let s = std::sync::Arc::new(TestServer::start(&[]).await);
+    let mut tasks = Vec::new();
+    for c in 0..16 {
+        let s = std::sync::Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            for i in 0..50 {
+                let key = format!("client{c}/key{i}");
+                let r = put_json(&s, &key, &format!("{c}-{i}")).await;
+                assert_eq!(r.status(), 200);
+                let r = s
+                    .client
+                    .get(s.url(&format!("/kv/{key}")))
+                    .send()
+                    .await
+                    .expect("get");
+                let v: serde_json::Value = r.json().await.expect("json");
+                assert_eq!(v["value"], format!("{c}-{i}"));
+                if i % 5 == 0 {
+                    let r = s
+                        .client
+                        .delete(s.url(&format!("/kv/{key}")))
+                        .send()
+                        .await
+                        .expect("delete");
+                    assert_eq!(r.status(), 200);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("client task");
+    }
+    let stats: serde_json::Value = s
+        .client
+        .get(s.url("/stats"))
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(stats["keys"], 16 * 40);
+}

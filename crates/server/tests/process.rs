@@ -1,0 +1,162 @@
+//! The `bitcask-server` binary as an operator runs it: settings errors,
+//! JSON logs, and a restart after SIGTERM that keeps every write.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bitcask-server");
+
+/// A running server process, killed if a test fails half-way.
+struct Proc {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary on a free port; learns the port from its JSON log.
+fn start(dir: &std::path::Path) -> Proc {
+    let mut child = Command::new(BIN)
+        .args(["--port", "0", "--log-format", "json", "--data-dir"])
+        .arg(dir)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn server");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                && event["message"] == "listening"
+                && let Some(addr) = event["addr"].as_str()
+            {
+                let _ = tx.send(addr.to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server logs the address it listens on");
+    let proc = Proc { child, addr };
+    wait_healthy(&proc);
+    proc
+}
+
+fn wait_healthy(p: &Proc) {
+    let rt = runtime();
+    let url = format!("http://{}/health", p.addr);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = rt.block_on(async { reqwest::get(&url).await.ok().map(|r| r.status()) });
+        if status.is_some_and(|s| s == 200) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "server never became healthy");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn sigterm(p: &mut Proc) -> std::process::ExitStatus {
+    // SAFETY: sending a signal to our own child, whose pid we hold.
+    #[allow(unsafe_code)]
+    let sent = unsafe { libc::kill(p.child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(sent, 0);
+    p.child.wait().expect("wait")
+}
+
+#[test]
+fn writes_survive_a_sigterm_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = runtime();
+    let client = reqwest::Client::new();
+    let mut p = start(dir.path());
+    rt.block_on(async {
+        for i in 0..100 {
+            let r = client
+                .put(format!("http://{}/kv/key-{i}", p.addr))
+                .json(&serde_json::json!({"value": format!("value-{i}")}))
+                .send()
+                .await
+                .expect("put");
+            assert_eq!(r.status(), 200);
+        }
+    });
+    let status = sigterm(&mut p);
+    assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+
+    let p = start(dir.path());
+    rt.block_on(async {
+        for i in 0..100 {
+            let body = client
+                .get(format!("http://{}/kv/key-{i}", p.addr))
+                .send()
+                .await
+                .expect("get")
+                .text()
+                .await
+                .expect("body");
+            assert_eq!(
+                body,
+                format!(r#"{{"key":"key-{i}","value":"value-{i}","found":true}}"#)
+            );
+        }
+    });
+}
+
+#[test]
+fn bad_settings_exit_2_with_a_reason() {
+    let out = Command::new(BIN)
+        .args(["--sync", "sometimes"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("sync"), "{stderr}");
+}
+
+#[test]
+fn help_documents_every_setting() {
+    let out = Command::new(BIN).arg("--help").output().expect("run");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--host",
+        "--port",
+        "--data-dir",
+        "--sync",
+        "--config",
+        "--auth-token",
+        "--max-value-size",
+        "--log-format",
+        "BITCASK_DATA_DIR",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+    }
+}
+
+#[test]
+fn a_second_server_on_the_same_directory_exits_with_the_lock_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _first = start(dir.path());
+    let out = Command::new(BIN)
+        .args(["--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("locked"), "{stderr}");
+}
