@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::metrics;
 use crate::middleware::{self, RequestId};
 use crate::routes::{admin, batch, health, kv};
 use crate::state::AppState;
@@ -35,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .route("/batch", post(batch::batch))
         .route("/stats", get(admin::stats))
         .route("/admin/merge", post(admin::merge))
+        .route("/metrics", get(metrics::metrics))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::auth,
@@ -45,6 +47,10 @@ pub fn router(state: AppState) -> Router {
             config.request_timeout,
         ))
         .layer(axum::middleware::from_fn(middleware::json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request<_>| {

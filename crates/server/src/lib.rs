@@ -10,6 +10,7 @@ pub mod app;
 pub mod config;
 pub mod error;
 pub mod logging;
+pub mod metrics;
 pub mod middleware;
 pub mod routes;
 pub mod server;

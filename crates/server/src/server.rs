@@ -54,7 +54,8 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let state = AppState::new(config.clone());
+    let state =
+        AppState::new(config.clone()).map_err(|e| ServeError::Serve(std::io::Error::other(e)))?;
     let app = router(state.clone());
     let local = listener.local_addr().map_err(ServeError::Serve)?;
     tracing::info!(addr = %local, data_dir = %config.data_dir.display(), "listening");

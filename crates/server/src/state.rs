@@ -8,6 +8,7 @@ use bitcask::Bitcask;
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 
 /// Shared by all handlers. Cheap to clone.
 #[derive(Clone)]
@@ -19,18 +20,25 @@ struct Inner {
     store: OnceLock<Arc<Bitcask>>,
     config: Config,
     started: Instant,
+    metrics: Metrics,
 }
 
 impl AppState {
     /// State for a server whose store is not open yet.
-    pub fn new(config: Config) -> Self {
-        Self {
+    pub fn new(config: Config) -> Result<Self, prometheus::Error> {
+        Ok(Self {
             inner: Arc::new(Inner {
                 store: OnceLock::new(),
                 config,
                 started: Instant::now(),
+                metrics: Metrics::new()?,
             }),
-        }
+        })
+    }
+
+    /// The request metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// Installs the opened store; routes answer from now on.

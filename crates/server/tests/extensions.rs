@@ -428,3 +428,48 @@ async fn many_clients_in_parallel_see_their_own_writes() {
         .expect("json");
     assert_eq!(stats["keys"], 16 * 40);
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_report_the_store() {
+    let s = TestServer::start(&[]).await;
+    for i in 0..3 {
+        put_json(&s, &format!("k{i}"), "v").await;
+    }
+    s.client.get(s.url("/kv/k0")).send().await.expect("get");
+    s.client.get(s.url("/nowhere")).send().await.expect("get");
+    let r = s
+        .client
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/plain")
+    );
+    let body = text(r).await;
+    let line = |prefix: &str| {
+        body.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line {prefix} in:\n{body}"))
+            .to_string()
+    };
+    assert!(
+        line(r#"bitcask_http_requests_total{method="PUT",route="/kv/{*key}",status="200"}"#)
+            .ends_with(" 3")
+    );
+    assert!(
+        line(r#"bitcask_http_requests_total{method="GET",route="unmatched",status="404"}"#)
+            .ends_with(" 1")
+    );
+    assert!(
+        line(r#"bitcask_http_request_duration_seconds_count{method="GET",route="/kv/{*key}"}"#)
+            .ends_with(" 1")
+    );
+    assert_eq!(line("bitcask_keys "), "bitcask_keys 3");
+    assert_eq!(line("bitcask_store_open "), "bitcask_store_open 1");
+    assert!(!body.contains("k0"), "keys never become labels");
+}
