@@ -127,6 +127,7 @@ impl Bitcask {
                 read_only,
                 use_hints: options.use_hints,
                 now_ms: options.clock.now_ms(),
+                progress: options.open_progress.as_deref(),
             },
         )?;
         let keydir = recovered.keydir;

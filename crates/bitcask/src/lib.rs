@@ -53,7 +53,7 @@ mod write;
 pub use db::Bitcask;
 pub use error::{CorruptionKind, Error, Result};
 pub use keydir::{KeyRange, Keys};
-pub use options::{MergeTrigger, Options, SyncPolicy};
+pub use options::{MergeTrigger, OpenProgress, Options, SyncPolicy};
 pub use stats::{FileStats, MergeReport, Stats};
 pub use write::{Batch, Condition, Versioned, WriteOptions};
 

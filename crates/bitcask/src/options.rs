@@ -1,6 +1,7 @@
 //! Options chosen when a store is opened.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
@@ -64,6 +65,41 @@ pub struct Options {
     pub(crate) merge_trigger: Option<MergeTrigger>,
     pub(crate) merge_bytes_per_sec: Option<u64>,
     pub(crate) use_hints: bool,
+    pub(crate) open_progress: Option<Arc<OpenProgress>>,
+}
+
+/// How far an open has got, for a caller that reports it while a large
+/// store opens (the server's `/health`). Pass one with
+/// [`Options::open_progress`] and read it from another thread.
+#[derive(Debug, Default)]
+pub struct OpenProgress {
+    files_total: AtomicU64,
+    files_loaded: AtomicU64,
+}
+
+impl OpenProgress {
+    /// A progress record with nothing done.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Data files the open has to read (known once the directory is listed).
+    pub fn files_total(&self) -> u64 {
+        self.files_total.load(Ordering::Relaxed)
+    }
+
+    /// Data files read so far (from hint files or by scanning).
+    pub fn files_loaded(&self) -> u64 {
+        self.files_loaded.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_total(&self, files: u64) {
+        self.files_total.store(files, Ordering::Relaxed);
+    }
+
+    pub(crate) fn loaded_one(&self) {
+        self.files_loaded.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Largest allowed `max_file_size`: offsets are 32-bit in memory, and one
@@ -84,6 +120,7 @@ impl Default for Options {
             merge_trigger: None,
             merge_bytes_per_sec: None,
             use_hints: true,
+            open_progress: None,
         }
     }
 }
@@ -151,6 +188,13 @@ impl Options {
     /// every data file (slower; for comparison and diagnosis).
     pub fn use_hints(mut self, use_hints: bool) -> Self {
         self.use_hints = use_hints;
+        self
+    }
+
+    /// Report the open's progress into `progress` (files read of files to
+    /// read). Default = none.
+    pub fn open_progress(mut self, progress: Arc<OpenProgress>) -> Self {
+        self.open_progress = Some(progress);
         self
     }
 

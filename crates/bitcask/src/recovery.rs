@@ -12,6 +12,7 @@ use crate::datafile::{self, DataFile, FILE_HEADER_LEN, ReadHandle, Scan};
 use crate::error::{CorruptionKind, Error, IoContext, Result};
 use crate::hint::Hint;
 use crate::keydir::{Entry, KeyDir, KeyDirLoader, LoadOp};
+use crate::options::OpenProgress;
 use crate::stats::Accounts;
 
 /// What recovery found.
@@ -38,17 +39,19 @@ pub(crate) struct Recovered {
 
 /// How recovery reads the store.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct RecoverOptions {
+pub(crate) struct RecoverOptions<'a> {
     /// Change nothing on disk.
     pub read_only: bool,
     /// Read hint files where valid (otherwise scan every data file).
     pub use_hints: bool,
     /// The time by which expiry is judged.
     pub now_ms: u64,
+    /// Where to report progress, if anywhere.
+    pub progress: Option<&'a OpenProgress>,
 }
 
 /// Reads every data file in `dir` into a new key directory (see the module docs).
-pub(crate) fn recover(dir: &Path, opts: RecoverOptions) -> Result<Recovered> {
+pub(crate) fn recover(dir: &Path, opts: RecoverOptions<'_>) -> Result<Recovered> {
     let listing = datafile::list_dir(dir)?;
     let mut ids = listing.data.clone();
     if !opts.read_only {
@@ -67,6 +70,9 @@ pub(crate) fn recover(dir: &Path, opts: RecoverOptions) -> Result<Recovered> {
         order.push((header.seq_floor, id));
     }
     order.sort_unstable();
+    if let Some(progress) = opts.progress {
+        progress.set_total(order.len() as u64);
+    }
 
     let mut loader = KeyDirLoader::new();
     // Threads that load hint files and build the ordered indexes.
@@ -98,6 +104,9 @@ pub(crate) fn recover(dir: &Path, opts: RecoverOptions) -> Result<Recovered> {
             }
         };
         accounts.add_file(id, floor, end);
+        if let Some(progress) = opts.progress {
+            progress.loaded_one();
+        }
         if is_newest {
             newest_file = Some((file, end));
         } else {

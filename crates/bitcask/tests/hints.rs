@@ -216,3 +216,17 @@ fn files_a_crash_left_half_written_are_removed_at_open() {
         .collect();
     assert!(ids.iter().any(|&id| id > 77), "{ids:?}");
 }
+
+#[test]
+fn open_reports_its_progress() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    store_with_hints(dir.path());
+    let files = common::data_files(dir.path()).len() as u64;
+    let progress = std::sync::Arc::new(bitcask::OpenProgress::new());
+    assert_eq!((progress.files_loaded(), progress.files_total()), (0, 0));
+    let db =
+        Bitcask::open_with(dir.path(), options().open_progress(progress.clone())).expect("open");
+    assert_eq!(progress.files_total(), files);
+    assert_eq!(progress.files_loaded(), files);
+    drop(db);
+}

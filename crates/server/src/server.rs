@@ -67,7 +67,10 @@ pub async fn serve(
         let state = state.clone();
         let config = config.clone();
         tokio::task::spawn_blocking(move || {
-            match Bitcask::open_with(&config.data_dir, config.engine_options()) {
+            let options = config
+                .engine_options()
+                .open_progress(state.open_progress().clone());
+            match Bitcask::open_with(&config.data_dir, options) {
                 Ok(store) => {
                     tracing::info!(keys = store.len(), "store open");
                     state.set_store(Arc::new(store));

@@ -4,7 +4,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::http::StatusCode;
-use bitcask::Bitcask;
+use bitcask::{Bitcask, OpenProgress};
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -21,6 +21,7 @@ struct Inner {
     config: Config,
     started: Instant,
     metrics: Metrics,
+    progress: Arc<OpenProgress>,
 }
 
 impl AppState {
@@ -32,8 +33,14 @@ impl AppState {
                 config,
                 started: Instant::now(),
                 metrics: Metrics::new()?,
+                progress: Arc::new(OpenProgress::new()),
             }),
         })
+    }
+
+    /// How far the store's open has got.
+    pub fn open_progress(&self) -> &Arc<OpenProgress> {
+        &self.inner.progress
     }
 
     /// The request metrics.

@@ -20,6 +20,10 @@ struct Loading {
     version: &'static str,
     /// How long the store has been opening.
     elapsed_ms: u64,
+    /// Data files read so far.
+    files_loaded: u64,
+    /// Data files to read (0 until the directory is listed).
+    files_total: u64,
     /// The directory being opened.
     data_dir: String,
 }
@@ -41,8 +45,34 @@ pub async fn health(State(state): State<AppState>) -> Response {
             status: "loading",
             version,
             elapsed_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            files_loaded: state.open_progress().files_loaded(),
+            files_total: state.open_progress().files_total(),
             data_dir: state.config().data_dir.display().to_string(),
         }),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Args, Config};
+    use clap::Parser;
+
+    #[tokio::test]
+    async fn while_the_store_opens_health_answers_503_loading_with_progress() {
+        let args =
+            Args::try_parse_from(["bitcask-server", "--data-dir", "/some/dir"]).expect("args");
+        let state = AppState::new(Config::load(args).expect("config")).expect("state");
+        let response = health(State(state)).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .expect("body");
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(json["status"], "loading");
+        assert_eq!(json["data_dir"], "/some/dir");
+        assert_eq!(json["files_loaded"], 0);
+        assert!(json["elapsed_ms"].is_u64());
+    }
 }
