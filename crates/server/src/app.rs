@@ -18,7 +18,17 @@ use crate::state::AppState;
 /// value, or a batch's framing.
 const BODY_SLACK: usize = 64 * 1024;
 
-/// Builds the application for `state`.
+/// Answers a request shed because `max_concurrent_requests` are running.
+async fn overloaded(_: tower::BoxError) -> axum::response::Response {
+    crate::error::detail_response(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "the server is handling as many requests as it allows; retry shortly",
+    )
+}
+
+/// Builds the application for `state`. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()`: the rate limit
+/// keys on the client's address.
 pub fn router(state: AppState) -> Router {
     let config = state.config().clone();
     // A JSON-escaped value can take up to six bytes per byte (\u00XX).
@@ -26,7 +36,7 @@ pub fn router(state: AppState) -> Router {
         .max_value_size
         .saturating_mul(6)
         .saturating_add(BODY_SLACK);
-    Router::new()
+    let router = Router::new()
         .route("/health", get(health::health))
         .route("/kv", get(kv::list_keys))
         .route(
@@ -45,7 +55,21 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             config.request_timeout,
-        ))
+        ));
+    // Per client address: `rate_limit` requests a second, in bursts of as many.
+    let router = match config.rate_limit {
+        Some(per_second) => with_rate_limit(router, per_second),
+        None => router,
+    };
+    router
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(overloaded))
+                .layer(tower::load_shed::LoadShedLayer::new())
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                    config.max_concurrent_requests,
+                )),
+        )
         .layer(axum::middleware::from_fn(middleware::json_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -74,4 +98,21 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(axum::middleware::from_fn(middleware::request_id))
         .with_state(state)
+}
+
+/// Adds the per-client rate limit: `per_second` requests a second, in
+/// bursts of as many, keyed on the client's address.
+fn with_rate_limit(router: Router<AppState>, per_second: u32) -> Router<AppState> {
+    let period_ns = 1_000_000_000 / u64::from(per_second.max(1));
+    let config = tower_governor::governor::GovernorConfigBuilder::default()
+        .period(Duration::from_nanos(period_ns.max(1)))
+        .burst_size(per_second.max(1))
+        .finish();
+    match config {
+        Some(config) => router.layer(tower_governor::GovernorLayer::new(config)),
+        None => {
+            tracing::error!(per_second, "invalid rate limit; serving without one");
+            router
+        }
+    }
 }

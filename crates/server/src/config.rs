@@ -66,6 +66,14 @@ pub struct Args {
     /// Log lines as `human` text or `json` [default: human]
     #[arg(long, env = "BITCASK_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Requests per second allowed from one client address (bursts of the
+    /// same size); over it, 429 with Retry-After [default: no limit]
+    #[arg(long, env = "BITCASK_RATE_LIMIT")]
+    pub rate_limit: Option<u32>,
+    /// Requests handled at once; more are answered 503 at once
+    /// [default: 1024]
+    #[arg(long, env = "BITCASK_MAX_CONCURRENT_REQUESTS")]
+    pub max_concurrent_requests: Option<usize>,
 }
 
 /// The same settings in a TOML file.
@@ -83,6 +91,8 @@ struct FileSettings {
     max_value_size: Option<usize>,
     request_timeout: Option<String>,
     log_format: Option<String>,
+    rate_limit: Option<u32>,
+    max_concurrent_requests: Option<usize>,
 }
 
 /// How log lines are written.
@@ -117,6 +127,10 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Log line format.
     pub log_format: LogFormat,
+    /// Requests per second per client address, if limited.
+    pub rate_limit: Option<u32>,
+    /// Requests handled at once.
+    pub max_concurrent_requests: usize,
 }
 
 impl std::fmt::Debug for Config {
@@ -132,6 +146,8 @@ impl std::fmt::Debug for Config {
             .field("max_value_size", &self.max_value_size)
             .field("request_timeout", &self.request_timeout)
             .field("log_format", &self.log_format)
+            .field("rate_limit", &self.rate_limit)
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
             .finish()
     }
 }
@@ -199,7 +215,17 @@ impl Config {
                 .unwrap_or(1 << 20),
             request_timeout,
             log_format,
+            rate_limit: args.rate_limit.or(file.rate_limit),
+            max_concurrent_requests: args
+                .max_concurrent_requests
+                .or(file.max_concurrent_requests)
+                .unwrap_or(1024),
         };
+        if config.rate_limit == Some(0) || config.max_concurrent_requests == 0 {
+            return Err(ConfigError(
+                "rate_limit and max_concurrent_requests must be above zero".into(),
+            ));
+        }
         config
             .engine_options()
             .validate()

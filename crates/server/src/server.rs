@@ -90,10 +90,13 @@ pub async fn serve(
             Ok(_) = failed_rx => {}
         }
     };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await
-        .map_err(ServeError::Serve)?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop)
+    .await
+    .map_err(ServeError::Serve)?;
     opening.await?.map_err(ServeError::Open)?;
     tracing::info!("stopped accepting; closing the store");
     let Some(store) = state.try_store().cloned() else {

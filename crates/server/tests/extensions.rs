@@ -473,3 +473,52 @@ async fn metrics_count_requests_by_route_and_report_the_store() {
     assert_eq!(line("bitcask_store_open "), "bitcask_store_open 1");
     assert!(!body.contains("k0"), "keys never become labels");
 }
+
+#[tokio::test]
+async fn a_client_over_the_rate_limit_gets_429_with_retry_after() {
+    let s = TestServer::start(&["--rate-limit", "5"]).await;
+    let mut statuses = Vec::new();
+    let mut limited = None;
+    for _ in 0..20 {
+        let r = s.client.get(s.url("/kv/k")).send().await.expect("get");
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 && limited.is_none() {
+            let retry = r.headers().get("retry-after").cloned();
+            limited = Some((retry, text(r).await));
+        }
+    }
+    assert_eq!(statuses[0], 200);
+    let (retry, body) = limited.unwrap_or_else(|| panic!("never limited: {statuses:?}"));
+    assert!(retry.is_some(), "429 carries Retry-After");
+    assert!(body.starts_with(r#"{"detail":"#), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_over_the_concurrency_cap_are_shed_with_503() {
+    let s = std::sync::Arc::new(TestServer::start(&["--max-concurrent-requests", "1"]).await);
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let s = std::sync::Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            let r = s.client.get(s.url("/metrics")).send().await.expect("get");
+            let status = r.status().as_u16();
+            (status, text(r).await)
+        }));
+    }
+    let mut shed = 0;
+    for t in tasks {
+        let (status, body) = t.await.expect("task");
+        match status {
+            200 => {}
+            503 => {
+                shed += 1;
+                assert!(body.contains("retry shortly"), "{body}");
+            }
+            other => panic!("unexpected status {other}: {body}"),
+        }
+    }
+    assert!(
+        shed > 0,
+        "200 simultaneous requests with a cap of 1: none shed"
+    );
+}
