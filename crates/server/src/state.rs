@@ -68,6 +68,23 @@ impl AppState {
         self.inner.store.get()
     }
 
+    /// Runs a write: on the async worker when it will not wait for an
+    /// fsync (a `pwrite` into the page cache, a few microseconds), on the
+    /// blocking pool when it will (`sync=always`, or `durable` asked). See
+    /// docs/ARCHITECTURE.md for the measurements behind this.
+    pub async fn write<T: Send + 'static>(
+        &self,
+        durable: bool,
+        write: impl FnOnce(&Bitcask) -> bitcask::Result<T> + Send + 'static,
+    ) -> Result<bitcask::Result<T>, ApiError> {
+        let store = self.store()?;
+        if durable || self.config().sync == bitcask::SyncPolicy::Always {
+            Ok(tokio::task::spawn_blocking(move || write(&store)).await?)
+        } else {
+            Ok(write(&store))
+        }
+    }
+
     /// The settings.
     pub fn config(&self) -> &Config {
         &self.inner.config

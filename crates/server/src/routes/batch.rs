@@ -55,7 +55,6 @@ pub async fn batch(
     Query(params): Query<BatchParams>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let store = state.store()?;
     let json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -101,7 +100,9 @@ pub async fn batch(
     }
     batch.durable(params.durable);
     let count = batch.len();
-    let version = tokio::task::spawn_blocking(move || store.write_batch(&batch)).await??;
+    let version = state
+        .write(params.durable, move |store| store.write_batch(&batch))
+        .await??;
     Ok(axum::Json(Applied {
         status: "success",
         count,

@@ -235,16 +235,15 @@ pub async fn put_key(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let store = state.store()?;
     let value = put_value(&headers, body)?;
     let options = write_options(&params, &headers)?;
     let k = key.clone();
-    // A write may wait for an fsync: off the async workers (see
-    // docs/ARCHITECTURE.md).
-    let version =
-        tokio::task::spawn_blocking(move || store.put_with(k.as_bytes(), &value, options))
-            .await?
-            .map_err(precondition)?;
+    let version = state
+        .write(params.durable, move |store| {
+            store.put_with(k.as_bytes(), &value, options)
+        })
+        .await?
+        .map_err(precondition)?;
     let mut response = success(format!("Key '{key}' stored successfully")).into_response();
     response.headers_mut().insert(header::ETAG, etag(version));
     Ok(response)
@@ -257,7 +256,6 @@ pub async fn delete_key(
     Query(params): Query<WriteParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let store = state.store()?;
     if params.ttl.is_some() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -266,7 +264,10 @@ pub async fn delete_key(
     }
     let options = write_options(&params, &headers)?;
     let k = key.clone();
-    let deleted_at = tokio::task::spawn_blocking(move || store.delete_with(k.as_bytes(), options))
+    let deleted_at = state
+        .write(params.durable, move |store| {
+            store.delete_with(k.as_bytes(), options)
+        })
         .await?
         .map_err(precondition)?;
     let mut response = success(format!("Key '{key}' deleted successfully")).into_response();
