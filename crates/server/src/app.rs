@@ -5,7 +5,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -17,6 +17,71 @@ use crate::state::AppState;
 /// Body bytes allowed beyond the value limit: JSON quoting and escapes of a
 /// value, or a batch's framing.
 const BODY_SLACK: usize = 64 * 1024;
+
+/// One route: its path, the methods it answers, and its handlers.
+struct Route {
+    path: &'static str,
+    methods: &'static [&'static str],
+    handlers: fn() -> MethodRouter<AppState>,
+}
+
+/// Every route of the server, in one table that builds the router and that
+/// the OpenAPI test compares with the document.
+const ROUTES: &[Route] = &[
+    Route {
+        path: "/health",
+        methods: &["GET"],
+        handlers: || get(health::health),
+    },
+    Route {
+        path: "/kv",
+        methods: &["GET"],
+        handlers: || get(kv::list_keys),
+    },
+    Route {
+        path: "/kv/{*key}",
+        methods: &["GET", "PUT", "DELETE"],
+        handlers: || get(kv::get_key).put(kv::put_key).delete(kv::delete_key),
+    },
+    Route {
+        path: "/batch",
+        methods: &["POST"],
+        handlers: || post(batch::batch),
+    },
+    Route {
+        path: "/stats",
+        methods: &["GET"],
+        handlers: || get(admin::stats),
+    },
+    Route {
+        path: "/admin/merge",
+        methods: &["POST"],
+        handlers: || post(admin::merge),
+    },
+    Route {
+        path: "/metrics",
+        methods: &["GET"],
+        handlers: || get(metrics::metrics),
+    },
+    Route {
+        path: "/openapi.json",
+        methods: &["GET"],
+        handlers: || get(crate::openapi::openapi_json),
+    },
+];
+
+/// `(method, path)` of every route, paths as OpenAPI writes them
+/// (`/kv/{key}` for axum's catch-all `/kv/{*key}`).
+pub fn route_table() -> Vec<(String, String)> {
+    ROUTES
+        .iter()
+        .flat_map(|r| {
+            r.methods
+                .iter()
+                .map(|m| (m.to_string(), r.path.replace("{*", "{")))
+        })
+        .collect()
+}
 
 /// Answers a request shed because `max_concurrent_requests` are running.
 async fn overloaded(_: tower::BoxError) -> axum::response::Response {
@@ -36,17 +101,11 @@ pub fn router(state: AppState) -> Router {
         .max_value_size
         .saturating_mul(6)
         .saturating_add(BODY_SLACK);
-    let router = Router::new()
-        .route("/health", get(health::health))
-        .route("/kv", get(kv::list_keys))
-        .route(
-            "/kv/{*key}",
-            get(kv::get_key).put(kv::put_key).delete(kv::delete_key),
-        )
-        .route("/batch", post(batch::batch))
-        .route("/stats", get(admin::stats))
-        .route("/admin/merge", post(admin::merge))
-        .route("/metrics", get(metrics::metrics))
+    let router = ROUTES
+        .iter()
+        .fold(Router::new(), |router, route| {
+            router.route(route.path, (route.handlers)())
+        })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::auth,

@@ -24,8 +24,9 @@ impl ApiError {
 }
 
 /// The JSON body of every error.
-#[derive(serde::Serialize)]
-struct Detail<'a> {
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Detail<'a> {
+    /// What went wrong, for a person.
     detail: &'a str,
 }
 

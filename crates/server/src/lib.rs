@@ -12,6 +12,7 @@ pub mod error;
 pub mod logging;
 pub mod metrics;
 pub mod middleware;
+pub mod openapi;
 pub mod routes;
 pub mod server;
 pub mod state;

@@ -9,8 +9,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// [`bitcask::Stats`] as JSON.
-#[derive(Serialize)]
-struct StatsBody {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StatsBody {
     keys: u64,
     data_files: u64,
     total_bytes: u64,
@@ -23,8 +23,9 @@ struct StatsBody {
     files: Vec<FileBody>,
 }
 
-#[derive(Serialize)]
-struct FileBody {
+/// One data file in [`StatsBody`].
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FileBody {
     id: u32,
     active: bool,
     total_bytes: u64,
@@ -34,8 +35,8 @@ struct FileBody {
 }
 
 /// [`bitcask::MergeReport`] as JSON.
-#[derive(Serialize)]
-struct MergeBody {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MergeBody {
     started_at_ms: u64,
     duration_ms: u64,
     files_merged: u64,
@@ -64,6 +65,8 @@ impl From<&bitcask::MergeReport> for MergeBody {
 }
 
 /// `GET /stats`.
+#[utoipa::path(get, path = "/stats", tag = "admin",
+    responses((status = 200, description = "Keys, space per data file, merges", body = StatsBody)))]
 pub async fn stats(State(state): State<AppState>) -> Result<Response, ApiError> {
     let s = state.store()?.stats();
     Ok(axum::Json(StatsBody {
@@ -93,6 +96,8 @@ pub async fn stats(State(state): State<AppState>) -> Result<Response, ApiError> 
 }
 
 /// `POST /admin/merge`: runs a merge now and answers with its report.
+#[utoipa::path(post, path = "/admin/merge", tag = "admin",
+    responses((status = 200, description = "The merge ran; what it did", body = MergeBody)))]
 pub async fn merge(State(state): State<AppState>) -> Result<Response, ApiError> {
     let store = state.store()?;
     let report = tokio::task::spawn_blocking(move || store.merge()).await??;

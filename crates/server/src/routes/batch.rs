@@ -12,8 +12,9 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Query parameters of a batch.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct BatchParams {
     /// Wait for the fsync of the batch.
     #[serde(default)]
@@ -21,27 +22,36 @@ pub struct BatchParams {
 }
 
 /// The body: `{"ops": [{"op": "put", "key": "k", "value": "v", "ttl": 60}, {"op": "delete", "key": "k"}]}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchBody {
+    /// The operations, applied in order.
     ops: Vec<BatchOp>,
 }
 
-#[derive(Debug, Deserialize)]
+/// One operation of a batch.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
-enum BatchOp {
+pub enum BatchOp {
+    /// Store `value` under `key`, expiring after `ttl` seconds if given.
     Put {
+        /// The key.
         key: String,
+        /// The value.
         value: String,
+        /// Time-to-live in seconds.
         ttl: Option<u64>,
     },
+    /// Remove `key`.
     Delete {
+        /// The key.
         key: String,
     },
 }
 
-#[derive(Serialize)]
-struct Applied {
+/// The answer to a batch.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Applied {
     status: &'static str,
     /// Operations applied.
     count: usize,
@@ -50,6 +60,19 @@ struct Applied {
 }
 
 /// `POST /batch`.
+#[utoipa::path(
+    post,
+    path = "/batch",
+    tag = "kv",
+    params(BatchParams),
+    request_body = BatchBody,
+    responses(
+        (status = 200, description = "Every operation applied", body = Applied),
+        (status = 400, description = "Malformed JSON", body = crate::error::Detail),
+        (status = 413, description = "A key or value over the limit: nothing applied", body = crate::error::Detail),
+        (status = 422, description = "An operation of the wrong shape: nothing applied", body = crate::error::Detail),
+    )
+)]
 pub async fn batch(
     State(state): State<AppState>,
     Query(params): Query<BatchParams>,

@@ -8,14 +8,16 @@ use serde::Serialize;
 
 use crate::state::AppState;
 
-#[derive(Serialize)]
-struct Healthy {
+/// The seed's health answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Healthy {
     status: &'static str,
     version: &'static str,
 }
 
-#[derive(Serialize)]
-struct Loading {
+/// The answer while the store opens.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Loading {
     status: &'static str,
     version: &'static str,
     /// How long the store has been opening.
@@ -28,7 +30,12 @@ struct Loading {
     data_dir: String,
 }
 
-/// `GET /health`.
+/// `GET /health` (needs no token).
+#[utoipa::path(get, path = "/health", tag = "operations", security(()),
+    responses(
+        (status = 200, description = "Open and serving", body = Healthy),
+        (status = 503, description = "The store is still opening", body = Loading),
+    ))]
 pub async fn health(State(state): State<AppState>) -> Response {
     let version = env!("CARGO_PKG_VERSION");
     if state.try_store().is_some() {

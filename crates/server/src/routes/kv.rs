@@ -19,8 +19,9 @@ use crate::state::AppState;
 const OCTET_STREAM: &str = "application/octet-stream";
 
 /// Query parameters of a write.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct WriteParams {
     /// Wait for the fsync of this write, whatever the server's sync policy.
     #[serde(default)]
@@ -29,17 +30,20 @@ pub struct WriteParams {
     ttl: Option<u64>,
 }
 
-/// `GET /kv/{key}` present: the seed's shape.
-#[derive(Serialize)]
-struct Found<'a> {
+/// `GET /kv/{key}`: the seed's shape.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Found<'a> {
+    /// The key asked for.
     key: &'a str,
+    /// The value, or `null` when absent.
     value: Option<&'a str>,
+    /// Whether the key is present.
     found: bool,
 }
 
 /// The seed's answer to a successful write.
-#[derive(Serialize)]
-struct Success {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Success {
     status: &'static str,
     message: String,
 }
@@ -128,6 +132,18 @@ fn precondition(error: bitcask::Error) -> ApiError {
 }
 
 /// `GET /kv/{key}`.
+#[utoipa::path(
+    get,
+    path = "/kv/{key}",
+    tag = "kv",
+    params(("key" = String, Path, description = "The key (any UTF-8; may contain `/`)")),
+    responses(
+        (status = 200, description = "The value (`found: false` when absent), with its version as `ETag`; \
+            with `Accept: application/octet-stream`, the raw bytes", body = Found),
+        (status = 404, description = "Raw mode only: the key is absent", body = crate::error::Detail),
+        (status = 406, description = "The value is not UTF-8: ask for application/octet-stream", body = crate::error::Detail),
+    )
+)]
 pub async fn get_key(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -183,8 +199,8 @@ pub async fn get_key(
 }
 
 /// The JSON body of a put: `{"value": "<string>"}`.
-#[derive(Deserialize)]
-struct PutBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct PutBody {
     value: String,
 }
 
@@ -228,6 +244,29 @@ fn put_value(headers: &HeaderMap, body: Bytes) -> Result<Vec<u8>, ApiError> {
 }
 
 /// `PUT /kv/{key}`.
+#[utoipa::path(
+    put,
+    path = "/kv/{key}",
+    tag = "kv",
+    params(
+        ("key" = String, Path, description = "The key (any UTF-8; may contain `/`)"),
+        WriteParams,
+        ("If-Match" = Option<String>, Header, description = "Write only at this version (`\"42\"`) or if present (`*`)"),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: write only if absent"),
+    ),
+    request_body(
+        content((PutBody = "application/json"), (Vec<u8> = "application/octet-stream")),
+        description = "`{\"value\": \"<string>\"}`, or raw bytes"
+    ),
+    responses(
+        (status = 200, description = "Stored; the new version is the `ETag`", body = Success),
+        (status = 400, description = "Malformed JSON or parameters", body = crate::error::Detail),
+        (status = 412, description = "If-Match / If-None-Match did not hold", body = crate::error::Detail),
+        (status = 413, description = "Key or value over the limit", body = crate::error::Detail),
+        (status = 415, description = "Unsupported content type", body = crate::error::Detail),
+        (status = 422, description = "JSON of the wrong shape", body = crate::error::Detail),
+    )
+)]
 pub async fn put_key(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -250,6 +289,20 @@ pub async fn put_key(
 }
 
 /// `DELETE /kv/{key}`: deleting an absent key is not an error.
+#[utoipa::path(
+    delete,
+    path = "/kv/{key}",
+    tag = "kv",
+    params(
+        ("key" = String, Path, description = "The key"),
+        WriteParams,
+        ("If-Match" = Option<String>, Header, description = "Delete only at this version (`\"42\"`) or if present (`*`)"),
+    ),
+    responses(
+        (status = 200, description = "Deleted (or was absent); the delete's version is the `ETag`", body = Success),
+        (status = 412, description = "If-Match did not hold", body = crate::error::Detail),
+    )
+)]
 pub async fn delete_key(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -278,12 +331,16 @@ pub async fn delete_key(
 }
 
 /// Query parameters of a listing.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Only keys that start with this.
     #[serde(default)]
     prefix: String,
+    /// Only keys after this one (the previous page's `next_start_after`).
     start_after: Option<String>,
+    /// Keys per page, 1 to 10,000 (default 100).
     limit: Option<usize>,
 }
 
@@ -292,14 +349,24 @@ const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 10_000;
 
 /// A page of keys, and the cursor for the next page.
-#[derive(Serialize)]
-struct Page {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Page {
     keys: Vec<String>,
     /// Pass as `start_after` for the next page; `null` on the last page.
     next_start_after: Option<String>,
 }
 
 /// `GET /kv?prefix=&start_after=&limit=`: keys in byte order, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/kv",
+    tag = "kv",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of keys in byte order", body = Page),
+        (status = 400, description = "A bad limit", body = crate::error::Detail),
+    )
+)]
 pub async fn list_keys(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,

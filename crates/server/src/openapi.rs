@@ -1,0 +1,38 @@
+//! The OpenAPI document, generated from the handlers' annotations, served
+//! at `/openapi.json`. A test checks it against the router both ways.
+
+use axum::response::IntoResponse;
+use utoipa::OpenApi;
+
+use crate::routes::{admin, batch, health, kv};
+
+/// The API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "bitcask-server",
+        description = "The seed's key-value JSON API and its extensions. Errors are \
+            `{\"detail\": \"...\"}`. With an auth token configured, every route but \
+            /health needs `Authorization: Bearer <token>`."
+    ),
+    paths(
+        health::health,
+        kv::get_key,
+        kv::put_key,
+        kv::delete_key,
+        kv::list_keys,
+        batch::batch,
+        admin::stats,
+        admin::merge,
+        crate::metrics::metrics,
+        openapi_json,
+    )
+)]
+pub struct ApiDoc;
+
+/// `GET /openapi.json`.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "This document")))]
+pub async fn openapi_json() -> axum::response::Response {
+    axum::Json(ApiDoc::openapi()).into_response()
+}
