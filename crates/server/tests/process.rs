@@ -11,6 +11,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_bitcask-server");
 struct Proc {
     child: Child,
     addr: String,
+    /// Every log line so far.
+    logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Proc {
@@ -31,8 +33,13 @@ fn start(dir: &std::path::Path) -> Proc {
         .expect("spawn server");
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&logs);
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(mut logs) = sink.lock() {
+                logs.push(line.clone());
+            }
             if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
                 && event["message"] == "listening"
                 && let Some(addr) = event["addr"].as_str()
@@ -44,7 +51,7 @@ fn start(dir: &std::path::Path) -> Proc {
     let addr = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("the server logs the address it listens on");
-    let proc = Proc { child, addr };
+    let proc = Proc { child, addr, logs };
     wait_healthy(&proc);
     proc
 }
@@ -95,6 +102,37 @@ fn writes_survive_a_sigterm_restart() {
             assert_eq!(r.status(), 200);
         }
     });
+    // Every answer is logged as one JSON line with the request id, method,
+    // path, status and latency.
+    rt.block_on(async {
+        client
+            .get(format!("http://{}/kv/key-1", p.addr))
+            .header("x-request-id", "log-check-1")
+            .send()
+            .await
+            .expect("get");
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let found = p
+            .logs
+            .lock()
+            .expect("logs")
+            .iter()
+            .find(|l| l.contains("log-check-1"))
+            .cloned();
+        if let Some(line) = found {
+            break line;
+        }
+        assert!(Instant::now() < deadline, "no log line for the request");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let event: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+    assert_eq!(event["status"], 200, "{line}");
+    assert!(event["latency_us"].is_u64(), "{line}");
+    assert_eq!(event["span"]["method"], "GET", "{line}");
+    assert_eq!(event["span"]["path"], "/kv/key-1", "{line}");
+
     let status = sigterm(&mut p);
     assert!(status.success(), "graceful shutdown exits 0: {status:?}");
 

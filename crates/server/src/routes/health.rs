@@ -64,6 +64,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
 mod tests {
     use super::*;
     use crate::config::{Args, Config};
+    use axum::response::IntoResponse;
     use clap::Parser;
 
     #[tokio::test]
@@ -81,5 +82,23 @@ mod tests {
         assert_eq!(json["data_dir"], "/some/dir");
         assert_eq!(json["files_loaded"], 0);
         assert!(json["elapsed_ms"].is_u64());
+    }
+
+    #[tokio::test]
+    async fn while_the_store_opens_other_routes_answer_503() {
+        let args = Args::try_parse_from(["bitcask-server"]).expect("args");
+        let state = AppState::new(Config::load(args).expect("config")).expect("state");
+        let response = crate::routes::kv::get_key(
+            State(state.clone()),
+            axum::extract::Path("k".into()),
+            axum::http::HeaderMap::new(),
+        )
+        .await
+        .into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let response = crate::routes::admin::stats(State(state))
+            .await
+            .into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }
