@@ -198,3 +198,41 @@ fn a_second_server_on_the_same_directory_exits_with_the_lock_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("locked"), "{stderr}");
 }
+
+#[test]
+fn flags_beat_the_environment_which_beats_the_file() {
+    // Each layer gives `sync` a value; only the winner's is read, so an
+    // invalid value in a losing layer goes unnoticed. An invalid
+    // `--log-format` makes the run stop right after reading the settings.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("server.toml");
+    std::fs::write(&file, "sync = \"from-the-file\"\n").expect("write");
+    let run = |env_sync: Option<&str>, flag_sync: Option<&str>| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config").arg(&file).args(["--log-format", "xml"]);
+        if let Some(sync) = flag_sync {
+            cmd.args(["--sync", sync]);
+        }
+        match env_sync {
+            Some(sync) => cmd.env("BITCASK_SYNC", sync),
+            None => cmd.env_remove("BITCASK_SYNC"),
+        };
+        let out = cmd.output().expect("run");
+        assert_eq!(out.status.code(), Some(2));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(
+        run(None, None).contains("from-the-file"),
+        "the file is read"
+    );
+    let env_wins = run(Some("never"), None);
+    assert!(
+        env_wins.contains("log_format") && !env_wins.contains("sync"),
+        "{env_wins}"
+    );
+    let flag_wins = run(Some("from-the-env"), Some("always"));
+    assert!(
+        flag_wins.contains("log_format") && !flag_wins.contains("sync"),
+        "{flag_wins}"
+    );
+}
