@@ -168,7 +168,24 @@ fn with_rate_limit(router: Router<AppState>, per_second: u32) -> Router<AppState
         .burst_size(per_second.max(1))
         .finish();
     match config {
-        Some(config) => router.layer(tower_governor::GovernorLayer::new(config)),
+        Some(config) => {
+            // The limiter keeps a state per client address; forget idle ones
+            // once a minute, for as long as the server (the layer) lives.
+            let limiter = std::sync::Arc::downgrade(config.limiter());
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let mut tick = tokio::time::interval(Duration::from_secs(60));
+                    loop {
+                        tick.tick().await;
+                        match limiter.upgrade() {
+                            Some(limiter) => limiter.retain_recent(),
+                            None => return,
+                        }
+                    }
+                });
+            }
+            router.layer(tower_governor::GovernorLayer::new(config))
+        }
         None => {
             tracing::error!(per_second, "invalid rate limit; serving without one");
             router
