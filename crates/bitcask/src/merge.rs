@@ -507,6 +507,28 @@ mod tests {
         }
     }
 
+    /// Merges `db`, copying its directory at every step of the protocol
+    /// (what a process killed there would leave). Returns the merge's result
+    /// and the copies, named by step.
+    fn merge_with_snapshots(
+        db: &Bitcask,
+    ) -> (
+        crate::Result<crate::MergeReport>,
+        Vec<(&'static str, tempfile::TempDir)>,
+    ) {
+        let snapshots: Rc<RefCell<Vec<(&'static str, tempfile::TempDir)>>> = Rc::default();
+        let sink = Rc::clone(&snapshots);
+        let src = db.path().to_path_buf();
+        failpoint::observe(move |step| {
+            let copy = tempfile::tempdir().expect("tempdir");
+            copy_dir(&src, copy.path());
+            sink.borrow_mut().push((step, copy));
+        });
+        let report = db.merge();
+        failpoint::stop_observing();
+        (report, snapshots.take())
+    }
+
     fn check_copy(dir: &Path, clock: &Arc<ManualClock>, model: &Model, step: &str) {
         for use_hints in [true, false] {
             let db = Bitcask::open_with(dir, options(clock).use_hints(use_hints))
@@ -535,16 +557,7 @@ mod tests {
         let model = write_history(&db, &clock);
         assert_eq!(contents(&db), model);
 
-        let snapshots: Rc<RefCell<Vec<(&'static str, tempfile::TempDir)>>> = Rc::default();
-        let sink = Rc::clone(&snapshots);
-        let src = dir.path().to_path_buf();
-        failpoint::observe(move |step| {
-            let copy = tempfile::tempdir().expect("tempdir");
-            copy_dir(&src, copy.path());
-            sink.borrow_mut().push((step, copy));
-        });
-        let report = db.merge();
-        failpoint::stop_observing();
+        let (report, snapshots) = merge_with_snapshots(&db);
         let report = report.expect("merge");
         assert!(
             report.files_merged > 1 && report.files_written >= 1,
@@ -553,7 +566,6 @@ mod tests {
         assert!(report.records_dropped > 0 && report.bytes_reclaimed() > 0);
         assert_eq!(contents(&db), model, "the live store after the merge");
 
-        let snapshots = snapshots.take();
         let steps: Vec<&str> = snapshots.iter().map(|(s, _)| *s).collect();
         for expected in [
             "merge: output written, not renamed",
@@ -720,19 +732,10 @@ mod tests {
             let model = run_history(&db, &clock, &steps);
             proptest::prop_assert_eq!(&contents(&db), &model);
 
-            let snapshots: Rc<RefCell<Vec<(&'static str, tempfile::TempDir)>>> = Rc::default();
-            let sink = Rc::clone(&snapshots);
-            let src = dir.path().to_path_buf();
-            failpoint::observe(move |step| {
-                let copy = tempfile::tempdir().expect("tempdir");
-                copy_dir(&src, copy.path());
-                sink.borrow_mut().push((step, copy));
-            });
-            let merged = db.merge();
-            failpoint::stop_observing();
+            let (merged, snapshots) = merge_with_snapshots(&db);
             merged.expect("merge");
             proptest::prop_assert_eq!(&contents(&db), &model);
-            for (step, copy) in snapshots.take().iter() {
+            for (step, copy) in &snapshots {
                 check_copy(copy.path(), &clock, &model, step);
             }
         }

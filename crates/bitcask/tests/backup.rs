@@ -2,20 +2,10 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bitcask::{Bitcask, Error};
-
-fn contents(db: &Bitcask) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    db.keys()
-        .map(|k| {
-            let v = db.get(&k).expect("get").expect("listed key reads back");
-            (k, v)
-        })
-        .collect()
-}
 
 #[test]
 fn a_backup_opens_as_the_store_it_copied() {
@@ -29,7 +19,7 @@ fn a_backup_opens_as_the_store_it_copied() {
         .expect("put");
     }
     db.delete(b"k3").expect("delete");
-    let expected = contents(&db);
+    let expected = common::contents(&db);
     let dest = tempfile::tempdir().expect("tempdir");
     let target = dest.path().join("copy");
     db.backup(&target).expect("backup");
@@ -38,7 +28,7 @@ fn a_backup_opens_as_the_store_it_copied() {
     // The copy is independent: later writes to the store do not reach it.
     db.put(b"after", b"x").expect("put");
     let copy = Bitcask::open(&target).expect("open the backup");
-    assert_eq!(contents(&copy), expected);
+    assert_eq!(common::contents(&copy), expected);
     copy.put(b"in-copy", b"y")
         .expect("the copy is a writable store");
     assert_eq!(db.get(b"in-copy").expect("get"), None);

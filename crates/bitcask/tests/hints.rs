@@ -14,25 +14,6 @@ fn options() -> Options {
     common::fast().max_file_size(2 << 10)
 }
 
-fn hint_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("read dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "hint"))
-        .collect();
-    files.sort();
-    files
-}
-
-fn contents(db: &Bitcask) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    db.keys()
-        .map(|k| {
-            let v = db.get(&k).expect("get").expect("listed key reads back");
-            (k, v)
-        })
-        .collect()
-}
-
 /// A store of several sealed files, each with its hint written (waits for
 /// the background thread). Returns its contents.
 fn store_with_hints(dir: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
@@ -51,11 +32,11 @@ fn store_with_hints(dir: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let sealed = common::data_files(dir).len() - 1;
     assert!(sealed >= 3);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while hint_files(dir).len() < sealed {
+    while common::hint_files(dir).len() < sealed {
         assert!(Instant::now() < deadline, "hints not written");
         std::thread::sleep(Duration::from_millis(5));
     }
-    let expected = contents(&db);
+    let expected = common::contents(&db);
     db.close().expect("close");
     expected
 }
@@ -65,10 +46,10 @@ fn sealed_files_get_hints_and_opening_with_them_equals_scanning() {
     let dir = tempfile::tempdir().expect("tempdir");
     let expected = store_with_hints(dir.path());
     let with = Bitcask::open_with(dir.path(), options()).expect("open with hints");
-    assert_eq!(contents(&with), expected);
+    assert_eq!(common::contents(&with), expected);
     drop(with);
     let without = Bitcask::open_with(dir.path(), options().use_hints(false)).expect("open");
-    assert_eq!(contents(&without), expected);
+    assert_eq!(common::contents(&without), expected);
 }
 
 #[test]
@@ -97,7 +78,7 @@ fn open_reads_the_hint_instead_of_the_data_file() {
 fn a_damaged_or_missing_hint_falls_back_to_scanning() {
     let src = tempfile::tempdir().expect("tempdir");
     let expected = store_with_hints(src.path());
-    let hints = hint_files(src.path());
+    let hints = common::hint_files(src.path());
     let first_hint = hints[0].file_name().expect("name").to_owned();
     let len = std::fs::metadata(&hints[0]).expect("meta").len() as usize;
 
@@ -140,7 +121,7 @@ fn a_damaged_or_missing_hint_falls_back_to_scanning() {
         common::copy_dir(src.path(), dir.path());
         damage(&dir.path().join(&first_hint));
         let db = Bitcask::open_with(dir.path(), options()).expect("opens by scanning");
-        assert_eq!(contents(&db), expected, "hint {what}");
+        assert_eq!(common::contents(&db), expected, "hint {what}");
     }
 }
 
@@ -169,7 +150,7 @@ fn merge_outputs_come_with_hints_and_orphans_are_removed() {
     let db = Bitcask::open_with(dir.path(), options()).expect("open");
     db.merge().expect("merge");
     let data: Vec<PathBuf> = common::data_files(dir.path());
-    let hints = hint_files(dir.path());
+    let hints = common::hint_files(dir.path());
     // Every sealed data file has its hint (the active one never does).
     assert_eq!(hints.len(), data.len() - 1, "{data:?} vs {hints:?}");
     drop(db);
@@ -178,7 +159,7 @@ fn merge_outputs_come_with_hints_and_orphans_are_removed() {
     std::fs::copy(&hints[0], &orphan).expect("copy");
     let db = Bitcask::open_with(dir.path(), options()).expect("open");
     assert!(!orphan.exists());
-    assert_eq!(contents(&db), expected);
+    assert_eq!(common::contents(&db), expected);
 }
 
 #[test]
@@ -199,11 +180,11 @@ fn files_a_crash_left_half_written_are_removed_at_open() {
         leftovers.iter().all(|p| p.exists()),
         "a read-only open changes nothing"
     );
-    assert_eq!(contents(&view), expected);
+    assert_eq!(common::contents(&view), expected);
     drop(view);
     let db = Bitcask::open_with(dir.path(), options()).expect("open");
     assert!(leftovers.iter().all(|p| !p.exists()));
-    assert_eq!(contents(&db), expected);
+    assert_eq!(common::contents(&db), expected);
     // New files take numbers above every file the open saw, leftovers
     // included.
     for i in 0..200u32 {

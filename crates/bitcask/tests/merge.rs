@@ -23,15 +23,6 @@ fn total_size(dir: &std::path::Path) -> u64 {
         .sum()
 }
 
-fn contents(db: &Bitcask) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    db.keys()
-        .map(|k| {
-            let v = db.get(&k).expect("get").expect("listed key reads back");
-            (k, v)
-        })
-        .collect()
-}
-
 #[test]
 fn merge_reclaims_space_and_keeps_every_live_value() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -48,7 +39,7 @@ fn merge_reclaims_space_and_keeps_every_live_value() {
     for i in (0..100u32).step_by(2) {
         db.delete(format!("key-{i}").as_bytes()).expect("delete");
     }
-    let before = contents(&db);
+    let before = common::contents(&db);
     let stats = db.stats();
     assert!(stats.dead_bytes > stats.live_bytes, "{stats:?}");
     let size_before = total_size(dir.path());
@@ -58,7 +49,7 @@ fn merge_reclaims_space_and_keeps_every_live_value() {
         report.files_merged > 1 && report.records_dropped > 900,
         "{report:?}"
     );
-    assert_eq!(contents(&db), before);
+    assert_eq!(common::contents(&db), before);
     let size_after = total_size(dir.path());
     assert!(
         size_after * 3 < size_before,
@@ -79,7 +70,7 @@ fn merge_reclaims_space_and_keeps_every_live_value() {
     assert_eq!(stats.files.iter().map(|f| f.live_keys).sum::<u64>(), 50);
     drop(db);
     let db = Bitcask::open_with(dir.path(), small_files()).expect("reopen");
-    assert_eq!(contents(&db), before);
+    assert_eq!(common::contents(&db), before);
     assert_eq!(
         db.stats().live_bytes,
         stats.live_bytes,

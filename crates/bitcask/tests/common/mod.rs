@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, missing_docs)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bitcask::{Bitcask, Options, SyncPolicy};
@@ -15,15 +16,36 @@ pub fn open(dir: &Path) -> Bitcask {
     Bitcask::open_with(dir, fast()).expect("open store")
 }
 
-/// Data files in `dir`, ascending by id.
-pub fn data_files(dir: &Path) -> Vec<PathBuf> {
+/// Files in `dir` whose extension is `ext`, sorted by name (so by id).
+pub fn files_with_extension(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("read dir")
         .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "data"))
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
         .collect();
     files.sort();
     files
+}
+
+/// Data files in `dir`, ascending by id.
+pub fn data_files(dir: &Path) -> Vec<PathBuf> {
+    files_with_extension(dir, "data")
+}
+
+/// Hint files in `dir`, ascending by id.
+pub fn hint_files(dir: &Path) -> Vec<PathBuf> {
+    files_with_extension(dir, "hint")
+}
+
+/// Every live key and its value, read through `get` (so each listed key
+/// must read back).
+pub fn contents(db: &Bitcask) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    db.keys()
+        .map(|k| {
+            let v = db.get(&k).expect("get").expect("listed key reads back");
+            (k, v)
+        })
+        .collect()
 }
 
 /// The newest (active) data file.
