@@ -368,34 +368,12 @@ impl KeyDirLoader {
         (shard, hasher, hash)
     }
 
-    /// Applies a put: points `key` at `entry` unless the key already holds a
-    /// newer record (higher seq). Hash index only; see [`Self::finish`].
-    pub(crate) fn put(&mut self, key: &[u8], entry: Entry) {
-        let (shard, hasher, hash) = self.shard_for(key);
-        shard.apply(
-            hasher,
-            hash,
-            LoadOp {
-                key,
-                put: Some(entry),
-                seq: entry.seq,
-            },
-        );
-    }
-
-    /// Applies a delete with sequence number `seq`: removes `key` unless it
-    /// holds a newer record.
-    pub(crate) fn delete(&mut self, key: &[u8], seq: u64) {
-        let (shard, hasher, hash) = self.shard_for(key);
-        shard.apply(
-            hasher,
-            hash,
-            LoadOp {
-                key,
-                put: None,
-                seq,
-            },
-        );
+    /// Applies one record unless its key already holds a newer one (higher
+    /// seq): a put points the key at its entry, a delete removes the key.
+    /// Hash index only; see [`Self::finish`].
+    pub(crate) fn apply(&mut self, op: LoadOp<'_>) {
+        let (shard, hasher, hash) = self.shard_for(op.key);
+        shard.apply(hasher, hash, op);
     }
 
     /// Drops the entries expired at `now_ms`, builds the ordered indexes
@@ -602,6 +580,22 @@ impl Iterator for Keys<'_> {
 mod tests {
     use super::*;
 
+    fn put_op(key: &[u8], entry: Entry) -> LoadOp<'_> {
+        LoadOp {
+            key,
+            put: Some(entry),
+            seq: entry.seq,
+        }
+    }
+
+    fn delete_op(key: &[u8], seq: u64) -> LoadOp<'_> {
+        LoadOp {
+            key,
+            put: None,
+            seq,
+        }
+    }
+
     fn entry(seq: u64) -> Entry {
         Entry {
             file_id: 1,
@@ -648,10 +642,10 @@ mod tests {
             let key = format!("k{}", i * 7 % 3_000).into_bytes();
             if i % 5 == 4 {
                 direct.remove(&key);
-                loader.delete(&key, u64::from(i));
+                loader.apply(delete_op(&key, u64::from(i)));
             } else {
                 direct.insert(&key, entry(u64::from(i)));
-                loader.put(&key, entry(u64::from(i)));
+                loader.apply(put_op(&key, entry(u64::from(i))));
             }
         }
         let loaded = loader.finish(0, 2);
@@ -681,15 +675,15 @@ mod tests {
     #[test]
     fn the_loader_keeps_the_newest_record_whatever_the_order() {
         let mut loader = KeyDirLoader::new();
-        loader.put(b"a", entry(5));
-        loader.put(b"a", entry(3)); // older copy read later: ignored
-        loader.delete(b"a", 4); // older delete: ignored
-        loader.put(b"b", entry(2));
-        loader.delete(b"b", 6);
+        loader.apply(put_op(b"a", entry(5)));
+        loader.apply(put_op(b"a", entry(3))); // older copy read later: ignored
+        loader.apply(delete_op(b"a", 4)); // older delete: ignored
+        loader.apply(put_op(b"b", entry(2)));
+        loader.apply(delete_op(b"b", 6));
         let mut expiring = entry(7);
         expiring.expires_at_ms = 100;
-        loader.put(b"c", expiring);
-        loader.put(b"c", entry(6)); // hidden by the newer, expired put
+        loader.apply(put_op(b"c", expiring));
+        loader.apply(put_op(b"c", entry(6))); // hidden by the newer, expired put
         let kd = loader.finish(100, 3);
         assert_eq!(kd.get(b"a"), Some(entry(5)));
         assert_eq!(kd.get(b"b"), None);

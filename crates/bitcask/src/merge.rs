@@ -414,7 +414,10 @@ impl Throttle {
             return;
         };
         self.spent += bytes;
-        let due = Duration::from_secs_f64(self.spent as f64 / rate as f64);
+        // (A budget the spent bytes would take centuries to pay off still
+        // sleeps, rather than panicking on an unrepresentable duration.)
+        let due =
+            Duration::try_from_secs_f64(self.spent as f64 / rate as f64).unwrap_or(Duration::MAX);
         let elapsed = self.started.elapsed();
         if due > elapsed {
             std::thread::sleep(due - elapsed);

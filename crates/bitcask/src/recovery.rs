@@ -63,13 +63,13 @@ pub(crate) fn recover(dir: &Path, opts: RecoverOptions<'_>) -> Result<Recovered>
         ids.pop();
     }
 
-    // Log order: (seq_floor, id). Headers first, one descriptor at a time.
+    // Log order: (seq_floor, id). Headers first, one descriptor at a time;
+    // the loading pass below uses them without reading them again.
     let mut order = Vec::with_capacity(ids.len());
     for &id in &ids {
-        let header = DataFile::open(dir, id, true)?.read_header()?;
-        order.push((header.seq_floor, id));
+        order.push(DataFile::open(dir, id, true)?.read_header()?);
     }
-    order.sort_unstable();
+    order.sort_unstable_by_key(|h| (h.seq_floor, h.file_id));
     if let Some(progress) = opts.progress {
         progress.set_total(order.len() as u64);
     }
@@ -83,12 +83,12 @@ pub(crate) fn recover(dir: &Path, opts: RecoverOptions<'_>) -> Result<Recovered>
     let mut missing_hints = Vec::new();
     let mut max_seq = 0u64;
     let mut seq_floor = 1u64;
-    let last = order.last().copied();
-    for (floor, id) in order {
+    let newest = order.last().map(|h| h.file_id);
+    for header in order {
+        let (id, floor) = (header.file_id, header.seq_floor);
         let file = Arc::new(DataFile::open(dir, id, opts.read_only)?);
-        let header = file.read_header()?;
         seq_floor = seq_floor.max(floor);
-        let is_newest = Some((floor, id)) == last;
+        let is_newest = Some(id) == newest;
         let hint = if opts.use_hints && !is_newest {
             Hint::load(dir, &header, file.len()?)
         } else {
@@ -204,13 +204,6 @@ struct PendingOp {
     seq: u64,
 }
 
-fn apply(loader: &mut KeyDirLoader, key: &[u8], put: Option<Entry>, seq: u64) {
-    match put {
-        Some(entry) => loader.put(key, entry),
-        None => loader.delete(key, seq),
-    }
-}
-
 /// Applies every record of `file` to `loader`; returns the offset where the
 /// valid (and committed) records end.
 fn scan_file(
@@ -242,9 +235,17 @@ fn scan_file(
                 };
                 if rec.header.kind.commits() {
                     for op in pending.drain(..) {
-                        apply(loader, &op.key, op.put, op.seq);
+                        loader.apply(LoadOp {
+                            key: &op.key,
+                            put: op.put,
+                            seq: op.seq,
+                        });
                     }
-                    apply(loader, rec.key, put, rec.header.seq);
+                    loader.apply(LoadOp {
+                        key: rec.key,
+                        put,
+                        seq: rec.header.seq,
+                    });
                 } else {
                     if pending.is_empty() {
                         batch_start = rec.offset;

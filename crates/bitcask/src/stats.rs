@@ -74,6 +74,11 @@ impl Accounts {
         );
     }
 
+    /// Whether file `id` is accounted (it exists and has not been merged away).
+    pub(crate) fn contains(&self, id: u32) -> bool {
+        self.lock().contains_key(&id)
+    }
+
     /// Forgets a deleted file.
     pub(crate) fn remove_file(&self, id: u32) {
         self.lock().remove(&id);

@@ -81,7 +81,7 @@ fn run(shared: &Shared, requests: &mpsc::Receiver<u32>) {
 /// merge cannot delete the file meanwhile.
 fn write_hint(shared: &Shared, id: u32) {
     let _merge = shared.merge.lock();
-    if !shared.accounts.snapshot().contains_key(&id) {
+    if !shared.accounts.contains(id) {
         return; // merged away since the request
     }
     match crate::hint::write_for_data_file(&shared.dir, id) {
