@@ -63,6 +63,8 @@ pub(crate) fn run(shared: &Shared, dest: &Path) -> Result<()> {
         }
     }
     datafile::sync_dir(&partial)?;
+    #[cfg(test)]
+    crate::failpoint::step("backup: copied, not published");
 
     // Step 3: publish.
     std::fs::rename(&partial, dest).at(dest)?;
@@ -102,5 +104,68 @@ fn copy_hint(dir: &Path, id: u32, partial: &Path) -> Result<()> {
         Ok(_) => File::open(&to).and_then(|f| f.sync_all()).at(&to),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).at(&from),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! What a crash during a backup leaves: never a `dest` that looks
+    //! complete; a leftover `dest.partial` is replaced by the next backup.
+
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use crate::{Bitcask, Options, SyncPolicy, failpoint};
+
+    fn store(dir: &std::path::Path) -> Bitcask {
+        let db = Bitcask::open_with(
+            dir,
+            Options::new().sync(SyncPolicy::Never).max_file_size(200),
+        )
+        .expect("open");
+        for i in 0..20u32 {
+            db.put(format!("k{i}").as_bytes(), &[7; 40]).expect("put");
+        }
+        db
+    }
+
+    #[test]
+    fn before_the_rename_there_is_no_destination_only_the_partial_copy() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = tempfile::tempdir().expect("tempdir");
+        let db = store(dir.path());
+        let dest = out.path().join("copy");
+        let partial = out.path().join("copy.partial");
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let sink = Rc::clone(&seen);
+        let (d, p) = (dest.clone(), partial.clone());
+        failpoint::observe(move |step| sink.borrow_mut().push((step, d.exists(), p.exists())));
+        let result = db.backup(&dest);
+        failpoint::stop_observing();
+        result.expect("backup");
+        assert_eq!(
+            *seen.borrow(),
+            vec![("backup: copied, not published", false, true)]
+        );
+        assert!(dest.exists() && !partial.exists());
+    }
+
+    #[test]
+    fn a_partial_copy_left_by_a_crash_is_replaced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = tempfile::tempdir().expect("tempdir");
+        let db = store(dir.path());
+        let dest = out.path().join("copy");
+        let partial = out.path().join("copy.partial");
+        std::fs::create_dir_all(&partial).expect("mkdir");
+        std::fs::write(partial.join("0000000099.data"), b"half a file").expect("write");
+        db.backup(&dest).expect("backup over a stale partial copy");
+        assert!(!partial.exists());
+        assert!(
+            !dest.join("0000000099.data").exists(),
+            "stale files are not carried over"
+        );
+        let copy = Bitcask::open(&dest).expect("open the backup");
+        assert_eq!(copy.len(), 20);
     }
 }
