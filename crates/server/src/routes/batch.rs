@@ -1,9 +1,6 @@
 //! `POST /batch`: puts and deletes applied all or nothing.
 
-use std::time::Duration;
-
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bitcask::Batch;
 use serde::{Deserialize, Serialize};
@@ -78,44 +75,22 @@ pub async fn batch(
     Query(params): Query<BatchParams>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("the body is not valid JSON ({e})"),
-        )
-    })?;
-    let parsed: BatchBody = serde_json::from_value(json).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!(
-                "expected {{\"ops\": [{{\"op\": \"put\", \"key\": ..., \"value\": ...}}, \
-                 {{\"op\": \"delete\", \"key\": ...}}]}}: {e}"
-            ),
-        )
-    })?;
+    let parsed: BatchBody = super::parse_json_body(
+        &body,
+        r#"{"ops": [{"op": "put", "key": "...", "value": "..."}, {"op": "delete", "key": "..."}]}"#,
+    )?;
     let mut batch = Batch::new();
     for op in &parsed.ops {
         match op {
-            BatchOp::Put {
-                key,
-                value,
-                ttl: None,
-            } => {
-                batch.put(key.as_bytes(), value.as_bytes());
-            }
-            BatchOp::Put {
-                key,
-                value,
-                ttl: Some(secs),
-            } => {
-                if *secs == 0 {
-                    return Err(ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "ttl must be a whole number of seconds above zero",
-                    ));
+            BatchOp::Put { key, value, ttl } => match ttl {
+                None => {
+                    batch.put(key.as_bytes(), value.as_bytes());
                 }
-                batch.put_with_ttl(key.as_bytes(), value.as_bytes(), Duration::from_secs(*secs));
-            }
+                Some(secs) => {
+                    let ttl = super::ttl_from_secs(*secs)?;
+                    batch.put_with_ttl(key.as_bytes(), value.as_bytes(), ttl);
+                }
+            },
             BatchOp::Delete { key } => {
                 batch.delete(key.as_bytes());
             }

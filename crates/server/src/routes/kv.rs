@@ -3,8 +3,6 @@
 //! `If-None-Match: *`), per-request durability and time-to-live, and the
 //! ordered listing.
 
-use std::time::Duration;
-
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -105,14 +103,8 @@ fn write_options(params: &WriteParams, headers: &HeaderMap) -> Result<WriteOptio
     let mut options = WriteOptions::new()
         .durable(params.durable)
         .condition(condition(headers)?);
-    if let Some(ttl) = params.ttl {
-        if ttl == 0 {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "ttl must be a whole number of seconds above zero",
-            ));
-        }
-        options = options.ttl(Duration::from_secs(ttl));
+    if let Some(secs) = params.ttl {
+        options = options.ttl(super::ttl_from_secs(secs)?);
     }
     Ok(options)
 }
@@ -219,18 +211,7 @@ fn put_value(headers: &HeaderMap, body: Bytes) -> Result<Vec<u8>, ApiError> {
     match content_type.as_deref() {
         Some(OCTET_STREAM) => Ok(body.to_vec()),
         None | Some("application/json") => {
-            let json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("the body is not valid JSON ({e}); send {{\"value\": \"<string>\"}}"),
-                )
-            })?;
-            let parsed: PutBody = serde_json::from_value(json).map_err(|e| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    format!("expected {{\"value\": \"<string>\"}}: {e}"),
-                )
-            })?;
+            let parsed: PutBody = super::parse_json_body(&body, r#"{"value": "<string>"}"#)?;
             Ok(parsed.value.into_bytes())
         }
         Some(other) => Err(ApiError::new(

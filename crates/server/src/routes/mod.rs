@@ -4,3 +4,39 @@ pub mod admin;
 pub mod batch;
 pub mod health;
 pub mod kv;
+
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// A time-to-live of `secs` seconds; zero is refused (400).
+pub(crate) fn ttl_from_secs(secs: u64) -> Result<std::time::Duration, ApiError> {
+    if secs == 0 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "ttl must be a whole number of seconds above zero",
+        ));
+    }
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+/// Reads a JSON request body of type `T`: 400 if it is not JSON at all, 422
+/// if it is JSON of another shape; both details show `shape`, what to send.
+pub(crate) fn parse_json_body<T: DeserializeOwned>(
+    body: &[u8],
+    shape: &str,
+) -> Result<T, ApiError> {
+    let json: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not valid JSON ({e}); send {shape}"),
+        )
+    })?;
+    serde_json::from_value(json).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("expected {shape}: {e}"),
+        )
+    })
+}
