@@ -36,23 +36,13 @@ async fn get_of_a_present_and_an_absent_key() {
         .send()
         .await
         .expect("put");
-    let r = s
-        .client
-        .get(s.url("/kv/greeting"))
-        .send()
-        .await
-        .expect("get");
+    let r = s.get("/kv/greeting").await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         text(r).await,
         r#"{"key":"greeting","value":"hello","found":true}"#
     );
-    let r = s
-        .client
-        .get(s.url("/kv/missing"))
-        .send()
-        .await
-        .expect("get");
+    let r = s.get("/kv/missing").await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         text(r).await,
@@ -82,8 +72,10 @@ async fn delete_of_a_present_and_an_absent_key_succeeds() {
             r#"{"status":"success","message":"Key 'k' deleted successfully"}"#
         );
     }
-    let r = s.client.get(s.url("/kv/k")).send().await.expect("get");
-    assert_eq!(text(r).await, r#"{"key":"k","value":null,"found":false}"#);
+    assert_eq!(
+        s.get_text("/kv/k").await,
+        r#"{"key":"k","value":null,"found":false}"#
+    );
 }
 
 #[tokio::test]
@@ -111,7 +103,7 @@ async fn request_ids_are_echoed_or_made() {
         .await
         .expect("health");
     assert_eq!(r.headers()["request-id"], "trace-123");
-    let r = s.client.get(s.url("/kv/x")).send().await.expect("get");
+    let r = s.get("/kv/x").await;
     let made = r.headers()["request-id"]
         .to_str()
         .expect("ascii")
@@ -132,7 +124,7 @@ async fn request_ids_are_echoed_or_made() {
 #[tokio::test]
 async fn errors_are_json_details_with_fitting_statuses() {
     let s = TestServer::start(&[]).await;
-    let r = s.client.get(s.url("/nowhere")).send().await.expect("get");
+    let r = s.get("/nowhere").await;
     assert_eq!(r.status(), 404);
     assert_eq!(r.headers()["content-type"], JSON);
     assert_eq!(text(r).await, r#"{"detail":"Not Found"}"#);

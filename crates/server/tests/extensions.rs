@@ -10,15 +10,6 @@ use common::{TestServer, text};
 
 const OCTET: &str = "application/octet-stream";
 
-async fn put_json(s: &TestServer, key: &str, value: &str) -> reqwest::Response {
-    s.client
-        .put(s.url(&format!("/kv/{key}")))
-        .json(&serde_json::json!({ "value": value }))
-        .send()
-        .await
-        .expect("put")
-}
-
 fn etag(r: &reqwest::Response) -> String {
     r.headers()["etag"].to_str().expect("ascii").to_string()
 }
@@ -47,7 +38,7 @@ async fn binary_values_round_trip_raw_and_are_never_mangled_in_json() {
     assert_eq!(r.headers()["content-type"], OCTET);
     assert_eq!(r.bytes().await.expect("body").to_vec(), bytes);
     // Asked for as JSON, a value that is not UTF-8 is refused, not mangled.
-    let r = s.client.get(s.url("/kv/blob")).send().await.expect("get");
+    let r = s.get("/kv/blob").await;
     assert_eq!(r.status(), 406);
     let body: serde_json::Value = r.json().await.expect("json");
     assert!(body["detail"].as_str().expect("detail").contains(OCTET));
@@ -66,32 +57,18 @@ async fn binary_values_round_trip_raw_and_are_never_mangled_in_json() {
 #[tokio::test]
 async fn versions_as_etags_and_conditional_writes() {
     let s = TestServer::start(&[]).await;
-    let r = put_json(&s, "k", "1").await;
+    let r = s.put_json("k", "1").await;
     let v1 = etag(&r);
-    let r = s.client.get(s.url("/kv/k")).send().await.expect("get");
+    let r = s.get("/kv/k").await;
     assert_eq!(etag(&r), v1, "GET answers the stored version");
 
     // If-None-Match: * only creates.
-    let r = s
-        .client
-        .put(s.url("/kv/k"))
-        .header("if-none-match", "*")
-        .json(&serde_json::json!({"value": "2"}))
-        .send()
-        .await
-        .expect("put");
+    let r = s.put_json_with("k", "2", &[("if-none-match", "*")]).await;
     assert_eq!(r.status(), 412);
     let body: serde_json::Value = r.json().await.expect("json");
     assert!(body["detail"].as_str().expect("detail").contains("version"));
     // If-Match with the current version succeeds and answers the new one.
-    let r = s
-        .client
-        .put(s.url("/kv/k"))
-        .header("if-match", &v1)
-        .json(&serde_json::json!({"value": "2"}))
-        .send()
-        .await
-        .expect("put");
+    let r = s.put_json_with("k", "2", &[("if-match", &v1)]).await;
     assert_eq!(r.status(), 200);
     let v2 = etag(&r);
     assert_ne!(v2, v1);
@@ -107,8 +84,10 @@ async fn versions_as_etags_and_conditional_writes() {
             .expect("request");
         assert_eq!(r.status(), 412);
     }
-    let r = s.client.get(s.url("/kv/k")).send().await.expect("get");
-    assert_eq!(text(r).await, r#"{"key":"k","value":"2","found":true}"#);
+    assert_eq!(
+        s.get_text("/kv/k").await,
+        r#"{"key":"k","value":"2","found":true}"#
+    );
     let r = s
         .client
         .delete(s.url("/kv/k"))
@@ -119,24 +98,19 @@ async fn versions_as_etags_and_conditional_writes() {
     assert_eq!(r.status(), 200);
     assert!(etag(&r) != v2, "a delete answers its own version");
     let r = s
-        .client
-        .put(s.url("/kv/k"))
-        .header("if-match", "not-a-version")
-        .json(&serde_json::json!({"value": "x"}))
-        .send()
-        .await
-        .expect("put");
+        .put_json_with("k", "x", &[("if-match", "not-a-version")])
+        .await;
     assert_eq!(r.status(), 400);
 }
 
 #[tokio::test]
 async fn oversized_keys_values_and_bodies_are_refused_with_413() {
     let s = TestServer::start(&["--max-value-size", "100", "--max-key-size", "16"]).await;
-    let r = put_json(&s, "k", &"x".repeat(101)).await;
+    let r = s.put_json("k", &"x".repeat(101)).await;
     assert_eq!(r.status(), 413);
     let body: serde_json::Value = r.json().await.expect("json");
     assert!(body["detail"].as_str().expect("detail").contains("100"));
-    let r = put_json(&s, &"k".repeat(17), "v").await;
+    let r = s.put_json(&"k".repeat(17), "v").await;
     assert_eq!(r.status(), 413);
     // A body far over the limit is cut off before it is read whole.
     let r = s
@@ -149,8 +123,10 @@ async fn oversized_keys_values_and_bodies_are_refused_with_413() {
         .expect("put");
     assert_eq!(r.status(), 413);
     assert_eq!(r.headers()["content-type"], "application/json");
-    let r = s.client.get(s.url("/kv/k")).send().await.expect("get");
-    assert_eq!(text(r).await, r#"{"key":"k","value":null,"found":false}"#);
+    assert_eq!(
+        s.get_text("/kv/k").await,
+        r#"{"key":"k","value":null,"found":false}"#
+    );
 }
 
 #[tokio::test]
@@ -183,9 +159,9 @@ async fn a_bearer_token_guards_every_route_but_health() {
 async fn listing_pages_through_a_prefix_in_order() {
     let s = TestServer::start(&[]).await;
     for i in (0..25).rev() {
-        put_json(&s, &format!("user/{i:02}"), "u").await;
+        s.put_json(&format!("user/{i:02}"), "u").await;
     }
-    put_json(&s, "zzz", "other").await;
+    s.put_json("zzz", "other").await;
     let mut seen = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -224,7 +200,7 @@ async fn listing_pages_through_a_prefix_in_order() {
 #[tokio::test]
 async fn batches_apply_all_or_nothing() {
     let s = TestServer::start(&[]).await;
-    put_json(&s, "gone", "soon").await;
+    s.put_json("gone", "soon").await;
     let r = s
         .client
         .post(s.url("/batch?durable=true"))
@@ -241,12 +217,7 @@ async fn batches_apply_all_or_nothing() {
     assert_eq!(body["status"], "success");
     assert_eq!(body["count"], 3);
     for (k, want) in [("a", "1"), ("b", "2")] {
-        let r = s
-            .client
-            .get(s.url(&format!("/kv/{k}")))
-            .send()
-            .await
-            .expect("get");
+        let r = s.get(&format!("/kv/{k}")).await;
         let v: serde_json::Value = r.json().await.expect("json");
         assert_eq!(v["value"], want);
     }
@@ -262,8 +233,10 @@ async fn batches_apply_all_or_nothing() {
         .await
         .expect("batch");
     assert_eq!(r.status(), 422);
-    let r = s.client.get(s.url("/kv/c")).send().await.expect("get");
-    assert_eq!(text(r).await, r#"{"key":"c","value":null,"found":false}"#);
+    assert_eq!(
+        s.get_text("/kv/c").await,
+        r#"{"key":"c","value":null,"found":false}"#
+    );
 }
 
 #[tokio::test]
@@ -277,25 +250,13 @@ async fn a_ttl_expires_the_value() {
         .await
         .expect("put");
     assert_eq!(r.status(), 200);
-    let r = s
-        .client
-        .get(s.url("/kv/session"))
-        .send()
-        .await
-        .expect("get");
     assert_eq!(
-        text(r).await,
+        s.get_text("/kv/session").await,
         r#"{"key":"session","value":"token","found":true}"#
     );
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let r = s
-        .client
-        .get(s.url("/kv/session"))
-        .send()
-        .await
-        .expect("get");
     assert_eq!(
-        text(r).await,
+        s.get_text("/kv/session").await,
         r#"{"key":"session","value":null,"found":false}"#
     );
     let r = s
@@ -312,19 +273,11 @@ async fn a_ttl_expires_the_value() {
 async fn durable_writes_fsync_under_an_interval_policy() {
     let s = TestServer::start(&["--sync", "1m"]).await;
     let fsyncs = || async {
-        let stats: serde_json::Value = s
-            .client
-            .get(s.url("/stats"))
-            .send()
-            .await
-            .expect("stats")
-            .json()
-            .await
-            .expect("json");
+        let stats = s.stats().await;
         stats["fsyncs"].as_u64().expect("fsyncs")
     };
     let before = fsyncs().await;
-    put_json(&s, "cheap", "v").await;
+    s.put_json("cheap", "v").await;
     assert_eq!(
         fsyncs().await,
         before,
@@ -349,18 +302,11 @@ async fn stats_and_admin_merge() {
     let s = TestServer::start(&["--max-file-size", "4096"]).await;
     for round in 0..5 {
         for i in 0..40 {
-            put_json(&s, &format!("k{i}"), &format!("value-{round}")).await;
+            s.put_json(&format!("k{i}"), &format!("value-{round}"))
+                .await;
         }
     }
-    let stats: serde_json::Value = s
-        .client
-        .get(s.url("/stats"))
-        .send()
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("json");
+    let stats = s.stats().await;
     assert_eq!(stats["keys"], 40);
     assert!(stats["dead_bytes"].as_u64().expect("dead") > 0);
     let r = s
@@ -376,9 +322,8 @@ async fn stats_and_admin_merge() {
         "{report}"
     );
     assert!(report["bytes_reclaimed"].as_u64().expect("bytes") > 0);
-    let r = s.client.get(s.url("/kv/k7")).send().await.expect("get");
     assert_eq!(
-        text(r).await,
+        s.get_text("/kv/k7").await,
         r#"{"key":"k7","value":"value-4","found":true}"#
     );
 }
@@ -392,14 +337,9 @@ async fn many_clients_in_parallel_see_their_own_writes() {
         tasks.push(tokio::spawn(async move {
             for i in 0..50 {
                 let key = format!("client{c}/key{i}");
-                let r = put_json(&s, &key, &format!("{c}-{i}")).await;
+                let r = s.put_json(&key, &format!("{c}-{i}")).await;
                 assert_eq!(r.status(), 200);
-                let r = s
-                    .client
-                    .get(s.url(&format!("/kv/{key}")))
-                    .send()
-                    .await
-                    .expect("get");
+                let r = s.get(&format!("/kv/{key}")).await;
                 let v: serde_json::Value = r.json().await.expect("json");
                 assert_eq!(v["value"], format!("{c}-{i}"));
                 if i % 5 == 0 {
@@ -417,15 +357,7 @@ async fn many_clients_in_parallel_see_their_own_writes() {
     for t in tasks {
         t.await.expect("client task");
     }
-    let stats: serde_json::Value = s
-        .client
-        .get(s.url("/stats"))
-        .send()
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("json");
+    let stats = s.stats().await;
     assert_eq!(stats["keys"], 16 * 40);
 }
 
@@ -433,10 +365,10 @@ async fn many_clients_in_parallel_see_their_own_writes() {
 async fn metrics_count_requests_by_route_and_report_the_store() {
     let s = TestServer::start(&[]).await;
     for i in 0..3 {
-        put_json(&s, &format!("k{i}"), "v").await;
+        s.put_json(&format!("k{i}"), "v").await;
     }
-    s.client.get(s.url("/kv/k0")).send().await.expect("get");
-    s.client.get(s.url("/nowhere")).send().await.expect("get");
+    s.get("/kv/k0").await;
+    s.get("/nowhere").await;
     let r = s
         .client
         .get(s.url("/metrics"))
@@ -480,7 +412,7 @@ async fn a_client_over_the_rate_limit_gets_429_with_retry_after() {
     let mut statuses = Vec::new();
     let mut limited = None;
     for _ in 0..20 {
-        let r = s.client.get(s.url("/kv/k")).send().await.expect("get");
+        let r = s.get("/kv/k").await;
         statuses.push(r.status().as_u16());
         if r.status() == 429 && limited.is_none() {
             let retry = r.headers().get("retry-after").cloned();
@@ -500,7 +432,7 @@ async fn requests_over_the_concurrency_cap_are_shed_with_503() {
     for _ in 0..200 {
         let s = std::sync::Arc::clone(&s);
         tasks.push(tokio::spawn(async move {
-            let r = s.client.get(s.url("/metrics")).send().await.expect("get");
+            let r = s.get("/metrics").await;
             let status = r.status().as_u16();
             (status, text(r).await)
         }));

@@ -64,6 +64,43 @@ impl TestServer {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("get")
+    }
+
+    /// The body of `GET path`.
+    pub async fn get_text(&self, path: &str) -> String {
+        text(self.get(path).await).await
+    }
+
+    /// `PUT /kv/{key}` of `{"value": value}` with extra headers.
+    pub async fn put_json_with(
+        &self,
+        key: &str,
+        value: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .put(self.url(&format!("/kv/{key}")))
+            .json(&serde_json::json!({ "value": value }));
+        for (name, header) in headers {
+            request = request.header(*name, *header);
+        }
+        request.send().await.expect("put")
+    }
+
+    /// `PUT /kv/{key}` of `{"value": value}`.
+    pub async fn put_json(&self, key: &str, value: &str) -> reqwest::Response {
+        self.put_json_with(key, value, &[]).await
+    }
+
+    /// `GET /stats` as JSON.
+    pub async fn stats(&self) -> serde_json::Value {
+        self.get("/stats").await.json().await.expect("stats json")
+    }
+
     /// Stops the server gracefully and waits for it (closing the store);
     /// returns the data directory for a restart.
     pub async fn stop(mut self) -> tempfile::TempDir {
