@@ -24,26 +24,9 @@ use std::time::{Duration, Instant};
 
 use bitcask::{Bitcask, Options, SyncPolicy};
 
-fn key(i: u64) -> [u8; 16] {
-    let mut k = *b"key0000000000000";
-    let mut n = i;
-    for slot in k[3..].iter_mut().rev() {
-        *slot = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    k
-}
+mod support;
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
+use support::{key, rss_kib};
 
 fn count(dir: &Path, ext: &str) -> usize {
     std::fs::read_dir(dir)

@@ -5,15 +5,10 @@
 use std::time::Instant;
 
 use bitcask::{Bitcask, KeyRange, Options, SyncPolicy};
-fn key(i: u64) -> [u8; 16] {
-    let mut k = *b"key0000000000000";
-    let mut n = i;
-    for slot in k[3..].iter_mut().rev() {
-        *slot = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    k
-}
+
+mod support;
+
+use support::key;
 fn main() -> bitcask::Result<()> {
     let dir = tempfile::tempdir().expect("t");
     let db = Bitcask::open_with(dir.path(), Options::new().sync(SyncPolicy::Never))?;

@@ -9,28 +9,11 @@ use std::time::Instant;
 
 use bitcask::{Bitcask, Options, SyncPolicy};
 
+mod support;
+
+use support::{key, rss_kib};
+
 const DEFAULT_KEYS: u64 = 1_000_000;
-
-fn key(i: u64) -> [u8; 16] {
-    let mut k = *b"key0000000000000";
-    let mut n = i;
-    for slot in k[3..].iter_mut().rev() {
-        *slot = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    k
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
 
 fn main() -> bitcask::Result<()> {
     let tmp = tempfile::tempdir().expect("tempdir");
