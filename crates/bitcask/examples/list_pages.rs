@@ -9,6 +9,7 @@ use bitcask::{Bitcask, KeyRange, Options, SyncPolicy};
 mod support;
 
 use support::key;
+
 fn main() -> bitcask::Result<()> {
     let dir = tempfile::tempdir().expect("t");
     let db = Bitcask::open_with(dir.path(), Options::new().sync(SyncPolicy::Never))?;
