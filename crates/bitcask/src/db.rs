@@ -594,24 +594,25 @@ impl Shared {
         let mut at = offset;
         for (i, op) in ops.iter().enumerate() {
             let len = record::encoded_len(op.key, op.value.unwrap_or_default()) as u64;
-            self.accounts.appended(file_id, len, op.expires_at_ms);
-            let replaced = if op.value.is_some() {
-                let entry = Entry {
-                    file_id,
-                    // Both fit: files are at most 4 GiB (see options).
-                    offset: at as u32,
-                    len: len as u32,
-                    seq: first_seq + i as u64,
-                    expires_at_ms: op.expires_at_ms,
-                };
-                self.accounts.live(&entry);
-                self.keydir.insert(op.key, entry)
-            } else {
-                self.keydir.remove(op.key)
+            let live = op.value.map(|_| Entry {
+                file_id,
+                // Both fit: files are at most 4 GiB (see options).
+                offset: at as u32,
+                len: len as u32,
+                seq: first_seq + i as u64,
+                expires_at_ms: op.expires_at_ms,
+            });
+            let replaced = match live {
+                Some(entry) => self.keydir.insert(op.key, entry),
+                None => self.keydir.remove(op.key),
             };
-            if let Some(old) = replaced {
-                self.accounts.dead(&old);
-            }
+            self.accounts.written(
+                file_id,
+                len,
+                op.expires_at_ms,
+                live.as_ref(),
+                replaced.as_ref(),
+            );
             at += len;
         }
         let last_seq = first_seq + last as u64;

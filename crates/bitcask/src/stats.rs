@@ -84,21 +84,33 @@ impl Accounts {
         self.lock().remove(&id);
     }
 
-    /// A record of `len` bytes was appended to file `id`.
-    pub(crate) fn appended(&self, id: u32, len: u64, expires_at_ms: u64) {
+    /// A record of `len` bytes was appended to file `id` (one lock for the
+    /// whole update: this runs on every write). `live` is the entry the key
+    /// directory now holds for it (a put), `replaced` the entry it replaced
+    /// or removed.
+    pub(crate) fn written(
+        &self,
+        id: u32,
+        len: u64,
+        expires_at_ms: u64,
+        live: Option<&Entry>,
+        replaced: Option<&Entry>,
+    ) {
         let mut files = self.lock();
         let account = files.entry(id).or_default();
         account.total_bytes += len;
         account.note_expiry(expires_at_ms);
+        if let Some(entry) = live {
+            add_live(&mut files, entry);
+        }
+        if let Some(entry) = replaced {
+            remove_live(&mut files, entry);
+        }
     }
 
     /// The key directory now points at `entry`.
     pub(crate) fn live(&self, entry: &Entry) {
-        let mut files = self.lock();
-        let account = files.entry(entry.file_id).or_default();
-        account.live_bytes += u64::from(entry.len);
-        account.live_keys += 1;
-        account.note_expiry(entry.expires_at_ms);
+        add_live(&mut self.lock(), entry);
     }
 
     /// Adds every entry of a freshly loaded key directory as live (one lock
@@ -122,15 +134,26 @@ impl Accounts {
 
     /// The key directory no longer points at `entry`.
     pub(crate) fn dead(&self, entry: &Entry) {
-        if let Some(account) = self.lock().get_mut(&entry.file_id) {
-            account.live_bytes = account.live_bytes.saturating_sub(u64::from(entry.len));
-            account.live_keys = account.live_keys.saturating_sub(1);
-        }
+        remove_live(&mut self.lock(), entry);
     }
 
     /// A copy of every account, by id.
     pub(crate) fn snapshot(&self) -> BTreeMap<u32, FileAccount> {
         self.lock().clone()
+    }
+}
+
+fn add_live(files: &mut BTreeMap<u32, FileAccount>, entry: &Entry) {
+    let account = files.entry(entry.file_id).or_default();
+    account.live_bytes += u64::from(entry.len);
+    account.live_keys += 1;
+    account.note_expiry(entry.expires_at_ms);
+}
+
+fn remove_live(files: &mut BTreeMap<u32, FileAccount>, entry: &Entry) {
+    if let Some(account) = files.get_mut(&entry.file_id) {
+        account.live_bytes = account.live_bytes.saturating_sub(u64::from(entry.len));
+        account.live_keys = account.live_keys.saturating_sub(1);
     }
 }
 
@@ -228,11 +251,8 @@ mod tests {
     fn live_and_dead_bytes_follow_the_key_directory() {
         let accounts = Accounts::default();
         accounts.add_file(1, 1, FILE_HEADER_LEN as u64);
-        accounts.appended(1, 100, 0);
-        accounts.live(&entry(1, 100, 0));
-        accounts.appended(1, 50, 0);
-        accounts.live(&entry(1, 50, 0));
-        accounts.dead(&entry(1, 100, 0));
+        accounts.written(1, 100, 0, Some(&entry(1, 100, 0)), None);
+        accounts.written(1, 50, 0, Some(&entry(1, 50, 0)), Some(&entry(1, 100, 0)));
         let a = accounts.snapshot()[&1];
         assert_eq!((a.total_bytes, a.live_bytes, a.live_keys), (182, 50, 1));
         assert_eq!(a.dead_bytes(), 100);
@@ -243,8 +263,7 @@ mod tests {
     fn an_expiry_makes_a_fully_live_file_need_a_merge_once_it_passes() {
         let accounts = Accounts::default();
         accounts.add_file(2, 1, FILE_HEADER_LEN as u64);
-        accounts.appended(2, 60, 500);
-        accounts.live(&entry(2, 60, 500));
+        accounts.written(2, 60, 500, Some(&entry(2, 60, 500)), None);
         let a = accounts.snapshot()[&2];
         assert_eq!(a.dead_bytes(), 0);
         assert!(!a.needs_merge(499));
