@@ -231,7 +231,15 @@ impl Bitcask {
     /// [`Error::ConditionFailed`] (writing nothing) if the condition does not hold.
     pub fn put_with(&self, key: &[u8], value: &[u8], options: WriteOptions) -> Result<u64> {
         self.shared.check_sizes(key, value)?;
-        let expires_at_ms = self.shared.expiry_for(options.ttl)?;
+        let expires_at_ms = match options.expires_at_ms {
+            Some(0) => {
+                return Err(Error::InvalidArgument {
+                    reason: "an expiry time must be after 1970",
+                });
+            }
+            Some(at) => at,
+            None => self.shared.expiry_for(options.ttl)?,
+        };
         let op = Op {
             key,
             value: Some(value),
@@ -736,6 +744,7 @@ impl Shared {
             dead_bytes: files.iter().map(|f| f.dead_bytes).sum(),
             files,
             merge_running: self.merge.is_running(),
+            merge_progress: self.merge.progress(),
             merges_completed,
             last_merge,
             fsyncs: self.fsync_count(),

@@ -25,11 +25,14 @@
 //! while reads and writes go on (or the background thread does, see
 //! [`MergeTrigger`]); hint files make open fast; [`Bitcask::backup`] copies a
 //! live store; [`Bitcask::stats`] reports space and merge activity.
+//! Offline, [`check`] verifies every record of a store and [`repair`]
+//! makes a damaged one open again, keeping what survives.
 //!
 //! Durability is a choice made at open ([`SyncPolicy`]); the on-disk format
 //! and the crash protocols are specified in `docs/FORMAT.md`.
 
 mod backup;
+mod check;
 pub mod clock;
 mod datafile;
 mod db;
@@ -46,15 +49,18 @@ mod options;
 mod readmap;
 mod record;
 mod recovery;
+mod repair;
 mod stats;
 mod worker;
 mod write;
 
+pub use check::{CheckReport, Damage, FileReport, check, check_with_progress};
 pub use db::Bitcask;
 pub use error::{CorruptionKind, Error, Result};
 pub use keydir::{KeyRange, Keys};
 pub use options::{MergeTrigger, OpenProgress, Options, SyncPolicy};
-pub use stats::{FileStats, MergeReport, Stats};
+pub use repair::{REPORT_FILE, RepairReport, repair, repair_with_progress};
+pub use stats::{FileStats, MergeProgress, MergeReport, Stats};
 pub use write::{Batch, Condition, Versioned, WriteOptions};
 
 /// Compiles the examples in the repository's README as doctests, so they

@@ -9,7 +9,7 @@
 //! only where the key still points at the input); inputs are deleted last,
 //! oldest first.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,7 @@ use crate::hint::{HintEntry, HintWriter};
 use crate::keydir::Entry;
 use crate::lock::DeleteLock;
 use crate::record::{self, RecordKind};
-use crate::stats::MergeReport;
+use crate::stats::{MergeProgress, MergeReport};
 
 /// An output is finished after this many records even if it is not full, to
 /// bound the memory of the key list kept until the key directory switches.
@@ -33,6 +33,9 @@ const WRITE_BUFFER: usize = 1 << 20;
 pub(crate) struct MergeState {
     lock: Mutex<()>,
     running: AtomicBool,
+    /// Record bytes the running merge has read, and will read in all.
+    bytes_read: AtomicU64,
+    bytes_total: AtomicU64,
     history: Mutex<(Option<MergeReport>, u64)>,
 }
 
@@ -45,6 +48,14 @@ impl MergeState {
     /// Whether a merge is running.
     pub(crate) fn is_running(&self) -> bool {
         self.running.load(Ordering::Relaxed)
+    }
+
+    /// How far the running merge is, if one runs.
+    pub(crate) fn progress(&self) -> Option<MergeProgress> {
+        self.is_running().then(|| MergeProgress {
+            bytes_read: self.bytes_read.load(Ordering::Relaxed),
+            bytes_total: self.bytes_total.load(Ordering::Relaxed),
+        })
     }
 
     /// The last completed merge and the number completed.
@@ -79,14 +90,23 @@ pub(crate) fn run(shared: &Shared) -> Result<MergeReport> {
     let inputs: Vec<u32> = {
         let (writer, _) = shared.lock_writer()?;
         let active = writer.active.id;
-        let mut chosen: Vec<(u64, u32)> = shared
-            .accounts
-            .snapshot()
+        let accounts = shared.accounts.snapshot();
+        let mut chosen: Vec<(u64, u32)> = accounts
             .iter()
             .filter(|(id, account)| **id != active && account.needs_merge(now_ms))
             .map(|(id, account)| (account.seq_floor, *id))
             .collect();
         chosen.sort_unstable();
+        let total: u64 = chosen
+            .iter()
+            .map(|(_, id)| {
+                accounts[id]
+                    .total_bytes
+                    .saturating_sub(FILE_HEADER_LEN as u64)
+            })
+            .sum();
+        shared.merge.bytes_read.store(0, Ordering::Relaxed);
+        shared.merge.bytes_total.store(total, Ordering::Relaxed);
         chosen.into_iter().map(|(_, id)| id).collect()
     };
     if inputs.is_empty() {
@@ -245,6 +265,7 @@ impl Copier<'_> {
             };
             let len = rec.header.record_len();
             self.report.bytes_read += len;
+            (self.shared.merge.bytes_read).store(self.report.bytes_read, Ordering::Relaxed);
             self.throttle.spend(len);
             let current = self.shared.keydir.get(rec.key);
             let live = match current {

@@ -177,12 +177,24 @@ pub struct Stats {
     pub files: Vec<FileStats>,
     /// Whether a merge is running now.
     pub merge_running: bool,
+    /// How far the running merge is (`None` when none runs).
+    pub merge_progress: Option<MergeProgress>,
     /// Merges completed since open.
     pub merges_completed: u64,
     /// The last completed merge, if any since open.
     pub last_merge: Option<MergeReport>,
     /// fsyncs issued by group commit since open.
     pub fsyncs: u64,
+}
+
+/// How far a running merge is, in [`Stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MergeProgress {
+    /// Record bytes of its input files read so far.
+    pub bytes_read: u64,
+    /// Record bytes of all its input files.
+    pub bytes_total: u64,
 }
 
 /// Space use of one data file, in [`Stats`].

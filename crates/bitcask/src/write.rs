@@ -36,6 +36,7 @@ impl Condition {
 #[must_use]
 pub struct WriteOptions {
     pub(crate) ttl: Option<Duration>,
+    pub(crate) expires_at_ms: Option<u64>,
     pub(crate) condition: Condition,
     pub(crate) durable: bool,
 }
@@ -50,6 +51,17 @@ impl WriteOptions {
     /// least one millisecond). Expiry is judged by the store's clock.
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
+        self.expires_at_ms = None;
+        self
+    }
+
+    /// The value expires at this Unix time in milliseconds (puts only; must
+    /// not be 0). For copying values with their expiry from elsewhere, as
+    /// an import does; replaces a [`Self::ttl`]. A time already past stores
+    /// a value that reads as absent.
+    pub fn expires_at_ms(mut self, unix_ms: u64) -> Self {
+        self.expires_at_ms = Some(unix_ms);
+        self.ttl = None;
         self
     }
 

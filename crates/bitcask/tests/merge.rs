@@ -313,3 +313,45 @@ fn read_only_opens_beside_merges_succeed() {
     stop.store(true, Ordering::Relaxed);
     assert!(churn.join().expect("churn") > 0);
 }
+
+#[test]
+fn a_running_merge_reports_its_progress_in_stats() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 100 KB of dead records at 200 KB/s: the merge takes about half a second.
+    let db = Arc::new(
+        Bitcask::open_with(dir.path(), small_files().merge_bytes_per_sec(Some(200_000)))
+            .expect("open"),
+    );
+    for round in 0..2u32 {
+        for i in 0..500u32 {
+            db.put(format!("key-{i}").as_bytes(), &[round as u8; 80])
+                .expect("put");
+        }
+    }
+    assert_eq!(db.stats().merge_progress, None);
+    let merging = {
+        let db = Arc::clone(&db);
+        std::thread::spawn(move || db.merge().expect("merge"))
+    };
+    let mut seen = Vec::new();
+    while !merging.is_finished() {
+        if let Some(progress) = db.stats().merge_progress {
+            seen.push(progress);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let report = merging.join().expect("merge thread");
+    assert_eq!(db.stats().merge_progress, None, "none after the merge");
+    assert!(!seen.is_empty(), "progress was visible while the merge ran");
+    let total = seen[0].bytes_total;
+    assert_eq!(total, report.bytes_read, "{seen:?} {report:?}");
+    assert!(
+        seen.iter()
+            .all(|p| p.bytes_total == total && p.bytes_read <= total)
+    );
+    assert!(seen.windows(2).all(|w| w[0].bytes_read <= w[1].bytes_read));
+    assert!(
+        seen.iter()
+            .any(|p| p.bytes_read > 0 && p.bytes_read < total)
+    );
+}

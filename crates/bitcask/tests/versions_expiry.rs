@@ -207,3 +207,36 @@ fn merge_reclaims_expired_values() {
     assert_eq!(db.len(), 11, "expired keys left the key directory");
     assert_eq!(db.get(b"keep").expect("get").as_deref(), Some(&b"me"[..]));
 }
+
+#[test]
+fn an_absolute_expiry_is_stored_as_given_and_judged_by_the_clock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(10_000));
+    let db = Bitcask::open_with(dir.path(), with_clock(&clock)).expect("open");
+    db.put_with(b"k", b"v", WriteOptions::new().expires_at_ms(12_345))
+        .expect("put");
+    let got = db.get_versioned(b"k").expect("get").expect("present");
+    assert_eq!(got.expires_at_ms, Some(12_345));
+    // Whichever of ttl and expires_at_ms is set last wins.
+    let opts = WriteOptions::new()
+        .expires_at_ms(1)
+        .ttl(Duration::from_millis(5));
+    db.put_with(b"t", b"v", opts).expect("put");
+    assert_eq!(
+        db.get_versioned(b"t")
+            .expect("get")
+            .expect("present")
+            .expires_at_ms,
+        Some(10_005)
+    );
+    assert!(matches!(
+        db.put_with(b"z", b"v", WriteOptions::new().expires_at_ms(0)),
+        Err(Error::InvalidArgument { .. })
+    ));
+    db.put_with(b"past", b"v", WriteOptions::new().expires_at_ms(9_999))
+        .expect("put");
+    assert_eq!(db.get(b"past").expect("get"), None, "already expired");
+    clock.advance(2_345);
+    assert_eq!(db.get(b"k").expect("get"), None);
+    db.close().expect("close");
+}

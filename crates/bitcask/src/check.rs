@@ -1,0 +1,473 @@
+//! Offline verification of a store: every file header and record checksum,
+//! with resynchronisation past damage, so that a report names every damaged
+//! region and [`crate::repair`] knows which records survive.
+//!
+//! The protocol is specified in `docs/FORMAT.md` ("Check and repair").
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use crate::datafile::{self, FILE_HEADER_LEN, FileHeader, KIND_DATA};
+use crate::error::{CorruptionKind, Error, IoContext, Result};
+use crate::hint::Hint;
+use crate::lock::DeleteLock;
+use crate::record::{self, HEADER_LEN, RecordHeader};
+
+/// Largest `seq` or `expires_at_ms` a plausible record header carries while
+/// resynchronising (2^48: 8,900 years of milliseconds, 280 trillion writes).
+/// Random bytes pass this test once in 65,536 tries, which keeps the search
+/// through a damaged region from checksumming garbage.
+const PLAUSIBLE_LIMIT: u64 = 1 << 48;
+
+/// What [`check`] found in a store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Every data file, in log order.
+    pub files: Vec<FileReport>,
+    /// Hint files that do not verify (open reads their data files instead;
+    /// no data is at risk). Ids of their data files.
+    pub bad_hints: Vec<u32>,
+}
+
+impl CheckReport {
+    /// Whether any data file holds damage (a torn tail is not damage: open
+    /// cuts it by itself).
+    pub fn is_damaged(&self) -> bool {
+        self.files.iter().any(|f| !f.damage.is_empty())
+    }
+
+    /// Records that verified, in all files.
+    pub fn records(&self) -> u64 {
+        self.files.iter().map(|f| f.records).sum()
+    }
+
+    /// Bytes read, in all files.
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.len).sum()
+    }
+
+    /// Every damaged region, with its file.
+    pub fn damage(&self) -> impl Iterator<Item = (&FileReport, &Damage)> {
+        self.files
+            .iter()
+            .flat_map(|f| f.damage.iter().map(move |d| (f, d)))
+    }
+}
+
+/// What [`check`] found in one data file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileReport {
+    /// The file's id (its number).
+    pub file_id: u32,
+    /// Its path.
+    pub path: PathBuf,
+    /// Its length in bytes when read.
+    pub len: u64,
+    /// Records that verified and would survive a repair.
+    pub records: u64,
+    /// Damaged regions, in file order.
+    pub damage: Vec<Damage>,
+    /// Offset of a torn tail (the newest file only): bytes after the last
+    /// complete record that open cuts off by itself.
+    pub torn_tail: Option<u64>,
+}
+
+/// One damaged region of a data file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// Offset of the region's first byte.
+    pub offset: u64,
+    /// Its length in bytes.
+    pub len: u64,
+    /// What was wrong at its start.
+    pub kind: CorruptionKind,
+    /// Keys of the records the region held, where they could be read: the
+    /// damaged record's key when its header framed the region exactly, or
+    /// the keys of an unfinished batch's intact records. Possibly damaged
+    /// themselves in the first case.
+    pub keys: Vec<Vec<u8>>,
+    /// Writes lost here have versions above this one (the last good record
+    /// before the region), if there was one.
+    pub seq_after: Option<u64>,
+    /// ... and below this one (the first good record after it), if any.
+    pub seq_before: Option<u64>,
+}
+
+/// Verifies every data and hint file of the store in `dir` without changing
+/// anything (see the module docs). Runs beside a live store: a merge cannot
+/// delete a file while the check reads.
+pub fn check(dir: impl AsRef<Path>) -> Result<CheckReport> {
+    check_with_progress(dir, &mut |_, _| {})
+}
+
+/// [`check`], calling `progress(bytes_done, bytes_total)` as it reads.
+pub fn check_with_progress(
+    dir: impl AsRef<Path>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<CheckReport> {
+    let dir = dir.as_ref();
+    let _no_deletes = DeleteLock::acquire(dir, false)?;
+    Ok(scan_store(dir, progress)?.report)
+}
+
+/// The result of reading a whole store: the report, and per file what
+/// survives (for repair).
+pub(crate) struct StoreScan {
+    pub report: CheckReport,
+    pub files: Vec<ScannedFile>,
+}
+
+/// One data file as read by the check.
+pub(crate) struct ScannedFile {
+    /// The file header, or `None` if it did not verify.
+    pub header: Option<FileHeader>,
+    /// The file's bytes.
+    pub bytes: Vec<u8>,
+    /// Byte ranges of the records that survive, in order.
+    pub kept: Vec<Range<usize>>,
+    /// Lowest `seq` among the kept records.
+    pub min_seq: Option<u64>,
+}
+
+/// Reads every data file of `dir` (see [`check`]); the caller holds a lock
+/// that keeps files from being deleted meanwhile.
+pub(crate) fn scan_store(dir: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<StoreScan> {
+    let listing = datafile::list_dir(dir)?;
+    let mut total = 0u64;
+    for &id in &listing.data {
+        let path = dir.join(datafile::data_file_name(id));
+        total += std::fs::metadata(&path).at(&path)?.len();
+    }
+    let mut done = 0u64;
+    progress(done, total);
+    let mut scanned = Vec::with_capacity(listing.data.len());
+    for &id in &listing.data {
+        let path = dir.join(datafile::data_file_name(id));
+        let bytes = std::fs::read(&path).at(&path)?;
+        done += bytes.len() as u64;
+        let header = read_header(&bytes, &path, id)?;
+        scanned.push((id, path, header, bytes));
+        progress(done.min(total), total);
+    }
+
+    // Log order by (seq_floor, id); a file whose header is damaged is placed
+    // by its lowest seq (computed by the walk), so walk first, order after.
+    let newest_by_header = scanned
+        .iter()
+        .filter_map(|(id, _, h, _)| h.as_ref().ok().map(|h| (h.seq_floor, *id)))
+        .max()
+        .map(|(_, id)| id);
+    let mut files = Vec::new();
+    let mut reports = Vec::new();
+    for (id, path, header, bytes) in scanned {
+        let mut damage = Vec::new();
+        if let Err(kind) = &header {
+            damage.push(Damage {
+                offset: 0,
+                len: (bytes.len() as u64).min(FILE_HEADER_LEN as u64),
+                kind: *kind,
+                keys: Vec::new(),
+                seq_after: None,
+                seq_before: None,
+            });
+        }
+        let header = header.ok();
+        let is_newest = newest_by_header == Some(id);
+        if header.is_none() && is_newest && bytes.len() <= FILE_HEADER_LEN {
+            // A file creation cut short (format version 1): open removes it.
+            reports.push(FileReport {
+                file_id: id,
+                path,
+                len: bytes.len() as u64,
+                records: 0,
+                damage: Vec::new(),
+                torn_tail: Some(0),
+            });
+            files.push(ScannedFile {
+                header,
+                bytes,
+                kept: Vec::new(),
+                min_seq: None,
+            });
+            continue;
+        }
+        let walk = walk(&bytes, is_newest);
+        damage.extend(walk.damage);
+        reports.push(FileReport {
+            file_id: id,
+            path,
+            len: bytes.len() as u64,
+            records: walk.kept.len() as u64,
+            damage,
+            torn_tail: walk.torn_tail,
+        });
+        files.push(ScannedFile {
+            header,
+            bytes,
+            min_seq: walk.min_seq,
+            kept: walk.kept,
+        });
+    }
+
+    let mut bad_hints = Vec::new();
+    for &id in &listing.hints {
+        let Some(i) = reports.iter().position(|r| r.file_id == id) else {
+            continue; // an orphan hint: a writable open deletes it
+        };
+        let valid = files[i]
+            .header
+            .as_ref()
+            .and_then(|h| Hint::load(dir, h, files[i].bytes.len() as u64))
+            .is_some();
+        if !valid {
+            bad_hints.push(id);
+        }
+    }
+
+    let mut order: Vec<usize> = (0..files.len()).collect();
+    order.sort_by_key(|&i| {
+        let floor = files[i]
+            .header
+            .map(|h| h.seq_floor)
+            .or(files[i].min_seq)
+            .unwrap_or(0);
+        (floor, reports[i].file_id)
+    });
+    let mut report = CheckReport {
+        files: Vec::with_capacity(files.len()),
+        bad_hints,
+    };
+    let mut ordered_files = Vec::with_capacity(files.len());
+    let mut files: Vec<Option<ScannedFile>> = files.into_iter().map(Some).collect();
+    let mut reports: Vec<Option<FileReport>> = reports.into_iter().map(Some).collect();
+    for i in order {
+        if let (Some(file), Some(file_report)) = (files[i].take(), reports[i].take()) {
+            ordered_files.push(file);
+            report.files.push(file_report);
+        }
+    }
+    Ok(StoreScan {
+        report,
+        files: ordered_files,
+    })
+}
+
+/// Decodes a data file's header; damage is `Err(kind)`, an unreadable
+/// format version a real error.
+fn read_header(
+    bytes: &[u8],
+    path: &Path,
+    id: u32,
+) -> Result<std::result::Result<FileHeader, CorruptionKind>> {
+    let Some(head) = bytes.get(..FILE_HEADER_LEN) else {
+        return Ok(Err(CorruptionKind::Truncated));
+    };
+    let mut b = [0u8; FILE_HEADER_LEN];
+    b.copy_from_slice(head);
+    match FileHeader::decode(&b, path, KIND_DATA, id) {
+        Ok(header) => Ok(Ok(header)),
+        Err(Error::Corruption { kind, .. }) => Ok(Err(kind)),
+        Err(other) => Err(other),
+    }
+}
+
+/// A record found in a file's bytes.
+struct Found {
+    header: RecordHeader,
+    range: Range<usize>,
+}
+
+/// Why no valid record starts at an offset.
+struct NotFound {
+    kind: CorruptionKind,
+    /// The record's header, when it decoded.
+    header: Option<RecordHeader>,
+    /// Where the record would end if its length fields are right, when
+    /// that is inside the file.
+    declared_end: Option<usize>,
+}
+
+/// The record at `at`, verified.
+fn record_at(bytes: &[u8], at: usize) -> std::result::Result<Found, NotFound> {
+    let not_found = |kind, header, declared_end| NotFound {
+        kind,
+        header,
+        declared_end,
+    };
+    let Some(head) = bytes.get(at..at + HEADER_LEN) else {
+        return Err(not_found(CorruptionKind::Truncated, None, None));
+    };
+    let mut h = [0u8; HEADER_LEN];
+    h.copy_from_slice(head);
+    let header = RecordHeader::decode(&h).map_err(|kind| not_found(kind, None, None))?;
+    let end = usize::try_from(header.record_len())
+        .ok()
+        .and_then(|len| at.checked_add(len))
+        .filter(|&end| end <= bytes.len());
+    let Some(end) = end else {
+        return Err(not_found(CorruptionKind::Truncated, Some(header), None));
+    };
+    if record::checksum(&h, &bytes[at + HEADER_LEN..end]) != header.crc {
+        return Err(not_found(
+            CorruptionKind::BadChecksum,
+            Some(header),
+            Some(end),
+        ));
+    }
+    Ok(Found {
+        header,
+        range: at..end,
+    })
+}
+
+/// Whether a record that verifies starts at `at` and its header looks like
+/// one the engine writes (see [`PLAUSIBLE_LIMIT`]).
+fn plausible_record_at(bytes: &[u8], at: usize) -> Option<Found> {
+    // Cheap tests on the raw header first: most offsets in garbage fail here.
+    let head = bytes.get(at..at + HEADER_LEN)?;
+    let field = |from: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&head[from..from + 8]);
+        u64::from_le_bytes(b)
+    };
+    let (seq, expires) = (field(4), field(12));
+    if head[20] > 3 || seq == 0 || seq >= PLAUSIBLE_LIMIT || expires >= PLAUSIBLE_LIMIT {
+        return None;
+    }
+    record_at(bytes, at).ok()
+}
+
+/// What walking one file's records found.
+struct Walk {
+    kept: Vec<Range<usize>>,
+    damage: Vec<Damage>,
+    torn_tail: Option<u64>,
+    min_seq: Option<u64>,
+}
+
+/// The key of the record at `range`, given its header.
+fn key_of(bytes: &[u8], start: usize, header: &RecordHeader) -> Option<Vec<u8>> {
+    let from = start + HEADER_LEN;
+    bytes
+        .get(from..from.checked_add(header.key_len as usize)?)
+        .map(<[u8]>::to_vec)
+}
+
+/// Walks the records of one data file (after its header, even if the header
+/// is damaged), resynchronising after damage. `is_newest`: the file may end
+/// in a torn tail.
+fn walk(bytes: &[u8], is_newest: bool) -> Walk {
+    let mut out = Walk {
+        kept: Vec::new(),
+        damage: Vec::new(),
+        torn_tail: None,
+        min_seq: None,
+    };
+    // Records of a batch not yet committed, and their keys.
+    let mut pending: Vec<(Found, Vec<u8>)> = Vec::new();
+    let mut last_seq: Option<u64> = None;
+    let mut at = FILE_HEADER_LEN.min(bytes.len());
+    while at < bytes.len() {
+        match record_at(bytes, at) {
+            Ok(found) => {
+                let key = key_of(bytes, at, &found.header).unwrap_or_default();
+                let commits = found.header.kind.commits();
+                let seq = found.header.seq;
+                at = found.range.end;
+                if commits {
+                    for (op, _) in pending.drain(..) {
+                        keep(&mut out, op);
+                    }
+                    keep(&mut out, found);
+                } else {
+                    pending.push((found, key));
+                }
+                last_seq = Some(seq);
+            }
+            Err(bad) => {
+                let resync = bad
+                    .declared_end
+                    .and_then(|end| plausible_record_at(bytes, end).map(|_| end))
+                    .or_else(|| {
+                        (at + 1..bytes.len()).find(|&i| plausible_record_at(bytes, i).is_some())
+                    });
+                // A batch cut by the damage never commits. (Records after the
+                // damage are kept even if they end a batch that began in it:
+                // see docs/FORMAT.md, "Which records survive".)
+                let cut_batch = take_pending(&mut pending);
+                let Some(next) = resync else {
+                    if is_newest {
+                        out.torn_tail = Some(cut_batch.as_ref().map_or(at as u64, |d| d.offset));
+                    } else {
+                        out.damage.extend(cut_batch);
+                        out.damage.push(Damage {
+                            offset: at as u64,
+                            len: (bytes.len() - at) as u64,
+                            kind: bad.kind,
+                            keys: Vec::new(),
+                            seq_after: last_seq,
+                            seq_before: None,
+                        });
+                    }
+                    return finish(out);
+                };
+                out.damage.extend(cut_batch);
+                let framed = bad.declared_end == Some(next);
+                let next_seq = plausible_record_at(bytes, next).map(|f| f.header.seq);
+                let keys = match (&bad.header, framed) {
+                    (Some(h), true) => key_of(bytes, at, h).into_iter().collect(),
+                    _ => Vec::new(),
+                };
+                out.damage.push(Damage {
+                    offset: at as u64,
+                    len: (next - at) as u64,
+                    kind: bad.kind,
+                    keys,
+                    seq_after: last_seq,
+                    seq_before: next_seq,
+                });
+                at = next;
+            }
+        }
+    }
+    // The clean end of the file.
+    let unfinished = take_pending(&mut pending);
+    if is_newest {
+        // Open cuts an uncommitted batch at the end of the active file.
+        out.torn_tail = unfinished.map(|d| d.offset);
+    } else {
+        out.damage.extend(unfinished);
+    }
+    finish(out)
+}
+
+/// Records a surviving record.
+fn keep(out: &mut Walk, found: Found) {
+    out.min_seq = Some(
+        out.min_seq
+            .map_or(found.header.seq, |s| s.min(found.header.seq)),
+    );
+    out.kept.push(found.range);
+}
+
+/// Turns the pending records of a batch that will never commit into damage.
+fn take_pending(pending: &mut Vec<(Found, Vec<u8>)>) -> Option<Damage> {
+    let first = pending.first()?.0.range.start;
+    let end = pending.last()?.0.range.end;
+    let keys = pending.drain(..).map(|(_, key)| key).collect();
+    // The records are intact: their versions are not lost, their batch is.
+    Some(Damage {
+        offset: first as u64,
+        len: (end - first) as u64,
+        kind: CorruptionKind::UnfinishedBatch,
+        keys,
+        seq_after: None,
+        seq_before: None,
+    })
+}
+
+/// Sorts a walk's damage into file order.
+fn finish(mut out: Walk) -> Walk {
+    out.damage.sort_by_key(|d| d.offset);
+    out
+}
