@@ -111,3 +111,78 @@ pub async fn serve(
     })
     .await?
 }
+
+/// A server running on its own thread and runtime, stopped gracefully when
+/// dropped: for a program (or test) without a runtime of its own that wants
+/// a server beside it.
+#[derive(Debug)]
+pub struct Background {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), ServeError>>>,
+}
+
+impl Background {
+    /// Binds `config`'s address and starts serving on a new thread. Returns
+    /// once the address is bound; the store opens in the background as with
+    /// [`serve`] (`/health` answers "loading" until it is open).
+    pub fn start(config: Config) -> Result<Self, ServeError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(ServeError::Serve)?;
+        let listener = runtime.block_on(bind(&config))?;
+        let addr = listener.local_addr().map_err(ServeError::Serve)?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("bitcask-server".into())
+            .spawn(move || {
+                runtime.block_on(serve(listener, config, async move {
+                    let _ = stopped.await;
+                }))
+            })
+            .map_err(ServeError::Serve)?;
+        Ok(Self {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, drains requests, closes the store and waits.
+    pub fn stop(mut self) -> Result<(), ServeError> {
+        self.shut_down()
+    }
+
+    fn shut_down(&mut self) -> Result<(), ServeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            None => Ok(()),
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(ServeError::Serve(std::io::Error::other(
+                "the server thread panicked",
+            ))),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Err(error) = self.shut_down() {
+            tracing::error!(%error, "background server stopped with an error");
+        }
+    }
+}
