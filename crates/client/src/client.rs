@@ -449,7 +449,18 @@ impl Client {
     fn transport_error(&self, source: reqwest::Error) -> Error {
         let url = self.inner.base.clone();
         if source.is_connect() {
-            Error::Connect { url, source }
+            // reqwest's own message only says "error sending request"; the
+            // innermost cause says why.
+            let mut cause: &dyn std::error::Error = &source;
+            while let Some(next) = cause.source() {
+                cause = next;
+            }
+            let reason = cause.to_string();
+            Error::Connect {
+                url,
+                reason,
+                source,
+            }
         } else if source.is_timeout() {
             Error::Timeout {
                 url,

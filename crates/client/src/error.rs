@@ -15,11 +15,13 @@ pub enum Error {
     /// resolved): the server is probably not running at `url`. Nothing was
     /// sent, so no write happened.
     #[error(
-        "cannot connect to {url}: {source} (is the server running? start it with `bitcask-server`)"
+        "cannot connect to {url}: {reason} (is the server running? start it with `bitcask-server`)"
     )]
     Connect {
         /// The server's base URL.
         url: String,
+        /// The innermost cause, for a person ("Connection refused (os error 111)").
+        reason: String,
         /// The underlying error.
         #[source]
         source: reqwest::Error,

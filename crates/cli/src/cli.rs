@@ -1,0 +1,170 @@
+//! The command line: global options and commands, as clap parses them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Talk to a bitcask server, or work on a data directory directly.
+///
+/// Values go to stdout byte for byte; messages and errors go to stderr.
+/// Exit codes: 0 success; 1 key absent (get), damage found (check) or
+/// server not healthy; 2 usage or configuration error; 3 cannot reach the
+/// server; 4 a condition (--if-*) did not hold; 5 any other failure.
+#[derive(Debug, Parser)]
+#[command(name = "bitcask", version, propagate_version = true)]
+pub struct Cli {
+    /// Server URL [default: $BITCASK_SERVER, else config `server_url`, else
+    /// http://localhost:8000].
+    #[arg(long, global = true, value_name = "URL")]
+    pub server: Option<String>,
+
+    /// Work on this data directory directly instead of calling a server
+    /// (read-only if a server holds it).
+    #[arg(long, global = true, value_name = "DIR", conflicts_with = "server")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Bearer token for a server started with --auth-token [default: config `auth_token`].
+    #[arg(
+        long,
+        global = true,
+        env = "BITCASK_AUTH_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+
+    /// Seconds to wait for the server's answer [default: config `timeout`, else 30].
+    #[arg(long, global = true, value_name = "SECS")]
+    pub timeout: Option<f64>,
+
+    /// Machine-readable output (JSON) on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Store VALUE under KEY (`-` reads the value from stdin).
+    Put {
+        /// The key.
+        key: String,
+        /// The value; `-` reads stdin to its end (binary is fine).
+        value: String,
+        /// Expire the value after this many seconds.
+        #[arg(long, value_name = "SECS")]
+        ttl: Option<u64>,
+        /// Write conditions.
+        #[command(flatten)]
+        condition: ConditionArgs,
+        /// Return only once the write is on disk (fsynced).
+        #[arg(long)]
+        durable: bool,
+    },
+    /// Print the value of KEY (exit 1 if absent).
+    Get {
+        /// The key.
+        key: String,
+    },
+    /// Remove KEY (removing an absent key is not an error).
+    Delete {
+        /// The key.
+        key: String,
+        /// Delete only at this version.
+        #[arg(long, value_name = "VERSION")]
+        if_version: Option<u64>,
+        /// Return only once the delete is on disk.
+        #[arg(long)]
+        durable: bool,
+    },
+    /// Check that the server is up and its store is open.
+    Health,
+    /// Measure a round trip to the server.
+    Ping,
+    /// List keys in order.
+    Keys {
+        /// Only keys starting with this.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Only keys after this one.
+        #[arg(long, value_name = "KEY")]
+        start_after: Option<String>,
+        /// At most this many keys.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+    },
+    /// Keys, space use and merges of the store.
+    Stats,
+    /// Reclaim the space of overwritten and deleted values now.
+    Merge,
+    /// Read or change the CLI's settings file.
+    Config {
+        /// What to do with it.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Verify every record's checksum (needs --data-dir; runs beside a server).
+    Check,
+    /// Make a damaged store open again, keeping every undamaged record
+    /// (needs --data-dir; the server must be stopped).
+    Repair,
+    /// Write every key and value as JSON lines (needs --data-dir).
+    Export {
+        /// Write here instead of stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Only keys starting with this.
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
+    /// Store every record of a JSON-lines export (needs --data-dir).
+    Import {
+        /// The export to read; `-` or nothing reads stdin.
+        file: Option<PathBuf>,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// The conditions a put can carry (at most one).
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct ConditionArgs {
+    /// Write only if the key is at this version (compare-and-set).
+    #[arg(long, value_name = "VERSION")]
+    pub if_version: Option<u64>,
+    /// Write only if the key is absent.
+    #[arg(long)]
+    pub if_absent: bool,
+    /// Write only if the key is present.
+    #[arg(long)]
+    pub if_present: bool,
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Set a setting (`server_url`, `auth_token`, `timeout`).
+    Set {
+        /// The setting.
+        name: String,
+        /// Its value.
+        value: String,
+    },
+    /// Print a setting.
+    Get {
+        /// The setting.
+        name: String,
+    },
+    /// Print every setting that is set.
+    List,
+    /// Print the settings file's path.
+    Path,
+}

@@ -1,0 +1,146 @@
+//! Writing results: values byte for byte, JSON when asked, tables for
+//! people, and progress bars only on a terminal.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use base64::Engine;
+use bitcask_client::{MergeReport, Stats};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::failure::Failure;
+
+/// Writes `bytes` to stdout as they are. On a terminal, a value that does
+/// not end in a newline gets one, so the prompt is not glued to it.
+pub fn value(bytes: &[u8]) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes).map_err(stdout_failed)?;
+    if std::io::stdout().is_terminal() && !bytes.ends_with(b"\n") {
+        out.write_all(b"\n").map_err(stdout_failed)?;
+    }
+    out.flush().map_err(stdout_failed)
+}
+
+/// Writes a line to stdout.
+pub fn line(text: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}").map_err(stdout_failed)
+}
+
+/// Writes `value` as one line of JSON to stdout.
+pub fn json(value: &serde_json::Value) -> Result<(), Failure> {
+    line(&value.to_string())
+}
+
+/// A message for a person, on stderr.
+pub fn note(text: &str) {
+    eprintln!("{text}");
+}
+
+fn stdout_failed(e: std::io::Error) -> Failure {
+    Failure::failed(format!("cannot write to stdout: {e}"))
+}
+
+/// A value in JSON: `"value": text`, or `"value_base64"` when it is not UTF-8.
+pub fn value_fields(
+    map: &mut serde_json::Map<String, serde_json::Value>,
+    name: &str,
+    bytes: &[u8],
+) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => {
+            map.insert(name.to_string(), text.into());
+        }
+        Err(_) => {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+            map.insert(format!("{name}_base64"), encoded.into());
+        }
+    }
+}
+
+/// A progress bar on stderr for `total` units (`bytes` or items), drawn
+/// only when both stdout and stderr are terminals.
+pub fn progress(total: u64, bytes: bool, what: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), draw_target());
+    let template = if bytes {
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}, {eta} left"
+    } else {
+        "{msg} [{bar:30}] {pos}/{len} {per_sec}, {eta} left"
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// A spinner with a count, for work whose total is unknown.
+pub fn spinner(what: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, draw_target());
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {pos} {per_sec} {elapsed}") {
+        bar.set_style(style);
+    }
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+fn draw_target() -> ProgressDrawTarget {
+    if std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    }
+}
+
+/// Stats for a person.
+pub fn stats_table(stats: &Stats) -> String {
+    let mut out = format!(
+        "keys:         {}\n\
+         data files:   {}\n\
+         total bytes:  {}\n\
+         live bytes:   {}\n\
+         dead bytes:   {}\n\
+         merging now:  {}\n\
+         merges done:  {}\n",
+        stats.keys,
+        stats.data_files,
+        stats.total_bytes,
+        stats.live_bytes,
+        stats.dead_bytes,
+        if stats.merge_running { "yes" } else { "no" },
+        stats.merges_completed,
+    );
+    if let Some(merge) = &stats.last_merge {
+        out.push_str(&format!("last merge:   {}\n", merge_line(merge)));
+    }
+    out.push_str("\n  file        total       live       dead   keys\n");
+    for f in &stats.files {
+        out.push_str(&format!(
+            "  {:>4}{} {:>10} {:>10} {:>10} {:>6}\n",
+            f.id,
+            if f.active { "*" } else { " " },
+            f.total_bytes,
+            f.live_bytes,
+            f.dead_bytes,
+            f.live_keys
+        ));
+    }
+    out.push_str("  (* = active file)");
+    out
+}
+
+/// A merge report in one line.
+pub fn merge_line(report: &MergeReport) -> String {
+    format!(
+        "merged {} files into {} in {} ms: read {} bytes, wrote {}, reclaimed {}; kept {} records, dropped {}",
+        report.files_merged,
+        report.files_written,
+        report.duration_ms,
+        report.bytes_read,
+        report.bytes_written,
+        report.bytes_reclaimed,
+        report.records_kept,
+        report.records_dropped
+    )
+}

@@ -1,0 +1,89 @@
+//! [`Store`] over HTTP: the blocking client of `bitcask-client`.
+
+use bitcask_client::{Condition, ListOptions, MergeReport, Stats, WriteOptions, blocking};
+
+use crate::config::Remote;
+use crate::failure::Failure;
+use crate::output;
+use crate::store::{KeyIter, PutOptions, Store};
+
+/// A server, through the blocking client.
+pub struct Server {
+    client: blocking::Client,
+}
+
+impl Server {
+    /// A client for the settings in `remote`.
+    pub fn connect(remote: &Remote) -> Result<Self, Failure> {
+        let mut builder =
+            bitcask_client::Client::builder(&remote.server_url).timeout(remote.timeout);
+        if let Some(token) = &remote.token {
+            builder = builder.token(token);
+        }
+        Ok(Self {
+            client: blocking::Client::from_builder(builder)?,
+        })
+    }
+
+    /// The client, for the commands only a server answers (health, ping).
+    pub fn client(&self) -> &blocking::Client {
+        &self.client
+    }
+}
+
+impl Store for Server {
+    fn put(&self, key: &str, value: &[u8], options: PutOptions) -> Result<u64, Failure> {
+        let mut write = WriteOptions::new()
+            .condition(options.condition)
+            .durable(options.durable);
+        if let Some(secs) = options.ttl {
+            write = write.ttl(std::time::Duration::from_secs(secs));
+        }
+        Ok(self.client.put_with(key, value, write)?)
+    }
+
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u64)>, Failure> {
+        Ok(self
+            .client
+            .get_versioned(key)?
+            .map(|v| (v.value.to_vec(), v.version)))
+    }
+
+    fn delete(
+        &self,
+        key: &str,
+        if_version: Option<u64>,
+        durable: bool,
+    ) -> Result<Option<u64>, Failure> {
+        let condition = if_version.map_or(Condition::None, Condition::Version);
+        let options = WriteOptions::new().condition(condition).durable(durable);
+        Ok(self.client.delete_with(key, options)?)
+    }
+
+    fn keys<'a>(&'a self, prefix: &str, start_after: Option<&str>) -> KeyIter<'a> {
+        let mut options = ListOptions::prefix(prefix);
+        options.start_after = start_after.map(str::to_string);
+        Box::new(
+            self.client
+                .list(options)
+                .map(|k| k.map(String::into_bytes).map_err(Failure::from)),
+        )
+    }
+
+    fn stats(&self) -> Result<Stats, Failure> {
+        Ok(self.client.stats()?)
+    }
+
+    fn merge(&self) -> Result<MergeReport, Failure> {
+        // The server does not report a merge's progress over HTTP yet: a
+        // spinner shows that it runs.
+        let spinner = output::spinner("merging on the server");
+        let report = self.client.merge();
+        spinner.finish_and_clear();
+        Ok(report?)
+    }
+
+    fn close(self: Box<Self>) -> Result<(), Failure> {
+        Ok(())
+    }
+}

@@ -1,0 +1,45 @@
+//! What the key-value commands need from a store, so that `put`, `get`,
+//! `delete`, `keys`, `stats` and `merge` are written once for a server
+//! ([`crate::remote`]) and for a data directory ([`crate::local`]).
+
+use bitcask_client::{Condition, MergeReport, Stats};
+
+use crate::failure::Failure;
+
+/// How a put is made.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PutOptions {
+    /// Time-to-live in seconds.
+    pub ttl: Option<u64>,
+    /// A condition on the current version.
+    pub condition: Condition,
+    /// Wait for the fsync.
+    pub durable: bool,
+}
+
+/// Keys, one at a time; an error ends the listing.
+pub type KeyIter<'a> = Box<dyn Iterator<Item = Result<Vec<u8>, Failure>> + 'a>;
+
+/// A store the commands work on: a server or a data directory.
+pub trait Store {
+    /// Stores `value` under `key`; returns its version.
+    fn put(&self, key: &str, value: &[u8], options: PutOptions) -> Result<u64, Failure>;
+    /// The value and version of `key`, if present.
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u64)>, Failure>;
+    /// Removes `key` (if at `if_version`, when given); returns the
+    /// delete's version, or `None` if the key was absent.
+    fn delete(
+        &self,
+        key: &str,
+        if_version: Option<u64>,
+        durable: bool,
+    ) -> Result<Option<u64>, Failure>;
+    /// Keys with `prefix`, after `start_after`, in byte order.
+    fn keys<'a>(&'a self, prefix: &str, start_after: Option<&str>) -> KeyIter<'a>;
+    /// Space and merge statistics.
+    fn stats(&self) -> Result<Stats, Failure>;
+    /// Runs a merge now.
+    fn merge(&self) -> Result<MergeReport, Failure>;
+    /// Finishes: a local store syncs and releases its lock.
+    fn close(self: Box<Self>) -> Result<(), Failure>;
+}
