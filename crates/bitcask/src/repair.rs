@@ -234,7 +234,7 @@ impl fmt::Display for CheckReport {
             )?;
         }
         if self.is_damaged() {
-            writeln!(f, "the store is damaged: run repair")
+            writeln!(f, "damage found")
         } else {
             writeln!(f, "no damage")
         }

@@ -289,11 +289,15 @@ fn check(dir: &Path, json: bool) -> Result<u8, Failure> {
     } else {
         output::value(report.to_string().as_bytes())?;
     }
-    Ok(if report.is_damaged() {
-        code::NO
-    } else {
-        code::OK
-    })
+    if !report.is_damaged() {
+        return Ok(code::OK);
+    }
+    output::note(&format!(
+        "to make the store open again with every undamaged record: stop the server, \
+         then `bitcask --data-dir {} repair`",
+        dir.display()
+    ));
+    Ok(code::NO)
 }
 
 fn repair(dir: &Path, json: bool) -> Result<u8, Failure> {
