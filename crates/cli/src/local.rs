@@ -136,6 +136,10 @@ impl Store for Local {
             "live_bytes": s.live_bytes,
             "dead_bytes": s.dead_bytes,
             "merge_running": s.merge_running,
+            "merge_progress": s.merge_progress.map(|p| json!({
+                "bytes_read": p.bytes_read,
+                "bytes_total": p.bytes_total,
+            })),
             "merges_completed": s.merges_completed,
             "last_merge": s.last_merge.as_ref().map(merge_json),
             "fsyncs": s.fsyncs,
@@ -152,26 +156,14 @@ impl Store for Local {
     }
 
     fn merge(&self) -> Result<MergeReport, Failure> {
-        // The merge runs on this thread's helper while this one draws its
-        // progress from the engine's stats.
-        let report = std::thread::scope(|scope| {
-            let merging = scope.spawn(|| self.db.merge());
-            let mut bar = None;
-            while !merging.is_finished() {
-                if let Some(p) = self.db.stats().merge_progress {
-                    let bar =
-                        bar.get_or_insert_with(|| output::progress(p.bytes_total, true, "merging"));
-                    bar.set_position(p.bytes_read);
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            if let Some(bar) = bar {
-                bar.finish_and_clear();
-            }
-            merging
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })?;
+        let report = output::run_with_progress(
+            "merging",
+            || self.db.merge(),
+            || {
+                let p = self.db.stats().merge_progress?;
+                Some((p.bytes_read, p.bytes_total))
+            },
+        )?;
         serde_json::from_value(merge_json(&report))
             .map_err(|e| Failure::failed(format!("merge report: {e}")))
     }

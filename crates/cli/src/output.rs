@@ -85,12 +85,54 @@ pub fn spinner(what: &str) -> ProgressBar {
     bar
 }
 
+/// Whether progress bars are drawn: stdout and stderr are terminals.
+pub fn shows_progress() -> bool {
+    std::io::stdout().is_terminal() && std::io::stderr().is_terminal()
+}
+
 fn draw_target() -> ProgressDrawTarget {
-    if std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
+    if shows_progress() {
         ProgressDrawTarget::stderr()
     } else {
         ProgressDrawTarget::hidden()
     }
+}
+
+/// Runs `work` on a helper thread while this one draws a byte progress bar
+/// from `progress` (`(done, total)` when known), polled every 100 ms, only
+/// when bars are drawn at all.
+pub fn run_with_progress<T: Send>(
+    what: &str,
+    work: impl FnOnce() -> T + Send,
+    mut progress: impl FnMut() -> Option<(u64, u64)>,
+) -> T {
+    if !shows_progress() {
+        return work();
+    }
+    std::thread::scope(|scope| {
+        let running = scope.spawn(work);
+        let bar = spinner(what);
+        let mut sized = false;
+        while !running.is_finished() {
+            if let Some((done, total)) = progress() {
+                if !sized {
+                    bar.set_length(total);
+                    if let Ok(style) = ProgressStyle::with_template(
+                        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}, {eta} left",
+                    ) {
+                        bar.set_style(style.progress_chars("=> "));
+                    }
+                    sized = true;
+                }
+                bar.set_position(done);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bar.finish_and_clear();
+        running
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 /// Stats for a person.

@@ -10,6 +10,8 @@ use crate::store::{KeyIter, PutOptions, Store};
 /// A server, through the blocking client.
 pub struct Server {
     client: blocking::Client,
+    /// The settings, for a second client that watches a merge.
+    builder: bitcask_client::ClientBuilder,
 }
 
 impl Server {
@@ -21,7 +23,8 @@ impl Server {
             builder = builder.token(token);
         }
         Ok(Self {
-            client: blocking::Client::from_builder(builder)?,
+            client: blocking::Client::from_builder(builder.clone())?,
+            builder,
         })
     }
 
@@ -75,11 +78,17 @@ impl Store for Server {
     }
 
     fn merge(&self) -> Result<MergeReport, Failure> {
-        // The server does not report a merge's progress over HTTP yet: a
-        // spinner shows that it runs.
-        let spinner = output::spinner("merging on the server");
-        let report = self.client.merge();
-        spinner.finish_and_clear();
+        // A second client (its own connection) reads the progress from
+        // /stats while the first waits for the merge's answer.
+        let watcher = blocking::Client::from_builder(self.builder.clone()).ok();
+        let report = output::run_with_progress(
+            "merging on the server",
+            || self.client.merge(),
+            || {
+                let p = watcher.as_ref()?.stats().ok()?.merge_progress?;
+                Some((p.bytes_read, p.bytes_total))
+            },
+        );
         Ok(report?)
     }
 

@@ -225,6 +225,9 @@ pub struct Stats {
     pub dead_bytes: u64,
     /// Whether a merge runs now.
     pub merge_running: bool,
+    /// How far the running merge is (absent from servers before 0.1).
+    #[serde(default)]
+    pub merge_progress: Option<MergeProgress>,
     /// Merges completed since the server opened the store.
     pub merges_completed: u64,
     /// The last completed merge.
@@ -233,6 +236,16 @@ pub struct Stats {
     pub fsyncs: u64,
     /// Per data file, in log order.
     pub files: Vec<FileStats>,
+}
+
+/// How far a running merge is, in [`Stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[non_exhaustive]
+pub struct MergeProgress {
+    /// Record bytes of the inputs read so far.
+    pub bytes_read: u64,
+    /// Record bytes of all inputs.
+    pub bytes_total: u64,
 }
 
 /// One data file in [`Stats`].

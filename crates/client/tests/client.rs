@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -215,6 +215,7 @@ async fn every_method_against_a_real_server() {
     // Stats and merge.
     let stats = client.stats().await.expect("stats");
     assert!(stats.keys >= 30, "{stats:?}");
+    assert_eq!(stats.merge_progress, None, "no merge runs");
     let report = client.merge().await.expect("merge");
     let after = client.stats().await.expect("stats");
     assert_eq!(after.merges_completed, 1);
@@ -294,6 +295,7 @@ async fn a_server_that_is_not_running_is_a_connect_error_naming_the_fix() {
 struct FakeServer {
     url: String,
     requests: Arc<Mutex<Vec<String>>>,
+    connections: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -306,46 +308,20 @@ impl FakeServer {
         let seen = Arc::clone(&requests);
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accepted = Arc::clone(&connections);
         let thread = std::thread::spawn(move || {
             let mut handlers = Vec::new();
             for stream in listener.incoming() {
                 if stopping.load(Ordering::Relaxed) {
                     break;
                 }
-                let Ok(mut stream) = stream else { break };
+                let Ok(stream) = stream else { break };
                 let seen = Arc::clone(&seen);
                 let stopping = Arc::clone(&stopping);
+                accepted.fetch_add(1, Ordering::Relaxed);
                 handlers.push(std::thread::spawn(move || {
-                    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-                    let mut head = String::new();
-                    let mut content_length = 0usize;
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                            content_length = v.trim().parse().unwrap_or(0);
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                        head.push_str(&line);
-                    }
-                    let mut body = vec![0u8; content_length];
-                    let _ = reader.read_exact(&mut body);
-                    seen.lock().expect("lock").push(head);
-                    match reply {
-                        Some(reply) => {
-                            let _ = stream.write_all(reply.as_bytes());
-                        }
-                        // Never answer, until the fake server stops.
-                        None => {
-                            while !stopping.load(Ordering::Relaxed) {
-                                std::thread::sleep(Duration::from_millis(10));
-                            }
-                        }
-                    }
+                    serve_connection(stream, reply, &seen, &stopping);
                 }));
             }
             for handler in handlers {
@@ -355,13 +331,65 @@ impl FakeServer {
         Self {
             url,
             requests,
+            connections,
             stop,
             thread: Some(thread),
         }
     }
 
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
     fn requests(&self) -> Vec<String> {
         self.requests.lock().expect("lock").clone()
+    }
+}
+
+/// Answers the requests of one connection in turn (keep-alive) until the
+/// client closes it or the fake server stops.
+fn serve_connection(
+    mut stream: std::net::TcpStream,
+    reply: Option<&'static str>,
+    seen: &Mutex<Vec<String>>,
+    stopping: &AtomicBool,
+) {
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    loop {
+        let mut head = String::new();
+        let mut content_length = 0usize;
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(_) if stopping.load(Ordering::Relaxed) => return,
+                Err(_) => continue, // a read time-out: look at `stopping` again
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                content_length = v.trim().parse().unwrap_or(0);
+            }
+            if line == "\r\n" {
+                break;
+            }
+            head.push_str(&line);
+        }
+        let mut body = vec![0u8; content_length];
+        let _ = reader.read_exact(&mut body);
+        seen.lock().expect("lock").push(head);
+        match reply {
+            Some(reply) => {
+                let _ = stream.write_all(reply.as_bytes());
+            }
+            // Never answer, until the fake server stops.
+            None => {
+                while !stopping.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                return;
+            }
+        }
     }
 }
 
@@ -520,4 +548,26 @@ fn base_urls_are_checked_and_the_default_is_the_seeds() {
         Client::new("ftp://x"),
         Err(Error::InvalidArgument { .. })
     ));
+}
+
+#[tokio::test]
+async fn connections_are_reused_and_an_answer_that_is_not_the_servers_is_invalid() {
+    let fake = FakeServer::start(Some(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 6\r\n\r\n<html>",
+    ));
+    let client = Client::new(&fake.url).expect("client");
+    for _ in 0..5 {
+        match client.stats().await {
+            Err(Error::InvalidResponse { detail }) => {
+                assert!(detail.contains("<html>"), "{detail}")
+            }
+            other => panic!("expected an invalid response, got {other:?}"),
+        }
+    }
+    assert_eq!(fake.requests().len(), 5);
+    assert_eq!(
+        fake.connections(),
+        1,
+        "one pooled connection for five requests"
+    );
 }

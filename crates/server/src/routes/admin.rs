@@ -17,10 +17,21 @@ pub struct StatsBody {
     live_bytes: u64,
     dead_bytes: u64,
     merge_running: bool,
+    /// How far the running merge is; `null` when none runs.
+    merge_progress: Option<MergeProgressBody>,
     merges_completed: u64,
     last_merge: Option<MergeBody>,
     fsyncs: u64,
     files: Vec<FileBody>,
+}
+
+/// [`bitcask::MergeProgress`] as JSON.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MergeProgressBody {
+    /// Record bytes of the inputs read so far.
+    bytes_read: u64,
+    /// Record bytes of all inputs.
+    bytes_total: u64,
 }
 
 /// One data file in [`StatsBody`].
@@ -76,6 +87,10 @@ pub async fn stats(State(state): State<AppState>) -> Result<Response, ApiError> 
         live_bytes: s.live_bytes,
         dead_bytes: s.dead_bytes,
         merge_running: s.merge_running,
+        merge_progress: s.merge_progress.map(|p| MergeProgressBody {
+            bytes_read: p.bytes_read,
+            bytes_total: p.bytes_total,
+        }),
         merges_completed: s.merges_completed,
         last_merge: s.last_merge.as_ref().map(MergeBody::from),
         fsyncs: s.fsyncs,
