@@ -4,6 +4,7 @@
 //!
 //! The protocol is specified in `docs/FORMAT.md` ("Check and repair").
 
+use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -121,9 +122,8 @@ pub(crate) struct StoreScan {
 pub(crate) struct ScannedFile {
     /// The file header, or `None` if it did not verify.
     pub header: Option<FileHeader>,
-    /// The file's bytes.
-    pub bytes: Vec<u8>,
-    /// Byte ranges of the records that survive, in order.
+    /// Byte ranges of the records that survive, in order: only for a
+    /// damaged file (empty for a sound one).
     pub kept: Vec<Range<usize>>,
     /// Lowest `seq` among the kept records.
     pub min_seq: Option<u64>,
@@ -133,80 +133,40 @@ pub(crate) struct ScannedFile {
 /// that keeps files from being deleted meanwhile.
 pub(crate) fn scan_store(dir: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<StoreScan> {
     let listing = datafile::list_dir(dir)?;
+    // First pass: headers and lengths only, to find the newest file (the
+    // one that may end in a torn tail) and the total for the progress.
+    let mut heads = Vec::with_capacity(listing.data.len());
     let mut total = 0u64;
     for &id in &listing.data {
         let path = dir.join(datafile::data_file_name(id));
-        total += std::fs::metadata(&path).at(&path)?.len();
+        let mut file = std::fs::File::open(&path).at(&path)?;
+        let len = file.metadata().at(&path)?.len();
+        let mut head = Vec::with_capacity(FILE_HEADER_LEN);
+        std::io::Read::take(&mut file, FILE_HEADER_LEN as u64)
+            .read_to_end(&mut head)
+            .at(&path)?;
+        let header = read_header(&head, &path, id)?;
+        total += len;
+        heads.push((id, path, header));
     }
-    let mut done = 0u64;
-    progress(done, total);
-    let mut scanned = Vec::with_capacity(listing.data.len());
-    for &id in &listing.data {
-        let path = dir.join(datafile::data_file_name(id));
-        let bytes = std::fs::read(&path).at(&path)?;
-        done += bytes.len() as u64;
-        let header = read_header(&bytes, &path, id)?;
-        scanned.push((id, path, header, bytes));
-        progress(done.min(total), total);
-    }
-
-    // Log order by (seq_floor, id); a file whose header is damaged is placed
-    // by its lowest seq (computed by the walk), so walk first, order after.
-    let newest_by_header = scanned
+    let newest_by_header = heads
         .iter()
-        .filter_map(|(id, _, h, _)| h.as_ref().ok().map(|h| (h.seq_floor, *id)))
+        .filter_map(|(id, _, h)| h.as_ref().ok().map(|h| (h.seq_floor, *id)))
         .max()
         .map(|(_, id)| id);
-    let mut files = Vec::new();
-    let mut reports = Vec::new();
-    for (id, path, header, bytes) in scanned {
-        let mut damage = Vec::new();
-        if let Err(kind) = &header {
-            damage.push(Damage {
-                offset: 0,
-                len: (bytes.len() as u64).min(FILE_HEADER_LEN as u64),
-                kind: *kind,
-                keys: Vec::new(),
-                seq_after: None,
-                seq_before: None,
-            });
-        }
-        let header = header.ok();
-        let is_newest = newest_by_header == Some(id);
-        if header.is_none() && is_newest && bytes.len() <= FILE_HEADER_LEN {
-            // A file creation cut short (format version 1): open removes it.
-            reports.push(FileReport {
-                file_id: id,
-                path,
-                len: bytes.len() as u64,
-                records: 0,
-                damage: Vec::new(),
-                torn_tail: Some(0),
-            });
-            files.push(ScannedFile {
-                header,
-                bytes,
-                kept: Vec::new(),
-                min_seq: None,
-            });
-            continue;
-        }
-        let walk = walk(&bytes, is_newest);
-        damage.extend(walk.damage);
-        reports.push(FileReport {
-            file_id: id,
-            path,
-            len: bytes.len() as u64,
-            records: walk.kept.len() as u64,
-            damage,
-            torn_tail: walk.torn_tail,
-        });
-        files.push(ScannedFile {
-            header,
-            bytes,
-            min_seq: walk.min_seq,
-            kept: walk.kept,
-        });
+
+    // Second pass: one file in memory at a time.
+    let mut done = 0u64;
+    progress(done, total);
+    let mut files = Vec::with_capacity(heads.len());
+    let mut reports = Vec::with_capacity(heads.len());
+    for (id, path, header) in heads {
+        let bytes = std::fs::read(&path).at(&path)?;
+        done += bytes.len() as u64;
+        let (file, report) = scan_file(id, path, header, &bytes, newest_by_header == Some(id));
+        files.push(file);
+        reports.push(report);
+        progress(done.min(total), total);
     }
 
     let mut bad_hints = Vec::new();
@@ -217,39 +177,95 @@ pub(crate) fn scan_store(dir: &Path, progress: &mut dyn FnMut(u64, u64)) -> Resu
         let valid = files[i]
             .header
             .as_ref()
-            .and_then(|h| Hint::load(dir, h, files[i].bytes.len() as u64))
+            .and_then(|h| Hint::load(dir, h, reports[i].len))
             .is_some();
         if !valid {
             bad_hints.push(id);
         }
     }
 
-    let mut order: Vec<usize> = (0..files.len()).collect();
-    order.sort_by_key(|&i| {
-        let floor = files[i]
+    // Log order by (seq_floor, id); a file whose header is damaged is
+    // placed by its lowest seq.
+    let mut both: Vec<(ScannedFile, FileReport)> = files.into_iter().zip(reports).collect();
+    both.sort_by_key(|(file, report)| {
+        let floor = file
             .header
             .map(|h| h.seq_floor)
-            .or(files[i].min_seq)
+            .or(file.min_seq)
             .unwrap_or(0);
-        (floor, reports[i].file_id)
+        (floor, report.file_id)
     });
-    let mut report = CheckReport {
-        files: Vec::with_capacity(files.len()),
-        bad_hints,
-    };
-    let mut ordered_files = Vec::with_capacity(files.len());
-    let mut files: Vec<Option<ScannedFile>> = files.into_iter().map(Some).collect();
-    let mut reports: Vec<Option<FileReport>> = reports.into_iter().map(Some).collect();
-    for i in order {
-        if let (Some(file), Some(file_report)) = (files[i].take(), reports[i].take()) {
-            ordered_files.push(file);
-            report.files.push(file_report);
-        }
-    }
+    let (files, reports): (Vec<_>, Vec<_>) = both.into_iter().unzip();
     Ok(StoreScan {
-        report,
-        files: ordered_files,
+        report: CheckReport {
+            files: reports,
+            bad_hints,
+        },
+        files,
     })
+}
+
+/// Checks one data file's bytes. Keeps the ranges of its surviving records
+/// only if it is damaged (repair needs them; a sound file is left alone).
+fn scan_file(
+    id: u32,
+    path: PathBuf,
+    header: std::result::Result<FileHeader, CorruptionKind>,
+    bytes: &[u8],
+    is_newest: bool,
+) -> (ScannedFile, FileReport) {
+    let mut damage = Vec::new();
+    if let Err(kind) = &header {
+        damage.push(Damage {
+            offset: 0,
+            len: (bytes.len() as u64).min(FILE_HEADER_LEN as u64),
+            kind: *kind,
+            keys: Vec::new(),
+            seq_after: None,
+            seq_before: None,
+        });
+    }
+    let header = header.ok();
+    let len = bytes.len() as u64;
+    if header.is_none() && is_newest && bytes.len() <= FILE_HEADER_LEN {
+        // A file creation cut short (format version 1): open removes it.
+        let file = ScannedFile {
+            header,
+            kept: Vec::new(),
+            min_seq: None,
+        };
+        let report = FileReport {
+            file_id: id,
+            path,
+            len,
+            records: 0,
+            damage: Vec::new(),
+            torn_tail: Some(0),
+        };
+        return (file, report);
+    }
+    let walk = walk(bytes, is_newest);
+    damage.extend(walk.damage);
+    let records = walk.kept.len() as u64;
+    let kept = if damage.is_empty() {
+        Vec::new()
+    } else {
+        walk.kept
+    };
+    let file = ScannedFile {
+        header,
+        kept,
+        min_seq: walk.min_seq,
+    };
+    let report = FileReport {
+        file_id: id,
+        path,
+        len,
+        records,
+        damage,
+        torn_tail: walk.torn_tail,
+    };
+    (file, report)
 }
 
 /// Decodes a data file's header; damage is `Err(kind)`, an unreadable

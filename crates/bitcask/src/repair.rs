@@ -75,8 +75,11 @@ pub fn repair_with_progress(
                 .map(|h| h.seq_floor)
                 .or(file.min_seq)
                 .unwrap_or(1);
+            // The file cannot have changed since the check read it: this
+            // process holds the writer lock.
+            let bytes = std::fs::read(&path).at(&path)?;
             let mut out = DataFile::create_tmp(dir, id, seq_floor)?;
-            let written = write_records(&out, file);
+            let written = write_records(&out, &bytes, &file.kept);
             if let Err(error) = written {
                 out.discard();
                 return Err(error);
@@ -154,7 +157,7 @@ fn remove_hint(dir: &Path, id: u32, report: &mut RepairReport) -> Result<()> {
 
 /// Copies the surviving records into the new file after its header, and
 /// fsyncs it.
-fn write_records(out: &DataFile, file: &check::ScannedFile) -> Result<()> {
+fn write_records(out: &DataFile, bytes: &[u8], kept: &[std::ops::Range<usize>]) -> Result<()> {
     const CHUNK: usize = 1 << 20;
     let mut offset = FILE_HEADER_LEN as u64;
     let mut buf = Vec::with_capacity(CHUNK);
@@ -164,8 +167,8 @@ fn write_records(out: &DataFile, file: &check::ScannedFile) -> Result<()> {
         buf.clear();
         Ok(())
     };
-    for range in &file.kept {
-        buf.extend_from_slice(&file.bytes[range.clone()]);
+    for range in kept {
+        buf.extend_from_slice(&bytes[range.clone()]);
         if buf.len() >= CHUNK {
             flush(&mut buf, &mut offset)?;
         }

@@ -329,9 +329,14 @@ fn a_hint_that_does_not_verify_is_reported_and_removed() {
     for i in 0..30 {
         db.put(&key(i), &value(i)).expect("put");
     }
-    db.close().expect("close"); // writes hints for the sealed files
+    // The maintenance thread writes the sealed files' hints: wait for one.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while hint_files(dir.path()).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no hint written");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    db.close().expect("close");
     let hints = hint_files(dir.path());
-    assert!(!hints.is_empty());
     let hint_len = std::fs::metadata(&hints[0]).expect("stat").len();
     flip(&hints[0], hint_len - 10, 0x04);
 
