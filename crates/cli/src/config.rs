@@ -83,7 +83,15 @@ pub fn save(path: &Path, settings: &BTreeMap<String, String>) -> Result<(), Fail
         std::fs::create_dir_all(dir).map_err(fail)?;
     }
     let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, text).map_err(fail)?;
+    // Readable by its owner only: it may hold a token.
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&tmp).map_err(fail)?;
+    std::io::Write::write_all(&mut file, text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(fail)?;
     std::fs::rename(&tmp, path).map_err(fail)
 }
 

@@ -404,6 +404,15 @@ fn a_token_comes_from_flag_environment_or_settings() {
         .assert()
         .success()
         .stdout("v");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(env.config_file())
+            .expect("settings file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the token's file is its owner's only");
+    }
     env.bitcask()
         .args(["config", "list"])
         .assert()
