@@ -37,12 +37,10 @@ impl TestServer {
         let server = std::thread::spawn(move || {
             let config = Config::load(Args::try_parse_from(argv).expect("flags")).expect("config");
             let server = Background::start(config).expect("start");
-            let client = blocking::Client::new(server.url()).expect("client");
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while !client.health().is_ok_and(|h| h.is_healthy()) {
-                assert!(Instant::now() < deadline, "server did not open its store");
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            assert!(
+                server.wait_until_open(Duration::from_secs(30)),
+                "store did not open"
+            );
             server
         })
         .join()

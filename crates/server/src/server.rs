@@ -54,8 +54,20 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let state =
-        AppState::new(config.clone()).map_err(|e| ServeError::Serve(std::io::Error::other(e)))?;
+    serve_state(listener, new_state(config)?, shutdown).await
+}
+
+fn new_state(config: Config) -> Result<AppState, ServeError> {
+    AppState::new(config).map_err(|e| ServeError::Serve(std::io::Error::other(e)))
+}
+
+/// [`serve`] with a state made by the caller (who may watch it).
+async fn serve_state(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let config = state.config().clone();
     let app = router(state.clone());
     let local = listener.local_addr().map_err(ServeError::Serve)?;
     tracing::info!(addr = %local, data_dir = %config.data_dir.display(), "listening");
@@ -115,9 +127,11 @@ pub async fn serve(
 /// A server running on its own thread and runtime, stopped gracefully when
 /// dropped: for a program (or test) without a runtime of its own that wants
 /// a server beside it.
-#[derive(Debug)]
 pub struct Background {
     addr: SocketAddr,
+    /// To watch the open; dropped before stopping, so that the server holds
+    /// the only handle of the store and can close it.
+    state: Option<AppState>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Result<(), ServeError>>>,
 }
@@ -134,20 +148,40 @@ impl Background {
             .map_err(ServeError::Serve)?;
         let listener = runtime.block_on(bind(&config))?;
         let addr = listener.local_addr().map_err(ServeError::Serve)?;
+        let state = new_state(config)?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = state.clone();
         let thread = std::thread::Builder::new()
             .name("bitcask-server".into())
             .spawn(move || {
-                runtime.block_on(serve(listener, config, async move {
+                runtime.block_on(serve_state(listener, serving, async move {
                     let _ = stopped.await;
                 }))
             })
             .map_err(ServeError::Serve)?;
         Ok(Self {
             addr,
+            state: Some(state),
             stop: Some(stop),
             thread: Some(thread),
         })
+    }
+
+    /// Waits until the store is open (true), the server has stopped (an
+    /// open that failed: false, and [`Self::stop`] returns the error), or
+    /// `timeout` passes (false).
+    pub fn wait_until_open(&self, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if self.state.as_ref().is_some_and(|s| s.try_store().is_some()) {
+                return true;
+            }
+            let stopped = self.thread.as_ref().is_none_or(|t| t.is_finished());
+            if stopped || std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     /// The address it listens on.
@@ -166,6 +200,7 @@ impl Background {
     }
 
     fn shut_down(&mut self) -> Result<(), ServeError> {
+        self.state = None;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -176,6 +211,14 @@ impl Background {
                 "the server thread panicked",
             ))),
         }
+    }
+}
+
+impl std::fmt::Debug for Background {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Background")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
