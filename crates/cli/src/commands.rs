@@ -177,7 +177,7 @@ fn store_command(store: &dyn Store, cli: &Cli) -> Result<u8, Failure> {
             limit,
         } => {
             let keys = store
-                .keys(prefix, start_after.as_deref())
+                .keys(prefix, start_after.as_deref(), *limit)
                 .take(limit.unwrap_or(usize::MAX));
             if cli.json {
                 let keys = keys

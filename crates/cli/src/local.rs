@@ -62,7 +62,7 @@ impl Local {
                 dir.display(),
                 holder(pid)
             ))
-            .hint("stop that process, or send the write to the server with --server URL")),
+            .hint("stop that process first (put, delete and merge can also go to the server: --server URL)")),
             Err(e) => Err(e.into()),
         }
     }
@@ -119,7 +119,12 @@ impl Store for Local {
         Ok(self.db.delete_with(key.as_bytes(), options)?)
     }
 
-    fn keys<'a>(&'a self, prefix: &str, start_after: Option<&str>) -> KeyIter<'a> {
+    fn keys<'a>(
+        &'a self,
+        prefix: &str,
+        start_after: Option<&str>,
+        _limit: Option<usize>,
+    ) -> KeyIter<'a> {
         let mut range = KeyRange::prefix(prefix.as_bytes().to_vec());
         if let Some(after) = start_after {
             range = range.start_after(after.as_bytes().to_vec());

@@ -63,9 +63,17 @@ impl Store for Server {
         Ok(self.client.delete_with(key, options)?)
     }
 
-    fn keys<'a>(&'a self, prefix: &str, start_after: Option<&str>) -> KeyIter<'a> {
+    fn keys<'a>(
+        &'a self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: Option<usize>,
+    ) -> KeyIter<'a> {
+        /// The server's largest page.
+        const MAX_PAGE: usize = 10_000;
         let mut options = ListOptions::prefix(prefix);
         options.start_after = start_after.map(str::to_string);
+        options.page_size = limit.map(|n| n.clamp(1, MAX_PAGE));
         Box::new(
             self.client
                 .list(options)

@@ -34,8 +34,14 @@ pub trait Store {
         if_version: Option<u64>,
         durable: bool,
     ) -> Result<Option<u64>, Failure>;
-    /// Keys with `prefix`, after `start_after`, in byte order.
-    fn keys<'a>(&'a self, prefix: &str, start_after: Option<&str>) -> KeyIter<'a>;
+    /// Keys with `prefix`, after `start_after`, in byte order; `limit` (if
+    /// given) is how many the caller will take, so a server need not send more.
+    fn keys<'a>(
+        &'a self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: Option<usize>,
+    ) -> KeyIter<'a>;
     /// Space and merge statistics.
     fn stats(&self) -> Result<Stats, Failure>;
     /// Runs a merge now.
