@@ -372,11 +372,14 @@ fn check_json(report: &bitcask::CheckReport) -> Value {
 }
 
 fn export(local: &Local, to: Option<&Path>, prefix: &str, json: bool) -> Result<u8, Failure> {
-    let exported = match to {
-        Some(path) if path != Path::new("-") => {
+    let to_file = to.filter(|path| *path != Path::new("-"));
+    let exported = match to_file {
+        Some(path) => {
             // Written beside the target and renamed when complete, so a
             // failed export never leaves a file that looks whole.
-            let tmp = path.with_extension("partial");
+            let mut tmp = path.as_os_str().to_owned();
+            tmp.push(".partial");
+            let tmp = std::path::PathBuf::from(tmp);
             let file = std::fs::File::create(&tmp)
                 .map_err(|e| Failure::failed(format!("cannot create {}: {e}", tmp.display())))?;
             let exported = transfer::export(local.db(), prefix, &file)?;
@@ -385,9 +388,10 @@ fn export(local: &Local, to: Option<&Path>, prefix: &str, json: bool) -> Result<
                 .map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))?;
             exported
         }
-        _ => transfer::export(local.db(), prefix, std::io::stdout().lock())?,
+        None => transfer::export(local.db(), prefix, std::io::stdout().lock())?,
     };
-    if json && to.is_some() {
+    // On stdout the export is the output; the count goes to stderr.
+    if json && to_file.is_some() {
         output::json(&json!({"records": exported.records}))?;
     } else {
         output::note(&format!("exported {} records", exported.records));

@@ -575,6 +575,20 @@ fn an_import_of_an_export_gives_the_same_store() {
         .success();
     let out = env.local(&third, &["export"]).assert().success();
     assert_eq!(out.get_output().stdout, exported);
+    // --json does not mix a summary into an export on stdout.
+    let out = env
+        .local(&third, &["--json", "export", "-o", "-"])
+        .assert()
+        .success();
+    assert_eq!(out.get_output().stdout, exported);
+    let out = env
+        .local(
+            &third,
+            &["--json", "export", "-o", file.to_str().expect("utf-8")],
+        )
+        .assert()
+        .success();
+    assert_eq!(json_of(&out.get_output().stdout)["records"], 3);
 }
 
 #[test]
