@@ -74,6 +74,17 @@ pub struct Args {
     /// [default: 1024]
     #[arg(long, env = "BITCASK_MAX_CONCURRENT_REQUESTS")]
     pub max_concurrent_requests: Option<usize>,
+    /// Port of the Redis-protocol (RESP) listener on the same host; 0 picks
+    /// a free one [default: off]
+    #[arg(long, env = "BITCASK_RESP_PORT")]
+    pub resp_port: Option<u16>,
+    /// RESP connections open at once [default: 10000]
+    #[arg(long, env = "BITCASK_RESP_MAX_CONNECTIONS")]
+    pub resp_max_connections: Option<usize>,
+    /// Let RESP clients run FLUSHDB / FLUSHALL (delete every key)
+    /// [default: refused]
+    #[arg(long, env = "BITCASK_RESP_ALLOW_FLUSH")]
+    pub resp_allow_flush: bool,
 }
 
 /// The same settings in a TOML file.
@@ -93,6 +104,9 @@ struct FileSettings {
     log_format: Option<String>,
     rate_limit: Option<u32>,
     max_concurrent_requests: Option<usize>,
+    resp_port: Option<u16>,
+    resp_max_connections: Option<usize>,
+    resp_allow_flush: Option<bool>,
 }
 
 /// How log lines are written.
@@ -131,6 +145,12 @@ pub struct Config {
     pub rate_limit: Option<u32>,
     /// Requests handled at once.
     pub max_concurrent_requests: usize,
+    /// Port of the RESP listener, if on.
+    pub resp_port: Option<u16>,
+    /// RESP connections open at once.
+    pub resp_max_connections: usize,
+    /// Whether RESP's FLUSHDB / FLUSHALL are allowed.
+    pub resp_allow_flush: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -148,6 +168,9 @@ impl std::fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("rate_limit", &self.rate_limit)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("resp_port", &self.resp_port)
+            .field("resp_max_connections", &self.resp_max_connections)
+            .field("resp_allow_flush", &self.resp_allow_flush)
             .finish()
     }
 }
@@ -220,10 +243,20 @@ impl Config {
                 .max_concurrent_requests
                 .or(file.max_concurrent_requests)
                 .unwrap_or(1024),
+            resp_port: args.resp_port.or(file.resp_port),
+            resp_max_connections: args
+                .resp_max_connections
+                .or(file.resp_max_connections)
+                .unwrap_or(10_000),
+            resp_allow_flush: args.resp_allow_flush || file.resp_allow_flush.unwrap_or(false),
         };
-        if config.rate_limit == Some(0) || config.max_concurrent_requests == 0 {
+        if config.rate_limit == Some(0)
+            || config.max_concurrent_requests == 0
+            || config.resp_max_connections == 0
+        {
             return Err(ConfigError(
-                "rate_limit and max_concurrent_requests must be above zero".into(),
+                "rate_limit, max_concurrent_requests and resp_max_connections must be above zero"
+                    .into(),
             ));
         }
         config

@@ -2,7 +2,8 @@
 //!
 //! It keeps the seed project's wire contract byte for byte (see
 //! `../shared/DESIGN.md` in the workspace and the contract tests) and adds
-//! raw binary values, listing, versions, expiry, batches, stats and merge.
+//! raw binary values, listing, versions, expiry, batches, stats and merge;
+//! with `--resp-port`, a Redis-protocol listener ([`resp`]) on the same store.
 //! The binary is a thin `main` over [`config::Config::load`] and
 //! [`server::serve`]; tests run the same [`server::serve`] on a free port.
 
@@ -13,6 +14,7 @@ pub mod logging;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod resp;
 pub mod routes;
 pub mod server;
 pub mod state;

@@ -26,8 +26,8 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        let listener = server::bind(&config).await?;
-        server::serve(listener, config, shutdown_signal()).await
+        let listeners = server::bind(&config).await?;
+        server::serve(listeners, config, shutdown_signal()).await
     });
     match result {
         Ok(()) => {

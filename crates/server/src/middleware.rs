@@ -62,7 +62,7 @@ pub async fn auth(State(state): State<AppState>, request: Request, next: Next) -
 
 /// Compares without returning early at the first difference, so the time
 /// taken does not tell how much of a guessed token was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -38,23 +38,52 @@ pub enum ServeError {
     Task(#[from] tokio::task::JoinError),
 }
 
-/// Binds the configured address; the returned listener's local address is
-/// the one to use (port 0 picks a free port).
-pub async fn bind(config: &Config) -> Result<TcpListener, ServeError> {
-    let addr = SocketAddr::new(config.host, config.port);
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr, source })
+/// The bound sockets: HTTP, and RESP if configured.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The HTTP listener.
+    pub http: TcpListener,
+    /// The Redis-protocol listener, if `resp_port` is set.
+    pub resp: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// The HTTP address (port 0 in the settings picks a free one).
+    pub fn http_addr(&self) -> std::io::Result<SocketAddr> {
+        self.http.local_addr()
+    }
+
+    /// The RESP address, if that listener is on.
+    pub fn resp_addr(&self) -> Option<SocketAddr> {
+        self.resp.as_ref().and_then(|l| l.local_addr().ok())
+    }
+}
+
+/// Binds the configured addresses; their local addresses are the ones to
+/// use (port 0 picks a free port).
+pub async fn bind(config: &Config) -> Result<Listeners, ServeError> {
+    let bind_one = |port| async move {
+        let addr = SocketAddr::new(config.host, port);
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })
+    };
+    let http = bind_one(config.port).await?;
+    let resp = match config.resp_port {
+        Some(port) => Some(bind_one(port).await?),
+        None => None,
+    };
+    Ok(Listeners { http, resp })
 }
 
 /// Serves on `listener` until `shutdown` completes, then drains requests and
 /// closes the store.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Listeners,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    serve_state(listener, new_state(config)?, shutdown).await
+    serve_state(listeners, new_state(config)?, shutdown).await
 }
 
 fn new_state(config: Config) -> Result<AppState, ServeError> {
@@ -63,10 +92,14 @@ fn new_state(config: Config) -> Result<AppState, ServeError> {
 
 /// [`serve`] with a state made by the caller (who may watch it).
 async fn serve_state(
-    listener: TcpListener,
+    listeners: Listeners,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let Listeners {
+        http: listener,
+        resp,
+    } = listeners;
     let config = state.config().clone();
     let app = router(state.clone());
     let local = listener.local_addr().map_err(ServeError::Serve)?;
@@ -96,19 +129,30 @@ async fn serve_state(
             }
         })
     };
-    let stop = async move {
+    // One stop signal for both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
         tokio::select! {
             () = shutdown => {}
             Ok(_) = failed_rx => {}
         }
-    };
+        let _ = stop_tx.send(true);
+    });
+    let resp_task = resp
+        .map(|listener| tokio::spawn(crate::resp::serve(listener, state.clone(), stop_rx.clone())));
+    let mut http_stop = stop_rx;
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(stop)
+    .with_graceful_shutdown(async move {
+        let _ = http_stop.wait_for(|stop| *stop).await;
+    })
     .await
     .map_err(ServeError::Serve)?;
+    if let Some(task) = resp_task {
+        task.await?;
+    }
     opening.await?.map_err(ServeError::Open)?;
     tracing::info!("stopped accepting; closing the store");
     let Some(store) = state.try_store().cloned() else {
@@ -129,6 +173,7 @@ async fn serve_state(
 /// a server beside it.
 pub struct Background {
     addr: SocketAddr,
+    resp_addr: Option<SocketAddr>,
     /// To watch the open; dropped before stopping, so that the server holds
     /// the only handle of the store and can close it.
     state: Option<AppState>,
@@ -146,21 +191,23 @@ impl Background {
             .enable_all()
             .build()
             .map_err(ServeError::Serve)?;
-        let listener = runtime.block_on(bind(&config))?;
-        let addr = listener.local_addr().map_err(ServeError::Serve)?;
+        let listeners = runtime.block_on(bind(&config))?;
+        let addr = listeners.http_addr().map_err(ServeError::Serve)?;
+        let resp_addr = listeners.resp_addr();
         let state = new_state(config)?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let serving = state.clone();
         let thread = std::thread::Builder::new()
             .name("bitcask-server".into())
             .spawn(move || {
-                runtime.block_on(serve_state(listener, serving, async move {
+                runtime.block_on(serve_state(listeners, serving, async move {
                     let _ = stopped.await;
                 }))
             })
             .map_err(ServeError::Serve)?;
         Ok(Self {
             addr,
+            resp_addr,
             state: Some(state),
             stop: Some(stop),
             thread: Some(thread),
@@ -187,6 +234,11 @@ impl Background {
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The RESP listener's address, if it is on.
+    pub fn resp_addr(&self) -> Option<SocketAddr> {
+        self.resp_addr
     }
 
     /// `http://<addr>`.

@@ -30,10 +30,10 @@ impl TestServer {
         let mut argv = vec!["bitcask-server", "--port", "0", "--data-dir", &data_dir];
         argv.extend_from_slice(flags);
         let config = Config::load(Args::try_parse_from(argv).expect("flags")).expect("config");
-        let listener = server::bind(&config).await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
+        let listeners = server::bind(&config).await.expect("bind");
+        let addr = listeners.http_addr().expect("addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(server::serve(listener, config, async move {
+        let task = tokio::spawn(server::serve(listeners, config, async move {
             let _ = stopped.await;
         }));
         let server = Self {

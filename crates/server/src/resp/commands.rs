@@ -1,0 +1,601 @@
+//! The commands: Redis's semantics on the engine's strings (see
+//! docs/RESP.md for the list and the differences).
+//!
+//! Read-modify-write commands (INCR, APPEND, EXPIRE, SET ... GET, GETDEL)
+//! are compare-and-set loops on the key's version: read, compute, write
+//! only if the version is still the one read, else read again. The engine
+//! checks the condition under its writer lock, so each is atomic.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bitcask::{Batch, Bitcask, Condition, Error, KeyRange, Versioned, WriteOptions};
+use bytes::Bytes;
+
+use super::glob;
+use super::reply::Out;
+use super::session::Session;
+
+/// What a command needs of the server: its arity and whether it writes.
+pub struct Spec {
+    /// Lower-case name.
+    pub name: &'static str,
+    /// Redis arity: exact if positive, at least `-arity` if negative
+    /// (the name counts).
+    pub arity: i32,
+    /// Whether it may write to the store.
+    pub write: bool,
+    /// Positions of the first and last key and the step between keys
+    /// (0, 0, 0 for none), as `COMMAND` reports them.
+    pub keys: (i32, i32, i32),
+}
+
+const fn spec(name: &'static str, arity: i32, write: bool, keys: (i32, i32, i32)) -> Spec {
+    Spec {
+        name,
+        arity,
+        write,
+        keys,
+    }
+}
+
+const NONE: (i32, i32, i32) = (0, 0, 0);
+const ONE: (i32, i32, i32) = (1, 1, 1);
+const ALL: (i32, i32, i32) = (1, -1, 1);
+
+/// Every command, in the order `COMMAND` lists them.
+pub const COMMANDS: &[Spec] = &[
+    spec("ping", -1, false, NONE),
+    spec("echo", 2, false, NONE),
+    spec("quit", -1, false, NONE),
+    spec("hello", -1, false, NONE),
+    spec("auth", -2, false, NONE),
+    spec("select", 2, false, NONE),
+    spec("get", 2, false, ONE),
+    spec("mget", -2, false, ALL),
+    spec("strlen", 2, false, ONE),
+    spec("exists", -2, false, ALL),
+    spec("type", 2, false, ONE),
+    spec("ttl", 2, false, ONE),
+    spec("pttl", 2, false, ONE),
+    spec("set", -3, true, ONE),
+    spec("setnx", 3, true, ONE),
+    spec("getdel", 2, true, ONE),
+    spec("del", -2, true, ALL),
+    spec("mset", -3, true, (1, -1, 2)),
+    spec("incr", 2, true, ONE),
+    spec("decr", 2, true, ONE),
+    spec("incrby", 3, true, ONE),
+    spec("decrby", 3, true, ONE),
+    spec("append", 3, true, ONE),
+    spec("expire", -3, true, ONE),
+    spec("pexpire", -3, true, ONE),
+    spec("expireat", -3, true, ONE),
+    spec("pexpireat", -3, true, ONE),
+    spec("persist", 2, true, ONE),
+    spec("keys", 2, false, NONE),
+    spec("scan", -2, false, NONE),
+    spec("dbsize", 1, false, NONE),
+    spec("info", -1, false, NONE),
+    spec("config", -2, false, NONE),
+    spec("command", -1, false, NONE),
+    spec("client", -2, false, NONE),
+    spec("flushdb", -1, true, NONE),
+    spec("flushall", -1, true, NONE),
+];
+
+/// The spec of `name` (any case).
+pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
+    COMMANDS
+        .iter()
+        .find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
+}
+
+/// How often a compare-and-set loop tries before giving up.
+const CAS_ATTEMPTS: usize = 1000;
+
+/// A failed command: the error reply's text.
+type CmdResult = Result<(), String>;
+
+fn wrong_args(name: &str) -> String {
+    format!("ERR wrong number of arguments for '{name}' command")
+}
+
+const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+const SYNTAX: &str = "ERR syntax error";
+
+fn engine_error(error: Error) -> String {
+    format!("ERR {error}")
+}
+
+fn int_arg(arg: &[u8]) -> Result<i64, String> {
+    std::str::from_utf8(arg)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| NOT_INTEGER.to_string())
+}
+
+fn is(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Runs `attempt` until it does not fail a write condition.
+fn cas<T>(mut attempt: impl FnMut() -> bitcask::Result<T>) -> Result<T, String> {
+    for _ in 0..CAS_ATTEMPTS {
+        match attempt() {
+            Err(Error::ConditionFailed { .. }) => continue,
+            other => return other.map_err(engine_error),
+        }
+    }
+    Err("ERR the key changed too often to update it; retry".to_string())
+}
+
+/// The write condition that holds only if `old` is still current.
+fn unchanged(old: Option<&Versioned>) -> Condition {
+    old.map_or(Condition::Absent, |o| Condition::Version(o.version))
+}
+
+/// Keeps `old`'s expiry on a rewrite.
+fn keep_expiry(options: WriteOptions, old: Option<&Versioned>) -> WriteOptions {
+    match old.and_then(|o| o.expires_at_ms) {
+        Some(at) => options.expires_at_ms(at),
+        None => options,
+    }
+}
+
+impl Session {
+    /// Runs one command against the open store, writing its reply.
+    pub fn run_store_command(
+        &mut self,
+        spec: &Spec,
+        store: &Arc<Bitcask>,
+        args: &[Bytes],
+        out: &mut Out,
+    ) {
+        if let Err(message) = self.dispatch(spec, store, args, out) {
+            out.error(&message);
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        spec: &Spec,
+        db: &Arc<Bitcask>,
+        args: &[Bytes],
+        out: &mut Out,
+    ) -> CmdResult {
+        let key = || args[1].as_ref();
+        match spec.name {
+            "get" => {
+                let value = db.get(key()).map_err(engine_error)?;
+                out.bulk_or_null(value.as_deref());
+            }
+            "mget" => {
+                out.array(args.len() - 1);
+                for k in &args[1..] {
+                    let value = db.get(k).map_err(engine_error)?;
+                    out.bulk_or_null(value.as_deref());
+                }
+            }
+            "strlen" => {
+                let len = db.get(key()).map_err(engine_error)?.map_or(0, |v| v.len());
+                out.int(len as i64);
+            }
+            "exists" => {
+                let n = args[1..].iter().filter(|k| db.contains(k)).count();
+                out.int(n as i64);
+            }
+            "type" => out.simple(if db.contains(key()) { "string" } else { "none" }),
+            "ttl" | "pttl" => {
+                let ttl = match db.get_versioned(key()).map_err(engine_error)? {
+                    None => -2,
+                    Some(Versioned {
+                        expires_at_ms: None,
+                        ..
+                    }) => -1,
+                    Some(Versioned {
+                        expires_at_ms: Some(at),
+                        ..
+                    }) => {
+                        let ms = at.saturating_sub(now_ms());
+                        let ms = i64::try_from(ms).unwrap_or(i64::MAX);
+                        if spec.name == "ttl" {
+                            (ms + 500) / 1000
+                        } else {
+                            ms
+                        }
+                    }
+                };
+                out.int(ttl);
+            }
+            "set" => set(db, args, out)?,
+            "setnx" => match db.put_with(
+                key(),
+                &args[2],
+                WriteOptions::new().condition(Condition::Absent),
+            ) {
+                Ok(_) => out.int(1),
+                Err(Error::ConditionFailed { .. }) => out.int(0),
+                Err(e) => return Err(engine_error(e)),
+            },
+            "getdel" => {
+                let old = cas(|| {
+                    let Some(old) = db.get_versioned(key())? else {
+                        return Ok(None);
+                    };
+                    let options = WriteOptions::new().condition(Condition::Version(old.version));
+                    db.delete_with(key(), options)?;
+                    Ok(Some(old.value))
+                })?;
+                out.bulk_or_null(old.as_deref());
+            }
+            "del" => {
+                let mut n = 0;
+                for k in &args[1..] {
+                    n += i64::from(db.delete(k).map_err(engine_error)?);
+                }
+                out.int(n);
+            }
+            "mset" => {
+                if args.len() % 2 != 1 {
+                    return Err(wrong_args("mset"));
+                }
+                let mut batch = Batch::new();
+                for pair in args[1..].chunks_exact(2) {
+                    batch.put(pair[0].to_vec(), pair[1].to_vec());
+                }
+                db.write_batch(&batch).map_err(engine_error)?;
+                out.ok();
+            }
+            "incr" | "decr" | "incrby" | "decrby" => {
+                let by = match spec.name {
+                    "incr" => 1,
+                    "decr" => -1,
+                    "incrby" => int_arg(&args[2])?,
+                    _ => int_arg(&args[2])?
+                        .checked_neg()
+                        .ok_or_else(|| "ERR decrement would overflow".to_string())?,
+                };
+                let n = incr_by(db, key(), by)?;
+                out.int(n);
+            }
+            "append" => {
+                let len = cas(|| {
+                    let old = db.get_versioned(key())?;
+                    let mut value = old.as_ref().map(|o| o.value.clone()).unwrap_or_default();
+                    value.extend_from_slice(&args[2]);
+                    let options = keep_expiry(
+                        WriteOptions::new().condition(unchanged(old.as_ref())),
+                        old.as_ref(),
+                    );
+                    db.put_with(key(), &value, options)?;
+                    Ok(value.len())
+                })?;
+                out.int(len as i64);
+            }
+            "expire" | "pexpire" | "expireat" | "pexpireat" => {
+                let amount = int_arg(&args[2])?;
+                let at_ms = match spec.name {
+                    "expire" => (now_ms() as i64).saturating_add(amount.saturating_mul(1000)),
+                    "pexpire" => (now_ms() as i64).saturating_add(amount),
+                    "expireat" => amount.saturating_mul(1000),
+                    _ => amount,
+                };
+                let rule = match args.get(3) {
+                    None => ExpireRule::Always,
+                    Some(a) if is(a, "NX") => ExpireRule::Nx,
+                    Some(a) if is(a, "XX") => ExpireRule::Xx,
+                    Some(a) if is(a, "GT") => ExpireRule::Gt,
+                    Some(a) if is(a, "LT") => ExpireRule::Lt,
+                    Some(_) => {
+                        return Err(format!(
+                            "ERR Unsupported option {}",
+                            String::from_utf8_lossy(&args[3])
+                        ));
+                    }
+                };
+                if args.len() > 4 {
+                    return Err(SYNTAX.to_string());
+                }
+                out.int(i64::from(expire(db, key(), at_ms, rule)?));
+            }
+            "persist" => {
+                let changed = cas(|| {
+                    let Some(old) = db.get_versioned(key())? else {
+                        return Ok(false);
+                    };
+                    if old.expires_at_ms.is_none() {
+                        return Ok(false);
+                    }
+                    let options = WriteOptions::new().condition(Condition::Version(old.version));
+                    db.put_with(key(), &old.value, options)?;
+                    Ok(true)
+                })?;
+                out.int(i64::from(changed));
+            }
+            "keys" => {
+                let pattern = &args[1];
+                let keys: Vec<Vec<u8>> = db
+                    .keys_in(KeyRange::prefix(glob::literal_prefix(pattern)))
+                    .filter(|k| glob::matches(pattern, k))
+                    .collect();
+                out.array(keys.len());
+                for k in &keys {
+                    out.bulk(k);
+                }
+            }
+            "scan" => self.scan(db, args, out)?,
+            "dbsize" => out.int(db.len() as i64),
+            "flushdb" | "flushall" => {
+                if !self.shared.allow_flush() {
+                    return Err(format!(
+                        "ERR {} is disabled; start the server with --resp-allow-flush",
+                        spec.name.to_uppercase()
+                    ));
+                }
+                flush(db)?;
+                out.ok();
+            }
+            other => return Err(format!("ERR command '{other}' is not handled here")),
+        }
+        Ok(())
+    }
+
+    /// `SCAN cursor [MATCH p] [COUNT n] [TYPE t]` (see docs/RESP.md).
+    fn scan(&mut self, db: &Arc<Bitcask>, args: &[Bytes], out: &mut Out) -> CmdResult {
+        let cursor: u64 = std::str::from_utf8(&args[1])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| "ERR invalid cursor".to_string())?;
+        let mut pattern: Option<&[u8]> = None;
+        let mut count = 10usize;
+        let mut strings = true;
+        let mut i = 2;
+        while i < args.len() {
+            let value = args.get(i + 1).ok_or_else(|| SYNTAX.to_string())?;
+            if is(&args[i], "MATCH") {
+                pattern = Some(value);
+            } else if is(&args[i], "COUNT") {
+                count = usize::try_from(int_arg(value)?)
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or_else(|| SYNTAX.to_string())?;
+            } else if is(&args[i], "TYPE") {
+                strings = is(value, "string");
+            } else {
+                return Err(SYNTAX.to_string());
+            }
+            i += 2;
+        }
+        let prefix = pattern.map(glob::literal_prefix).unwrap_or_default();
+        let mut range = KeyRange::prefix(prefix);
+        if cursor != 0 {
+            let after = self
+                .shared
+                .cursors()
+                .resume_key(cursor)
+                .ok_or_else(|| "ERR invalid cursor".to_string())?;
+            range = range.start_after(after);
+        }
+        let page: Vec<Vec<u8>> = db.keys_in(range).take(count).collect();
+        let next = match page.last() {
+            Some(last) if page.len() == count => self.shared.cursors().register(last.clone()),
+            _ => 0,
+        };
+        let shown: Vec<&Vec<u8>> = page
+            .iter()
+            .filter(|k| strings && pattern.is_none_or(|p| glob::matches(p, k)))
+            .collect();
+        out.array(2);
+        out.bulk(next.to_string().as_bytes());
+        out.array(shown.len());
+        for k in shown {
+            out.bulk(k);
+        }
+        Ok(())
+    }
+}
+
+/// What an `EXPIRE` option allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExpireRule {
+    Always,
+    /// Only if the key has no expiry.
+    Nx,
+    /// Only if it has one.
+    Xx,
+    /// Only if the new one is later (no expiry counts as infinite).
+    Gt,
+    /// Only if the new one is sooner.
+    Lt,
+}
+
+/// Sets `key` to expire at `at_ms` (deleting it if that has passed);
+/// returns whether anything changed.
+fn expire(db: &Bitcask, key: &[u8], at_ms: i64, rule: ExpireRule) -> Result<bool, String> {
+    cas(|| {
+        let Some(old) = db.get_versioned(key)? else {
+            return Ok(false);
+        };
+        let allowed = match (rule, old.expires_at_ms) {
+            (ExpireRule::Always, _) => true,
+            (ExpireRule::Nx, current) => current.is_none(),
+            (ExpireRule::Xx, current) => current.is_some(),
+            (ExpireRule::Gt, current) => current.is_some_and(|c| at_ms > c as i64),
+            (ExpireRule::Lt, current) => current.is_none_or(|c| at_ms < c as i64),
+        };
+        if !allowed {
+            return Ok(false);
+        }
+        let condition = Condition::Version(old.version);
+        match u64::try_from(at_ms).ok().filter(|&at| at > now_ms()) {
+            Some(at) => {
+                let options = WriteOptions::new().condition(condition).expires_at_ms(at);
+                db.put_with(key, &old.value, options)?;
+            }
+            None => {
+                db.delete_with(key, WriteOptions::new().condition(condition))?;
+            }
+        }
+        Ok(true)
+    })
+}
+
+/// `INCRBY`: the new value.
+fn incr_by(db: &Bitcask, key: &[u8], by: i64) -> Result<i64, String> {
+    cas(|| {
+        let old = db.get_versioned(key)?;
+        let current = match &old {
+            None => 0,
+            Some(o) => match std::str::from_utf8(&o.value)
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok())
+            {
+                Some(n) => n,
+                None => return Ok(Err(NOT_INTEGER.to_string())),
+            },
+        };
+        let Some(next) = current.checked_add(by) else {
+            return Ok(Err("ERR increment or decrement would overflow".to_string()));
+        };
+        let options = keep_expiry(
+            WriteOptions::new().condition(unchanged(old.as_ref())),
+            old.as_ref(),
+        );
+        db.put_with(key, next.to_string().as_bytes(), options)?;
+        Ok(Ok(next))
+    })
+    .and_then(|outcome| outcome)
+}
+
+/// `SET key value [EX|PX|EXAT|PXAT n | KEEPTTL] [NX|XX] [GET]`.
+fn set(db: &Bitcask, args: &[Bytes], out: &mut Out) -> CmdResult {
+    #[derive(Clone, Copy)]
+    enum Expiry {
+        None,
+        After(Duration),
+        At(u64),
+        Keep,
+    }
+    let (key, value) = (&args[1], &args[2]);
+    let mut expiry = Expiry::None;
+    let mut condition = Condition::None;
+    let mut get = false;
+    let mut i = 3;
+    while i < args.len() {
+        let arg = &args[i];
+        let mut amount = |unit_ms: u64| -> Result<u64, String> {
+            i += 1;
+            let n = int_arg(args.get(i).ok_or_else(|| SYNTAX.to_string())?)?;
+            u64::try_from(n)
+                .ok()
+                .filter(|&n| n > 0)
+                .and_then(|n| n.checked_mul(unit_ms))
+                .ok_or_else(|| "ERR invalid expire time in 'set' command".to_string())
+        };
+        let exclusive = |current: &Expiry| matches!(current, Expiry::None);
+        if is(arg, "EX") && exclusive(&expiry) {
+            expiry = Expiry::After(Duration::from_millis(amount(1000)?));
+        } else if is(arg, "PX") && exclusive(&expiry) {
+            expiry = Expiry::After(Duration::from_millis(amount(1)?));
+        } else if is(arg, "EXAT") && exclusive(&expiry) {
+            expiry = Expiry::At(amount(1000)?);
+        } else if is(arg, "PXAT") && exclusive(&expiry) {
+            expiry = Expiry::At(amount(1)?);
+        } else if is(arg, "KEEPTTL") && exclusive(&expiry) {
+            expiry = Expiry::Keep;
+        } else if is(arg, "NX") && condition == Condition::None {
+            condition = Condition::Absent;
+        } else if is(arg, "XX") && condition == Condition::None {
+            condition = Condition::Present;
+        } else if is(arg, "GET") {
+            get = true;
+        } else {
+            return Err(SYNTAX.to_string());
+        }
+        i += 1;
+    }
+    let with_expiry = |options: WriteOptions, old: Option<&Versioned>| match expiry {
+        Expiry::None => options,
+        Expiry::After(ttl) => options.ttl(ttl),
+        Expiry::At(at) => options.expires_at_ms(at),
+        Expiry::Keep => keep_expiry(options, old),
+    };
+    if !get && !matches!(expiry, Expiry::Keep) {
+        // One engine write; the condition is checked under its lock.
+        return match db.put_with(
+            key,
+            value,
+            with_expiry(WriteOptions::new().condition(condition), None),
+        ) {
+            Ok(_) => {
+                out.ok();
+                Ok(())
+            }
+            Err(Error::ConditionFailed { .. }) => {
+                out.null();
+                Ok(())
+            }
+            Err(e) => Err(engine_error(e)),
+        };
+    }
+    // GET or KEEPTTL need the old record: compare-and-set on its version.
+    let (old, written) = cas(|| {
+        let old = db.get_versioned(key)?;
+        let blocked = match condition {
+            Condition::Absent => old.is_some(),
+            Condition::Present => old.is_none(),
+            _ => false,
+        };
+        if blocked {
+            return Ok((old, false));
+        }
+        let options = with_expiry(
+            WriteOptions::new().condition(unchanged(old.as_ref())),
+            old.as_ref(),
+        );
+        db.put_with(key, value, options)?;
+        Ok((old, true))
+    })?;
+    if get {
+        out.bulk_or_null(old.as_ref().map(|o| o.value.as_slice()));
+    } else if written {
+        out.ok();
+    } else {
+        out.null();
+    }
+    Ok(())
+}
+
+/// Deletes every key, 10,000 per batch.
+fn flush(db: &Bitcask) -> CmdResult {
+    loop {
+        let keys: Vec<Vec<u8>> = db.keys().take(10_000).collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut batch = Batch::new();
+        for k in keys {
+            batch.delete(k);
+        }
+        db.write_batch(&batch).map_err(engine_error)?;
+    }
+}
+
+/// `COMMAND` entries: `[name, arity, [flags], first, last, step]`.
+pub fn command_entry(spec: &Spec, out: &mut Out) {
+    out.array(6);
+    out.bulk(spec.name.as_bytes());
+    out.int(i64::from(spec.arity));
+    out.array(1);
+    out.simple(if spec.write { "write" } else { "readonly" });
+    out.int(i64::from(spec.keys.0));
+    out.int(i64::from(spec.keys.1));
+    out.int(i64::from(spec.keys.2));
+}

@@ -1,0 +1,462 @@
+//! One connection's state (authenticated? which protocol? its name) and
+//! what all connections share (SCAN cursors, counters); the commands that
+//! are about the connection or the server rather than the data.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use bitcask::SyncPolicy;
+use bytes::Bytes;
+
+use super::commands::{self, COMMANDS};
+use super::glob;
+use super::reply::{Out, Protocol};
+use crate::middleware::constant_time_eq;
+use crate::state::AppState;
+
+/// The Redis version whose protocol and commands the listener follows;
+/// reported by `HELLO` and `INFO` because clients check it.
+const REDIS_VERSION: &str = "7.2.0";
+/// SCAN cursors kept (the newest).
+const MAX_CURSORS: usize = 100_000;
+
+/// What every RESP connection of a server shares.
+pub struct Shared {
+    state: AppState,
+    cursors: Mutex<Cursors>,
+    started: Instant,
+    port: u16,
+    /// Connections open now.
+    pub connected: AtomicUsize,
+    commands: AtomicU64,
+    next_client_id: AtomicU64,
+}
+
+impl Shared {
+    /// Shared state for a listener on `port`.
+    pub fn new(state: AppState, port: u16) -> Self {
+        Self {
+            state,
+            cursors: Mutex::new(Cursors::default()),
+            started: Instant::now(),
+            port,
+            connected: AtomicUsize::new(0),
+            commands: AtomicU64::new(0),
+            next_client_id: AtomicU64::new(1),
+        }
+    }
+
+    /// The server's state.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Whether FLUSHDB / FLUSHALL may run.
+    pub fn allow_flush(&self) -> bool {
+        self.state.config().resp_allow_flush
+    }
+
+    /// The SCAN cursor table.
+    pub fn cursors(&self) -> MutexGuard<'_, Cursors> {
+        self.cursors.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// SCAN cursors: numbers naming the key a scan resumes after.
+#[derive(Default)]
+pub struct Cursors {
+    resume: HashMap<u64, Vec<u8>>,
+    order: VecDeque<u64>,
+    last: u64,
+}
+
+impl Cursors {
+    /// A new cursor resuming after `key`.
+    pub fn register(&mut self, key: Vec<u8>) -> u64 {
+        // Never 0 (that ends a scan); wraps after 2^64 cursors.
+        self.last = self.last.wrapping_add(1).max(1);
+        let id = self.last;
+        self.resume.insert(id, key);
+        self.order.push_back(id);
+        while self.order.len() > MAX_CURSORS {
+            if let Some(old) = self.order.pop_front() {
+                self.resume.remove(&old);
+            }
+        }
+        id
+    }
+
+    /// The key cursor `id` resumes after, if it is known.
+    pub fn resume_key(&self, id: u64) -> Option<Vec<u8>> {
+        self.resume.get(&id).cloned()
+    }
+}
+
+/// What the connection does after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Read the next command.
+    Continue,
+    /// Send the replies so far and close (QUIT).
+    Close,
+}
+
+/// One connection.
+pub struct Session {
+    /// What all connections share.
+    pub shared: Arc<Shared>,
+    authenticated: bool,
+    name: Option<Bytes>,
+    id: u64,
+}
+
+impl Session {
+    /// A new connection's session.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
+        let authenticated = shared.state.config().auth_token.is_none();
+        Self {
+            shared,
+            authenticated,
+            name: None,
+            id,
+        }
+    }
+
+    /// Runs one command, writing its reply into `out`.
+    pub fn execute(&mut self, args: &[Bytes], out: &mut Out) -> Flow {
+        let Some(name) = args.first() else {
+            return Flow::Continue; // an empty inline line
+        };
+        self.shared.commands.fetch_add(1, Ordering::Relaxed);
+        let Some(spec) = commands::lookup(name) else {
+            let mut text = format!(
+                "ERR unknown command '{}', with args beginning with:",
+                String::from_utf8_lossy(name)
+            );
+            for arg in args.iter().skip(1).take(8) {
+                text.push_str(&format!(" '{}'", String::from_utf8_lossy(arg)));
+            }
+            out.error(&text);
+            return Flow::Continue;
+        };
+        let arity_ok = if spec.arity >= 0 {
+            args.len() == spec.arity as usize
+        } else {
+            args.len() >= spec.arity.unsigned_abs() as usize
+        };
+        if !arity_ok {
+            out.error(&format!(
+                "ERR wrong number of arguments for '{}' command",
+                spec.name
+            ));
+            return Flow::Continue;
+        }
+        if !self.authenticated && !matches!(spec.name, "auth" | "hello" | "quit") {
+            out.error("NOAUTH Authentication required.");
+            return Flow::Continue;
+        }
+        match spec.name {
+            "ping" => match args.get(1) {
+                None => out.simple("PONG"),
+                Some(msg) => out.bulk(msg),
+            },
+            "echo" => out.bulk(&args[1]),
+            "quit" => {
+                out.ok();
+                return Flow::Close;
+            }
+            "hello" => self.hello(args, out),
+            "auth" => {
+                if let Err(e) = self.auth(&args[1..]) {
+                    out.error(&e);
+                } else {
+                    out.ok();
+                }
+            }
+            "select" => {
+                if args[1].as_ref() == b"0" {
+                    out.ok();
+                } else {
+                    out.error("ERR DB index is out of range");
+                }
+            }
+            "info" => self.info(args, out),
+            "config" => self.config(args, out),
+            "command" => command(args, out),
+            "client" => self.client(args, out),
+            _ => match self.shared.state.try_store() {
+                Some(store) => {
+                    let store = Arc::clone(store);
+                    self.run_store_command(spec, &store, args, out);
+                }
+                None => out.error("LOADING Bitcask is loading the dataset in memory"),
+            },
+        }
+        Flow::Continue
+    }
+
+    /// `AUTH [user] token`.
+    fn auth(&mut self, args: &[Bytes]) -> Result<(), String> {
+        let Some(expected) = self.shared.state.config().auth_token.as_deref() else {
+            return Err(
+                "ERR AUTH <password> called without any password configured for the \
+                        default user. Are you sure your configuration is correct?"
+                    .to_string(),
+            );
+        };
+        let (user, token) = match args {
+            [token] => (&b"default"[..], token),
+            [user, token] => (user.as_ref(), token),
+            _ => return Err("ERR syntax error".to_string()),
+        };
+        if user == b"default" && constant_time_eq(token, expected.as_bytes()) {
+            self.authenticated = true;
+            Ok(())
+        } else {
+            Err("WRONGPASS invalid username-password pair or user is disabled.".to_string())
+        }
+    }
+
+    /// `HELLO [protover [AUTH user pass] [SETNAME name]]`.
+    fn hello(&mut self, args: &[Bytes], out: &mut Out) {
+        let mut protocol = out.protocol();
+        if let Some(version) = args.get(1) {
+            protocol = match version.as_ref() {
+                b"2" => Protocol::Resp2,
+                b"3" => Protocol::Resp3,
+                _ => {
+                    out.error("NOPROTO unsupported protocol version");
+                    return;
+                }
+            };
+        }
+        let mut i = 2;
+        while i < args.len() {
+            if args[i].eq_ignore_ascii_case(b"AUTH") && i + 2 < args.len() {
+                if let Err(e) = self.auth(&args[i + 1..i + 3]) {
+                    out.error(&e);
+                    return;
+                }
+                i += 3;
+            } else if args[i].eq_ignore_ascii_case(b"SETNAME") && i + 1 < args.len() {
+                self.name = Some(args[i + 1].clone());
+                i += 2;
+            } else {
+                out.error("ERR syntax error in HELLO option");
+                return;
+            }
+        }
+        if !self.authenticated {
+            out.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+            return;
+        }
+        out.set_protocol(protocol);
+        out.map(7);
+        out.bulk(b"server");
+        out.bulk(b"redis");
+        out.bulk(b"version");
+        out.bulk(REDIS_VERSION.as_bytes());
+        out.bulk(b"proto");
+        out.int(if protocol == Protocol::Resp3 { 3 } else { 2 });
+        out.bulk(b"id");
+        out.int(self.id as i64);
+        out.bulk(b"mode");
+        out.bulk(b"standalone");
+        out.bulk(b"role");
+        out.bulk(b"master");
+        out.bulk(b"modules");
+        out.array(0);
+    }
+
+    /// `CLIENT SETNAME|GETNAME|SETINFO|ID|INFO`.
+    fn client(&mut self, args: &[Bytes], out: &mut Out) {
+        let sub = &args[1];
+        if sub.eq_ignore_ascii_case(b"SETNAME") && args.len() == 3 {
+            self.name = Some(args[2].clone()).filter(|n| !n.is_empty());
+            out.ok();
+        } else if sub.eq_ignore_ascii_case(b"GETNAME") {
+            out.bulk_or_null(self.name.as_deref());
+        } else if sub.eq_ignore_ascii_case(b"SETINFO") && args.len() == 4 {
+            out.ok();
+        } else if sub.eq_ignore_ascii_case(b"ID") {
+            out.int(self.id as i64);
+        } else if sub.eq_ignore_ascii_case(b"INFO") {
+            let name = self
+                .name
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            out.bulk(format!("id={} name={} db=0\n", self.id, name).as_bytes());
+        } else {
+            out.error(&format!(
+                "ERR unknown subcommand '{}'. Try CLIENT HELP.",
+                String::from_utf8_lossy(sub)
+            ));
+        }
+    }
+
+    /// `CONFIG GET pattern [pattern ...]` (and a refusal for the rest).
+    fn config(&self, args: &[Bytes], out: &mut Out) {
+        let sub = &args[1];
+        if sub.eq_ignore_ascii_case(b"RESETSTAT") {
+            out.ok();
+            return;
+        }
+        if !sub.eq_ignore_ascii_case(b"GET") || args.len() < 3 {
+            out.error(&format!(
+                "ERR CONFIG {} is not supported by bitcask (only CONFIG GET)",
+                String::from_utf8_lossy(sub)
+            ));
+            return;
+        }
+        let config = self.shared.state.config();
+        let fsync = match config.sync {
+            SyncPolicy::Always => "always",
+            SyncPolicy::Interval(_) => "everysec",
+            _ => "no",
+        };
+        let params: [(&str, String); 6] = [
+            ("save", String::new()),
+            ("appendonly", "yes".to_string()),
+            ("appendfsync", fsync.to_string()),
+            ("databases", "1".to_string()),
+            ("maxmemory", "0".to_string()),
+            ("maxclients", config.resp_max_connections.to_string()),
+        ];
+        let found: Vec<&(&str, String)> = params
+            .iter()
+            .filter(|(name, _)| {
+                args[2..]
+                    .iter()
+                    .any(|p| glob::matches(&p.to_ascii_lowercase(), name.as_bytes()))
+            })
+            .collect();
+        out.map(found.len());
+        for (name, value) in found {
+            out.bulk(name.as_bytes());
+            out.bulk(value.as_bytes());
+        }
+    }
+
+    /// `INFO [section ...]`.
+    fn info(&self, args: &[Bytes], out: &mut Out) {
+        let wanted = |section: &str| {
+            args.len() == 1
+                || args[1..].iter().any(|a| {
+                    a.eq_ignore_ascii_case(section.as_bytes())
+                        || a.eq_ignore_ascii_case(b"all")
+                        || a.eq_ignore_ascii_case(b"everything")
+                        || a.eq_ignore_ascii_case(b"default")
+                })
+        };
+        let state = &self.shared.state;
+        let mut text = String::new();
+        if wanted("server") {
+            text.push_str(&format!(
+                "# Server\r\nredis_version:{REDIS_VERSION}\r\nbitcask_version:{}\r\nredis_mode:standalone\r\n\
+                 os:{}\r\narch_bits:{}\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\n\r\n",
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::OS,
+                usize::BITS,
+                std::process::id(),
+                self.shared.port,
+                self.shared.started.elapsed().as_secs(),
+            ));
+        }
+        if wanted("clients") {
+            text.push_str(&format!(
+                "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n\r\n",
+                self.shared.connected.load(Ordering::Relaxed),
+                state.config().resp_max_connections
+            ));
+        }
+        let stats = state.try_store().map(|s| s.stats());
+        if wanted("persistence") {
+            let policy = match state.config().sync {
+                SyncPolicy::Always => "always".to_string(),
+                SyncPolicy::Interval(d) => format!("interval {}ms", d.as_millis()),
+                _ => "never".to_string(),
+            };
+            text.push_str(&format!(
+                "# Persistence\r\nloading:{}\r\nsync_policy:{policy}\r\naof_enabled:1\r\n\
+                 merge_in_progress:{}\r\nmerges_completed:{}\r\ndata_files:{}\r\ndead_bytes:{}\r\n\r\n",
+                u8::from(stats.is_none()),
+                stats.as_ref().map_or(0, |s| u8::from(s.merge_running)),
+                stats.as_ref().map_or(0, |s| s.merges_completed),
+                stats.as_ref().map_or(0, |s| s.data_files),
+                stats.as_ref().map_or(0, |s| s.dead_bytes),
+            ));
+        }
+        if wanted("stats") {
+            text.push_str(&format!(
+                "# Stats\r\ntotal_commands_processed:{}\r\n\r\n",
+                self.shared.commands.load(Ordering::Relaxed)
+            ));
+        }
+        if wanted("keyspace") {
+            text.push_str("# Keyspace\r\n");
+            if let Some(s) = &stats
+                && s.keys > 0
+            {
+                text.push_str(&format!("db0:keys={},expires=0,avg_ttl=0\r\n", s.keys));
+            }
+        }
+        out.bulk(text.as_bytes());
+    }
+}
+
+/// `COMMAND [COUNT|INFO|DOCS|LIST]`.
+fn command(args: &[Bytes], out: &mut Out) {
+    let Some(sub) = args.get(1) else {
+        out.array(COMMANDS.len());
+        for spec in COMMANDS {
+            commands::command_entry(spec, out);
+        }
+        return;
+    };
+    if sub.eq_ignore_ascii_case(b"COUNT") {
+        out.int(COMMANDS.len() as i64);
+    } else if sub.eq_ignore_ascii_case(b"LIST") {
+        out.array(COMMANDS.len());
+        for spec in COMMANDS {
+            out.bulk(spec.name.as_bytes());
+        }
+    } else if sub.eq_ignore_ascii_case(b"INFO") {
+        out.array(args.len() - 2);
+        for name in &args[2..] {
+            match commands::lookup(name) {
+                Some(spec) => commands::command_entry(spec, out),
+                None => out.null(),
+            }
+        }
+    } else if sub.eq_ignore_ascii_case(b"DOCS") {
+        // No documentation to offer: redis-cli then shows no hints.
+        out.map(0);
+    } else {
+        out.error(&format!(
+            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
+            String::from_utf8_lossy(sub)
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_resume_and_the_oldest_are_forgotten() {
+        let mut cursors = Cursors::default();
+        let first = cursors.register(b"a".to_vec());
+        assert_ne!(first, 0);
+        assert_eq!(cursors.resume_key(first), Some(b"a".to_vec()));
+        for i in 0..MAX_CURSORS {
+            cursors.register(i.to_be_bytes().to_vec());
+        }
+        assert_eq!(cursors.resume_key(first), None);
+        assert_eq!(cursors.resume.len(), MAX_CURSORS);
+    }
+}

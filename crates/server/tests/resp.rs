@@ -1,0 +1,675 @@
+//! The RESP listener with the `redis` crate as client (every command,
+//! pipelining, expiry, errors), with raw sockets (pipelining on the wire,
+//! malformed and hostile input), and with the real `redis-cli`.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use bitcask_server::config::{Args, Config};
+use bitcask_server::server::Background;
+use clap::Parser;
+use redis::{Connection, RedisResult, Value};
+
+/// A server with the RESP listener on, in a fresh directory.
+struct Server {
+    server: Option<Background>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(flags: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut argv = vec![
+            "bitcask-server".to_string(),
+            "--port".into(),
+            "0".into(),
+            "--resp-port".into(),
+            "0".into(),
+            "--data-dir".into(),
+            dir.path().to_str().expect("utf-8").into(),
+        ];
+        argv.extend(flags.iter().map(|f| f.to_string()));
+        let config = Config::load(Args::try_parse_from(argv).expect("flags")).expect("config");
+        let server = Background::start(config).expect("start");
+        assert!(server.wait_until_open(Duration::from_secs(30)));
+        Self {
+            server: Some(server),
+            _dir: dir,
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.server
+            .as_ref()
+            .and_then(Background::resp_addr)
+            .expect("RESP listener on")
+    }
+
+    fn http_url(&self) -> String {
+        self.server.as_ref().expect("running").url()
+    }
+
+    fn connect(&self) -> Connection {
+        let client = redis::Client::open(format!("redis://{}/", self.addr())).expect("client");
+        client.get_connection().expect("connect")
+    }
+
+    fn raw(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr()).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        stream
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().expect("clean stop");
+        }
+    }
+}
+
+fn cmd(con: &mut Connection, args: &[&[u8]]) -> RedisResult<Value> {
+    let mut c = redis::cmd(std::str::from_utf8(args[0]).expect("name"));
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    c.query(con)
+}
+
+/// Runs a command and returns its reply, failing the test on an error reply.
+fn ok(con: &mut Connection, args: &[&str]) -> Value {
+    let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    cmd(con, &bytes).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+fn err(con: &mut Connection, args: &[&str]) -> String {
+    let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    match cmd(con, &bytes) {
+        Err(e) => e.to_string(),
+        Ok(v) => panic!("{args:?} should fail, got {v:?}"),
+    }
+}
+
+fn int(v: Value) -> i64 {
+    match v {
+        Value::Int(n) => n,
+        other => panic!("not an integer: {other:?}"),
+    }
+}
+
+fn text(v: Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => Some(String::from_utf8(b).expect("utf-8")),
+        Value::SimpleString(s) => Some(s),
+        Value::Okay => Some("OK".into()),
+        Value::Nil => None,
+        other => panic!("not a string: {other:?}"),
+    }
+}
+
+fn strings(v: Value) -> Vec<Option<String>> {
+    match v {
+        Value::Array(items) => items.into_iter().map(text).collect(),
+        other => panic!("not an array: {other:?}"),
+    }
+}
+
+#[test]
+fn connection_and_server_commands() {
+    let server = Server::start(&[]);
+    let mut con = server.connect();
+    assert_eq!(text(ok(&mut con, &["PING"])).as_deref(), Some("PONG"));
+    assert_eq!(text(ok(&mut con, &["PING", "hi"])).as_deref(), Some("hi"));
+    assert_eq!(text(ok(&mut con, &["ECHO", "a b"])).as_deref(), Some("a b"));
+    ok(&mut con, &["SELECT", "0"]);
+    assert!(err(&mut con, &["SELECT", "1"]).contains("out of range"));
+    ok(&mut con, &["CLIENT", "SETNAME", "tester"]);
+    assert_eq!(
+        text(ok(&mut con, &["CLIENT", "GETNAME"])).as_deref(),
+        Some("tester")
+    );
+    ok(&mut con, &["CLIENT", "SETINFO", "lib-name", "x"]);
+    assert!(int(ok(&mut con, &["CLIENT", "ID"])) > 0);
+    let count = int(ok(&mut con, &["COMMAND", "COUNT"]));
+    assert!(count >= 35);
+    match ok(&mut con, &["COMMAND"]) {
+        Value::Array(entries) => assert_eq!(entries.len() as i64, count),
+        other => panic!("{other:?}"),
+    }
+    match ok(&mut con, &["COMMAND", "INFO", "get", "nosuch"]) {
+        Value::Array(entries) => {
+            assert!(matches!(&entries[0], Value::Array(e) if e.len() == 6));
+            assert_eq!(entries[1], Value::Nil);
+        }
+        other => panic!("{other:?}"),
+    }
+    ok(&mut con, &["COMMAND", "DOCS"]);
+    let config = strings(ok(&mut con, &["CONFIG", "GET", "appendonly"]));
+    assert_eq!(config, vec![Some("appendonly".into()), Some("yes".into())]);
+    let all = strings(ok(&mut con, &["CONFIG", "GET", "*"]));
+    assert_eq!(all.len(), 12, "{all:?}");
+    assert!(err(&mut con, &["CONFIG", "SET", "save", ""]).contains("not supported"));
+    let info = text(ok(&mut con, &["INFO"])).expect("info");
+    for section in [
+        "# Server",
+        "# Clients",
+        "# Persistence",
+        "# Stats",
+        "# Keyspace",
+    ] {
+        assert!(info.contains(section), "{info}");
+    }
+    assert!(info.contains("redis_version:"));
+    let keyspace = text(ok(&mut con, &["INFO", "keyspace"])).expect("info");
+    assert!(!keyspace.contains("# Server"));
+    // HELLO switches to RESP3 and back.
+    match ok(&mut con, &["HELLO", "3"]) {
+        Value::Map(pairs) => {
+            assert!(pairs.iter().any(|(k, v)| {
+                text(k.clone()).as_deref() == Some("proto") && *v == Value::Int(3)
+            }))
+        }
+        other => panic!("expected a RESP3 map, got {other:?}"),
+    }
+    assert_eq!(ok(&mut con, &["GET", "missing"]), Value::Nil);
+    assert!(matches!(ok(&mut con, &["HELLO", "2"]), Value::Array(_)));
+    assert!(err(&mut con, &["HELLO", "4"]).contains("NOPROTO"));
+    assert!(err(&mut con, &["AUTH", "x"]).contains("without any password"));
+    // QUIT answers OK and closes.
+    let mut raw = server.raw();
+    raw.write_all(b"QUIT\r\n").expect("write");
+    let mut reply = Vec::new();
+    raw.read_to_end(&mut reply).expect("read to the close");
+    assert_eq!(reply, b"+OK\r\n");
+}
+
+#[test]
+fn string_commands_with_their_options() {
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    ok(&mut c, &["SET", "k", "v1"]);
+    assert_eq!(text(ok(&mut c, &["GET", "k"])).as_deref(), Some("v1"));
+    // NX / XX / GET
+    assert_eq!(ok(&mut c, &["SET", "k", "v2", "NX"]), Value::Nil);
+    assert_eq!(ok(&mut c, &["SET", "new", "x", "XX"]), Value::Nil);
+    assert_eq!(ok(&mut c, &["EXISTS", "new"]), Value::Int(0));
+    assert_eq!(
+        text(ok(&mut c, &["SET", "k", "v2", "XX", "GET"])).as_deref(),
+        Some("v1")
+    );
+    assert_eq!(ok(&mut c, &["SET", "fresh", "1", "GET"]), Value::Nil);
+    assert_eq!(
+        text(ok(&mut c, &["SET", "k", "v3", "NX", "GET"])).as_deref(),
+        Some("v2")
+    );
+    assert_eq!(text(ok(&mut c, &["GET", "k"])).as_deref(), Some("v2"));
+    assert!(err(&mut c, &["SET", "k", "v", "NX", "XX"]).contains("syntax"));
+    assert!(err(&mut c, &["SET", "k", "v", "EX", "0"]).contains("invalid expire"));
+    assert!(err(&mut c, &["SET", "k", "v", "EX", "10", "PX", "5"]).contains("syntax"));
+    assert!(err(&mut c, &["SET", "k", "v", "BOGUS"]).contains("syntax"));
+    assert_eq!(ok(&mut c, &["SETNX", "k", "x"]), Value::Int(0));
+    assert_eq!(ok(&mut c, &["SETNX", "nx", "x"]), Value::Int(1));
+    // GETDEL, DEL, EXISTS, TYPE, STRLEN, MGET, MSET
+    assert_eq!(text(ok(&mut c, &["GETDEL", "nx"])).as_deref(), Some("x"));
+    assert_eq!(ok(&mut c, &["GETDEL", "nx"]), Value::Nil);
+    ok(&mut c, &["MSET", "a", "1", "b", "2", "c", "3"]);
+    assert!(err(&mut c, &["MSET", "a", "1", "b"]).contains("wrong number"));
+    assert_eq!(
+        strings(ok(&mut c, &["MGET", "a", "nope", "c"])),
+        vec![Some("1".into()), None, Some("3".into())]
+    );
+    assert_eq!(ok(&mut c, &["EXISTS", "a", "a", "nope"]), Value::Int(2));
+    assert_eq!(ok(&mut c, &["DEL", "a", "b", "nope"]), Value::Int(2));
+    assert_eq!(text(ok(&mut c, &["TYPE", "c"])).as_deref(), Some("string"));
+    assert_eq!(text(ok(&mut c, &["TYPE", "a"])).as_deref(), Some("none"));
+    assert_eq!(ok(&mut c, &["STRLEN", "k"]), Value::Int(2));
+    assert_eq!(ok(&mut c, &["STRLEN", "nope"]), Value::Int(0));
+    // APPEND, INCR family
+    assert_eq!(ok(&mut c, &["APPEND", "log", "ab"]), Value::Int(2));
+    assert_eq!(ok(&mut c, &["APPEND", "log", "cd"]), Value::Int(4));
+    assert_eq!(text(ok(&mut c, &["GET", "log"])).as_deref(), Some("abcd"));
+    assert_eq!(ok(&mut c, &["INCR", "n"]), Value::Int(1));
+    assert_eq!(ok(&mut c, &["INCRBY", "n", "41"]), Value::Int(42));
+    assert_eq!(ok(&mut c, &["DECR", "n"]), Value::Int(41));
+    assert_eq!(ok(&mut c, &["DECRBY", "n", "-9"]), Value::Int(50));
+    assert!(err(&mut c, &["INCR", "log"]).contains("not an integer"));
+    assert!(err(&mut c, &["INCRBY", "n", "x"]).contains("not an integer"));
+    ok(&mut c, &["SET", "max", &i64::MAX.to_string()]);
+    assert!(err(&mut c, &["INCR", "max"]).contains("overflow"));
+    // Binary keys and values.
+    let key = [0u8, 255, b'\r', b'\n'];
+    let value = [1u8, 0, 2, b'\n', 255];
+    cmd(&mut c, &[b"SET", &key, &value]).expect("set binary");
+    assert_eq!(
+        cmd(&mut c, &[b"GET", &key]).expect("get"),
+        Value::BulkString(value.to_vec())
+    );
+    // Wrong arity, unknown command: an error, and the connection goes on.
+    assert!(err(&mut c, &["GET"]).contains("wrong number of arguments for 'get'"));
+    assert!(err(&mut c, &["HSET", "h", "f", "v"]).contains("unknown command 'HSET'"));
+    assert_eq!(text(ok(&mut c, &["PING"])).as_deref(), Some("PONG"));
+}
+
+#[test]
+fn expiry_commands_and_expiry_taking_effect() {
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    ok(&mut c, &["SET", "k", "v"]);
+    assert_eq!(ok(&mut c, &["TTL", "k"]), Value::Int(-1));
+    assert_eq!(ok(&mut c, &["TTL", "nope"]), Value::Int(-2));
+    assert_eq!(ok(&mut c, &["PTTL", "nope"]), Value::Int(-2));
+    assert_eq!(ok(&mut c, &["EXPIRE", "k", "100", "XX"]), Value::Int(0));
+    assert_eq!(ok(&mut c, &["EXPIRE", "k", "100", "NX"]), Value::Int(1));
+    assert_eq!(ok(&mut c, &["EXPIRE", "k", "50", "GT"]), Value::Int(0));
+    assert_eq!(ok(&mut c, &["EXPIRE", "k", "200", "GT"]), Value::Int(1));
+    assert_eq!(ok(&mut c, &["EXPIRE", "k", "300", "LT"]), Value::Int(0));
+    let ttl = int(ok(&mut c, &["TTL", "k"]));
+    assert!((199..=200).contains(&ttl), "{ttl}");
+    let pttl = int(ok(&mut c, &["PTTL", "k"]));
+    assert!(pttl > 198_000 && pttl <= 200_000, "{pttl}");
+    assert_eq!(text(ok(&mut c, &["GET", "k"])).as_deref(), Some("v"));
+    // APPEND and INCR keep the expiry; SET without options clears it.
+    ok(&mut c, &["APPEND", "k", "w"]);
+    assert!(int(ok(&mut c, &["TTL", "k"])) > 0);
+    assert_eq!(ok(&mut c, &["PERSIST", "k"]), Value::Int(1));
+    assert_eq!(ok(&mut c, &["PERSIST", "k"]), Value::Int(0));
+    assert_eq!(ok(&mut c, &["TTL", "k"]), Value::Int(-1));
+    ok(&mut c, &["SET", "k", "v", "EX", "100"]);
+    ok(&mut c, &["SET", "k", "v2", "KEEPTTL"]);
+    assert!(int(ok(&mut c, &["TTL", "k"])) > 0);
+    ok(&mut c, &["SET", "k", "v3"]);
+    assert_eq!(ok(&mut c, &["TTL", "k"]), Value::Int(-1));
+    // Absolute times; one in the past deletes.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    assert_eq!(
+        ok(&mut c, &["EXPIREAT", "k", &(now + 1000).to_string()]),
+        Value::Int(1)
+    );
+    assert!(int(ok(&mut c, &["TTL", "k"])) > 990);
+    ok(
+        &mut c,
+        &["SET", "at", "v", "PXAT", &((now + 1000) * 1000).to_string()],
+    );
+    assert!(int(ok(&mut c, &["TTL", "at"])) > 990);
+    assert_eq!(ok(&mut c, &["PEXPIREAT", "at", "1000"]), Value::Int(1));
+    assert_eq!(ok(&mut c, &["EXISTS", "at"]), Value::Int(0));
+    assert_eq!(ok(&mut c, &["EXPIRE", "k", "0"]), Value::Int(1));
+    assert_eq!(ok(&mut c, &["GET", "k"]), Value::Nil);
+    assert_eq!(ok(&mut c, &["EXPIRE", "k", "10"]), Value::Int(0));
+    // Expiry takes effect.
+    ok(&mut c, &["SET", "short", "v", "PX", "100"]);
+    ok(&mut c, &["SET", "short2", "v"]);
+    assert_eq!(ok(&mut c, &["PEXPIRE", "short2", "100"]), Value::Int(1));
+    std::thread::sleep(Duration::from_millis(250));
+    assert_eq!(ok(&mut c, &["GET", "short"]), Value::Nil);
+    assert_eq!(ok(&mut c, &["GET", "short2"]), Value::Nil);
+    assert_eq!(ok(&mut c, &["TTL", "short"]), Value::Int(-2));
+    assert!(err(&mut c, &["EXPIRE", "k", "10", "SOON"]).contains("Unsupported option"));
+}
+
+#[test]
+fn keys_scan_and_dbsize() {
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    let mut pipe = redis::pipe();
+    for i in 0..300 {
+        pipe.cmd("SET").arg(format!("user:{i:03}")).arg(i).ignore();
+        pipe.cmd("SET").arg(format!("item:{i:03}")).arg(i).ignore();
+    }
+    pipe.query::<()>(&mut c).expect("pipeline");
+    assert_eq!(ok(&mut c, &["DBSIZE"]), Value::Int(600));
+    let users = strings(ok(&mut c, &["KEYS", "user:*"]));
+    assert_eq!(users.len(), 300);
+    let some = strings(ok(&mut c, &["KEYS", "user:1[0-1]?"]));
+    assert_eq!(some.len(), 20);
+    assert_eq!(strings(ok(&mut c, &["KEYS", "nothing*"])).len(), 0);
+
+    // A full scan returns every key exactly once, even across connections.
+    let mut other = server.connect();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor = "0".to_string();
+    let mut calls = 0;
+    loop {
+        let con = if calls % 2 == 0 { &mut c } else { &mut other };
+        calls += 1;
+        let reply = ok(con, &["SCAN", &cursor, "COUNT", "37"]);
+        let Value::Array(parts) = reply else {
+            panic!("{reply:?}")
+        };
+        cursor = text(parts[0].clone()).expect("cursor");
+        for key in strings(parts[1].clone()) {
+            assert!(seen.insert(key.expect("key")), "a key came twice");
+        }
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 600);
+    assert!(calls >= 600 / 37);
+    // MATCH filters, and the redis crate's own scan iterator works.
+    let items: Vec<String> = redis::cmd("SCAN")
+        .cursor_arg(0)
+        .arg("MATCH")
+        .arg("item:2*")
+        .arg("COUNT")
+        .arg(50)
+        .clone()
+        .iter(&mut c)
+        .expect("scan iter")
+        .collect::<RedisResult<Vec<String>>>()
+        .expect("scan");
+    assert_eq!(items.len(), 100);
+    assert!(err(&mut c, &["SCAN", "123456789"]).contains("invalid cursor"));
+    assert!(err(&mut c, &["SCAN", "abc"]).contains("invalid cursor"));
+    assert!(err(&mut c, &["SCAN", "0", "COUNT", "0"]).contains("syntax"));
+    let Value::Array(parts) = ok(&mut c, &["SCAN", "0", "TYPE", "hash"]) else {
+        panic!()
+    };
+    assert_eq!(strings(parts[1].clone()).len(), 0);
+}
+
+#[test]
+fn pipelines_run_in_order_and_concurrent_incr_is_atomic() {
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    let mut pipe = redis::pipe();
+    for i in 0..1000 {
+        pipe.cmd("SET").arg(format!("p{i}")).arg(i);
+        pipe.cmd("GET").arg(format!("p{i}"));
+    }
+    pipe.cmd("INCR").arg("p5");
+    let replies: Vec<Value> = pipe.query(&mut c).expect("pipeline");
+    assert_eq!(replies.len(), 2001);
+    for i in 0..1000 {
+        assert_eq!(replies[2 * i], Value::Okay);
+        assert_eq!(
+            replies[2 * i + 1],
+            Value::BulkString(i.to_string().into_bytes())
+        );
+    }
+    assert_eq!(replies[2000], Value::Int(6));
+
+    // On the wire: three commands in one write, three replies.
+    let mut raw = server.raw();
+    raw.write_all(
+        b"*3\r\n$3\r\nSET\r\n$1\r\nw\r\n$1\r\n1\r\n*2\r\n$4\r\nINCR\r\n$1\r\nw\r\nGET w\r\n",
+    )
+    .expect("write");
+    let want = b"+OK\r\n:2\r\n$1\r\n2\r\n";
+    let mut got = vec![0u8; want.len()];
+    raw.read_exact(&mut got).expect("replies");
+    assert_eq!(&got, want);
+
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let mut con = server.connect();
+            std::thread::spawn(move || {
+                for _ in 0..250 {
+                    let _: i64 = redis::cmd("INCR")
+                        .arg("counter")
+                        .query(&mut con)
+                        .expect("incr");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("thread");
+    }
+    assert_eq!(
+        text(ok(&mut c, &["GET", "counter"])).as_deref(),
+        Some("1000")
+    );
+}
+
+#[test]
+fn auth_is_required_when_a_token_is_set_and_http_sees_the_same_store() {
+    let server = Server::start(&["--auth-token", "s3cret"]);
+    let mut c = server.connect();
+    assert!(err(&mut c, &["GET", "k"]).contains("NOAUTH"));
+    assert!(err(&mut c, &["PING"]).contains("NOAUTH"));
+    assert!(err(&mut c, &["AUTH", "wrong"]).contains("WRONGPASS"));
+    assert!(err(&mut c, &["AUTH", "admin", "s3cret"]).contains("WRONGPASS"));
+    ok(&mut c, &["AUTH", "s3cret"]);
+    ok(&mut c, &["SET", "shared", "from-resp"]);
+    let mut c2 = server.connect();
+    assert!(err(&mut c2, &["HELLO", "3"]).contains("NOAUTH"));
+    assert!(matches!(
+        ok(&mut c2, &["HELLO", "3", "AUTH", "default", "s3cret"]),
+        Value::Map(_)
+    ));
+    assert_eq!(
+        text(ok(&mut c2, &["GET", "shared"])).as_deref(),
+        Some("from-resp")
+    );
+    // The URL form of the password works with the redis crate.
+    let url = format!("redis://:s3cret@{}/", server.addr());
+    let mut c3 = redis::Client::open(url)
+        .expect("client")
+        .get_connection()
+        .expect("connect");
+    assert_eq!(
+        text(ok(&mut c3, &["GET", "shared"])).as_deref(),
+        Some("from-resp")
+    );
+
+    // The HTTP API reads the same store.
+    let addr = server.http_url().trim_start_matches("http://").to_string();
+    let mut http = TcpStream::connect(&addr).expect("connect http");
+    http.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        http,
+        "GET /kv/shared HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer s3cret\r\nconnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let response = String::from_utf8_lossy(&read_all(&mut http)).into_owned();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains(r#""value":"from-resp""#), "{response}");
+}
+
+#[test]
+fn flush_needs_the_flag() {
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    ok(&mut c, &["SET", "k", "v"]);
+    assert!(err(&mut c, &["FLUSHDB"]).contains("--resp-allow-flush"));
+    assert_eq!(ok(&mut c, &["DBSIZE"]), Value::Int(1));
+    drop(server);
+
+    let server = Server::start(&["--resp-allow-flush"]);
+    let mut c = server.connect();
+    let mut pipe = redis::pipe();
+    for i in 0..25_000 {
+        pipe.cmd("SET").arg(i).arg(i).ignore();
+    }
+    pipe.query::<()>(&mut c).expect("fill");
+    ok(&mut c, &["FLUSHALL"]);
+    assert_eq!(ok(&mut c, &["DBSIZE"]), Value::Int(0));
+}
+
+/// Reads until the peer closes or a read times out.
+fn read_all(stream: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[test]
+fn malformed_input_is_answered_or_closed_and_nothing_is_written() {
+    let server = Server::start(&["--max-value-size", "1000"]);
+    let mut bystander = server.connect();
+    ok(&mut bystander, &["SET", "before", "1"]);
+    let hostile: &[&[u8]] = &[
+        // wrong type byte inside an array
+        b"*2\r\n$3\r\nSET\r\n:1\r\n",
+        // bulk length that is not a number
+        b"*1\r\n$abc\r\n",
+        // negative bulk length
+        b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$-7\r\nxx\r\n",
+        // huge declared lengths
+        b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$99999999999\r\n",
+        b"*99999999999\r\n$3\r\nSET\r\n",
+        // a bulk string not followed by CRLF
+        b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nvXX\r\n",
+        // unbalanced quotes inline
+        b"SET k \"open\r\n",
+        // a value over the bulk limit
+        b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5000\r\n",
+    ];
+    for input in hostile {
+        let mut raw = server.raw();
+        raw.write_all(input).expect("write");
+        let reply = read_all(&mut raw);
+        let text = String::from_utf8_lossy(&reply);
+        assert!(
+            text.starts_with("-ERR Protocol error"),
+            "{:?} -> {text:?}",
+            String::from_utf8_lossy(input)
+        );
+    }
+    // Binary garbage, and frames cut off by a closed connection.
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    for input in [
+        &garbage[..],
+        b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nab",
+        b"*2\r\n$3\r\nGE",
+    ] {
+        let mut raw = server.raw();
+        let _ = raw.write_all(input);
+        let _ = raw.shutdown(std::net::Shutdown::Write);
+        let _ = read_all(&mut raw);
+    }
+    // Nothing was written; the server and other connections are fine.
+    assert_eq!(ok(&mut bystander, &["EXISTS", "k"]), Value::Int(0));
+    assert_eq!(ok(&mut bystander, &["DBSIZE"]), Value::Int(1));
+    assert_eq!(
+        text(ok(&mut bystander, &["GET", "before"])).as_deref(),
+        Some("1")
+    );
+    // A value over --max-value-size but within the bulk limit: the engine's
+    // error, and the connection stays usable.
+    let big = "x".repeat(1001);
+    assert!(err(&mut bystander, &["SET", "k", &big]).contains("limit is 1000"));
+    assert_eq!(text(ok(&mut bystander, &["PING"])).as_deref(), Some("PONG"));
+    // Commands before a protocol error in the same read still run.
+    let mut raw = server.raw();
+    raw.write_all(b"SET ok 1\r\n*1\r\n$x\r\n").expect("write");
+    let reply = String::from_utf8_lossy(&read_all(&mut raw)).into_owned();
+    assert!(reply.starts_with("+OK\r\n-ERR Protocol error"), "{reply}");
+    assert_eq!(
+        text(ok(&mut bystander, &["GET", "ok"])).as_deref(),
+        Some("1")
+    );
+}
+
+#[test]
+fn connections_over_the_limit_are_refused_and_shutdown_closes_open_ones() {
+    let server = Server::start(&["--resp-max-connections", "2"]);
+    let mut a = server.connect();
+    let mut b = server.connect();
+    ok(&mut a, &["PING"]);
+    ok(&mut b, &["PING"]);
+    let mut third = server.raw();
+    let reply = read_all(&mut third);
+    assert_eq!(reply, b"-ERR max number of clients reached\r\n");
+    drop(a);
+    // The freed place can be taken again (the server notices the close).
+    let mut retried = None;
+    let client = redis::Client::open(format!("redis://{}/", server.addr())).expect("client");
+    for _ in 0..100 {
+        if let Ok(mut con) = client.get_connection()
+            && cmd(&mut con, &[b"PING"]).is_ok()
+        {
+            retried = Some(con);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(retried.is_some(), "a closed connection frees its place");
+    // Stopping the server with connections open does not hang.
+    drop(server);
+    assert!(cmd(&mut b, &[b"PING"]).is_err());
+}
+
+fn redis_cli() -> std::process::Command {
+    // .ci/run installs redis-tools; a machine without it fails here, loudly.
+    let found = std::process::Command::new("redis-cli")
+        .arg("--version")
+        .output();
+    assert!(
+        found.is_ok_and(|o| o.status.success()),
+        "redis-cli is needed (apt-get install redis-tools)"
+    );
+    std::process::Command::new("redis-cli")
+}
+
+#[test]
+fn redis_cli_works_including_pipe_mass_insertion() {
+    let server = Server::start(&[]);
+    let port = server.addr().port().to_string();
+    let run = |args: &[&str]| {
+        let out = redis_cli()
+            .args(["-p", &port])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    };
+    assert_eq!(run(&["PING"]), "PONG");
+    assert_eq!(run(&["SET", "greeting", "hello world"]), "OK");
+    assert_eq!(run(&["GET", "greeting"]), "hello world");
+    assert_eq!(run(&["INCRBY", "n", "5"]), "5");
+    assert_eq!(run(&["DBSIZE"]), "2");
+
+    // --pipe: RESP for 10,000 SETs on stdin.
+    let mut input = Vec::new();
+    for i in 0..10_000 {
+        let (k, v) = (format!("mass:{i}"), format!("value-{i}"));
+        input.extend_from_slice(
+            format!(
+                "*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${}\r\n{v}\r\n",
+                k.len(),
+                v.len()
+            )
+            .as_bytes(),
+        );
+    }
+    let mut child = redis_cli()
+        .args(["-p", &port, "--pipe"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("redis-cli --pipe");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&input)
+        .expect("feed");
+    let out = child.wait_with_output().expect("wait");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{summary}");
+    assert!(summary.contains("errors: 0, replies: 10000"), "{summary}");
+    assert_eq!(run(&["GET", "mass:9999"]), "value-9999");
+    assert_eq!(run(&["DBSIZE"]), "10002");
+}
