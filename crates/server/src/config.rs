@@ -81,6 +81,9 @@ pub struct Args {
     /// RESP connections open at once [default: 10000]
     #[arg(long, env = "BITCASK_RESP_MAX_CONNECTIONS")]
     pub resp_max_connections: Option<usize>,
+    /// Threads serving RESP connections [default: half the CPUs, at least 1]
+    #[arg(long, env = "BITCASK_RESP_THREADS")]
+    pub resp_threads: Option<usize>,
     /// Let RESP clients run FLUSHDB / FLUSHALL (delete every key)
     /// [default: refused]
     #[arg(long, env = "BITCASK_RESP_ALLOW_FLUSH")]
@@ -106,6 +109,7 @@ struct FileSettings {
     max_concurrent_requests: Option<usize>,
     resp_port: Option<u16>,
     resp_max_connections: Option<usize>,
+    resp_threads: Option<usize>,
     resp_allow_flush: Option<bool>,
 }
 
@@ -149,6 +153,8 @@ pub struct Config {
     pub resp_port: Option<u16>,
     /// RESP connections open at once.
     pub resp_max_connections: usize,
+    /// Threads serving RESP connections.
+    pub resp_threads: usize,
     /// Whether RESP's FLUSHDB / FLUSHALL are allowed.
     pub resp_allow_flush: bool,
 }
@@ -170,6 +176,7 @@ impl std::fmt::Debug for Config {
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("resp_port", &self.resp_port)
             .field("resp_max_connections", &self.resp_max_connections)
+            .field("resp_threads", &self.resp_threads)
             .field("resp_allow_flush", &self.resp_allow_flush)
             .finish()
     }
@@ -248,14 +255,20 @@ impl Config {
                 .resp_max_connections
                 .or(file.resp_max_connections)
                 .unwrap_or(10_000),
+            resp_threads: args
+                .resp_threads
+                .or(file.resp_threads)
+                .unwrap_or_else(default_resp_threads),
             resp_allow_flush: args.resp_allow_flush || file.resp_allow_flush.unwrap_or(false),
         };
         if config.rate_limit == Some(0)
             || config.max_concurrent_requests == 0
             || config.resp_max_connections == 0
+            || config.resp_threads == 0
         {
             return Err(ConfigError(
-                "rate_limit, max_concurrent_requests and resp_max_connections must be above zero"
+                "rate_limit, max_concurrent_requests, resp_max_connections and resp_threads \
+                 must be above zero"
                     .into(),
             ));
         }
@@ -274,6 +287,14 @@ impl Config {
             .max_key_size(self.max_key_size)
             .max_value_size(self.max_value_size)
     }
+}
+
+/// Half the CPUs, at least one: the rest is left for HTTP, the engine's
+/// background threads and (often, on small machines) the clients. On the
+/// 2-vCPU benchmark machine one thread matched Redis without pipelining and
+/// two were faster with it (docs/BENCHMARKS.md).
+fn default_resp_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 /// The engine's default data file size.

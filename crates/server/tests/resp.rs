@@ -566,6 +566,27 @@ fn malformed_input_is_answered_or_closed_and_nothing_is_written() {
     let big = "x".repeat(1001);
     assert!(err(&mut bystander, &["SET", "k", &big]).contains("limit is 1000"));
     assert_eq!(text(ok(&mut bystander, &["PING"])).as_deref(), Some("PONG"));
+    // In a pipeline of plain SETs (which the listener writes as one batch),
+    // the oversized one alone fails.
+    {
+        let mut raw = server.raw();
+        raw.write_all(
+            format!(
+                "SET g1 1\r\n*3\r\n$3\r\nSET\r\n$2\r\ng2\r\n${}\r\n{big}\r\nSET g3 3\r\n",
+                big.len()
+            )
+            .as_bytes(),
+        )
+        .expect("write");
+        let want = "+OK\r\n-ERR value is 1001 bytes; the limit is 1000\r\n+OK\r\n";
+        let mut got = vec![0u8; want.len()];
+        raw.read_exact(&mut got).expect("replies");
+        assert_eq!(String::from_utf8_lossy(&got), want);
+    }
+    assert_eq!(
+        ok(&mut bystander, &["EXISTS", "g1", "g2", "g3"]),
+        Value::Int(2)
+    );
     // Commands before a protocol error in the same read still run.
     let mut raw = server.raw();
     raw.write_all(b"SET ok 1\r\n*1\r\n$x\r\n").expect("write");

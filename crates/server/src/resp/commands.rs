@@ -149,7 +149,78 @@ fn keep_expiry(options: WriteOptions, old: Option<&Versioned>) -> WriteOptions {
     }
 }
 
+/// Most bytes of values one grouped write carries.
+const MAX_GROUP_BYTES: usize = 8 << 20;
+
+fn is_plain_set(command: &[Bytes]) -> bool {
+    command.len() == 3 && command[0].eq_ignore_ascii_case(b"SET")
+}
+
 impl Session {
+    /// Runs `commands` in order, answering each; stops after a QUIT.
+    ///
+    /// Consecutive plain `SET key value` commands (a pipeline's usual
+    /// content) go to the engine as one batch: one lock, one `pwrite`. That
+    /// is stronger than Redis's guarantee (they become atomic together) and
+    /// the replies are the same; if the batch fails on a size limit, they
+    /// run one by one so that each gets its own answer.
+    pub fn run_all(&mut self, commands: &[Vec<Bytes>], out: &mut Out) -> super::session::Flow {
+        let mut i = 0;
+        while i < commands.len() {
+            let mut run = 0;
+            let mut bytes = 0;
+            while let Some(command) = commands.get(i + run) {
+                if !is_plain_set(command) || bytes > MAX_GROUP_BYTES {
+                    break;
+                }
+                bytes += command[1].len() + command[2].len();
+                run += 1;
+            }
+            let store = self.shared.state().try_store().cloned();
+            if let (true, true, Some(store)) = (run >= 2, self.is_authenticated(), store) {
+                self.set_many(&store, &commands[i..i + run], out);
+                i += run;
+                continue;
+            }
+            if self.execute(&commands[i], out) == super::session::Flow::Close {
+                return super::session::Flow::Close;
+            }
+            i += 1;
+        }
+        super::session::Flow::Continue
+    }
+
+    fn set_many(&mut self, db: &Arc<Bitcask>, sets: &[Vec<Bytes>], out: &mut Out) {
+        let mut batch = Batch::new();
+        for set in sets {
+            batch.put(set[1].to_vec(), set[2].to_vec());
+        }
+        match db.write_batch(&batch) {
+            Ok(_) => {
+                self.count_commands(sets.len() as u64);
+                for _ in sets {
+                    out.ok();
+                }
+            }
+            Err(
+                Error::KeyTooLarge { .. }
+                | Error::ValueTooLarge { .. }
+                | Error::InvalidArgument { .. },
+            ) => {
+                for set in sets {
+                    self.execute(set, out);
+                }
+            }
+            Err(e) => {
+                self.count_commands(sets.len() as u64);
+                let message = engine_error(e);
+                for _ in sets {
+                    out.error(&message);
+                }
+            }
+        }
+    }
+
     /// Runs one command against the open store, writing its reply.
     pub fn run_store_command(
         &mut self,

@@ -104,12 +104,7 @@ fn parse_all(input: &mut BytesMut, limits: &Limits) -> (Vec<Vec<Bytes>>, Option<
 
 /// Runs `commands` in order; stops after a QUIT.
 fn execute_all(session: &mut Session, commands: &[Vec<Bytes>], out: &mut Out) -> Flow {
-    for command in commands {
-        if session.execute(command, out) == Flow::Close {
-            return Flow::Close;
-        }
-    }
-    Flow::Continue
+    session.run_all(commands, out)
 }
 
 fn writes(command: &[Bytes]) -> bool {

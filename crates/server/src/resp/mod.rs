@@ -19,38 +19,68 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::state::AppState;
 use session::Shared;
 
+/// A connection handed to a worker, with its place under the limit.
+type Handoff = (std::net::TcpStream, OwnedSemaphorePermit);
+
 /// Accepts connections on `listener` until `shutdown` turns true, then
 /// waits for every connection to finish the commands it has read.
+///
+/// Connections are served by `resp_threads` worker threads, each running
+/// its own single-threaded runtime (thread per core, as Redis's I/O threads
+/// or KeyDB do): a connection stays on one thread, so waking it never
+/// crosses threads, and the threads only meet in the engine. Measured
+/// against tokio's work-stealing runtime in docs/BENCHMARKS.md.
 pub async fn serve(listener: TcpListener, state: AppState, mut shutdown: watch::Receiver<bool>) {
     let port = listener.local_addr().map_or(0, |a| a.port());
     let limit = Arc::new(Semaphore::new(state.config().resp_max_connections));
+    let threads = state.config().resp_threads;
     let shared = Arc::new(Shared::new(state, port));
-    tracing::info!(port, "RESP listener accepting");
-    let mut connections = JoinSet::new();
-    // Each connection watches its own copy of the stop signal.
-    let for_connections = shutdown.clone();
+    let mut workers = Vec::with_capacity(threads);
+    let mut finished = JoinSet::new();
+    for i in 0..threads {
+        let (to_worker, from_acceptor) = mpsc::unbounded_channel::<Handoff>();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let (shared, stop) = (Arc::clone(&shared), shutdown.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("bitcask-resp-{i}"))
+            .spawn(move || {
+                worker(from_acceptor, shared, stop);
+                let _ = done_tx.send(());
+            });
+        match spawned {
+            Ok(_) => {
+                workers.push(to_worker);
+                finished.spawn(done_rx);
+            }
+            Err(error) => tracing::error!(%error, "cannot start a RESP worker thread"),
+        }
+    }
+    if workers.is_empty() {
+        tracing::error!("no RESP worker thread: the RESP listener is off");
+        return;
+    }
+    tracing::info!(port, threads = workers.len(), "RESP listener accepting");
+    let mut next = 0usize;
     loop {
         tokio::select! {
             () = stopped(&mut shutdown) => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => match Arc::clone(&limit).try_acquire_owned() {
                     Ok(permit) => {
-                        connections.spawn(connection::run(
-                            stream,
-                            Arc::clone(&shared),
-                            for_connections.clone(),
-                            permit,
-                        ));
+                        // Move the socket to a worker's runtime.
+                        let Ok(stream) = stream.into_std() else { continue };
+                        let worker = &workers[next % workers.len()];
+                        next = next.wrapping_add(1);
+                        let _ = worker.send((stream, permit));
                     }
                     Err(_) => {
-                        connections.spawn(async move {
+                        tokio::spawn(async move {
                             let mut stream = stream;
                             let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
                         });
@@ -65,7 +95,45 @@ pub async fn serve(listener: TcpListener, state: AppState, mut shutdown: watch::
         }
     }
     tracing::info!("RESP listener stopping; finishing connections");
-    while connections.join_next().await.is_some() {}
+    drop(workers);
+    while finished.join_next().await.is_some() {}
+}
+
+/// One worker thread: serves the connections it is handed until the
+/// acceptor is gone and they have all ended.
+fn worker(
+    mut connections: mpsc::UnboundedReceiver<Handoff>,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start a RESP worker runtime");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let mut running = JoinSet::new();
+        loop {
+            tokio::select! {
+                handed = connections.recv() => match handed {
+                    Some((stream, permit)) => match tokio::net::TcpStream::from_std(stream) {
+                        Ok(stream) => {
+                            running.spawn(connection::run(stream, Arc::clone(&shared), stop.clone(), permit));
+                        }
+                        Err(error) => tracing::warn!(%error, "cannot adopt a RESP connection"),
+                    },
+                    None => break,
+                },
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+            }
+        }
+        while running.join_next().await.is_some() {}
+    });
 }
 
 /// Completes once `shutdown` is true (or its sender is gone).

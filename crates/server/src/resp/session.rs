@@ -125,6 +125,16 @@ impl Session {
         }
     }
 
+    /// Whether the connection may run data commands.
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated
+    }
+
+    /// Counts commands run outside [`Self::execute`].
+    pub fn count_commands(&self, n: u64) {
+        self.shared.commands.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Runs one command, writing its reply into `out`.
     pub fn execute(&mut self, args: &[Bytes], out: &mut Out) -> Flow {
         let Some(name) = args.first() else {
