@@ -319,6 +319,35 @@ impl Bitcask {
         Ok(self.get_versioned(key)?.map(|v| v.value))
     }
 
+    /// Calls `f` with the value stored under `key` and returns what it
+    /// returns, or `None` (absent or expired). The value is lent from a
+    /// buffer this thread reuses, so a read allocates nothing: for callers
+    /// that copy the value somewhere anyway (a network buffer). Verified
+    /// exactly as [`Self::get`] verifies. `f` may call the store again.
+    pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        thread_local! {
+            static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+        }
+        // Taken out while in use, so a nested call finds an empty one.
+        let mut buf = SCRATCH.with(std::cell::Cell::take);
+        let result = loop {
+            let Some(entry) = self.shared.live_entry(key) else {
+                break Ok(None);
+            };
+            match self.shared.read_record(key, entry, &mut buf) {
+                Ok(Some(value)) => break Ok(Some(f(&buf[value]))),
+                // A merge moved the key and dropped the file in between.
+                Ok(None) => continue,
+                Err(e) => break Err(e),
+            }
+        };
+        // Keep a modest buffer for the next read; give a huge one back.
+        if buf.capacity() <= 1 << 20 {
+            SCRATCH.with(|scratch| scratch.set(buf));
+        }
+        result
+    }
+
     /// The value under `key` with its version and expiry, or `None`.
     pub fn get_versioned(&self, key: &[u8]) -> Result<Option<Versioned>> {
         loop {
@@ -679,6 +708,24 @@ impl Shared {
     /// or `None` if its file is gone and `key` no longer points there (a
     /// merge moved it meanwhile).
     fn read_value(&self, key: &[u8], entry: Entry) -> Result<Option<Vec<u8>>> {
+        let mut buf = Vec::new();
+        let Some(value) = self.read_record(key, entry, &mut buf)? else {
+            return Ok(None);
+        };
+        buf.copy_within(value.clone(), 0);
+        buf.truncate(value.len());
+        Ok(Some(buf))
+    }
+
+    /// Reads and verifies the record `entry` points to into `buf`; returns
+    /// where the value lies in it, or `None` if the file is gone because a
+    /// merge moved the key meanwhile (look it up again).
+    fn read_record(
+        &self,
+        key: &[u8],
+        entry: Entry,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<std::ops::Range<usize>>> {
         let file = self
             .files
             .read()
@@ -697,22 +744,20 @@ impl Shared {
                 kind: CorruptionKind::MissingFile,
             });
         };
-        let mut buf = vec![0u8; entry.len as usize];
-        file.read_record(&mut buf, u64::from(entry.offset))?;
+        buf.clear();
+        buf.resize(entry.len as usize, 0);
+        file.read_record(buf, u64::from(entry.offset))?;
         let corrupt = |kind| Error::Corruption {
             path: file.path().to_path_buf(),
             offset: u64::from(entry.offset),
             kind,
         };
-        let rec = record::decode_whole(&buf).map_err(corrupt)?;
+        let rec = record::decode_whole(buf).map_err(corrupt)?;
         if rec.key != key || rec.header.seq != entry.seq {
             return Err(corrupt(CorruptionKind::KeyMismatch));
         }
         let value_len = rec.value.len();
-        let value_at = buf.len() - value_len;
-        buf.copy_within(value_at.., 0);
-        buf.truncate(value_len);
-        Ok(Some(buf))
+        Ok(Some(buf.len() - value_len..buf.len()))
     }
 
     fn stats(&self) -> Stats {

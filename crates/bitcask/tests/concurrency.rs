@@ -139,3 +139,44 @@ fn concurrent_durable_writers_all_land() {
         }
     }
 }
+
+#[test]
+fn get_with_lends_the_same_verified_values_as_get() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db =
+        bitcask::Bitcask::open_with(dir.path(), common::fast().max_file_size(4096)).expect("open");
+    for i in 0..500u32 {
+        db.put(
+            format!("k{i}").as_bytes(),
+            &vec![i as u8; (i % 97) as usize],
+        )
+        .expect("put");
+    }
+    for i in 0..500u32 {
+        let key = format!("k{i}");
+        let lent = db
+            .get_with(key.as_bytes(), <[u8]>::to_vec)
+            .expect("get_with");
+        assert_eq!(lent, db.get(key.as_bytes()).expect("get"), "{key}");
+    }
+    assert_eq!(db.get_with(b"absent", |v| v.len()).expect("get_with"), None);
+    // The closure may read the store again (the buffer is not shared).
+    let nested = db
+        .get_with(b"k1", |outer| {
+            let inner = db.get_with(b"k2", <[u8]>::to_vec).expect("inner");
+            (outer.to_vec(), inner)
+        })
+        .expect("outer");
+    assert_eq!(nested, Some((vec![1u8], Some(vec![2u8; 2]))));
+    // Damage is an error, never a value.
+    db.put(b"victim", &[7u8; 64]).expect("put");
+    let file = common::active_file(dir.path());
+    let mut bytes = std::fs::read(&file).expect("read");
+    let at = bytes.len() - 10;
+    bytes[at] ^= 0xff;
+    std::fs::write(&file, &bytes).expect("write");
+    assert!(matches!(
+        db.get_with(b"victim", |v| v.len()),
+        Err(bitcask::Error::Corruption { .. })
+    ));
+}

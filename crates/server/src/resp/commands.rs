@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bitcask::{Batch, Bitcask, Condition, Error, KeyRange, Versioned, WriteOptions};
-use bytes::Bytes;
 
+use super::frame::Commands;
 use super::glob;
 use super::reply::Out;
-use super::session::Session;
+use super::session::{Flow, Session};
 
 /// What a command needs of the server: its arity and whether it writes.
 pub struct Spec {
@@ -152,8 +152,11 @@ fn keep_expiry(options: WriteOptions, old: Option<&Versioned>) -> WriteOptions {
 /// Most bytes of values one grouped write carries.
 const MAX_GROUP_BYTES: usize = 8 << 20;
 
-fn is_plain_set(command: &[Bytes]) -> bool {
-    command.len() == 3 && command[0].eq_ignore_ascii_case(b"SET")
+fn is_plain_set(commands: &Commands<'_>, i: usize) -> bool {
+    commands.arg_count(i) == 3
+        && commands
+            .arg(i, 0)
+            .is_some_and(|name| name.eq_ignore_ascii_case(b"SET"))
 }
 
 impl Session {
@@ -164,36 +167,46 @@ impl Session {
     /// is stronger than Redis's guarantee (they become atomic together) and
     /// the replies are the same; if the batch fails on a size limit, they
     /// run one by one so that each gets its own answer.
-    pub fn run_all(&mut self, commands: &[Vec<Bytes>], out: &mut Out) -> super::session::Flow {
+    pub fn run_all(&mut self, commands: &Commands<'_>, out: &mut Out) -> Flow {
+        let mut args = Vec::with_capacity(8);
         let mut i = 0;
         while i < commands.len() {
             let mut run = 0;
             let mut bytes = 0;
-            while let Some(command) = commands.get(i + run) {
-                if !is_plain_set(command) || bytes > MAX_GROUP_BYTES {
-                    break;
-                }
-                bytes += command[1].len() + command[2].len();
+            while i + run < commands.len()
+                && is_plain_set(commands, i + run)
+                && bytes <= MAX_GROUP_BYTES
+            {
+                bytes += commands.arg(i + run, 1).map_or(0, <[u8]>::len)
+                    + commands.arg(i + run, 2).map_or(0, <[u8]>::len);
                 run += 1;
             }
             let store = self.shared.state().try_store().cloned();
             if let (true, true, Some(store)) = (run >= 2, self.is_authenticated(), store) {
-                self.set_many(&store, &commands[i..i + run], out);
+                self.set_many(&store, commands, i..i + run, out);
                 i += run;
                 continue;
             }
-            if self.execute(&commands[i], out) == super::session::Flow::Close {
-                return super::session::Flow::Close;
+            commands.args_of(i, &mut args);
+            if self.execute(&args, out) == Flow::Close {
+                return Flow::Close;
             }
             i += 1;
         }
-        super::session::Flow::Continue
+        Flow::Continue
     }
 
-    fn set_many(&mut self, db: &Arc<Bitcask>, sets: &[Vec<Bytes>], out: &mut Out) {
+    fn set_many(
+        &mut self,
+        db: &Arc<Bitcask>,
+        commands: &Commands<'_>,
+        sets: std::ops::Range<usize>,
+        out: &mut Out,
+    ) {
         let mut batch = Batch::new();
-        for set in sets {
-            batch.put(set[1].to_vec(), set[2].to_vec());
+        for i in sets.clone() {
+            let (key, value) = (commands.arg(i, 1), commands.arg(i, 2));
+            batch.put(key.unwrap_or_default(), value.unwrap_or_default());
         }
         match db.write_batch(&batch) {
             Ok(_) => {
@@ -207,8 +220,10 @@ impl Session {
                 | Error::ValueTooLarge { .. }
                 | Error::InvalidArgument { .. },
             ) => {
-                for set in sets {
-                    self.execute(set, out);
+                let mut args = Vec::with_capacity(3);
+                for i in sets {
+                    commands.args_of(i, &mut args);
+                    self.execute(&args, out);
                 }
             }
             Err(e) => {
@@ -226,7 +241,7 @@ impl Session {
         &mut self,
         spec: &Spec,
         store: &Arc<Bitcask>,
-        args: &[Bytes],
+        args: &[&[u8]],
         out: &mut Out,
     ) {
         if let Err(message) = self.dispatch(spec, store, args, out) {
@@ -238,19 +253,29 @@ impl Session {
         &mut self,
         spec: &Spec,
         db: &Arc<Bitcask>,
-        args: &[Bytes],
+        args: &[&[u8]],
         out: &mut Out,
     ) -> CmdResult {
-        let key = || args[1].as_ref();
+        let key = || args[1];
         match spec.name {
             "get" => {
-                let value = db.get(key()).map_err(engine_error)?;
-                out.bulk_or_null(value.as_deref());
+                // The value goes from the engine's buffer straight into the reply.
+                let found = db
+                    .get_with(key(), |value| out.bulk(value))
+                    .map_err(engine_error)?;
+                if found.is_none() {
+                    out.null();
+                }
             }
             "mget" => {
-                out.array(args.len() - 1);
-                for k in &args[1..] {
-                    let value = db.get(k).map_err(engine_error)?;
+                // Read all first: an error must not leave half an array.
+                let values = args[1..]
+                    .iter()
+                    .map(|k| db.get(k))
+                    .collect::<bitcask::Result<Vec<_>>>()
+                    .map_err(engine_error)?;
+                out.array(values.len());
+                for value in &values {
                     out.bulk_or_null(value.as_deref());
                 }
             }
@@ -288,7 +313,7 @@ impl Session {
             "set" => set(db, args, out)?,
             "setnx" => match db.put_with(
                 key(),
-                &args[2],
+                args[2],
                 WriteOptions::new().condition(Condition::Absent),
             ) {
                 Ok(_) => out.int(1),
@@ -319,7 +344,7 @@ impl Session {
                 }
                 let mut batch = Batch::new();
                 for pair in args[1..].chunks_exact(2) {
-                    batch.put(pair[0].to_vec(), pair[1].to_vec());
+                    batch.put(pair[0], pair[1]);
                 }
                 db.write_batch(&batch).map_err(engine_error)?;
                 out.ok();
@@ -328,8 +353,8 @@ impl Session {
                 let by = match spec.name {
                     "incr" => 1,
                     "decr" => -1,
-                    "incrby" => int_arg(&args[2])?,
-                    _ => int_arg(&args[2])?
+                    "incrby" => int_arg(args[2])?,
+                    _ => int_arg(args[2])?
                         .checked_neg()
                         .ok_or_else(|| "ERR decrement would overflow".to_string())?,
                 };
@@ -340,7 +365,7 @@ impl Session {
                 let len = cas(|| {
                     let old = db.get_versioned(key())?;
                     let mut value = old.as_ref().map(|o| o.value.clone()).unwrap_or_default();
-                    value.extend_from_slice(&args[2]);
+                    value.extend_from_slice(args[2]);
                     let options = keep_expiry(
                         WriteOptions::new().condition(unchanged(old.as_ref())),
                         old.as_ref(),
@@ -351,7 +376,7 @@ impl Session {
                 out.int(len as i64);
             }
             "expire" | "pexpire" | "expireat" | "pexpireat" => {
-                let amount = int_arg(&args[2])?;
+                let amount = int_arg(args[2])?;
                 let at_ms = match spec.name {
                     "expire" => (now_ms() as i64).saturating_add(amount.saturating_mul(1000)),
                     "pexpire" => (now_ms() as i64).saturating_add(amount),
@@ -367,7 +392,7 @@ impl Session {
                     Some(_) => {
                         return Err(format!(
                             "ERR Unsupported option {}",
-                            String::from_utf8_lossy(&args[3])
+                            String::from_utf8_lossy(args[3])
                         ));
                     }
                 };
@@ -391,7 +416,7 @@ impl Session {
                 out.int(i64::from(changed));
             }
             "keys" => {
-                let pattern = &args[1];
+                let pattern = args[1];
                 let keys: Vec<Vec<u8>> = db
                     .keys_in(KeyRange::prefix(glob::literal_prefix(pattern)))
                     .filter(|k| glob::matches(pattern, k))
@@ -419,8 +444,8 @@ impl Session {
     }
 
     /// `SCAN cursor [MATCH p] [COUNT n] [TYPE t]` (see docs/RESP.md).
-    fn scan(&mut self, db: &Arc<Bitcask>, args: &[Bytes], out: &mut Out) -> CmdResult {
-        let cursor: u64 = std::str::from_utf8(&args[1])
+    fn scan(&mut self, db: &Arc<Bitcask>, args: &[&[u8]], out: &mut Out) -> CmdResult {
+        let cursor: u64 = std::str::from_utf8(args[1])
             .ok()
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| "ERR invalid cursor".to_string())?;
@@ -430,14 +455,14 @@ impl Session {
         let mut i = 2;
         while i < args.len() {
             let value = args.get(i + 1).ok_or_else(|| SYNTAX.to_string())?;
-            if is(&args[i], "MATCH") {
+            if is(args[i], "MATCH") {
                 pattern = Some(value);
-            } else if is(&args[i], "COUNT") {
+            } else if is(args[i], "COUNT") {
                 count = usize::try_from(int_arg(value)?)
                     .ok()
                     .filter(|&n| n >= 1)
                     .ok_or_else(|| SYNTAX.to_string())?;
-            } else if is(&args[i], "TYPE") {
+            } else if is(args[i], "TYPE") {
                 strings = is(value, "string");
             } else {
                 return Err(SYNTAX.to_string());
@@ -546,7 +571,7 @@ fn incr_by(db: &Bitcask, key: &[u8], by: i64) -> Result<i64, String> {
 }
 
 /// `SET key value [EX|PX|EXAT|PXAT n | KEEPTTL] [NX|XX] [GET]`.
-fn set(db: &Bitcask, args: &[Bytes], out: &mut Out) -> CmdResult {
+fn set(db: &Bitcask, args: &[&[u8]], out: &mut Out) -> CmdResult {
     #[derive(Clone, Copy)]
     enum Expiry {
         None,
@@ -554,7 +579,7 @@ fn set(db: &Bitcask, args: &[Bytes], out: &mut Out) -> CmdResult {
         At(u64),
         Keep,
     }
-    let (key, value) = (&args[1], &args[2]);
+    let (key, value) = (args[1], args[2]);
     let mut expiry = Expiry::None;
     let mut condition = Condition::None;
     let mut get = false;

@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, watch};
 
 use super::commands;
-use super::frame::{self, Limits, ProtocolError};
+use super::frame::{self, Commands, Limits};
 use super::reply::{Out, Protocol};
 use super::session::{Flow, Session, Shared};
 
@@ -46,6 +46,9 @@ pub async fn run(
     let mut session = Session::new(shared);
     let mut input = BytesMut::with_capacity(READ_ROOM);
     let mut out = Out::new(Protocol::Resp2);
+    // Where the arguments of the commands of one read lie (reused).
+    let mut spans = Vec::new();
+    let mut ends = Vec::new();
     loop {
         if input.capacity() - input.len() < READ_ROOM {
             input.reserve(READ_ROOM);
@@ -58,20 +61,37 @@ pub async fn run(
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
-        let (commands, protocol_error) = parse_all(&mut input, &limits);
+        spans.clear();
+        ends.clear();
+        let (used, protocol_error) = frame::parse_all(&input, &limits, &mut spans, &mut ends);
+        let commands = Commands {
+            data: &input[..used],
+            spans: &spans,
+            ends: &ends,
+        };
         let flow;
-        if blocking && commands.iter().any(|c| writes(c)) {
+        if blocking && (0..commands.len()).any(|i| writes(&commands, i)) {
+            // Owned copies of what the blocking task needs, handed back after.
+            let data = input.split_to(used).freeze();
+            let moved = (std::mem::take(&mut spans), std::mem::take(&mut ends));
             let batch = tokio::task::spawn_blocking(move || {
-                let flow = execute_all(&mut session, &commands, &mut out);
-                (session, out, flow)
+                let (spans, ends) = moved;
+                let commands = Commands {
+                    data: &data,
+                    spans: &spans,
+                    ends: &ends,
+                };
+                let flow = session.run_all(&commands, &mut out);
+                (session, out, flow, spans, ends)
             })
             .await;
-            let Ok((s, o, f)) = batch else {
+            let Ok((s, o, f, sp, en)) = batch else {
                 break; // the batch panicked: drop the connection
             };
-            (session, out, flow) = (s, o, f);
+            (session, out, flow, spans, ends) = (s, o, f, sp, en);
         } else {
-            flow = execute_all(&mut session, &commands, &mut out);
+            flow = session.run_all(&commands, &mut out);
+            input.advance(used);
         }
         if let Some(error) = &protocol_error {
             out.error(&format!("ERR {error}"));
@@ -89,27 +109,10 @@ pub async fn run(
     let _ = stream.shutdown().await;
 }
 
-/// Every complete command in `input`, and the protocol error that stopped
-/// parsing, if one did (the commands before it still run).
-fn parse_all(input: &mut BytesMut, limits: &Limits) -> (Vec<Vec<Bytes>>, Option<ProtocolError>) {
-    let mut commands = Vec::new();
-    loop {
-        match frame::next_command(input, limits) {
-            Ok(Some(command)) => commands.push(command),
-            Ok(None) => return (commands, None),
-            Err(error) => return (commands, Some(error)),
-        }
-    }
-}
-
-/// Runs `commands` in order; stops after a QUIT.
-fn execute_all(session: &mut Session, commands: &[Vec<Bytes>], out: &mut Out) -> Flow {
-    session.run_all(commands, out)
-}
-
-fn writes(command: &[Bytes]) -> bool {
-    command
-        .first()
-        .and_then(|name| commands::lookup(name))
+/// Whether command `i` may write.
+fn writes(commands: &Commands<'_>, i: usize) -> bool {
+    commands
+        .arg(i, 0)
+        .and_then(commands::lookup)
         .is_some_and(|spec| spec.write)
 }

@@ -5,7 +5,7 @@
 //! values into owned trees (a copy per argument) or come with a client we do
 //! not want; a command parser is a few dozen lines, and its limits are ours.
 
-use bytes::{Buf, Bytes, BytesMut};
+use std::ops::Range;
 
 /// Most elements one command may have (Redis's own limit).
 pub const MAX_ARGS: usize = 1024 * 1024;
@@ -41,17 +41,94 @@ fn error<T>(what: impl Into<String>) -> Result<T, ProtocolError> {
     Err(ProtocolError(what.into()))
 }
 
-/// Takes the next complete command off the front of `buf`: its arguments
-/// (slices of one shared buffer, no copies). `Ok(None)` if more bytes are
-/// needed; an empty command (a blank inline line) gives an empty vector.
-pub fn next_command(
-    buf: &mut BytesMut,
+/// Parses every complete command in `buf`: appends each argument's byte
+/// range to `spans` and, after each command, the number of spans so far to
+/// `ends`. Returns how many bytes the complete commands take, and the
+/// protocol error that stopped parsing, if one did (the commands before it
+/// are complete and may run). Nothing is copied.
+pub fn parse_all(
+    buf: &[u8],
     limits: &Limits,
-) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    match buf.first() {
+    spans: &mut Vec<Range<usize>>,
+    ends: &mut Vec<usize>,
+) -> (usize, Option<ProtocolError>) {
+    let mut at = 0;
+    loop {
+        let mark = spans.len();
+        match parse_command(buf, at, limits, spans) {
+            Ok(Some(next)) => {
+                ends.push(spans.len());
+                at = next;
+            }
+            Ok(None) => {
+                spans.truncate(mark);
+                return (at, None);
+            }
+            Err(error) => {
+                spans.truncate(mark);
+                return (at, Some(error));
+            }
+        }
+    }
+}
+
+/// The commands [`parse_all`] found: the bytes, and where each argument lies.
+#[derive(Debug, Clone, Copy)]
+pub struct Commands<'a> {
+    /// The bytes parsed.
+    pub data: &'a [u8],
+    /// Byte ranges of every argument of every command, in order.
+    pub spans: &'a [Range<usize>],
+    /// After each command, the number of spans up to its end.
+    pub ends: &'a [usize],
+}
+
+impl<'a> Commands<'a> {
+    /// Number of commands.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    fn spans_of(&self, i: usize) -> &'a [Range<usize>] {
+        let from = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.spans[from..self.ends[i]]
+    }
+
+    /// Number of arguments (the name included) of command `i`.
+    pub fn arg_count(&self, i: usize) -> usize {
+        self.spans_of(i).len()
+    }
+
+    /// Argument `j` of command `i`.
+    pub fn arg(&self, i: usize, j: usize) -> Option<&'a [u8]> {
+        self.spans_of(i).get(j).map(|r| &self.data[r.clone()])
+    }
+
+    /// Fills `args` with the arguments of command `i`.
+    pub fn args_of(&self, i: usize, args: &mut Vec<&'a [u8]>) {
+        args.clear();
+        args.extend(self.spans_of(i).iter().map(|r| &self.data[r.clone()]));
+    }
+}
+
+/// Parses the command starting at `buf[at]`, pushing its arguments' ranges;
+/// returns where it ends, or `Ok(None)` if more bytes are needed. A blank
+/// inline line or an empty array is a command without arguments.
+fn parse_command(
+    buf: &[u8],
+    at: usize,
+    limits: &Limits,
+    spans: &mut Vec<Range<usize>>,
+) -> Result<Option<usize>, ProtocolError> {
+    match buf.get(at) {
         None => Ok(None),
-        Some(b'*') => multibulk(buf, limits),
-        Some(_) => inline(buf),
+        Some(b'*') => multibulk(buf, at, limits, spans),
+        Some(_) => inline(buf, at, spans),
     }
 }
 
@@ -65,13 +142,11 @@ fn line_end(buf: &[u8], from: usize) -> Option<usize> {
 
 /// Parses a decimal length written after a type byte at `at` (`*3`, `$5`).
 /// `Ok(None)` if the line is not complete yet.
-fn length_line(
-    buf: &[u8],
-    at: usize,
-    max_digits: usize,
-) -> Result<Option<(i64, usize)>, ProtocolError> {
+fn length_line(buf: &[u8], at: usize) -> Result<Option<(i64, usize)>, ProtocolError> {
+    /// Digits of any i64, a sign, and slack.
+    const MAX_LINE: usize = 24;
     let Some(end) = line_end(buf, at + 1) else {
-        if buf.len() - at > max_digits + 3 {
+        if buf.len() - at > MAX_LINE {
             return error("length line too long");
         }
         return Ok(None);
@@ -85,21 +160,23 @@ fn length_line(
 }
 
 /// `*<n>\r\n` followed by `n` bulk strings `$<len>\r\n<bytes>\r\n`.
-fn multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    let Some((count, mut at)) = length_line(buf, 0, 20)? else {
+fn multibulk(
+    buf: &[u8],
+    start: usize,
+    limits: &Limits,
+    spans: &mut Vec<Range<usize>>,
+) -> Result<Option<usize>, ProtocolError> {
+    let Some((count, mut at)) = length_line(buf, start)? else {
         return Ok(None);
     };
     if count <= 0 {
-        // `*0` and `*-1` are empty commands: skip them.
-        buf.advance(at);
-        return Ok(Some(Vec::new()));
+        // `*0` and `*-1`: an empty command.
+        return Ok(Some(at));
     }
     let count = usize::try_from(count).unwrap_or(usize::MAX);
     if count > MAX_ARGS {
         return error("invalid multibulk length");
     }
-    // First pass: find where each argument lies, without copying.
-    let mut spans = Vec::with_capacity(count.min(1024));
     for _ in 0..count {
         match buf.get(at) {
             None => return Ok(None),
@@ -111,15 +188,15 @@ fn multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, 
                 ));
             }
         }
-        let Some((len, start)) = length_line(buf, at, 20)? else {
+        let Some((len, from)) = length_line(buf, at)? else {
             return Ok(None);
         };
         let len = usize::try_from(len).map_err(|_| ProtocolError("invalid bulk length".into()))?;
         if len > limits.max_bulk {
             return error("invalid bulk length");
         }
-        let end = start + len;
-        if end > limits.max_command {
+        let end = from + len;
+        if end - start > limits.max_command {
             return error("command too large");
         }
         if buf.len() < end + 2 {
@@ -128,17 +205,20 @@ fn multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, 
         if &buf[end..end + 2] != b"\r\n" {
             return error("bulk string not followed by CRLF");
         }
-        spans.push(start..end);
+        spans.push(from..end);
         at = end + 2;
     }
-    let frame = buf.split_to(at).freeze();
-    Ok(Some(spans.into_iter().map(|r| frame.slice(r)).collect()))
+    Ok(Some(at))
 }
 
 /// A line of words; double or single quotes group words (no escapes).
-fn inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    let Some(newline) = buf.iter().position(|&b| b == b'\n') else {
-        if buf.len() > MAX_INLINE {
+fn inline(
+    buf: &[u8],
+    start: usize,
+    spans: &mut Vec<Range<usize>>,
+) -> Result<Option<usize>, ProtocolError> {
+    let Some(newline) = buf[start..].iter().position(|&b| b == b'\n') else {
+        if buf.len() - start > MAX_INLINE {
             return error("too big inline request");
         }
         return Ok(None);
@@ -146,32 +226,32 @@ fn inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
     if newline > MAX_INLINE {
         return error("too big inline request");
     }
-    let line = buf.split_to(newline + 1).freeze();
-    let text = line.slice(..newline);
-    let text = text.strip_suffix(b"\r").unwrap_or(&text);
-    let mut args = Vec::new();
-    let mut i = 0;
-    while i < text.len() {
-        match text[i] {
+    let mut end = start + newline;
+    if end > start && buf[end - 1] == b'\r' {
+        end -= 1;
+    }
+    let mut i = start;
+    while i < end {
+        match buf[i] {
             b' ' | b'\t' => i += 1,
             quote @ (b'"' | b'\'') => {
-                let start = i + 1;
-                let Some(len) = text[start..].iter().position(|&b| b == quote) else {
+                let from = i + 1;
+                let Some(len) = buf[from..end].iter().position(|&b| b == quote) else {
                     return error("unbalanced quotes in request");
                 };
-                args.push(Bytes::copy_from_slice(&text[start..start + len]));
-                i = start + len + 1;
+                spans.push(from..from + len);
+                i = from + len + 1;
             }
             _ => {
-                let start = i;
-                while i < text.len() && !matches!(text[i], b' ' | b'\t') {
+                let from = i;
+                while i < end && !matches!(buf[i], b' ' | b'\t') {
                     i += 1;
                 }
-                args.push(Bytes::copy_from_slice(&text[start..i]));
+                spans.push(from..i);
             }
         }
     }
-    Ok(Some(args))
+    Ok(Some(start + newline + 1))
 }
 
 #[cfg(test)]
@@ -185,61 +265,63 @@ mod tests {
         }
     }
 
-    fn parse_all(input: &[u8]) -> Result<Vec<Vec<Bytes>>, ProtocolError> {
-        let mut buf = BytesMut::from(input);
-        let mut out = Vec::new();
-        while let Some(cmd) = next_command(&mut buf, &limits())? {
-            out.push(cmd);
+    /// Every complete command, as argument lists, and the bytes consumed.
+    fn parse(input: &[u8]) -> (Vec<Vec<&[u8]>>, usize, Option<ProtocolError>) {
+        let (mut spans, mut ends) = (Vec::new(), Vec::new());
+        let (used, error) = parse_all(input, &limits(), &mut spans, &mut ends);
+        let mut commands = Vec::new();
+        let mut from = 0;
+        for &to in &ends {
+            commands.push(spans[from..to].iter().map(|r| &input[r.clone()]).collect());
+            from = to;
         }
-        Ok(out)
+        (commands, used, error)
+    }
+
+    fn parse_ok(input: &[u8]) -> Vec<Vec<&[u8]>> {
+        let (commands, used, error) = parse(input);
+        assert_eq!(error, None);
+        assert_eq!(used, input.len());
+        commands
     }
 
     #[test]
     fn pipelined_commands_parse_in_order() {
-        let got = parse_all(
+        let got = parse_ok(
             b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\nPING\r\n",
-        )
-        .expect("parse");
+        );
         assert_eq!(got.len(), 3);
-        assert_eq!(got[0], vec![Bytes::from("GET"), Bytes::from("k")]);
-        assert_eq!(got[1][2], Bytes::new());
-        assert_eq!(got[2], vec![Bytes::from("PING")]);
+        assert_eq!(got[0], vec![&b"GET"[..], b"k"]);
+        assert_eq!(got[1][2], b"");
+        assert_eq!(got[2], vec![&b"PING"[..]]);
     }
 
     #[test]
     fn every_prefix_of_a_command_asks_for_more() {
         let full = b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nva\r\nl\r\n";
         for cut in 0..full.len() {
-            let mut buf = BytesMut::from(&full[..cut]);
-            assert_eq!(next_command(&mut buf, &limits()), Ok(None), "cut at {cut}");
-            assert_eq!(buf.len(), cut, "nothing consumed");
+            let (commands, used, error) = parse(&full[..cut]);
+            assert!(
+                commands.is_empty() && used == 0 && error.is_none(),
+                "cut at {cut}"
+            );
         }
-        let mut buf = BytesMut::from(&full[..]);
-        let cmd = next_command(&mut buf, &limits())
-            .expect("ok")
-            .expect("complete");
-        assert_eq!(
-            cmd[2],
-            Bytes::from("va\r\nl"),
-            "bulk strings are binary-safe"
-        );
-        assert!(buf.is_empty());
+        let got = parse_ok(full);
+        assert_eq!(got[0][2], b"va\r\nl", "bulk strings are binary-safe");
+        // A complete command followed by part of the next: only the first.
+        let mut more = full.to_vec();
+        more.extend_from_slice(b"*1\r\n$4\r\nPI");
+        let (commands, used, error) = parse(&more);
+        assert_eq!((commands.len(), used, error), (1, full.len(), None));
     }
 
     #[test]
     fn inline_commands_split_on_spaces_and_quotes() {
-        let got = parse_all(b"SET k \"hello world\"\r\n\r\nget  'k'\n").expect("parse");
-        assert_eq!(
-            got[0],
-            vec![
-                Bytes::from("SET"),
-                Bytes::from("k"),
-                Bytes::from("hello world")
-            ]
-        );
+        let got = parse_ok(b"SET k \"hello world\"\r\n\r\nget  'k'\n");
+        assert_eq!(got[0], vec![&b"SET"[..], b"k", b"hello world"]);
         assert!(got[1].is_empty());
-        assert_eq!(got[2], vec![Bytes::from("get"), Bytes::from("k")]);
-        assert!(parse_all(b"SET k \"open\r\n").is_err());
+        assert_eq!(got[2], vec![&b"get"[..], b"k"]);
+        assert!(parse(b"SET k \"open\r\n").2.is_some());
     }
 
     #[test]
@@ -254,11 +336,7 @@ mod tests {
             b"*abc\r\n",
             b"*1\r\n$99999999999999999999999\r\n",
         ] {
-            assert!(
-                parse_all(bad).is_err(),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
+            assert!(parse(bad).2.is_some(), "{:?}", String::from_utf8_lossy(bad));
         }
         // Eleven 100-byte arguments exceed a 1,000-byte command.
         let mut big = b"*11\r\n".to_vec();
@@ -267,17 +345,23 @@ mod tests {
             big.extend_from_slice(&[b'x'; 100]);
             big.extend_from_slice(b"\r\n");
         }
-        assert!(parse_all(&big).is_err());
-        // A line without end that is already too long.
-        assert!(parse_all(&vec![b'a'; MAX_INLINE + 1]).is_err());
-        assert!(parse_all(&[b"*1\r\n$".as_slice(), &[b'9'; 40]].concat()).is_err());
+        assert!(parse(&big).2.is_some());
+        // Lines without an end that are already too long.
+        assert!(parse(&vec![b'a'; MAX_INLINE + 1]).2.is_some());
+        assert!(
+            parse(&[b"*1\r\n$".as_slice(), &[b'9'; 40]].concat())
+                .2
+                .is_some()
+        );
+        // The commands before an error are complete and reported.
+        let (commands, used, error) = parse(b"PING\r\n*1\r\n$x\r\n");
+        assert_eq!((commands.len(), used), (1, 6));
+        assert!(error.is_some());
     }
 
     #[test]
-    fn empty_arrays_are_skipped() {
-        assert_eq!(
-            parse_all(b"*0\r\n*-1\r\n").expect("parse"),
-            vec![Vec::<Bytes>::new(); 2]
-        );
+    fn empty_arrays_are_empty_commands() {
+        let got = parse_ok(b"*0\r\n*-1\r\n");
+        assert_eq!(got, vec![Vec::<&[u8]>::new(); 2]);
     }
 }

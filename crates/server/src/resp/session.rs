@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use bitcask::SyncPolicy;
-use bytes::Bytes;
 
 use super::commands::{self, COMMANDS};
 use super::glob;
@@ -108,7 +107,7 @@ pub struct Session {
     /// What all connections share.
     pub shared: Arc<Shared>,
     authenticated: bool,
-    name: Option<Bytes>,
+    name: Option<Vec<u8>>,
     id: u64,
 }
 
@@ -136,7 +135,7 @@ impl Session {
     }
 
     /// Runs one command, writing its reply into `out`.
-    pub fn execute(&mut self, args: &[Bytes], out: &mut Out) -> Flow {
+    pub fn execute(&mut self, args: &[&[u8]], out: &mut Out) -> Flow {
         let Some(name) = args.first() else {
             return Flow::Continue; // an empty inline line
         };
@@ -173,7 +172,7 @@ impl Session {
                 None => out.simple("PONG"),
                 Some(msg) => out.bulk(msg),
             },
-            "echo" => out.bulk(&args[1]),
+            "echo" => out.bulk(args[1]),
             "quit" => {
                 out.ok();
                 return Flow::Close;
@@ -187,7 +186,7 @@ impl Session {
                 }
             }
             "select" => {
-                if args[1].as_ref() == b"0" {
+                if args[1] == b"0" {
                     out.ok();
                 } else {
                     out.error("ERR DB index is out of range");
@@ -209,7 +208,7 @@ impl Session {
     }
 
     /// `AUTH [user] token`.
-    fn auth(&mut self, args: &[Bytes]) -> Result<(), String> {
+    fn auth(&mut self, args: &[&[u8]]) -> Result<(), String> {
         let Some(expected) = self.shared.state.config().auth_token.as_deref() else {
             return Err(
                 "ERR AUTH <password> called without any password configured for the \
@@ -218,8 +217,8 @@ impl Session {
             );
         };
         let (user, token) = match args {
-            [token] => (&b"default"[..], token),
-            [user, token] => (user.as_ref(), token),
+            [token] => (&b"default"[..], *token),
+            [user, token] => (*user, *token),
             _ => return Err("ERR syntax error".to_string()),
         };
         if user == b"default" && constant_time_eq(token, expected.as_bytes()) {
@@ -231,10 +230,10 @@ impl Session {
     }
 
     /// `HELLO [protover [AUTH user pass] [SETNAME name]]`.
-    fn hello(&mut self, args: &[Bytes], out: &mut Out) {
+    fn hello(&mut self, args: &[&[u8]], out: &mut Out) {
         let mut protocol = out.protocol();
         if let Some(version) = args.get(1) {
-            protocol = match version.as_ref() {
+            protocol = match *version {
                 b"2" => Protocol::Resp2,
                 b"3" => Protocol::Resp3,
                 _ => {
@@ -252,7 +251,7 @@ impl Session {
                 }
                 i += 3;
             } else if args[i].eq_ignore_ascii_case(b"SETNAME") && i + 1 < args.len() {
-                self.name = Some(args[i + 1].clone());
+                self.name = Some(args[i + 1].to_vec());
                 i += 2;
             } else {
                 out.error("ERR syntax error in HELLO option");
@@ -282,10 +281,10 @@ impl Session {
     }
 
     /// `CLIENT SETNAME|GETNAME|SETINFO|ID|INFO`.
-    fn client(&mut self, args: &[Bytes], out: &mut Out) {
+    fn client(&mut self, args: &[&[u8]], out: &mut Out) {
         let sub = &args[1];
         if sub.eq_ignore_ascii_case(b"SETNAME") && args.len() == 3 {
-            self.name = Some(args[2].clone()).filter(|n| !n.is_empty());
+            self.name = Some(args[2].to_vec()).filter(|n| !n.is_empty());
             out.ok();
         } else if sub.eq_ignore_ascii_case(b"GETNAME") {
             out.bulk_or_null(self.name.as_deref());
@@ -309,7 +308,7 @@ impl Session {
     }
 
     /// `CONFIG GET pattern [pattern ...]` (and a refusal for the rest).
-    fn config(&self, args: &[Bytes], out: &mut Out) {
+    fn config(&self, args: &[&[u8]], out: &mut Out) {
         let sub = &args[1];
         if sub.eq_ignore_ascii_case(b"RESETSTAT") {
             out.ok();
@@ -352,7 +351,7 @@ impl Session {
     }
 
     /// `INFO [section ...]`.
-    fn info(&self, args: &[Bytes], out: &mut Out) {
+    fn info(&self, args: &[&[u8]], out: &mut Out) {
         let wanted = |section: &str| {
             args.len() == 1
                 || args[1..].iter().any(|a| {
@@ -419,7 +418,7 @@ impl Session {
 }
 
 /// `COMMAND [COUNT|INFO|DOCS|LIST]`.
-fn command(args: &[Bytes], out: &mut Out) {
+fn command(args: &[&[u8]], out: &mut Out) {
     let Some(sub) = args.get(1) else {
         out.array(COMMANDS.len());
         for spec in COMMANDS {
