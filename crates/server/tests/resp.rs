@@ -694,3 +694,45 @@ fn redis_cli_works_including_pipe_mass_insertion() {
     assert_eq!(run(&["GET", "mass:9999"]), "value-9999");
     assert_eq!(run(&["DBSIZE"]), "10002");
 }
+
+#[test]
+fn under_sync_always_pipelines_and_concurrent_writers_are_answered_the_same() {
+    let server = Server::start(&["--sync", "always", "--resp-threads", "1"]);
+    let mut c = server.connect();
+    let mut pipe = redis::pipe();
+    for i in 0..200 {
+        pipe.cmd("SET").arg(format!("k{i}")).arg(i);
+    }
+    pipe.cmd("INCR").arg("k7").cmd("GET").arg("k7").cmd("QUIT");
+    let replies: Vec<Value> = pipe.query(&mut c).expect("pipeline");
+    assert_eq!(replies.len(), 203);
+    assert!(replies[..200].iter().all(|r| *r == Value::Okay));
+    assert_eq!(replies[200], Value::Int(8));
+    assert_eq!(replies[201], Value::BulkString(b"8".to_vec()));
+    assert_eq!(
+        replies[202],
+        Value::Okay,
+        "QUIT is answered, then the connection closes"
+    );
+    let mut again = server.connect();
+    assert_eq!(ok(&mut again, &["DBSIZE"]), Value::Int(200));
+    // Another connection on the same (single) thread is not blocked meanwhile.
+    let threads: Vec<_> = (0..3)
+        .map(|t| {
+            let mut con = server.connect();
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    let _: () = redis::cmd("SET")
+                        .arg(format!("t{t}-{i}"))
+                        .arg(i)
+                        .query(&mut con)
+                        .expect("set");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("writer");
+    }
+    assert_eq!(ok(&mut again, &["DBSIZE"]), Value::Int(350));
+}
