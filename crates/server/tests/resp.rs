@@ -736,3 +736,24 @@ fn under_sync_always_pipelines_and_concurrent_writers_are_answered_the_same() {
     }
     assert_eq!(ok(&mut again, &["DBSIZE"]), Value::Int(350));
 }
+
+#[test]
+fn a_client_that_never_reads_its_replies_does_not_hold_up_shutdown() {
+    let mut server = Server::start(&[]);
+    let mut c = server.connect();
+    ok(&mut c, &["SET", "big", &"x".repeat(1 << 20)]);
+    let mut raw = server.raw();
+    // 64 MiB of replies that nobody reads: the server's write blocks.
+    raw.write_all(&b"GET big\r\n".repeat(64)).expect("write");
+    std::thread::sleep(Duration::from_millis(300));
+    let running = server.server.take().expect("running");
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(running.stop());
+    });
+    let stopped = done_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the server stopped while a client was not reading");
+    stopped.expect("clean stop");
+    drop(raw);
+}

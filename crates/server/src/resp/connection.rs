@@ -101,7 +101,13 @@ pub async fn run(
             out.error(&format!("ERR {error}"));
         }
         if !out.is_empty() {
-            if stream.write_all(out.bytes()).await.is_err() {
+            // A client that stops reading must not hold up a shutdown.
+            let written = tokio::select! {
+                biased;
+                written = stream.write_all(out.bytes()) => written,
+                () = super::stopped(&mut shutdown) => break,
+            };
+            if written.is_err() {
                 break;
             }
             out.clear();

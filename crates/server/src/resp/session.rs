@@ -18,8 +18,9 @@ use crate::state::AppState;
 /// The Redis version whose protocol and commands the listener follows;
 /// reported by `HELLO` and `INFO` because clients check it.
 const REDIS_VERSION: &str = "7.2.0";
-/// SCAN cursors kept (the newest).
-const MAX_CURSORS: usize = 100_000;
+/// SCAN cursors kept (the newest): a scan needs only its latest cursor,
+/// and this bounds the table to 16 MiB with 1 KiB keys.
+const MAX_CURSORS: usize = 16_384;
 
 /// What every RESP connection of a server shares.
 pub struct Shared {
