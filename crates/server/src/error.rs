@@ -52,6 +52,18 @@ impl From<bitcask::Error> for ApiError {
             E::ConditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             E::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
             E::ReadOnly | E::Poisoned | E::Locked { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            // Out of space (or over a file-size limit): the write did not
+            // happen; reads go on; space must be freed before writes can.
+            E::Io { source, .. }
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::StorageFull
+                        | std::io::ErrorKind::QuotaExceeded
+                        | std::io::ErrorKind::FileTooLarge
+                ) =>
+            {
+                StatusCode::INSUFFICIENT_STORAGE
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self::new(status, error.to_string())
@@ -64,5 +76,42 @@ impl From<tokio::task::JoinError> for ApiError {
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("internal task failed: {error}"),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status_of(error: bitcask::Error) -> StatusCode {
+        ApiError::from(error).status
+    }
+
+    #[test]
+    fn engine_failures_map_to_statuses_a_client_can_act_on() {
+        let io = |raw| bitcask::Error::Io {
+            path: "/data/0000000001.data".into(),
+            source: std::io::Error::from_raw_os_error(raw),
+        };
+        assert_eq!(
+            status_of(io(libc::ENOSPC)),
+            StatusCode::INSUFFICIENT_STORAGE
+        );
+        assert_eq!(
+            status_of(io(libc::EDQUOT)),
+            StatusCode::INSUFFICIENT_STORAGE
+        );
+        assert_eq!(status_of(io(libc::EFBIG)), StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(status_of(io(libc::EIO)), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            status_of(bitcask::Error::Poisoned),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status_of(bitcask::Error::ReadOnly),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let detail = ApiError::from(io(libc::ENOSPC)).detail;
+        assert!(detail.contains("0000000001.data"), "{detail}");
     }
 }

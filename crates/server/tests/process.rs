@@ -24,9 +24,16 @@ impl Drop for Proc {
 
 /// Starts the binary on a free port; learns the port from its JSON log.
 fn start(dir: &std::path::Path) -> Proc {
-    let mut child = Command::new(BIN)
+    start_command(Command::new(BIN), dir, &[])
+}
+
+/// Starts `command` (the binary, or a shell that execs it) with the
+/// standard flags, `dir` and `extra` flags.
+fn start_command(mut command: Command, dir: &std::path::Path, extra: &[&str]) -> Proc {
+    let mut child = command
         .args(["--port", "0", "--log-format", "json", "--data-dir"])
         .arg(dir)
+        .args(extra)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -235,4 +242,78 @@ fn flags_beat_the_environment_which_beats_the_file() {
         flag_wins.contains("log_format") && !flag_wins.contains("sync"),
         "{flag_wins}"
     );
+}
+
+#[test]
+fn a_full_disk_answers_507_keeps_serving_reads_and_loses_nothing_acknowledged() {
+    // A file-size limit (ulimit -f, in 512-byte blocks; SIGXFSZ ignored so
+    // the write fails with EFBIG instead of killing the process) stands in
+    // for a full disk: the engine sees the same failed, partial write.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut shell = Command::new("sh");
+    shell.args(["-c", "trap '' XFSZ; ulimit -f 256; exec \"$0\" \"$@\"", BIN]);
+    let p = start_command(shell, dir.path(), &["--sync", "always"]);
+    let rt = runtime();
+    let client = reqwest::Client::new();
+    let value = "v".repeat(1000);
+    let (acknowledged, refused) = rt.block_on(async {
+        let mut acknowledged = Vec::new();
+        for i in 0..400 {
+            let r = client
+                .put(format!("http://{}/kv/key-{i}", p.addr))
+                .json(&serde_json::json!({ "value": value }))
+                .send()
+                .await
+                .expect("put");
+            if r.status() == 200 {
+                acknowledged.push(i);
+                continue;
+            }
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.expect("json detail");
+            return (acknowledged, Some((status, body)));
+        }
+        (acknowledged, None)
+    });
+    let (status, body) = refused.expect("the limit (128 KiB) is reached within 400 KB of puts");
+    assert_eq!(status, 507, "{body}");
+    assert!(
+        body["detail"].as_str().is_some_and(|d| d.contains(".data")),
+        "{body}"
+    );
+    assert!(acknowledged.len() > 50, "{}", acknowledged.len());
+    // Reads go on.
+    rt.block_on(async {
+        for i in [0, acknowledged.len() / 2, acknowledged.len() - 1] {
+            let r = client
+                .get(format!("http://{}/kv/key-{i}", p.addr))
+                .send()
+                .await
+                .expect("get");
+            assert_eq!(r.status(), 200, "key-{i}");
+        }
+        let health = client
+            .get(format!("http://{}/health", p.addr))
+            .send()
+            .await
+            .expect("health");
+        assert_eq!(health.status(), 200);
+    });
+    drop(p);
+    // Without the limit, every acknowledged write is there.
+    let p = start(dir.path());
+    rt.block_on(async {
+        for &i in &acknowledged {
+            let body: serde_json::Value = client
+                .get(format!("http://{}/kv/key-{i}", p.addr))
+                .send()
+                .await
+                .expect("get")
+                .json()
+                .await
+                .expect("json");
+            assert_eq!(body["found"], true, "key-{i}");
+            assert_eq!(body["value"].as_str().map(str::len), Some(1000), "key-{i}");
+        }
+    });
 }
