@@ -151,6 +151,19 @@ impl Hint {
         }
     }
 
+    /// A hint from `bytes`, if it verifies (the fuzz target's way in).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn from_bytes_for_fuzzing(
+        bytes: Vec<u8>,
+        data_header: &FileHeader,
+        data_len: u64,
+    ) -> Option<Self> {
+        let hint = Self { bytes };
+        hint.verify(Path::new("fuzz.hint"), data_header, data_len)
+            .ok()
+            .map(|()| hint)
+    }
+
     fn verify(
         &self,
         path: &Path,

@@ -40,6 +40,9 @@ mod durability;
 mod error;
 #[cfg(test)]
 mod failpoint;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod hint;
 mod keybuf;
 mod keydir;
