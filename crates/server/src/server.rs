@@ -140,16 +140,7 @@ async fn serve_state(
     });
     let resp_task = resp
         .map(|listener| tokio::spawn(crate::resp::serve(listener, state.clone(), stop_rx.clone())));
-    let mut http_stop = stop_rx;
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = http_stop.wait_for(|stop| *stop).await;
-    })
-    .await
-    .map_err(ServeError::Serve)?;
+    serve_http(listener, app, stop_rx, config.request_timeout).await;
     if let Some(task) = resp_task {
         task.await?;
     }
@@ -280,4 +271,64 @@ impl Drop for Background {
             tracing::error!(%error, "background server stopped with an error");
         }
     }
+}
+
+/// Serves HTTP on `listener` until `stop`, then lets requests in flight
+/// finish (idle connections are closed at once).
+///
+/// Written out instead of `axum::serve` for one setting that it does not
+/// expose: a time limit on reading a request's header, without which a
+/// client sending a byte a second holds a connection (and a task) forever.
+async fn serve_http(
+    listener: TcpListener,
+    app: axum::Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    header_timeout: std::time::Duration,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use tower::ServiceExt;
+
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors, usually: wait a moment, go on.
+                    tracing::warn!(%error, "HTTP accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = crate::resp::stopped(&mut stop) => break,
+        };
+        let _ = stream.set_nodelay(true);
+        // The rate limit keys on the client's address.
+        let service = app.clone().map_request(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request
+            },
+        );
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "HTTP connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
