@@ -26,9 +26,33 @@ use crate::routes::{admin, batch, health, kv};
         admin::merge,
         crate::metrics::metrics,
         openapi_json,
-    )
+    ),
+    modifiers(&StrictBatchOps)
 )]
 pub struct ApiDoc;
+
+/// Marks each kind of batch operation as admitting no other fields, as the
+/// server enforces (`deny_unknown_fields`); utoipa says so for structs but
+/// not for the variants of a tagged enum.
+struct StrictBatchOps;
+
+impl utoipa::Modify for StrictBatchOps {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::{AdditionalProperties, Schema};
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        if let Some(RefOr::T(Schema::OneOf(one_of))) = components.schemas.get_mut("BatchOp") {
+            for item in &mut one_of.items {
+                if let RefOr::T(Schema::Object(object)) = item {
+                    object.additional_properties =
+                        Some(Box::new(AdditionalProperties::FreeForm(false)));
+                }
+            }
+        }
+    }
+}
 
 /// `GET /openapi.json`.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",

@@ -37,6 +37,8 @@ pub enum BatchOp {
         /// The value.
         value: String,
         /// Time-to-live in seconds.
+        #[schema(minimum = 1, maximum = 4294967295_u64)]
+        #[serde(default, deserialize_with = "whole_seconds")]
         ttl: Option<u64>,
     },
     /// Remove `key`.
@@ -107,4 +109,21 @@ pub async fn batch(
         version,
     })
     .into_response())
+}
+
+/// A time-to-live: a JSON integer, or a number with no fraction (`60.0`,
+/// which JSON Schema counts as an integer too).
+fn whole_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(n) = n.as_u64() {
+        return Ok(Some(n));
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f) => Ok(Some(f as u64)),
+        _ => Err(serde::de::Error::custom(format!(
+            "ttl must be a whole number of seconds, not {n}"
+        ))),
+    }
 }

@@ -25,7 +25,21 @@ pub struct WriteParams {
     #[serde(default)]
     durable: bool,
     /// Time-to-live in seconds (puts only).
+    #[param(minimum = 1, maximum = 4294967295_u64)]
     ttl: Option<u64>,
+}
+
+/// Query parameters of a delete.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteParams {
+    /// Wait for the fsync of this delete, whatever the server's sync policy.
+    #[serde(default)]
+    durable: bool,
+    /// Not a delete parameter: taken only to refuse it with a clear reason.
+    #[param(ignore)]
+    ttl: Option<String>,
 }
 
 /// `GET /kv/{key}`: the seed's shape.
@@ -99,11 +113,15 @@ fn condition(headers: &HeaderMap) -> Result<Condition, ApiError> {
     Ok(Condition::None)
 }
 
-fn write_options(params: &WriteParams, headers: &HeaderMap) -> Result<WriteOptions, ApiError> {
+fn write_options(
+    durable: bool,
+    ttl: Option<u64>,
+    headers: &HeaderMap,
+) -> Result<WriteOptions, ApiError> {
     let mut options = WriteOptions::new()
-        .durable(params.durable)
+        .durable(durable)
         .condition(condition(headers)?);
-    if let Some(secs) = params.ttl {
+    if let Some(secs) = ttl {
         options = options.ttl(super::ttl_from_secs(secs)?);
     }
     Ok(options)
@@ -232,8 +250,10 @@ fn put_value(headers: &HeaderMap, body: Bytes) -> Result<Vec<u8>, ApiError> {
     params(
         ("key" = String, Path, description = "The key (any UTF-8; may contain `/`)"),
         WriteParams,
-        ("If-Match" = Option<String>, Header, description = "Write only at this version (`\"42\"`) or if present (`*`)"),
-        ("If-None-Match" = Option<String>, Header, description = "`*`: write only if absent"),
+        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(\*|(W/)?"[0-9]+")$"#,
+            description = "Write only at this version (`\"42\"`) or if present (`*`)"),
+        ("If-None-Match" = Option<String>, Header, nullable = false, pattern = r"^\*$",
+            description = "`*`: write only if absent"),
     ),
     request_body(
         content((PutBody = "application/json"), (Vec<u8> = "application/octet-stream")),
@@ -256,7 +276,7 @@ pub async fn put_key(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let value = put_value(&headers, body)?;
-    let options = write_options(&params, &headers)?;
+    let options = write_options(params.durable, params.ttl, &headers)?;
     let k = key.clone();
     let version = state
         .write(params.durable, move |store| {
@@ -276,18 +296,20 @@ pub async fn put_key(
     tag = "kv",
     params(
         ("key" = String, Path, description = "The key"),
-        WriteParams,
-        ("If-Match" = Option<String>, Header, description = "Delete only at this version (`\"42\"`) or if present (`*`)"),
+        DeleteParams,
+        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(\*|(W/)?"[0-9]+")$"#,
+            description = "Delete only at this version (`\"42\"`) or if present (`*`)"),
     ),
     responses(
         (status = 200, description = "Deleted (or was absent); the delete's version is the `ETag`", body = Success),
+        (status = 400, description = "A malformed If-Match, or an unknown parameter", body = crate::error::Detail),
         (status = 412, description = "If-Match did not hold", body = crate::error::Detail),
     )
 )]
 pub async fn delete_key(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    Query(params): Query<WriteParams>,
+    Query(params): Query<DeleteParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if params.ttl.is_some() {
@@ -296,7 +318,7 @@ pub async fn delete_key(
             "ttl applies to puts, not deletes",
         ));
     }
-    let options = write_options(&params, &headers)?;
+    let options = write_options(params.durable, None, &headers)?;
     let k = key.clone();
     let deleted_at = state
         .write(params.durable, move |store| {
@@ -322,6 +344,7 @@ pub struct ListParams {
     /// Only keys after this one (the previous page's `next_start_after`).
     start_after: Option<String>,
     /// Keys per page, 1 to 10,000 (default 100).
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
 }
 

@@ -11,11 +11,14 @@ use serde::de::DeserializeOwned;
 use crate::error::ApiError;
 
 /// A time-to-live of `secs` seconds; zero is refused (400).
+/// The longest time-to-live accepted, in seconds (about 136 years).
+pub(crate) const MAX_TTL_SECS: u64 = u32::MAX as u64;
+
 pub(crate) fn ttl_from_secs(secs: u64) -> Result<std::time::Duration, ApiError> {
-    if secs == 0 {
+    if secs == 0 || secs > MAX_TTL_SECS {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "ttl must be a whole number of seconds above zero",
+            format!("ttl must be a whole number of seconds from 1 to {MAX_TTL_SECS}"),
         ));
     }
     Ok(std::time::Duration::from_secs(secs))
