@@ -84,6 +84,21 @@ pub struct Args {
     /// Threads serving RESP connections [default: half the CPUs, at least 1]
     #[arg(long, env = "BITCASK_RESP_THREADS")]
     pub resp_threads: Option<usize>,
+    /// How often to check whether a merge is due, e.g. `60s`; `off` leaves
+    /// merging to POST /admin/merge [default: 60s]
+    #[arg(long, env = "BITCASK_MERGE_CHECK_INTERVAL")]
+    pub merge_check_interval: Option<String>,
+    /// Merge when a sealed data file is at least this fraction dead
+    /// [default: 0.5]
+    #[arg(long, env = "BITCASK_MERGE_DEAD_FRACTION")]
+    pub merge_dead_fraction: Option<f64>,
+    /// Merge when the data files hold at least this many dead bytes
+    /// [default: 1073741824]
+    #[arg(long, env = "BITCASK_MERGE_DEAD_BYTES")]
+    pub merge_dead_bytes: Option<u64>,
+    /// Bytes a merge may read and write per second [default: no limit]
+    #[arg(long, env = "BITCASK_MERGE_BYTES_PER_SEC")]
+    pub merge_bytes_per_sec: Option<u64>,
     /// Let RESP clients run FLUSHDB / FLUSHALL (delete every key)
     /// [default: refused]
     #[arg(long, env = "BITCASK_RESP_ALLOW_FLUSH")]
@@ -107,6 +122,10 @@ struct FileSettings {
     log_format: Option<String>,
     rate_limit: Option<u32>,
     max_concurrent_requests: Option<usize>,
+    merge_check_interval: Option<String>,
+    merge_dead_fraction: Option<f64>,
+    merge_dead_bytes: Option<u64>,
+    merge_bytes_per_sec: Option<u64>,
     resp_port: Option<u16>,
     resp_max_connections: Option<usize>,
     resp_threads: Option<usize>,
@@ -149,6 +168,10 @@ pub struct Config {
     pub rate_limit: Option<u32>,
     /// Requests handled at once.
     pub max_concurrent_requests: usize,
+    /// When background merges start (`None`: only on request).
+    pub merge_trigger: Option<bitcask::MergeTrigger>,
+    /// A merge's I/O budget.
+    pub merge_bytes_per_sec: Option<u64>,
     /// Port of the RESP listener, if on.
     pub resp_port: Option<u16>,
     /// RESP connections open at once.
@@ -174,6 +197,8 @@ impl std::fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("rate_limit", &self.rate_limit)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("merge_trigger", &self.merge_trigger)
+            .field("merge_bytes_per_sec", &self.merge_bytes_per_sec)
             .field("resp_port", &self.resp_port)
             .field("resp_max_connections", &self.resp_max_connections)
             .field("resp_threads", &self.resp_threads)
@@ -222,6 +247,41 @@ impl Config {
                 )));
             }
         };
+        let merge_trigger = match args
+            .merge_check_interval
+            .or(file.merge_check_interval)
+            .as_deref()
+        {
+            Some("off") => None,
+            interval => {
+                let defaults = bitcask::MergeTrigger::default();
+                let check_every = match interval {
+                    Some(text) => parse_duration(text).ok_or_else(|| {
+                        ConfigError(format!(
+                            "merge_check_interval: expected `off` or a duration, got {text:?}"
+                        ))
+                    })?,
+                    None => defaults.check_every,
+                };
+                let dead_fraction = args
+                    .merge_dead_fraction
+                    .or(file.merge_dead_fraction)
+                    .unwrap_or(defaults.dead_fraction);
+                if !(dead_fraction > 0.0 && dead_fraction <= 1.0) {
+                    return Err(ConfigError(
+                        "merge_dead_fraction must be above 0 and at most 1".into(),
+                    ));
+                }
+                Some(bitcask::MergeTrigger {
+                    dead_fraction,
+                    dead_bytes: args
+                        .merge_dead_bytes
+                        .or(file.merge_dead_bytes)
+                        .unwrap_or(defaults.dead_bytes),
+                    check_every,
+                })
+            }
+        };
         let config = Self {
             host: args
                 .host
@@ -250,6 +310,8 @@ impl Config {
                 .max_concurrent_requests
                 .or(file.max_concurrent_requests)
                 .unwrap_or(1024),
+            merge_trigger,
+            merge_bytes_per_sec: args.merge_bytes_per_sec.or(file.merge_bytes_per_sec),
             resp_port: args.resp_port.or(file.resp_port),
             resp_max_connections: args
                 .resp_max_connections
@@ -286,6 +348,8 @@ impl Config {
             .max_file_size(self.max_file_size)
             .max_key_size(self.max_key_size)
             .max_value_size(self.max_value_size)
+            .merge_trigger(self.merge_trigger)
+            .merge_bytes_per_sec(self.merge_bytes_per_sec)
     }
 }
 

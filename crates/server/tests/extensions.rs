@@ -489,3 +489,52 @@ async fn a_request_over_the_time_limit_is_answered_408() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains(r#"{"detail":"#), "{answer}");
 }
+
+#[tokio::test]
+async fn background_merges_start_by_themselves_when_configured() {
+    let s = TestServer::start(&[
+        "--max-file-size",
+        "4096",
+        "--merge-check-interval",
+        "50ms",
+        "--merge-dead-bytes",
+        "1",
+    ])
+    .await;
+    for round in 0..5 {
+        for i in 0..40 {
+            let r = s
+                .put_json(
+                    &format!("k{i}"),
+                    &format!("value-{round}-{}", "x".repeat(50)),
+                )
+                .await;
+            assert_eq!(r.status(), 200);
+        }
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let stats = s.stats().await;
+        if stats["merges_completed"].as_u64().unwrap_or(0) >= 1 {
+            assert_eq!(stats["keys"], 40);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no merge ran: {stats}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let off =
+        TestServer::start(&["--merge-check-interval", "off", "--max-file-size", "4096"]).await;
+    for i in 0..200 {
+        off.put_json("same", &format!("{i}-{}", "y".repeat(60)))
+            .await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        off.stats().await["merges_completed"],
+        0,
+        "off means on request only"
+    );
+}
