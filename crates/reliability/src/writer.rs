@@ -80,7 +80,7 @@ pub fn drive(
         Err(e) => return (model, Err(e.to_string())),
     };
     let mut rng = Rng::new(seed);
-    let fresh_value = |rng: &mut Rng| format!("w{w}-{:016x}", rng.next());
+    let fresh_value = |rng: &mut Rng| format!("w{w}-{:016x}", rng.next_u64());
     while !stop.load(Ordering::Relaxed) {
         let roll = rng.below(100);
         let k = key(w, rng.below(keys as u64) as usize);

@@ -11,22 +11,19 @@
 //! bitcask-crash run --cycles 200 --sync always
 //! ```
 
-mod model;
-mod rng;
-mod writer;
-
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bitcask_client::blocking;
 use clap::{Parser, Subcommand};
 
-use crate::model::{Model, State};
-use crate::rng::Rng;
+use bitcask_reliability::model::{Model, State};
+use bitcask_reliability::process::Server;
+use bitcask_reliability::rng::{self, Rng};
+use bitcask_reliability::{process, writer};
 
 /// The kill -9 crash harness for bitcask-server.
 #[derive(Debug, Parser)]
@@ -82,7 +79,7 @@ struct RunArgs {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Mode::Serve { flags } => serve(flags),
+        Mode::Serve { flags } => process::serve(flags),
         Mode::Run(args) => match run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {
@@ -93,102 +90,18 @@ fn main() -> ExitCode {
     }
 }
 
-/// The server, in this process: what the harness kills.
-fn serve(flags: Vec<String>) -> ExitCode {
-    use bitcask_server::config::{Args, Config};
-    let argv = std::iter::once("bitcask-server".to_string()).chain(flags);
-    let config = match Args::try_parse_from(argv)
-        .map_err(|e| e.to_string())
-        .and_then(|a| Config::load(a).map_err(|e| e.to_string()))
-    {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("serve: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("serve: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let served = runtime.block_on(async move {
-        let listeners = bitcask_server::server::bind(&config).await?;
-        if let Ok(addr) = listeners.http_addr() {
-            println!("LISTENING {addr}");
-        }
-        bitcask_server::server::serve(listeners, config, std::future::pending()).await
-    });
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("serve: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// A server process and its base URL.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(dir: &Path, args: &RunArgs) -> Result<Self, String> {
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let mut child = Command::new(exe)
-            .args(["serve", "--port", "0", "--data-dir"])
-            .arg(dir)
-            .args(["--sync", &args.sync, "--max-file-size"])
-            .arg(args.max_file_size.to_string())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("cannot start the server: {e}"))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .map_err(|e| e.to_string())?;
-        let Some(addr) = line.trim().strip_prefix("LISTENING ") else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("the server did not start: {line:?}"));
-        };
-        let server = Self {
-            url: format!("http://{addr}"),
-            child,
-        };
-        let client = blocking::Client::new(&server.url).map_err(|e| e.to_string())?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !client.health().is_ok_and(|h| h.is_healthy()) {
-            if Instant::now() > deadline {
-                return Err("the server did not open its store within 60 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Ok(server)
-    }
-
-    /// SIGKILL, and reap.
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The server's flags for a run on `dir`.
+fn server_flags(dir: &std::path::Path, args: &RunArgs) -> Vec<String> {
+    vec![
+        "--data-dir".into(),
+        dir.display().to_string(),
+        "--sync".into(),
+        args.sync.clone(),
+        "--max-file-size".into(),
+        args.max_file_size.to_string(),
+        "--merge-check-interval".into(),
+        "off".into(),
+    ]
 }
 
 fn run(args: &RunArgs) -> Result<(), String> {
@@ -214,7 +127,7 @@ fn run(args: &RunArgs) -> Result<(), String> {
     let mut models: Vec<Model> = (0..args.writers).map(|_| Model::default()).collect();
     let mut totals = writer::Counts::default();
     for cycle in 1..=args.cycles {
-        let server = Server::start(&dir, args)?;
+        let server = Server::start(&server_flags(&dir, args))?;
         verify(&server.url, &mut models, args).map_err(|p| {
             format!(
                 "cycle {cycle} (seed {seed}, store kept in {}): {}",
@@ -233,7 +146,7 @@ fn run(args: &RunArgs) -> Result<(), String> {
             .enumerate()
             .map(|(w, model)| {
                 let (url, stop) = (server.url.clone(), Arc::clone(&stop));
-                let (keys, seed) = (args.keys, rng.next());
+                let (keys, seed) = (args.keys, rng.next_u64());
                 std::thread::spawn(move || writer::drive(w, model, &url, keys, seed, &stop))
             })
             .collect();
@@ -253,7 +166,7 @@ fn run(args: &RunArgs) -> Result<(), String> {
         );
     }
     // A last restart, checked.
-    let server = Server::start(&dir, args)?;
+    let server = Server::start(&server_flags(&dir, args))?;
     verify(&server.url, &mut models, args).map_err(|p| format!("final check: {}", p.join("; ")))?;
     server.kill();
     if args.dir.is_none() {

@@ -1,0 +1,8 @@
+//! Reliability tools for bitcask (see docs/RELIABILITY.md):
+//! `bitcask-crash`, the kill -9 harness, and `bitcask-soak`, the long mixed
+//! load. Both run the server as a child process of their own binary.
+
+pub mod model;
+pub mod process;
+pub mod rng;
+pub mod writer;
