@@ -241,7 +241,7 @@ impl DataFile {
             file_id: id,
             seq_floor,
         };
-        #[cfg(test)]
+        #[cfg(any(test, feature = "failpoints"))]
         if let Err(e) = crate::failpoint::check("create-header") {
             this.discard();
             return Err(e).at(&this.path);
@@ -257,7 +257,7 @@ impl DataFile {
     /// The caller has fsynced the file.
     pub(crate) fn publish(&mut self, dir: &Path) -> Result<()> {
         let path = dir.join(data_file_name(self.id));
-        #[cfg(test)]
+        #[cfg(any(test, feature = "failpoints"))]
         crate::failpoint::check("publish").at(&path)?;
         std::fs::rename(&self.path, &path).at(&path)?;
         self.path = path;
@@ -330,7 +330,7 @@ impl DataFile {
 
     /// Writes all of `buf` at `offset`.
     pub(crate) fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        #[cfg(test)]
+        #[cfg(any(test, feature = "failpoints"))]
         if crate::failpoint::check("append-half").is_err() {
             // A write that stops half-way, as on a full disk.
             self.file.write_all_at(&buf[..buf.len() / 2], offset)?;
@@ -341,21 +341,21 @@ impl DataFile {
 
     /// Cuts the file to `len` bytes.
     pub(crate) fn truncate(&self, len: u64) -> io::Result<()> {
-        #[cfg(test)]
+        #[cfg(any(test, feature = "failpoints"))]
         crate::failpoint::check("truncate")?;
         self.file.set_len(len)
     }
 
     /// `fdatasync`: makes written records durable.
     pub(crate) fn sync_data(&self) -> io::Result<()> {
-        #[cfg(test)]
+        #[cfg(any(test, feature = "failpoints"))]
         crate::failpoint::check("fsync")?;
         self.file.sync_data()
     }
 
     /// `fsync`: makes records and the file's size/metadata durable.
     pub(crate) fn sync_all(&self) -> io::Result<()> {
-        #[cfg(test)]
+        #[cfg(any(test, feature = "failpoints"))]
         crate::failpoint::check("sync_all")?;
         self.file.sync_all()
     }

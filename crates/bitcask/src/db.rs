@@ -456,6 +456,16 @@ impl Bitcask {
         self.shared.fsync_count()
     }
 
+    /// Whether an earlier I/O failure (a failed fsync, or a failed write
+    /// that could not be undone) makes the store refuse writes until it is
+    /// reopened. Reads go on.
+    pub fn is_poisoned(&self) -> bool {
+        self.shared
+            .commit
+            .as_ref()
+            .is_some_and(GroupCommit::is_poisoned)
+    }
+
     /// Syncs outstanding writes, stops the background threads (a running
     /// background merge stops early, leaving a consistent store) and
     /// releases the directory lock. Dropping the handle does the same but can

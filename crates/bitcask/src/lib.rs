@@ -38,7 +38,7 @@ mod datafile;
 mod db;
 mod durability;
 mod error;
-#[cfg(test)]
+#[cfg(any(test, feature = "failpoints"))]
 mod failpoint;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]

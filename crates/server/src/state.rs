@@ -78,10 +78,23 @@ impl AppState {
         write: impl FnOnce(&Bitcask) -> bitcask::Result<T> + Send + 'static,
     ) -> Result<bitcask::Result<T>, ApiError> {
         let store = self.store()?;
-        if durable || self.config().sync == bitcask::SyncPolicy::Always {
-            Ok(tokio::task::spawn_blocking(move || write(&store)).await?)
+        let result = if durable || self.config().sync == bitcask::SyncPolicy::Always {
+            let store = Arc::clone(&store);
+            tokio::task::spawn_blocking(move || write(&store)).await?
         } else {
-            Ok(write(&store))
+            write(&store)
+        };
+        match result {
+            // The failure poisoned the store (a failed fsync): say what
+            // happened, and that writes stop until a restart.
+            Err(error @ bitcask::Error::Io { .. }) if store.is_poisoned() => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "{error}; the store refuses writes until the server is restarted \
+                     (reads go on); this write may or may not be on disk"
+                ),
+            )),
+            other => Ok(other),
         }
     }
 

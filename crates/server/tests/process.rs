@@ -317,3 +317,83 @@ fn a_full_disk_answers_507_keeps_serving_reads_and_loses_nothing_acknowledged() 
         }
     });
 }
+
+#[test]
+fn a_failed_fsync_answers_503_refuses_writes_keeps_reads_and_is_never_reported_durable() {
+    // The engine's failpoints (feature `failpoints`, on for this crate's
+    // tests) make the server process's third fsync fail.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut command = Command::new(BIN);
+    command.env("BITCASK_FAILPOINTS", "fsync@3");
+    let p = start_command(command, dir.path(), &["--sync", "always"]);
+    let rt = runtime();
+    let client = reqwest::Client::new();
+    let put = |key: &str| {
+        let request = client
+            .put(format!("http://{}/kv/{key}", p.addr))
+            .json(&serde_json::json!({"value": key}))
+            .send();
+        rt.block_on(async {
+            let r = request.await.expect("put");
+            let status = r.status().as_u16();
+            (status, r.text().await.expect("body"))
+        })
+    };
+    assert_eq!(put("k1").0, 200);
+    assert_eq!(put("k2").0, 200);
+    let (status, detail) = put("k3");
+    assert_eq!(status, 503, "{detail}");
+    assert!(
+        detail.contains("injected failure") && detail.contains("restarted"),
+        "{detail}"
+    );
+    // Writes stay refused: the failed fsync is not forgotten.
+    let (status, detail) = put("k4");
+    assert_eq!(status, 503, "{detail}");
+    let batch = rt.block_on(async {
+        client
+            .post(format!("http://{}/batch", p.addr))
+            .json(&serde_json::json!({"ops": [{"op": "put", "key": "k5", "value": "v"}]}))
+            .send()
+            .await
+            .expect("batch")
+            .status()
+    });
+    assert_eq!(batch, 503);
+    // Reads go on.
+    rt.block_on(async {
+        let body: serde_json::Value = client
+            .get(format!("http://{}/kv/k1", p.addr))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(body["value"], "k1");
+    });
+    drop(p);
+    // After a restart (no failpoint): the acknowledged writes are there, the
+    // refused ones are not.
+    let p = start(dir.path());
+    rt.block_on(async {
+        for (key, found) in [("k1", true), ("k2", true), ("k4", false), ("k5", false)] {
+            let body: serde_json::Value = client
+                .get(format!("http://{}/kv/{key}", p.addr))
+                .send()
+                .await
+                .expect("get")
+                .json()
+                .await
+                .expect("json");
+            assert_eq!(body["found"], found, "{key}");
+        }
+        let r = client
+            .put(format!("http://{}/kv/k6", p.addr))
+            .json(&serde_json::json!({"value": "v"}))
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(r.status(), 200, "writable again after the restart");
+    });
+}
