@@ -1,6 +1,6 @@
-//! Clients that hold connections without sending requests: one that sends
-//! its header a byte at a time is cut off; thousands of idle connections do
-//! not keep the server from answering others or from shutting down.
+//! Hostile HTTP clients: one that sends its header a byte at a time is cut
+//! off; thousands of idle connections do not keep the server from answering
+//! others or from shutting down; oversized headers are refused.
 
 mod common;
 
@@ -70,4 +70,31 @@ async fn thousands_of_idle_connections_neither_starve_others_nor_block_shutdown(
         started.elapsed()
     );
     drop(idle);
+}
+
+#[tokio::test]
+async fn oversized_headers_are_refused_and_the_server_goes_on() {
+    let server = common::TestServer::start(&[]).await;
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    let huge = "a".repeat(1 << 20);
+    let request = format!("GET /health HTTP/1.1\r\nhost: x\r\nx-huge: {huge}\r\n\r\n");
+    // The server may stop reading before the whole header is sent.
+    let _ = stream.write_all(request.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "a 1 MiB header is refused (431 or closed): {answer:.200}"
+    );
+    assert_eq!(server.get("/health").await.status(), 200);
+    // Many headers, each small.
+    let client = reqwest::Client::new();
+    let mut request = client.get(server.url("/health"));
+    for i in 0..500 {
+        request = request.header(format!("x-h{i}"), "v");
+    }
+    let status = request.send().await.map(|r| r.status().as_u16());
+    assert!(matches!(status, Ok(431) | Err(_)), "{status:?}");
+    assert_eq!(server.get("/health").await.status(), 200);
 }
