@@ -77,6 +77,18 @@ fn wait_healthy(p: &Proc) {
     }
 }
 
+/// `GET /kv/{key}` as JSON (the seed's `{"key", "value", "found"}`).
+async fn get_json(client: &reqwest::Client, p: &Proc, key: &str) -> serde_json::Value {
+    client
+        .get(format!("http://{}/kv/{key}", p.addr))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json")
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -304,14 +316,7 @@ fn a_full_disk_answers_507_keeps_serving_reads_and_loses_nothing_acknowledged() 
     let p = start(dir.path());
     rt.block_on(async {
         for &i in &acknowledged {
-            let body: serde_json::Value = client
-                .get(format!("http://{}/kv/key-{i}", p.addr))
-                .send()
-                .await
-                .expect("get")
-                .json()
-                .await
-                .expect("json");
+            let body = get_json(&client, &p, &format!("key-{i}")).await;
             assert_eq!(body["found"], true, "key-{i}");
             assert_eq!(body["value"].as_str().map(str::len), Some(1000), "key-{i}");
         }
@@ -362,14 +367,7 @@ fn a_failed_fsync_answers_503_refuses_writes_keeps_reads_and_is_never_reported_d
     assert_eq!(batch, 503);
     // Reads go on.
     rt.block_on(async {
-        let body: serde_json::Value = client
-            .get(format!("http://{}/kv/k1", p.addr))
-            .send()
-            .await
-            .expect("get")
-            .json()
-            .await
-            .expect("json");
+        let body = get_json(&client, &p, "k1").await;
         assert_eq!(body["value"], "k1");
     });
     drop(p);
@@ -378,14 +376,7 @@ fn a_failed_fsync_answers_503_refuses_writes_keeps_reads_and_is_never_reported_d
     let p = start(dir.path());
     rt.block_on(async {
         for (key, found) in [("k1", true), ("k2", true), ("k4", false), ("k5", false)] {
-            let body: serde_json::Value = client
-                .get(format!("http://{}/kv/{key}", p.addr))
-                .send()
-                .await
-                .expect("get")
-                .json()
-                .await
-                .expect("json");
+            let body = get_json(&client, &p, &format!("{key}")).await;
             assert_eq!(body["found"], found, "{key}");
         }
         let r = client
