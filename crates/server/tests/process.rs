@@ -376,7 +376,7 @@ fn a_failed_fsync_answers_503_refuses_writes_keeps_reads_and_is_never_reported_d
     let p = start(dir.path());
     rt.block_on(async {
         for (key, found) in [("k1", true), ("k2", true), ("k4", false), ("k5", false)] {
-            let body = get_json(&client, &p, &format!("{key}")).await;
+            let body = get_json(&client, &p, key).await;
             assert_eq!(body["found"], found, "{key}");
         }
         let r = client
