@@ -4,11 +4,10 @@
 //!
 //! The protocol is specified in `docs/FORMAT.md` ("Check and repair").
 
-use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use crate::datafile::{self, FILE_HEADER_LEN, FileHeader, KIND_DATA};
+use crate::datafile::{self, DataFile, FILE_HEADER_LEN, FileHeader};
 use crate::error::{CorruptionKind, Error, IoContext, Result};
 use crate::hint::Hint;
 use crate::lock::DeleteLock;
@@ -138,16 +137,15 @@ pub(crate) fn scan_store(dir: &Path, progress: &mut dyn FnMut(u64, u64)) -> Resu
     let mut heads = Vec::with_capacity(listing.data.len());
     let mut total = 0u64;
     for &id in &listing.data {
-        let path = dir.join(datafile::data_file_name(id));
-        let mut file = std::fs::File::open(&path).at(&path)?;
-        let len = file.metadata().at(&path)?.len();
-        let mut head = Vec::with_capacity(FILE_HEADER_LEN);
-        std::io::Read::take(&mut file, FILE_HEADER_LEN as u64)
-            .read_to_end(&mut head)
-            .at(&path)?;
-        let header = read_header(&head, &path, id)?;
-        total += len;
-        heads.push((id, path, header));
+        let file = DataFile::open(dir, id, true)?;
+        total += file.len()?;
+        // Damage is reported; an unreadable format version stops the check.
+        let header = match file.read_header() {
+            Ok(header) => Ok(header),
+            Err(Error::Corruption { kind, .. }) => Err(kind),
+            Err(other) => return Err(other),
+        };
+        heads.push((id, file.path.clone(), header));
     }
     let newest_by_header = heads
         .iter()
@@ -266,25 +264,6 @@ fn scan_file(
         torn_tail: walk.torn_tail,
     };
     (file, report)
-}
-
-/// Decodes a data file's header; damage is `Err(kind)`, an unreadable
-/// format version a real error.
-fn read_header(
-    bytes: &[u8],
-    path: &Path,
-    id: u32,
-) -> Result<std::result::Result<FileHeader, CorruptionKind>> {
-    let Some(head) = bytes.get(..FILE_HEADER_LEN) else {
-        return Ok(Err(CorruptionKind::Truncated));
-    };
-    let mut b = [0u8; FILE_HEADER_LEN];
-    b.copy_from_slice(head);
-    match FileHeader::decode(&b, path, KIND_DATA, id) {
-        Ok(header) => Ok(Ok(header)),
-        Err(Error::Corruption { kind, .. }) => Ok(Err(kind)),
-        Err(other) => Err(other),
-    }
 }
 
 /// A record found in a file's bytes.

@@ -168,6 +168,20 @@ impl Session {
     /// the replies are the same; if the batch fails on a size limit, they
     /// run one by one so that each gets its own answer.
     pub fn run_all(&mut self, commands: &Commands<'_>, out: &mut Out) -> Flow {
+        // Looked up once per read: no reference count touched per command.
+        let shared = Arc::clone(&self.shared);
+        let store = shared.state().try_store();
+        let flow = self.run_each(store, commands, out);
+        self.publish_counts();
+        flow
+    }
+
+    fn run_each(
+        &mut self,
+        store: Option<&Arc<Bitcask>>,
+        commands: &Commands<'_>,
+        out: &mut Out,
+    ) -> Flow {
         let mut args = Vec::with_capacity(8);
         let mut i = 0;
         while i < commands.len() {
@@ -181,14 +195,13 @@ impl Session {
                     + commands.arg(i + run, 2).map_or(0, <[u8]>::len);
                 run += 1;
             }
-            let store = self.shared.state().try_store().cloned();
             if let (true, true, Some(store)) = (run >= 2, self.is_authenticated(), store) {
-                self.set_many(&store, commands, i..i + run, out);
+                self.set_many(store, commands, i..i + run, out);
                 i += run;
                 continue;
             }
             commands.args_of(i, &mut args);
-            if self.execute(&args, out) == Flow::Close {
+            if self.execute(store, &args, out) == Flow::Close {
                 return Flow::Close;
             }
             i += 1;
@@ -223,7 +236,7 @@ impl Session {
                 let mut args = Vec::with_capacity(3);
                 for i in sets {
                     commands.args_of(i, &mut args);
-                    self.execute(&args, out);
+                    self.execute(Some(db), &args, out);
                 }
             }
             Err(e) => {

@@ -110,6 +110,9 @@ pub struct Session {
     authenticated: bool,
     name: Option<Vec<u8>>,
     id: u64,
+    /// Commands run but not yet added to the shared count (added once per
+    /// read, not per command: the count is shared by every thread).
+    uncounted: u64,
 }
 
 impl Session {
@@ -122,6 +125,7 @@ impl Session {
             authenticated,
             name: None,
             id,
+            uncounted: 0,
         }
     }
 
@@ -131,16 +135,31 @@ impl Session {
     }
 
     /// Counts commands run outside [`Self::execute`].
-    pub fn count_commands(&self, n: u64) {
-        self.shared.commands.fetch_add(n, Ordering::Relaxed);
+    pub fn count_commands(&mut self, n: u64) {
+        self.uncounted += n;
     }
 
-    /// Runs one command, writing its reply into `out`.
-    pub fn execute(&mut self, args: &[&[u8]], out: &mut Out) -> Flow {
+    /// Adds the commands run since the last call to the shared count.
+    pub fn publish_counts(&mut self) {
+        if self.uncounted > 0 {
+            self.shared
+                .commands
+                .fetch_add(std::mem::take(&mut self.uncounted), Ordering::Relaxed);
+        }
+    }
+
+    /// Runs one command, writing its reply into `out`. `store` is the open
+    /// store, if it is open yet.
+    pub fn execute(
+        &mut self,
+        store: Option<&Arc<bitcask::Bitcask>>,
+        args: &[&[u8]],
+        out: &mut Out,
+    ) -> Flow {
         let Some(name) = args.first() else {
             return Flow::Continue; // an empty inline line
         };
-        self.shared.commands.fetch_add(1, Ordering::Relaxed);
+        self.uncounted += 1;
         let Some(spec) = commands::lookup(name) else {
             let mut text = format!(
                 "ERR unknown command '{}', with args beginning with:",
@@ -197,11 +216,8 @@ impl Session {
             "config" => self.config(args, out),
             "command" => command(args, out),
             "client" => self.client(args, out),
-            _ => match self.shared.state.try_store() {
-                Some(store) => {
-                    let store = Arc::clone(store);
-                    self.run_store_command(spec, &store, args, out);
-                }
+            _ => match store {
+                Some(store) => self.run_store_command(spec, store, args, out),
                 None => out.error("LOADING Bitcask is loading the dataset in memory"),
             },
         }
@@ -403,7 +419,7 @@ impl Session {
         if wanted("stats") {
             text.push_str(&format!(
                 "# Stats\r\ntotal_commands_processed:{}\r\n\r\n",
-                self.shared.commands.load(Ordering::Relaxed)
+                self.shared.commands.load(Ordering::Relaxed) + self.uncounted
             ));
         }
         if wanted("keyspace") {
