@@ -85,32 +85,24 @@ pub fn drive(
         let roll = rng.below(100);
         let k = key(w, rng.below(keys as u64) as usize);
         let current = model.state(&k);
-        let outcome = if roll < 35 || (roll < 75 && current == State::Absent && roll >= 55) {
-            let value = fresh_value(&mut rng);
-            let sent = client.put(&k, &value);
-            let effects = vec![(k.clone(), Effect::Put(value.clone()))];
-            settle(
-                &mut model,
-                effects,
-                false,
-                sent.map(|v| vec![v]),
-                &mut counts.puts,
-            )
-        } else if roll < 55 {
-            let value = fresh_value(&mut rng);
-            let condition = match &current {
-                State::Present { version, .. } => Condition::Version(*version),
-                State::Absent => Condition::Absent,
+        let outcome = if roll < 55 || (roll < 75 && current == State::Absent) {
+            // A put: conditional on the current version (or absence) for
+            // rolls 35-54, plain otherwise.
+            let conditional = (35..55).contains(&roll);
+            let condition = match (&current, conditional) {
+                (_, false) => Condition::None,
+                (State::Present { version, .. }, true) => Condition::Version(*version),
+                (State::Absent, true) => Condition::Absent,
             };
+            let value = fresh_value(&mut rng);
             let sent = client.put_with(&k, &value, WriteOptions::new().condition(condition));
-            let effects = vec![(k.clone(), Effect::Put(value.clone()))];
-            settle(
-                &mut model,
-                effects,
-                false,
-                sent.map(|v| vec![v]),
-                &mut counts.conditional,
-            )
+            let count = if conditional {
+                &mut counts.conditional
+            } else {
+                &mut counts.puts
+            };
+            let effects = vec![(k.clone(), Effect::Put(value))];
+            settle(&mut model, effects, false, sent.map(|v| vec![v]), count)
         } else if roll < 75 {
             let sent = client.delete_with(&k, WriteOptions::new());
             let effects = vec![(k.clone(), Effect::Delete)];
