@@ -38,7 +38,7 @@ pub async fn run(
     let _ = stream.set_nodelay(true);
     shared.connected.fetch_add(1, Ordering::Relaxed);
     let _connected = Connected(Arc::clone(&shared));
-    let config = shared.state().config().clone();
+    let config = shared.state().config();
     let limits = Limits::for_values(config.max_value_size);
     // Under `sync=always` a write waits for an fsync: run such batches on
     // the blocking pool, not on an async worker.
@@ -75,7 +75,8 @@ pub async fn run(
         };
         let flow;
         if blocking && (0..commands.len()).any(|i| writes(&commands, i)) {
-            // Owned copies of what the blocking task needs, handed back after.
+            // What the blocking task needs, moved there and handed back after
+            // (the commands' bytes are split off the buffer, not copied).
             let data = input.split_to(used).freeze();
             let moved = (std::mem::take(&mut spans), std::mem::take(&mut ends));
             let batch = tokio::task::spawn_blocking(move || {
