@@ -1,6 +1,19 @@
-//! The contenders behind one trait, each in its usual "durable eventually"
-//! configuration (no fsync per write; what the store's defaults or docs
-//! suggest for bulk work).
+//! The contenders behind one trait, each opened in one of two durability
+//! modes:
+//!
+//! - [`Durability::Eventual`]: the store's usual "durable eventually"
+//!   configuration (no fsync per write; an explicit flush makes everything
+//!   durable): bitcask with a 100 ms sync interval, emdb and sled with their
+//!   defaults, redb with `Durability::None` commits, fjall with its default
+//!   journal (buffered, persisted on `persist`).
+//! - [`Durability::PerWrite`]: every put returns only once it is on disk:
+//!   bitcask `SyncPolicy::Always` (group commit), emdb and sled `flush` after
+//!   each insert, redb `Durability::Immediate` commits, fjall
+//!   `persist(SyncData)` after each insert.
+//!
+//! Each put is one operation of the store's own key-value API (for redb, one
+//! write transaction): the benchmark measures what a caller of `put` gets,
+//! not what batching can get.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -10,10 +23,31 @@ use std::sync::RwLock;
 pub trait Contender: Send + Sync {
     /// Stores `value` under `key`.
     fn put(&self, key: &[u8], value: &[u8]);
-    /// Reads `key`'s value; its length, or `None` if absent.
-    fn read(&self, key: &[u8]) -> Option<usize>;
     /// Makes the writes so far durable (timed as part of a fill).
     fn flush(&self);
+    /// A reader for one thread (for redb, one read transaction).
+    fn reader(&self) -> Box<dyn Reader + '_>;
+    /// How many fsyncs the store has issued for durable writes, where it
+    /// counts them (bitcask does: shows how well group commit groups).
+    fn fsyncs(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Reads on one thread.
+pub trait Reader {
+    /// Reads `key`'s value and touches its bytes; its length, or `None` if
+    /// absent.
+    fn read(&mut self, key: &[u8]) -> Option<usize>;
+}
+
+/// How durable each write is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Durable at the next flush or background sync.
+    Eventual,
+    /// Durable when the put returns.
+    PerWrite,
 }
 
 /// The contenders.
@@ -23,39 +57,117 @@ pub enum Kind {
     Bitcask,
     /// emdb: a Bitcask-style Rust store.
     Emdb,
+    /// redb: a copy-on-write B-tree.
+    Redb,
+    /// sled 0.34: a lock-free B-tree over a log.
+    Sled,
+    /// fjall: an LSM tree.
+    Fjall,
     /// A `HashMap` behind a lock, no disk: the limit.
     Memory,
 }
 
 impl Kind {
-    /// Every contender.
-    pub const ALL: &'static [Kind] = &[Kind::Bitcask, Kind::Emdb, Kind::Memory];
+    /// Every contender, in table order.
+    pub const ALL: &'static [Kind] = &[
+        Kind::Bitcask,
+        Kind::Emdb,
+        Kind::Redb,
+        Kind::Sled,
+        Kind::Fjall,
+        Kind::Memory,
+    ];
 
     /// Its name in the table.
     pub fn name(self) -> &'static str {
         match self {
             Kind::Bitcask => "bitcask",
             Kind::Emdb => "emdb",
+            Kind::Redb => "redb",
+            Kind::Sled => "sled",
+            Kind::Fjall => "fjall",
             Kind::Memory => "hashmap",
         }
     }
 
-    /// A fresh store in `dir`.
-    pub fn open(self, dir: &Path) -> Box<dyn Contender> {
+    /// The contender called `name`.
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Self::ALL.iter().copied().find(|k| k.name() == name)
+    }
+
+    /// Whether it stores anything on disk (the reference does not).
+    pub fn on_disk(self) -> bool {
+        self != Kind::Memory
+    }
+
+    /// Opens (or reopens) the store in `dir`.
+    pub fn open(self, dir: &Path, durability: Durability) -> Box<dyn Contender> {
+        let per_write = durability == Durability::PerWrite;
         match self {
-            Kind::Bitcask => Box::new(
-                bitcask::Bitcask::open_with(
-                    dir,
-                    bitcask::Options::new().sync(bitcask::SyncPolicy::Interval(
-                        std::time::Duration::from_millis(100),
-                    )),
+            Kind::Bitcask => {
+                let sync = if per_write {
+                    bitcask::SyncPolicy::Always
+                } else {
+                    bitcask::SyncPolicy::Interval(std::time::Duration::from_millis(100))
+                };
+                Box::new(
+                    bitcask::Bitcask::open_with(dir, bitcask::Options::new().sync(sync))
+                        .expect("open bitcask"),
                 )
-                .expect("open bitcask"),
-            ),
-            Kind::Emdb => Box::new(emdb::Emdb::open(dir.join("db.emdb")).expect("open emdb")),
+            }
+            Kind::Emdb => Box::new(EmdbStore {
+                db: emdb::Emdb::open(dir.join("db.emdb")).expect("open emdb"),
+                per_write,
+            }),
+            Kind::Redb => Box::new(RedbStore {
+                db: redb::Database::create(dir.join("db.redb")).expect("open redb"),
+                durability: if per_write {
+                    redb::Durability::Immediate
+                } else {
+                    redb::Durability::None
+                },
+            }),
+            Kind::Sled => Box::new(SledStore {
+                db: sled::open(dir.join("sled")).expect("open sled"),
+                per_write,
+            }),
+            Kind::Fjall => {
+                let db = fjall::Database::builder(dir.join("fjall"))
+                    .open()
+                    .expect("open fjall");
+                let keyspace = db
+                    .keyspace("bench", fjall::KeyspaceCreateOptions::default)
+                    .expect("open fjall keyspace");
+                Box::new(FjallStore {
+                    db,
+                    keyspace,
+                    per_write,
+                })
+            }
             Kind::Memory => Box::new(RwLock::new(HashMap::<Vec<u8>, Vec<u8>>::new())),
         }
     }
+}
+
+/// Makes the compiler read a value's bytes (first and last), as a caller
+/// using the value would, without adding a copy.
+fn touch(value: &[u8]) -> usize {
+    std::hint::black_box(value.first().copied());
+    std::hint::black_box(value.last().copied());
+    value.len()
+}
+
+/// A reader that needs no per-thread state: calls the store.
+struct Direct<'a, F: FnMut(&[u8]) -> Option<usize>>(F, std::marker::PhantomData<&'a ()>);
+
+impl<F: FnMut(&[u8]) -> Option<usize>> Reader for Direct<'_, F> {
+    fn read(&mut self, key: &[u8]) -> Option<usize> {
+        (self.0)(key)
+    }
+}
+
+fn direct<'a>(f: impl FnMut(&[u8]) -> Option<usize> + 'a) -> Box<dyn Reader + 'a> {
+    Box::new(Direct(f, std::marker::PhantomData))
 }
 
 impl Contender for bitcask::Bitcask {
@@ -63,28 +175,148 @@ impl Contender for bitcask::Bitcask {
         bitcask::Bitcask::put(self, key, value).expect("bitcask put");
     }
 
-    fn read(&self, key: &[u8]) -> Option<usize> {
-        self.get_with(key, <[u8]>::len).expect("bitcask get")
-    }
-
     fn flush(&self) {
         self.sync().expect("bitcask sync");
     }
-}
 
-impl Contender for emdb::Emdb {
-    fn put(&self, key: &[u8], value: &[u8]) {
-        self.insert(key, value).expect("emdb insert");
+    fn reader(&self) -> Box<dyn Reader + '_> {
+        direct(move |key| self.get_with(key, touch).expect("bitcask get"))
     }
 
-    fn read(&self, key: &[u8]) -> Option<usize> {
-        self.get_zerocopy(key)
-            .expect("emdb get")
-            .map(|v| v.as_ref().len())
+    fn fsyncs(&self) -> Option<u64> {
+        Some(self.fsync_count())
+    }
+}
+
+struct EmdbStore {
+    db: emdb::Emdb,
+    per_write: bool,
+}
+
+impl Contender for EmdbStore {
+    fn put(&self, key: &[u8], value: &[u8]) {
+        self.db.insert(key, value).expect("emdb insert");
+        if self.per_write {
+            self.db.flush().expect("emdb flush");
+        }
     }
 
     fn flush(&self) {
-        emdb::Emdb::flush(self).expect("emdb flush");
+        self.db.flush().expect("emdb flush");
+    }
+
+    fn reader(&self) -> Box<dyn Reader + '_> {
+        direct(move |key| {
+            self.db
+                .get_zerocopy(key)
+                .expect("emdb get")
+                .map(|v| touch(v.as_ref()))
+        })
+    }
+}
+
+const REDB_TABLE: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("bench");
+
+struct RedbStore {
+    db: redb::Database,
+    durability: redb::Durability,
+}
+
+impl Contender for RedbStore {
+    fn put(&self, key: &[u8], value: &[u8]) {
+        let mut txn = self.db.begin_write().expect("redb begin_write");
+        txn.set_durability(self.durability)
+            .expect("redb set_durability");
+        {
+            let mut table = txn.open_table(REDB_TABLE).expect("redb open_table");
+            table.insert(key, value).expect("redb insert");
+        }
+        txn.commit().expect("redb commit");
+    }
+
+    fn flush(&self) {
+        // An empty commit with immediate durability makes every earlier
+        // `Durability::None` commit durable.
+        let mut txn = self.db.begin_write().expect("redb begin_write");
+        txn.set_durability(redb::Durability::Immediate)
+            .expect("redb set_durability");
+        txn.open_table(REDB_TABLE).expect("redb open_table");
+        txn.commit().expect("redb commit");
+    }
+
+    fn reader(&self) -> Box<dyn Reader + '_> {
+        let txn = redb::ReadableDatabase::begin_read(&self.db).expect("redb begin_read");
+        let table = txn.open_table(REDB_TABLE).expect("redb open_table");
+        Box::new(RedbReader { table })
+    }
+}
+
+/// One read transaction's table, reused for all of a thread's reads (how
+/// redb is meant to be read).
+struct RedbReader {
+    table: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+}
+
+impl Reader for RedbReader {
+    fn read(&mut self, key: &[u8]) -> Option<usize> {
+        self.table
+            .get(key)
+            .expect("redb get")
+            .map(|v| touch(v.value()))
+    }
+}
+
+struct SledStore {
+    db: sled::Db,
+    per_write: bool,
+}
+
+impl Contender for SledStore {
+    fn put(&self, key: &[u8], value: &[u8]) {
+        self.db.insert(key, value).expect("sled insert");
+        if self.per_write {
+            self.db.flush().expect("sled flush");
+        }
+    }
+
+    fn flush(&self) {
+        self.db.flush().expect("sled flush");
+    }
+
+    fn reader(&self) -> Box<dyn Reader + '_> {
+        direct(move |key| self.db.get(key).expect("sled get").map(|v| touch(&v)))
+    }
+}
+
+struct FjallStore {
+    db: fjall::Database,
+    keyspace: fjall::Keyspace,
+    per_write: bool,
+}
+
+impl Contender for FjallStore {
+    fn put(&self, key: &[u8], value: &[u8]) {
+        self.keyspace.insert(key, value).expect("fjall insert");
+        if self.per_write {
+            self.db
+                .persist(fjall::PersistMode::SyncData)
+                .expect("fjall persist");
+        }
+    }
+
+    fn flush(&self) {
+        self.db
+            .persist(fjall::PersistMode::SyncData)
+            .expect("fjall persist");
+    }
+
+    fn reader(&self) -> Box<dyn Reader + '_> {
+        direct(move |key| {
+            self.keyspace
+                .get(key)
+                .expect("fjall get")
+                .map(|v| touch(&v))
+        })
     }
 }
 
@@ -95,12 +327,14 @@ impl Contender for RwLock<HashMap<Vec<u8>, Vec<u8>>> {
             .insert(key.to_vec(), value.to_vec());
     }
 
-    fn read(&self, key: &[u8]) -> Option<usize> {
-        self.read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(key)
-            .map(|v| std::hint::black_box(v.clone()).len())
-    }
-
     fn flush(&self) {}
+
+    fn reader(&self) -> Box<dyn Reader + '_> {
+        direct(move |key| {
+            self.read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(key)
+                .map(|v| touch(v))
+        })
+    }
 }

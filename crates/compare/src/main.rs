@@ -1,4 +1,4 @@
-//! `bitcask-compare`: this engine side by side with other embedded stores
+//! `bitcask-compare`: this engine side by side with redb, sled, fjall, emdb
 //! and an in-memory reference (a `HashMap` behind a lock, no disk), on the
 //! same workloads, in the same run, alternating, reporting each one's
 //! median and its ratio to bitcask.
@@ -7,16 +7,21 @@
 //! cargo run --release -p bitcask-compare -- --keys 1000000 --rounds 3
 //! ```
 //!
-//! Contenders so far: bitcask, emdb (a Bitcask-style Rust store) and the
-//! reference; redb, sled and fjall are to be added (docs/BENCHMARKS.md).
+//! Every contender runs in a child process of its own (this binary, called
+//! with `--child`), once per round, so peak memory is its own and no store's
+//! leftovers (threads, page cache it dirtied, freed heap) weigh on the next.
+//! The contenders' order rotates each round.
 
 mod contenders;
+mod keys;
+mod workloads;
 
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::process::Command;
 
 use clap::Parser;
 
-use crate::contenders::{Contender, Kind};
+use crate::contenders::Kind;
 
 /// Side-by-side benchmark.
 #[derive(Debug, Parser)]
@@ -28,166 +33,221 @@ struct Args {
     /// Value size in bytes.
     #[arg(long, default_value_t = 100)]
     value_size: usize,
+    /// Durable puts by the single writer (sixteen writers do four times as
+    /// many between them).
+    #[arg(long, default_value_t = 2_000)]
+    durable_ops: usize,
     /// Alternating rounds (each contender runs every workload once per round).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// Only these contenders (comma-separated).
+    /// Only these contenders (comma-separated names).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Internal: run the workloads of one contender (`NAME`) or its memory
+    /// run (`NAME:memory`) and print the results.
+    #[arg(long, hide = true)]
+    child: Option<String>,
 }
 
-/// The workloads, in report order.
-const WORKLOADS: &[&str] = &[
-    "sequential fill",
-    "random fill",
-    "random reads, 1 thread",
-    "random reads, 2 threads",
-    "reads of missing keys",
+/// A row of a table: metric, label, and whether higher is better.
+struct Row {
+    metric: &'static str,
+    label: &'static str,
+    unit: Unit,
+}
+
+/// How a metric is shown.
+#[derive(Clone, Copy)]
+enum Unit {
+    /// Operations per second, higher is better.
+    Rate,
+    /// Bytes, shown in MiB, lower is better.
+    Bytes,
+    /// Milliseconds, lower is better.
+    Millis,
+}
+
+const ROWS: &[Row] = &[
+    Row {
+        metric: "seq_fill",
+        label: "sequential fill (ops/s)",
+        unit: Unit::Rate,
+    },
+    Row {
+        metric: "rand_fill",
+        label: "random fill (ops/s)",
+        unit: Unit::Rate,
+    },
+    Row {
+        metric: "read_1t",
+        label: "random reads, 1 thread (ops/s)",
+        unit: Unit::Rate,
+    },
+    Row {
+        metric: "read_2t",
+        label: "random reads, 2 threads (ops/s)",
+        unit: Unit::Rate,
+    },
+    Row {
+        metric: "read_missing",
+        label: "reads of missing keys (ops/s)",
+        unit: Unit::Rate,
+    },
+    Row {
+        metric: "overwrite",
+        label: "overwrite all keys (ops/s)",
+        unit: Unit::Rate,
+    },
+    Row {
+        metric: "durable_1",
+        label: "durable puts, 1 writer (ops/s)",
+        unit: Unit::Rate,
+    },
+    Row {
+        metric: "durable_16",
+        label: "durable puts, 16 writers (ops/s)",
+        unit: Unit::Rate,
+    },
+    Row {
+        metric: "disk_fill",
+        label: "disk after fill (MiB)",
+        unit: Unit::Bytes,
+    },
+    Row {
+        metric: "disk_overwrite",
+        label: "disk after overwrite (MiB)",
+        unit: Unit::Bytes,
+    },
+    Row {
+        metric: "reopen_ms",
+        label: "reopen + first read (ms)",
+        unit: Unit::Millis,
+    },
+    Row {
+        metric: "peak_rss",
+        label: "peak memory, fill only (MiB)",
+        unit: Unit::Bytes,
+    },
 ];
 
 fn main() {
     let args = Args::parse();
+    if let Some(child) = &args.child {
+        child_main(child, &args);
+        return;
+    }
     let kinds: Vec<Kind> = Kind::ALL
         .iter()
         .copied()
         .filter(|k| args.only.is_empty() || args.only.iter().any(|o| o == k.name()))
         .collect();
     println!(
-        "bitcask-compare: {} keys of 16 bytes, {}-byte values, {} rounds; contenders: {}",
+        "bitcask-compare: {} keys of 16 bytes, {}-byte values, {} rounds, durable puts {} (1 writer) / {} (16 writers); contenders: {}",
         args.keys,
         args.value_size,
         args.rounds,
+        args.durable_ops,
+        args.durable_ops * 4,
         kinds
             .iter()
             .map(|k| k.name())
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let keys = Keys::new(args.keys);
-    let value = vec![b'v'; args.value_size];
-    // results[kind][workload] = ops/s per round
-    let mut results = vec![vec![Vec::new(); WORKLOADS.len()]; kinds.len()];
+    // results[kind][metric] = values, one per round
+    let mut results: Vec<HashMap<String, Vec<f64>>> = vec![HashMap::new(); kinds.len()];
+    let mut fsync_rates = Vec::new();
     for round in 0..args.rounds {
+        // The disk's own durable-write rate, measured each round between
+        // the contenders' runs.
+        let dir = tempfile::tempdir().expect("tempdir");
+        fsync_rates.push(workloads::fdatasync_loop(dir.path(), args.durable_ops));
         // Rotate the order each round, so no contender always runs first.
         for i in 0..kinds.len() {
             let k = (i + round) % kinds.len();
-            let rates = run_all(kinds[k], &keys, &value);
-            for (w, rate) in rates.into_iter().enumerate() {
-                results[k][w].push(rate);
+            for mode in ["", ":memory"] {
+                let name = format!("{}{mode}", kinds[k].name());
+                for (metric, value) in run_child(&name, &args) {
+                    results[k].entry(metric).or_default().push(value);
+                }
             }
             eprintln!("round {}: {} done", round + 1, kinds[k].name());
         }
     }
     print_table(&kinds, &results);
+    println!(
+        "\nfdatasync loop on the same filesystem (one 128-byte append + fdatasync): {:.0} ops/s (median of {})",
+        median(&fsync_rates),
+        fsync_rates.len()
+    );
 }
 
-/// The keys: `n` present ones in sequential and shuffled order, and `n`
-/// absent ones.
-struct Keys {
-    sequential: Vec<[u8; 16]>,
-    shuffled: Vec<[u8; 16]>,
-    missing: Vec<[u8; 16]>,
+/// Runs one contender's workloads (or memory run) in a child process and
+/// returns its results.
+fn run_child(name: &str, args: &Args) -> Vec<(String, f64)> {
+    let exe = std::env::current_exe().expect("own executable");
+    let output = Command::new(exe)
+        .arg("--child")
+        .arg(name)
+        .arg("--keys")
+        .arg(args.keys.to_string())
+        .arg("--value-size")
+        .arg(args.value_size.to_string())
+        .arg("--durable-ops")
+        .arg(args.durable_ops.to_string())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run child");
+    assert!(
+        output.status.success(),
+        "child {name} failed: {}",
+        output.status
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .filter_map(|pair| {
+            let (metric, value) = pair.split_once('=')?;
+            Some((metric.to_string(), value.parse().ok()?))
+        })
+        .collect()
 }
 
-impl Keys {
-    fn new(n: usize) -> Self {
-        let key = |i: u64| {
-            let mut k = [0u8; 16];
-            k.copy_from_slice(format!("{i:016x}").as_bytes());
-            k
-        };
-        let sequential: Vec<[u8; 16]> = (0..n as u64).map(key).collect();
-        let mut shuffled = sequential.clone();
-        // Fisher-Yates with SplitMix64: a fixed, reproducible order.
-        let mut state = 0x5EED_u64;
-        for i in (1..shuffled.len()).rev() {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            let j = ((z ^ (z >> 31)) % (i as u64 + 1)) as usize;
-            shuffled.swap(i, j);
-        }
-        // A `z` is never a hex digit: these were never written.
-        let missing = shuffled
-            .iter()
-            .map(|k| {
-                let mut m = *k;
-                m[0] = b'z';
-                m
-            })
-            .collect();
-        Self {
-            sequential,
-            shuffled,
-            missing,
-        }
-    }
-}
-
-/// Operations per second of `ops` operations taking `elapsed`.
-fn rate(ops: usize, elapsed: Duration) -> f64 {
-    ops as f64 / elapsed.as_secs_f64().max(1e-9)
-}
-
-/// Every workload once for `kind`, each in a fresh store.
-fn run_all(kind: Kind, keys: &Keys, value: &[u8]) -> Vec<f64> {
-    let mut rates = Vec::new();
-    // Sequential fill, in its own store.
-    {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = kind.open(dir.path());
-        let started = Instant::now();
-        for k in &keys.sequential {
-            store.put(k, value);
-        }
-        store.flush();
-        rates.push(rate(keys.sequential.len(), started.elapsed()));
-    }
-    // Random fill, then the reads on that store.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = kind.open(dir.path());
-    let started = Instant::now();
-    for k in &keys.shuffled {
-        store.put(k, value);
-    }
-    store.flush();
-    rates.push(rate(keys.shuffled.len(), started.elapsed()));
-    rates.push(reads(store.as_ref(), &keys.shuffled, 1, true));
-    rates.push(reads(store.as_ref(), &keys.shuffled, 2, true));
-    rates.push(reads(store.as_ref(), &keys.missing, 1, false));
-    rates
-}
-
-/// Reads every key of `keys` (split among `threads`), checking each is
-/// found (or not); returns reads per second.
-fn reads(store: &dyn Contender, keys: &[[u8; 16]], threads: usize, present: bool) -> f64 {
-    let started = Instant::now();
-    std::thread::scope(|scope| {
-        for chunk in keys.chunks(keys.len().div_ceil(threads).max(1)) {
-            scope.spawn(move || {
-                let mut bytes = 0usize;
-                for k in chunk {
-                    let found = store.read(k);
-                    assert_eq!(found.is_some(), present, "lookup gave the wrong answer");
-                    bytes += found.unwrap_or(0);
-                }
-                std::hint::black_box(bytes);
-            });
-        }
-    });
-    rate(keys.len(), started.elapsed())
+/// The child's side: run and print `metric=value` pairs.
+fn child_main(spec: &str, args: &Args) {
+    let (name, memory) = match spec.strip_suffix(":memory") {
+        Some(name) => (name, true),
+        None => (spec, false),
+    };
+    let Some(kind) = Kind::from_name(name) else {
+        eprintln!("unknown contender {name}");
+        std::process::exit(2);
+    };
+    let metrics = if memory {
+        workloads::memory(kind, args.keys, args.value_size)
+    } else {
+        workloads::run(kind, args.keys, args.value_size, args.durable_ops)
+    };
+    let line: Vec<String> = metrics.iter().map(|(m, v)| format!("{m}={v}")).collect();
+    println!("{}", line.join(" "));
 }
 
 fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-fn print_table(kinds: &[Kind], results: &[Vec<Vec<f64>>]) {
+fn show(value: f64, unit: Unit) -> String {
+    match unit {
+        Unit::Rate => format!("{value:.0}"),
+        Unit::Bytes => format!("{:.1}", value / (1024.0 * 1024.0)),
+        Unit::Millis => format!("{value:.1}"),
+    }
+}
+
+fn print_table(kinds: &[Kind], results: &[HashMap<String, Vec<f64>>]) {
     let base = kinds.iter().position(|k| *k == Kind::Bitcask);
-    print!("\n| workload (median ops/s) |");
+    print!("\n| workload (median) |");
     for k in kinds {
         print!(" {} |", k.name());
     }
@@ -197,16 +257,22 @@ fn print_table(kinds: &[Kind], results: &[Vec<Vec<f64>>]) {
         print!(" ---: |");
     }
     println!();
-    for (w, name) in WORKLOADS.iter().enumerate() {
-        print!("| {name} |");
-        let ours = base.map(|b| median(&results[b][w]));
-        for (k, _) in kinds.iter().enumerate() {
-            let m = median(&results[k][w]);
-            match ours {
-                Some(o) if Some(k) != base => print!(" {:.0} ({:.2}x bitcask) |", m, m / o),
-                _ => print!(" {m:.0} |"),
+    for row in ROWS {
+        print!("| {} |", row.label);
+        let value = |k: usize| results[k].get(row.metric).map(|v| median(v));
+        let ours = base.and_then(value);
+        for k in 0..kinds.len() {
+            match (value(k), ours) {
+                (None, _) => print!(" - |"),
+                (Some(m), Some(o)) if Some(k) != base && o > 0.0 => {
+                    print!(" {} ({:.2}x) |", show(m, row.unit), m / o);
+                }
+                (Some(m), _) => print!(" {} |", show(m, row.unit)),
             }
         }
         println!();
     }
+    println!(
+        "\n(x) = the contender's median divided by bitcask's: above 1 is more ops/s, or more MiB/ms."
+    );
 }

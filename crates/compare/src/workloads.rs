@@ -1,0 +1,213 @@
+//! What one contender does in its own process: the workloads, timed, and
+//! the process's memory and disk use. The results go to stdout as
+//! `name=value` pairs on one line, for the parent to collect.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::contenders::{Contender, Durability, Kind};
+use crate::keys::{Keys, key, scrambled};
+
+/// One measurement: its name and value.
+pub type Metric = (&'static str, f64);
+
+/// Operations per second of `ops` operations taking `elapsed`.
+fn rate(ops: usize, elapsed: Duration) -> f64 {
+    ops as f64 / elapsed.as_secs_f64().max(1e-9)
+}
+
+/// Every throughput, space and reopen workload for `kind`, with `n` keys
+/// and values of `value_size` bytes; durable puts: `durable_ops` by one
+/// writer and four times as many by sixteen.
+pub fn run(kind: Kind, n: usize, value_size: usize, durable_ops: usize) -> Vec<Metric> {
+    let keys = Keys::new(n);
+    let value = vec![b'v'; value_size];
+    let mut out = Vec::new();
+
+    // Sequential fill, in its own store.
+    {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = kind.open(dir.path(), Durability::Eventual);
+        let started = Instant::now();
+        for k in &keys.sequential {
+            store.put(k, &value);
+        }
+        store.flush();
+        out.push(("seq_fill", rate(n, started.elapsed())));
+    }
+
+    // Random fill, reads and overwrite on one store.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = kind.open(dir.path(), Durability::Eventual);
+    let started = Instant::now();
+    for k in &keys.shuffled {
+        store.put(k, &value);
+    }
+    store.flush();
+    out.push(("rand_fill", rate(n, started.elapsed())));
+    out.push(("disk_fill", disk_bytes(dir.path()) as f64));
+    out.push(("read_1t", reads(store.as_ref(), &keys.shuffled, 1, true)));
+    out.push(("read_2t", reads(store.as_ref(), &keys.shuffled, 2, true)));
+    out.push((
+        "read_missing",
+        reads(store.as_ref(), &keys.missing, 1, false),
+    ));
+    let started = Instant::now();
+    for k in keys.shuffled.iter().rev() {
+        store.put(k, &value);
+    }
+    store.flush();
+    out.push(("overwrite", rate(n, started.elapsed())));
+    out.push(("disk_overwrite", disk_bytes(dir.path()) as f64));
+
+    // Reopen: close, then time open and the first read.
+    drop(store);
+    if kind.on_disk() {
+        let started = Instant::now();
+        let store = kind.open(dir.path(), Durability::Eventual);
+        let found = store.reader().read(&keys.shuffled[0]);
+        out.push(("reopen_ms", started.elapsed().as_secs_f64() * 1000.0));
+        assert_eq!(found, Some(value_size), "reopened store lost a key");
+    }
+    drop(dir);
+
+    // Durable puts, in a fresh store opened per-write durable.
+    if kind.on_disk() {
+        for (metric, writers) in [("durable_1", 1), ("durable_16", 16)] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = kind.open(dir.path(), Durability::PerWrite);
+            let total = if writers == 1 {
+                durable_ops
+            } else {
+                durable_ops * 4
+            };
+            let per_writer = total / writers;
+            let store = store.as_ref();
+            let value = &value;
+            let started = Instant::now();
+            std::thread::scope(|scope| {
+                for w in 0..writers {
+                    scope.spawn(move || {
+                        for i in 0..per_writer {
+                            store.put(&key((w * per_writer + i) as u64), value);
+                        }
+                    });
+                }
+            });
+            out.push((metric, rate(per_writer * writers, started.elapsed())));
+            if let Some(fsyncs) = store.fsyncs() {
+                let name = if writers == 1 {
+                    "puts_per_fsync_1"
+                } else {
+                    "puts_per_fsync_16"
+                };
+                out.push((name, (per_writer * writers) as f64 / fsyncs.max(1) as f64));
+            }
+        }
+    }
+    out
+}
+
+/// Fills a store with `n` keys in scrambled order and returns the
+/// process's peak resident memory (the run holds no key list of its own).
+pub fn memory(kind: Kind, n: usize, value_size: usize) -> Vec<Metric> {
+    let value = vec![b'v'; value_size];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let before = peak_rss_bytes();
+    let store = kind.open(dir.path(), Durability::Eventual);
+    for i in 0..n as u64 {
+        store.put(&scrambled(i, n as u64), &value);
+    }
+    store.flush();
+    let after_fill = current_rss_bytes();
+    vec![
+        ("peak_rss", peak_rss_bytes() as f64),
+        ("rss_before", before as f64),
+        ("rss_filled", after_fill as f64),
+    ]
+}
+
+/// Appends one 128-byte record and `fdatasync`s, `ops` times, in `dir`:
+/// the disk's rate of durable writes, the limit for one durable writer.
+pub fn fdatasync_loop(dir: &Path, ops: usize) -> f64 {
+    use std::io::Write;
+    let path = dir.join("fdatasync.test");
+    let mut file = std::fs::File::create(&path).expect("create fdatasync test file");
+    let record = [b'r'; 128];
+    let started = Instant::now();
+    for _ in 0..ops {
+        file.write_all(&record).expect("write");
+        file.sync_data().expect("fdatasync");
+    }
+    let r = rate(ops, started.elapsed());
+    drop(file);
+    let _ = std::fs::remove_file(path);
+    r
+}
+
+/// Reads every key of `keys` (split among `threads`, one reader each),
+/// checking each is found (or not); returns reads per second.
+fn reads(store: &dyn Contender, keys: &[[u8; 16]], threads: usize, present: bool) -> f64 {
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for chunk in keys.chunks(keys.len().div_ceil(threads).max(1)) {
+            scope.spawn(move || {
+                let mut reader = store.reader();
+                let mut bytes = 0usize;
+                for k in chunk {
+                    let found = reader.read(k);
+                    assert_eq!(found.is_some(), present, "lookup gave the wrong answer");
+                    bytes += found.unwrap_or(0);
+                }
+                std::hint::black_box(bytes);
+            });
+        }
+    });
+    rate(keys.len(), started.elapsed())
+}
+
+/// Bytes allocated on disk under `dir` (blocks, so sparse or preallocated
+/// files count for what they occupy).
+fn disk_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_dir() {
+            total += disk_bytes(&entry.path());
+        } else {
+            total += meta.blocks() * 512;
+        }
+    }
+    total
+}
+
+/// A field of `/proc/self/status` in bytes (`VmHWM`, `VmRSS`); 0 where
+/// there is no such file.
+fn proc_status_bytes(field: &str) -> u64 {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return 0;
+    };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+fn peak_rss_bytes() -> u64 {
+    proc_status_bytes("VmHWM")
+}
+
+fn current_rss_bytes() -> u64 {
+    proc_status_bytes("VmRSS")
+}
