@@ -36,13 +36,7 @@ pub(crate) fn run(shared: &Shared, dest: &Path) -> Result<()> {
             .writer
             .as_ref()
             .map(|writer| writer.lock().unwrap_or_else(PoisonError::into_inner));
-        let files = shared
-            .files
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(id, handle)| (*id, Arc::clone(handle)))
-            .collect();
+        let files = shared.files.snapshot();
         (files, guard.map(|w| (w.active.id, w.offset)))
     };
 

@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::datafile::{DataFile, FILE_HEADER_LEN, ReadHandle};
 use crate::durability::GroupCommit;
 use crate::error::{CorruptionKind, Error, IoContext, Result};
+use crate::filetable::FileTable;
 use crate::keydir::{Entry, KeyDir, KeyRange, Keys};
 use crate::lock::{DeleteLock, DirLock};
 use crate::merge::MergeState;
@@ -42,8 +43,8 @@ pub(crate) struct Shared {
     pub(crate) dir: PathBuf,
     pub(crate) options: Options,
     pub(crate) keydir: KeyDir,
-    /// How to read every data file, by id; readers clone an `Arc` out.
-    pub(crate) files: RwLock<BTreeMap<u32, Arc<ReadHandle>>>,
+    /// How to read every data file, by id.
+    pub(crate) files: FileTable,
     /// `None` for a read-only handle.
     pub(crate) writer: Option<Mutex<Writer>>,
     /// `None` for a read-only handle.
@@ -185,7 +186,7 @@ impl Bitcask {
             dir,
             options,
             keydir,
-            files: RwLock::new(readers),
+            files: FileTable::new(readers),
             writer: writer.map(Mutex::new),
             commit,
             lock,
@@ -700,11 +701,10 @@ impl Shared {
         file.map_for_reads(self.options.max_file_size);
         self.accounts
             .add_file(id, w.next_seq, FILE_HEADER_LEN as u64);
-        {
-            let mut files = self.files.write().unwrap_or_else(PoisonError::into_inner);
+        self.files.update(|files| {
             files.insert(w.active.id, Arc::new(sealed));
             files.insert(id, Arc::new(ReadHandle::Open(Arc::clone(&file))));
-        }
+        });
         commit.set_active(Arc::clone(&file));
         tracing::debug!(path = %file.path.display(), "rotated to a new data file");
         let sealed_id = w.active.id;
@@ -736,12 +736,19 @@ impl Shared {
         entry: Entry,
         buf: &mut Vec<u8>,
     ) -> Result<Option<std::ops::Range<usize>>> {
-        let file = self
-            .files
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&entry.file_id)
-            .cloned();
+        self.files.with(entry.file_id, |file| {
+            self.read_record_in(file, key, entry, buf)
+        })
+    }
+
+    /// [`Self::read_record`] once the record's file is looked up.
+    fn read_record_in(
+        &self,
+        file: Option<&ReadHandle>,
+        key: &[u8],
+        entry: Entry,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<std::ops::Range<usize>>> {
         let Some(file) = file else {
             if self.keydir.get(key) != Some(entry) {
                 return Ok(None);

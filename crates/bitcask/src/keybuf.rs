@@ -56,6 +56,48 @@ impl KeyBuf {
     }
 }
 
+/// A key being looked up, prepared for comparing against stored keys: a
+/// short key is copied once into the inline layout, so each comparison
+/// in a probe is a fixed-size compare of two 23-byte arrays (a few loads,
+/// no call to `memcmp`) instead of a variable-length slice compare.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum KeyProbe<'a> {
+    /// A key of up to 23 bytes, zero-padded like [`KeyBuf::Inline`].
+    Inline([u8; INLINE_CAP], InlineLen),
+    /// A longer key.
+    Long(&'a [u8]),
+}
+
+impl<'a> KeyProbe<'a> {
+    /// The probe for `key`.
+    pub(crate) fn new(key: &'a [u8]) -> Self {
+        match INLINE_LENS.get(key.len()) {
+            Some(&len) => {
+                let mut bytes = [0u8; INLINE_CAP];
+                bytes[..key.len()].copy_from_slice(key);
+                Self::Inline(bytes, len)
+            }
+            None => Self::Long(key),
+        }
+    }
+}
+
+impl KeyBuf {
+    /// Whether this is the probed key.
+    #[inline]
+    pub(crate) fn matches(&self, probe: &KeyProbe<'_>) -> bool {
+        match (self, probe) {
+            // Unused inline bytes are zero in both, so equal lengths and
+            // equal arrays mean equal keys.
+            (Self::Inline { bytes, len }, KeyProbe::Inline(other, other_len)) => {
+                len == other_len && bytes == other
+            }
+            (Self::Heap(bytes), KeyProbe::Long(other)) => **bytes == **other,
+            _ => false,
+        }
+    }
+}
+
 impl From<&[u8]> for KeyBuf {
     fn from(key: &[u8]) -> Self {
         match INLINE_LENS.get(key.len()) {
@@ -112,6 +154,27 @@ mod tests {
             let buf = KeyBuf::from(&key[..]);
             assert_eq!(buf.as_slice(), &key[..]);
             assert_eq!(matches!(buf, KeyBuf::Inline { .. }), len <= INLINE_CAP);
+        }
+    }
+
+    #[test]
+    fn probes_match_exactly_the_same_key() {
+        let keys: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0],
+            b"a".to_vec(),
+            b"a\0".to_vec(),
+            vec![b'a'; 23],
+            vec![b'a'; 24],
+            vec![b'a'; 30],
+            vec![0; 23],
+            vec![0; 24],
+        ];
+        for a in &keys {
+            for b in &keys {
+                let stored = KeyBuf::from(&a[..]);
+                assert_eq!(stored.matches(&KeyProbe::new(b)), a == b, "{a:?} vs {b:?}");
+            }
         }
     }
 

@@ -26,7 +26,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use hashbrown::HashTable;
 
-use crate::keybuf::KeyBuf;
+use crate::keybuf::{KeyBuf, KeyProbe};
 
 /// Number of shards. A power of two, so the shard is a mask of the hash.
 const SHARDS: usize = 16;
@@ -71,8 +71,9 @@ struct Shard {
 impl Shard {
     /// The entry for `key` (with hash `hash`) in the hash index.
     fn find(&self, hash: u64, key: &[u8]) -> Option<Entry> {
+        let probe = KeyProbe::new(key);
         self.by_hash
-            .find(hash, |(k, _)| k.as_slice() == key)
+            .find(hash, |(k, _)| k.matches(&probe))
             .map(|(_, e)| *e)
     }
 
@@ -86,9 +87,10 @@ impl Shard {
         entry: Entry,
     ) -> Result<Entry, KeyBuf> {
         // One probe finds the key or the slot for it.
+        let probe = KeyProbe::new(key);
         match self.by_hash.entry(
             hash,
-            |(k, _)| k.as_slice() == key,
+            |(k, _)| k.matches(&probe),
             |(k, _)| hasher.hash_one(k.as_slice()),
         ) {
             hashbrown::hash_table::Entry::Occupied(mut found) => {
@@ -117,10 +119,32 @@ impl Shard {
     }
 }
 
+/// A shard behind its lock, aligned to 128 bytes so that no two shards'
+/// lock words share a cache line (or an adjacent-line prefetch pair):
+/// readers of different shards on different cores then write to different
+/// lines when they take their read locks.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct ShardLock(RwLock<Shard>);
+
+impl std::ops::Deref for ShardLock {
+    type Target = RwLock<Shard>;
+
+    fn deref(&self) -> &RwLock<Shard> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ShardLock {
+    fn deref_mut(&mut self) -> &mut RwLock<Shard> {
+        &mut self.0
+    }
+}
+
 /// The in-memory index from key to [`Entry`].
 #[derive(Debug)]
 pub(crate) struct KeyDir {
-    shards: Box<[RwLock<Shard>]>,
+    shards: Box<[ShardLock]>,
     hasher: foldhash::fast::RandomState,
     len: AtomicUsize,
 }
@@ -129,7 +153,7 @@ impl KeyDir {
     /// An empty key directory.
     pub(crate) fn new() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+            shards: (0..SHARDS).map(|_| ShardLock::default()).collect(),
             hasher: foldhash::fast::RandomState::default(),
             len: AtomicUsize::new(0),
         }
@@ -287,9 +311,10 @@ impl Shard {
     /// nothing more.
     fn apply(&mut self, hasher: &foldhash::fast::RandomState, hash: u64, op: LoadOp<'_>) {
         use hashbrown::hash_table::Entry as Slot;
+        let probe = KeyProbe::new(op.key);
         match self.by_hash.entry(
             hash,
-            |(k, _)| k.as_slice() == op.key,
+            |(k, _)| k.matches(&probe),
             |(k, _)| hasher.hash_one(k.as_slice()),
         ) {
             Slot::Occupied(found) if found.get().1.seq >= op.seq => {}

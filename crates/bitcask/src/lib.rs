@@ -40,6 +40,7 @@ mod durability;
 mod error;
 #[cfg(any(test, feature = "failpoints"))]
 mod failpoint;
+mod filetable;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -152,12 +152,11 @@ pub(crate) fn run(shared: &Shared) -> Result<MergeReport> {
     }
     #[cfg(test)]
     crate::failpoint::step("merge: before deleting inputs");
-    {
-        let mut files = shared.files.write().unwrap_or_else(PoisonError::into_inner);
+    shared.files.update(|files| {
         for id in &inputs {
             files.remove(id);
         }
-    }
+    });
     // Wait for read-only opens that are reading the directory.
     let _deleting = DeleteLock::acquire(&shared.dir, true)?;
     for &id in &inputs {
@@ -371,11 +370,9 @@ impl Copier<'_> {
         let id = file.id;
         drop(file);
         self.shared.accounts.add_file(id, out.seq_floor, len);
-        self.shared
-            .files
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, Arc::new(handle));
+        self.shared.files.update(|files| {
+            files.insert(id, Arc::new(handle));
+        });
         for (key, from, to) in &out.moved {
             if self.shared.keydir.compare_and_set(key, from, *to) {
                 self.shared.accounts.dead(from);
