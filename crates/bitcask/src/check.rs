@@ -391,7 +391,9 @@ fn walk(bytes: &[u8], is_newest: bool) -> Walk {
                 // see docs/FORMAT.md, "Which records survive".)
                 let cut_batch = take_pending(&mut pending);
                 let Some(next) = resync else {
-                    if is_newest {
+                    if is_newest && cut_batch.is_none() && bytes[at..].iter().all(|&b| b == 0) {
+                        // Preallocated space, not a tear (docs/FORMAT.md).
+                    } else if is_newest {
                         out.torn_tail = Some(cut_batch.as_ref().map_or(at as u64, |d| d.offset));
                     } else {
                         out.damage.extend(cut_batch);

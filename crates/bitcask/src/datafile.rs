@@ -339,6 +339,26 @@ impl DataFile {
         self.file.write_all_at(buf, offset)
     }
 
+    /// Makes the file `len` bytes long with its blocks allocated (zeros), so
+    /// that writes below `len` do not change its size (see "Preallocation"
+    /// in docs/FORMAT.md). `Unsupported` where the platform or filesystem
+    /// cannot preallocate.
+    pub(crate) fn allocate(&self, len: u64) -> io::Result<()> {
+        #[cfg(any(test, feature = "failpoints"))]
+        crate::failpoint::check("fallocate")?;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            // Mode 0: allocate and extend the size; the new bytes read as zero.
+            rustix::fs::fallocate(&self.file, rustix::fs::FallocateFlags::empty(), 0, len)
+                .map_err(io::Error::from)
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            let _ = len;
+            Err(io::Error::from(io::ErrorKind::Unsupported))
+        }
+    }
+
     /// Cuts the file to `len` bytes.
     pub(crate) fn truncate(&self, len: u64) -> io::Result<()> {
         #[cfg(any(test, feature = "failpoints"))]

@@ -71,9 +71,17 @@ pub(crate) struct Writer {
     /// Where the next record goes in the active file.
     pub(crate) offset: u64,
     pub(crate) next_seq: u64,
+    /// The active file's length: its records up to `offset`, then
+    /// preallocated zeros (docs/FORMAT.md, "Preallocation").
+    allocated: u64,
+    /// Whether to preallocate (off once the filesystem says it cannot).
+    preallocate: bool,
     /// Reused encoding buffer.
     buf: Vec<u8>,
 }
+
+/// How far ahead of the last record the active file is allocated.
+const PREALLOCATE_STEP: u64 = 1 << 20;
 
 /// One put or delete on its way to the log.
 #[derive(Debug, Clone, Copy)]
@@ -169,10 +177,13 @@ impl Bitcask {
             active.map_for_reads(active.len()?.max(options.max_file_size));
             readers.insert(active.id, Arc::new(ReadHandle::Open(Arc::clone(&active))));
             let commit = GroupCommit::new(Arc::clone(&active), next_seq - 1);
+            let allocated = active.len()?;
             let writer = Writer {
                 active,
                 offset,
                 next_seq,
+                allocated,
+                preallocate: true,
                 buf: Vec::new(),
             };
             (Some(writer), Some(commit))
@@ -499,6 +510,16 @@ impl Bitcask {
             Some(commit) => commit.sync_through(commit.written()),
             None => Ok(()),
         }?;
+        // Leave the active file ending at its last record. If this fails,
+        // the next open drops the preallocated space instead.
+        if let Some(writer) = &self.shared.writer {
+            let mut w = writer.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Err(error) = Shared::cut_preallocated(&mut w)
+                .and_then(|()| w.active.sync_all().at(&w.active.path))
+            {
+                tracing::warn!(%error, "could not cut the active file's preallocated space at close");
+            }
+        }
         if let Some(lock) = &self.shared.lock {
             tracing::debug!(lock = %lock.path().display(), "closing store");
         }
@@ -610,6 +631,9 @@ impl Shared {
         }
         let first_seq = w.next_seq;
         let offset = w.offset;
+        if offset + total > w.allocated {
+            Self::allocate(&mut w, offset + total, self.options.max_file_size)?;
+        }
         let Writer { buf, active, .. } = &mut *w;
         buf.clear();
         let last = ops.len() - 1;
@@ -633,10 +657,9 @@ impl Shared {
                     "could not undo a failed write; the store refuses writes until reopened");
                 commit.poison();
             }
-            return Err(Error::Io {
-                path: active.path.clone(),
-                source,
-            });
+            let path = active.path.clone();
+            w.allocated = offset;
+            return Err(Error::Io { path, source });
         }
         let file_id = active.id;
         let mut at = offset;
@@ -674,8 +697,66 @@ impl Shared {
         Ok(Some(last_seq))
     }
 
-    /// Seals the active file (fsync) and starts the next one.
+    /// Extends the active file so that it is allocated up to at least
+    /// `end`: by [`PREALLOCATE_STEP`] past the last record, not past
+    /// `max_file_size` unless the record itself goes further. If that much
+    /// does not fit (a nearly full disk, a file-size limit), just what the
+    /// record needs. A filesystem that cannot preallocate turns
+    /// preallocation off; any other failure fails the write before anything
+    /// is written.
+    fn allocate(w: &mut Writer, end: u64, max_file_size: u64) -> Result<()> {
+        if !w.preallocate {
+            return Ok(());
+        }
+        let target = end.max((w.offset + PREALLOCATE_STEP).min(max_file_size));
+        let result = w.active.allocate(target).map(|()| target);
+        let result = match result {
+            Err(e) if target > end && e.kind() != std::io::ErrorKind::Unsupported => {
+                w.active.allocate(end).map(|()| end)
+            }
+            other => other,
+        };
+        match result {
+            Ok(allocated) => {
+                w.allocated = allocated;
+                Ok(())
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::Unsupported || e.raw_os_error() == Some(95) =>
+            {
+                // EOPNOTSUPP: plain appends from now on.
+                tracing::debug!(path = %w.active.path.display(), error = %e,
+                    "the filesystem cannot preallocate; appending instead");
+                w.preallocate = false;
+                Ok(())
+            }
+            Err(source) => {
+                // Whatever a failed call left, the bytes past the last
+                // record are zeros; go on from the file's real length.
+                w.allocated = w.active.len().unwrap_or(w.allocated);
+                Err(Error::Io {
+                    path: w.active.path.clone(),
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Cuts the active file's preallocated space, so it ends at its last
+    /// record (before sealing it, and at close).
+    fn cut_preallocated(w: &mut Writer) -> Result<()> {
+        if w.allocated > w.offset {
+            w.active.truncate(w.offset).at(&w.active.path)?;
+            w.allocated = w.offset;
+        }
+        Ok(())
+    }
+
+    /// Seals the active file (cut its preallocated space, fsync) and starts
+    /// the next one.
     fn rotate(&self, w: &mut Writer, commit: &GroupCommit) -> Result<()> {
+        // A failed cut seals nothing: the file stays active.
+        Self::cut_preallocated(w)?;
         if let Err(source) = w.active.sync_all() {
             commit.poison();
             return Err(Error::Io {
@@ -710,6 +791,7 @@ impl Shared {
         let sealed_id = w.active.id;
         w.active = file;
         w.offset = FILE_HEADER_LEN as u64;
+        w.allocated = FILE_HEADER_LEN as u64;
         self.request_hint(sealed_id);
         Ok(())
     }
@@ -865,6 +947,177 @@ mod tests {
         db.get(key).expect("reads keep working")
     }
 
+    /// Copies the files of `from` as they are now (a crash's view: the
+    /// page cache survives a killed process).
+    fn copy_files(from: &Path, to: &Path) {
+        for entry in std::fs::read_dir(from).expect("read dir") {
+            let entry = entry.expect("entry");
+            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+        }
+    }
+
+    fn file_len(path: &Path) -> u64 {
+        std::fs::metadata(path).expect("meta").len()
+    }
+
+    #[test]
+    fn the_active_file_is_preallocated_and_a_crash_leaves_only_zeros_to_drop() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db =
+            Bitcask::open_with(dir.path(), Options::new().sync(SyncPolicy::Never)).expect("open");
+        for i in 0..100u32 {
+            db.put(&i.to_be_bytes(), &[7u8; 50]).expect("put");
+        }
+        let active = dir.path().join(crate::datafile::data_file_name(1));
+        let end = db.stats().total_bytes;
+        assert_eq!(
+            end,
+            FILE_HEADER_LEN as u64 + 100 * record::encoded_len(&[0; 4], &[7; 50]) as u64
+        );
+        let bytes = std::fs::read(&active).expect("read");
+        if cfg!(target_os = "linux") {
+            assert_eq!(
+                bytes.len() as u64,
+                FILE_HEADER_LEN as u64 + PREALLOCATE_STEP
+            );
+        }
+        assert!(bytes[end as usize..].iter().all(|&b| b == 0));
+
+        // A crash now leaves the zeros; they are neither damage nor a tear.
+        let crashed = tempfile::tempdir().expect("tempdir");
+        copy_files(dir.path(), crashed.path());
+        let report = crate::check(crashed.path()).expect("check");
+        assert!(!report.is_damaged());
+        assert!(
+            report.files.iter().all(|f| f.torn_tail.is_none()),
+            "{report:?}"
+        );
+        let reopened = Bitcask::open(crashed.path()).expect("open after the crash");
+        assert_eq!(reopened.len(), 100);
+        assert_eq!(
+            value_of(&reopened, &7u32.to_be_bytes()),
+            Some(vec![7u8; 50])
+        );
+        let torn = std::fs::read_dir(crashed.path())
+            .expect("read dir")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".torn"))
+            })
+            .count();
+        assert_eq!(torn, 0, "zeros are not kept as a torn tail");
+        // Writing goes on after the last record.
+        reopened.put(b"next", b"1").expect("put");
+        drop(reopened);
+        let reopened = Bitcask::open(crashed.path()).expect("reopen");
+        assert_eq!(reopened.len(), 101);
+        drop(reopened);
+
+        // A clean close cuts the preallocated space.
+        db.close().expect("close");
+        assert_eq!(file_len(&active), end);
+    }
+
+    #[test]
+    fn a_torn_record_in_preallocated_space_is_kept_aside_and_cut() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db =
+            Bitcask::open_with(dir.path(), Options::new().sync(SyncPolicy::Never)).expect("open");
+        db.put(b"a", b"1").expect("put");
+        let end = db.stats().total_bytes;
+        let crashed = tempfile::tempdir().expect("tempdir");
+        copy_files(dir.path(), crashed.path());
+        // Half a record reached the disk, zeros follow.
+        let active = crashed.path().join(crate::datafile::data_file_name(1));
+        let mut record = Vec::new();
+        record::encode_into(&mut record, 2, 0, RecordKind::Put, b"b", b"22222222");
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&active)
+            .expect("open");
+        std::os::unix::fs::FileExt::write_all_at(&file, &record[..record.len() / 2], end)
+            .expect("write");
+        drop(file);
+        let reopened = Bitcask::open(crashed.path()).expect("open");
+        assert_eq!(reopened.len(), 1);
+        assert_eq!(file_len(&active), end);
+        assert!(
+            crashed
+                .path()
+                .join(format!("0000000001-{end}.torn"))
+                .exists()
+        );
+        drop(reopened);
+        db.close().expect("close");
+    }
+
+    #[test]
+    fn a_failed_preallocation_falls_back_to_the_record_then_fails_cleanly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Bitcask::open_with(dir.path(), always()).expect("open");
+        let active = dir.path().join(crate::datafile::data_file_name(1));
+        // The step fails; just what the record needs does not.
+        failpoint::arm("fallocate");
+        db.put(b"a", b"1").expect("put with the fallback");
+        let end = db.stats().total_bytes;
+        assert_eq!(file_len(&active), end);
+        // Both fail (a full disk): the write fails, nothing is written.
+        failpoint::arm("fallocate");
+        failpoint::arm("fallocate");
+        assert!(matches!(db.put(b"b", b"2"), Err(Error::Io { .. })));
+        assert_eq!(file_len(&active), end);
+        assert_eq!(value_of(&db, b"b"), None);
+        // Not poisoned: the next write goes through.
+        db.put(b"c", b"3").expect("put after the failure");
+        db.close().expect("close");
+        let db = Bitcask::open(dir.path()).expect("reopen");
+        assert_eq!(db.len(), 2);
+        assert_eq!(value_of(&db, b"c").as_deref(), Some(&b"3"[..]));
+    }
+
+    #[test]
+    fn rotation_seals_files_at_their_last_record() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = Options::new().sync(SyncPolicy::Never).max_file_size(4096);
+        let db = Bitcask::open_with(dir.path(), opts.clone()).expect("open");
+        for i in 0..200u32 {
+            db.put(&i.to_be_bytes(), &[1u8; 40]).expect("put");
+        }
+        let stats = db.stats();
+        assert!(stats.files.len() > 2);
+        let (active, sealed) = stats.files.split_last().expect("files");
+        for file in sealed {
+            let path = dir.path().join(crate::datafile::data_file_name(file.id));
+            assert_eq!(file_len(&path), file.total_bytes, "sealed file {}", file.id);
+        }
+        if cfg!(target_os = "linux") {
+            let path = dir.path().join(crate::datafile::data_file_name(active.id));
+            assert_eq!(file_len(&path), 4096, "preallocated up to the size limit");
+        }
+        db.close().expect("close");
+        let db = Bitcask::open_with(dir.path(), opts).expect("reopen");
+        assert_eq!(db.len(), 200);
+    }
+
+    #[test]
+    fn a_failed_cut_before_sealing_seals_nothing_and_rotation_is_retried() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = Options::new().sync(SyncPolicy::Never).max_file_size(200);
+        let db = Bitcask::open_with(dir.path(), opts.clone()).expect("open");
+        db.put(b"a", &[1u8; 100]).expect("put");
+        failpoint::arm("truncate");
+        // This record does not fit: rotation, whose cut fails.
+        assert!(matches!(db.put(b"b", &[2u8; 100]), Err(Error::Io { .. })));
+        assert_eq!(db.stats().files.len(), 1, "nothing sealed, no new file");
+        assert_eq!(value_of(&db, b"b"), None);
+        db.put(b"b", &[2u8; 100]).expect("rotation retried");
+        assert_eq!(db.stats().files.len(), 2);
+        drop(db);
+        let db = Bitcask::open_with(dir.path(), opts).expect("reopen");
+        assert_eq!(value_of(&db, b"a"), Some(vec![1u8; 100]));
+        assert_eq!(value_of(&db, b"b"), Some(vec![2u8; 100]));
+    }
+
     #[test]
     fn a_failed_fsync_poisons_writes_but_not_reads() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -894,7 +1147,9 @@ mod tests {
         let db = Bitcask::open_with(dir.path(), always()).expect("open");
         db.put(b"a", b"1").expect("put");
         let active = dir.path().join(crate::datafile::data_file_name(1));
-        let len = std::fs::metadata(&active).expect("meta").len();
+        // Where "b" would have started: the end of the last record (the
+        // file itself is longer while preallocated).
+        let len = (FILE_HEADER_LEN + record::encoded_len(b"a", b"1")) as u64;
 
         failpoint::arm("append-half");
         match db.put(b"b", b"22222222") {

@@ -304,12 +304,15 @@ fn scan_file(
         let dir = file.path.parent().unwrap_or(Path::new("."));
         let saved = dir.join(format!("{:010}-{}.torn", file.id, cut_at));
         let kept = file.save_tail(cut_at, &saved)?;
-        tracing::warn!(path = %file.path.display(), offset = cut_at,
-            dropped_bytes = len - cut_at, kind = %stop.kind,
-            saved_to = %if kept { saved.display().to_string() } else { "(all zero, not kept)".into() },
-            "cutting a torn tail off the active data file");
         if kept {
+            tracing::warn!(path = %file.path.display(), offset = cut_at,
+                dropped_bytes = len - cut_at, kind = %stop.kind,
+                saved_to = %saved.display(), "cutting a torn tail off the active data file");
             datafile::sync_dir(dir)?;
+        } else {
+            // All zero: the preallocated space a crash left (docs/FORMAT.md).
+            tracing::debug!(path = %file.path.display(), offset = cut_at,
+                dropped_bytes = len - cut_at, "dropping preallocated space after the last record");
         }
         file.truncate(cut_at).at(&file.path)?;
         file.sync_all().at(&file.path)?;
