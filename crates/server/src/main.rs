@@ -6,6 +6,12 @@ use bitcask_server::config::{Args, Config};
 use bitcask_server::{logging, server};
 use clap::Parser;
 
+/// mimalloc instead of the system allocator: a request allocates and frees
+/// a dozen small buffers (headers, body, JSON), and glibc's malloc took
+/// about a tenth of the server's CPU under load (docs/BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let config = match Config::load(Args::parse()) {
         Ok(config) => config,
