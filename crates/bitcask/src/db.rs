@@ -1119,6 +1119,35 @@ mod tests {
     }
 
     #[test]
+    fn close_writes_the_hints_still_pending() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Bitcask::open_with(
+            dir.path(),
+            Options::new().sync(SyncPolicy::Never).max_file_size(2048),
+        )
+        .expect("open");
+        // Stall the maintenance thread (hint writes take the merge lock)
+        // while files are sealed, so their hints are still queued at close.
+        let shared = Arc::clone(&db.shared);
+        let stall = shared.merge.lock();
+        for i in 0..300u32 {
+            db.put(&i.to_be_bytes(), &[b'v'; 100]).expect("put");
+        }
+        let closing = std::thread::spawn(move || db.close());
+        // Let close set its flag before the thread gets going again.
+        std::thread::sleep(Duration::from_millis(200));
+        drop(stall);
+        closing.join().expect("close thread").expect("close");
+        let mut data = crate::datafile::list_dir(dir.path()).expect("list").data;
+        data.pop(); // the active file has no hint
+        assert!(data.len() > 10);
+        for id in data {
+            let hint = dir.path().join(crate::datafile::hint_file_name(id));
+            assert!(hint.exists(), "file {id} has no hint after close");
+        }
+    }
+
+    #[test]
     fn a_failed_fsync_poisons_writes_but_not_reads() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Bitcask::open_with(dir.path(), always()).expect("open");

@@ -56,7 +56,16 @@ fn run(shared: &Shared, requests: &mpsc::Receiver<u32>) {
         let wait = next_check.saturating_duration_since(Instant::now());
         let request = requests.recv_timeout(wait);
         if shared.closing.load(Ordering::SeqCst) {
-            // Hints not yet written are written by the next open.
+            // Close writes the hints still asked for (the sender is gone, so
+            // the queue only drains): the next open would otherwise scan
+            // those files and write the same hints itself, and a restart is
+            // close plus open. A merge is not started.
+            if let Ok(id) = request {
+                write_hint(shared, id);
+            }
+            while let Ok(id) = requests.try_recv() {
+                write_hint(shared, id);
+            }
             return;
         }
         match request {
