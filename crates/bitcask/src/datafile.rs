@@ -594,6 +594,15 @@ pub(crate) enum Scan<'a> {
     Stop(ScanStop),
 }
 
+/// Fills `buf`; `false` if the input ended first (other errors are errors).
+fn read_fully(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
+    match reader.read_exact(buf) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Reads records one by one from a data file, verifying each checksum.
 pub(crate) struct Scanner<'a> {
     file: &'a DataFile,
@@ -623,7 +632,13 @@ impl Scanner<'_> {
             return stop(CorruptionKind::Truncated, None);
         }
         let mut head = [0u8; RECORD_HEADER_LEN];
-        self.reader.read_exact(&mut head).at(&self.file.path)?;
+        // The file may be cut while it is scanned: a read-only open scans
+        // the newest file while its writer cuts the preallocated zeros at
+        // rotation. Bytes that are gone are a truncated record, not an I/O
+        // error.
+        if !read_fully(&mut self.reader, &mut head).at(&self.file.path)? {
+            return stop(CorruptionKind::Truncated, None);
+        }
         let header = match RecordHeader::decode(&head) {
             Ok(h) => h,
             Err(kind) => return stop(kind, None),
@@ -635,7 +650,9 @@ impl Scanner<'_> {
         let body_len = record_len as usize - RECORD_HEADER_LEN;
         self.body.clear();
         self.body.resize(body_len, 0);
-        self.reader.read_exact(&mut self.body).at(&self.file.path)?;
+        if !read_fully(&mut self.reader, &mut self.body).at(&self.file.path)? {
+            return stop(CorruptionKind::Truncated, None);
+        }
         if record::checksum(&head, &self.body) != header.crc {
             return stop(CorruptionKind::BadChecksum, Some(offset + record_len));
         }
@@ -679,6 +696,49 @@ impl Scanner<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_cut_while_it_is_scanned_ends_in_a_truncated_record() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = DataFile::create(dir.path(), 1, 1).expect("create");
+        // More than the scanner's read buffer (1 MiB) holds, so the cut is seen.
+        let mut records = Vec::new();
+        for seq in 1..=10_000u64 {
+            record::encode_into(
+                &mut records,
+                seq,
+                0,
+                record::RecordKind::Put,
+                b"k",
+                &[1; 120],
+            );
+        }
+        let end = FILE_HEADER_LEN as u64 + records.len() as u64;
+        file.write_all_at(&records, FILE_HEADER_LEN as u64)
+            .expect("write");
+        // Preallocated zeros after the records, as the active file has.
+        file.allocate(end + (1 << 20)).expect("allocate");
+        let mut scanner = file.scanner().expect("scanner");
+        assert!(matches!(
+            scanner.next_record().expect("first"),
+            Scan::Record(_)
+        ));
+        // The writer cuts the zeros (rotation); here with part of the last
+        // record, so the scan runs into the new end inside a record.
+        file.truncate(end - 10).expect("cut");
+        let mut records_seen = 1;
+        loop {
+            match scanner.next_record().expect("no I/O error for a cut file") {
+                Scan::Record(_) => records_seen += 1,
+                Scan::Stop(stop) => {
+                    assert_eq!(stop.kind, CorruptionKind::Truncated);
+                    break;
+                }
+                Scan::End => panic!("the scan read past the cut"),
+            }
+        }
+        assert_eq!(records_seen, 9_999);
+    }
 
     #[test]
     fn header_offsets_follow_the_spec() {
