@@ -346,7 +346,12 @@ fn a_hint_that_does_not_verify_is_reported_and_removed() {
     let repaired = bitcask::repair(dir.path()).expect("repair");
     assert_eq!(repaired.hints_removed, report.bad_hints);
     // Repair's own open and close write a fresh hint in its place.
-    assert!(bitcask::check(dir.path()).expect("check").bad_hints.is_empty());
+    assert!(
+        bitcask::check(dir.path())
+            .expect("check")
+            .bad_hints
+            .is_empty()
+    );
     let db = Bitcask::open_with(dir.path(), fast()).expect("open");
     assert_eq!(contents(&db), expected(30, &[]));
 }
