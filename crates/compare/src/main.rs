@@ -37,6 +37,10 @@ struct Args {
     /// many between them).
     #[arg(long, default_value_t = 2_000)]
     durable_ops: usize,
+    /// Seconds after which the overwrite stops (its rate is then of the part
+    /// done; the table shows the fraction).
+    #[arg(long, default_value_t = 120)]
+    overwrite_secs: u64,
     /// Alternating rounds (each contender runs every workload once per round).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -70,6 +74,8 @@ enum Unit {
     Bytes,
     /// Milliseconds, lower is better.
     Millis,
+    /// A fraction, shown as a percentage.
+    Fraction,
 }
 
 const ROWS: &[Row] = &[
@@ -102,6 +108,11 @@ const ROWS: &[Row] = &[
         metric: "overwrite",
         label: "overwrite all keys (ops/s)",
         unit: Unit::Rate,
+    },
+    Row {
+        metric: "overwrite_done",
+        label: "part of the overwrite done",
+        unit: Unit::Fraction,
     },
     Row {
         metric: "durable_1",
@@ -203,6 +214,8 @@ fn run_child(name: &str, args: &Args) -> Vec<(String, f64)> {
         .arg(args.value_size.to_string())
         .arg("--durable-ops")
         .arg(args.durable_ops.to_string())
+        .arg("--overwrite-secs")
+        .arg(args.overwrite_secs.to_string())
         .stderr(std::process::Stdio::inherit())
         .output()
         .expect("run child");
@@ -233,7 +246,13 @@ fn child_main(spec: &str, args: &Args) {
     let metrics = if memory {
         workloads::memory(kind, args.keys, args.value_size)
     } else {
-        workloads::run(kind, args.keys, args.value_size, args.durable_ops)
+        workloads::run(
+            kind,
+            args.keys,
+            args.value_size,
+            args.durable_ops,
+            std::time::Duration::from_secs(args.overwrite_secs),
+        )
     };
     let line: Vec<String> = metrics.iter().map(|(m, v)| format!("{m}={v}")).collect();
     println!("{}", line.join(" "));
@@ -250,6 +269,7 @@ fn show(value: f64, unit: Unit) -> String {
         Unit::Rate => format!("{value:.0}"),
         Unit::Bytes => format!("{:.1}", value / (1024.0 * 1024.0)),
         Unit::Millis => format!("{value:.1}"),
+        Unit::Fraction => format!("{:.0}%", value * 100.0),
     }
 }
 
