@@ -227,3 +227,40 @@ fn peak_rss_bytes() -> u64 {
 fn current_rss_bytes() -> u64 {
     proc_status_bytes("VmRSS")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The benchmark's own code path, on a store small enough for CI: every
+    /// contender runs every workload (the workloads assert that every key is
+    /// found, missing keys are not, and a reopened store still has its
+    /// keys) and reports every metric.
+    #[test]
+    fn every_contender_runs_every_workload_on_a_small_store() {
+        for &kind in Kind::ALL {
+            let metrics = run(kind, 300, 16, 8, Duration::from_secs(30));
+            let value = |name: &str| metrics.iter().find(|(m, _)| *m == name).map(|(_, v)| *v);
+            for name in [
+                "seq_fill",
+                "rand_fill",
+                "read_1t",
+                "read_2t",
+                "read_missing",
+                "overwrite",
+            ] {
+                let v = value(name).unwrap_or_else(|| panic!("{}: no {name}", kind.name()));
+                assert!(v.is_finite() && v > 0.0, "{}: {name} = {v}", kind.name());
+            }
+            assert_eq!(value("overwrite_done"), Some(1.0), "{}", kind.name());
+            if kind.on_disk() {
+                for name in ["disk_fill", "reopen_ms", "durable_1", "durable_16"] {
+                    let v = value(name).unwrap_or_else(|| panic!("{}: no {name}", kind.name()));
+                    assert!(v > 0.0, "{}: {name} = {v}", kind.name());
+                }
+            }
+            let memory = memory(kind, 300, 16);
+            assert!(memory.iter().any(|(m, v)| *m == "peak_rss" && *v > 0.0));
+        }
+    }
+}
