@@ -14,6 +14,7 @@
 
 mod contenders;
 mod keys;
+mod values;
 mod workloads;
 
 use std::collections::HashMap;
@@ -33,6 +34,10 @@ struct Args {
     /// Value size in bytes.
     #[arg(long, default_value_t = 100)]
     value_size: usize,
+    /// Value contents: `random` (distinct, incompressible) or `repeated`
+    /// (one byte repeated; compresses to almost nothing).
+    #[arg(long, value_enum, default_value_t = values::ValueKind::Random)]
+    values: values::ValueKind,
     /// Durable puts by the single writer (sixteen writers do four times as
     /// many between them).
     #[arg(long, default_value_t = 2_000)]
@@ -158,9 +163,10 @@ fn main() {
         .filter(|k| args.only.is_empty() || args.only.iter().any(|o| o == k.name()))
         .collect();
     println!(
-        "bitcask-compare: {} keys of 16 bytes, {}-byte values, {} rounds, durable puts {} (1 writer) / {} (16 writers); contenders: {}",
+        "bitcask-compare: {} keys of 16 bytes, {}-byte {:?} values, {} rounds, durable puts {} (1 writer) / {} (16 writers); contenders: {}",
         args.keys,
         args.value_size,
+        args.values,
         args.rounds,
         args.durable_ops,
         args.durable_ops * 4,
@@ -212,6 +218,11 @@ fn run_child(name: &str, args: &Args) -> Vec<(String, f64)> {
         .arg(args.keys.to_string())
         .arg("--value-size")
         .arg(args.value_size.to_string())
+        .arg("--values")
+        .arg(match args.values {
+            values::ValueKind::Random => "random",
+            values::ValueKind::Repeated => "repeated",
+        })
         .arg("--durable-ops")
         .arg(args.durable_ops.to_string())
         .arg("--overwrite-secs")
@@ -244,12 +255,13 @@ fn child_main(spec: &str, args: &Args) {
         std::process::exit(2);
     };
     let metrics = if memory {
-        workloads::memory(kind, args.keys, args.value_size)
+        workloads::memory(kind, args.keys, args.value_size, args.values)
     } else {
         workloads::run(
             kind,
             args.keys,
             args.value_size,
+            args.values,
             args.durable_ops,
             std::time::Duration::from_secs(args.overwrite_secs),
         )

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::contenders::{Contender, Durability, Kind};
 use crate::keys::{Keys, key, scrambled};
+use crate::values::{ValueKind, Values};
 
 /// One measurement: its name and value.
 pub type Metric = (&'static str, f64);
@@ -24,11 +25,12 @@ pub fn run(
     kind: Kind,
     n: usize,
     value_size: usize,
+    value_kind: ValueKind,
     durable_ops: usize,
     overwrite_limit: Duration,
 ) -> Vec<Metric> {
     let keys = Keys::new(n);
-    let value = vec![b'v'; value_size];
+    let values = Values::new(value_kind, value_size);
     let mut out = Vec::new();
 
     // Sequential fill, in its own store.
@@ -36,8 +38,8 @@ pub fn run(
         let dir = tempfile::tempdir().expect("tempdir");
         let store = kind.open(dir.path(), Durability::Eventual);
         let started = Instant::now();
-        for k in &keys.sequential {
-            store.put(k, &value);
+        for (i, k) in keys.sequential.iter().enumerate() {
+            store.put(k, values.get(i));
         }
         store.flush();
         out.push(("seq_fill", rate(n, started.elapsed())));
@@ -47,8 +49,8 @@ pub fn run(
     let dir = tempfile::tempdir().expect("tempdir");
     let store = kind.open(dir.path(), Durability::Eventual);
     let started = Instant::now();
-    for k in &keys.shuffled {
-        store.put(k, &value);
+    for (i, k) in keys.shuffled.iter().enumerate() {
+        store.put(k, values.get(i));
     }
     store.flush();
     out.push(("rand_fill", rate(n, started.elapsed())));
@@ -65,7 +67,7 @@ pub fn run(
     let started = Instant::now();
     let mut done = 0;
     for k in keys.shuffled.iter().rev() {
-        store.put(k, &value);
+        store.put(k, values.get(n + done));
         done += 1;
         if done % 1024 == 0 && started.elapsed() > overwrite_limit {
             break;
@@ -99,13 +101,14 @@ pub fn run(
             };
             let per_writer = total / writers;
             let store = store.as_ref();
-            let value = &value;
+            let values = &values;
             let started = Instant::now();
             std::thread::scope(|scope| {
                 for w in 0..writers {
                     scope.spawn(move || {
                         for i in 0..per_writer {
-                            store.put(&key((w * per_writer + i) as u64), value);
+                            let at = w * per_writer + i;
+                            store.put(&key(at as u64), values.get(at));
                         }
                     });
                 }
@@ -125,13 +128,15 @@ pub fn run(
 }
 
 /// Fills a store with `n` keys in scrambled order and returns the
-/// process's peak resident memory (the run holds no key list of its own).
-pub fn memory(kind: Kind, n: usize, value_size: usize) -> Vec<Metric> {
-    let value = vec![b'v'; value_size];
+/// process's peak resident memory (the run holds no key list and no value
+/// pool of its own).
+pub fn memory(kind: Kind, n: usize, value_size: usize, value_kind: ValueKind) -> Vec<Metric> {
+    let mut value = Vec::with_capacity(value_size);
     let dir = tempfile::tempdir().expect("tempdir");
     let before = peak_rss_bytes();
     let store = kind.open(dir.path(), Durability::Eventual);
     for i in 0..n as u64 {
+        Values::fill(value_kind, i, value_size, &mut value);
         store.put(&scrambled(i, n as u64), &value);
     }
     store.flush();
@@ -239,7 +244,7 @@ mod tests {
     #[test]
     fn every_contender_runs_every_workload_on_a_small_store() {
         for &kind in Kind::ALL {
-            let metrics = run(kind, 300, 16, 8, Duration::from_secs(30));
+            let metrics = run(kind, 300, 16, ValueKind::Random, 8, Duration::from_secs(30));
             let value = |name: &str| metrics.iter().find(|(m, _)| *m == name).map(|(_, v)| *v);
             for name in [
                 "seq_fill",
@@ -259,7 +264,7 @@ mod tests {
                     assert!(v > 0.0, "{}: {name} = {v}", kind.name());
                 }
             }
-            let memory = memory(kind, 300, 16);
+            let memory = memory(kind, 300, 16, ValueKind::Repeated);
             assert!(memory.iter().any(|(m, v)| *m == "peak_rss" && *v > 0.0));
         }
     }
