@@ -7,6 +7,16 @@ pub fn key(i: u64) -> [u8; 16] {
     k
 }
 
+/// SplitMix64: the next pseudo-random number from `state` (fast, fixed
+/// sequences for reproducible runs; not for anything secret).
+pub fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// `n` present keys in sequential and shuffled order, and `n` absent ones.
 pub struct Keys {
     /// In counter order.
@@ -25,11 +35,7 @@ impl Keys {
         // Fisher-Yates with SplitMix64: a fixed, reproducible order.
         let mut state = 0x5EED_u64;
         for i in (1..shuffled.len()).rev() {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            let j = ((z ^ (z >> 31)) % (i as u64 + 1)) as usize;
+            let j = (splitmix64(&mut state) % (i as u64 + 1)) as usize;
             shuffled.swap(i, j);
         }
         // A `z` is never a hex digit: these were never written.

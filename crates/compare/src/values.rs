@@ -3,6 +3,8 @@
 //! compress (a store that compresses, as fjall does, then writes as much as
 //! the others).
 
+use crate::keys::splitmix64;
+
 /// Which values to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ValueKind {
@@ -35,11 +37,7 @@ impl Values {
                 // SplitMix64: fixed seed, reproducible.
                 let mut state = 0xC0FF_EE00_u64;
                 while pool.len() < len {
-                    state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-                    let mut z = state;
-                    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                    pool.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+                    pool.extend_from_slice(&splitmix64(&mut state).to_le_bytes());
                 }
                 pool.truncate(len);
                 Self {
@@ -61,11 +59,7 @@ impl Values {
             ValueKind::Random => {
                 let mut state = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xC0FF_EE00;
                 while buf.len() < size {
-                    state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-                    let mut z = state;
-                    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                    buf.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+                    buf.extend_from_slice(&splitmix64(&mut state).to_le_bytes());
                 }
                 buf.truncate(size);
             }
