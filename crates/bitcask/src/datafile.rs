@@ -349,8 +349,14 @@ impl DataFile {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         {
             // Mode 0: allocate and extend the size; the new bytes read as zero.
-            rustix::fs::fallocate(&self.file, rustix::fs::FallocateFlags::empty(), 0, len)
-                .map_err(io::Error::from)
+            use rustix::io::Errno;
+            rustix::fs::fallocate(&self.file, rustix::fs::FallocateFlags::empty(), 0, len).map_err(
+                |errno| match errno {
+                    // The filesystem (or kernel) cannot preallocate.
+                    Errno::OPNOTSUPP | Errno::NOSYS => io::Error::from(io::ErrorKind::Unsupported),
+                    other => io::Error::from(other),
+                },
+            )
         }
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         {

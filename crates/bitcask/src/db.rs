@@ -708,23 +708,19 @@ impl Shared {
         if !w.preallocate {
             return Ok(());
         }
+        let unsupported = |e: &std::io::Error| e.kind() == std::io::ErrorKind::Unsupported;
         let target = end.max((w.offset + PREALLOCATE_STEP).min(max_file_size));
-        let result = w.active.allocate(target).map(|()| target);
-        let result = match result {
-            Err(e) if target > end && e.kind() != std::io::ErrorKind::Unsupported => {
-                w.active.allocate(end).map(|()| end)
-            }
-            other => other,
+        let result = match w.active.allocate(target) {
+            Err(e) if target > end && !unsupported(&e) => w.active.allocate(end).map(|()| end),
+            other => other.map(|()| target),
         };
         match result {
             Ok(allocated) => {
                 w.allocated = allocated;
                 Ok(())
             }
-            Err(e)
-                if e.kind() == std::io::ErrorKind::Unsupported || e.raw_os_error() == Some(95) =>
-            {
-                // EOPNOTSUPP: plain appends from now on.
+            Err(e) if unsupported(&e) => {
+                // Plain appends from now on.
                 tracing::debug!(path = %w.active.path.display(), error = %e,
                     "the filesystem cannot preallocate; appending instead");
                 w.preallocate = false;

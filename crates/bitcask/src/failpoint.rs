@@ -34,7 +34,8 @@ fn process_armed(name: &str) -> bool {
             .split(',')
             .filter(|p| !p.is_empty())
             .map(|p| match p.split_once('@') {
-                Some((name, n)) => (name.to_string(), n.parse().unwrap_or(1)),
+                // A count that is not a positive number means the first pass.
+                Some((name, n)) => (name.to_string(), n.parse().unwrap_or(1).max(1)),
                 None => (p.to_string(), 1),
             })
             .collect();
