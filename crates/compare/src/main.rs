@@ -81,6 +81,8 @@ enum Unit {
     Millis,
     /// A fraction, shown as a percentage.
     Fraction,
+    /// A plain ratio, one decimal.
+    Ratio,
 }
 
 const ROWS: &[Row] = &[
@@ -128,6 +130,11 @@ const ROWS: &[Row] = &[
         metric: "durable_16",
         label: "durable puts, 16 writers (ops/s)",
         unit: Unit::Rate,
+    },
+    Row {
+        metric: "puts_per_fsync_16",
+        label: "puts per fsync, 16 writers (where counted)",
+        unit: Unit::Ratio,
     },
     Row {
         metric: "disk_fill",
@@ -282,6 +289,7 @@ fn show(value: f64, unit: Unit) -> String {
         Unit::Bytes => format!("{:.1}", value / (1024.0 * 1024.0)),
         Unit::Millis => format!("{value:.1}"),
         Unit::Fraction => format!("{:.0}%", value * 100.0),
+        Unit::Ratio => format!("{value:.1}"),
     }
 }
 

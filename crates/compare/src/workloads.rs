@@ -37,23 +37,13 @@ pub fn run(
     {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = kind.open(dir.path(), Durability::Eventual);
-        let started = Instant::now();
-        for (i, k) in keys.sequential.iter().enumerate() {
-            store.put(k, values.get(i));
-        }
-        store.flush();
-        out.push(("seq_fill", rate(n, started.elapsed())));
+        out.push(("seq_fill", fill(store.as_ref(), &keys.sequential, &values)));
     }
 
     // Random fill, reads and overwrite on one store.
     let dir = tempfile::tempdir().expect("tempdir");
     let store = kind.open(dir.path(), Durability::Eventual);
-    let started = Instant::now();
-    for (i, k) in keys.shuffled.iter().enumerate() {
-        store.put(k, values.get(i));
-    }
-    store.flush();
-    out.push(("rand_fill", rate(n, started.elapsed())));
+    out.push(("rand_fill", fill(store.as_ref(), &keys.shuffled, &values)));
     out.push(("disk_fill", disk_bytes(dir.path()) as f64));
     out.push(("read_1t", reads(store.as_ref(), &keys.shuffled, 1, true)));
     out.push(("read_2t", reads(store.as_ref(), &keys.shuffled, 2, true)));
@@ -114,13 +104,11 @@ pub fn run(
                 }
             });
             out.push((metric, rate(per_writer * writers, started.elapsed())));
-            if let Some(fsyncs) = store.fsyncs() {
-                let name = if writers == 1 {
-                    "puts_per_fsync_1"
-                } else {
-                    "puts_per_fsync_16"
-                };
-                out.push((name, (per_writer * writers) as f64 / fsyncs.max(1) as f64));
+            if writers == 16
+                && let Some(fsyncs) = store.fsyncs()
+            {
+                let puts = (per_writer * writers) as f64;
+                out.push(("puts_per_fsync_16", puts / fsyncs.max(1) as f64));
             }
         }
     }
@@ -164,6 +152,17 @@ pub fn fdatasync_loop(dir: &Path, ops: usize) -> f64 {
     drop(file);
     let _ = std::fs::remove_file(path);
     r
+}
+
+/// Puts every key of `keys` in order (the `i`-th with the `i`-th value),
+/// then flushes; returns puts per second, the flush included.
+fn fill(store: &dyn Contender, keys: &[[u8; 16]], values: &Values) -> f64 {
+    let started = Instant::now();
+    for (i, k) in keys.iter().enumerate() {
+        store.put(k, values.get(i));
+    }
+    store.flush();
+    rate(keys.len(), started.elapsed())
 }
 
 /// Reads every key of `keys` (split among `threads`, one reader each),
