@@ -273,6 +273,13 @@ impl Drop for Background {
     }
 }
 
+/// Completes once the server's stop signal is true (or its sender is
+/// gone): how the HTTP and RESP accept loops and connections learn of a stop.
+pub(crate) async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    // (The guard `wait_for` returns is dropped here, not held across awaits.)
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
 /// Serves HTTP on `listener` until `stop`, then lets requests in flight
 /// finish (idle connections are closed at once).
 ///
@@ -306,7 +313,7 @@ async fn serve_http(
                     continue;
                 }
             },
-            () = crate::resp::stopped(&mut stop) => break,
+            () = stopped(&mut stop) => break,
         };
         let _ = stream.set_nodelay(true);
         // The rate limit keys on the client's address.

@@ -55,7 +55,7 @@ pub async fn run(
         }
         let ready = tokio::select! {
             ready = stream.readable() => ready,
-            () = super::stopped(&mut shutdown) => break,
+            () = crate::server::stopped(&mut shutdown) => break,
         };
         if ready.is_err() {
             break;
@@ -106,7 +106,7 @@ pub async fn run(
             let written = tokio::select! {
                 biased;
                 written = stream.write_all(out.bytes()) => written,
-                () = super::stopped(&mut shutdown) => break,
+                () = crate::server::stopped(&mut shutdown) => break,
             };
             if written.is_err() {
                 break;

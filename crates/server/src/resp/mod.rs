@@ -69,7 +69,7 @@ pub async fn serve(listener: TcpListener, state: AppState, mut shutdown: watch::
     let mut next = 0usize;
     loop {
         tokio::select! {
-            () = stopped(&mut shutdown) => break,
+            () = crate::server::stopped(&mut shutdown) => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => match Arc::clone(&limit).try_acquire_owned() {
                     Ok(permit) => {
@@ -134,10 +134,4 @@ fn worker(
         }
         while running.join_next().await.is_some() {}
     });
-}
-
-/// Completes once `shutdown` is true (or its sender is gone).
-pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    // (The guard `wait_for` returns is dropped here, not held across awaits.)
-    let _ = shutdown.wait_for(|stop| *stop).await;
 }
