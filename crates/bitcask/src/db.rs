@@ -342,17 +342,10 @@ impl Bitcask {
         }
         // Taken out while in use, so a nested call finds an empty one.
         let mut buf = SCRATCH.with(std::cell::Cell::take);
-        let result = loop {
-            let Some(entry) = self.shared.live_entry(key) else {
-                break Ok(None);
-            };
-            match self.shared.read_record(key, entry, &mut buf) {
-                Ok(Some(value)) => break Ok(Some(f(&buf[value]))),
-                // A merge moved the key and dropped the file in between.
-                Ok(None) => continue,
-                Err(e) => break Err(e),
-            }
-        };
+        let result = self
+            .shared
+            .read_live(key, &mut buf)
+            .map(|found| found.map(|(_, value)| f(&buf[value])));
         // Keep a modest buffer for the next read; give a huge one back.
         if buf.capacity() <= 1 << 20 {
             SCRATCH.with(|scratch| scratch.set(buf));
@@ -362,23 +355,17 @@ impl Bitcask {
 
     /// The value under `key` with its version and expiry, or `None`.
     pub fn get_versioned(&self, key: &[u8]) -> Result<Option<Versioned>> {
-        loop {
-            let Some(entry) = self.shared.live_entry(key) else {
-                return Ok(None);
-            };
-            match self.shared.read_value(key, entry)? {
-                Some(value) => {
-                    return Ok(Some(Versioned {
-                        value,
-                        version: entry.seq,
-                        expires_at_ms: (entry.expires_at_ms != 0).then_some(entry.expires_at_ms),
-                    }));
-                }
-                // A merge moved the key and dropped the file in between:
-                // look it up again.
-                None => continue,
-            }
-        }
+        let mut buf = Vec::new();
+        let Some((entry, value)) = self.shared.read_live(key, &mut buf)? else {
+            return Ok(None);
+        };
+        buf.copy_within(value.clone(), 0);
+        buf.truncate(value.len());
+        Ok(Some(Versioned {
+            value: buf,
+            version: entry.seq,
+            expires_at_ms: (entry.expires_at_ms != 0).then_some(entry.expires_at_ms),
+        }))
     }
 
     /// The current version of `key`, or `None` (absent or expired).
@@ -792,17 +779,50 @@ impl Shared {
         Ok(())
     }
 
-    /// Reads and verifies the record `entry` points at; returns its value,
-    /// or `None` if its file is gone and `key` no longer points there (a
-    /// merge moved it meanwhile).
-    fn read_value(&self, key: &[u8], entry: Entry) -> Result<Option<Vec<u8>>> {
-        let mut buf = Vec::new();
-        let Some(value) = self.read_record(key, entry, &mut buf)? else {
-            return Ok(None);
-        };
-        buf.copy_within(value.clone(), 0);
-        buf.truncate(value.len());
-        Ok(Some(buf))
+    /// Reads `key`'s live record into `buf` and verifies it; returns its
+    /// entry and where the value lies in `buf`, or `None` (absent or
+    /// expired).
+    ///
+    /// The first lookup goes by hash alone ([`KeyDir::get_by_hash`]: one
+    /// slot, no key bytes touched), since the record's key is compared with
+    /// `key` anyway. Anything unexpected (a record of another key, an
+    /// expired candidate, a file a merge dropped meanwhile) makes it look
+    /// again, comparing key bytes; only a mismatch found that way is
+    /// reported as corruption.
+    fn read_live(
+        &self,
+        key: &[u8],
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<(Entry, std::ops::Range<usize>)>> {
+        let mut exact = false;
+        loop {
+            let found = if exact {
+                self.keydir.get(key)
+            } else {
+                self.keydir.get_by_hash(key)
+            };
+            let Some(entry) = found else {
+                return Ok(None);
+            };
+            // The clock is read only for keys that can expire.
+            if entry.expires_at_ms != 0 && entry.is_expired(self.options.clock.now_ms()) {
+                if exact {
+                    return Ok(None);
+                }
+                exact = true;
+                continue;
+            }
+            match self.read_record(key, entry, buf) {
+                Ok(Some(value)) => return Ok(Some((entry, value))),
+                // A merge moved the key and dropped the file in between.
+                Ok(None) => exact = true,
+                Err(Error::Corruption {
+                    kind: CorruptionKind::KeyMismatch,
+                    ..
+                }) if !exact => exact = true,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Reads and verifies the record `entry` points to into `buf`; returns
@@ -954,6 +974,71 @@ mod tests {
 
     fn file_len(path: &Path) -> u64 {
         std::fs::metadata(path).expect("meta").len()
+    }
+
+    /// Reads look keys up by hash alone first; with tags that mostly
+    /// collide, nearly every such lookup meets another key's record, and
+    /// every read path must still answer for the right key, through
+    /// deletes, expiry, a merge and reopens.
+    #[test]
+    fn reads_answer_for_the_right_key_when_keys_share_their_hash_tags() {
+        crate::keydir::colliding_tags_on_this_thread();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = Arc::new(crate::clock::ManualClock::new(1_000));
+        let options = || {
+            Options::new()
+                .sync(SyncPolicy::Never)
+                .max_file_size(8 * 1024)
+                .clock(clock.clone())
+        };
+        let key = |i: u32| format!("key/{i}").into_bytes();
+        let value = |i: u32, round: u32| format!("value {i} of round {round}").into_bytes();
+        let check = |db: &Bitcask, round: u32| {
+            for i in 0..300u32 {
+                let want = match i % 5 {
+                    0 => None,              // deleted
+                    1 if round > 0 => None, // expired
+                    _ => Some(value(i, round)),
+                };
+                assert_eq!(db.get(&key(i)).expect("get"), want, "key {i}");
+                let lent = db.get_with(&key(i), <[u8]>::to_vec).expect("get_with");
+                assert_eq!(lent, want, "key {i}");
+                assert_eq!(db.contains(&key(i)), want.is_some(), "key {i}");
+                assert_eq!(db.version(&key(i)).is_some(), want.is_some(), "key {i}");
+            }
+            let listed: Vec<Vec<u8>> = db.keys().collect();
+            let mut want: Vec<Vec<u8>> = (0..300u32)
+                .filter(|i| i % 5 != 0 && (round == 0 || i % 5 != 1))
+                .map(key)
+                .collect();
+            want.sort();
+            assert_eq!(listed, want);
+        };
+        let db = Bitcask::open_with(dir.path(), options()).expect("open");
+        for i in 0..300u32 {
+            let write = if i % 5 == 1 {
+                WriteOptions::new().ttl(std::time::Duration::from_secs(10))
+            } else {
+                WriteOptions::new()
+            };
+            db.put_with(&key(i), &value(i, 0), write).expect("put");
+        }
+        for i in (0..300u32).step_by(5) {
+            assert!(db.delete(&key(i)).expect("delete"));
+        }
+        check(&db, 0);
+        clock.advance(11_000);
+        // Overwrite the live keys so that a merge has garbage to drop.
+        for i in (0..300u32).filter(|i| i % 5 > 1) {
+            db.put(&key(i), &value(i, 1)).expect("put");
+        }
+        check(&db, 1);
+        db.merge().expect("merge");
+        check(&db, 1);
+        db.close().expect("close");
+        let db = Bitcask::open_with(dir.path(), options()).expect("reopen from hints");
+        check(&db, 1);
+        db.close().expect("close");
     }
 
     #[test]

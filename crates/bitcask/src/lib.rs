@@ -45,7 +45,6 @@ mod filetable;
 #[doc(hidden)]
 pub mod fuzzing;
 mod hint;
-mod keybuf;
 mod keydir;
 mod lock;
 mod merge;

@@ -1,0 +1,974 @@
+//! The key directory: for every live key, where its newest record is.
+//!
+//! Split into 16 shards by the key's hash, each behind its own `RwLock`, so a
+//! writer updating one shard does not hold up readers of the others. A shard
+//! is four parts, each its own module:
+//!
+//! - [`arena`]: the shard's one copy of every key's bytes, packed;
+//! - [`table`]: the hash index, a Robin Hood table of 32-byte slots holding
+//!   32 bits of the key's hash, where its bytes are and its entry; a lookup
+//!   usually touches one cache line;
+//! - [`ordered`]: the keys in byte order for listing, kept as sorted runs
+//!   that are only ordered when a listing asks;
+//! - an expiry map, for the few entries that carry an expiry time (the slot
+//!   has a flag), so the common entry does not pay 8 bytes for it.
+//!
+//! [`listing`] walks the shards' ordered indexes in step.
+//!
+//! Memory for `n` keys of `k` bytes: slots of 32 bytes at 53-80% fill
+//! (40-60 bytes a key), `k + 1` bytes of arena and 8 bytes of ordered
+//! index, each vector growing by a quarter: about `k + 60` to `k + 80`
+//! bytes a key. docs/BENCHMARKS.md has the measured figures.
+//!
+//! A read ([`KeyDir::get_by_hash`]) can skip comparing the key's bytes,
+//! because the caller compares them with the record's key anyway; every
+//! other operation compares the bytes in the arena.
+//!
+//! Expiry is not this module's business beyond storing it: callers pass the
+//! current time where an expired entry must count as absent.
+
+mod arena;
+mod listing;
+mod ordered;
+mod table;
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+pub use listing::{KeyRange, Keys};
+
+use arena::{KeyArena, KeyRef};
+use ordered::Ordered;
+use table::{Slot, Table, tag_of};
+
+/// Number of shards. A power of two, so the shard is a mask of the hash.
+const SHARDS: usize = 16;
+
+/// Where a key's newest record lives, and its version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// Data file id.
+    pub file_id: u32,
+    /// Offset of the record in that file.
+    pub offset: u32,
+    /// Length of the whole record (header, key, value).
+    pub len: u32,
+    /// Sequence number of the record: the value's version.
+    pub seq: u64,
+    /// When the value expires, in Unix milliseconds; 0 = never.
+    pub expires_at_ms: u64,
+}
+
+impl Entry {
+    /// Whether the value has expired at `now_ms`.
+    pub(crate) fn is_expired(&self, now_ms: u64) -> bool {
+        self.expires_at_ms != 0 && self.expires_at_ms <= now_ms
+    }
+}
+
+/// Expiry times by key, for the entries that have one. The keys are arena
+/// offsets chosen by this module, not input, so a fixed hasher is enough.
+type ExpiryMap = std::collections::HashMap<KeyRef, u64, foldhash::fast::FixedState>;
+
+/// One shard: its keys, their hash index, their order and their expiry.
+#[derive(Debug, Default)]
+struct Shard {
+    table: Table,
+    keys: KeyArena,
+    ordered: Ordered,
+    expiry: ExpiryMap,
+}
+
+impl Shard {
+    /// Index of `key`'s slot (compared byte for byte).
+    fn find(&self, tag: u32, key: &[u8]) -> Option<usize> {
+        self.table
+            .find(tag, |slot| self.keys.get(slot.key()) == key)
+    }
+
+    /// The entry a slot holds.
+    fn entry_of(&self, slot: &Slot) -> Entry {
+        let expires_at_ms = if slot.flags & Slot::EXPIRES == 0 {
+            0
+        } else {
+            self.expiry.get(&slot.key()).copied().unwrap_or(0)
+        };
+        Entry {
+            file_id: slot.file_id,
+            offset: slot.offset,
+            len: slot.len,
+            seq: slot.seq,
+            expires_at_ms,
+        }
+    }
+
+    /// Writes `entry` into the slot at `i` (and the expiry map).
+    fn store(&mut self, i: usize, entry: &Entry) {
+        let slot = self.table.at_mut(i);
+        slot.file_id = entry.file_id;
+        slot.offset = entry.offset;
+        slot.len = entry.len;
+        slot.seq = entry.seq;
+        let key = slot.key();
+        if entry.expires_at_ms != 0 {
+            slot.flags |= Slot::EXPIRES;
+            self.expiry.insert(key, entry.expires_at_ms);
+        } else if slot.flags & Slot::EXPIRES != 0 {
+            slot.flags &= !Slot::EXPIRES;
+            self.expiry.remove(&key);
+        }
+    }
+
+    /// Adds `key`, which is not in the shard, pointing at `entry`.
+    fn add(&mut self, tag: u32, key: &[u8], entry: &Entry) {
+        let at = self.keys.push(key);
+        self.ordered.push(at);
+        let mut slot = Slot::new(tag, at);
+        slot.file_id = entry.file_id;
+        slot.offset = entry.offset;
+        slot.len = entry.len;
+        slot.seq = entry.seq;
+        if entry.expires_at_ms != 0 {
+            slot.flags = Slot::EXPIRES;
+            self.expiry.insert(at, entry.expires_at_ms);
+        }
+        self.table.insert_new(slot);
+    }
+
+    /// Points `key` at `entry`; returns the entry it replaced, or `None`
+    /// for a new key.
+    fn set(&mut self, tag: u32, key: &[u8], entry: &Entry) -> Option<Entry> {
+        match self.find(tag, key) {
+            Some(i) => {
+                let old = self.entry_of(self.table.at(i));
+                self.store(i, entry);
+                Some(old)
+            }
+            None => {
+                self.add(tag, key, entry);
+                None
+            }
+        }
+    }
+
+    /// Removes the slot at `i`; returns its entry.
+    fn remove_at(&mut self, i: usize) -> Entry {
+        let entry = self.entry_of(self.table.at(i));
+        let slot = self.table.remove_at(i);
+        self.forget(&slot);
+        self.compact_if_worth_it();
+        entry
+    }
+
+    /// Drops what the arena and the expiry map hold for a removed slot.
+    fn forget(&mut self, slot: &Slot) {
+        self.keys.kill(slot.key());
+        if slot.flags & Slot::EXPIRES != 0 {
+            self.expiry.remove(&slot.key());
+        }
+    }
+
+    /// Copies the live keys into a fresh arena once dead ones outweigh
+    /// them; the ordered index is rebuilt (lazily) from the new references.
+    fn compact_if_worth_it(&mut self) {
+        if !self.keys.should_compact() {
+            return;
+        }
+        let mut keys = KeyArena::default();
+        let mut expiry = ExpiryMap::default();
+        let mut refs = Vec::with_capacity(self.table.len());
+        for slot in self.table.iter_mut() {
+            let old = slot.key();
+            let new = keys.push(self.keys.get(old));
+            if let Some(&at) = self.expiry.get(&old) {
+                expiry.insert(new, at);
+            }
+            slot.set_key(new);
+            refs.push(new);
+        }
+        self.keys = keys;
+        self.expiry = expiry;
+        self.ordered.reset(refs);
+    }
+
+    /// Applies one record during recovery if it is newer than what the key
+    /// holds: a put points the key at its entry, a delete removes the key.
+    fn apply(&mut self, tag: u32, op: LoadOp<'_>) {
+        match (self.find(tag, op.key), op.put) {
+            (Some(i), _) if self.table.at(i).seq >= op.seq => {}
+            (Some(i), Some(entry)) => self.store(i, &entry),
+            (Some(i), None) => {
+                self.remove_at(i);
+            }
+            (None, Some(entry)) => self.add(tag, op.key, &entry),
+            (None, None) => {}
+        }
+    }
+
+    /// Up to `limit` keys from `lower` on, in order, that start with
+    /// `prefix` and have not expired at `now_ms`; also the last key looked
+    /// at (expired ones included), where the next call resumes, and whether
+    /// nothing more is in range. The ordered index must be tidy.
+    fn list(
+        &self,
+        lower: std::ops::Bound<&[u8]>,
+        prefix: &[u8],
+        now_ms: u64,
+        limit: usize,
+    ) -> (Vec<Vec<u8>>, Option<Vec<u8>>, bool) {
+        let mut keys = Vec::with_capacity(limit.min(self.table.len()));
+        let mut last = None;
+        let mut looked_at = 0;
+        let mut exhausted = true;
+        self.ordered.walk(&self.keys, lower, |at| {
+            if self.keys.is_dead(at) {
+                return true;
+            }
+            let key = self.keys.get(at);
+            if !key.starts_with(prefix) {
+                return false;
+            }
+            if looked_at == limit {
+                exhausted = false;
+                return false;
+            }
+            looked_at += 1;
+            last = Some(at);
+            let expired =
+                !self.expiry.is_empty() && self.expiry.get(&at).is_some_and(|&when| when <= now_ms);
+            if !expired {
+                keys.push(key.to_vec());
+            }
+            true
+        });
+        (keys, last.map(|at| self.keys.get(at).to_vec()), exhausted)
+    }
+}
+
+/// A shard behind its lock, aligned to 128 bytes so that no two shards'
+/// lock words share a cache line (or an adjacent-line prefetch pair):
+/// readers of different shards on different cores then write to different
+/// lines when they take their read locks.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct ShardLock(RwLock<Shard>);
+
+/// The in-memory index from key to [`Entry`].
+#[derive(Debug)]
+pub(crate) struct KeyDir {
+    shards: Box<[ShardLock]>,
+    hasher: foldhash::fast::RandomState,
+    len: AtomicUsize,
+    tags: Tags,
+}
+
+/// How a hash becomes a tag: [`tag_of`], or in tests maybe one of three
+/// values (see [`colliding_tags_on_this_thread`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct Tags {
+    #[cfg(test)]
+    colliding: bool,
+}
+
+impl Tags {
+    fn of(self, hash: u64) -> u32 {
+        #[cfg(test)]
+        if self.colliding {
+            return u32::MAX - (hash >> 32) as u32 % 3;
+        }
+        tag_of(hash)
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    static COLLIDING_TAGS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Tests only: key directories made on this thread from now on give keys
+/// one of only three tags, so that lookups meet other keys' slots first
+/// and every path that must compare key bytes is exercised.
+#[cfg(test)]
+pub(crate) fn colliding_tags_on_this_thread() {
+    COLLIDING_TAGS.with(|c| c.set(true));
+}
+
+impl KeyDir {
+    /// An empty key directory.
+    pub(crate) fn new() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| ShardLock::default()).collect(),
+            hasher: foldhash::fast::RandomState::default(),
+            len: AtomicUsize::new(0),
+            tags: Tags {
+                #[cfg(test)]
+                colliding: COLLIDING_TAGS.with(std::cell::Cell::get),
+            },
+        }
+    }
+
+    /// The key's shard and tag: the hash's low bits pick the shard, its top
+    /// 32 bits are the tag (which also places the key in the shard's table).
+    fn locate(&self, key: &[u8]) -> (usize, u32) {
+        let hash = self.hasher.hash_one(key);
+        (hash as usize & (SHARDS - 1), self.tags.of(hash))
+    }
+
+    fn read(&self, shard: usize) -> RwLockReadGuard<'_, Shard> {
+        // No code that runs under these locks can panic half-way through an
+        // update in a way that breaks memory safety; if one did panic, carry
+        // on with what is there.
+        self.shards[shard]
+            .0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self, shard: usize) -> RwLockWriteGuard<'_, Shard> {
+        self.shards[shard]
+            .0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The entry for `key`, if it is live.
+    pub(crate) fn get(&self, key: &[u8]) -> Option<Entry> {
+        let (shard, tag) = self.locate(key);
+        let shard = self.read(shard);
+        shard
+            .find(tag, key)
+            .map(|i| shard.entry_of(shard.table.at(i)))
+    }
+
+    /// The entry of the first key whose hash tag is `key`'s, without
+    /// comparing key bytes: the read path's lookup, which touches one slot
+    /// and not the arena. It is `key`'s entry unless another key shares
+    /// the 32-bit tag (about one pair in a shard of 90,000 keys); the
+    /// caller must compare the record's key with `key` and, if they differ,
+    /// ask [`Self::get`].
+    pub(crate) fn get_by_hash(&self, key: &[u8]) -> Option<Entry> {
+        let (shard, tag) = self.locate(key);
+        let shard = self.read(shard);
+        shard
+            .table
+            .find(tag, |_| true)
+            .map(|i| shard.entry_of(shard.table.at(i)))
+    }
+
+    /// Points `key` at `entry`; returns the entry it replaced.
+    pub(crate) fn insert(&self, key: &[u8], entry: Entry) -> Option<Entry> {
+        let (shard, tag) = self.locate(key);
+        let replaced = self.write(shard).set(tag, key, &entry);
+        if replaced.is_none() {
+            self.len.fetch_add(1, Ordering::Relaxed);
+        }
+        replaced
+    }
+
+    /// Removes `key`; returns its entry if it was live.
+    pub(crate) fn remove(&self, key: &[u8]) -> Option<Entry> {
+        let (shard, tag) = self.locate(key);
+        let mut shard = self.write(shard);
+        let i = shard.find(tag, key)?;
+        let entry = shard.remove_at(i);
+        self.len.fetch_sub(1, Ordering::Relaxed);
+        Some(entry)
+    }
+
+    /// Points `key` at `new` only if it still points at `expected` (how
+    /// merge moves a key without undoing a write that replaced it).
+    pub(crate) fn compare_and_set(&self, key: &[u8], expected: &Entry, new: Entry) -> bool {
+        let (shard, tag) = self.locate(key);
+        let mut shard = self.write(shard);
+        match shard.find(tag, key) {
+            Some(i) if shard.entry_of(shard.table.at(i)) == *expected => {
+                shard.store(i, &new);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Removes `key` only if it still points at `expected`.
+    pub(crate) fn remove_if(&self, key: &[u8], expected: &Entry) -> bool {
+        let (shard, tag) = self.locate(key);
+        let mut shard = self.write(shard);
+        match shard.find(tag, key) {
+            Some(i) if shard.entry_of(shard.table.at(i)) == *expected => {
+                shard.remove_at(i);
+                self.len.fetch_sub(1, Ordering::Relaxed);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Calls `f` with every entry, one shard at a time (each under its read
+    /// lock; `f` must not call back into the key directory).
+    pub(crate) fn for_each_entry(&self, mut f: impl FnMut(&[u8], &Entry)) {
+        for shard in 0..SHARDS {
+            let shard = self.read(shard);
+            for slot in shard.table.iter() {
+                f(shard.keys.get(slot.key()), &shard.entry_of(slot));
+            }
+        }
+    }
+
+    /// Number of live keys.
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// Up to `limit` keys of one shard from `lower` on; see [`Shard::list`].
+    /// Orders the shard's recent keys first if a listing has not yet.
+    fn shard_keys(
+        &self,
+        shard: usize,
+        lower: std::ops::Bound<&[u8]>,
+        prefix: &[u8],
+        now_ms: u64,
+        limit: usize,
+    ) -> (Vec<Vec<u8>>, Option<Vec<u8>>, bool) {
+        {
+            let guard = self.read(shard);
+            if !guard.ordered.needs_tidy() {
+                return guard.list(lower, prefix, now_ms, limit);
+            }
+        }
+        let mut guard = self.write(shard);
+        let Shard { ordered, keys, .. } = &mut *guard;
+        ordered.tidy(keys);
+        guard.list(lower, prefix, now_ms, limit)
+    }
+}
+
+/// One record as recovery applies it to the key directory.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LoadOp<'k> {
+    /// The record's key.
+    pub key: &'k [u8],
+    /// Where the value is, for a put; `None` for a delete.
+    pub put: Option<Entry>,
+    /// The record's sequence number.
+    pub seq: u64,
+}
+
+/// Builds a [`KeyDir`] during recovery, when one thread owns it.
+///
+/// Nothing is ordered while loading: the ordered indexes sort their keys
+/// when first listed, so a reopen pays only for the hash inserts.
+#[derive(Debug)]
+pub(crate) struct KeyDirLoader {
+    keydir: KeyDir,
+}
+
+impl KeyDirLoader {
+    /// An empty loader.
+    pub(crate) fn new() -> Self {
+        Self {
+            keydir: KeyDir::new(),
+        }
+    }
+
+    /// Applies `ops` (records in log order) with up to `threads` threads,
+    /// each owning a group of shards and applying, in order, the ops whose
+    /// keys fall in its shards. `ops` is called once per thread.
+    pub(crate) fn apply_parallel<'k, I>(&mut self, ops: impl Fn() -> I + Sync, threads: usize)
+    where
+        I: Iterator<Item = LoadOp<'k>>,
+    {
+        let threads = threads.clamp(1, SHARDS);
+        let KeyDir {
+            shards,
+            hasher,
+            tags,
+            ..
+        } = &mut self.keydir;
+        let (hasher, tags) = (&*hasher, *tags);
+        let per_thread = SHARDS.div_ceil(threads);
+        let ops = &ops;
+        std::thread::scope(|scope| {
+            for (group, chunk) in shards.chunks_mut(per_thread).enumerate() {
+                let first = group * per_thread;
+                scope.spawn(move || {
+                    for op in ops() {
+                        let hash = hasher.hash_one(op.key);
+                        let Some(lock) = (hash as usize & (SHARDS - 1))
+                            .checked_sub(first)
+                            .and_then(|i| chunk.get_mut(i))
+                        else {
+                            continue;
+                        };
+                        let shard = lock.0.get_mut().unwrap_or_else(PoisonError::into_inner);
+                        shard.apply(tags.of(hash), op);
+                    }
+                });
+            }
+        });
+    }
+
+    /// Applies one record unless its key already holds a newer one (higher
+    /// seq): a put points the key at its entry, a delete removes the key.
+    pub(crate) fn apply(&mut self, op: LoadOp<'_>) {
+        let (shard, tag) = self.keydir.locate(op.key);
+        self.keydir.shards[shard]
+            .0
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .apply(tag, op);
+    }
+
+    /// Drops the entries expired at `now_ms` and sets the count: the key
+    /// directory is ready. (`_threads` is kept for symmetry with loading;
+    /// dropping expired entries is one pass over the slots.)
+    pub(crate) fn finish(mut self, now_ms: u64, _threads: usize) -> KeyDir {
+        let mut total = 0;
+        for lock in self.keydir.shards.iter_mut() {
+            let shard = lock.0.get_mut().unwrap_or_else(PoisonError::into_inner);
+            if !shard.expiry.is_empty() {
+                let mut expired = Vec::new();
+                let Shard { table, expiry, .. } = &mut *shard;
+                table.retain(
+                    |slot| {
+                        slot.flags & Slot::EXPIRES == 0
+                            || expiry.get(&slot.key()).is_none_or(|&when| when > now_ms)
+                    },
+                    |slot| expired.push(slot),
+                );
+                for slot in &expired {
+                    shard.forget(slot);
+                }
+                shard.compact_if_worth_it();
+            }
+            total += shard.table.len();
+        }
+        self.keydir.len.store(total, Ordering::Relaxed);
+        self.keydir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put_op(key: &[u8], entry: Entry) -> LoadOp<'_> {
+        LoadOp {
+            key,
+            put: Some(entry),
+            seq: entry.seq,
+        }
+    }
+
+    fn delete_op(key: &[u8], seq: u64) -> LoadOp<'_> {
+        LoadOp {
+            key,
+            put: None,
+            seq,
+        }
+    }
+
+    fn entry(seq: u64) -> Entry {
+        Entry {
+            file_id: 1,
+            offset: 32,
+            len: 40,
+            seq,
+            expires_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn insert_replace_remove_and_len() {
+        let kd = KeyDir::new();
+        assert_eq!(kd.insert(b"a", entry(1)), None);
+        assert_eq!(kd.insert(b"a", entry(2)), Some(entry(1)));
+        assert_eq!(kd.len(), 1);
+        assert_eq!(kd.get(b"a"), Some(entry(2)));
+        assert!(kd.get(b"a").is_some());
+        assert_eq!(kd.remove(b"a"), Some(entry(2)));
+        assert_eq!(kd.remove(b"a"), None);
+        assert_eq!(kd.len(), 0);
+        assert!(kd.get(b"a").is_none());
+    }
+
+    #[test]
+    fn keys_come_out_sorted_across_shards_and_chunks() {
+        let kd = KeyDir::new();
+        let mut expected: Vec<Vec<u8>> = (0..2_000u32)
+            .map(|i| format!("key-{:05}", i * 7919 % 2_000).into_bytes())
+            .collect();
+        for (i, k) in expected.iter().enumerate() {
+            kd.insert(k, entry(i as u64));
+        }
+        expected.sort();
+        let got: Vec<Vec<u8>> = Keys::new(&kd, KeyRange::all(), 0).collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn a_loaded_directory_matches_one_built_by_inserts() {
+        let direct = KeyDir::new();
+        let mut loader = KeyDirLoader::new();
+        for i in 0..5_000u32 {
+            let key = format!("k{}", i * 7 % 3_000).into_bytes();
+            if i % 5 == 4 {
+                direct.remove(&key);
+                loader.apply(delete_op(&key, u64::from(i)));
+            } else {
+                direct.insert(&key, entry(u64::from(i)));
+                loader.apply(put_op(&key, entry(u64::from(i))));
+            }
+        }
+        let loaded = loader.finish(0, 2);
+        assert_eq!(loaded.len(), direct.len());
+        let keys: Vec<Vec<u8>> = Keys::new(&loaded, KeyRange::all(), 0).collect();
+        assert_eq!(
+            keys,
+            Keys::new(&direct, KeyRange::all(), 0).collect::<Vec<_>>()
+        );
+        for k in &keys {
+            assert_eq!(loaded.get(k), direct.get(k));
+        }
+        // And it keeps working as a normal key directory.
+        assert!(loaded.remove(&keys[0]).is_some());
+        assert_eq!(
+            Keys::new(&loaded, KeyRange::all(), 0).next().as_ref(),
+            keys.get(1)
+        );
+    }
+
+    #[test]
+    fn keys_of_an_empty_directory() {
+        let kd = KeyDir::new();
+        assert_eq!(Keys::new(&kd, KeyRange::all(), 0).next(), None);
+    }
+
+    #[test]
+    fn the_loader_keeps_the_newest_record_whatever_the_order() {
+        let mut loader = KeyDirLoader::new();
+        loader.apply(put_op(b"a", entry(5)));
+        loader.apply(put_op(b"a", entry(3))); // older copy read later: ignored
+        loader.apply(delete_op(b"a", 4)); // older delete: ignored
+        loader.apply(put_op(b"b", entry(2)));
+        loader.apply(delete_op(b"b", 6));
+        let mut expiring = entry(7);
+        expiring.expires_at_ms = 100;
+        loader.apply(put_op(b"c", expiring));
+        loader.apply(put_op(b"c", entry(6))); // hidden by the newer, expired put
+        let kd = loader.finish(100, 3);
+        assert_eq!(kd.get(b"a"), Some(entry(5)));
+        assert_eq!(kd.get(b"b"), None);
+        assert_eq!(kd.get(b"c"), None, "expired at 100");
+    }
+
+    #[test]
+    fn compare_and_set_and_remove_if_only_act_on_the_expected_entry() {
+        let kd = KeyDir::new();
+        kd.insert(b"k", entry(1));
+        assert!(!kd.compare_and_set(b"k", &entry(2), entry(3)));
+        assert!(kd.compare_and_set(b"k", &entry(1), entry(3)));
+        assert_eq!(kd.get(b"k"), Some(entry(3)));
+        assert!(!kd.remove_if(b"k", &entry(1)));
+        assert!(kd.remove_if(b"k", &entry(3)));
+        assert_eq!(kd.len(), 0);
+        assert!(!kd.compare_and_set(b"k", &entry(3), entry(4)), "absent key");
+    }
+
+    #[test]
+    fn ranges_prefixes_and_expiry_in_listing() {
+        let kd = KeyDir::new();
+        let names = ["a", "b/1", "b/2", "b/3", "b0", "c"];
+        for (i, k) in names.iter().enumerate() {
+            let mut e = entry(i as u64);
+            if *k == "b/2" {
+                e.expires_at_ms = 50;
+            }
+            kd.insert(k.as_bytes(), e);
+        }
+        let list = |range: KeyRange, now: u64| -> Vec<String> {
+            Keys::new(&kd, range, now)
+                .map(|k| String::from_utf8(k).expect("utf-8"))
+                .collect()
+        };
+        assert_eq!(list(KeyRange::prefix("b/"), 0), ["b/1", "b/2", "b/3"]);
+        assert_eq!(list(KeyRange::prefix("b/"), 50), ["b/1", "b/3"]);
+        assert_eq!(
+            list(KeyRange::prefix("b/").start_after("b/1"), 0),
+            ["b/2", "b/3"]
+        );
+        assert_eq!(list(KeyRange::prefix("b/").start_at("b/3"), 0), ["b/3"]);
+        assert_eq!(
+            list(KeyRange::prefix("b/").start_after("a"), 0),
+            ["b/1", "b/2", "b/3"]
+        );
+        assert_eq!(
+            list(KeyRange::prefix("b/").start_after("b/9"), 0),
+            Vec::<String>::new()
+        );
+        assert_eq!(list(KeyRange::all().start_after("b0"), 0), ["c"]);
+        assert_eq!(list(KeyRange::prefix("zz"), 0), Vec::<String>::new());
+    }
+
+    #[test]
+    fn long_listings_cross_many_refills_in_order() {
+        let kd = KeyDir::new();
+        let mut expected = Vec::new();
+        for i in 0..5_000u32 {
+            let k = format!("p/{:06}", i * 7_919 % 5_000);
+            if i % 3 == 0 {
+                let mut e = entry(u64::from(i));
+                e.expires_at_ms = 10;
+                kd.insert(k.as_bytes(), e);
+            } else {
+                kd.insert(k.as_bytes(), entry(u64::from(i)));
+                expected.push(k.into_bytes());
+            }
+        }
+        kd.insert(b"q", entry(0));
+        expected.sort();
+        let got: Vec<Vec<u8>> = Keys::new(&kd, KeyRange::prefix("p/"), 10).collect();
+        assert_eq!(got, expected);
+    }
+
+    /// Heap bytes the key directory holds, counted from its vectors'
+    /// capacities (the expiry map is empty in the test that uses it).
+    fn heap_bytes(kd: &KeyDir) -> usize {
+        (0..SHARDS)
+            .map(|i| {
+                let shard = kd.read(i);
+                shard.table.capacity() * size_of::<Slot>()
+                    + shard.keys.capacity_bytes()
+                    + shard.ordered.capacity() * size_of::<KeyRef>()
+            })
+            .sum()
+    }
+
+    #[test]
+    fn a_16_byte_key_costs_at_most_its_bytes_plus_80() {
+        let kd = KeyDir::new();
+        let n = 100_000u64;
+        for i in 0..n {
+            let key = (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) as u128).to_be_bytes();
+            kd.insert(&key, entry(i));
+        }
+        let per_key = heap_bytes(&kd) as f64 / n as f64;
+        assert!(per_key <= 16.0 + 80.0, "{per_key:.1} bytes a key");
+    }
+
+    #[test]
+    fn keys_sharing_a_tag_are_told_apart() {
+        colliding_tags_on_this_thread();
+        let kd = KeyDir::new();
+        for i in 0..300u64 {
+            kd.insert(format!("k{i}").as_bytes(), entry(i));
+        }
+        for i in 0..300u64 {
+            let key = format!("k{i}");
+            assert_eq!(kd.get(key.as_bytes()), Some(entry(i)));
+            // The fast lookup finds some key with the same tag.
+            assert!(kd.get_by_hash(key.as_bytes()).is_some());
+        }
+        let wrong = (0..300u64)
+            .filter(|i| kd.get_by_hash(format!("k{i}").as_bytes()) != Some(entry(*i)))
+            .count();
+        assert!(
+            wrong > 200,
+            "three tags: most fast lookups meet another key"
+        );
+        assert_eq!(kd.get(b"absent"), None);
+        for i in (0..300u64).step_by(2) {
+            assert_eq!(kd.remove(format!("k{i}").as_bytes()), Some(entry(i)));
+        }
+        for i in 0..300u64 {
+            let want = (i % 2 == 1).then(|| entry(i));
+            assert_eq!(kd.get(format!("k{i}").as_bytes()), want);
+        }
+    }
+
+    #[test]
+    fn removing_most_keys_compacts_the_arena_and_keeps_the_rest_intact() {
+        let kd = KeyDir::new();
+        let key = |i: u32| format!("key-{i:05}-padding");
+        for i in 0..2_000u32 {
+            let mut e = entry(u64::from(i));
+            if i % 10 == 0 {
+                e.expires_at_ms = 1_000 + u64::from(i);
+            }
+            kd.insert(key(i).as_bytes(), e);
+        }
+        let arena_before: usize = (0..SHARDS).map(|i| kd.read(i).keys.len_bytes()).sum();
+        for i in (0..2_000u32).filter(|i| i % 4 != 0) {
+            assert!(kd.remove(key(i).as_bytes()).is_some());
+        }
+        let arena_after: usize = (0..SHARDS).map(|i| kd.read(i).keys.len_bytes()).sum();
+        assert!(
+            arena_after < arena_before / 2,
+            "compacted: {arena_after} of {arena_before} bytes"
+        );
+        let kept: Vec<u32> = (0..2_000u32).filter(|i| i % 4 == 0).collect();
+        for &i in &kept {
+            let mut e = entry(u64::from(i));
+            if i % 10 == 0 {
+                e.expires_at_ms = 1_000 + u64::from(i);
+            }
+            assert_eq!(kd.get(key(i).as_bytes()), Some(e), "key {i}");
+        }
+        let listed: Vec<Vec<u8>> = Keys::new(&kd, KeyRange::all(), 1_500).collect();
+        let want: Vec<Vec<u8>> = kept
+            .iter()
+            .filter(|&&i| i % 10 != 0 || 1_000 + u64::from(i) > 1_500)
+            .map(|&i| key(i).into_bytes())
+            .collect();
+        assert_eq!(listed, want);
+    }
+
+    #[derive(Debug, Clone)]
+    enum ModelOp {
+        Insert(u16, u64, bool),
+        Remove(u16),
+        CompareAndSet(u16, u64),
+        RemoveIf(u16),
+        List(u8, Option<u16>),
+    }
+
+    fn model_key(i: u16) -> Vec<u8> {
+        // Two prefixes and lengths from 2 to 40 bytes.
+        let mut k = format!("{}{i}", if i.is_multiple_of(3) { "p/" } else { "q/" }).into_bytes();
+        k.extend(std::iter::repeat_n(b'~', usize::from(i % 37)));
+        k
+    }
+
+    fn model_op() -> impl Strategy<Value = ModelOp> {
+        prop_oneof![
+            4 => (0u16..400, 1u64..1_000, proptest::bool::weighted(0.1))
+                .prop_map(|(k, s, e)| ModelOp::Insert(k, s, e)),
+            3 => (0u16..400).prop_map(ModelOp::Remove),
+            1 => (0u16..400, 1u64..1_000).prop_map(|(k, s)| ModelOp::CompareAndSet(k, s)),
+            1 => (0u16..400).prop_map(ModelOp::RemoveIf),
+            1 => (0u8..3, proptest::option::of(0u16..400)).prop_map(|(p, a)| ModelOp::List(p, a)),
+        ]
+    }
+
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn check_model(ops: &[ModelOp], colliding: bool) -> Result<(), TestCaseError> {
+        if colliding {
+            colliding_tags_on_this_thread();
+        }
+        let kd = KeyDir::new();
+        let mut loader = KeyDirLoader::new();
+        let mut model: BTreeMap<Vec<u8>, Entry> = BTreeMap::new();
+        let mut seq = 0u64;
+        for op in ops {
+            seq += 1;
+            match *op {
+                ModelOp::Insert(k, s, expires) => {
+                    let mut e = entry(s);
+                    e.seq = seq;
+                    if expires {
+                        e.expires_at_ms = 500;
+                    }
+                    let key = model_key(k);
+                    prop_assert_eq!(kd.insert(&key, e), model.insert(key.clone(), e));
+                    loader.apply(LoadOp {
+                        key: &key,
+                        put: Some(e),
+                        seq,
+                    });
+                }
+                ModelOp::Remove(k) => {
+                    let key = model_key(k);
+                    prop_assert_eq!(kd.remove(&key), model.remove(&key));
+                    loader.apply(LoadOp {
+                        key: &key,
+                        put: None,
+                        seq,
+                    });
+                }
+                ModelOp::CompareAndSet(k, s) => {
+                    let key = model_key(k);
+                    let mut new = entry(s);
+                    new.seq = seq;
+                    match model.get(&key).copied() {
+                        Some(old) => {
+                            prop_assert!(!kd.compare_and_set(&key, &new, new));
+                            prop_assert!(kd.compare_and_set(&key, &old, new));
+                            model.insert(key.clone(), new);
+                            loader.apply(LoadOp {
+                                key: &key,
+                                put: Some(new),
+                                seq,
+                            });
+                        }
+                        None => prop_assert!(!kd.compare_and_set(&key, &new, new)),
+                    }
+                }
+                ModelOp::RemoveIf(k) => {
+                    let key = model_key(k);
+                    if let Some(old) = model.remove(&key) {
+                        prop_assert!(kd.remove_if(&key, &old));
+                        loader.apply(LoadOp {
+                            key: &key,
+                            put: None,
+                            seq,
+                        });
+                    } else {
+                        prop_assert!(!kd.remove_if(&key, &entry(0)));
+                    }
+                }
+                ModelOp::List(prefix, after) => {
+                    let prefix = ["", "p/", "q/"][usize::from(prefix)];
+                    let mut range = KeyRange::prefix(prefix);
+                    if let Some(a) = after {
+                        range = range.start_after(model_key(a));
+                    }
+                    let got: Vec<Vec<u8>> = Keys::new(&kd, range.clone(), 500).collect();
+                    let lower = range.lower();
+                    let want: Vec<Vec<u8>> = model
+                        .range::<Vec<u8>, _>((lower.as_ref(), std::ops::Bound::Unbounded))
+                        .filter(|(k, e)| k.starts_with(prefix.as_bytes()) && !e.is_expired(500))
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    prop_assert_eq!(got, want);
+                }
+            }
+            prop_assert_eq!(kd.len(), model.len());
+        }
+        for (key, e) in &model {
+            prop_assert_eq!(kd.get(key), Some(*e));
+        }
+        let mut seen = 0;
+        kd.for_each_entry(|key, e| {
+            assert_eq!(model.get(key), Some(e));
+            seen += 1;
+        });
+        prop_assert_eq!(seen, model.len());
+        // Loading the same history gives the same directory, expired
+        // entries dropped.
+        let loaded = loader.finish(500, 2);
+        let live: BTreeMap<_, _> = model
+            .into_iter()
+            .filter(|(_, e)| !e.is_expired(500))
+            .collect();
+        prop_assert_eq!(loaded.len(), live.len());
+        let keys: Vec<Vec<u8>> = Keys::new(&loaded, KeyRange::all(), 0).collect();
+        prop_assert_eq!(keys, live.keys().cloned().collect::<Vec<_>>());
+        for (key, e) in &live {
+            prop_assert_eq!(loaded.get(key), Some(*e));
+        }
+        Ok(())
+    }
+
+    proptest! {
+        /// The key directory agrees with a `BTreeMap` through every
+        /// operation, listings included (keys of 2-40 bytes; deletes
+        /// compact the arena, see `COMPACT_MIN_DEAD`), with real tags and
+        /// with tags that mostly collide.
+        #[test]
+        fn behaves_like_an_ordered_map(ops in proptest::collection::vec(model_op(), 1..400), colliding: bool) {
+            check_model(&ops, colliding)?;
+        }
+    }
+}
