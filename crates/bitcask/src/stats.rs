@@ -117,7 +117,7 @@ impl Accounts {
     /// for the whole directory, not one per key).
     pub(crate) fn add_live(&self, keydir: &crate::keydir::KeyDir) {
         let mut sums: BTreeMap<u32, FileAccount> = BTreeMap::new();
-        keydir.for_each_entry(|_, entry| {
+        keydir.for_each_entry(|entry| {
             let sum = sums.entry(entry.file_id).or_default();
             sum.live_bytes += u64::from(entry.len);
             sum.live_keys += 1;

@@ -207,7 +207,11 @@ impl Table {
     /// again. Only this shard's table is copied at a time, so the extra
     /// memory while growing is a fraction of the key directory.
     fn grow(&mut self) {
-        let capacity = (self.slots.len() + self.slots.len() / 2).max(MIN_CAPACITY);
+        self.resize((self.slots.len() + self.slots.len() / 2).max(MIN_CAPACITY));
+    }
+
+    /// Moves every slot into a table of `capacity` slots.
+    fn resize(&mut self, capacity: usize) {
         let old = std::mem::replace(&mut self.slots, vec![Slot::default(); capacity]);
         let old_ctrl = std::mem::replace(&mut self.ctrl, vec![CTRL_EMPTY; capacity]);
         for (slot, ctrl) in old.into_iter().zip(old_ctrl) {
