@@ -499,12 +499,24 @@ impl Bitcask {
         }?;
         // Leave the active file ending at its last record. If this fails,
         // the next open drops the preallocated space instead.
+        // Then write its hint, so that the next open reads no data file
+        // (docs/FORMAT.md, "Close"). The open that used the last one
+        // deleted it; if this fails, the next open scans the file.
         if let Some(writer) = &self.shared.writer {
             let mut w = writer.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Err(error) = Shared::cut_preallocated(&mut w)
+            match Shared::cut_preallocated(&mut w)
                 .and_then(|()| w.active.sync_all().at(&w.active.path))
             {
-                tracing::warn!(%error, "could not cut the active file's preallocated space at close");
+                Ok(()) => {
+                    if let Err(error) =
+                        crate::hint::write_for_data_file(&self.shared.dir, w.active.id)
+                    {
+                        tracing::warn!(%error, "could not write the active file's hint at close");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "could not cut the active file's preallocated space at close");
+                }
             }
         }
         if let Some(lock) = &self.shared.lock {

@@ -132,23 +132,42 @@ impl Hint {
     /// `data_len`. `None` if there is none or it does not verify (the caller
     /// scans the data file instead).
     pub(crate) fn load(dir: &Path, data_header: &FileHeader, data_len: u64) -> Option<Self> {
+        Self::load_into(dir, data_header, data_len, Vec::new()).ok()
+    }
+
+    /// [`Self::load`], reading into `buf` (whose memory is reused: a store
+    /// of many files then faults in the pages of one hint buffer, not of
+    /// one per file). Gives `buf` back if there is no usable hint.
+    pub(crate) fn load_into(
+        dir: &Path,
+        data_header: &FileHeader,
+        data_len: u64,
+        mut buf: Vec<u8>,
+    ) -> Result<Self, Vec<u8>> {
+        use std::io::Read;
         let path = dir.join(hint_file_name(data_header.file_id));
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        buf.clear();
+        match std::fs::File::open(&path).and_then(|mut f| f.read_to_end(&mut buf)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(buf),
             Err(error) => {
                 tracing::warn!(path = %path.display(), %error, "cannot read hint file; scanning its data file");
-                return None;
-            }
-        };
-        let hint = Self { bytes };
-        match hint.verify(&path, data_header, data_len) {
-            Ok(()) => Some(hint),
-            Err(reason) => {
-                tracing::warn!(path = %path.display(), reason, "ignoring hint file; scanning its data file");
-                None
+                return Err(buf);
             }
         }
+        let hint = Self { bytes: buf };
+        match hint.verify(&path, data_header, data_len) {
+            Ok(()) => Ok(hint),
+            Err(reason) => {
+                tracing::warn!(path = %path.display(), reason, "ignoring hint file; scanning its data file");
+                Err(hint.bytes)
+            }
+        }
+    }
+
+    /// The hint's memory, for the next [`Self::load_into`].
+    pub(crate) fn into_buffer(self) -> Vec<u8> {
+        self.bytes
     }
 
     /// A hint from `bytes`, if it verifies (the fuzz target's way in).

@@ -84,18 +84,42 @@ pub(crate) fn recover(dir: &Path, opts: RecoverOptions<'_>) -> Result<Recovered>
     let mut max_seq = 0u64;
     let mut seq_floor = 1u64;
     let newest = order.last().map(|h| h.file_id);
+    let mut hint_buf = Vec::new();
     for header in order {
         let (id, floor) = (header.file_id, header.seq_floor);
         let file = Arc::new(DataFile::open(dir, id, opts.read_only)?);
         seq_floor = seq_floor.max(floor);
         let is_newest = Some(id) == newest;
-        let hint = if opts.use_hints && !is_newest {
-            Hint::load(dir, &header, file.len()?)
+        // The newest file's hint, if any, was written by a clean close; it
+        // is used only if the file has not changed since (same length).
+        let hint = if opts.use_hints {
+            match Hint::load_into(dir, &header, file.len()?, std::mem::take(&mut hint_buf)) {
+                Ok(hint) => Some(hint),
+                Err(buf) => {
+                    hint_buf = buf;
+                    None
+                }
+            }
         } else {
             None
         };
+        if is_newest && !opts.read_only {
+            // The file is about to grow: its hint would go stale. No fsync:
+            // a lost deletion leaves a hint that is still exact or that no
+            // longer matches the file's length.
+            let path = dir.join(datafile::hint_file_name(id));
+            if let Err(error) = std::fs::remove_file(&path)
+                && error.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %path.display(), %error, "cannot remove the active file's hint");
+            }
+        }
         let end = match hint {
-            Some(hint) => load_hint(&file, &hint, &mut loader, &mut max_seq, threads)?,
+            Some(hint) => {
+                let end = load_hint(&file, &hint, &mut loader, &mut max_seq, threads)?;
+                hint_buf = hint.into_buffer();
+                end
+            }
             None => {
                 if !is_newest {
                     missing_hints.push(id);

@@ -211,3 +211,87 @@ fn open_reports_its_progress() {
     assert_eq!(progress.files_loaded(), files);
     drop(db);
 }
+
+/// The hint path of the active file.
+fn active_hint(dir: &Path) -> PathBuf {
+    common::active_file(dir).with_extension("hint")
+}
+
+#[test]
+fn a_clean_close_writes_the_active_files_hint_and_open_reads_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Bitcask::open_with(dir.path(), common::fast()).expect("open");
+    for i in 0..49u32 {
+        db.put(format!("k{i:02}").as_bytes(), format!("v{i}").as_bytes())
+            .expect("put");
+    }
+    db.delete(b"k07").expect("delete");
+    // The last record of the file.
+    db.put(b"k49", b"v49").expect("put");
+    let expected = common::contents(&db);
+    db.close().expect("close");
+    assert_eq!(common::data_files(dir.path()).len(), 1, "one active file");
+    let hint = active_hint(dir.path());
+    assert!(hint.exists(), "close wrote the active file's hint");
+
+    // Damage the last value byte of the active file: a scan would see a torn
+    // (or damaged) tail, so reading the damage only at `get` shows the
+    // hint was used. A read-only open uses the hint and leaves it.
+    let active = common::active_file(dir.path());
+    let mut bytes = std::fs::read(&active).expect("read");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&active, &bytes).expect("write");
+    let view = Bitcask::open_with(dir.path(), common::fast().read_only(true)).expect("read-only");
+    assert!(matches!(
+        view.get(b"k49"),
+        Err(bitcask::Error::Corruption { .. })
+    ));
+    assert_eq!(view.get(b"k00").expect("get"), Some(b"v0".to_vec()));
+    drop(view);
+    assert!(hint.exists(), "a read-only open leaves the hint");
+
+    bytes[last] ^= 0x40;
+    std::fs::write(&active, &bytes).expect("repair the byte");
+    let db = Bitcask::open_with(dir.path(), common::fast()).expect("open");
+    assert!(!hint.exists(), "a writable open deletes the hint it used");
+    assert_eq!(common::contents(&db), expected);
+    db.put(b"after", b"reopen").expect("put");
+    db.close().expect("close");
+    assert!(hint.exists(), "the next close writes a new one");
+    let db = Bitcask::open_with(dir.path(), common::fast()).expect("open");
+    assert_eq!(db.get(b"after").expect("get"), Some(b"reopen".to_vec()));
+    assert_eq!(db.len(), expected.len() + 1);
+}
+
+#[test]
+fn a_stale_hint_of_the_active_file_is_ignored() {
+    // A hint kept from an earlier close, after the file grew: open must
+    // scan (the hint's length no longer matches) and see every write.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Bitcask::open_with(dir.path(), common::fast()).expect("open");
+    db.put(b"a", b"1").expect("put");
+    db.close().expect("close");
+    let old_hint = std::fs::read(active_hint(dir.path())).expect("hint");
+    let db = Bitcask::open_with(dir.path(), common::fast()).expect("open");
+    db.put(b"b", b"2").expect("put");
+    db.delete(b"a").expect("delete");
+    // A crash: the files as they are while the handle is open (preallocated
+    // zeros included), with the old hint put back.
+    let crashed = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(dir.path()).expect("list") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), crashed.path().join(entry.file_name())).expect("copy");
+    }
+    drop(db);
+    std::fs::write(active_hint(crashed.path()), &old_hint).expect("old hint");
+    let db = Bitcask::open_with(crashed.path(), common::fast()).expect("open the crash copy");
+    assert_eq!(db.get(b"a").expect("get"), None);
+    assert_eq!(db.get(b"b").expect("get"), Some(b"2".to_vec()));
+    drop(db);
+    // The same with the files of the clean close, and the old hint.
+    std::fs::write(active_hint(dir.path()), &old_hint).expect("old hint");
+    let db = Bitcask::open_with(dir.path(), common::fast()).expect("open");
+    assert_eq!(db.get(b"a").expect("get"), None);
+    assert_eq!(db.get(b"b").expect("get"), Some(b"2".to_vec()));
+}
