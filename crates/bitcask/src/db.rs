@@ -798,9 +798,9 @@ impl Shared {
     /// The first lookup goes by hash alone ([`KeyDir::get_by_hash`]: one
     /// slot, no key bytes touched), since the record's key is compared with
     /// `key` anyway. Anything unexpected (a record of another key, an
-    /// expired candidate, a file a merge dropped meanwhile) makes it look
-    /// again, comparing key bytes; only a mismatch found that way is
-    /// reported as corruption.
+    /// expired candidate, a file a merge dropped meanwhile, an error
+    /// reading the candidate) makes it look again, comparing key bytes;
+    /// only an error found that way is reported.
     fn read_live(
         &self,
         key: &[u8],
@@ -828,10 +828,9 @@ impl Shared {
                 Ok(Some(value)) => return Ok(Some((entry, value))),
                 // A merge moved the key and dropped the file in between.
                 Ok(None) => exact = true,
-                Err(Error::Corruption {
-                    kind: CorruptionKind::KeyMismatch,
-                    ..
-                }) if !exact => exact = true,
+                // The candidate may be another key's record (which may even
+                // be damaged): only what the exact lookup finds is `key`'s.
+                Err(_) if !exact => exact = true,
                 Err(e) => return Err(e),
             }
         }
@@ -1050,6 +1049,23 @@ mod tests {
         db.close().expect("close");
         let db = Bitcask::open_with(dir.path(), options()).expect("reopen from hints");
         check(&db, 1);
+        // Damage one record: reading its key reports it, and no other key,
+        // whichever slot its first lookup meets, is answered with that error.
+        let damaged = key(2);
+        let entry = db.shared.keydir.get(&damaged).expect("live");
+        let path = dir
+            .path()
+            .join(crate::datafile::data_file_name(entry.file_id));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        let last = u64::from(entry.offset) + u64::from(entry.len) - 1;
+        std::os::unix::fs::FileExt::write_at(&file, b"~", last).expect("damage");
+        assert!(matches!(db.get(&damaged), Err(Error::Corruption { .. })));
+        for i in (0..300u32).filter(|&i| i % 5 > 1 && i != 2) {
+            assert_eq!(db.get(&key(i)).expect("get"), Some(value(i, 1)), "key {i}");
+        }
         db.close().expect("close");
     }
 

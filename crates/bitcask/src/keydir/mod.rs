@@ -6,8 +6,9 @@
 //!
 //! - [`arena`]: the shard's one copy of every key's bytes, packed;
 //! - [`table`]: the hash index, a Robin Hood table of 32-byte slots holding
-//!   32 bits of the key's hash, where its bytes are and its entry; a lookup
-//!   usually touches one cache line;
+//!   32 bits of the key's hash, where its bytes are and its entry, with a
+//!   2-byte control word per slot kept apart; a lookup usually touches one
+//!   slot;
 //! - [`ordered`]: the keys in byte order for listing, kept as sorted runs
 //!   that are only ordered when a listing asks;
 //! - an expiry map, for the few entries that carry an expiry time (the slot
@@ -15,10 +16,11 @@
 //!
 //! [`listing`] walks the shards' ordered indexes in step.
 //!
-//! Memory for `n` keys of `k` bytes: slots of 32 bytes at 53-80% fill
-//! (40-60 bytes a key), `k + 1` bytes of arena and 8 bytes of ordered
-//! index, each vector growing by a quarter: about `k + 60` to `k + 80`
-//! bytes a key. docs/BENCHMARKS.md has the measured figures.
+//! Memory for `n` keys of `k` bytes: slots and control words of 34 bytes
+//! at 53-80% fill (43-64 bytes a key), `k + 1` bytes of arena and 8 bytes
+//! of ordered index, those two vectors growing by a quarter: about `k + 52`
+//! to `k + 80` bytes a key (`k + 80` is pinned by a unit test).
+//! docs/BENCHMARKS.md has the measured figures.
 //!
 //! A read ([`KeyDir::get_by_hash`]) can skip comparing the key's bytes,
 //! because the caller compares them with the record's key anyway; every
