@@ -75,7 +75,7 @@ pub(crate) fn recover(dir: &Path, opts: RecoverOptions<'_>) -> Result<Recovered>
     }
 
     let mut loader = KeyDirLoader::new();
-    // Threads that load hint files and build the ordered indexes.
+    // Threads that load hint files (each applies the entries of its shards).
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let accounts = Accounts::default();
     let mut sealed = BTreeMap::new();
@@ -137,7 +137,7 @@ pub(crate) fn recover(dir: &Path, opts: RecoverOptions<'_>) -> Result<Recovered>
             sealed.insert(id, ReadHandle::sealed(file)?);
         }
     }
-    let keydir = loader.finish(opts.now_ms, threads);
+    let keydir = loader.finish(opts.now_ms);
     accounts.add_live(&keydir);
     Ok(Recovered {
         sealed,

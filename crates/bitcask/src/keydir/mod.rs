@@ -523,9 +523,8 @@ impl KeyDirLoader {
     }
 
     /// Drops the entries expired at `now_ms` and sets the count: the key
-    /// directory is ready. (`_threads` is kept for symmetry with loading;
-    /// dropping expired entries is one pass over the slots.)
-    pub(crate) fn finish(mut self, now_ms: u64, _threads: usize) -> KeyDir {
+    /// directory is ready (one pass over the slots; nothing is ordered).
+    pub(crate) fn finish(mut self, now_ms: u64) -> KeyDir {
         let mut total = 0;
         for lock in self.keydir.shards.iter_mut() {
             let shard = lock.0.get_mut().unwrap_or_else(PoisonError::into_inner);
@@ -623,7 +622,7 @@ mod tests {
                 loader.apply(put_op(&key, entry(u64::from(i))));
             }
         }
-        let loaded = loader.finish(0, 2);
+        let loaded = loader.finish(0);
         assert_eq!(loaded.len(), direct.len());
         let keys: Vec<Vec<u8>> = Keys::new(&loaded, KeyRange::all(), 0).collect();
         assert_eq!(
@@ -659,7 +658,7 @@ mod tests {
         expiring.expires_at_ms = 100;
         loader.apply(put_op(b"c", expiring));
         loader.apply(put_op(b"c", entry(6))); // hidden by the newer, expired put
-        let kd = loader.finish(100, 3);
+        let kd = loader.finish(100);
         assert_eq!(kd.get(b"a"), Some(entry(5)));
         assert_eq!(kd.get(b"b"), None);
         assert_eq!(kd.get(b"c"), None, "expired at 100");
@@ -951,7 +950,7 @@ mod tests {
         prop_assert_eq!(seen, want);
         // Loading the same history gives the same directory, expired
         // entries dropped.
-        let loaded = loader.finish(500, 2);
+        let loaded = loader.finish(500);
         let live: BTreeMap<_, _> = model
             .into_iter()
             .filter(|(_, e)| !e.is_expired(500))
