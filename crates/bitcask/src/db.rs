@@ -565,10 +565,13 @@ impl Shared {
 
     /// The entry of `key` if it is present and not expired now.
     pub(crate) fn live_entry(&self, key: &[u8]) -> Option<Entry> {
-        self.keydir
-            .get(key)
-            // The clock is read only for keys that can expire.
-            .filter(|e| e.expires_at_ms == 0 || !e.is_expired(self.options.clock.now_ms()))
+        self.keydir.get(key).filter(|e| self.unexpired(e))
+    }
+
+    /// Whether `entry` has not expired now (the clock is read only for
+    /// entries that can expire).
+    fn unexpired(&self, entry: &Entry) -> bool {
+        entry.expires_at_ms == 0 || !entry.is_expired(self.options.clock.now_ms())
     }
 
     pub(crate) fn fsync_count(&self) -> u64 {
@@ -816,8 +819,7 @@ impl Shared {
             let Some(entry) = found else {
                 return Ok(None);
             };
-            // The clock is read only for keys that can expire.
-            if entry.expires_at_ms != 0 && entry.is_expired(self.options.clock.now_ms()) {
+            if !self.unexpired(&entry) {
                 if exact {
                     return Ok(None);
                 }

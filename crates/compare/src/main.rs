@@ -226,10 +226,11 @@ fn run_child(name: &str, args: &Args) -> Vec<(String, f64)> {
         .arg("--value-size")
         .arg(args.value_size.to_string())
         .arg("--values")
-        .arg(match args.values {
-            values::ValueKind::Random => "random",
-            values::ValueKind::Repeated => "repeated",
-        })
+        .arg(
+            clap::ValueEnum::to_possible_value(&args.values)
+                .expect("every value kind has a name")
+                .get_name(),
+        )
         .arg("--durable-ops")
         .arg(args.durable_ops.to_string())
         .arg("--overwrite-secs")

@@ -73,6 +73,22 @@ impl Entry {
 /// offsets chosen by this module, not input, so a fixed hasher is enough.
 type ExpiryMap = std::collections::HashMap<KeyRef, u64, foldhash::fast::FixedState>;
 
+/// Copies `entry` into `slot` and keeps the expiry map (keyed by the slot's
+/// key) in step with it.
+fn put_entry(slot: &mut Slot, expiry: &mut ExpiryMap, entry: &Entry) {
+    slot.file_id = entry.file_id;
+    slot.offset = entry.offset;
+    slot.len = entry.len;
+    slot.seq = entry.seq;
+    if entry.expires_at_ms != 0 {
+        slot.flags |= Slot::EXPIRES;
+        expiry.insert(slot.key(), entry.expires_at_ms);
+    } else if slot.flags & Slot::EXPIRES != 0 {
+        slot.flags &= !Slot::EXPIRES;
+        expiry.remove(&slot.key());
+    }
+}
+
 /// One shard: its keys, their hash index, their order and their expiry.
 #[derive(Debug, Default)]
 struct Shard {
@@ -107,19 +123,7 @@ impl Shard {
 
     /// Writes `entry` into the slot at `i` (and the expiry map).
     fn store(&mut self, i: usize, entry: &Entry) {
-        let slot = self.table.at_mut(i);
-        slot.file_id = entry.file_id;
-        slot.offset = entry.offset;
-        slot.len = entry.len;
-        slot.seq = entry.seq;
-        let key = slot.key();
-        if entry.expires_at_ms != 0 {
-            slot.flags |= Slot::EXPIRES;
-            self.expiry.insert(key, entry.expires_at_ms);
-        } else if slot.flags & Slot::EXPIRES != 0 {
-            slot.flags &= !Slot::EXPIRES;
-            self.expiry.remove(&key);
-        }
+        put_entry(self.table.at_mut(i), &mut self.expiry, entry);
     }
 
     /// Adds `key`, which is not in the shard, pointing at `entry`.
@@ -127,14 +131,7 @@ impl Shard {
         let at = self.keys.push(key);
         self.ordered.push(at);
         let mut slot = Slot::new(tag, at);
-        slot.file_id = entry.file_id;
-        slot.offset = entry.offset;
-        slot.len = entry.len;
-        slot.seq = entry.seq;
-        if entry.expires_at_ms != 0 {
-            slot.flags = Slot::EXPIRES;
-            self.expiry.insert(at, entry.expires_at_ms);
-        }
+        put_entry(&mut slot, &mut self.expiry, entry);
         self.table.insert_new(slot);
     }
 
