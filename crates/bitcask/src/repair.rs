@@ -371,6 +371,11 @@ mod tests {
                 snapshots.path().to_path_buf(),
             );
             crate::failpoint::observe(move |step| {
+                // Repair's own steps; the close of the store it opens at the
+                // end has steps of its own, tested in db.rs.
+                if !step.starts_with("repair:") {
+                    return;
+                }
                 let to = root.join(taken.borrow().len().to_string());
                 copy_tree(&from, &to);
                 taken.borrow_mut().push((step, to));
