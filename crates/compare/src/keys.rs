@@ -21,8 +21,12 @@ pub fn splitmix64(state: &mut u64) -> u64 {
 pub struct Keys {
     /// In counter order.
     pub sequential: Vec<[u8; 16]>,
-    /// A fixed random order of the same keys.
+    /// A fixed random order of the same keys (the random fill's order).
     pub shuffled: Vec<[u8; 16]>,
+    /// Another random order of the same keys, unrelated to `shuffled`: the
+    /// reads' order. Reading in the fill's order would walk a log-structured
+    /// store's files front to back, which no random read does.
+    pub reads: Vec<[u8; 16]>,
     /// Keys never written, in random order.
     pub missing: Vec<[u8; 16]>,
 }
@@ -31,15 +35,10 @@ impl Keys {
     /// The keys for a run of `n`.
     pub fn new(n: usize) -> Self {
         let sequential: Vec<[u8; 16]> = (0..n as u64).map(key).collect();
-        let mut shuffled = sequential.clone();
-        // Fisher-Yates with SplitMix64: a fixed, reproducible order.
-        let mut state = 0x5EED_u64;
-        for i in (1..shuffled.len()).rev() {
-            let j = (splitmix64(&mut state) % (i as u64 + 1)) as usize;
-            shuffled.swap(i, j);
-        }
+        let shuffled = shuffle(&sequential, 0x5EED);
+        let reads = shuffle(&sequential, 0x0DDBA11);
         // A `z` is never a hex digit: these were never written.
-        let missing = shuffled
+        let missing = reads
             .iter()
             .map(|k| {
                 let mut m = *k;
@@ -50,9 +49,22 @@ impl Keys {
         Self {
             sequential,
             shuffled,
+            reads,
             missing,
         }
     }
+}
+
+/// `keys` in a fixed pseudo-random order picked by `seed` (Fisher-Yates with
+/// SplitMix64, reproducible from run to run).
+fn shuffle(keys: &[[u8; 16]], seed: u64) -> Vec<[u8; 16]> {
+    let mut out = keys.to_vec();
+    let mut state = seed;
+    for i in (1..out.len()).rev() {
+        let j = (splitmix64(&mut state) % (i as u64 + 1)) as usize;
+        out.swap(i, j);
+    }
+    out
 }
 
 /// The `i`-th of `n` keys in a scrambled order computed on the fly (for the
@@ -67,6 +79,21 @@ pub fn scrambled(i: u64, n: u64) -> [u8; 16] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_order_is_the_keys_in_another_order() {
+        let keys = Keys::new(1000);
+        let mut sorted = keys.reads.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, keys.sequential);
+        let same_place = keys
+            .reads
+            .iter()
+            .zip(&keys.shuffled)
+            .filter(|(a, b)| a == b)
+            .count();
+        assert!(same_place < 10, "{same_place} keys in the fill's place");
+    }
 
     #[test]
     fn scrambled_is_a_permutation() {

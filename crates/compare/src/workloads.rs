@@ -45,8 +45,8 @@ pub fn run(
     let store = kind.open(dir.path(), Durability::Eventual);
     out.push(("rand_fill", fill(store.as_ref(), &keys.shuffled, &values)));
     out.push(("disk_fill", disk_bytes(dir.path()) as f64));
-    out.push(("read_1t", reads(store.as_ref(), &keys.shuffled, 1, true)));
-    out.push(("read_2t", reads(store.as_ref(), &keys.shuffled, 2, true)));
+    out.push(("read_1t", reads(store.as_ref(), &keys.reads, 1, true)));
+    out.push(("read_2t", reads(store.as_ref(), &keys.reads, 2, true)));
     out.push((
         "read_missing",
         reads(store.as_ref(), &keys.missing, 1, false),
