@@ -134,7 +134,7 @@ impl FileHeader {
         b[FILE_ID_AT..SEQ_FLOOR_AT].copy_from_slice(&self.file_id.to_le_bytes());
         b[SEQ_FLOOR_AT..RESERVED_AT].copy_from_slice(&self.seq_floor.to_le_bytes());
         // RESERVED_AT..HEADER_CRC_AT stays zero.
-        let crc = crc32c::crc32c(&b[..HEADER_CRC_AT]);
+        let crc = crate::crc::crc32c(&b[..HEADER_CRC_AT]);
         b[HEADER_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
         b
     }
@@ -156,7 +156,7 @@ impl FileHeader {
             return Err(corrupt(CorruptionKind::BadMagic));
         }
         let stored_crc = u32::from_le_bytes(field(b, HEADER_CRC_AT));
-        if crc32c::crc32c(&b[..HEADER_CRC_AT]) != stored_crc {
+        if crate::crc::crc32c(&b[..HEADER_CRC_AT]) != stored_crc {
             return Err(corrupt(CorruptionKind::BadFileHeader));
         }
         let version = u16::from_le_bytes(field(b, VERSION_AT));
@@ -814,7 +814,7 @@ mod tests {
         // A future version with a valid checksum is a version error, not corruption.
         let mut future = bytes;
         future[VERSION_AT] = 3;
-        let crc = crc32c::crc32c(&future[..HEADER_CRC_AT]);
+        let crc = crate::crc::crc32c(&future[..HEADER_CRC_AT]);
         future[HEADER_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
         assert!(matches!(
             FileHeader::decode(&future, p, KIND_DATA, 3),

@@ -32,7 +32,7 @@ pub fn hint(body: &[u8], data_len: u64) -> usize {
     };
     let mut bytes = header.encode().to_vec();
     bytes.extend_from_slice(body);
-    let crc = crc32c::crc32c(&bytes);
+    let crc = crate::crc::crc32c(&bytes);
     bytes.extend_from_slice(&crc.to_le_bytes());
     let data_header = FileHeader {
         file_kind: KIND_DATA,

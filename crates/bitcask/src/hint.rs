@@ -75,7 +75,7 @@ impl HintWriter {
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        self.crc = crc32c::crc32c_append(self.crc, bytes);
+        self.crc = crate::crc::append(self.crc, bytes);
         self.out.write_all(bytes).at(&self.tmp_path)
     }
 
@@ -195,7 +195,7 @@ impl Hint {
         }
         let (body, crc) = b.split_at(b.len() - 4);
         let crc = u32::from_le_bytes(crc.try_into().map_err(|_| "too short")?);
-        if crc32c::crc32c(body) != crc {
+        if crate::crc::crc32c(body) != crc {
             return Err("checksum mismatch");
         }
         let mut head = [0u8; FILE_HEADER_LEN];

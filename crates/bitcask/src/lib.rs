@@ -34,6 +34,7 @@
 mod backup;
 mod check;
 pub mod clock;
+mod crc;
 mod datafile;
 mod db;
 mod durability;
