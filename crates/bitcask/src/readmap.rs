@@ -1,7 +1,8 @@
 //! Read-only memory maps of data files: the read path without a syscall.
 //!
 //! A get copies its record out of the map instead of calling `pread`. This
-//! is the one place the engine uses `unsafe`; it pays for itself in the
+//! is one of the two places the engine uses `unsafe` (the other is a
+//! CPU-feature call in `crc.rs`); it pays for itself in the
 //! measurements recorded in `docs/BENCHMARKS.md` (random gets over 1,000,000
 //! keys, pread vs. map). If a map cannot be made, reads fall back to `pread`.
 
