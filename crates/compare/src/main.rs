@@ -207,6 +207,7 @@ fn main() {
         }
     }
     print_table(&kinds, &results);
+    print_against_best(&kinds, &results);
     println!(
         "\nfdatasync loop on the same filesystem (one 128-byte append + fdatasync): {:.0} ops/s (median of {})",
         median(&fsync_rates),
@@ -292,6 +293,64 @@ fn show(value: f64, unit: Unit) -> String {
         Unit::Fraction => format!("{:.0}%", value * 100.0),
         Unit::Ratio => format!("{value:.1}"),
     }
+}
+
+/// The aims are ratios to the best other engine: for each metric,
+/// bitcask's median against the best other on-disk store's (the highest
+/// rate, the least MiB or ms) and, where there is one, against the
+/// in-memory reference.
+fn print_against_best(kinds: &[Kind], results: &[HashMap<String, Vec<f64>>]) {
+    let Some(base) = kinds.iter().position(|k| *k == Kind::Bitcask) else {
+        return;
+    };
+    let memory = kinds.iter().position(|k| !k.on_disk());
+    println!("\n| workload (median) | best other store | bitcask / best | bitcask / hashmap |");
+    println!("| --- | --- | ---: | ---: |");
+    for row in ROWS {
+        let higher_is_better = match row.unit {
+            Unit::Rate => true,
+            Unit::Bytes | Unit::Millis => false,
+            Unit::Fraction | Unit::Ratio => continue,
+        };
+        let value = |k: usize| results[k].get(row.metric).map(|v| median(v));
+        let Some(ours) = value(base) else { continue };
+        let best = (0..kinds.len())
+            .filter(|&k| k != base && kinds[k].on_disk())
+            .filter_map(|k| value(k).map(|v| (k, v)))
+            .reduce(|a, b| {
+                let b_wins = if higher_is_better {
+                    b.1 > a.1
+                } else {
+                    b.1 < a.1
+                };
+                if b_wins { b } else { a }
+            });
+        let Some((best_kind, best_value)) = best else {
+            continue;
+        };
+        let ratio = |theirs: f64| {
+            if theirs > 0.0 {
+                format!("{:.2}x", ours / theirs)
+            } else {
+                "-".to_string()
+            }
+        };
+        let against_memory = match memory.and_then(value) {
+            Some(m) if higher_is_better => format!("{:.0}%", 100.0 * ours / m),
+            _ => "-".to_string(),
+        };
+        println!(
+            "| {} | {} {} | {} | {} |",
+            row.label,
+            kinds[best_kind].name(),
+            show(best_value, row.unit),
+            ratio(best_value),
+            against_memory
+        );
+    }
+    println!(
+        "\n(bitcask / best: above 1 is more ops/s, or more MiB/ms, than the best other store.)"
+    );
 }
 
 fn print_table(kinds: &[Kind], results: &[HashMap<String, Vec<f64>>]) {
