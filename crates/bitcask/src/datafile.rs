@@ -365,6 +365,22 @@ impl DataFile {
         }
     }
 
+    /// Writes zeros over bytes `from..to`, which must lie inside the file's
+    /// allocated length (so its size does not change): turns `fallocate`d
+    /// space into written space ("Zero fill" in docs/FORMAT.md).
+    pub(crate) fn zero_fill(&self, from: u64, to: u64) -> io::Result<()> {
+        #[cfg(any(test, feature = "failpoints"))]
+        crate::failpoint::check("zero-fill")?;
+        static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
+        let mut at = from;
+        while at < to {
+            let n = usize::try_from(to - at).map_or(ZEROS.len(), |left| left.min(ZEROS.len()));
+            self.file.write_all_at(&ZEROS[..n], at)?;
+            at += n as u64;
+        }
+        Ok(())
+    }
+
     /// Cuts the file to `len` bytes.
     pub(crate) fn truncate(&self, len: u64) -> io::Result<()> {
         #[cfg(any(test, feature = "failpoints"))]

@@ -20,6 +20,12 @@ pub(crate) fn arm(name: &'static str) {
     ARMED.with(|armed| armed.borrow_mut().push(name));
 }
 
+#[cfg(test)]
+/// Whether point `name` is armed on this thread and not yet passed.
+pub(crate) fn is_armed(name: &'static str) -> bool {
+    ARMED.with(|armed| armed.borrow().contains(&name))
+}
+
 /// Points armed for the whole process by the `BITCASK_FAILPOINTS`
 /// environment variable (feature `failpoints`): comma-separated names, each
 /// optionally `name@n` to fail the n-th pass (default the first); each
