@@ -316,6 +316,12 @@ impl DataFile {
         }
     }
 
+    /// The mapped bytes of a complete, indexed record, if the map covers
+    /// them (see the safety argument in `readmap.rs`).
+    pub(crate) fn mapped(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        self.map.get()?.bytes(offset, len)
+    }
+
     /// Reads a complete, indexed record: from the map when it covers the
     /// range, else with `pread`. Only for ranges the key directory points
     /// to (see the safety argument in `readmap.rs`).
@@ -527,6 +533,15 @@ impl ReadHandle {
         match self {
             Self::Mapped { path, .. } => path,
             Self::Open(file) => &file.path,
+        }
+    }
+
+    /// The mapped bytes of a complete, indexed record, if a map covers
+    /// them (see [`DataFile::mapped`]).
+    pub(crate) fn mapped(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        match self {
+            Self::Mapped { map, .. } => map.bytes(offset, len),
+            Self::Open(file) => file.mapped(offset, len),
         }
     }
 

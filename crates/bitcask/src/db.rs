@@ -323,49 +323,37 @@ impl Bitcask {
 
     /// The value stored under `key`, or `None` (absent or expired).
     ///
-    /// Costs one lookup in memory and one copy of the record out of a
-    /// memory map of its file (or one `pread` where no map covers it); the
-    /// record's checksum, key and version are verified before the value is
-    /// returned.
+    /// Costs one lookup in memory and one copy of the value out of a memory
+    /// map of its file (or one `pread` where no map covers it); the record's
+    /// checksum, key and version are verified before the value is copied.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.get_versioned(key)?.map(|v| v.value))
     }
 
     /// Calls `f` with the value stored under `key` and returns what it
-    /// returns, or `None` (absent or expired). The value is lent from a
-    /// buffer this thread reuses, so a read allocates nothing: for callers
-    /// that copy the value somewhere anyway (a network buffer). Verified
-    /// exactly as [`Self::get`] verifies. `f` may call the store again.
+    /// returns, or `None` (absent or expired). The value is lent from the
+    /// data file's memory map, so a read copies and allocates nothing: for
+    /// callers that copy the value somewhere anyway (a network buffer).
+    /// Verified exactly as [`Self::get`] verifies, before `f` sees it. `f`
+    /// may call the store again; until it returns, the file it reads from
+    /// stays mapped even if a merge deletes it.
     pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
-        thread_local! {
-            static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
-        }
-        // Taken out while in use, so a nested call finds an empty one.
-        let mut buf = SCRATCH.with(std::cell::Cell::take);
-        let result = self
-            .shared
-            .read_live(key, &mut buf)
-            .map(|found| found.map(|(_, value)| f(&buf[value])));
-        // Keep a modest buffer for the next read; give a huge one back.
-        if buf.capacity() <= 1 << 20 {
-            SCRATCH.with(|scratch| scratch.set(buf));
-        }
-        result
+        // Used only where no map covers the record (`pread`); empty, it
+        // costs nothing.
+        let mut scratch = Vec::new();
+        self.shared
+            .read_live(key, &mut scratch, |_, value| f(value))
     }
 
     /// The value under `key` with its version and expiry, or `None`.
     pub fn get_versioned(&self, key: &[u8]) -> Result<Option<Versioned>> {
-        let mut buf = Vec::new();
-        let Some((entry, value)) = self.shared.read_live(key, &mut buf)? else {
-            return Ok(None);
-        };
-        buf.copy_within(value.clone(), 0);
-        buf.truncate(value.len());
-        Ok(Some(Versioned {
-            value: buf,
-            version: entry.seq,
-            expires_at_ms: (entry.expires_at_ms != 0).then_some(entry.expires_at_ms),
-        }))
+        let mut scratch = Vec::new();
+        self.shared
+            .read_live(key, &mut scratch, |entry, value| Versioned {
+                value: value.to_vec(),
+                version: entry.seq,
+                expires_at_ms: (entry.expires_at_ms != 0).then_some(entry.expires_at_ms),
+            })
     }
 
     /// The current version of `key`, or `None` (absent or expired).
@@ -805,9 +793,11 @@ impl Shared {
         Ok(())
     }
 
-    /// Reads `key`'s live record into `buf` and verifies it; returns its
-    /// entry and where the value lies in `buf`, or `None` (absent or
-    /// expired).
+    /// Finds `key`'s live record, verifies it and calls `f` with its entry
+    /// and value; returns what `f` returns, or `None` (absent or expired).
+    /// The value is lent from the file's map while the file table's guard
+    /// keeps the map alive (read into `scratch` with `pread` where no map
+    /// covers it). `f` is called at most once, after verification.
     ///
     /// The first lookup goes by hash alone ([`KeyDir::get_by_hash`]: one
     /// slot, no key bytes touched), since the record's key is compared with
@@ -815,11 +805,13 @@ impl Shared {
     /// expired candidate, a file a merge dropped meanwhile, an error
     /// reading the candidate) makes it look again, comparing key bytes;
     /// only an error found that way is reported.
-    fn read_live(
+    fn read_live<R>(
         &self,
         key: &[u8],
-        buf: &mut Vec<u8>,
-    ) -> Result<Option<(Entry, std::ops::Range<usize>)>> {
+        scratch: &mut Vec<u8>,
+        f: impl FnOnce(Entry, &[u8]) -> R,
+    ) -> Result<Option<R>> {
+        let mut f = Some(f);
         let mut exact = false;
         loop {
             let found = if exact {
@@ -837,8 +829,12 @@ impl Shared {
                 exact = true;
                 continue;
             }
-            match self.read_record(key, entry, buf) {
-                Ok(Some(value)) => return Ok(Some((entry, value))),
+            let outcome = self.files.with(entry.file_id, |file| {
+                let value = self.verified_value(file, key, entry, scratch)?;
+                Ok(value.and_then(|value| f.take().map(|f| f(entry, value))))
+            });
+            match outcome {
+                Ok(Some(result)) => return Ok(Some(result)),
                 // A merge moved the key and dropped the file in between.
                 Ok(None) => exact = true,
                 // The candidate may be another key's record (which may even
@@ -849,28 +845,17 @@ impl Shared {
         }
     }
 
-    /// Reads and verifies the record `entry` points to into `buf`; returns
-    /// where the value lies in it, or `None` if the file is gone because a
-    /// merge moved the key meanwhile (look it up again).
-    fn read_record(
+    /// The verified value of the record `entry` points to in `file`: lent
+    /// from the file's map, or read into `scratch` where no map covers it.
+    /// `None` if the file is gone because a merge moved the key meanwhile
+    /// (look it up again).
+    fn verified_value<'a>(
         &self,
+        file: Option<&'a ReadHandle>,
         key: &[u8],
         entry: Entry,
-        buf: &mut Vec<u8>,
-    ) -> Result<Option<std::ops::Range<usize>>> {
-        self.files.with(entry.file_id, |file| {
-            self.read_record_in(file, key, entry, buf)
-        })
-    }
-
-    /// [`Self::read_record`] once the record's file is looked up.
-    fn read_record_in(
-        &self,
-        file: Option<&ReadHandle>,
-        key: &[u8],
-        entry: Entry,
-        buf: &mut Vec<u8>,
-    ) -> Result<Option<std::ops::Range<usize>>> {
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<Option<&'a [u8]>> {
         let Some(file) = file else {
             if self.keydir.get(key) != Some(entry) {
                 return Ok(None);
@@ -883,20 +868,26 @@ impl Shared {
                 kind: CorruptionKind::MissingFile,
             });
         };
-        buf.clear();
-        buf.resize(entry.len as usize, 0);
-        file.read_record(buf, u64::from(entry.offset))?;
+        let offset = u64::from(entry.offset);
+        let bytes = match file.mapped(offset, entry.len as usize) {
+            Some(bytes) => bytes,
+            None => {
+                scratch.clear();
+                scratch.resize(entry.len as usize, 0);
+                file.read_record(scratch, offset)?;
+                scratch.as_slice()
+            }
+        };
         let corrupt = |kind| Error::Corruption {
             path: file.path().to_path_buf(),
-            offset: u64::from(entry.offset),
+            offset,
             kind,
         };
-        let rec = record::decode_whole(buf).map_err(corrupt)?;
+        let rec = record::decode_whole(bytes).map_err(corrupt)?;
         if rec.key != key || rec.header.seq != entry.seq {
             return Err(corrupt(CorruptionKind::KeyMismatch));
         }
-        let value_len = rec.value.len();
-        Ok(Some(buf.len() - value_len..buf.len()))
+        Ok(Some(rec.value))
     }
 
     fn stats(&self) -> Stats {

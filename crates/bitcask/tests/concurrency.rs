@@ -181,3 +181,34 @@ fn get_with_lends_the_same_verified_values_as_get() {
         Err(bitcask::Error::Corruption { .. })
     ));
 }
+
+#[test]
+fn a_lent_value_stays_whole_while_a_merge_deletes_its_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db =
+        bitcask::Bitcask::open_with(dir.path(), common::fast().max_file_size(4096)).expect("open");
+    db.put(b"lent", &[9u8; 200]).expect("put");
+    // Overwrites leave the first files mostly dead, so a merge rewrites
+    // them and deletes them.
+    for round in 0..3u8 {
+        for i in 0..100u32 {
+            db.put(format!("k{i}").as_bytes(), &[round; 100])
+                .expect("put");
+        }
+    }
+    let first = common::data_files(dir.path()).remove(0);
+    let seen = db
+        .get_with(b"lent", |value| {
+            let before = value.to_vec();
+            let report = db.merge().expect("merge");
+            assert!(report.files_merged > 0, "{report:?}");
+            assert!(!first.exists(), "the merge deleted the lent value's file");
+            // The file is gone from the directory; its map is still there.
+            (before, value.to_vec())
+        })
+        .expect("get_with")
+        .expect("present");
+    assert_eq!(seen.0, vec![9u8; 200]);
+    assert_eq!(seen.1, seen.0);
+    assert_eq!(db.get(b"lent").expect("get"), Some(vec![9u8; 200]));
+}
