@@ -34,10 +34,12 @@ impl ReadMap {
         //   them, so they lie below the file's end. A get lends them to its
         //   caller's closure after verifying them, while it holds the file
         //   table's guard, which keeps this map alive;
-        // - data files are append-only: the engine never rewrites a byte it
-        //   wrote, and it shortens a file only past every record the key
-        //   directory knows (cutting a torn tail at open, before mapping,
-        //   or undoing a failed append whose record was never indexed);
+        // - data files are append-only: the engine never rewrites a byte of
+        //   a record (the zero fill of preallocated space writes only past
+        //   the last record), and it shortens a file only past every record
+        //   the key directory knows (cutting a torn tail at open, before
+        //   mapping, cutting preallocated space, or undoing a failed append
+        //   whose record was never indexed);
         // - the directory lock keeps other handles of this engine from
         //   writing; a read-only handle only reads.
         // What no engine can rule out is another program truncating or
