@@ -23,6 +23,10 @@ struct Route {
     path: &'static str,
     methods: &'static [&'static str],
     handlers: fn() -> MethodRouter<AppState>,
+    /// Answered even while requests are being shed (`/health`, `/metrics`:
+    /// an overloaded server must still say how it is). Such routes take no
+    /// body and are cheap.
+    essential: bool,
 }
 
 /// Every route of the server, in one table that builds the router and that
@@ -32,41 +36,49 @@ const ROUTES: &[Route] = &[
         path: "/health",
         methods: &["GET"],
         handlers: || get(health::health),
+        essential: true,
     },
     Route {
         path: "/kv",
         methods: &["GET"],
         handlers: || get(kv::list_keys),
+        essential: false,
     },
     Route {
         path: "/kv/{*key}",
         methods: &["GET", "PUT", "DELETE"],
         handlers: || get(kv::get_key).put(kv::put_key).delete(kv::delete_key),
+        essential: false,
     },
     Route {
         path: "/batch",
         methods: &["POST"],
         handlers: || post(batch::batch),
+        essential: false,
     },
     Route {
         path: "/stats",
         methods: &["GET"],
         handlers: || get(admin::stats),
+        essential: false,
     },
     Route {
         path: "/admin/merge",
         methods: &["POST"],
         handlers: || post(admin::merge),
+        essential: false,
     },
     Route {
         path: "/metrics",
         methods: &["GET"],
         handlers: || get(metrics::metrics),
+        essential: true,
     },
     Route {
         path: "/openapi.json",
         methods: &["GET"],
         handlers: || get(crate::openapi::openapi_json),
+        essential: false,
     },
 ];
 
@@ -91,36 +103,49 @@ async fn overloaded(_: tower::BoxError) -> axum::response::Response {
     )
 }
 
+/// The largest request body accepted: a value JSON-escaped at up to six
+/// bytes per byte (`\u00XX`), and a batch's framing.
+pub fn body_limit(config: &crate::config::Config) -> usize {
+    config
+        .max_value_size
+        .saturating_mul(6)
+        .saturating_add(BODY_SLACK)
+}
+
 /// Builds the application for `state`. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()`: the rate limit
 /// keys on the client's address.
+///
+/// A request passes, outermost first: the request id, the trace span, the
+/// metrics, the JSON-error rewrite, the host and cross-site guard, the rate
+/// limit (if set), the bearer token; then, for all but the essential
+/// routes, the cap on requests in flight (503 over it), the time-out (408)
+/// and the body read (size and minimum rate); the essential routes get
+/// only the time-out. So a stranger's request is refused before it takes a
+/// place under the cap, and a full cap never silences `/health`.
 pub fn router(state: AppState) -> Router {
     let config = state.config().clone();
-    // A JSON-escaped value can take up to six bytes per byte (\u00XX).
-    let body_limit = config
-        .max_value_size
-        .saturating_mul(6)
-        .saturating_add(BODY_SLACK);
-    let router = ROUTES
-        .iter()
-        .fold(Router::new(), |router, route| {
-            router.route(route.path, (route.handlers)())
-        })
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::auth,
-        ))
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(TimeoutLayer::with_status_code(
+    let timeout = || {
+        TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             config.request_timeout,
-        ));
-    // Per client address: `rate_limit` requests a second, in bursts of as many.
-    let router = match config.rate_limit {
-        Some(per_second) => with_rate_limit(router, per_second),
-        None => router,
+        )
     };
-    router
+    let routes = |essential: bool| {
+        ROUTES
+            .iter()
+            .filter(move |r| r.essential == essential)
+            .fold(Router::new(), |router, route| {
+                router.route(route.path, (route.handlers)())
+            })
+    };
+    let work = routes(false)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::read_body,
+        ))
+        .layer(DefaultBodyLimit::max(body_limit(&config)))
+        .layer(timeout())
         .layer(
             tower::ServiceBuilder::new()
                 .layer(axum::error_handling::HandleErrorLayer::new(overloaded))
@@ -128,7 +153,25 @@ pub fn router(state: AppState) -> Router {
                 .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
                     config.max_concurrent_requests,
                 )),
-        )
+        );
+    let router =
+        routes(true)
+            .layer(timeout())
+            .merge(work)
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                middleware::auth,
+            ));
+    // Per client address: `rate_limit` requests a second, in bursts of as many.
+    let router = match config.rate_limit {
+        Some(per_second) => with_rate_limit(router, per_second),
+        None => router,
+    };
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::guard,
+        ))
         .layer(axum::middleware::from_fn(middleware::json_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -45,7 +45,9 @@ pub struct Args {
     /// `data_dir = "./data"`)
     #[arg(long, env = "BITCASK_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Bearer token required on every route but /health
+    /// Bearer token required on every route but /health (and by RESP's
+    /// AUTH). A flag's value shows in the process list (`ps`) to every user
+    /// of the machine: prefer --auth-token-file or the environment
     #[arg(long, env = "BITCASK_AUTH_TOKEN", hide_env_values = true)]
     pub auth_token: Option<String>,
     /// A file holding the bearer token (its first line)
@@ -74,6 +76,26 @@ pub struct Args {
     /// [default: 1024]
     #[arg(long, env = "BITCASK_MAX_CONCURRENT_REQUESTS")]
     pub max_concurrent_requests: Option<usize>,
+    /// HTTP connections open at once; more are answered 503 and closed.
+    /// Lowered at start if the descriptor limit (ulimit -n) cannot hold it
+    /// [default: 10000]
+    #[arg(long, env = "BITCASK_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Close an HTTP connection that sends and receives nothing for this
+    /// long, before its first request too (never less than the request
+    /// time-out) [default: 60s]
+    #[arg(long, env = "BITCASK_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<String>,
+    /// Slowest request body accepted, in bytes per second after a 5 s
+    /// grace; a body that arrives slower is cut off with 408; 0 turns the
+    /// check off [default: 65536]
+    #[arg(long, env = "BITCASK_BODY_MIN_RATE")]
+    pub body_min_rate: Option<u64>,
+    /// Host names HTTP requests may carry in their Host header, separated by
+    /// commas; `*` allows any (protection against DNS rebinding)
+    /// [default: loopback names when listening on a loopback address, else any]
+    #[arg(long, env = "BITCASK_ALLOWED_HOSTS")]
+    pub allowed_hosts: Option<String>,
     /// Port of the Redis-protocol (RESP) listener on the same host; 0 picks
     /// a free one [default: off]
     #[arg(long, env = "BITCASK_RESP_PORT")]
@@ -81,6 +103,16 @@ pub struct Args {
     /// RESP connections open at once [default: 10000]
     #[arg(long, env = "BITCASK_RESP_MAX_CONNECTIONS")]
     pub resp_max_connections: Option<usize>,
+    /// Close a RESP connection that sends no command for this long, e.g.
+    /// `300s`; `off` keeps idle clients, as Redis's `timeout 0` does
+    /// [default: off]
+    #[arg(long, env = "BITCASK_RESP_IDLE_TIMEOUT")]
+    pub resp_idle_timeout: Option<String>,
+    /// Most reply bytes one RESP command may need at once (a KEYS reply,
+    /// which cannot be streamed); a client over it is disconnected
+    /// [default: 67108864]
+    #[arg(long, env = "BITCASK_RESP_MAX_OUTPUT")]
+    pub resp_max_output: Option<usize>,
     /// Threads serving RESP connections [default: half the CPUs, at least 1]
     #[arg(long, env = "BITCASK_RESP_THREADS")]
     pub resp_threads: Option<usize>,
@@ -122,12 +154,18 @@ struct FileSettings {
     log_format: Option<String>,
     rate_limit: Option<u32>,
     max_concurrent_requests: Option<usize>,
+    max_connections: Option<usize>,
+    idle_timeout: Option<String>,
+    body_min_rate: Option<u64>,
+    allowed_hosts: Option<String>,
     merge_check_interval: Option<String>,
     merge_dead_fraction: Option<f64>,
     merge_dead_bytes: Option<u64>,
     merge_bytes_per_sec: Option<u64>,
     resp_port: Option<u16>,
     resp_max_connections: Option<usize>,
+    resp_idle_timeout: Option<String>,
+    resp_max_output: Option<usize>,
     resp_threads: Option<usize>,
     resp_allow_flush: Option<bool>,
 }
@@ -168,14 +206,26 @@ pub struct Config {
     pub rate_limit: Option<u32>,
     /// Requests handled at once.
     pub max_concurrent_requests: usize,
+    /// HTTP connections open at once (before the descriptor limit's cap).
+    pub max_connections: usize,
+    /// How long an HTTP connection may stay silent.
+    pub idle_timeout: Duration,
+    /// Slowest request body accepted, bytes per second (0: no check).
+    pub body_min_rate: u64,
+    /// Host header values accepted, or any.
+    pub allowed_hosts: AllowedHosts,
     /// When background merges start (`None`: only on request).
     pub merge_trigger: Option<bitcask::MergeTrigger>,
     /// A merge's I/O budget.
     pub merge_bytes_per_sec: Option<u64>,
     /// Port of the RESP listener, if on.
     pub resp_port: Option<u16>,
-    /// RESP connections open at once.
+    /// RESP connections open at once (before the descriptor limit's cap).
     pub resp_max_connections: usize,
+    /// How long a RESP connection may send nothing, if limited.
+    pub resp_idle_timeout: Option<Duration>,
+    /// Most bytes of replies one RESP connection may hold at once.
+    pub resp_max_output: usize,
     /// Threads serving RESP connections.
     pub resp_threads: usize,
     /// Whether RESP's FLUSHDB / FLUSHALL are allowed.
@@ -197,10 +247,16 @@ impl std::fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("rate_limit", &self.rate_limit)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("max_connections", &self.max_connections)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("body_min_rate", &self.body_min_rate)
+            .field("allowed_hosts", &self.allowed_hosts)
             .field("merge_trigger", &self.merge_trigger)
             .field("merge_bytes_per_sec", &self.merge_bytes_per_sec)
             .field("resp_port", &self.resp_port)
             .field("resp_max_connections", &self.resp_max_connections)
+            .field("resp_idle_timeout", &self.resp_idle_timeout)
+            .field("resp_max_output", &self.resp_max_output)
             .field("resp_threads", &self.resp_threads)
             .field("resp_allow_flush", &self.resp_allow_flush)
             .finish()
@@ -237,6 +293,29 @@ impl Config {
             Some(text) => parse_duration(&text)
                 .ok_or_else(|| ConfigError(format!("request_timeout: not a duration: {text:?}")))?,
             None => Duration::from_secs(30),
+        };
+        let duration = |name: &str, text: Option<String>, default: Duration| match text {
+            Some(text) => parse_duration(&text)
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| ConfigError(format!("{name}: not a duration: {text:?}"))),
+            None => Ok(default),
+        };
+        // Never shorter than a request may take: a connection waiting for a
+        // slow answer is not idle.
+        let idle_timeout = duration(
+            "idle_timeout",
+            args.idle_timeout.or(file.idle_timeout),
+            DEFAULT_IDLE_TIMEOUT,
+        )?
+        .max(request_timeout);
+        let resp_idle_timeout = match args.resp_idle_timeout.or(file.resp_idle_timeout) {
+            Some(text) if text.trim() == "off" => None,
+            text @ Some(_) => Some(duration("resp_idle_timeout", text, Duration::ZERO)?),
+            None => None,
+        };
+        let allowed_hosts = match args.allowed_hosts.or(file.allowed_hosts) {
+            Some(list) => AllowedHosts::parse(&list)?,
+            None => AllowedHosts::Default,
         };
         let log_format = match args.log_format.or(file.log_format).as_deref() {
             None | Some("human") => LogFormat::Human,
@@ -310,13 +389,28 @@ impl Config {
                 .max_concurrent_requests
                 .or(file.max_concurrent_requests)
                 .unwrap_or(1024),
+            max_connections: args
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS),
+            idle_timeout,
+            body_min_rate: args
+                .body_min_rate
+                .or(file.body_min_rate)
+                .unwrap_or(DEFAULT_BODY_MIN_RATE),
+            allowed_hosts,
             merge_trigger,
             merge_bytes_per_sec: args.merge_bytes_per_sec.or(file.merge_bytes_per_sec),
             resp_port: args.resp_port.or(file.resp_port),
             resp_max_connections: args
                 .resp_max_connections
                 .or(file.resp_max_connections)
-                .unwrap_or(10_000),
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS),
+            resp_idle_timeout,
+            resp_max_output: args
+                .resp_max_output
+                .or(file.resp_max_output)
+                .unwrap_or(DEFAULT_RESP_MAX_OUTPUT),
             resp_threads: args
                 .resp_threads
                 .or(file.resp_threads)
@@ -325,12 +419,14 @@ impl Config {
         };
         if config.rate_limit == Some(0)
             || config.max_concurrent_requests == 0
+            || config.max_connections == 0
             || config.resp_max_connections == 0
+            || config.resp_max_output == 0
             || config.resp_threads == 0
         {
             return Err(ConfigError(
-                "rate_limit, max_concurrent_requests, resp_max_connections and resp_threads \
-                 must be above zero"
+                "rate_limit, max_concurrent_requests, max_connections, resp_max_connections, \
+                 resp_max_output and resp_threads must be above zero"
                     .into(),
             ));
         }
@@ -363,6 +459,47 @@ fn default_resp_threads() -> usize {
 
 /// The engine's default data file size.
 const DEFAULT_MAX_FILE_SIZE: u64 = 256 << 20;
+/// Connections per listener, before the descriptor limit's cap.
+const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// How long an HTTP connection may stay silent.
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Slowest request body accepted (after the grace), bytes per second.
+const DEFAULT_BODY_MIN_RATE: u64 = 64 * 1024;
+/// Most reply bytes one RESP command may need at once.
+const DEFAULT_RESP_MAX_OUTPUT: usize = 64 << 20;
+
+/// Which `Host` header values HTTP requests may carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedHosts {
+    /// Loopback names (`localhost`, `*.localhost`, `127.0.0.1`, `::1`) when
+    /// the server listens on a loopback address; any otherwise.
+    Default,
+    /// Any host.
+    Any,
+    /// These names (lower case, without ports).
+    Only(Vec<String>),
+}
+
+impl AllowedHosts {
+    /// `*`, or host names separated by commas.
+    pub fn parse(list: &str) -> Result<Self, ConfigError> {
+        let names: Vec<String> = list
+            .split(',')
+            .map(|n| n.trim().trim_start_matches('[').trim_end_matches(']'))
+            .filter(|n| !n.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect();
+        if names.is_empty() {
+            return Err(ConfigError(
+                "allowed_hosts: expected `*` or host names separated by commas".into(),
+            ));
+        }
+        if names.iter().any(|n| n == "*") {
+            return Ok(Self::Any);
+        }
+        Ok(Self::Only(names))
+    }
+}
 
 fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
     let text = std::fs::read_to_string(path)

@@ -44,6 +44,37 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// What a client is told of an engine failure: all of it but the paths of
+/// files, which tell how the server's disk is laid out and are logged
+/// instead (see [`log_if_it_names_a_file`]).
+pub fn public_message(error: &bitcask::Error) -> String {
+    use bitcask::Error as E;
+    match error {
+        E::Io { source, .. } => format!("I/O error in the store: {source}"),
+        E::Corruption { offset, kind, .. } => format!(
+            "corrupt data in the store (record at offset {offset}): {kind}; \
+             the server log names the file"
+        ),
+        E::UnsupportedVersion {
+            found, supported, ..
+        } => format!("a data file has format version {found}; this build reads {supported}"),
+        E::Locked { .. } => "the data directory is locked by another writer".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Logs, at error level, an engine failure that names a file: the log is
+/// where the path goes.
+pub fn log_if_it_names_a_file(error: &bitcask::Error) {
+    use bitcask::Error as E;
+    if matches!(
+        error,
+        E::Io { .. } | E::Corruption { .. } | E::UnsupportedVersion { .. } | E::Locked { .. }
+    ) {
+        tracing::error!(%error, "store error");
+    }
+}
+
 impl From<bitcask::Error> for ApiError {
     fn from(error: bitcask::Error) -> Self {
         use bitcask::Error as E;
@@ -66,7 +97,8 @@ impl From<bitcask::Error> for ApiError {
             }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        Self::new(status, error.to_string())
+        log_if_it_names_a_file(&error);
+        Self::new(status, public_message(&error))
     }
 }
 
@@ -111,7 +143,17 @@ mod tests {
             status_of(bitcask::Error::ReadOnly),
             StatusCode::SERVICE_UNAVAILABLE
         );
+        // The client hears what happened, not where: the path is logged.
         let detail = ApiError::from(io(libc::ENOSPC)).detail;
-        assert!(detail.contains("0000000001.data"), "{detail}");
+        assert!(!detail.contains("0000000001.data"), "{detail}");
+        assert!(detail.contains("I/O error"), "{detail}");
+        let corrupt = ApiError::from(bitcask::Error::Corruption {
+            path: "/srv/secret/0000000002.data".into(),
+            offset: 42,
+            kind: bitcask::CorruptionKind::BadChecksum,
+        })
+        .detail;
+        assert!(!corrupt.contains("/srv/secret"), "{corrupt}");
+        assert!(corrupt.contains("offset 42"), "{corrupt}");
     }
 }

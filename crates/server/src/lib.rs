@@ -9,7 +9,9 @@
 
 pub mod app;
 pub mod config;
+pub mod descriptors;
 pub mod error;
+pub mod idle;
 pub mod logging;
 pub mod metrics;
 pub mod middleware;

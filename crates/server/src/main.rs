@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use bitcask_server::config::{Args, Config};
-use bitcask_server::{logging, server};
+use bitcask_server::{descriptors, logging, server};
 use clap::Parser;
 
 /// mimalloc instead of the system allocator: a request allocates and frees
@@ -21,6 +21,15 @@ fn main() -> ExitCode {
         }
     };
     logging::init(config.log_format);
+    // Every connection holds a descriptor: take all the system allows (the
+    // connection caps are then fitted under it, see descriptors.rs).
+    match descriptors::raise_soft_limit() {
+        Ok((before, after)) if before != after => {
+            tracing::info!(?before, ?after, "raised the descriptor limit (ulimit -n)");
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot raise the descriptor limit"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

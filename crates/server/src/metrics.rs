@@ -1,5 +1,10 @@
 //! `/metrics` in the Prometheus text format: requests and their latency by
-//! route, method and status, and the store's keys, bytes, files and merges.
+//! route, method and status; connections refused and closed by the server,
+//! and failed authentications; the store's keys, bytes, files and merges.
+//!
+//! Every label value comes from a closed set (route patterns, known
+//! methods, enums here), never from what a client sent: made-up methods
+//! once created a series each and bloated every scrape.
 //!
 //! Each server owns its registry (no process-global state), so several
 //! servers in one process (the tests) count separately.
@@ -22,11 +27,66 @@ const BUCKETS: &[f64] = &[
     1.0, 2.5, 5.0,
 ];
 
-/// The server's request metrics.
+/// A listener, as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// The HTTP API.
+    Http,
+    /// The Redis-protocol listener.
+    Resp,
+}
+
+impl Listener {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Resp => "resp",
+        }
+    }
+}
+
+/// Why the server closed a RESP connection itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disconnect {
+    /// A reply would have taken the connection over its output limit.
+    OutputLimit,
+    /// A token is set and the connection did not authenticate in time.
+    AuthTimeout,
+    /// Nothing was sent for the configured idle time-out.
+    IdleTimeout,
+    /// Too many failed `AUTH` attempts.
+    AuthFailures,
+    /// The connection sent an HTTP request (`POST`, `Host:`).
+    CrossProtocol,
+    /// A malformed or oversized command.
+    ProtocolError,
+    /// The client stopped reading its replies.
+    WriteStalled,
+}
+
+impl Disconnect {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::OutputLimit => "output_limit",
+            Self::AuthTimeout => "auth_timeout",
+            Self::IdleTimeout => "idle_timeout",
+            Self::AuthFailures => "auth_failures",
+            Self::CrossProtocol => "cross_protocol",
+            Self::ProtocolError => "protocol_error",
+            Self::WriteStalled => "write_stalled",
+        }
+    }
+}
+
+/// The server's request and connection metrics.
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    refused: IntCounterVec,
+    disconnects: IntCounterVec,
+    auth_failures: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -51,13 +111,57 @@ impl Metrics {
             .buckets(BUCKETS.to_vec()),
             &["route", "method"],
         )?;
+        let refused = IntCounterVec::new(
+            Opts::new(
+                "bitcask_connections_refused_total",
+                "Connections refused because the listener had as many as it allows",
+            ),
+            &["listener"],
+        )?;
+        let disconnects = IntCounterVec::new(
+            Opts::new(
+                "bitcask_resp_disconnects_total",
+                "RESP connections the server closed, by reason",
+            ),
+            &["reason"],
+        )?;
+        let auth_failures = IntCounterVec::new(
+            Opts::new(
+                "bitcask_auth_failures_total",
+                "Requests or AUTH commands with a missing or wrong token",
+            ),
+            &["listener"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(refused.clone()))?;
+        registry.register(Box::new(disconnects.clone()))?;
+        registry.register(Box::new(auth_failures.clone()))?;
         Ok(Self {
             registry,
             requests,
             latency,
+            refused,
+            disconnects,
+            auth_failures,
         })
+    }
+
+    /// Counts a connection refused at the connection limit.
+    pub fn connection_refused(&self, listener: Listener) {
+        self.refused.with_label_values(&[listener.label()]).inc();
+    }
+
+    /// Counts a RESP connection the server closed.
+    pub fn disconnected(&self, reason: Disconnect) {
+        self.disconnects.with_label_values(&[reason.label()]).inc();
+    }
+
+    /// Counts a failed authentication.
+    pub fn auth_failed(&self, listener: Listener) {
+        self.auth_failures
+            .with_label_values(&[listener.label()])
+            .inc();
     }
 
     fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
@@ -153,15 +257,33 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = request.method().as_str().to_string();
+    let method = method_label(request.method());
     let response = next.run(request).await;
     state.metrics().observe(
         &route,
-        &method,
+        method,
         response.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );
     response
+}
+
+/// The method as a label: the standard ones by name, anything else
+/// `other` (a client can send any token as a method).
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
 }
 
 /// `GET /metrics`.

@@ -104,6 +104,16 @@ async fn serve_state(
     let app = router(state.clone());
     let local = listener.local_addr().map_err(ServeError::Serve)?;
     tracing::info!(addr = %local, data_dir = %config.data_dir.display(), "listening");
+    let caps = state.caps();
+    if caps.lowered {
+        tracing::warn!(
+            limit = crate::descriptors::descriptor_limit(),
+            http = caps.http,
+            resp = caps.resp,
+            "connection caps lowered to fit the descriptor limit (ulimit -n); \
+             raise it to allow more"
+        );
+    }
 
     // Open the store off the async workers; routes answer 503 until then.
     // If the open fails, the server stops.
@@ -140,7 +150,7 @@ async fn serve_state(
     });
     let resp_task = resp
         .map(|listener| tokio::spawn(crate::resp::serve(listener, state.clone(), stop_rx.clone())));
-    serve_http(listener, app, stop_rx, config.request_timeout).await;
+    serve_http(listener, app, state.clone(), stop_rx).await;
     if let Some(task) = resp_task {
         task.await?;
     }
@@ -280,27 +290,45 @@ pub(crate) async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
+/// The answer to a connection over the cap, written before closing it.
+fn too_many() -> String {
+    let body = r#"{"detail":"the server has as many connections as it allows; retry shortly"}"#;
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Longest time spent telling a refused connection why.
+const REFUSAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Serves HTTP on `listener` until `stop`, then lets requests in flight
 /// finish (idle connections are closed at once).
 ///
-/// Written out instead of `axum::serve` for one setting that it does not
-/// expose: a time limit on reading a request's header, without which a
-/// client sending a byte a second holds a connection (and a task) forever.
+/// Written out instead of `axum::serve` for what it does not do: a time
+/// limit on reading a request's header, without which a client sending a
+/// byte a second holds a connection (and a task) forever; a cap on
+/// connections (each holds a descriptor), answering those over it 503; and
+/// closing connections that go silent ([`crate::idle`]).
 async fn serve_http(
     listener: TcpListener,
     app: axum::Router,
+    state: AppState,
     mut stop: tokio::sync::watch::Receiver<bool>,
-    header_timeout: std::time::Duration,
 ) {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::server::conn::auto::Builder;
+    use tokio::io::AsyncWriteExt;
     use tower::ServiceExt;
 
+    let config = state.config().clone();
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
+        .header_read_timeout(config.request_timeout);
+    let limit = Arc::new(tokio::sync::Semaphore::new(state.caps().http));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -315,6 +343,19 @@ async fn serve_http(
             },
             () = stopped(&mut stop) => break,
         };
+        let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+            state
+                .metrics()
+                .connection_refused(crate::metrics::Listener::Http);
+            tracing::debug!(%peer, "HTTP connection refused: at the connection cap");
+            tokio::spawn(async move {
+                let mut stream = stream;
+                let _ =
+                    tokio::time::timeout(REFUSAL_TIMEOUT, stream.write_all(too_many().as_bytes()))
+                        .await;
+            });
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         // The rate limit keys on the client's address.
         let service = app.clone().map_request(
@@ -326,11 +367,13 @@ async fn serve_http(
             },
         );
         let service = hyper_util::service::TowerToHyperService::new(service);
+        let io = TokioIo::new(crate::idle::Idle::new(stream, config.idle_timeout));
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(io, service)
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
+            let _permit = permit;
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "HTTP connection ended with an error");
             }
@@ -338,4 +381,16 @@ async fn serve_http(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_refusal_is_well_formed() {
+        let answer = super::too_many();
+        let (head, body) = answer.split_once("\r\n\r\n").expect("head");
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        let json: serde_json::Value = serde_json::from_str(body).expect("json");
+        assert!(json["detail"].is_string());
+    }
 }

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use bitcask::{Bitcask, OpenProgress};
 
 use crate::config::Config;
+use crate::descriptors::{self, Caps};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
@@ -22,13 +23,22 @@ struct Inner {
     started: Instant,
     metrics: Metrics,
     progress: Arc<OpenProgress>,
+    caps: Caps,
 }
 
 impl AppState {
     /// State for a server whose store is not open yet.
+    /// The connection caps are fitted to the process's descriptor limit
+    /// as it is now (see [`crate::descriptors`]).
     pub fn new(config: Config) -> Result<Self, prometheus::Error> {
+        let caps = descriptors::plan(
+            config.max_connections,
+            config.resp_port.map(|_| config.resp_max_connections),
+            descriptors::descriptor_limit(),
+        );
         Ok(Self {
             inner: Arc::new(Inner {
+                caps,
                 store: OnceLock::new(),
                 config,
                 started: Instant::now(),
@@ -41,6 +51,11 @@ impl AppState {
     /// How far the store's open has got.
     pub fn open_progress(&self) -> &Arc<OpenProgress> {
         &self.inner.progress
+    }
+
+    /// How many connections each listener may hold.
+    pub fn caps(&self) -> Caps {
+        self.inner.caps
     }
 
     /// The request metrics.
@@ -87,13 +102,17 @@ impl AppState {
         match result {
             // The failure poisoned the store (a failed fsync): say what
             // happened, and that writes stop until a restart.
-            Err(error @ bitcask::Error::Io { .. }) if store.is_poisoned() => Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "{error}; the store refuses writes until the server is restarted \
-                     (reads go on); this write may or may not be on disk"
-                ),
-            )),
+            Err(error @ bitcask::Error::Io { .. }) if store.is_poisoned() => {
+                crate::error::log_if_it_names_a_file(&error);
+                Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "{}; the store refuses writes until the server is restarted \
+                         (reads go on); this write may or may not be on disk",
+                        crate::error::public_message(&error)
+                    ),
+                ))
+            }
             other => Ok(other),
         }
     }

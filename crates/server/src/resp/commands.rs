@@ -84,6 +84,17 @@ pub const COMMANDS: &[Spec] = &[
     spec("flushall", -1, true, NONE),
 ];
 
+/// The commands that walk the key space and may run long: they run on the
+/// blocking pool, so that the connections sharing their thread go on.
+const SLOW: [&str; 4] = ["keys", "scan", "flushdb", "flushall"];
+
+/// Whether `name` (any case) is one of the [`SLOW`] commands (a check of a
+/// few lengths for the usual GET and SET).
+pub fn is_slow(name: &[u8]) -> bool {
+    SLOW.iter()
+        .any(|slow| slow.as_bytes().eq_ignore_ascii_case(name))
+}
+
 /// The spec of `name` (any case).
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
     COMMANDS
@@ -93,6 +104,34 @@ pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
 
 /// How often a compare-and-set loop tries before giving up.
 const CAS_ATTEMPTS: usize = 1000;
+
+/// Most keys one `SCAN` examines, whatever its `COUNT` (Redis calls COUNT
+/// a hint): bounds one reply and one command's time.
+pub const MAX_SCAN_COUNT: usize = 10_000;
+
+/// The latest expiry accepted, in Unix milliseconds (Redis's bound: the
+/// time must fit a signed 64-bit count of milliseconds).
+const MAX_EXPIRES_AT_MS: u64 = i64::MAX as u64;
+
+/// Where the running of one read's commands stands, between the flushes of
+/// the output: the next command to run, and how far into its reply a
+/// command that stopped to let the output drain got.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Index of the next command to run (or to go on with).
+    pub next: usize,
+    resume: Option<Resume>,
+}
+
+/// How far into its reply a command got when it stopped for the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// `MGET`: the header and the values before key `next` were written.
+    Mget {
+        /// Index (among the keys) of the next value to write.
+        next: usize,
+    },
+}
 
 /// A failed command: the error reply's text.
 type CmdResult = Result<(), String>;
@@ -104,8 +143,12 @@ fn wrong_args(name: &str) -> String {
 const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 const SYNTAX: &str = "ERR syntax error";
 
+/// The error reply for an engine failure. A failure that names a file
+/// (I/O, corruption) is logged with the path; the client is told what
+/// happened, not where.
 fn engine_error(error: Error) -> String {
-    format!("ERR {error}")
+    crate::error::log_if_it_names_a_file(&error);
+    format!("ERR {}", crate::error::public_message(&error))
 }
 
 fn int_arg(arg: &[u8]) -> Result<i64, String> {
@@ -160,18 +203,28 @@ fn is_plain_set(commands: &Commands<'_>, i: usize) -> bool {
 }
 
 impl Session {
-    /// Runs `commands` in order, answering each; stops after a QUIT.
+    /// Runs `commands` from where `progress` stands, in order, answering
+    /// each into `out`; returns after a QUIT, when all have run, or as soon
+    /// as `out` holds [`super::reply::FLUSH_AT`] bytes, with `progress` saying
+    /// where to go on once the caller has sent them. So a pipeline of large
+    /// replies, or one `MGET` of many large values, never sits in memory
+    /// whole.
     ///
     /// Consecutive plain `SET key value` commands (a pipeline's usual
     /// content) go to the engine as one batch: one lock, one `pwrite`. That
     /// is stronger than Redis's guarantee (they become atomic together) and
     /// the replies are the same; if the batch fails on a size limit, they
     /// run one by one so that each gets its own answer.
-    pub fn run_all(&mut self, commands: &Commands<'_>, out: &mut Out) -> Flow {
-        // Looked up once per read: no reference count touched per command.
+    pub fn run_some(
+        &mut self,
+        commands: &Commands<'_>,
+        progress: &mut Progress,
+        out: &mut Out,
+    ) -> Flow {
+        // Looked up once per call: no reference count touched per command.
         let shared = Arc::clone(&self.shared);
         let store = shared.state().try_store();
-        let flow = self.run_each(store, commands, out);
+        let flow = self.run_each(store, commands, progress, out);
         self.publish_counts();
         flow
     }
@@ -180,11 +233,15 @@ impl Session {
         &mut self,
         store: Option<&Arc<Bitcask>>,
         commands: &Commands<'_>,
+        progress: &mut Progress,
         out: &mut Out,
     ) -> Flow {
         let mut args = Vec::with_capacity(8);
-        let mut i = 0;
-        while i < commands.len() {
+        while progress.next < commands.len() {
+            if out.len() >= super::reply::FLUSH_AT {
+                return Flow::Continue;
+            }
+            let i = progress.next;
             let mut run = 0;
             let mut bytes = 0;
             while i + run < commands.len()
@@ -197,14 +254,20 @@ impl Session {
             }
             if let (true, true, Some(store)) = (run >= 2, self.is_authenticated(), store) {
                 self.set_many(store, commands, i..i + run, out);
-                i += run;
+                progress.next += run;
                 continue;
             }
             commands.args_of(i, &mut args);
-            if self.execute(store, &args, out) == Flow::Close {
+            self.resume = progress.resume.take();
+            let flow = self.execute(store, &args, out);
+            if let Some(resume) = self.stopped.take() {
+                progress.resume = Some(resume);
+                return Flow::Continue;
+            }
+            progress.next += 1;
+            if flow == Flow::Close {
                 return Flow::Close;
             }
-            i += 1;
         }
         Flow::Continue
     }
@@ -280,18 +343,7 @@ impl Session {
                     out.null();
                 }
             }
-            "mget" => {
-                // Read all first: an error must not leave half an array.
-                let values = args[1..]
-                    .iter()
-                    .map(|k| db.get(k))
-                    .collect::<bitcask::Result<Vec<_>>>()
-                    .map_err(engine_error)?;
-                out.array(values.len());
-                for value in &values {
-                    out.bulk_or_null(value.as_deref());
-                }
-            }
+            "mget" => self.mget(db, &args[1..], out)?,
             "strlen" => {
                 let len = db.get(key()).map_err(engine_error)?.map_or(0, |v| v.len());
                 out.int(len as i64);
@@ -315,7 +367,7 @@ impl Session {
                         let ms = at.saturating_sub(now_ms());
                         let ms = i64::try_from(ms).unwrap_or(i64::MAX);
                         if spec.name == "ttl" {
-                            (ms + 500) / 1000
+                            ms.saturating_add(500) / 1000
                         } else {
                             ms
                         }
@@ -390,12 +442,16 @@ impl Session {
             }
             "expire" | "pexpire" | "expireat" | "pexpireat" => {
                 let amount = int_arg(args[2])?;
+                // A time that does not fit is refused, as Redis does (it
+                // used to wrap, and TTL then answered a negative number).
+                let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
                 let at_ms = match spec.name {
-                    "expire" => (now_ms() as i64).saturating_add(amount.saturating_mul(1000)),
-                    "pexpire" => (now_ms() as i64).saturating_add(amount),
-                    "expireat" => amount.saturating_mul(1000),
-                    _ => amount,
-                };
+                    "expire" => amount.checked_mul(1000).and_then(|ms| now.checked_add(ms)),
+                    "pexpire" => now.checked_add(amount),
+                    "expireat" => amount.checked_mul(1000),
+                    _ => Some(amount),
+                }
+                .ok_or_else(|| format!("ERR invalid expire time in '{}' command", spec.name))?;
                 let rule = match args.get(3) {
                     None => ExpireRule::Always,
                     Some(a) if is(a, "NX") => ExpireRule::Nx,
@@ -428,17 +484,7 @@ impl Session {
                 })?;
                 out.int(i64::from(changed));
             }
-            "keys" => {
-                let pattern = args[1];
-                let keys: Vec<Vec<u8>> = db
-                    .keys_in(KeyRange::prefix(glob::literal_prefix(pattern)))
-                    .filter(|k| glob::matches(pattern, k))
-                    .collect();
-                out.array(keys.len());
-                for k in &keys {
-                    out.bulk(k);
-                }
-            }
+            "keys" => self.keys(db, args[1], out)?,
             "scan" => self.scan(db, args, out)?,
             "dbsize" => out.int(db.len() as i64),
             "flushdb" | "flushall" => {
@@ -456,25 +502,89 @@ impl Session {
         Ok(())
     }
 
+    /// `MGET key [key ...]`: the values go from the engine's maps straight
+    /// into the output, and the command stops (to go on after the output is
+    /// sent) whenever the output is full, so its reply is never whole in
+    /// memory. An engine error before anything of the reply was sent is the
+    /// whole reply; after, it takes the failed key's place in the array.
+    fn mget(&mut self, db: &Bitcask, keys: &[&[u8]], out: &mut Out) -> CmdResult {
+        let (mut i, started) = match self.resume.take() {
+            Some(Resume::Mget { next }) => (next, true),
+            None => (0, false),
+        };
+        let reply_start = out.len();
+        if !started {
+            out.array(keys.len());
+        }
+        while i < keys.len() {
+            if out.len() >= super::reply::FLUSH_AT {
+                self.stopped = Some(Resume::Mget { next: i });
+                return Ok(());
+            }
+            match db.get_with(keys[i], |value| out.bulk(value)) {
+                Ok(Some(())) => {}
+                Ok(None) => out.null(),
+                Err(e) if !started => {
+                    out.truncate(reply_start);
+                    return Err(engine_error(e));
+                }
+                Err(e) => out.error(&engine_error(e)),
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// `KEYS pattern`: the array's length comes first, so the keys are
+    /// gathered before anything is written, up to the connection's output
+    /// limit; a reply that would exceed it closes the connection (as Redis
+    /// does with a client over its output-buffer limit).
+    fn keys(&mut self, db: &Bitcask, pattern: &[u8], out: &mut Out) -> CmdResult {
+        let compiled = compile(pattern)?;
+        let limit = self.output_limit();
+        let mut bytes = 0usize;
+        let mut keys = Vec::new();
+        for key in db.keys_in(KeyRange::prefix(glob::literal_prefix(pattern))) {
+            if !compiled.matches(&key) {
+                continue;
+            }
+            // A bulk string's framing is at most 16 bytes.
+            bytes += key.len() + 16;
+            if bytes > limit {
+                self.over_output_limit(bytes);
+                return Ok(());
+            }
+            keys.push(key);
+        }
+        out.array(keys.len());
+        for k in &keys {
+            out.bulk(k);
+        }
+        Ok(())
+    }
+
     /// `SCAN cursor [MATCH p] [COUNT n] [TYPE t]` (see docs/RESP.md).
     fn scan(&mut self, db: &Arc<Bitcask>, args: &[&[u8]], out: &mut Out) -> CmdResult {
         let cursor: u64 = std::str::from_utf8(args[1])
             .ok()
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| "ERR invalid cursor".to_string())?;
-        let mut pattern: Option<&[u8]> = None;
+        let mut pattern: Option<glob::Pattern> = None;
+        let mut prefix = Vec::new();
         let mut count = 10usize;
         let mut strings = true;
         let mut i = 2;
         while i < args.len() {
             let value = args.get(i + 1).ok_or_else(|| SYNTAX.to_string())?;
             if is(args[i], "MATCH") {
-                pattern = Some(value);
+                pattern = Some(compile(value)?);
+                prefix = glob::literal_prefix(value);
             } else if is(args[i], "COUNT") {
                 count = usize::try_from(int_arg(value)?)
                     .ok()
                     .filter(|&n| n >= 1)
-                    .ok_or_else(|| SYNTAX.to_string())?;
+                    .ok_or_else(|| SYNTAX.to_string())?
+                    .min(MAX_SCAN_COUNT);
             } else if is(args[i], "TYPE") {
                 strings = is(value, "string");
             } else {
@@ -482,7 +592,6 @@ impl Session {
             }
             i += 2;
         }
-        let prefix = pattern.map(glob::literal_prefix).unwrap_or_default();
         let mut range = KeyRange::prefix(prefix);
         if cursor != 0 {
             let after = self
@@ -499,7 +608,7 @@ impl Session {
         };
         let shown: Vec<&Vec<u8>> = page
             .iter()
-            .filter(|k| strings && pattern.is_none_or(|p| glob::matches(p, k)))
+            .filter(|k| strings && pattern.as_ref().is_none_or(|p| p.matches(k)))
             .collect();
         out.array(2);
         out.bulk(next.to_string().as_bytes());
@@ -509,6 +618,19 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// Compiles a `KEYS` / `SCAN MATCH` pattern, refusing one too long to be
+/// worth matching (no key is that long).
+fn compile(pattern: &[u8]) -> Result<glob::Pattern, String> {
+    if pattern.len() > glob::MAX_PATTERN {
+        return Err(format!(
+            "ERR pattern too long ({} bytes; the limit is {})",
+            pattern.len(),
+            glob::MAX_PATTERN
+        ));
+    }
+    Ok(glob::Pattern::compile(pattern))
 }
 
 /// What an `EXPIRE` option allows.
@@ -599,24 +721,32 @@ fn set(db: &Bitcask, args: &[&[u8]], out: &mut Out) -> CmdResult {
     let mut i = 3;
     while i < args.len() {
         let arg = &args[i];
-        let mut amount = |unit_ms: u64| -> Result<u64, String> {
+        // Milliseconds from `n` units; a relative time must also fit once
+        // added to now (Redis's rule: the result fits a signed 64-bit count).
+        let mut amount = |unit_ms: u64, relative: bool| -> Result<u64, String> {
             i += 1;
             let n = int_arg(args.get(i).ok_or_else(|| SYNTAX.to_string())?)?;
+            let most = if relative {
+                MAX_EXPIRES_AT_MS.saturating_sub(now_ms())
+            } else {
+                MAX_EXPIRES_AT_MS
+            };
             u64::try_from(n)
                 .ok()
                 .filter(|&n| n > 0)
                 .and_then(|n| n.checked_mul(unit_ms))
+                .filter(|&ms| ms <= most)
                 .ok_or_else(|| "ERR invalid expire time in 'set' command".to_string())
         };
         let exclusive = |current: &Expiry| matches!(current, Expiry::None);
         if is(arg, "EX") && exclusive(&expiry) {
-            expiry = Expiry::After(Duration::from_millis(amount(1000)?));
+            expiry = Expiry::After(Duration::from_millis(amount(1000, true)?));
         } else if is(arg, "PX") && exclusive(&expiry) {
-            expiry = Expiry::After(Duration::from_millis(amount(1)?));
+            expiry = Expiry::After(Duration::from_millis(amount(1, true)?));
         } else if is(arg, "EXAT") && exclusive(&expiry) {
-            expiry = Expiry::At(amount(1000)?);
+            expiry = Expiry::At(amount(1000, false)?);
         } else if is(arg, "PXAT") && exclusive(&expiry) {
-            expiry = Expiry::At(amount(1)?);
+            expiry = Expiry::At(amount(1, false)?);
         } else if is(arg, "KEEPTTL") && exclusive(&expiry) {
             expiry = Expiry::Keep;
         } else if is(arg, "NX") && condition == Condition::None {
@@ -707,4 +837,20 @@ pub fn command_entry(spec: &Spec, out: &mut Out) {
     out.int(i64::from(spec.keys.0));
     out.int(i64::from(spec.keys.1));
     out.int(i64::from(spec.keys.2));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_commands_that_walk_the_key_space_are_slow() {
+        for name in ["keys", "SCAN", "FlushDB", "flushall"] {
+            assert!(is_slow(name.as_bytes()), "{name}");
+            assert!(lookup(name.as_bytes()).is_some(), "{name}");
+        }
+        for name in ["get", "SET", "mget", "dbsize", "key", "scanx"] {
+            assert!(!is_slow(name.as_bytes()), "{name}");
+        }
+    }
 }

@@ -1,22 +1,39 @@
 //! One client connection: read what it sent, run every complete command in
-//! order, answer them with one write; close on QUIT, a protocol error, the
-//! client's end, or the server's shutdown.
+//! order, send the replies; close on QUIT, a protocol error, the client's
+//! end, a time-out, a limit, or the server's shutdown.
+//!
+//! What a connection holds is bounded. Its input holds at most one
+//! unfinished command (within the parser's limits, which are tiny before
+//! `AUTH`). Its output is sent whenever it reaches [`FLUSH_AT`] bytes,
+//! before more commands run, and nothing more is read until it is sent, so
+//! a client that pipelines large reads without reading the replies is held
+//! back by its own TCP window, not buffered (Redis's output-buffer limits
+//! answer the same threat by disconnecting).
 
+use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, watch};
 
-use super::commands;
-use super::frame::{self, Commands, Limits};
-use super::reply::{Out, Protocol};
+use super::commands::{self, Progress};
+use super::frame::{Commands, Parser};
+use super::reply::{FLUSH_AT, Out, Protocol};
 use super::session::{Flow, Session, Shared};
+use crate::metrics::Disconnect;
 
 /// Bytes of free room kept in the read buffer before each read.
 const READ_ROOM: usize = 16 * 1024;
+/// With a token set, how long a new connection has to authenticate.
+pub const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long sending replies may make no progress (the client stopped
+/// reading) before the connection is dropped.
+pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Counts the connection in `connected` while it lives.
 struct Connected(Arc<Shared>);
@@ -27,10 +44,41 @@ impl Drop for Connected {
     }
 }
 
-/// Serves one connection until it ends. `_permit` is its place under the
-/// connection limit.
+/// What running commands needs, in one value so that it can move to the
+/// blocking pool and back.
+struct Work {
+    session: Session,
+    out: Out,
+    /// Where the arguments of the commands of one parse lie (reused).
+    spans: Vec<Range<usize>>,
+    ends: Vec<usize>,
+    progress: Progress,
+}
+
+impl Work {
+    /// Runs the parsed commands (whose bytes are `data`) until they are
+    /// done or the output is full.
+    fn run(&mut self, data: &[u8]) -> Flow {
+        let commands = Commands {
+            data,
+            spans: &self.spans,
+            ends: &self.ends,
+        };
+        self.session
+            .run_some(&commands, &mut self.progress, &mut self.out)
+    }
+
+    /// Whether every parsed command has run.
+    fn done(&self) -> bool {
+        self.progress.next >= self.ends.len()
+    }
+}
+
+/// Serves one connection from `peer` until it ends. `_permit` is its place
+/// under the connection limit.
 pub async fn run(
     mut stream: TcpStream,
+    peer: SocketAddr,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
@@ -39,85 +87,186 @@ pub async fn run(
     shared.connected.fetch_add(1, Ordering::Relaxed);
     let _connected = Connected(Arc::clone(&shared));
     let config = shared.state().config();
-    let limits = Limits::for_values(config.max_value_size);
-    // Under `sync=always` a write waits for an fsync: run such batches on
-    // the blocking pool, not on an async worker.
-    let blocking = config.sync == bitcask::SyncPolicy::Always;
-    let mut session = Session::new(shared);
+    // Under `sync=always` a write waits for an fsync: such commands run on
+    // the blocking pool, not on the connection's thread; so do commands
+    // that walk the key space.
+    let sync_always = config.sync == bitcask::SyncPolicy::Always;
+    let idle_timeout = config.resp_idle_timeout;
+    let connected_at = Instant::now();
+    let mut work = Work {
+        session: Session::new(shared, peer),
+        out: Out::new(Protocol::Resp2),
+        spans: Vec::new(),
+        ends: Vec::new(),
+        progress: Progress::default(),
+    };
+    let mut parser = Parser::new();
     let mut input = BytesMut::with_capacity(READ_ROOM);
-    let mut out = Out::new(Protocol::Resp2);
-    // Where the arguments of the commands of one read lie (reused).
-    let mut spans = Vec::new();
-    let mut ends = Vec::new();
+    let mut need_bytes = true;
+    let mut last_command = connected_at;
     loop {
-        if input.capacity() - input.len() < READ_ROOM {
-            input.reserve(READ_ROOM);
-        }
-        let ready = tokio::select! {
-            ready = stream.readable() => ready,
-            () = crate::server::stopped(&mut shutdown) => break,
-        };
-        if ready.is_err() {
-            break;
-        }
-        match read_once(&stream, &mut input) {
-            Read::Data => {}
-            Read::NotYet => continue,
-            Read::Closed => break,
-        }
-        spans.clear();
-        ends.clear();
-        let (used, protocol_error) = frame::parse_all(&input, &limits, &mut spans, &mut ends);
-        let commands = Commands {
-            data: &input[..used],
-            spans: &spans,
-            ends: &ends,
-        };
-        let flow;
-        if blocking && (0..commands.len()).any(|i| writes(&commands, i)) {
-            // What the blocking task needs, moved there and handed back after
-            // (the commands' bytes are split off the buffer, not copied).
-            let data = input.split_to(used).freeze();
-            let moved = (std::mem::take(&mut spans), std::mem::take(&mut ends));
-            let batch = tokio::task::spawn_blocking(move || {
-                let (spans, ends) = moved;
-                let commands = Commands {
-                    data: &data,
-                    spans: &spans,
-                    ends: &ends,
-                };
-                let flow = session.run_all(&commands, &mut out);
-                (session, out, flow, spans, ends)
-            })
-            .await;
-            let Ok((s, o, f, sp, en)) = batch else {
-                break; // the batch panicked: drop the connection
+        if need_bytes {
+            // Send what is answered before waiting for more.
+            if !work.out.is_empty()
+                && !send(&mut stream, &mut work.out, &mut shutdown, &mut work.session).await
+            {
+                return;
+            }
+            if input.capacity() - input.len() < READ_ROOM {
+                input.reserve(READ_ROOM);
+            }
+            let deadline = if !work.session.is_authenticated() {
+                Some((connected_at + AUTH_TIMEOUT, Disconnect::AuthTimeout))
+            } else {
+                idle_timeout.map(|idle| (last_command + idle, Disconnect::IdleTimeout))
             };
-            (session, out, flow, spans, ends) = (s, o, f, sp, en);
+            let ready = tokio::select! {
+                ready = stream.readable() => ready,
+                () = crate::server::stopped(&mut shutdown) => break,
+                reason = expire(deadline) => {
+                    tracing::debug!(%peer, reason = reason.label(), "closing a silent RESP connection");
+                    work.session.close_for(reason);
+                    break;
+                }
+            };
+            if ready.is_err() {
+                break;
+            }
+            match read_once(&stream, &mut input) {
+                Read::Data => {}
+                Read::NotYet => continue,
+                Read::Closed => break,
+            }
+        }
+        work.spans.clear();
+        work.ends.clear();
+        work.progress = Progress::default();
+        // Before AUTH, one command at a time: the limits change once it
+        // succeeds.
+        let most = if work.session.is_authenticated() {
+            usize::MAX
         } else {
-            flow = session.run_all(&commands, &mut out);
+            1
+        };
+        let limits = work.session.limits();
+        let (used, protocol_error) =
+            parser.parse(&input, &limits, most, &mut work.spans, &mut work.ends);
+        need_bytes = work.ends.is_empty();
+        let mut flow = Flow::Continue;
+        if !work.ends.is_empty() {
+            last_command = Instant::now();
+            let pooled = {
+                let commands = Commands {
+                    data: &input[..used],
+                    spans: &work.spans,
+                    ends: &work.ends,
+                };
+                needs_pool(&commands, sync_always)
+            };
+            if pooled {
+                // The commands' bytes are split off the buffer, not copied.
+                let data = input.split_to(used).freeze();
+                loop {
+                    let data = data.clone();
+                    let ran = tokio::task::spawn_blocking(move || {
+                        let flow = work.run(&data);
+                        (work, flow)
+                    })
+                    .await;
+                    let Ok((back, ran)) = ran else {
+                        return; // the commands panicked: drop the connection
+                    };
+                    work = back;
+                    flow = ran;
+                    if flow == Flow::Close || work.done() {
+                        break;
+                    }
+                    if !send(&mut stream, &mut work.out, &mut shutdown, &mut work.session).await {
+                        return;
+                    }
+                }
+            } else {
+                loop {
+                    flow = work.run(&input[..used]);
+                    if flow == Flow::Close || work.done() {
+                        break;
+                    }
+                    if !send(&mut stream, &mut work.out, &mut shutdown, &mut work.session).await {
+                        return;
+                    }
+                }
+                input.advance(used);
+            }
+        } else {
             input.advance(used);
         }
         if let Some(error) = &protocol_error {
-            out.error(&format!("ERR {error}"));
+            tracing::debug!(%peer, %error, "RESP protocol error; closing the connection");
+            work.out.error(&format!("ERR {error}"));
+            work.session.close_for(Disconnect::ProtocolError);
+            flow = Flow::Close;
         }
-        if !out.is_empty() {
-            // A client that stops reading must not hold up a shutdown.
-            let written = tokio::select! {
-                biased;
-                written = stream.write_all(out.bytes()) => written,
-                () = crate::server::stopped(&mut shutdown) => break,
-            };
-            if written.is_err() {
-                break;
+        if flow == Flow::Close {
+            // Replies so far are sent (QUIT's OK, the error), unless the
+            // connection is dropped for what it asked or sent.
+            if !matches!(
+                work.session.disconnect(),
+                Some(Disconnect::OutputLimit | Disconnect::CrossProtocol)
+            ) && !work.out.is_empty()
+            {
+                let _ = send(&mut stream, &mut work.out, &mut shutdown, &mut work.session).await;
             }
-            out.clear();
-        }
-        if flow == Flow::Close || protocol_error.is_some() {
             break;
         }
     }
     let _ = stream.shutdown().await;
+}
+
+/// Completes at `deadline` with its reason, or never if there is none.
+async fn expire(deadline: Option<(Instant, Disconnect)>) -> Disconnect {
+    match deadline {
+        Some((at, reason)) => {
+            tokio::time::sleep_until(at.into()).await;
+            reason
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends and empties `out`. False if the connection is to be dropped: the
+/// client went away, made no room for [`WRITE_STALL_TIMEOUT`], or the
+/// server is stopping (a client that does not read must not hold up a
+/// shutdown).
+async fn send(
+    stream: &mut TcpStream,
+    out: &mut Out,
+    shutdown: &mut watch::Receiver<bool>,
+    session: &mut Session,
+) -> bool {
+    let mut sent = 0;
+    while sent < out.len() {
+        let wrote = tokio::select! {
+            biased;
+            wrote = tokio::time::timeout(WRITE_STALL_TIMEOUT, stream.write(&out.bytes()[sent..])) => wrote,
+            () = crate::server::stopped(shutdown) => return false,
+        };
+        match wrote {
+            Ok(Ok(n)) if n > 0 => sent += n,
+            Ok(_) => return false,
+            Err(_) => {
+                tracing::warn!(
+                    peer = %session.peer(),
+                    pending = out.len() - sent,
+                    "RESP client stopped reading its replies; connection dropped"
+                );
+                session.close_for(Disconnect::WriteStalled);
+                return false;
+            }
+        }
+    }
+    out.clear();
+    out.shrink();
+    true
 }
 
 /// What one read got.
@@ -158,10 +307,18 @@ fn read_once(stream: &TcpStream, input: &mut BytesMut) -> Read {
     }
 }
 
-/// Whether command `i` may write.
-fn writes(commands: &Commands<'_>, i: usize) -> bool {
-    commands
-        .arg(i, 0)
-        .and_then(commands::lookup)
-        .is_some_and(|spec| spec.write)
+/// Whether `commands` must run on the blocking pool: one walks the key
+/// space, or, under `sync=always`, one writes.
+fn needs_pool(commands: &Commands<'_>, sync_always: bool) -> bool {
+    (0..commands.len()).any(|i| {
+        let Some(name) = commands.arg(i, 0) else {
+            return false;
+        };
+        commands::is_slow(name)
+            || (sync_always && commands::lookup(name).is_some_and(|spec| spec.write))
+    })
 }
+
+/// The output limit is about memory, the flush size about latency: the
+/// first must leave room for the second.
+const _: () = assert!(FLUSH_AT < 1 << 20);

@@ -3,84 +3,162 @@
 //!
 //! Written by hand: the glob crates match paths (`/` is special to them,
 //! and they work on `str`); Redis's `stringmatchlen` works on any bytes.
+//!
+//! A pattern is compiled once per command into tokens, a character class
+//! into a 256-bit set, so matching a key costs one step per token and byte
+//! whatever the classes hold (matching the text of a class at every
+//! position, as `stringmatchlen` does, let one `SCAN` with a class of a
+//! million bytes stall a thread for seconds).
 
-/// Whether `text` matches `pattern`.
-pub fn matches(pattern: &[u8], text: &[u8]) -> bool {
-    // Iterative matcher with one backtrack point for the last `*`: linear
-    // enough for key patterns, and no recursion to blow the stack.
-    let (mut p, mut t) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pattern.len() {
-            match pattern[p] {
+/// Longest pattern accepted (longer ones are refused before compiling): a
+/// key of the default 1 KiB limit with every byte escaped, and room for
+/// wildcards.
+pub const MAX_PATTERN: usize = 4 * 1024;
+
+/// One position of a pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    /// This byte.
+    Byte(u8),
+    /// `?`: any one byte.
+    Any,
+    /// `*`: any run of bytes (runs of stars are one token).
+    Star,
+    /// `[...]`: one byte of the set (negation already applied).
+    Class(Box<[u64; 4]>),
+}
+
+impl Token {
+    /// Whether this single-byte token takes `c` (`Star` is handled apart).
+    fn takes(&self, c: u8) -> bool {
+        match self {
+            Self::Byte(b) => *b == c,
+            Self::Any | Self::Star => true,
+            Self::Class(set) => set[usize::from(c >> 6)] & (1 << (c & 63)) != 0,
+        }
+    }
+}
+
+/// A compiled pattern.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    tokens: Vec<Token>,
+    /// Bytes any match has at least (tokens other than `*`).
+    min_len: usize,
+    has_star: bool,
+}
+
+impl Pattern {
+    /// Compiles `pattern` (any bytes: an unclosed `[` is a literal `[`, a
+    /// trailing `\` a literal `\`).
+    pub fn compile(pattern: &[u8]) -> Self {
+        let mut tokens = Vec::new();
+        let mut i = 0;
+        while i < pattern.len() {
+            match pattern[i] {
                 b'*' => {
+                    if tokens.last() != Some(&Token::Star) {
+                        tokens.push(Token::Star);
+                    }
+                    i += 1;
+                }
+                b'?' => {
+                    tokens.push(Token::Any);
+                    i += 1;
+                }
+                b'[' => match class(pattern, i) {
+                    Some((set, next)) => {
+                        tokens.push(Token::Class(Box::new(set)));
+                        i = next;
+                    }
+                    None => {
+                        tokens.push(Token::Byte(b'['));
+                        i += 1;
+                    }
+                },
+                b'\\' if i + 1 < pattern.len() => {
+                    tokens.push(Token::Byte(pattern[i + 1]));
+                    i += 2;
+                }
+                c => {
+                    tokens.push(Token::Byte(c));
+                    i += 1;
+                }
+            }
+        }
+        let min_len = tokens.iter().filter(|t| **t != Token::Star).count();
+        let has_star = min_len < tokens.len();
+        Self {
+            tokens,
+            min_len,
+            has_star,
+        }
+    }
+
+    /// Whether `text` matches.
+    pub fn matches(&self, text: &[u8]) -> bool {
+        if text.len() < self.min_len || (!self.has_star && text.len() != self.min_len) {
+            return false;
+        }
+        // Greedy, with one backtrack point at the last `*` (an earlier star
+        // never needs to take more once a later one matched): no recursion,
+        // and at most one pass over the text per position of that star.
+        let tokens = &self.tokens;
+        let (mut p, mut t) = (0, 0);
+        let mut star: Option<(usize, usize)> = None;
+        while t < text.len() {
+            match tokens.get(p) {
+                Some(Token::Star) => {
                     star = Some((p, t));
                     p += 1;
                     continue;
                 }
-                b'?' => {
-                    p += 1;
-                    t += 1;
-                    continue;
-                }
-                b'[' => {
-                    if let Some((hit, next)) = class(pattern, p, text[t]) {
-                        if hit {
-                            p = next;
-                            t += 1;
-                            continue;
-                        }
-                    } else if text[t] == b'[' {
-                        // An unclosed `[` is a literal.
-                        p += 1;
-                        t += 1;
-                        continue;
-                    }
-                }
-                b'\\' if p + 1 < pattern.len() && pattern[p + 1] == text[t] => {
-                    p += 2;
-                    t += 1;
-                    continue;
-                }
-                // An escape whose character does not match.
-                b'\\' if p + 1 < pattern.len() => {}
-                c if c == text[t] => {
+                Some(token) if token.takes(text[t]) => {
                     p += 1;
                     t += 1;
                     continue;
                 }
                 _ => {}
             }
-        }
-        // Mismatch: let the last `*` swallow one more byte, if there is one.
-        match star {
-            Some((sp, st)) => {
-                p = sp + 1;
-                t = st + 1;
-                star = Some((sp, st + 1));
+            // Mismatch: let the last `*` swallow one more byte, if there is one.
+            match star {
+                Some((sp, st)) => {
+                    p = sp + 1;
+                    t = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
             }
-            None => return false,
         }
+        tokens[p..].iter().all(|t| *t == Token::Star)
     }
-    pattern[p..].iter().all(|&c| c == b'*')
 }
 
-/// Matches `c` against the class starting at `pattern[open] == b'['`.
-/// Returns whether it matched and the index after the class, or `None` if
-/// the class is not closed.
-fn class(pattern: &[u8], open: usize, c: u8) -> Option<(bool, usize)> {
+/// Whether `text` matches `pattern` (compiles it: for one-off matches).
+pub fn matches(pattern: &[u8], text: &[u8]) -> bool {
+    Pattern::compile(pattern).matches(text)
+}
+
+/// The class starting at `pattern[open] == b'['`, as a set of bytes, and the
+/// index after it; `None` if it is not closed.
+fn class(pattern: &[u8], open: usize) -> Option<([u64; 4], usize)> {
+    let mut set = [0u64; 4];
+    let mut add = |lo: u8, hi: u8| {
+        for c in lo..=hi {
+            set[usize::from(c >> 6)] |= 1 << (c & 63);
+        }
+    };
     let mut i = open + 1;
     let negate = pattern.get(i) == Some(&b'^');
     if negate {
         i += 1;
     }
-    let mut hit = false;
     loop {
         match *pattern.get(i)? {
             b']' => break,
             b'\\' => {
                 let lit = *pattern.get(i + 1)?;
-                hit |= lit == c;
+                add(lit, lit);
                 i += 2;
             }
             lo if pattern.get(i + 1) == Some(&b'-')
@@ -88,16 +166,21 @@ fn class(pattern: &[u8], open: usize, c: u8) -> Option<(bool, usize)> {
             {
                 let hi = pattern[i + 2];
                 let (lo, hi) = if lo <= hi { (lo, hi) } else { (hi, lo) };
-                hit |= (lo..=hi).contains(&c);
+                add(lo, hi);
                 i += 3;
             }
             lit => {
-                hit |= lit == c;
+                add(lit, lit);
                 i += 1;
             }
         }
     }
-    Some((hit != negate, i + 1))
+    if negate {
+        for word in &mut set {
+            *word = !*word;
+        }
+    }
+    Some((set, i + 1))
 }
 
 /// The literal bytes every match starts with (to narrow a key scan).
@@ -139,16 +222,21 @@ mod tests {
             ("h[^e]llo", "hello", false),
             ("h[a-b]llo", "hbllo", true),
             ("h[a-b]llo", "hcllo", false),
+            ("h[b-a]llo", "hallo", true),
+            ("h[\\]]llo", "h]llo", true),
             ("user:*:name", "user:42:name", true),
             ("user:*:name", "user:42:age", false),
             ("a\\*b", "a*b", true),
             ("a\\*b", "axb", false),
             ("*a*b*c*", "xxaxxbxxcxx", true),
             ("*a*b*c*", "xxaxxcxxbxx", false),
+            ("a**b", "ab", true),
             ("[", "[", true),
+            ("[ab", "[ab", true),
             ("abc", "abcd", false),
             ("abc*", "abc", true),
             ("a\\xb", "a\\b", false),
+            ("a\\", "a\\", true),
         ];
         for &(pattern, text, want) in cases {
             assert_eq!(
@@ -157,6 +245,19 @@ mod tests {
                 "{pattern} ~ {text}"
             );
         }
+    }
+
+    #[test]
+    fn a_huge_class_is_one_token() {
+        // The pattern that made the old matcher re-read a million-byte class
+        // at every position of every key.
+        let mut pattern = b"*[".to_vec();
+        pattern.extend(std::iter::repeat_n(b'a', 1_000_000));
+        pattern.push(b']');
+        let compiled = Pattern::compile(&pattern);
+        assert_eq!(compiled.tokens.len(), 2);
+        assert!(compiled.matches(b"xyz-a"));
+        assert!(!compiled.matches(b"xyz-b"));
     }
 
     #[test]

@@ -22,11 +22,23 @@ use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::metrics::Listener;
 use crate::state::AppState;
 use session::Shared;
 
-/// A connection handed to a worker, with its place under the limit.
-type Handoff = (std::net::TcpStream, OwnedSemaphorePermit);
+/// Longest time spent telling a refused connection why.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A connection handed to a worker: the socket, the client's address and
+/// its place under the limit.
+type Handoff = (
+    std::net::TcpStream,
+    std::net::SocketAddr,
+    OwnedSemaphorePermit,
+);
+
+/// The answer to a connection over the limit (Redis's words).
+const TOO_MANY: &[u8] = b"-ERR max number of clients reached\r\n";
 
 /// Accepts connections on `listener` until `shutdown` turns true, then
 /// waits for every connection to finish the commands it has read.
@@ -37,8 +49,9 @@ type Handoff = (std::net::TcpStream, OwnedSemaphorePermit);
 /// crosses threads, and the threads only meet in the engine. Measured
 /// against tokio's work-stealing runtime in docs/BENCHMARKS.md.
 pub async fn serve(listener: TcpListener, state: AppState, mut shutdown: watch::Receiver<bool>) {
-    let port = listener.local_addr().map_or(0, |a| a.port());
-    let limit = Arc::new(Semaphore::new(state.config().resp_max_connections));
+    let local = listener.local_addr().ok();
+    let port = local.map_or(0, |a| a.port());
+    let limit = Arc::new(Semaphore::new(state.caps().resp));
     let threads = state.config().resp_threads;
     let shared = Arc::new(Shared::new(state, port));
     let mut workers = Vec::with_capacity(threads);
@@ -65,24 +78,34 @@ pub async fn serve(listener: TcpListener, state: AppState, mut shutdown: watch::
         tracing::error!("no RESP worker thread: the RESP listener is off");
         return;
     }
-    tracing::info!(port, threads = workers.len(), "RESP listener accepting");
+    tracing::info!(
+        addr = %local.map_or_else(String::new, |a| a.to_string()),
+        port,
+        threads = workers.len(),
+        max_connections = limit.available_permits(),
+        "RESP listener accepting"
+    );
     let mut next = 0usize;
     loop {
         tokio::select! {
             () = crate::server::stopped(&mut shutdown) => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => match Arc::clone(&limit).try_acquire_owned() {
+                Ok((stream, peer)) => match Arc::clone(&limit).try_acquire_owned() {
                     Ok(permit) => {
                         // Move the socket to a worker's runtime.
                         let Ok(stream) = stream.into_std() else { continue };
                         let worker = &workers[next % workers.len()];
                         next = next.wrapping_add(1);
-                        let _ = worker.send((stream, permit));
+                        let _ = worker.send((stream, peer, permit));
                     }
                     Err(_) => {
+                        shared.state().metrics().connection_refused(Listener::Resp);
+                        tracing::debug!(%peer, "RESP connection refused: at the connection limit");
+                        // The answer fits any socket's send buffer; the
+                        // time-out is for form's sake.
                         tokio::spawn(async move {
                             let mut stream = stream;
-                            let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+                            let _ = tokio::time::timeout(REFUSAL_TIMEOUT, stream.write_all(TOO_MANY)).await;
                         });
                     }
                 },
@@ -121,9 +144,9 @@ fn worker(
         loop {
             tokio::select! {
                 handed = connections.recv() => match handed {
-                    Some((stream, permit)) => match tokio::net::TcpStream::from_std(stream) {
+                    Some((stream, peer, permit)) => match tokio::net::TcpStream::from_std(stream) {
                         Ok(stream) => {
-                            running.spawn(connection::run(stream, Arc::clone(&shared), stop.clone(), permit));
+                            running.spawn(connection::run(stream, peer, Arc::clone(&shared), stop.clone(), permit));
                         }
                         Err(error) => tracing::warn!(%error, "cannot adopt a RESP connection"),
                     },

@@ -4,6 +4,11 @@
 
 use bytes::{BufMut, BytesMut};
 
+/// Output bytes at which commands stop and the output is sent before more
+/// run: what one connection holds in replies is this, plus at most one
+/// value, plus a `KEYS` reply under the output limit.
+pub const FLUSH_AT: usize = 64 * 1024;
+
 /// The protocol a connection speaks (RESP2 until `HELLO 3`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -47,6 +52,20 @@ impl Out {
     /// Forgets the bytes written (after they were sent).
     pub fn clear(&mut self) {
         self.buf.clear();
+    }
+
+    /// Forgets everything written after the first `len` bytes (a reply
+    /// that turned into an error before it was sent).
+    pub fn truncate(&mut self, len: usize) {
+        self.buf.truncate(len);
+    }
+
+    /// Drops the buffer's memory once a large reply has been sent, so an
+    /// idle connection does not keep the high-water mark of its replies.
+    pub fn shrink(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > 4 * FLUSH_AT {
+            self.buf = BytesMut::with_capacity(16 * 1024);
+        }
     }
 
     /// Number of bytes waiting to be sent.

@@ -3,16 +3,19 @@
 //! are about the connection or the server rather than the data.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use bitcask::SyncPolicy;
 
-use super::commands::{self, COMMANDS};
+use super::commands::{self, COMMANDS, Resume};
+use super::frame::Limits;
 use super::glob;
 use super::reply::{Out, Protocol};
-use crate::middleware::constant_time_eq;
+use crate::metrics::{Disconnect, Listener};
+use crate::middleware::token_matches;
 use crate::state::AppState;
 
 /// The Redis version whose protocol and commands the listener follows;
@@ -21,10 +24,14 @@ const REDIS_VERSION: &str = "7.2.0";
 /// SCAN cursors kept (the newest): a scan needs only its latest cursor,
 /// and this bounds the table to 16 MiB with 1 KiB keys.
 const MAX_CURSORS: usize = 16_384;
+/// Failed `AUTH` attempts a connection may make; the next failure closes it.
+pub const MAX_AUTH_FAILURES: u32 = 3;
 
 /// What every RESP connection of a server shares.
 pub struct Shared {
     state: AppState,
+    /// Command limits once authenticated.
+    limits: Limits,
     cursors: Mutex<Cursors>,
     started: Instant,
     port: u16,
@@ -37,8 +44,10 @@ pub struct Shared {
 impl Shared {
     /// Shared state for a listener on `port`.
     pub fn new(state: AppState, port: u16) -> Self {
+        let limits = Limits::for_values(state.config().max_value_size);
         Self {
             state,
+            limits,
             cursors: Mutex::new(Cursors::default()),
             started: Instant::now(),
             port,
@@ -108,30 +117,85 @@ pub struct Session {
     /// What all connections share.
     pub shared: Arc<Shared>,
     authenticated: bool,
+    auth_failures: u32,
     name: Option<Vec<u8>>,
     id: u64,
+    peer: SocketAddr,
     /// Commands run but not yet added to the shared count (added once per
     /// read, not per command: the count is shared by every thread).
     uncounted: u64,
+    /// Where the command about to run left off (it stopped for the output).
+    pub(super) resume: Option<Resume>,
+    /// Set by a command that stopped for the output to drain.
+    pub(super) stopped: Option<Resume>,
+    /// Set when the server decided to close the connection, and why.
+    disconnect: Option<Disconnect>,
 }
 
 impl Session {
     /// A new connection's session.
-    pub fn new(shared: Arc<Shared>) -> Self {
+    pub fn new(shared: Arc<Shared>, peer: SocketAddr) -> Self {
         let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
         let authenticated = shared.state.config().auth_token.is_none();
         Self {
             shared,
             authenticated,
+            auth_failures: 0,
             name: None,
             id,
+            peer,
             uncounted: 0,
+            resume: None,
+            stopped: None,
+            disconnect: None,
         }
     }
 
     /// Whether the connection may run data commands.
     pub fn is_authenticated(&self) -> bool {
         self.authenticated
+    }
+
+    /// The client's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// What one command may hold: tiny before authentication.
+    pub fn limits(&self) -> Limits {
+        if self.authenticated {
+            self.shared.limits
+        } else {
+            Limits::unauthenticated()
+        }
+    }
+
+    /// Most bytes of replies the connection may hold at once.
+    pub fn output_limit(&self) -> usize {
+        self.shared.state.config().resp_max_output
+    }
+
+    /// A reply of `bytes` would exceed the output limit: the connection is
+    /// closed without it.
+    pub fn over_output_limit(&mut self, bytes: usize) {
+        tracing::warn!(
+            peer = %self.peer,
+            bytes,
+            limit = self.output_limit(),
+            "RESP client over its output limit; closing the connection"
+        );
+        self.close_for(Disconnect::OutputLimit);
+    }
+
+    /// Marks the connection for closing, counted under `reason`.
+    pub fn close_for(&mut self, reason: Disconnect) {
+        self.shared.state.metrics().disconnected(reason);
+        self.disconnect = Some(reason);
+    }
+
+    /// Why the server is closing the connection, if it is.
+    pub fn disconnect(&self) -> Option<Disconnect> {
+        self.disconnect
     }
 
     /// Counts commands run outside [`Self::execute`].
@@ -159,7 +223,20 @@ impl Session {
         let Some(name) = args.first() else {
             return Flow::Continue; // an empty inline line
         };
-        self.uncounted += 1;
+        if name.eq_ignore_ascii_case(b"POST") || name.eq_ignore_ascii_case(b"Host:") {
+            // An HTTP request sent to this port: a web page can make a
+            // browser do that to a local server. Redis closes such
+            // connections; so do we, without running anything more.
+            tracing::warn!(
+                peer = %self.peer,
+                "an HTTP request on the RESP port (possible cross-protocol attack); connection closed"
+            );
+            self.close_for(Disconnect::CrossProtocol);
+            return Flow::Close;
+        }
+        if self.resume.is_none() {
+            self.uncounted += 1;
+        }
         let Some(spec) = commands::lookup(name) else {
             let mut text = format!(
                 "ERR unknown command '{}', with args beginning with:",
@@ -221,6 +298,9 @@ impl Session {
                 None => out.error("LOADING Bitcask is loading the dataset in memory"),
             },
         }
+        if self.disconnect.is_some() {
+            return Flow::Close;
+        }
         Flow::Continue
     }
 
@@ -238,12 +318,22 @@ impl Session {
             [user, token] => (*user, *token),
             _ => return Err("ERR syntax error".to_string()),
         };
-        if user == b"default" && constant_time_eq(token, expected.as_bytes()) {
+        if user == b"default" && token_matches(token, expected.as_bytes()) {
             self.authenticated = true;
-            Ok(())
-        } else {
-            Err("WRONGPASS invalid username-password pair or user is disabled.".to_string())
+            self.auth_failures = 0;
+            return Ok(());
         }
+        self.auth_failures += 1;
+        self.shared.state.metrics().auth_failed(Listener::Resp);
+        if self.auth_failures >= MAX_AUTH_FAILURES {
+            tracing::warn!(
+                peer = %self.peer,
+                failures = self.auth_failures,
+                "repeated failed AUTH; connection closed"
+            );
+            self.close_for(Disconnect::AuthFailures);
+        }
+        Err("WRONGPASS invalid username-password pair or user is disabled.".to_string())
     }
 
     /// `HELLO [protover [AUTH user pass] [SETNAME name]]`.
@@ -350,7 +440,7 @@ impl Session {
             ("appendfsync", fsync.to_string()),
             ("databases", "1".to_string()),
             ("maxmemory", "0".to_string()),
-            ("maxclients", config.resp_max_connections.to_string()),
+            ("maxclients", self.shared.state.caps().resp.to_string()),
         ];
         let found: Vec<&(&str, String)> = params
             .iter()
@@ -396,7 +486,7 @@ impl Session {
             text.push_str(&format!(
                 "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n\r\n",
                 self.shared.connected.load(Ordering::Relaxed),
-                state.config().resp_max_connections
+                state.caps().resp
             ));
         }
         let stats = state.try_store().map(|s| s.stats());

@@ -69,14 +69,17 @@ pub struct Applied {
         (status = 200, description = "Every operation applied", body = Applied),
         (status = 400, description = "Malformed JSON", body = crate::error::Detail),
         (status = 413, description = "A key or value over the limit: nothing applied", body = crate::error::Detail),
+        (status = 415, description = "The body is not application/json", body = crate::error::Detail),
         (status = 422, description = "An operation of the wrong shape: nothing applied", body = crate::error::Detail),
     )
 )]
 pub async fn batch(
     State(state): State<AppState>,
     Query(params): Query<BatchParams>,
+    headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
+    super::require_json(&headers)?;
     let parsed: BatchBody = super::parse_json_body(
         &body,
         r#"{"ops": [{"op": "put", "key": "...", "value": "..."}, {"op": "delete", "key": "..."}]}"#,
