@@ -15,6 +15,8 @@
 # over HTTP, redis-benchmark's "key:NNNNNNNNNNNN" with -r 100000), values
 # 100 bytes. Needs oha (cargo install oha --locked) and redis-server,
 # redis-benchmark, redis-cli (apt-get install redis-server redis-tools).
+# BITCASK_BENCH_BIN runs another build of the server (to compare two
+# commits: build the other in a worktree with its own target directory).
 # Numbers go into docs/BENCHMARKS.md by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +27,8 @@ sync=${BITCASK_BENCH_SYNC:-1s}
 http_port=18321
 resp_port=16380
 redis_port=16390
-cargo build --release -q -p bitcask-server
+bin=${BITCASK_BENCH_BIN:-target/release/bitcask-server}
+[ -n "${BITCASK_BENCH_BIN:-}" ] || cargo build --release -q -p bitcask-server
 work=$(mktemp -d)
 cleanup() {
     redis-cli -p $redis_port shutdown nosave >/dev/null 2>&1 || true
@@ -34,7 +37,7 @@ cleanup() {
 }
 trap cleanup EXIT
 # shellcheck disable=SC2086 # BITCASK_BENCH_FLAGS is a list of flags
-RUST_LOG=warn target/release/bitcask-server --port $http_port --resp-port $resp_port \
+RUST_LOG=warn "$bin" --port $http_port --resp-port $resp_port \
     --sync "$sync" --data-dir "$work/bitcask" ${BITCASK_BENCH_FLAGS:-} >"$work/bitcask.log" 2>&1 &
 server=$!
 mkdir -p "$work/redis"

@@ -117,12 +117,13 @@ pub fn body_limit(config: &crate::config::Config) -> usize {
 /// keys on the client's address.
 ///
 /// A request passes, outermost first: the request id, the trace span, the
-/// metrics, the JSON-error rewrite, the host and cross-site guard, the rate
-/// limit (if set), the bearer token; then, for all but the essential
-/// routes, the cap on requests in flight (503 over it), the time-out (408)
-/// and the body read (size and minimum rate); the essential routes get
-/// only the time-out. So a stranger's request is refused before it takes a
-/// place under the cap, and a full cap never silences `/health`.
+/// metrics, the JSON-error rewrite, the rate limit (if set), admission
+/// (host, cross-site, bearer token); then, for all but the essential
+/// routes, the cap on requests in flight (503 over it) and the time-out
+/// (408); the essential routes get only the time-out. So a stranger's
+/// request is refused before it takes a place under the cap, and a full cap
+/// never silences `/health`. Routes that take a body read it with
+/// [`crate::body::Body`] (size and minimum rate).
 pub fn router(state: AppState) -> Router {
     let config = state.config().clone();
     let timeout = || {
@@ -140,10 +141,6 @@ pub fn router(state: AppState) -> Router {
             })
     };
     let work = routes(false)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::read_body,
-        ))
         .layer(DefaultBodyLimit::max(body_limit(&config)))
         .layer(timeout())
         .layer(
@@ -154,24 +151,16 @@ pub fn router(state: AppState) -> Router {
                     config.max_concurrent_requests,
                 )),
         );
-    let router =
-        routes(true)
-            .layer(timeout())
-            .merge(work)
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                middleware::auth,
-            ));
+    let router = routes(true)
+        .layer(timeout())
+        .merge(work)
+        .layer(middleware::AdmissionLayer::new(state.clone()));
     // Per client address: `rate_limit` requests a second, in bursts of as many.
     let router = match config.rate_limit {
         Some(per_second) => with_rate_limit(router, per_second),
         None => router,
     };
     router
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::guard,
-        ))
         .layer(axum::middleware::from_fn(middleware::json_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -604,6 +604,51 @@ mod tests {
     }
 
     #[test]
+    fn limits_parse_and_the_idle_time_out_is_never_below_the_request_time_out() {
+        let c = Config::load(Args::default()).expect("defaults");
+        assert_eq!(c.idle_timeout, DEFAULT_IDLE_TIMEOUT);
+        assert_eq!(c.allowed_hosts, AllowedHosts::Default);
+        assert_eq!(c.resp_idle_timeout, None);
+        let c = Config::load(args(&[
+            "--request-timeout",
+            "90s",
+            "--idle-timeout",
+            "10s",
+            "--resp-idle-timeout",
+            "5m",
+            "--allowed-hosts",
+            "DB.example.com, [::1]",
+        ]))
+        .expect("load");
+        assert_eq!(c.idle_timeout, Duration::from_secs(90));
+        assert_eq!(c.resp_idle_timeout, Some(Duration::from_secs(300)));
+        assert_eq!(
+            c.allowed_hosts,
+            AllowedHosts::Only(vec!["db.example.com".into(), "::1".into()])
+        );
+        let c = Config::load(args(&[
+            "--allowed-hosts",
+            "*",
+            "--resp-idle-timeout",
+            "off",
+        ]))
+        .expect("load");
+        assert_eq!(
+            (c.allowed_hosts, c.resp_idle_timeout),
+            (AllowedHosts::Any, None)
+        );
+        for bad in [
+            vec!["--idle-timeout", "0s"],
+            vec!["--resp-idle-timeout", "soon"],
+            vec!["--allowed-hosts", " , "],
+            vec!["--max-connections", "0"],
+            vec!["--resp-max-output", "0"],
+        ] {
+            assert!(Config::load(args(&bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn durations_and_sync_policies_parse() {
         assert_eq!(parse_duration("100ms"), Some(Duration::from_millis(100)));
         assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));

@@ -8,6 +8,7 @@
 //! [`server::serve`]; tests run the same [`server::serve`] on a free port.
 
 pub mod app;
+pub mod body;
 pub mod config;
 pub mod descriptors;
 pub mod error;

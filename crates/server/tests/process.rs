@@ -198,10 +198,21 @@ fn help_documents_every_setting() {
         "--auth-token",
         "--max-value-size",
         "--log-format",
+        "--max-connections",
+        "--idle-timeout",
+        "--body-min-rate",
+        "--allowed-hosts",
+        "--resp-idle-timeout",
+        "--resp-max-output",
+        "--auth-token-file",
         "BITCASK_DATA_DIR",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
+    assert!(
+        help.contains("process list"),
+        "--help warns that --auth-token shows in ps"
+    );
 }
 
 #[test]

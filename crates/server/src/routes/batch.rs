@@ -77,7 +77,7 @@ pub async fn batch(
     State(state): State<AppState>,
     Query(params): Query<BatchParams>,
     headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
+    crate::body::Body(body): crate::body::Body,
 ) -> Result<Response, ApiError> {
     super::require_json(&headers)?;
     let parsed: BatchBody = super::parse_json_body(

@@ -273,7 +273,7 @@ pub async fn put_key(
     Path(key): Path<String>,
     Query(params): Query<WriteParams>,
     headers: HeaderMap,
-    body: Bytes,
+    crate::body::Body(body): crate::body::Body,
 ) -> Result<Response, ApiError> {
     let value = put_value(&headers, body)?;
     let options = write_options(params.durable, params.ttl, &headers)?;
