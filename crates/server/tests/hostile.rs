@@ -500,6 +500,28 @@ fn silent_connections_are_closed() {
     let mut resp = server.resp();
     assert_eq!(ask(&mut resp, &[b"PING"]), "+PONG");
     assert!(closed_within(&mut resp, Duration::from_secs(10)));
+    // RESP: a client that asks for more than the socket holds and never
+    // reads is dropped once sending has made no progress for the time-out.
+    let mut setter = server.resp();
+    let value = vec![b'v'; 1 << 20];
+    assert_eq!(ask(&mut setter, &[b"SET", b"big", &value]), "+OK");
+    drop(setter);
+    let mut stalled = server.resp();
+    stalled
+        .write_all(&command(&[b"GET", b"big"]).repeat(64))
+        .expect("send");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, metrics) = server.get("/metrics");
+        if metrics.contains("reason=\"write_stalled\"} 1") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a stalled reader is never dropped"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 // 6. Slow request bodies neither starve /health nor last.

@@ -32,7 +32,8 @@ const READ_ROOM: usize = 16 * 1024;
 /// With a token set, how long a new connection has to authenticate.
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long sending replies may make no progress (the client stopped
-/// reading) before the connection is dropped.
+/// reading) before the connection is dropped; `--resp-idle-timeout` if
+/// that is shorter.
 pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Counts the connection in `connected` while it lives.
@@ -92,6 +93,7 @@ pub async fn run(
     // that walk the key space.
     let sync_always = config.sync == bitcask::SyncPolicy::Always;
     let idle_timeout = config.resp_idle_timeout;
+    let stall = idle_timeout.map_or(WRITE_STALL_TIMEOUT, |idle| idle.min(WRITE_STALL_TIMEOUT));
     let connected_at = Instant::now();
     let mut work = Work {
         session: Session::new(shared, peer),
@@ -108,7 +110,14 @@ pub async fn run(
         if need_bytes {
             // Send what is answered before waiting for more.
             if !work.out.is_empty()
-                && !send(&mut stream, &mut work.out, &mut shutdown, &mut work.session).await
+                && !send(
+                    &mut stream,
+                    &mut work.out,
+                    &mut shutdown,
+                    &mut work.session,
+                    stall,
+                )
+                .await
             {
                 return;
             }
@@ -181,7 +190,15 @@ pub async fn run(
                     if flow == Flow::Close || work.done() {
                         break;
                     }
-                    if !send(&mut stream, &mut work.out, &mut shutdown, &mut work.session).await {
+                    if !send(
+                        &mut stream,
+                        &mut work.out,
+                        &mut shutdown,
+                        &mut work.session,
+                        stall,
+                    )
+                    .await
+                    {
                         return;
                     }
                 }
@@ -191,7 +208,15 @@ pub async fn run(
                     if flow == Flow::Close || work.done() {
                         break;
                     }
-                    if !send(&mut stream, &mut work.out, &mut shutdown, &mut work.session).await {
+                    if !send(
+                        &mut stream,
+                        &mut work.out,
+                        &mut shutdown,
+                        &mut work.session,
+                        stall,
+                    )
+                    .await
+                    {
                         return;
                     }
                 }
@@ -214,7 +239,14 @@ pub async fn run(
                 Some(Disconnect::OutputLimit | Disconnect::CrossProtocol)
             ) && !work.out.is_empty()
             {
-                let _ = send(&mut stream, &mut work.out, &mut shutdown, &mut work.session).await;
+                let _ = send(
+                    &mut stream,
+                    &mut work.out,
+                    &mut shutdown,
+                    &mut work.session,
+                    stall,
+                )
+                .await;
             }
             break;
         }
@@ -234,25 +266,39 @@ async fn expire(deadline: Option<(Instant, Disconnect)>) -> Disconnect {
 }
 
 /// Sends and empties `out`. False if the connection is to be dropped: the
-/// client went away, made no room for [`WRITE_STALL_TIMEOUT`], or the
+/// client went away, made no room for `stall`, or the
 /// server is stopping (a client that does not read must not hold up a
 /// shutdown).
+///
+/// Writes straight to the socket first; only a full socket makes it wait
+/// (and set up the time-out), so the usual send costs one system call and
+/// no timer.
 async fn send(
     stream: &mut TcpStream,
     out: &mut Out,
     shutdown: &mut watch::Receiver<bool>,
     session: &mut Session,
+    stall: Duration,
 ) -> bool {
     let mut sent = 0;
     while sent < out.len() {
-        let wrote = tokio::select! {
+        match stream.try_write(&out.bytes()[sent..]) {
+            Ok(0) => return false,
+            Ok(n) => {
+                sent += n;
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return false,
+        }
+        let room = tokio::select! {
             biased;
-            wrote = tokio::time::timeout(WRITE_STALL_TIMEOUT, stream.write(&out.bytes()[sent..])) => wrote,
+            room = tokio::time::timeout(stall, stream.writable()) => room,
             () = crate::server::stopped(shutdown) => return false,
         };
-        match wrote {
-            Ok(Ok(n)) if n > 0 => sent += n,
-            Ok(_) => return false,
+        match room {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return false,
             Err(_) => {
                 tracing::warn!(
                     peer = %session.peer(),
