@@ -4,7 +4,7 @@
 //!
 //! What a connection holds is bounded. Its input holds at most one
 //! unfinished command (within the parser's limits, which are tiny before
-//! `AUTH`). Its output is sent whenever it reaches [`FLUSH_AT`] bytes,
+//! `AUTH`). Its output is sent whenever it reaches [`super::reply::FLUSH_AT`] bytes,
 //! before more commands run, and nothing more is read until it is sent, so
 //! a client that pipelines large reads without reading the replies is held
 //! back by its own TCP window, not buffered (Redis's output-buffer limits
@@ -23,7 +23,7 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 
 use super::commands::{self, Progress};
 use super::frame::{Commands, Parser};
-use super::reply::{FLUSH_AT, Out, Protocol};
+use super::reply::{Out, Protocol};
 use super::session::{Flow, Session, Shared};
 use crate::metrics::Disconnect;
 
@@ -364,7 +364,3 @@ fn needs_pool(commands: &Commands<'_>, sync_always: bool) -> bool {
             || (sync_always && commands::lookup(name).is_some_and(|spec| spec.write))
     })
 }
-
-/// The output limit is about memory, the flush size about latency: the
-/// first must leave room for the second.
-const _: () = assert!(FLUSH_AT < 1 << 20);
