@@ -7,7 +7,7 @@
 //! while the copy runs.
 
 use std::fs::File;
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};
 
@@ -61,7 +61,7 @@ pub(crate) fn run(shared: &Shared, dest: &Path) -> Result<()> {
     crate::failpoint::step("backup: copied, not published");
 
     // Step 3: publish.
-    std::fs::rename(&partial, dest).at(dest)?;
+    crate::disk::rename(&partial, dest).at(dest)?;
     if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
         datafile::sync_dir(parent)?;
     }
@@ -77,16 +77,16 @@ fn partial_path(dest: &Path) -> PathBuf {
 
 /// Copies the first `len` bytes of a data file to `to` and fsyncs it.
 fn copy_from_handle(handle: &ReadHandle, len: u64, to: &Path) -> Result<()> {
-    let mut out = File::create(to).at(to)?;
+    let out = crate::disk::create(to).at(to)?;
     let mut buf = vec![0u8; CHUNK];
     let mut at = 0u64;
     while at < len {
         let n = usize::try_from(len - at).map_or(CHUNK, |left| left.min(CHUNK));
         handle.read_record(&mut buf[..n], at)?;
-        out.write_all(&buf[..n]).at(to)?;
+        crate::disk::write_at(&out, &buf[..n], at).at(to)?;
         at += n as u64;
     }
-    out.sync_all().at(to)
+    crate::disk::sync_all(&out).at(to)
 }
 
 /// Copies the hint file of sealed file `id`, if it has one (a merge may have
@@ -94,11 +94,14 @@ fn copy_from_handle(handle: &ReadHandle, len: u64, to: &Path) -> Result<()> {
 fn copy_hint(dir: &Path, id: u32, partial: &Path) -> Result<()> {
     let from = dir.join(datafile::hint_file_name(id));
     let to = partial.join(datafile::hint_file_name(id));
-    match std::fs::copy(&from, &to) {
-        Ok(_) => File::open(&to).and_then(|f| f.sync_all()).at(&to),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).at(&from),
-    }
+    let mut source = match File::open(&from) {
+        Ok(source) => source,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).at(&from),
+    };
+    let mut out = crate::disk::Appender::new(crate::disk::create(&to).at(&to)?);
+    std::io::copy(&mut source, &mut out).at(&to)?;
+    crate::disk::sync_all(out.file()).at(&to)
 }
 
 #[cfg(test)]

@@ -223,13 +223,7 @@ impl DataFile {
     /// Replaces a leftover file of that name.
     pub(crate) fn create_tmp(dir: &Path, id: u32, seq_floor: u64) -> Result<Self> {
         let path = dir.join(tmp_name(&data_file_name(id)));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .at(&path)?;
+        let file = crate::disk::create(&path).at(&path)?;
         let this = Self {
             id,
             path,
@@ -246,7 +240,7 @@ impl DataFile {
             this.discard();
             return Err(e).at(&this.path);
         }
-        if let Err(e) = this.file.write_all_at(&header.encode(), 0) {
+        if let Err(e) = crate::disk::write_at(&this.file, &header.encode(), 0) {
             this.discard();
             return Err(e).at(&this.path);
         }
@@ -259,7 +253,7 @@ impl DataFile {
         let path = dir.join(data_file_name(self.id));
         #[cfg(any(test, feature = "failpoints"))]
         crate::failpoint::check("publish").at(&path)?;
-        std::fs::rename(&self.path, &path).at(&path)?;
+        crate::disk::rename(&self.path, &path).at(&path)?;
         self.path = path;
         sync_dir(dir)
     }
@@ -267,7 +261,7 @@ impl DataFile {
     /// Removes a file that failed to be written (best effort: a leftover
     /// `.tmp` file is removed by the next open).
     pub(crate) fn discard(&self) {
-        if let Err(error) = std::fs::remove_file(&self.path)
+        if let Err(error) = crate::disk::remove(&self.path)
             && error.kind() != io::ErrorKind::NotFound
         {
             tracing::warn!(path = %self.path.display(), %error, "could not remove an unfinished file");
@@ -339,10 +333,10 @@ impl DataFile {
         #[cfg(any(test, feature = "failpoints"))]
         if crate::failpoint::check("append-half").is_err() {
             // A write that stops half-way, as on a full disk.
-            self.file.write_all_at(&buf[..buf.len() / 2], offset)?;
+            crate::disk::write_at(&self.file, &buf[..buf.len() / 2], offset)?;
             return Err(io::Error::from_raw_os_error(28)); // ENOSPC
         }
-        self.file.write_all_at(buf, offset)
+        crate::disk::write_at(&self.file, buf, offset)
     }
 
     /// Makes the file `len` bytes long with its blocks allocated (zeros), so
@@ -352,23 +346,7 @@ impl DataFile {
     pub(crate) fn allocate(&self, len: u64) -> io::Result<()> {
         #[cfg(any(test, feature = "failpoints"))]
         crate::failpoint::check("fallocate")?;
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        {
-            // Mode 0: allocate and extend the size; the new bytes read as zero.
-            use rustix::io::Errno;
-            rustix::fs::fallocate(&self.file, rustix::fs::FallocateFlags::empty(), 0, len).map_err(
-                |errno| match errno {
-                    // The filesystem (or kernel) cannot preallocate.
-                    Errno::OPNOTSUPP | Errno::NOSYS => io::Error::from(io::ErrorKind::Unsupported),
-                    other => io::Error::from(other),
-                },
-            )
-        }
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        {
-            let _ = len;
-            Err(io::Error::from(io::ErrorKind::Unsupported))
-        }
+        crate::disk::allocate(&self.file, len)
     }
 
     /// Writes zeros over bytes `from..to`, which must lie inside the file's
@@ -381,7 +359,7 @@ impl DataFile {
         let mut at = from;
         while at < to {
             let n = usize::try_from(to - at).map_or(ZEROS.len(), |left| left.min(ZEROS.len()));
-            self.file.write_all_at(&ZEROS[..n], at)?;
+            crate::disk::write_at(&self.file, &ZEROS[..n], at)?;
             at += n as u64;
         }
         Ok(())
@@ -391,21 +369,21 @@ impl DataFile {
     pub(crate) fn truncate(&self, len: u64) -> io::Result<()> {
         #[cfg(any(test, feature = "failpoints"))]
         crate::failpoint::check("truncate")?;
-        self.file.set_len(len)
+        crate::disk::set_len(&self.file, len)
     }
 
     /// `fdatasync`: makes written records durable.
     pub(crate) fn sync_data(&self) -> io::Result<()> {
         #[cfg(any(test, feature = "failpoints"))]
         crate::failpoint::check("fsync")?;
-        self.file.sync_data()
+        crate::disk::sync_data(&self.file)
     }
 
     /// `fsync`: makes records and the file's size/metadata durable.
     pub(crate) fn sync_all(&self) -> io::Result<()> {
         #[cfg(any(test, feature = "failpoints"))]
         crate::failpoint::check("sync_all")?;
-        self.file.sync_all()
+        crate::disk::sync_all(&self.file)
     }
 
     /// Copies bytes `from..` of this file into a new file `dest` (replacing
@@ -438,17 +416,12 @@ impl DataFile {
         if all_zero {
             return Ok(false);
         }
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(dest)
-            .at(dest)?;
+        let mut out = crate::disk::Appender::new(crate::disk::create(dest).at(dest)?);
         io::copy(&mut tail(), &mut out).map_err(|source| Error::Io {
             path: dest.to_path_buf(),
             source,
         })?;
-        out.sync_all().at(dest)?;
+        crate::disk::sync_all(out.file()).at(dest)?;
         Ok(true)
     }
 
@@ -568,7 +541,7 @@ impl ReadHandle {
 
 /// fsyncs a directory so that files created or removed in it stay so.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+    crate::disk::sync_dir(dir).at(dir)
 }
 
 /// Adapts positioned reads to `Read`, starting after the file header, so the

@@ -8,7 +8,6 @@
 //! A hint that does not verify, or describes a data file of another length,
 //! is ignored and the data file is scanned instead.
 
-use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -43,7 +42,7 @@ pub(crate) struct HintEntry<'a> {
 pub(crate) struct HintWriter {
     tmp_path: PathBuf,
     final_path: PathBuf,
-    out: BufWriter<File>,
+    out: BufWriter<crate::disk::Appender>,
     crc: u32,
     count: u64,
 }
@@ -53,16 +52,11 @@ impl HintWriter {
     pub(crate) fn create(dir: &Path, data_header: &FileHeader) -> Result<Self> {
         let final_path = dir.join(hint_file_name(data_header.file_id));
         let tmp_path = dir.join(tmp_name(&hint_file_name(data_header.file_id)));
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp_path)
-            .at(&tmp_path)?;
+        let file = crate::disk::create(&tmp_path).at(&tmp_path)?;
         let mut writer = Self {
             tmp_path,
             final_path,
-            out: BufWriter::with_capacity(1 << 16, file),
+            out: BufWriter::with_capacity(1 << 16, crate::disk::Appender::new(file)),
             crc: 0,
             count: 0,
         };
@@ -105,19 +99,19 @@ impl HintWriter {
         self.write(&trailer)?;
         let crc = self.crc;
         self.out.write_all(&crc.to_le_bytes()).at(&self.tmp_path)?;
-        let file = self
+        let out = self
             .out
             .into_inner()
             .map_err(std::io::IntoInnerError::into_error)
             .at(&self.tmp_path)?;
-        file.sync_all().at(&self.tmp_path)?;
-        std::fs::rename(&self.tmp_path, &self.final_path).at(&self.final_path)
+        crate::disk::sync_all(out.file()).at(&self.tmp_path)?;
+        crate::disk::rename(&self.tmp_path, &self.final_path).at(&self.final_path)
     }
 
     /// Removes the unfinished hint (best effort; the next open removes a
     /// leftover `.tmp` file too).
     pub(crate) fn abandon(self) {
-        let _ = std::fs::remove_file(&self.tmp_path);
+        let _ = crate::disk::remove(&self.tmp_path);
     }
 }
 

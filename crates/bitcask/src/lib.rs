@@ -37,6 +37,7 @@ pub mod clock;
 mod crc;
 mod datafile;
 mod db;
+mod disk;
 mod durability;
 mod error;
 #[cfg(any(test, feature = "failpoints"))]
@@ -50,10 +51,14 @@ mod keydir;
 mod lock;
 mod merge;
 mod options;
+#[cfg(test)]
+mod power_loss;
 mod readmap;
 mod record;
 mod recovery;
 mod repair;
+#[cfg(any(test, feature = "simulated-disk"))]
+pub mod sim;
 mod stats;
 mod worker;
 mod write;

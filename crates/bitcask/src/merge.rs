@@ -150,6 +150,12 @@ pub(crate) fn run(shared: &Shared) -> Result<MergeReport> {
             shared.accounts.dead(&entry);
         }
     }
+    // Deleting an input drops its superseded records for good; what
+    // superseded them must be on disk first (see `finish_output`, and a
+    // merge whose inputs held nothing live writes no output at all).
+    if let Some(commit) = &shared.commit {
+        commit.sync_through(commit.written())?;
+    }
     #[cfg(test)]
     crate::failpoint::step("merge: before deleting inputs");
     shared.files.update(|files| {
@@ -186,7 +192,7 @@ fn finish_report(shared: &Shared, mut report: MergeReport, started: Instant) -> 
 }
 
 fn remove_if_exists(path: &std::path::Path) -> Result<()> {
-    match std::fs::remove_file(path) {
+    match crate::disk::remove(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).at(path),
@@ -343,8 +349,19 @@ impl Copier<'_> {
             return Ok(());
         };
         let dir = &self.shared.dir;
-        let published = out
-            .flush()
+        // The records this output leaves out were superseded by later ones,
+        // which may still be only in the page cache (`sync=never`, an
+        // interval, or a write not yet acknowledged). Once the output is
+        // published a power cut takes the inputs' copies with the merge, so
+        // the later records must be on disk first, or the cut loses both and
+        // a key vanishes that was never deleted (found by the power-loss
+        // test, src/power_loss.rs). One fsync per output.
+        let superseding_durable = match &self.shared.commit {
+            Some(commit) => commit.sync_through(commit.written()),
+            None => Ok(()),
+        };
+        let published = superseding_durable
+            .and_then(|()| out.flush())
             .and_then(|()| out.file.sync_all().at(&out.file.path))
             .and_then(|()| {
                 #[cfg(test)]

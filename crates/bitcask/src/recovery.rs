@@ -108,7 +108,7 @@ pub(crate) fn recover(dir: &Path, opts: RecoverOptions<'_>) -> Result<Recovered>
             // a lost deletion leaves a hint that is still exact or that no
             // longer matches the file's length.
             let path = dir.join(datafile::hint_file_name(id));
-            if let Err(error) = std::fs::remove_file(&path)
+            if let Err(error) = crate::disk::remove(&path)
                 && error.kind() != std::io::ErrorKind::NotFound
             {
                 tracing::warn!(path = %path.display(), %error, "cannot remove the active file's hint");
@@ -161,7 +161,7 @@ fn remove_leftovers(dir: &Path, listing: &datafile::DirListing) -> Result<()> {
     let mut removed = false;
     for path in listing.tmp.iter().cloned().chain(orphan_hints) {
         tracing::info!(path = %path.display(), "removing a file left unfinished by a crash");
-        std::fs::remove_file(&path).at(&path)?;
+        crate::disk::remove(&path).at(&path)?;
         removed = true;
     }
     if removed {
@@ -185,7 +185,7 @@ fn is_torn_creation(dir: &Path, id: u32, read_only: bool) -> Result<bool> {
     } else {
         tracing::warn!(path = %file.path.display(),
             "removing a data file whose creation was cut short");
-        std::fs::remove_file(&file.path).at(&file.path)?;
+        crate::disk::remove(&file.path).at(&file.path)?;
         datafile::sync_dir(dir)?;
     }
     Ok(true)

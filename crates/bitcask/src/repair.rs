@@ -65,7 +65,7 @@ pub fn repair_with_progress(
             if file.kept.is_empty() {
                 remove_hint(dir, id, &mut report)?;
                 keep_original(&path, &aside.join(&name))?;
-                std::fs::remove_file(&path).at(&path)?;
+                crate::disk::remove(&path).at(&path)?;
                 datafile::sync_dir(dir)?;
                 report.files_removed.push(id);
                 continue;
@@ -144,7 +144,7 @@ fn keep_original(path: &Path, dest: &Path) -> Result<()> {
 /// Removes the hint file of data file `id`, if there is one.
 fn remove_hint(dir: &Path, id: u32, report: &mut RepairReport) -> Result<()> {
     let path = dir.join(datafile::hint_file_name(id));
-    match std::fs::remove_file(&path) {
+    match crate::disk::remove(&path) {
         Ok(()) => {
             datafile::sync_dir(dir)?;
             report.hints_removed.push(id);

@@ -1,0 +1,154 @@
+//! Every change the engine makes to the filesystem goes through here:
+//! creating, writing, sizing, syncing, renaming and removing files, and
+//! syncing directories. Reads do not (they change nothing).
+//!
+//! In a normal build each function is the plain system call. Built for
+//! tests (`cfg(test)`, or the `simulated-disk` feature for other crates),
+//! each also tells the simulated disk (`sim.rs`) what happened, so a test
+//! can take the directory as a power cut would leave it: every file rolled
+//! back to what its last fsync made durable, plus an arbitrary subset of
+//! the pages written since, and directory changes never fsynced undone.
+//! The files themselves are written as usual, so the running store (its
+//! memory maps included) sees what it wrote. One seam, chosen at compile
+//! time: a release build carries no trace of the simulation.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+#[cfg(any(test, feature = "simulated-disk"))]
+use crate::sim;
+
+/// Opens `path` for reading and writing, creating it (empty) or emptying it.
+pub(crate) fn create(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    #[cfg(any(test, feature = "simulated-disk"))]
+    sim::created(path, &file);
+    Ok(file)
+}
+
+/// Writes all of `buf` at `offset`.
+pub(crate) fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    let written = file.write_all_at(buf, offset);
+    #[cfg(any(test, feature = "simulated-disk"))]
+    sim::written(file, offset, buf.len() as u64);
+    written
+}
+
+/// Sets the file's length (cutting it, or extending it with zeros).
+pub(crate) fn set_len(file: &File, len: u64) -> io::Result<()> {
+    #[cfg(any(test, feature = "simulated-disk"))]
+    let before = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let result = file.set_len(len);
+    #[cfg(any(test, feature = "simulated-disk"))]
+    sim::resized(file, before, len);
+    result
+}
+
+/// Makes the file `len` bytes long with its blocks allocated (zeros).
+/// `Unsupported` where the platform or filesystem cannot preallocate.
+pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
+    #[cfg(any(test, feature = "simulated-disk"))]
+    let before = file.metadata().map(|m| m.len()).unwrap_or(0);
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let result = {
+        // Mode 0: allocate and extend the size; the new bytes read as zero.
+        use rustix::io::Errno;
+        rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len).map_err(|errno| {
+            match errno {
+                // The filesystem (or kernel) cannot preallocate.
+                Errno::OPNOTSUPP | Errno::NOSYS => io::Error::from(io::ErrorKind::Unsupported),
+                other => io::Error::from(other),
+            }
+        })
+    };
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let result = {
+        let _ = (file, len);
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    };
+    #[cfg(any(test, feature = "simulated-disk"))]
+    if result.is_ok() {
+        sim::resized(file, before, before.max(len));
+    }
+    result
+}
+
+/// `fdatasync`: the file's written bytes (and its size) become durable.
+pub(crate) fn sync_data(file: &File) -> io::Result<()> {
+    file.sync_data()?;
+    #[cfg(any(test, feature = "simulated-disk"))]
+    sim::synced(file);
+    Ok(())
+}
+
+/// `fsync`: the file's bytes and metadata become durable.
+pub(crate) fn sync_all(file: &File) -> io::Result<()> {
+    file.sync_all()?;
+    #[cfg(any(test, feature = "simulated-disk"))]
+    sim::synced(file);
+    Ok(())
+}
+
+/// Renames `from` to `to` (replacing `to`); durable once the directory is
+/// synced.
+pub(crate) fn rename(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::rename(from, to)?;
+    #[cfg(any(test, feature = "simulated-disk"))]
+    sim::renamed(from, to);
+    Ok(())
+}
+
+/// Removes `path`; durable once the directory is synced.
+pub(crate) fn remove(path: &Path) -> io::Result<()> {
+    std::fs::remove_file(path)?;
+    #[cfg(any(test, feature = "simulated-disk"))]
+    sim::removed(path);
+    Ok(())
+}
+
+/// fsyncs a directory: the files created, renamed or removed in it stay so.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()?;
+    #[cfg(any(test, feature = "simulated-disk"))]
+    sim::dir_synced(dir);
+    Ok(())
+}
+
+/// Sequential writes into a file, through [`write_at`]: what `BufWriter`
+/// wraps for hint files and copies.
+#[derive(Debug)]
+pub(crate) struct Appender {
+    file: File,
+    at: u64,
+}
+
+impl Appender {
+    /// Writes from the start of `file`.
+    pub(crate) fn new(file: File) -> Self {
+        Self { file, at: 0 }
+    }
+
+    /// The file.
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+impl Write for Appender {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        write_at(&self.file, buf, self.at)?;
+        self.at += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
