@@ -82,17 +82,21 @@ pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
 
 /// `fdatasync`: the file's written bytes (and its size) become durable.
 pub(crate) fn sync_data(file: &File) -> io::Result<()> {
+    #[cfg(any(test, feature = "simulated-disk"))]
+    let started = sim::sync_started(file);
     file.sync_data()?;
     #[cfg(any(test, feature = "simulated-disk"))]
-    sim::synced(file);
+    sim::sync_ended(file, started);
     Ok(())
 }
 
 /// `fsync`: the file's bytes and metadata become durable.
 pub(crate) fn sync_all(file: &File) -> io::Result<()> {
+    #[cfg(any(test, feature = "simulated-disk"))]
+    let started = sim::sync_started(file);
     file.sync_all()?;
     #[cfg(any(test, feature = "simulated-disk"))]
-    sim::synced(file);
+    sim::sync_ended(file, started);
     Ok(())
 }
 

@@ -4,8 +4,10 @@
 //! rotation, a merge, a hint write or a close as well as between calls).
 //! The store that opens from the cut must be the store after some prefix of
 //! the history (nothing invented, no batch in part, no deleted key back,
-//! no hole), and under `sync=always` that prefix must hold every write
-//! acknowledged before the cut.
+//! no hole). Under every policy that prefix must hold every step that
+//! returned before the last sync of a data file (the active file, or one
+//! sealed at rotation) that started and ended before the cut; under
+//! `sync=always`, every step that returned before the cut.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -72,10 +74,18 @@ fn contents(db: &Bitcask) -> State {
     state
 }
 
+/// What a run of a history recorded.
+struct Ran {
+    /// The model state after each applied step (index 0: before any).
+    states: Vec<State>,
+    /// For each step, the number of changes recorded when its call returned.
+    acked: Vec<u64>,
+    /// The data-file syncs, as (start, end) change numbers.
+    syncs: Vec<(u64, u64)>,
+}
+
 /// Runs `history` on a store in `dir` (watched) with a power cut armed at
-/// change `cut_at` into `cut`. Returns the model state after each applied
-/// step (index 0: empty), and for each the number of recorded changes when
-/// its call had returned.
+/// change `cut_at` into `cut`.
 fn run(
     dir: &Path,
     cut: &Path,
@@ -83,7 +93,7 @@ fn run(
     policy: SyncPolicy,
     cut_at: u64,
     keep: Keep,
-) -> (Vec<State>, Vec<u64>) {
+) -> Ran {
     sim::watch(dir).expect("watch");
     sim::cut_at(dir, sim::ops(dir) + cut_at, cut, keep.clone()).expect("arm the cut");
     let mut db = Some(Bitcask::open_with(dir, options(policy)).expect("open"));
@@ -142,19 +152,37 @@ fn run(
     {
         sim::power_cut(dir, cut, keep).expect("cut at the end");
     }
+    let syncs = sim::data_syncs(dir);
     sim::unwatch(dir);
-    (states, acked)
+    Ran {
+        states,
+        acked,
+        syncs,
+    }
 }
 
-/// Checks the store that opens from `cut` against the history's states.
-fn check(cut: &Path, states: &[State], acked: &[u64], cut_at: u64, policy: SyncPolicy) {
+/// Checks the store that opens from `cut` against the run's states.
+fn check(cut: &Path, ran: &Ran, cut_at: u64, policy: SyncPolicy) {
+    let Ran {
+        states,
+        acked,
+        syncs,
+    } = ran;
     let db = Bitcask::open_with(cut, options(policy)).expect("the store opens after a power cut");
     let found = contents(&db);
     db.close().expect("close");
-    // Every step acknowledged before the cut must be there under `always`.
+    let returned_before = |op: u64| acked.iter().rposition(|&ops| ops < op).unwrap_or(0);
+    // Every step that returned before a data sync that completed before
+    // the cut started; under `always`, every step that returned before it.
+    let synced = syncs
+        .iter()
+        .filter(|&&(_, end)| end <= cut_at)
+        .map(|&(start, _)| returned_before(start))
+        .max()
+        .unwrap_or(0);
     let required = match policy {
-        SyncPolicy::Always => acked.iter().rposition(|&ops| ops < cut_at).unwrap_or(0),
-        _ => 0,
+        SyncPolicy::Always => returned_before(cut_at).max(synced),
+        _ => synced,
     };
     let prefixes: Vec<usize> = (0..states.len()).filter(|&i| states[i] == found).collect();
     assert!(
@@ -183,7 +211,11 @@ fn show(state: &State) -> String {
 }
 
 fn policy() -> impl Strategy<Value = SyncPolicy> {
-    prop_oneof![Just(SyncPolicy::Always), Just(SyncPolicy::Never)]
+    prop_oneof![
+        Just(SyncPolicy::Always),
+        Just(SyncPolicy::Never),
+        Just(SyncPolicy::Interval(std::time::Duration::from_millis(1))),
+    ]
 }
 
 proptest! {
@@ -204,17 +236,15 @@ proptest! {
         // cut falls inside it (at the first change, up to the close).
         let count = tempfile::tempdir().expect("tempdir");
         let unused = tempfile::tempdir().expect("tempdir");
-        let (_, acked) = run(
+        let counted = run(
             count.path(), unused.path(), &history, policy, u64::MAX / 2, Keep::everything(),
         );
-        let total = acked.last().copied().unwrap_or(1).max(1);
+        let total = counted.acked.last().copied().unwrap_or(1).max(1);
         let cut_at = 1 + (cut_fraction * total as f64) as u64;
         let dir = tempfile::tempdir().expect("tempdir");
         let cut = tempfile::tempdir().expect("tempdir");
-        let (states, acked) = run(
-            dir.path(), cut.path(), &history, policy, cut_at, Keep::new(seed, odds),
-        );
-        check(cut.path(), &states, &acked, cut_at, policy);
+        let ran = run(dir.path(), cut.path(), &history, policy, cut_at, Keep::new(seed, odds));
+        check(cut.path(), &ran, cut_at, policy);
     }
 }
 
@@ -275,7 +305,7 @@ fn a_merge_never_outlives_the_writes_it_relied_on() {
 fn every_cut_keeps_a_prefix(history: &[Step]) {
     let count = tempfile::tempdir().expect("tempdir");
     let unused = tempfile::tempdir().expect("tempdir");
-    let (_, acked) = run(
+    let counted = run(
         count.path(),
         unused.path(),
         history,
@@ -283,10 +313,10 @@ fn every_cut_keeps_a_prefix(history: &[Step]) {
         u64::MAX / 2,
         Keep::everything(),
     );
-    for cut_at in 1..=acked.last().copied().unwrap_or(0) {
+    for cut_at in 1..=counted.acked.last().copied().unwrap_or(0) {
         let dir = tempfile::tempdir().expect("tempdir");
         let cut = tempfile::tempdir().expect("tempdir");
-        let (states, acked) = run(
+        let ran = run(
             dir.path(),
             cut.path(),
             history,
@@ -294,6 +324,6 @@ fn every_cut_keeps_a_prefix(history: &[Step]) {
             cut_at,
             Keep::nothing(),
         );
-        check(cut.path(), &states, &acked, cut_at, SyncPolicy::Never);
+        check(cut.path(), &ran, cut_at, SyncPolicy::Never);
     }
 }
