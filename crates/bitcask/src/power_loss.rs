@@ -15,7 +15,7 @@ use std::path::Path;
 use proptest::prelude::*;
 
 use crate::sim::{self, Keep};
-use crate::{Batch, Bitcask, Options, SyncPolicy};
+use crate::{Batch, Bitcask, Condition, Error, Options, SyncPolicy, WriteOptions};
 
 /// Keys are a handful of names, so histories overwrite and delete.
 const KEYS: u8 = 6;
@@ -27,6 +27,10 @@ enum Step {
     Delete(u8),
     /// Puts (`Some(len)`) and deletes (`None`), all or nothing.
     Batch(Vec<(u8, Option<usize>)>),
+    /// A put only if the key is absent (`If-None-Match: *`, `SETNX`).
+    PutIfAbsent(u8, usize),
+    /// A put only if the key is at the version the model last saw.
+    PutIfUnchanged(u8, usize),
     Merge,
     Reopen,
 }
@@ -35,6 +39,8 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         6 => (0..KEYS, 0usize..300).prop_map(|(k, len)| Step::Put(k, len)),
         2 => (0..KEYS).prop_map(Step::Delete),
+        1 => (0..KEYS, 0usize..200).prop_map(|(k, len)| Step::PutIfAbsent(k, len)),
+        1 => (0..KEYS, 0usize..200).prop_map(|(k, len)| Step::PutIfUnchanged(k, len)),
         2 => proptest::collection::vec((0..KEYS, proptest::option::of(0usize..200)), 1..4)
             .prop_map(Step::Batch),
         1 => Just(Step::Merge),
@@ -111,6 +117,25 @@ fn run(
             Step::Delete(k) => {
                 store.delete(&key(*k)).expect("delete");
                 model.remove(&key(*k));
+            }
+            Step::PutIfAbsent(k, len) | Step::PutIfUnchanged(k, len) => {
+                let v = value(n, *len);
+                let current = store.get_versioned(&key(*k)).expect("get");
+                let condition = match (step, &current) {
+                    (Step::PutIfAbsent(..), _) | (_, None) => Condition::Absent,
+                    (_, Some(old)) => Condition::Version(old.version),
+                };
+                let options = WriteOptions::new().condition(condition);
+                match store.put_with(&key(*k), &v, options) {
+                    Ok(_) => {
+                        model.insert(key(*k), v);
+                    }
+                    // Refused: nothing written, the model unchanged.
+                    Err(Error::ConditionFailed { .. }) => {
+                        assert!(model.contains_key(&key(*k)), "refused though absent");
+                    }
+                    Err(other) => panic!("conditional put: {other}"),
+                }
             }
             Step::Batch(ops) => {
                 let mut batch = Batch::new();
