@@ -11,9 +11,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use proptest::prelude::*;
 
+use crate::clock::{Clock, ManualClock};
 use crate::sim::{self, Keep};
 use crate::{Batch, Bitcask, Condition, Error, Options, SyncPolicy, WriteOptions};
 
@@ -27,6 +30,10 @@ enum Step {
     Delete(u8),
     /// Puts (`Some(len)`) and deletes (`None`), all or nothing.
     Batch(Vec<(u8, Option<usize>)>),
+    /// A put that expires after this many milliseconds.
+    PutTtl(u8, usize, u64),
+    /// Time passes (the store's clock is a manual one).
+    Advance(u64),
     /// A put only if the key is absent (`If-None-Match: *`, `SETNX`).
     PutIfAbsent(u8, usize),
     /// A put only if the key is at the version the model last saw.
@@ -40,6 +47,8 @@ fn step() -> impl Strategy<Value = Step> {
         6 => (0..KEYS, 0usize..300).prop_map(|(k, len)| Step::Put(k, len)),
         2 => (0..KEYS).prop_map(Step::Delete),
         1 => (0..KEYS, 0usize..200).prop_map(|(k, len)| Step::PutIfAbsent(k, len)),
+        1 => (0..KEYS, 0usize..200, 1u64..50).prop_map(|(k, len, ttl)| Step::PutTtl(k, len, ttl)),
+        1 => (1u64..30).prop_map(Step::Advance),
         1 => (0..KEYS, 0usize..200).prop_map(|(k, len)| Step::PutIfUnchanged(k, len)),
         2 => proptest::collection::vec((0..KEYS, proptest::option::of(0usize..200)), 1..4)
             .prop_map(Step::Batch),
@@ -60,18 +69,32 @@ fn value(n: usize, len: usize) -> Vec<u8> {
     v
 }
 
-type State = BTreeMap<Vec<u8>, Vec<u8>>;
+/// Keys and their values with the time they expire (if they do).
+type State = BTreeMap<Vec<u8>, (Vec<u8>, Option<u64>)>;
 
-fn options(policy: SyncPolicy) -> Options {
+/// The clock every store of a test reads: time passes only by `Advance`.
+const START_MS: u64 = 1_000_000;
+
+fn options(policy: SyncPolicy, clock: &Arc<ManualClock>) -> Options {
     Options::new()
         .sync(policy)
         .max_file_size(2048)
         .merge_trigger(None)
+        .clock(Arc::clone(clock) as Arc<dyn Clock>)
+}
+
+/// `state` as it reads at `now_ms`: the keys not expired, with their values.
+fn live(state: &State, now_ms: u64) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    state
+        .iter()
+        .filter(|(_, (_, expires))| expires.is_none_or(|at| at > now_ms))
+        .map(|(k, (v, _))| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// What the store holds, read key by key.
-fn contents(db: &Bitcask) -> State {
-    let mut state = State::new();
+fn contents(db: &Bitcask) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut state = BTreeMap::new();
     for k in 0..KEYS {
         if let Ok(Some(v)) = db.get(&key(k)) {
             state.insert(key(k), v);
@@ -88,6 +111,8 @@ struct Ran {
     acked: Vec<u64>,
     /// The data-file syncs, as (start, end) change numbers.
     syncs: Vec<(u64, u64)>,
+    /// The clock at the end of the history (the cut's store is read then).
+    clock: Arc<ManualClock>,
 }
 
 /// Runs `history` on a store in `dir` (watched) with a power cut armed at
@@ -102,7 +127,8 @@ fn run(
 ) -> Ran {
     sim::watch(dir).expect("watch");
     sim::cut_at(dir, sim::ops(dir) + cut_at, cut, keep.clone()).expect("arm the cut");
-    let mut db = Some(Bitcask::open_with(dir, options(policy)).expect("open"));
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let mut db = Some(Bitcask::open_with(dir, options(policy, &clock)).expect("open"));
     let mut model = State::new();
     let mut states = vec![model.clone()];
     let mut acked = vec![0];
@@ -112,8 +138,15 @@ fn run(
             Step::Put(k, len) => {
                 let v = value(n, *len);
                 store.put(&key(*k), &v).expect("put");
-                model.insert(key(*k), v);
+                model.insert(key(*k), (v, None));
             }
+            Step::PutTtl(k, len, ttl) => {
+                let v = value(n, *len);
+                let options = WriteOptions::new().ttl(Duration::from_millis(*ttl));
+                store.put_with(&key(*k), &v, options).expect("put");
+                model.insert(key(*k), (v, Some(clock.now_ms() + ttl)));
+            }
+            Step::Advance(ms) => clock.advance(*ms),
             Step::Delete(k) => {
                 store.delete(&key(*k)).expect("delete");
                 model.remove(&key(*k));
@@ -121,6 +154,7 @@ fn run(
             Step::PutIfAbsent(k, len) | Step::PutIfUnchanged(k, len) => {
                 let v = value(n, *len);
                 let current = store.get_versioned(&key(*k)).expect("get");
+                let live_now = live(&model, clock.now_ms());
                 let condition = match (step, &current) {
                     (Step::PutIfAbsent(..), _) | (_, None) => Condition::Absent,
                     (_, Some(old)) => Condition::Version(old.version),
@@ -128,11 +162,11 @@ fn run(
                 let options = WriteOptions::new().condition(condition);
                 match store.put_with(&key(*k), &v, options) {
                     Ok(_) => {
-                        model.insert(key(*k), v);
+                        model.insert(key(*k), (v, None));
                     }
                     // Refused: nothing written, the model unchanged.
                     Err(Error::ConditionFailed { .. }) => {
-                        assert!(model.contains_key(&key(*k)), "refused though absent");
+                        assert!(live_now.contains_key(&key(*k)), "refused though absent");
                     }
                     Err(other) => panic!("conditional put: {other}"),
                 }
@@ -144,7 +178,7 @@ fn run(
                         Some(len) => {
                             let v = value(n * 16 + i + 1_000_000, *len);
                             batch.put(key(*k), v.clone());
-                            model.insert(key(*k), v);
+                            model.insert(key(*k), (v, None));
                         }
                         None => {
                             batch.delete(key(*k));
@@ -161,7 +195,7 @@ fn run(
                 if let Some(store) = db.take() {
                     store.close().expect("close");
                 }
-                db = Some(Bitcask::open_with(dir, options(policy)).expect("reopen"));
+                db = Some(Bitcask::open_with(dir, options(policy, &clock)).expect("reopen"));
             }
         }
         states.push(model.clone());
@@ -183,6 +217,7 @@ fn run(
         states,
         acked,
         syncs,
+        clock,
     }
 }
 
@@ -192,10 +227,15 @@ fn check(cut: &Path, ran: &Ran, cut_at: u64, policy: SyncPolicy) {
         states,
         acked,
         syncs,
+        clock,
     } = ran;
-    let db = Bitcask::open_with(cut, options(policy)).expect("the store opens after a power cut");
+    let db =
+        Bitcask::open_with(cut, options(policy, clock)).expect("the store opens after a power cut");
     let found = contents(&db);
     db.close().expect("close");
+    // Every state as it reads at the end of the history.
+    let now = clock.now_ms();
+    let states: Vec<_> = states.iter().map(|s| live(s, now)).collect();
     let returned_before = |op: u64| acked.iter().rposition(|&ops| ops < op).unwrap_or(0);
     // Every step that returned before a data sync that completed before
     // the cut started; under `always`, every step that returned before it.
@@ -220,7 +260,7 @@ fn check(cut: &Path, ran: &Ran, cut_at: u64, policy: SyncPolicy) {
 }
 
 /// A state in short: each key with the write its value came from.
-fn show(state: &State) -> String {
+fn show(state: &BTreeMap<Vec<u8>, Vec<u8>>) -> String {
     let pairs: Vec<String> = state
         .iter()
         .map(|(k, v)| {
