@@ -44,7 +44,7 @@ pub(crate) fn run(shared: &Shared, dest: &Path) -> Result<()> {
     if partial.exists() {
         std::fs::remove_dir_all(&partial).at(&partial)?;
     }
-    std::fs::create_dir_all(&partial).at(&partial)?;
+    crate::disk::create_dir_all(&partial).at(&partial)?;
     for (id, handle) in &files {
         let len = match active {
             Some((active_id, end)) if active_id == *id => end,

@@ -117,6 +117,15 @@ pub(crate) fn remove(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Creates directory `path` (and any missing parents); its name is durable
+/// once its parent is synced.
+pub(crate) fn create_dir_all(path: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(path)?;
+    #[cfg(any(test, feature = "simulated-disk"))]
+    sim::dir_created(path);
+    Ok(())
+}
+
 /// fsyncs a directory: the files created, renamed or removed in it stay so.
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()?;

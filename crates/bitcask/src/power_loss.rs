@@ -392,3 +392,55 @@ fn every_cut_keeps_a_prefix(history: &[Step]) {
         check(cut.path(), &ran, cut_at, SyncPolicy::Never);
     }
 }
+
+/// A backup cut by a power cut at any change to the disk: its destination
+/// is absent, or a whole store with every key the store held when the
+/// backup began (a leftover `.partial` directory is allowed: the next
+/// backup replaces it).
+#[test]
+fn a_backup_survives_a_power_cut_whole_or_not_at_all() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let store_dir = root.path().join("store");
+    std::fs::create_dir(&store_dir).expect("mkdir");
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let db = Bitcask::open_with(&store_dir, options(SyncPolicy::Never, &clock)).expect("open");
+    for n in 0..30usize {
+        db.put(&key((n % 5) as u8), &value(n, 150)).expect("put");
+    }
+    db.delete(&key(4)).expect("delete");
+    let expected = contents(&db);
+    sim::watch(root.path()).expect("watch");
+    // A first backup counts the changes one makes.
+    let before = sim::ops(root.path());
+    db.backup(root.path().join("first")).expect("backup");
+    let changes = sim::ops(root.path()) - before;
+    assert!(changes > 5, "{changes}");
+    let mut survived = 0;
+    for at in 1..=changes {
+        let dest = root.path().join(format!("backup-{at}"));
+        let cut = tempfile::tempdir().expect("tempdir");
+        sim::cut_at(
+            root.path(),
+            sim::ops(root.path()) + at,
+            cut.path(),
+            Keep::new(at, 128),
+        )
+        .expect("arm");
+        db.backup(&dest).expect("backup");
+        let copy = cut.path().join(format!("backup-{at}"));
+        if copy.exists() {
+            let restored = Bitcask::open_with(&copy, options(SyncPolicy::Never, &clock))
+                .expect("a backup that survived opens");
+            assert_eq!(contents(&restored), expected, "cut at change {at}");
+            restored.close().expect("close");
+            survived += 1;
+        }
+    }
+    // Cut before its publication a backup is gone; after it, whole.
+    assert!(
+        survived > 0 && survived < changes,
+        "{survived} of {changes}"
+    );
+    sim::unwatch(root.path());
+    db.close().expect("close");
+}

@@ -115,6 +115,9 @@ impl Keep {
 struct Sim {
     dirs: HashMap<PathBuf, DirState>,
     files: HashMap<Ino, FileState>,
+    /// Directories created in watched ones (and so watched too), by inode:
+    /// where each is now.
+    subdirs: HashMap<Ino, PathBuf>,
 }
 
 /// Whether any directory is watched (the hooks do nothing otherwise).
@@ -175,6 +178,9 @@ pub fn unwatch(dir: &Path) {
     {
         for ino in state.current.values().chain(state.durable.values()) {
             sim.files.remove(ino);
+            if let Some(subdir) = sim.subdirs.remove(ino) {
+                sim.dirs.remove(&subdir);
+            }
         }
         if sim.dirs.is_empty() {
             ACTIVE.store(false, Ordering::Release);
@@ -226,11 +232,20 @@ pub fn power_cut(dir: &Path, to: &Path, keep: Keep) -> std::io::Result<()> {
 
 impl Sim {
     fn cut(&self, dir: &Path, to: &Path, mut keep: Keep) -> std::io::Result<()> {
+        self.cut_into(dir, to, &mut keep)
+    }
+
+    fn cut_into(&self, dir: &Path, to: &Path, keep: &mut Keep) -> std::io::Result<()> {
         let state = self
             .dirs
             .get(dir)
             .ok_or_else(|| std::io::Error::other("directory not watched"))?;
         for (name, ino) in &state.durable {
+            if let Some(subdir) = self.subdirs.get(ino) {
+                std::fs::create_dir(to.join(name))?;
+                self.cut_into(subdir, &to.join(name), keep)?;
+                continue;
+            }
             let Some(file) = self.files.get(ino) else {
                 continue;
             };
@@ -267,24 +282,31 @@ impl Sim {
         Ok(())
     }
 
-    /// Counts a change in `dir` (`what`, for `BITCASK_SIM_TRACE`), and takes
-    /// the cut set for this moment.
+    /// Counts a change in `dir` (`what`, for `BITCASK_SIM_TRACE`) and in the
+    /// watched directories above it, and takes the cuts set for this moment.
     fn count(&mut self, dir: &Path, what: std::fmt::Arguments<'_>) {
-        let Some(state) = self.dirs.get_mut(dir) else {
-            return;
-        };
-        state.ops += 1;
-        if std::env::var_os("BITCASK_SIM_TRACE").is_some() {
-            eprintln!("sim {} {}: {what}", dir.display(), state.ops);
-        }
-        let due = matches!(&state.cut_at, Some((at, _, _)) if state.ops >= *at);
-        // A cut that cannot be written is the test's failure, not the
-        // engine's: stop there.
-        if due
-            && let Some((_, to, keep)) = state.cut_at.take()
-            && let Err(error) = self.cut(dir, &to, keep)
-        {
-            panic!("simulated power cut into {}: {error}", to.display());
+        let watched: Vec<PathBuf> = dir
+            .ancestors()
+            .filter(|d| self.dirs.contains_key(*d))
+            .map(Path::to_path_buf)
+            .collect();
+        for dir in watched {
+            let Some(state) = self.dirs.get_mut(&dir) else {
+                continue;
+            };
+            state.ops += 1;
+            if std::env::var_os("BITCASK_SIM_TRACE").is_some() {
+                eprintln!("sim {} {}: {what}", dir.display(), state.ops);
+            }
+            let due = matches!(&state.cut_at, Some((at, _, _)) if state.ops >= *at);
+            // A cut that cannot be written is the test's failure, not the
+            // engine's: stop there.
+            if due
+                && let Some((_, to, keep)) = state.cut_at.take()
+                && let Err(error) = self.cut(&dir, &to, keep)
+            {
+                panic!("simulated power cut into {}: {error}", to.display());
+            }
         }
     }
 
@@ -305,6 +327,33 @@ fn with(f: impl FnOnce(&mut Sim)) {
     if let Some(sim) = sim().as_mut() {
         f(sim);
     }
+}
+
+/// Directory `path` was created: if its parent is watched, it is too.
+pub(crate) fn dir_created(path: &Path) {
+    with(|sim| {
+        let Some((parent, name)) = split(path) else {
+            return;
+        };
+        if !sim.dirs.contains_key(&parent) {
+            return;
+        }
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        let ino = Ino {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        };
+        let full = parent.join(&name);
+        sim.dirs.insert(full.clone(), DirState::default());
+        sim.subdirs.insert(ino, full);
+        let what = format!("create directory {}", name.to_string_lossy());
+        if let Some(state) = sim.dirs.get_mut(&parent) {
+            state.current.insert(name, ino);
+        }
+        sim.count(&parent, format_args!("{what}"));
+    });
 }
 
 /// `path` was created (or emptied) and opened as `file`.
@@ -492,6 +541,14 @@ pub(crate) fn renamed(from: &Path, to: &Path) {
             from_name.to_string_lossy(),
             to_name.to_string_lossy()
         );
+        // A directory moves with its name: follow it under its new path.
+        if let Some(old) = sim.subdirs.get(&ino).cloned() {
+            let new = to_dir.join(&to_name);
+            if let Some(state) = sim.dirs.remove(&old) {
+                sim.dirs.insert(new.clone(), state);
+            }
+            sim.subdirs.insert(ino, new);
+        }
         if let Some(state) = sim.dirs.get_mut(&to_dir) {
             state.current.insert(to_name, ino);
         }
