@@ -126,6 +126,24 @@ pub(crate) fn create_dir_all(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Creates directory `path` (its parent must exist; `AlreadyExists` if it
+/// does); its name is durable once its parent is synced.
+pub(crate) fn create_dir(path: &Path) -> io::Result<()> {
+    std::fs::create_dir(path)?;
+    #[cfg(any(test, feature = "simulated-disk"))]
+    sim::dir_created(path);
+    Ok(())
+}
+
+/// Gives the file at `from` a second name `to`; durable once the
+/// directory of `to` is synced.
+pub(crate) fn hard_link(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::hard_link(from, to)?;
+    #[cfg(any(test, feature = "simulated-disk"))]
+    sim::linked(from, to);
+    Ok(())
+}
+
 /// fsyncs a directory: the files created, renamed or removed in it stay so.
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()?;

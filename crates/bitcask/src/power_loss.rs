@@ -444,3 +444,68 @@ fn a_backup_survives_a_power_cut_whole_or_not_at_all() {
     sim::unwatch(root.path());
     db.close().expect("close");
 }
+
+/// Copies the regular files of `from` into `to` (a new directory).
+fn copy_store(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("list") {
+        let entry = entry.expect("entry");
+        if entry.file_type().expect("type").is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+        }
+    }
+}
+
+/// A repair cut by a power cut at any change to the disk can be run again,
+/// and then the store holds exactly what a repair without a cut keeps.
+#[test]
+fn a_repair_cut_by_power_loss_can_be_run_again() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let damaged = root.path().join("damaged");
+    std::fs::create_dir(&damaged).expect("mkdir");
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let db = Bitcask::open_with(&damaged, options(SyncPolicy::Never, &clock)).expect("open");
+    for n in 0..40usize {
+        db.put(&key((n % 6) as u8), &value(n, 150)).expect("put");
+    }
+    db.close().expect("close");
+    // One flipped byte inside the first record of the first (sealed) file.
+    let first = damaged.join(crate::datafile::data_file_name(1));
+    let mut bytes = std::fs::read(&first).expect("read");
+    bytes[100] ^= 0xff;
+    std::fs::write(&first, &bytes).expect("damage");
+    // What a repair keeps when nothing interrupts it.
+    let reference = root.path().join("reference");
+    copy_store(&damaged, &reference);
+    let report = crate::repair::repair(&reference).expect("repair");
+    assert!(report.found.is_damaged());
+    let expected = {
+        let db = Bitcask::open_with(&reference, options(SyncPolicy::Never, &clock)).expect("open");
+        let found = contents(&db);
+        db.close().expect("close");
+        found
+    };
+    // The changes a repair makes.
+    let counted = root.path().join("counted");
+    copy_store(&damaged, &counted);
+    sim::watch(&counted).expect("watch");
+    crate::repair::repair(&counted).expect("repair");
+    let changes = sim::ops(&counted);
+    sim::unwatch(&counted);
+    assert!(changes > 5, "{changes}");
+    for at in 1..=changes {
+        let work = root.path().join(format!("work-{at}"));
+        copy_store(&damaged, &work);
+        let cut = tempfile::tempdir().expect("tempdir");
+        sim::watch(&work).expect("watch");
+        sim::cut_at(&work, at, cut.path(), Keep::new(at, 128)).expect("arm");
+        crate::repair::repair(&work).expect("repair");
+        sim::unwatch(&work);
+        crate::repair::repair(cut.path())
+            .unwrap_or_else(|e| panic!("repair after a cut at change {at}: {e}"));
+        let db = Bitcask::open_with(cut.path(), options(SyncPolicy::Never, &clock))
+            .unwrap_or_else(|e| panic!("open after a cut at change {at} and a repair: {e}"));
+        assert_eq!(contents(&db), expected, "cut at change {at}");
+        db.close().expect("close");
+    }
+}

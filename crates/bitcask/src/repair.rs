@@ -104,10 +104,9 @@ pub fn repair_with_progress(
     }
     if let Some(aside) = &report.moved_to {
         let path = aside.join(REPORT_FILE);
-        std::fs::write(&path, report.to_string()).at(&path)?;
-        std::fs::File::open(&path)
-            .and_then(|f| f.sync_all())
-            .at(&path)?;
+        let file = crate::disk::create(&path).at(&path)?;
+        crate::disk::write_at(&file, report.to_string().as_bytes(), 0).at(&path)?;
+        crate::disk::sync_all(&file).at(&path)?;
     }
     // Open once: recovery cuts a torn tail the usual way, and proves the
     // store opens.
@@ -123,7 +122,7 @@ fn make_repair_dir(dir: &Path) -> Result<PathBuf> {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     loop {
         let path = dir.join(format!("repair-{ms}"));
-        match std::fs::create_dir(&path) {
+        match crate::disk::create_dir(&path) {
             Ok(()) => {
                 datafile::sync_dir(dir)?;
                 return Ok(path);
@@ -137,7 +136,7 @@ fn make_repair_dir(dir: &Path) -> Result<PathBuf> {
 /// Hard-links the damaged original into the repair directory and makes the
 /// link durable, so its bytes survive whatever happens next.
 fn keep_original(path: &Path, dest: &Path) -> Result<()> {
-    std::fs::hard_link(path, dest).at(dest)?;
+    crate::disk::hard_link(path, dest).at(dest)?;
     datafile::sync_dir(dest.parent().unwrap_or(Path::new(".")))
 }
 

@@ -556,6 +556,33 @@ pub(crate) fn renamed(from: &Path, to: &Path) {
     });
 }
 
+/// `from` got a second name, `to`.
+pub(crate) fn linked(from: &Path, to: &Path) {
+    with(|sim| {
+        let (Some((from_dir, from_name)), Some((to_dir, to_name))) = (split(from), split(to))
+        else {
+            return;
+        };
+        let Some(ino) = sim
+            .dirs
+            .get(&from_dir)
+            .and_then(|d| d.current.get(&from_name))
+            .copied()
+        else {
+            return;
+        };
+        let what = format!(
+            "link {} as {}",
+            from_name.to_string_lossy(),
+            to_name.to_string_lossy()
+        );
+        if let Some(state) = sim.dirs.get_mut(&to_dir) {
+            state.current.insert(to_name, ino);
+            sim.count(&to_dir, format_args!("{what}"));
+        }
+    });
+}
+
 /// `path` was removed.
 pub(crate) fn removed(path: &Path) {
     with(|sim| {
