@@ -183,3 +183,27 @@ impl Write for Appender {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_appender_writes_one_chunk_after_another() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        let mut out = Appender::new(create(&path).expect("create"));
+        for chunk in [&b"one "[..], b"two ", b"three"] {
+            out.write_all(chunk).expect("write");
+        }
+        // Larger than any buffer in front of it, in pieces of odd sizes.
+        let big: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        for piece in big.chunks(7_777) {
+            out.write_all(piece).expect("write");
+        }
+        sync_all(out.file()).expect("sync");
+        let mut expected = b"one two three".to_vec();
+        expected.extend_from_slice(&big);
+        assert_eq!(std::fs::read(&path).expect("read"), expected);
+    }
+}
