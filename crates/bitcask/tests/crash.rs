@@ -305,6 +305,32 @@ fn a_file_creation_cut_short_is_removed_and_the_store_opens() {
 }
 
 #[test]
+fn a_newest_file_with_records_and_a_damaged_header_is_reported_not_removed() {
+    // Only a file no longer than its header can be a creation cut short;
+    // one that holds records after a damaged header is damage to report
+    // (found by cargo-mutants: `||` to `&&` in the torn-creation test
+    // deleted such a file at open).
+    let (dir, files) = multi_file_store();
+    let newest = files.last().expect("a file").clone();
+    let mut bytes = std::fs::read(&newest).expect("read");
+    assert!(bytes.len() > 32, "the newest file holds records");
+    bytes[20] ^= 1;
+    std::fs::write(&newest, &bytes).expect("damage the header");
+    let opened = Bitcask::open_with(dir.path(), common::fast().max_file_size(200));
+    assert!(
+        matches!(
+            opened,
+            Err(Error::Corruption {
+                kind: CorruptionKind::BadFileHeader,
+                ..
+            })
+        ),
+        "{opened:?}"
+    );
+    assert_eq!(std::fs::read(&newest).expect("still there"), bytes);
+}
+
+#[test]
 fn reopening_after_recovery_keeps_versions_growing() {
     // Sequence numbers continue after a torn tail: a write after recovery
     // lands after every surviving record, so reopening keeps the newest.

@@ -44,9 +44,18 @@ fn merge_reclaims_space_and_keeps_every_live_value() {
     assert!(stats.dead_bytes > stats.live_bytes, "{stats:?}");
     let size_before = total_size(dir.path());
 
+    let wall_clock_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
     let report = db.merge().expect("merge");
     assert!(
         report.files_merged > 1 && report.records_dropped > 900,
+        "{report:?}"
+    );
+    // When it started, by the wall clock (within a minute of now).
+    assert!(
+        report.started_at_ms.abs_diff(wall_clock_ms) < 60_000,
         "{report:?}"
     );
     assert_eq!(common::contents(&db), before);
