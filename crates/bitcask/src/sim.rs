@@ -18,7 +18,7 @@
 //! handle so that a file removed by name can still be read for the cut.
 //! Files are known by device and inode, so a rename does not lose them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -56,6 +56,17 @@ struct FileState {
     durable: Vec<u8>,
     /// Pages written, or inside a size change, since.
     dirty: BTreeSet<u64>,
+    /// Pages a sync that has not returned yet took (with the bytes it
+    /// took): a sync that starts meanwhile covers them too, as an fsync
+    /// covers every page not yet on disk, whoever asked first.
+    in_flight: BTreeMap<u64, (u64, Vec<u8>)>,
+    /// Counts captures of pages, so an older sync returning late does not
+    /// put older bytes over newer durable ones.
+    generation: u64,
+    /// The capture each durable page came from.
+    durable_generation: HashMap<u64, u64>,
+    /// The capture the durable length came from.
+    durable_len_generation: u64,
 }
 
 /// What the simulation knows of one watched directory.
@@ -158,6 +169,10 @@ pub fn watch(dir: &Path) -> std::io::Result<()> {
                 handle,
                 durable,
                 dirty: BTreeSet::new(),
+                in_flight: BTreeMap::new(),
+                generation: 0,
+                durable_generation: HashMap::new(),
+                durable_len_generation: 0,
             },
         ));
     }
@@ -381,6 +396,10 @@ pub(crate) fn created(path: &Path, file: &File) {
                         handle,
                         durable: Vec::new(),
                         dirty: BTreeSet::new(),
+                        in_flight: BTreeMap::new(),
+                        generation: 0,
+                        durable_generation: HashMap::new(),
+                        durable_len_generation: 0,
                     },
                 );
             }
@@ -440,7 +459,9 @@ pub(crate) fn resized(file: &File, before: u64, after: u64) {
 #[derive(Debug, Default)]
 pub(crate) struct SyncStart {
     len: u64,
-    pages: Vec<(u64, Vec<u8>)>,
+    /// When the length was taken (a late sync must not undo a newer one).
+    len_generation: u64,
+    pages: Vec<(u64, u64, Vec<u8>)>,
     /// The change number of the start, if the file is followed.
     op: Option<u64>,
 }
@@ -457,16 +478,26 @@ pub(crate) fn sync_started(file: &File) -> SyncStart {
             return;
         };
         start.len = len;
+        state.generation += 1;
+        start.len_generation = state.generation;
         for page in std::mem::take(&mut state.dirty) {
             let from = page * PAGE;
             if from >= len {
+                state.in_flight.remove(&page);
                 continue;
             }
             let mut bytes = vec![0u8; usize::try_from((from + PAGE).min(len) - from).unwrap_or(0)];
             if state.handle.read_exact_at(&mut bytes, from).is_ok() {
-                start.pages.push((page, bytes));
+                state.generation += 1;
+                state.in_flight.insert(page, (state.generation, bytes));
             }
         }
+        start.pages = state
+            .in_flight
+            .iter()
+            .filter(|(page, _)| **page * PAGE < len)
+            .map(|(page, (generation, bytes))| (*page, *generation, bytes.clone()))
+            .collect();
         if let Some(dir) = sim.dir_of(ino) {
             sim.count(
                 &dir,
@@ -485,12 +516,28 @@ pub(crate) fn sync_ended(file: &File, start: SyncStart) {
         let Some(state) = sim.files.get_mut(&ino) else {
             return;
         };
-        state
-            .durable
-            .resize(usize::try_from(start.len).unwrap_or(usize::MAX), 0);
-        for (page, bytes) in start.pages {
+        if start.len_generation > state.durable_len_generation {
+            state
+                .durable
+                .resize(usize::try_from(start.len).unwrap_or(usize::MAX), 0);
+            state.durable_len_generation = start.len_generation;
+        }
+        for (page, generation, bytes) in start.pages {
+            let known = state.durable_generation.get(&page).copied().unwrap_or(0);
             let from = usize::try_from(page * PAGE).unwrap_or(usize::MAX);
-            state.durable[from..from + bytes.len()].copy_from_slice(&bytes);
+            let to = (from + bytes.len()).min(state.durable.len());
+            if generation > known && from < to {
+                state.durable[from..to].copy_from_slice(&bytes[..to - from]);
+                state.durable_generation.insert(page, generation);
+            }
+            // Done with, unless a later sync took newer bytes of it.
+            if state
+                .in_flight
+                .get(&page)
+                .is_some_and(|(g, _)| *g == generation)
+            {
+                state.in_flight.remove(&page);
+            }
         }
         let Some(dir) = sim.dir_of(ino) else { return };
         sim.count(&dir, format_args!("sync of inode {} ends", ino.ino));
@@ -719,6 +766,36 @@ mod tests {
         let cut = tempfile::tempdir().expect("tempdir");
         power_cut(dir.path(), cut.path(), Keep::nothing()).expect("cut");
         assert_eq!(read(cut.path(), "f").as_deref(), Some(&b"before"[..]));
+        unwatch(dir.path());
+    }
+
+    #[test]
+    fn a_sync_covers_the_pages_an_earlier_sync_still_in_flight_took() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        watch(dir.path()).expect("watch");
+        let path = dir.path().join("f");
+        let file = disk::create(&path).expect("create");
+        disk::sync_dir(dir.path()).expect("sync dir");
+        disk::write_at(&file, b"records", 0).expect("write");
+        // A slow sync starts (and takes the dirty page), then a second sync
+        // starts and returns first: the page is on disk after the second.
+        let slow = sync_started(&file);
+        let fast = sync_started(&file);
+        sync_ended(&file, fast);
+        let cut = tempfile::tempdir().expect("tempdir");
+        power_cut(dir.path(), cut.path(), Keep::nothing()).expect("cut");
+        assert_eq!(read(cut.path(), "f").as_deref(), Some(&b"records"[..]));
+        // A third sync takes newer bytes (and a shorter length) and
+        // returns; the slow one returning last does not put its older bytes
+        // or length back.
+        disk::write_at(&file, b"RECORDS", 0).expect("write");
+        disk::set_len(&file, 7).expect("cut");
+        let newer = sync_started(&file);
+        sync_ended(&file, newer);
+        sync_ended(&file, slow);
+        let cut = tempfile::tempdir().expect("tempdir");
+        power_cut(dir.path(), cut.path(), Keep::nothing()).expect("cut");
+        assert_eq!(read(cut.path(), "f").as_deref(), Some(&b"RECORDS"[..]));
         unwatch(dir.path());
     }
 
