@@ -82,19 +82,20 @@ pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
 
 /// `fdatasync`: the file's written bytes (and its size) become durable.
 pub(crate) fn sync_data(file: &File) -> io::Result<()> {
-    #[cfg(any(test, feature = "simulated-disk"))]
-    let started = sim::sync_started(file);
-    file.sync_data()?;
-    #[cfg(any(test, feature = "simulated-disk"))]
-    sim::sync_ended(file, started);
-    Ok(())
+    sync_with(file, File::sync_data)
 }
 
 /// `fsync`: the file's bytes and metadata become durable.
 pub(crate) fn sync_all(file: &File) -> io::Result<()> {
+    sync_with(file, File::sync_all)
+}
+
+/// Runs one of the two syncs, telling the simulation when it starts (what
+/// it covers) and when it returns (when that is durable).
+fn sync_with(file: &File, sync: fn(&File) -> io::Result<()>) -> io::Result<()> {
     #[cfg(any(test, feature = "simulated-disk"))]
     let started = sim::sync_started(file);
-    file.sync_all()?;
+    sync(file)?;
     #[cfg(any(test, feature = "simulated-disk"))]
     sim::sync_ended(file, started);
     Ok(())

@@ -58,6 +58,26 @@ impl<T> Idle<T> {
     }
 }
 
+impl<T> Idle<T> {
+    /// What a write of the inner stream came to: bytes written count as
+    /// traffic; a write that must wait waits only until the silence ends.
+    fn after_write(
+        &mut self,
+        written: Poll<io::Result<usize>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        match written {
+            Poll::Ready(result) => {
+                if matches!(result, Ok(n) if n > 0) {
+                    self.last = Instant::now();
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => self.poll_silence(cx),
+        }
+    }
+}
+
 impl<T: AsyncRead + Unpin> AsyncRead for Idle<T> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -85,15 +105,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Idle<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Ready(result) => {
-                if matches!(result, Ok(n) if n > 0) {
-                    this.last = Instant::now();
-                }
-                Poll::Ready(result)
-            }
-            Poll::Pending => this.poll_silence(cx),
-        }
+        let written = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.after_write(written, cx)
     }
 
     fn poll_write_vectored(
@@ -102,15 +115,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Idle<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(result) => {
-                if matches!(result, Ok(n) if n > 0) {
-                    this.last = Instant::now();
-                }
-                Poll::Ready(result)
-            }
-            Poll::Pending => this.poll_silence(cx),
-        }
+        let written = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.after_write(written, cx)
     }
 
     fn is_write_vectored(&self) -> bool {

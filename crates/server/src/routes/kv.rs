@@ -216,17 +216,7 @@ pub struct PutBody {
 
 /// The value a put carries: raw bytes, or the `value` of a JSON body.
 fn put_value(headers: &HeaderMap, body: Bytes) -> Result<Vec<u8>, ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        });
-    match content_type.as_deref() {
+    match super::media_type(headers).as_deref() {
         Some(OCTET_STREAM) => Ok(body.to_vec()),
         None | Some("application/json") => {
             let parsed: PutBody = super::parse_json_body(&body, r#"{"value": "<string>"}"#)?;

@@ -45,11 +45,10 @@ pub(crate) fn parse_json_body<T: DeserializeOwned>(
     })
 }
 
-/// Refuses (415) a body whose content type is not JSON. For routes that
-/// only take JSON and may be reached by a browser's cross-site `POST`
-/// (whose body is `text/plain`, a form, or has no type at all).
-pub(crate) fn require_json(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
-    let content_type = headers
+/// The request's media type (`Content-Type` without its parameters, lower
+/// case), if it has one.
+pub(crate) fn media_type(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| {
@@ -58,8 +57,14 @@ pub(crate) fn require_json(headers: &axum::http::HeaderMap) -> Result<(), ApiErr
                 .unwrap_or_default()
                 .trim()
                 .to_ascii_lowercase()
-        });
-    match content_type.as_deref() {
+        })
+}
+
+/// Refuses (415) a body whose content type is not JSON. For routes that
+/// only take JSON and may be reached by a browser's cross-site `POST`
+/// (whose body is `text/plain`, a form, or has no type at all).
+pub(crate) fn require_json(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    match media_type(headers).as_deref() {
         Some("application/json") => Ok(()),
         other => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
