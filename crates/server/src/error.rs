@@ -11,6 +11,8 @@ pub struct ApiError {
     pub status: StatusCode,
     /// What went wrong.
     pub detail: String,
+    /// The whole failure, for the log only (it may name files).
+    cause: Option<String>,
 }
 
 impl ApiError {
@@ -19,7 +21,15 @@ impl ApiError {
         Self {
             status,
             detail: detail.into(),
+            cause: None,
         }
+    }
+
+    /// The same answer, with the whole failure behind it for the log line
+    /// (the client sees only `detail`).
+    pub fn with_cause(mut self, cause: impl std::fmt::Display) -> Self {
+        self.cause = Some(cause.to_string());
+        self
     }
 }
 
@@ -38,7 +48,13 @@ pub fn detail_response(status: StatusCode, detail: &str) -> Response {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
-            tracing::error!(status = self.status.as_u16(), detail = %self.detail, "request failed");
+            // One line per failure, with the file it concerns if any.
+            match &self.cause {
+                Some(cause) => tracing::error!(status = self.status.as_u16(),
+                    detail = %self.detail, %cause, "request failed"),
+                None => tracing::error!(status = self.status.as_u16(),
+                    detail = %self.detail, "request failed"),
+            }
         }
         detail_response(self.status, &self.detail)
     }
@@ -46,7 +62,7 @@ impl IntoResponse for ApiError {
 
 /// What a client is told of an engine failure: all of it but the paths of
 /// files, which tell how the server's disk is laid out and are logged
-/// instead (see [`log_if_it_names_a_file`]).
+/// instead (as an [`ApiError`]'s cause, or by [`log_if_it_names_a_file`]).
 pub fn public_message(error: &bitcask::Error) -> String {
     use bitcask::Error as E;
     match error {
@@ -63,14 +79,20 @@ pub fn public_message(error: &bitcask::Error) -> String {
     }
 }
 
-/// Logs, at error level, an engine failure that names a file: the log is
-/// where the path goes.
-pub fn log_if_it_names_a_file(error: &bitcask::Error) {
+/// Whether an engine failure names a file (what [`public_message`] leaves
+/// out).
+fn names_a_file(error: &bitcask::Error) -> bool {
     use bitcask::Error as E;
-    if matches!(
+    matches!(
         error,
         E::Io { .. } | E::Corruption { .. } | E::UnsupportedVersion { .. } | E::Locked { .. }
-    ) {
+    )
+}
+
+/// Logs, at error level, an engine failure that names a file, for answers
+/// that are not an [`ApiError`] (RESP's): the log is where the path goes.
+pub fn log_if_it_names_a_file(error: &bitcask::Error) {
+    if names_a_file(error) {
         tracing::error!(%error, "store error");
     }
 }
@@ -97,8 +119,12 @@ impl From<bitcask::Error> for ApiError {
             }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        log_if_it_names_a_file(&error);
-        Self::new(status, public_message(&error))
+        let answer = Self::new(status, public_message(&error));
+        if names_a_file(&error) {
+            answer.with_cause(error)
+        } else {
+            answer
+        }
     }
 }
 
@@ -147,6 +173,9 @@ mod tests {
         let detail = ApiError::from(io(libc::ENOSPC)).detail;
         assert!(!detail.contains("0000000001.data"), "{detail}");
         assert!(detail.contains("I/O error"), "{detail}");
+        // ... and the log line (the cause) says where.
+        let cause = ApiError::from(io(libc::ENOSPC)).cause.unwrap_or_default();
+        assert!(cause.contains("0000000001.data"), "{cause}");
         let corrupt = ApiError::from(bitcask::Error::Corruption {
             path: "/srv/secret/0000000002.data".into(),
             offset: 42,

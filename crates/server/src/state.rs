@@ -102,17 +102,15 @@ impl AppState {
         match result {
             // The failure poisoned the store (a failed fsync): say what
             // happened, and that writes stop until a restart.
-            Err(error @ bitcask::Error::Io { .. }) if store.is_poisoned() => {
-                crate::error::log_if_it_names_a_file(&error);
-                Err(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!(
-                        "{}; the store refuses writes until the server is restarted \
-                         (reads go on); this write may or may not be on disk",
-                        crate::error::public_message(&error)
-                    ),
-                ))
-            }
+            Err(error @ bitcask::Error::Io { .. }) if store.is_poisoned() => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "{}; the store refuses writes until the server is restarted \
+                     (reads go on); this write may or may not be on disk",
+                    crate::error::public_message(&error)
+                ),
+            )
+            .with_cause(error)),
             other => Ok(other),
         }
     }

@@ -160,11 +160,13 @@ pub async fn run(
         let limits = work.session.limits();
         let (used, protocol_error) =
             parser.parse(&input, &limits, most, &mut work.spans, &mut work.ends);
-        need_bytes = work.ends.is_empty();
+        // Parsed without a cap, every complete command was found: only new
+        // bytes can make another (before AUTH, one at a time, parse again).
+        need_bytes = work.ends.is_empty() || most == usize::MAX;
         let mut flow = Flow::Continue;
         if !work.ends.is_empty() {
             last_command = Instant::now();
-            let pooled = {
+            let to_pool = {
                 let commands = Commands {
                     data: &input[..used],
                     spans: &work.spans,
@@ -172,54 +174,42 @@ pub async fn run(
                 };
                 needs_pool(&commands, sync_always)
             };
-            if pooled {
-                // The commands' bytes are split off the buffer, not copied.
-                let data = input.split_to(used).freeze();
-                loop {
-                    let data = data.clone();
-                    let ran = tokio::task::spawn_blocking(move || {
-                        let flow = work.run(&data);
-                        (work, flow)
-                    })
-                    .await;
-                    let Ok((back, ran)) = ran else {
-                        return; // the commands panicked: drop the connection
-                    };
-                    work = back;
-                    flow = ran;
-                    if flow == Flow::Close || work.done() {
-                        break;
+            // On the blocking pool the commands' bytes go along, split off
+            // the buffer (not copied); inline they are read where they lie.
+            let pooled = to_pool.then(|| input.split_to(used).freeze());
+            loop {
+                flow = match &pooled {
+                    Some(data) => {
+                        let data = data.clone();
+                        let ran = tokio::task::spawn_blocking(move || {
+                            let flow = work.run(&data);
+                            (work, flow)
+                        })
+                        .await;
+                        let Ok((back, ran)) = ran else {
+                            return; // the commands panicked: drop the connection
+                        };
+                        work = back;
+                        ran
                     }
-                    if !send(
-                        &mut stream,
-                        &mut work.out,
-                        &mut shutdown,
-                        &mut work.session,
-                        stall,
-                    )
-                    .await
-                    {
-                        return;
-                    }
+                    None => work.run(&input[..used]),
+                };
+                if flow == Flow::Close || work.done() {
+                    break;
                 }
-            } else {
-                loop {
-                    flow = work.run(&input[..used]);
-                    if flow == Flow::Close || work.done() {
-                        break;
-                    }
-                    if !send(
-                        &mut stream,
-                        &mut work.out,
-                        &mut shutdown,
-                        &mut work.session,
-                        stall,
-                    )
-                    .await
-                    {
-                        return;
-                    }
+                if !send(
+                    &mut stream,
+                    &mut work.out,
+                    &mut shutdown,
+                    &mut work.session,
+                    stall,
+                )
+                .await
+                {
+                    return;
                 }
+            }
+            if pooled.is_none() {
                 input.advance(used);
             }
         } else {
