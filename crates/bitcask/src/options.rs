@@ -112,9 +112,9 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             sync: SyncPolicy::Always,
-            max_file_size: 256 << 20,
-            max_key_size: 1024,
-            max_value_size: 1 << 20,
+            max_file_size: Self::DEFAULT_MAX_FILE_SIZE,
+            max_key_size: Self::DEFAULT_MAX_KEY_SIZE,
+            max_value_size: Self::DEFAULT_MAX_VALUE_SIZE,
             read_only: false,
             clock: Arc::new(SystemClock),
             merge_trigger: None,
@@ -126,6 +126,13 @@ impl Default for Options {
 }
 
 impl Options {
+    /// Default [`max_file_size`](Self::max_file_size): 256 MiB.
+    pub const DEFAULT_MAX_FILE_SIZE: u64 = 256 << 20;
+    /// Default [`max_key_size`](Self::max_key_size): 1 KiB.
+    pub const DEFAULT_MAX_KEY_SIZE: usize = 1024;
+    /// Default [`max_value_size`](Self::max_value_size): 1 MiB.
+    pub const DEFAULT_MAX_VALUE_SIZE: usize = 1 << 20;
+
     /// The defaults (the same as `Options::default()`).
     pub fn new() -> Self {
         Self::default()

@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
-use bitcask_server::config::{Args, Config};
+use bitcask_server::config::Config;
 use bitcask_server::server::Background;
-use clap::Parser;
 use predicates::prelude::*;
 use serde_json::Value;
 
@@ -87,7 +86,7 @@ impl TestServer {
             dir.to_str().expect("utf-8").into(),
         ];
         argv.extend(flags.iter().map(|f| f.to_string()));
-        let config = Config::load(Args::try_parse_from(argv).expect("flags")).expect("config");
+        let config = Config::from_args(argv).expect("config");
         let server = Background::start(config).expect("start");
         assert!(
             server.wait_until_open(Duration::from_secs(30)),

@@ -9,9 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bitcask_client::{Batch, Client, Condition, Error, ListOptions, WriteOptions, blocking};
-use bitcask_server::config::{Args, Config};
+use bitcask_server::config::Config;
 use bitcask_server::server::Background;
-use clap::Parser;
 use futures_util::TryStreamExt;
 
 /// A real server in a fresh directory, and the directory.
@@ -35,7 +34,7 @@ impl TestServer {
         ];
         argv.extend(flags.iter().map(|f| f.to_string()));
         let server = std::thread::spawn(move || {
-            let config = Config::load(Args::try_parse_from(argv).expect("flags")).expect("config");
+            let config = Config::from_args(argv).expect("config");
             let server = Background::start(config).expect("start");
             assert!(
                 server.wait_until_open(Duration::from_secs(30)),

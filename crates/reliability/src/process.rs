@@ -12,13 +12,9 @@ use bitcask_client::blocking;
 /// them), printing `LISTENING <addr>` once bound. The `serve` mode of the
 /// harness binaries.
 pub fn serve(flags: Vec<String>) -> ExitCode {
-    use bitcask_server::config::{Args, Config};
-    use clap::Parser;
+    use bitcask_server::config::Config;
     let argv = std::iter::once("bitcask-server".to_string()).chain(flags);
-    let config = match Args::try_parse_from(argv)
-        .map_err(|e| e.to_string())
-        .and_then(|a| Config::load(a).map_err(|e| e.to_string()))
-    {
+    let config = match Config::from_args(argv) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("serve: {e}");

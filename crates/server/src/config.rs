@@ -1,24 +1,26 @@
 //! Settings: command-line flags, `BITCASK_*` environment variables and a TOML
 //! file, merged in that order of precedence over the defaults.
 //!
-//! Every setting is optional at each layer; [`Config::load`] takes, for each,
-//! the flag if given, else the environment variable, else the file's value,
-//! else the default. `bitcask-server --help` lists them all.
+//! Each setting is declared once, as a field of [`Config`]: its flag, its
+//! environment variable, its file key (the field's name), its type, its
+//! check and its default (taken from the engine where the engine owns it).
+//! A file's values become the defaults of a second parse of the same
+//! command line, so clap itself applies the precedence: flag, then
+//! environment, then file, then built-in default. `bitcask-server --help`
+//! lists them all.
 
+use std::ffi::OsString;
+use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
-use bitcask::{Options, SyncPolicy};
-use clap::Parser;
-use serde::Deserialize;
+use bitcask::{MergeTrigger, Options, SyncPolicy};
+use clap::{CommandFactory, FromArgMatches, Parser};
 
-/// Default sync interval: a power cut loses at most about this much of
-/// acknowledged writes (see the README's durability table).
-pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(100);
-
-/// The command line (and, through clap, the environment).
-#[derive(Debug, Default, Parser)]
+/// Every server setting, merged and checked.
+#[derive(Debug, Clone, Parser)]
 #[command(
     name = "bitcask-server",
     version,
@@ -27,20 +29,21 @@ pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(100);
                   BITCASK_* environment variable or in a TOML file (--config); flags beat the \
                   environment, which beats the file, which beats the defaults."
 )]
-pub struct Args {
-    /// Address to listen on [default: 127.0.0.1]
-    #[arg(long, env = "BITCASK_HOST")]
-    pub host: Option<IpAddr>,
-    /// HTTP port; 0 picks a free one [default: 8000]
-    #[arg(long, env = "BITCASK_PORT")]
-    pub port: Option<u16>,
-    /// The store's directory [default: ./data]
-    #[arg(long, env = "BITCASK_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// When to fsync: `always`, `never`, or an interval such as `100ms` or `1s`
-    /// [default: 100ms]
-    #[arg(long, env = "BITCASK_SYNC")]
-    pub sync: Option<String>,
+pub struct Config {
+    /// Address to listen on
+    #[arg(long, env = "BITCASK_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// HTTP port; 0 picks a free one
+    #[arg(long, env = "BITCASK_PORT", default_value_t = 8000)]
+    pub port: u16,
+    /// The store's directory
+    #[arg(long, env = "BITCASK_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// When to fsync: `always`, `never`, or an interval such as `100ms` or
+    /// `1s` (a power cut loses at most about that much of acknowledged
+    /// writes; see the README's durability table)
+    #[arg(long, env = "BITCASK_SYNC", default_value = "100ms", value_parser = parse_sync)]
+    pub sync: SyncPolicy,
     /// A TOML file with any of these settings (names with underscores:
     /// `data_dir = "./data"`)
     #[arg(long, env = "BITCASK_CONFIG")]
@@ -49,392 +52,180 @@ pub struct Args {
     /// AUTH). A flag's value shows in the process list (`ps`) to every user
     /// of the machine: prefer --auth-token-file or the environment
     #[arg(long, env = "BITCASK_AUTH_TOKEN", hide_env_values = true)]
-    pub auth_token: Option<String>,
-    /// A file holding the bearer token (its first line)
+    pub auth_token: Option<Secret>,
+    /// A file holding the bearer token (its first line); read at start
+    /// into `auth_token` unless that is given
     #[arg(long, env = "BITCASK_AUTH_TOKEN_FILE")]
     pub auth_token_file: Option<PathBuf>,
-    /// Size at which a data file is sealed, in bytes [default: 268435456]
-    #[arg(long, env = "BITCASK_MAX_FILE_SIZE")]
-    pub max_file_size: Option<u64>,
-    /// Longest key accepted, in bytes [default: 1024]
-    #[arg(long, env = "BITCASK_MAX_KEY_SIZE")]
-    pub max_key_size: Option<usize>,
-    /// Longest value accepted, in bytes [default: 1048576]
-    #[arg(long, env = "BITCASK_MAX_VALUE_SIZE")]
-    pub max_value_size: Option<usize>,
-    /// Longest time a request may take, e.g. `30s` [default: 30s]
-    #[arg(long, env = "BITCASK_REQUEST_TIMEOUT")]
-    pub request_timeout: Option<String>,
-    /// Log lines as `human` text or `json` [default: human]
-    #[arg(long, env = "BITCASK_LOG_FORMAT")]
-    pub log_format: Option<String>,
+    /// Size at which a data file is sealed, in bytes
+    #[arg(long, env = "BITCASK_MAX_FILE_SIZE", default_value_t = Options::DEFAULT_MAX_FILE_SIZE)]
+    pub max_file_size: u64,
+    /// Longest key accepted, in bytes
+    #[arg(long, env = "BITCASK_MAX_KEY_SIZE", default_value_t = Options::DEFAULT_MAX_KEY_SIZE)]
+    pub max_key_size: usize,
+    /// Longest value accepted, in bytes
+    #[arg(long, env = "BITCASK_MAX_VALUE_SIZE", default_value_t = Options::DEFAULT_MAX_VALUE_SIZE)]
+    pub max_value_size: usize,
+    /// Longest time a request may take, e.g. `30s`
+    #[arg(long, env = "BITCASK_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_span)]
+    pub request_timeout: Duration,
+    /// Log lines as `human` text or `json`
+    #[arg(long, env = "BITCASK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
     /// Requests per second allowed from one client address (bursts of the
     /// same size); over it, 429 with Retry-After [default: no limit]
-    #[arg(long, env = "BITCASK_RATE_LIMIT")]
+    #[arg(long, env = "BITCASK_RATE_LIMIT", value_parser = positive::<u32>)]
     pub rate_limit: Option<u32>,
     /// Requests handled at once; more are answered 503 at once
-    /// [default: 1024]
-    #[arg(long, env = "BITCASK_MAX_CONCURRENT_REQUESTS")]
-    pub max_concurrent_requests: Option<usize>,
+    #[arg(long, env = "BITCASK_MAX_CONCURRENT_REQUESTS", default_value_t = 1024,
+          value_parser = positive::<usize>)]
+    pub max_concurrent_requests: usize,
     /// HTTP connections open at once; more are answered 503 and closed.
     /// Lowered at start if the descriptor limit (ulimit -n) cannot hold it
-    /// [default: 10000]
-    #[arg(long, env = "BITCASK_MAX_CONNECTIONS")]
-    pub max_connections: Option<usize>,
+    #[arg(long, env = "BITCASK_MAX_CONNECTIONS", default_value_t = 10_000,
+          value_parser = positive::<usize>)]
+    pub max_connections: usize,
     /// Close an HTTP connection that sends and receives nothing for this
     /// long, before its first request too (never less than the request
-    /// time-out) [default: 60s]
-    #[arg(long, env = "BITCASK_IDLE_TIMEOUT")]
-    pub idle_timeout: Option<String>,
+    /// time-out)
+    #[arg(long, env = "BITCASK_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_span)]
+    pub idle_timeout: Duration,
     /// Slowest request body accepted, in bytes per second after a 5 s
     /// grace; a body that arrives slower is cut off with 408; 0 turns the
-    /// check off [default: 65536]
-    #[arg(long, env = "BITCASK_BODY_MIN_RATE")]
-    pub body_min_rate: Option<u64>,
+    /// check off
+    #[arg(long, env = "BITCASK_BODY_MIN_RATE", default_value_t = 64 * 1024)]
+    pub body_min_rate: u64,
     /// Host names HTTP requests may carry in their Host header, separated by
     /// commas; `*` allows any (protection against DNS rebinding)
     /// [default: loopback names when listening on a loopback address, else any]
     #[arg(long, env = "BITCASK_ALLOWED_HOSTS")]
-    pub allowed_hosts: Option<String>,
+    pub allowed_hosts: Option<AllowedHosts>,
     /// Port of the Redis-protocol (RESP) listener on the same host; 0 picks
     /// a free one [default: off]
     #[arg(long, env = "BITCASK_RESP_PORT")]
     pub resp_port: Option<u16>,
-    /// RESP connections open at once [default: 10000]
-    #[arg(long, env = "BITCASK_RESP_MAX_CONNECTIONS")]
-    pub resp_max_connections: Option<usize>,
+    /// RESP connections open at once
+    #[arg(long, env = "BITCASK_RESP_MAX_CONNECTIONS", default_value_t = 10_000,
+          value_parser = positive::<usize>)]
+    pub resp_max_connections: usize,
     /// Close a RESP connection that sends no command for this long, e.g.
     /// `300s`; `off` keeps idle clients, as Redis's `timeout 0` does
-    /// [default: off]
-    #[arg(long, env = "BITCASK_RESP_IDLE_TIMEOUT")]
-    pub resp_idle_timeout: Option<String>,
+    #[arg(long, env = "BITCASK_RESP_IDLE_TIMEOUT", default_value_t = Switch::Off)]
+    pub resp_idle_timeout: Switch,
     /// Most reply bytes one RESP command may need at once (a KEYS reply,
     /// which cannot be streamed); a client over it is disconnected
-    /// [default: 67108864]
-    #[arg(long, env = "BITCASK_RESP_MAX_OUTPUT")]
-    pub resp_max_output: Option<usize>,
+    #[arg(long, env = "BITCASK_RESP_MAX_OUTPUT", default_value_t = 64 << 20,
+          value_parser = positive::<usize>)]
+    pub resp_max_output: usize,
     /// Threads serving RESP connections [default: half the CPUs, at least 1]
-    #[arg(long, env = "BITCASK_RESP_THREADS")]
-    pub resp_threads: Option<usize>,
-    /// How often to check whether a merge is due, e.g. `60s`; `off` leaves
-    /// merging to POST /admin/merge [default: 60s]
-    #[arg(long, env = "BITCASK_MERGE_CHECK_INTERVAL")]
-    pub merge_check_interval: Option<String>,
-    /// Merge when a sealed data file is at least this fraction dead
-    /// [default: 0.5]
-    #[arg(long, env = "BITCASK_MERGE_DEAD_FRACTION")]
-    pub merge_dead_fraction: Option<f64>,
-    /// Merge when the data files hold at least this many dead bytes
-    /// [default: 1073741824]
-    #[arg(long, env = "BITCASK_MERGE_DEAD_BYTES")]
-    pub merge_dead_bytes: Option<u64>,
-    /// Bytes a merge may read and write per second [default: no limit]
-    #[arg(long, env = "BITCASK_MERGE_BYTES_PER_SEC")]
-    pub merge_bytes_per_sec: Option<u64>,
+    #[arg(long, env = "BITCASK_RESP_THREADS", default_value_t = default_resp_threads(),
+          hide_default_value = true, value_parser = positive::<usize>)]
+    pub resp_threads: usize,
     /// Let RESP clients run FLUSHDB / FLUSHALL (delete every key)
     /// [default: refused]
     #[arg(long, env = "BITCASK_RESP_ALLOW_FLUSH")]
     pub resp_allow_flush: bool,
-}
-
-/// The same settings in a TOML file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSettings {
-    host: Option<IpAddr>,
-    port: Option<u16>,
-    data_dir: Option<PathBuf>,
-    sync: Option<String>,
-    auth_token: Option<String>,
-    auth_token_file: Option<PathBuf>,
-    max_file_size: Option<u64>,
-    max_key_size: Option<usize>,
-    max_value_size: Option<usize>,
-    request_timeout: Option<String>,
-    log_format: Option<String>,
-    rate_limit: Option<u32>,
-    max_concurrent_requests: Option<usize>,
-    max_connections: Option<usize>,
-    idle_timeout: Option<String>,
-    body_min_rate: Option<u64>,
-    allowed_hosts: Option<String>,
-    merge_check_interval: Option<String>,
-    merge_dead_fraction: Option<f64>,
-    merge_dead_bytes: Option<u64>,
-    merge_bytes_per_sec: Option<u64>,
-    resp_port: Option<u16>,
-    resp_max_connections: Option<usize>,
-    resp_idle_timeout: Option<String>,
-    resp_max_output: Option<usize>,
-    resp_threads: Option<usize>,
-    resp_allow_flush: Option<bool>,
-}
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// One human-readable line per event.
-    Human,
-    /// One JSON object per line.
-    Json,
-}
-
-/// The merged, validated settings.
-#[derive(Clone)]
-pub struct Config {
-    /// Listen address.
-    pub host: IpAddr,
-    /// Listen port (0 = any free port).
-    pub port: u16,
-    /// The store's directory.
-    pub data_dir: PathBuf,
-    /// The store's fsync policy.
-    pub sync: SyncPolicy,
-    /// Bearer token, if auth is on. Never logged.
-    pub auth_token: Option<String>,
-    /// Engine size limits.
-    pub max_file_size: u64,
-    /// Longest key accepted, in bytes.
-    pub max_key_size: usize,
-    /// Longest value accepted, in bytes.
-    pub max_value_size: usize,
-    /// Longest time a request may take.
-    pub request_timeout: Duration,
-    /// Log line format.
-    pub log_format: LogFormat,
-    /// Requests per second per client address, if limited.
-    pub rate_limit: Option<u32>,
-    /// Requests handled at once.
-    pub max_concurrent_requests: usize,
-    /// HTTP connections open at once (before the descriptor limit's cap).
-    pub max_connections: usize,
-    /// How long an HTTP connection may stay silent.
-    pub idle_timeout: Duration,
-    /// Slowest request body accepted, bytes per second (0: no check).
-    pub body_min_rate: u64,
-    /// Host header values accepted, or any.
-    pub allowed_hosts: AllowedHosts,
-    /// When background merges start (`None`: only on request).
-    pub merge_trigger: Option<bitcask::MergeTrigger>,
-    /// A merge's I/O budget.
+    /// How often to check whether a merge is due, e.g. `60s`; `off` leaves
+    /// merging to POST /admin/merge
+    #[arg(long, env = "BITCASK_MERGE_CHECK_INTERVAL",
+          default_value_t = Switch::On(MergeTrigger::default().check_every))]
+    pub merge_check_interval: Switch,
+    /// Merge when a sealed data file is at least this fraction dead
+    #[arg(long, env = "BITCASK_MERGE_DEAD_FRACTION",
+          default_value_t = MergeTrigger::default().dead_fraction, value_parser = fraction)]
+    pub merge_dead_fraction: f64,
+    /// Merge when the data files hold at least this many dead bytes
+    #[arg(long, env = "BITCASK_MERGE_DEAD_BYTES",
+          default_value_t = MergeTrigger::default().dead_bytes)]
+    pub merge_dead_bytes: u64,
+    /// Bytes a merge may read and write per second [default: no limit]
+    #[arg(long, env = "BITCASK_MERGE_BYTES_PER_SEC", value_parser = positive::<u64>)]
     pub merge_bytes_per_sec: Option<u64>,
-    /// Port of the RESP listener, if on.
-    pub resp_port: Option<u16>,
-    /// RESP connections open at once (before the descriptor limit's cap).
-    pub resp_max_connections: usize,
-    /// How long a RESP connection may send nothing, if limited.
-    pub resp_idle_timeout: Option<Duration>,
-    /// Most bytes of replies one RESP connection may hold at once.
-    pub resp_max_output: usize,
-    /// Threads serving RESP connections.
-    pub resp_threads: usize,
-    /// Whether RESP's FLUSHDB / FLUSHALL are allowed.
-    pub resp_allow_flush: bool,
-}
-
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("data_dir", &self.data_dir)
-            .field("sync", &self.sync)
-            .field("auth", &self.auth_token.as_ref().map(|_| "<set>"))
-            .field("max_file_size", &self.max_file_size)
-            .field("max_key_size", &self.max_key_size)
-            .field("max_value_size", &self.max_value_size)
-            .field("request_timeout", &self.request_timeout)
-            .field("log_format", &self.log_format)
-            .field("rate_limit", &self.rate_limit)
-            .field("max_concurrent_requests", &self.max_concurrent_requests)
-            .field("max_connections", &self.max_connections)
-            .field("idle_timeout", &self.idle_timeout)
-            .field("body_min_rate", &self.body_min_rate)
-            .field("allowed_hosts", &self.allowed_hosts)
-            .field("merge_trigger", &self.merge_trigger)
-            .field("merge_bytes_per_sec", &self.merge_bytes_per_sec)
-            .field("resp_port", &self.resp_port)
-            .field("resp_max_connections", &self.resp_max_connections)
-            .field("resp_idle_timeout", &self.resp_idle_timeout)
-            .field("resp_max_output", &self.resp_max_output)
-            .field("resp_threads", &self.resp_threads)
-            .field("resp_allow_flush", &self.resp_allow_flush)
-            .finish()
-    }
 }
 
 /// A setting that could not be used.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(String);
+pub enum ConfigError {
+    /// The command line or the environment was refused (or asked for
+    /// `--help` / `--version`); [`clap::Error::exit`] prints it.
+    #[error("{0}")]
+    Cli(#[from] clap::Error),
+    /// Anything else: a file, a token, a combination of settings.
+    #[error("{0}")]
+    Invalid(String),
+}
 
 impl Config {
-    /// Merges `args` (flags and environment) over the file they name over the
-    /// defaults, and validates the result.
-    pub fn load(args: Args) -> Result<Self, ConfigError> {
-        let file = match &args.config {
-            Some(path) => read_file(path)?,
-            None => FileSettings::default(),
-        };
-        let sync = match args.sync.or(file.sync) {
-            Some(text) => parse_sync(&text)?,
-            None => SyncPolicy::Interval(DEFAULT_SYNC_INTERVAL),
-        };
-        let token_file = args.auth_token_file.or(file.auth_token_file);
-        let auth_token = match (args.auth_token.or(file.auth_token), token_file) {
-            (Some(token), _) => Some(token),
-            (None, Some(path)) => Some(read_token(&path)?),
-            (None, None) => None,
-        };
-        if auth_token.as_deref().is_some_and(|t| t.trim().is_empty()) {
-            return Err(ConfigError("the auth token is empty".into()));
+    /// Parses `argv` (its first item is the program's name) with the
+    /// environment and the file it names (`--config`), and checks the
+    /// result.
+    pub fn from_args<I, T>(argv: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
+        let matches = Self::command().try_get_matches_from(argv.iter().cloned())?;
+        let mut config = Self::from_arg_matches(&matches)?;
+        if let Some(path) = config.config.clone() {
+            let mut command = Self::command();
+            for (key, value) in read_file(&path)? {
+                let known = command
+                    .get_arguments()
+                    .any(|a| a.get_id() == key.as_str() && a.get_long().is_some());
+                if !known || ["config", "help", "version"].contains(&key.as_str()) {
+                    return Err(invalid(format!(
+                        "{}: unknown setting `{key}`",
+                        path.display()
+                    )));
+                }
+                let text = file_value(&value).ok_or_else(|| {
+                    invalid(format!(
+                        "{}: `{key}` must be a string, a number or a boolean",
+                        path.display()
+                    ))
+                })?;
+                command = command.mut_arg(key, |arg| arg.default_value(text));
+            }
+            let matches = command.try_get_matches_from(argv).map_err(|e| {
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or_default();
+                invalid(format!(
+                    "{}: {}",
+                    path.display(),
+                    first.trim_start_matches("error: ")
+                ))
+            })?;
+            config = Self::from_arg_matches(&matches)?;
         }
-        let request_timeout = match args.request_timeout.or(file.request_timeout) {
-            Some(text) => parse_duration(&text)
-                .ok_or_else(|| ConfigError(format!("request_timeout: not a duration: {text:?}")))?,
-            None => Duration::from_secs(30),
-        };
-        let duration = |name: &str, text: Option<String>, default: Duration| match text {
-            Some(text) => parse_duration(&text)
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| ConfigError(format!("{name}: not a duration: {text:?}"))),
-            None => Ok(default),
-        };
+        config.finish()
+    }
+
+    /// Reads the token file, applies the rules between settings and checks
+    /// the engine's options.
+    fn finish(mut self) -> Result<Self, ConfigError> {
+        if self.auth_token.is_none()
+            && let Some(path) = &self.auth_token_file
+        {
+            self.auth_token = Some(read_token(path)?);
+        }
         // Never shorter than a request may take: a connection waiting for a
         // slow answer is not idle.
-        let idle_timeout = duration(
-            "idle_timeout",
-            args.idle_timeout.or(file.idle_timeout),
-            DEFAULT_IDLE_TIMEOUT,
-        )?
-        .max(request_timeout);
-        let resp_idle_timeout = match args.resp_idle_timeout.or(file.resp_idle_timeout) {
-            Some(text) if text.trim() == "off" => None,
-            text @ Some(_) => Some(duration("resp_idle_timeout", text, Duration::ZERO)?),
-            None => None,
-        };
-        let allowed_hosts = match args.allowed_hosts.or(file.allowed_hosts) {
-            Some(list) => AllowedHosts::parse(&list)?,
-            None => AllowedHosts::Default,
-        };
-        let log_format = match args.log_format.or(file.log_format).as_deref() {
-            None | Some("human") => LogFormat::Human,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(ConfigError(format!(
-                    "log_format: expected `human` or `json`, got {other:?}"
-                )));
-            }
-        };
-        let merge_trigger = match args
-            .merge_check_interval
-            .or(file.merge_check_interval)
-            .as_deref()
-        {
-            Some("off") => None,
-            interval => {
-                let defaults = bitcask::MergeTrigger::default();
-                let check_every = match interval {
-                    Some(text) => parse_duration(text).ok_or_else(|| {
-                        ConfigError(format!(
-                            "merge_check_interval: expected `off` or a duration, got {text:?}"
-                        ))
-                    })?,
-                    None => defaults.check_every,
-                };
-                let dead_fraction = args
-                    .merge_dead_fraction
-                    .or(file.merge_dead_fraction)
-                    .unwrap_or(defaults.dead_fraction);
-                if !(dead_fraction > 0.0 && dead_fraction <= 1.0) {
-                    return Err(ConfigError(
-                        "merge_dead_fraction must be above 0 and at most 1".into(),
-                    ));
-                }
-                Some(bitcask::MergeTrigger {
-                    dead_fraction,
-                    dead_bytes: args
-                        .merge_dead_bytes
-                        .or(file.merge_dead_bytes)
-                        .unwrap_or(defaults.dead_bytes),
-                    check_every,
-                })
-            }
-        };
-        let config = Self {
-            host: args
-                .host
-                .or(file.host)
-                .unwrap_or(IpAddr::from([127, 0, 0, 1])),
-            port: args.port.or(file.port).unwrap_or(8000),
-            data_dir: args
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from("./data")),
-            sync,
-            auth_token,
-            max_file_size: args
-                .max_file_size
-                .or(file.max_file_size)
-                .unwrap_or(DEFAULT_MAX_FILE_SIZE),
-            max_key_size: args.max_key_size.or(file.max_key_size).unwrap_or(1024),
-            max_value_size: args
-                .max_value_size
-                .or(file.max_value_size)
-                .unwrap_or(1 << 20),
-            request_timeout,
-            log_format,
-            rate_limit: args.rate_limit.or(file.rate_limit),
-            max_concurrent_requests: args
-                .max_concurrent_requests
-                .or(file.max_concurrent_requests)
-                .unwrap_or(1024),
-            max_connections: args
-                .max_connections
-                .or(file.max_connections)
-                .unwrap_or(DEFAULT_MAX_CONNECTIONS),
-            idle_timeout,
-            body_min_rate: args
-                .body_min_rate
-                .or(file.body_min_rate)
-                .unwrap_or(DEFAULT_BODY_MIN_RATE),
-            allowed_hosts,
-            merge_trigger,
-            merge_bytes_per_sec: args.merge_bytes_per_sec.or(file.merge_bytes_per_sec),
-            resp_port: args.resp_port.or(file.resp_port),
-            resp_max_connections: args
-                .resp_max_connections
-                .or(file.resp_max_connections)
-                .unwrap_or(DEFAULT_MAX_CONNECTIONS),
-            resp_idle_timeout,
-            resp_max_output: args
-                .resp_max_output
-                .or(file.resp_max_output)
-                .unwrap_or(DEFAULT_RESP_MAX_OUTPUT),
-            resp_threads: args
-                .resp_threads
-                .or(file.resp_threads)
-                .unwrap_or_else(default_resp_threads),
-            resp_allow_flush: args.resp_allow_flush || file.resp_allow_flush.unwrap_or(false),
-        };
-        if config.rate_limit == Some(0)
-            || config.max_concurrent_requests == 0
-            || config.max_connections == 0
-            || config.resp_max_connections == 0
-            || config.resp_max_output == 0
-            || config.resp_threads == 0
-        {
-            return Err(ConfigError(
-                "rate_limit, max_concurrent_requests, max_connections, resp_max_connections, \
-                 resp_max_output and resp_threads must be above zero"
-                    .into(),
-            ));
-        }
-        config
-            .engine_options()
+        self.idle_timeout = self.idle_timeout.max(self.request_timeout);
+        self.engine_options()
             .validate()
-            .map_err(|e| ConfigError(e.to_string()))?;
-        Ok(config)
+            .map_err(|e| invalid(e.to_string()))?;
+        Ok(self)
+    }
+
+    /// When background merges start (`None`: only on request).
+    pub fn merge_trigger(&self) -> Option<MergeTrigger> {
+        let check_every = self.merge_check_interval.duration()?;
+        Some(MergeTrigger {
+            dead_fraction: self.merge_dead_fraction,
+            dead_bytes: self.merge_dead_bytes,
+            check_every,
+        })
     }
 
     /// The engine options these settings ask for.
@@ -444,9 +235,13 @@ impl Config {
             .max_file_size(self.max_file_size)
             .max_key_size(self.max_key_size)
             .max_value_size(self.max_value_size)
-            .merge_trigger(self.merge_trigger)
+            .merge_trigger(self.merge_trigger())
             .merge_bytes_per_sec(self.merge_bytes_per_sec)
     }
+}
+
+fn invalid(message: String) -> ConfigError {
+    ConfigError::Invalid(message)
 }
 
 /// Half the CPUs, at least one: the rest is left for HTTP, the engine's
@@ -457,32 +252,110 @@ fn default_resp_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
-/// The engine's default data file size.
-const DEFAULT_MAX_FILE_SIZE: u64 = 256 << 20;
-/// Connections per listener, before the descriptor limit's cap.
-const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
-/// How long an HTTP connection may stay silent.
-const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Slowest request body accepted (after the grace), bytes per second.
-const DEFAULT_BODY_MIN_RATE: u64 = 64 * 1024;
-/// Most reply bytes one RESP command may need at once.
-const DEFAULT_RESP_MAX_OUTPUT: usize = 64 << 20;
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
 
-/// Which `Host` header values HTTP requests may carry.
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Human => "human",
+            Self::Json => "json",
+        })
+    }
+}
+
+/// A secret setting (a token): never shown by `Debug`, so a logged
+/// [`Config`] does not leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for comparing; never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<set>")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Err("the token is empty".into());
+        }
+        Ok(Self(text.to_string()))
+    }
+}
+
+/// A duration that can be turned `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    /// Off.
+    Off,
+    /// On, with this duration.
+    On(Duration),
+}
+
+impl Switch {
+    /// The duration, when on.
+    pub fn duration(self) -> Option<Duration> {
+        match self {
+            Self::Off => None,
+            Self::On(d) => Some(d),
+        }
+    }
+}
+
+impl FromStr for Switch {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text.trim() == "off" {
+            return Ok(Self::Off);
+        }
+        parse_span(text)
+            .map(Self::On)
+            .map_err(|_| format!("expected `off` or a duration such as `300s`, got {text:?}"))
+    }
+}
+
+impl fmt::Display for Switch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Off => f.write_str("off"),
+            Self::On(d) => write!(f, "{}", show_duration(*d)),
+        }
+    }
+}
+
+/// Which `Host` header values HTTP requests may carry, when given (the
+/// default, `None` in [`Config::allowed_hosts`], is loopback names when the
+/// server listens on a loopback address and any otherwise).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AllowedHosts {
-    /// Loopback names (`localhost`, `*.localhost`, `127.0.0.1`, `::1`) when
-    /// the server listens on a loopback address; any otherwise.
-    Default,
     /// Any host.
     Any,
     /// These names (lower case, without ports).
     Only(Vec<String>),
 }
 
-impl AllowedHosts {
+impl FromStr for AllowedHosts {
+    type Err = String;
+
     /// `*`, or host names separated by commas.
-    pub fn parse(list: &str) -> Result<Self, ConfigError> {
+    fn from_str(list: &str) -> Result<Self, String> {
         let names: Vec<String> = list
             .split(',')
             .map(|n| n.trim().trim_start_matches('[').trim_end_matches(']'))
@@ -490,9 +363,7 @@ impl AllowedHosts {
             .map(str::to_ascii_lowercase)
             .collect();
         if names.is_empty() {
-            return Err(ConfigError(
-                "allowed_hosts: expected `*` or host names separated by commas".into(),
-            ));
+            return Err("expected `*` or host names separated by commas".into());
         }
         if names.iter().any(|n| n == "*") {
             return Ok(Self::Any);
@@ -501,30 +372,54 @@ impl AllowedHosts {
     }
 }
 
-fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
+/// A TOML file's settings, by name.
+fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-    toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
+        .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+    text.parse::<toml::Table>()
+        .map_err(|e| invalid(format!("{}: {e}", path.display())))
 }
 
-fn read_token(path: &Path) -> Result<String, ConfigError> {
+/// A file's value as the text a flag would carry.
+fn file_value(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(n) => Some(n.to_string()),
+        toml::Value::Float(x) => Some(x.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn read_token(path: &Path) -> Result<Secret, ConfigError> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-    Ok(text.lines().next().unwrap_or_default().trim().to_string())
+        .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .map_err(|e| invalid(format!("{}: {e}", path.display())))
 }
 
 /// `always`, `never`, or a duration (`100ms`, `1s`, `2m`).
-pub fn parse_sync(text: &str) -> Result<SyncPolicy, ConfigError> {
+pub fn parse_sync(text: &str) -> Result<SyncPolicy, String> {
     match text.trim() {
         "always" => Ok(SyncPolicy::Always),
         "never" => Ok(SyncPolicy::Never),
-        other => match parse_duration(other) {
-            Some(d) if !d.is_zero() => Ok(SyncPolicy::Interval(d)),
-            _ => Err(ConfigError(format!(
-                "sync: expected `always`, `never` or an interval such as `100ms` or `1s`, got {text:?}"
-            ))),
-        },
+        other => parse_span(other).map(SyncPolicy::Interval).map_err(|_| {
+            format!(
+                "expected `always`, `never` or an interval such as `100ms` or `1s`, got {text:?}"
+            )
+        }),
     }
+}
+
+/// A duration longer than zero, as [`parse_duration`] reads it.
+fn parse_span(text: &str) -> Result<Duration, String> {
+    parse_duration(text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("expected a duration such as `100ms`, `30s` or `5m`, got {text:?}"))
 }
 
 /// A whole number followed by `ms`, `s` or `m`.
@@ -543,23 +438,61 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     }
 }
 
+/// A duration as [`parse_duration`] reads it back (whole minutes, seconds
+/// or milliseconds).
+fn show_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        0 => "0ms".into(),
+        _ if ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
+        _ if ms.is_multiple_of(1000) => format!("{}s", ms / 1000),
+        _ => format!("{ms}ms"),
+    }
+}
+
+/// A number above zero.
+fn positive<T>(text: &str) -> Result<T, String>
+where
+    T: FromStr + PartialOrd + Default,
+    T::Err: fmt::Display,
+{
+    let n: T = text.trim().parse().map_err(|e| format!("{e}"))?;
+    if n <= T::default() {
+        return Err("must be above zero".into());
+    }
+    Ok(n)
+}
+
+/// A fraction above 0 and at most 1.
+fn fraction(text: &str) -> Result<f64, String> {
+    let x: f64 = text.trim().parse().map_err(|e| format!("{e}"))?;
+    if !(x > 0.0 && x <= 1.0) {
+        return Err("must be above 0 and at most 1".into());
+    }
+    Ok(x)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn args(list: &[&str]) -> Args {
-        Args::try_parse_from(std::iter::once("bitcask-server").chain(list.iter().copied()))
-            .expect("parse")
+    fn load(list: &[&str]) -> Result<Config, ConfigError> {
+        Config::from_args(std::iter::once("bitcask-server").chain(list.iter().copied()))
     }
 
     #[test]
-    fn defaults_match_the_seed() {
-        let c = Config::load(Args::default()).expect("defaults");
+    fn defaults_match_the_seed_and_the_engine() {
+        let c = load(&[]).expect("defaults");
         assert_eq!(c.host.to_string(), "127.0.0.1");
         assert_eq!(c.port, 8000);
         assert_eq!(c.data_dir, PathBuf::from("./data"));
-        assert_eq!(c.sync, SyncPolicy::Interval(DEFAULT_SYNC_INTERVAL));
+        assert_eq!(c.sync, SyncPolicy::Interval(Duration::from_millis(100)));
         assert!(c.auth_token.is_none());
+        assert_eq!(c.max_file_size, Options::DEFAULT_MAX_FILE_SIZE);
+        assert_eq!(c.max_value_size, Options::DEFAULT_MAX_VALUE_SIZE);
+        assert_eq!(c.merge_trigger(), Some(MergeTrigger::default()));
+        assert_eq!(c.resp_idle_timeout, Switch::Off);
+        assert!(!c.resp_allow_flush);
     }
 
     #[test]
@@ -568,48 +501,55 @@ mod tests {
         let file = dir.path().join("c.toml");
         std::fs::write(
             &file,
-            "port = 9001\ndata_dir = \"/from/file\"\nsync = \"always\"\n",
+            "port = 9001\ndata_dir = \"/from/file\"\nsync = \"always\"\n\
+             resp_allow_flush = true\nmerge_dead_fraction = 0.25\nmerge_check_interval = \"off\"\n",
         )
         .expect("write");
-        let c = Config::load(args(&[
-            "--config",
-            file.to_str().expect("utf-8"),
-            "--port",
-            "9002",
-        ]))
-        .expect("load");
+        let c = load(&["--config", file.to_str().expect("utf-8"), "--port", "9002"]).expect("load");
         assert_eq!(c.port, 9002, "flag over file");
         assert_eq!(c.data_dir, PathBuf::from("/from/file"), "file over default");
         assert_eq!(c.sync, SyncPolicy::Always);
+        assert!(c.resp_allow_flush, "a boolean from the file");
+        assert_eq!(c.merge_dead_fraction, 0.25, "a float from the file");
+        assert_eq!(c.merge_trigger(), None);
     }
 
     #[test]
     fn bad_settings_are_refused_with_a_reason() {
-        for bad in [
-            vec!["--sync", "sometimes"],
-            vec!["--sync", "0ms"],
-            vec!["--request-timeout", "soon"],
-            vec!["--log-format", "xml"],
-            vec!["--max-file-size", "0"],
+        for (bad, reason) in [
+            (vec!["--sync", "sometimes"], "sometimes"),
+            (vec!["--sync", "0ms"], "0ms"),
+            (vec!["--request-timeout", "soon"], "soon"),
+            (vec!["--log-format", "xml"], "xml"),
+            (vec!["--max-file-size", "0"], "max_file_size"),
+            (vec!["--merge-dead-fraction", "1.5"], "above 0"),
+            (vec!["--auth-token", " "], "empty"),
         ] {
-            let err = Config::load(args(&bad)).expect_err("refused");
-            assert!(!err.to_string().is_empty());
+            let err = load(&bad).expect_err("refused");
+            assert!(err.to_string().contains(reason), "{bad:?}: {err}");
         }
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("c.toml");
-        std::fs::write(&file, "prot = 1\n").expect("write");
-        let err = Config::load(args(&["--config", file.to_str().expect("utf-8")]))
-            .expect_err("unknown key");
-        assert!(err.to_string().contains("prot"), "{err}");
+        for (text, reason) in [
+            ("prot = 1\n", "unknown setting `prot`"),
+            ("config = \"x\"\n", "unknown setting `config`"),
+            ("port = [1]\n", "`port` must be"),
+            ("port = 70000\n", "70000"),
+            ("sync = \"sometimes\"\n", "sometimes"),
+            ("port = \n", "c.toml"),
+        ] {
+            std::fs::write(&file, text).expect("write");
+            let err = load(&["--config", file.to_str().expect("utf-8")]).expect_err(text);
+            assert!(err.to_string().contains(reason), "{text}: {err}");
+        }
     }
 
     #[test]
     fn limits_parse_and_the_idle_time_out_is_never_below_the_request_time_out() {
-        let c = Config::load(Args::default()).expect("defaults");
-        assert_eq!(c.idle_timeout, DEFAULT_IDLE_TIMEOUT);
-        assert_eq!(c.allowed_hosts, AllowedHosts::Default);
-        assert_eq!(c.resp_idle_timeout, None);
-        let c = Config::load(args(&[
+        let c = load(&[]).expect("defaults");
+        assert_eq!(c.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.allowed_hosts, None);
+        let c = load(&[
             "--request-timeout",
             "90s",
             "--idle-timeout",
@@ -618,24 +558,21 @@ mod tests {
             "5m",
             "--allowed-hosts",
             "DB.example.com, [::1]",
-        ]))
+        ])
         .expect("load");
         assert_eq!(c.idle_timeout, Duration::from_secs(90));
-        assert_eq!(c.resp_idle_timeout, Some(Duration::from_secs(300)));
+        assert_eq!(c.resp_idle_timeout, Switch::On(Duration::from_secs(300)));
         assert_eq!(
             c.allowed_hosts,
-            AllowedHosts::Only(vec!["db.example.com".into(), "::1".into()])
+            Some(AllowedHosts::Only(vec![
+                "db.example.com".into(),
+                "::1".into()
+            ]))
         );
-        let c = Config::load(args(&[
-            "--allowed-hosts",
-            "*",
-            "--resp-idle-timeout",
-            "off",
-        ]))
-        .expect("load");
+        let c = load(&["--allowed-hosts", "*", "--resp-idle-timeout", "off"]).expect("load");
         assert_eq!(
             (c.allowed_hosts, c.resp_idle_timeout),
-            (AllowedHosts::Any, None)
+            (Some(AllowedHosts::Any), Switch::Off)
         );
         for bad in [
             vec!["--idle-timeout", "0s"],
@@ -643,19 +580,23 @@ mod tests {
             vec!["--allowed-hosts", " , "],
             vec!["--max-connections", "0"],
             vec!["--resp-max-output", "0"],
+            vec!["--rate-limit", "0"],
         ] {
-            assert!(Config::load(args(&bad)).is_err(), "{bad:?}");
+            assert!(load(&bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
-    fn durations_and_sync_policies_parse() {
+    fn durations_and_sync_policies_parse_and_print_back() {
         assert_eq!(parse_duration("100ms"), Some(Duration::from_millis(100)));
         assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
         assert_eq!(parse_duration("3m"), Some(Duration::from_secs(180)));
         assert_eq!(parse_duration("5"), None);
         assert!(matches!(parse_sync("never"), Ok(SyncPolicy::Never)));
         assert!(matches!(parse_sync("1s"), Ok(SyncPolicy::Interval(_))));
+        for text in ["1500ms", "90s", "2m", "off"] {
+            assert_eq!(text.parse::<Switch>().expect(text).to_string(), text);
+        }
     }
 
     #[test]
@@ -663,9 +604,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("token");
         std::fs::write(&file, "s3cret\n").expect("write");
-        let c = Config::load(args(&["--auth-token-file", file.to_str().expect("utf-8")]))
-            .expect("load");
-        assert_eq!(c.auth_token.as_deref(), Some("s3cret"));
+        let c = load(&["--auth-token-file", file.to_str().expect("utf-8")]).expect("load");
+        assert_eq!(c.auth_token.as_ref().map(Secret::expose), Some("s3cret"));
         assert!(!format!("{c:?}").contains("s3cret"));
+        std::fs::write(&file, "\n").expect("write");
+        let err = load(&["--auth-token-file", file.to_str().expect("utf-8")]).expect_err("empty");
+        assert!(err.to_string().contains("empty"), "{err}");
     }
 }

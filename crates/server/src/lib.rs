@@ -4,7 +4,7 @@
 //! `../shared/DESIGN.md` in the workspace and the contract tests) and adds
 //! raw binary values, listing, versions, expiry, batches, stats and merge;
 //! with `--resp-port`, a Redis-protocol listener ([`resp`]) on the same store.
-//! The binary is a thin `main` over [`config::Config::load`] and
+//! The binary is a thin `main` over [`config::Config::from_args`] and
 //! [`server::serve`]; tests run the same [`server::serve`] on a free port.
 
 pub mod app;

@@ -2,9 +2,8 @@
 
 use std::process::ExitCode;
 
-use bitcask_server::config::{Args, Config};
+use bitcask_server::config::{Config, ConfigError};
 use bitcask_server::{descriptors, logging, server};
-use clap::Parser;
 
 /// mimalloc instead of the system allocator: a request allocates and frees
 /// a dozen small buffers (headers, body, JSON), and glibc's malloc took
@@ -13,8 +12,9 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let config = match Config::load(Args::parse()) {
+    let config = match Config::from_args(std::env::args_os()) {
         Ok(config) => config,
+        Err(ConfigError::Cli(error)) => error.exit(),
         Err(error) => {
             eprintln!("bitcask-server: {error}");
             return ExitCode::from(2);

@@ -130,7 +130,7 @@ fn refusal(state: &AppState, request: &Request) -> Option<Response> {
     {
         return Some(ApiError::new(StatusCode::FORBIDDEN, why).into_response());
     }
-    let token = config.auth_token.as_deref()?;
+    let token = config.auth_token.as_ref()?.expose();
     if request.uri().path() == "/health" {
         return None;
     }
@@ -181,8 +181,8 @@ fn host_allowed(config: &Config, host: &[u8]) -> bool {
         host.len() > suffix.len() && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
     };
     match &config.allowed_hosts {
-        AllowedHosts::Any => true,
-        AllowedHosts::Default => {
+        Some(AllowedHosts::Any) => true,
+        None => {
             !config.host.is_loopback()
                 || host.eq_ignore_ascii_case(b"localhost")
                 || ends_with(host, b".localhost")
@@ -191,7 +191,7 @@ fn host_allowed(config: &Config, host: &[u8]) -> bool {
                     .and_then(|h| h.parse::<std::net::IpAddr>().ok())
                     .is_some_and(|ip| ip.is_loopback())
         }
-        AllowedHosts::Only(names) => names.iter().any(|name| {
+        Some(AllowedHosts::Only(names)) => names.iter().any(|name| {
             host.eq_ignore_ascii_case(name.as_bytes())
                 || name.strip_prefix('*').is_some_and(|domain| {
                     domain.starts_with('.') && ends_with(host, domain.as_bytes())
@@ -315,10 +315,9 @@ mod tests {
 
     #[test]
     fn hosts_are_allowed_by_the_settings() {
-        use clap::Parser;
         let config = |flags: &[&str]| {
             let argv = std::iter::once("bitcask-server").chain(flags.iter().copied());
-            Config::load(crate::config::Args::try_parse_from(argv).expect("flags")).expect("config")
+            Config::from_args(argv).expect("config")
         };
         let loopback = config(&[]);
         for host in [

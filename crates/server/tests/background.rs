@@ -3,16 +3,12 @@
 
 use std::time::Duration;
 
-use bitcask_server::config::{Args, Config};
+use bitcask_server::config::Config;
 use bitcask_server::server::{Background, ServeError};
-use clap::Parser;
 
 fn config(dir: &std::path::Path) -> Config {
     let dir = dir.to_str().expect("utf-8");
-    Config::load(
-        Args::try_parse_from(["bitcask-server", "--port", "0", "--data-dir", dir]).expect("flags"),
-    )
-    .expect("config")
+    Config::from_args(["bitcask-server", "--port", "0", "--data-dir", dir]).expect("config")
 }
 
 #[test]

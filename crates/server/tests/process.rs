@@ -231,15 +231,15 @@ fn a_second_server_on_the_same_directory_exits_with_the_lock_error() {
 
 #[test]
 fn flags_beat_the_environment_which_beats_the_file() {
-    // Each layer gives `sync` a value; only the winner's is read, so an
-    // invalid value in a losing layer goes unnoticed. An invalid
-    // `--log-format` makes the run stop right after reading the settings.
+    // Each layer gives `sync` an invalid value of its own; only the winner's
+    // is read, so the error names the winning layer's value, and the run
+    // stops right after reading the settings.
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("server.toml");
     std::fs::write(&file, "sync = \"from-the-file\"\n").expect("write");
     let run = |env_sync: Option<&str>, flag_sync: Option<&str>| {
         let mut cmd = Command::new(BIN);
-        cmd.arg("--config").arg(&file).args(["--log-format", "xml"]);
+        cmd.arg("--config").arg(&file);
         if let Some(sync) = flag_sync {
             cmd.args(["--sync", sync]);
         }
@@ -251,18 +251,16 @@ fn flags_beat_the_environment_which_beats_the_file() {
         assert_eq!(out.status.code(), Some(2));
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
+    let file_wins = run(None, None);
+    assert!(file_wins.contains("from-the-file"), "{file_wins}");
+    let env_wins = run(Some("from-the-env"), None);
     assert!(
-        run(None, None).contains("from-the-file"),
-        "the file is read"
-    );
-    let env_wins = run(Some("never"), None);
-    assert!(
-        env_wins.contains("log_format") && !env_wins.contains("sync"),
+        env_wins.contains("from-the-env") && !env_wins.contains("from-the-file"),
         "{env_wins}"
     );
-    let flag_wins = run(Some("from-the-env"), Some("always"));
+    let flag_wins = run(Some("from-the-env"), Some("from-the-flag"));
     assert!(
-        flag_wins.contains("log_format") && !flag_wins.contains("sync"),
+        flag_wins.contains("from-the-flag") && !flag_wins.contains("from-the-env"),
         "{flag_wins}"
     );
 }

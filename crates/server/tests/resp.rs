@@ -6,9 +6,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use bitcask_server::config::{Args, Config};
+use bitcask_server::config::Config;
 use bitcask_server::server::Background;
-use clap::Parser;
 use redis::{Connection, RedisResult, Value};
 
 /// A server with the RESP listener on, in a fresh directory.
@@ -30,7 +29,7 @@ impl Server {
             dir.path().to_str().expect("utf-8").into(),
         ];
         argv.extend(flags.iter().map(|f| f.to_string()));
-        let config = Config::load(Args::try_parse_from(argv).expect("flags")).expect("config");
+        let config = Config::from_args(argv).expect("config");
         let server = Background::start(config).expect("start");
         assert!(server.wait_until_open(Duration::from_secs(30)));
         Self {

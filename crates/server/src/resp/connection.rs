@@ -92,7 +92,7 @@ pub async fn run(
     // the blocking pool, not on the connection's thread; so do commands
     // that walk the key space.
     let sync_always = config.sync == bitcask::SyncPolicy::Always;
-    let idle_timeout = config.resp_idle_timeout;
+    let idle_timeout = config.resp_idle_timeout.duration();
     let stall = idle_timeout.map_or(WRITE_STALL_TIMEOUT, |idle| idle.min(WRITE_STALL_TIMEOUT));
     let connected_at = Instant::now();
     let mut work = Work {

@@ -306,7 +306,14 @@ impl Session {
 
     /// `AUTH [user] token`.
     fn auth(&mut self, args: &[&[u8]]) -> Result<(), String> {
-        let Some(expected) = self.shared.state.config().auth_token.as_deref() else {
+        let Some(expected) = self
+            .shared
+            .state
+            .config()
+            .auth_token
+            .as_ref()
+            .map(crate::config::Secret::expose)
+        else {
             return Err(
                 "ERR AUTH <password> called without any password configured for the \
                         default user. Are you sure your configuration is correct?"

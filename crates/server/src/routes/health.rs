@@ -61,15 +61,13 @@ pub async fn health(State(state): State<AppState>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Args, Config};
+    use crate::config::Config;
     use axum::response::IntoResponse;
-    use clap::Parser;
 
     #[tokio::test]
     async fn while_the_store_opens_health_answers_503_loading_with_progress() {
-        let args =
-            Args::try_parse_from(["bitcask-server", "--data-dir", "/some/dir"]).expect("args");
-        let state = AppState::new(Config::load(args).expect("config")).expect("state");
+        let config = Config::from_args(["bitcask-server", "--data-dir", "/some/dir"]);
+        let state = AppState::new(config.expect("config")).expect("state");
         let response = health(State(state)).await;
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         let body = axum::body::to_bytes(response.into_body(), 4096)
@@ -87,8 +85,8 @@ mod tests {
 
     #[tokio::test]
     async fn while_the_store_opens_other_routes_answer_503() {
-        let args = Args::try_parse_from(["bitcask-server"]).expect("args");
-        let state = AppState::new(Config::load(args).expect("config")).expect("state");
+        let config = Config::from_args(["bitcask-server"]);
+        let state = AppState::new(config.expect("config")).expect("state");
         let response = crate::routes::kv::get_key(
             State(state.clone()),
             axum::extract::Path("k".into()),

@@ -6,9 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use bitcask_server::config::{Args, Config};
+use bitcask_server::config::Config;
 use bitcask_server::server;
-use clap::Parser;
 
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -29,7 +28,7 @@ impl TestServer {
         let data_dir = dir.path().to_str().expect("utf-8 path").to_string();
         let mut argv = vec!["bitcask-server", "--port", "0", "--data-dir", &data_dir];
         argv.extend_from_slice(flags);
-        let config = Config::load(Args::try_parse_from(argv).expect("flags")).expect("config");
+        let config = Config::from_args(argv).expect("config");
         let listeners = server::bind(&config).await.expect("bind");
         let addr = listeners.http_addr().expect("addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
