@@ -14,9 +14,10 @@ use crate::record::{self, HEADER_LEN as RECORD_HEADER_LEN, RecordHeader};
 /// The magic bytes every data file starts with.
 pub(crate) const MAGIC: [u8; 8] = *b"BITCASK\0";
 /// The on-disk format version this build writes.
-pub(crate) const FORMAT_VERSION: u16 = 2;
-/// The oldest format version this build reads (version-1 files are a subset
-/// of version 2: no batch records, no merge outputs).
+pub(crate) const FORMAT_VERSION: u16 = 3;
+/// The oldest format version this build reads (each version's files are a
+/// subset of the next one's: version 1 has no batch records and no merge
+/// outputs, version 2 no marks).
 const OLDEST_READABLE_VERSION: u16 = 1;
 /// `file_kind` of a data file.
 pub(crate) const KIND_DATA: u16 = 1;
@@ -817,14 +818,14 @@ mod tests {
         ));
         // A future version with a valid checksum is a version error, not corruption.
         let mut future = bytes;
-        future[VERSION_AT] = 3;
+        future[VERSION_AT] = 4;
         let crc = crate::crc::crc32c(&future[..HEADER_CRC_AT]);
         future[HEADER_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
         assert!(matches!(
             FileHeader::decode(&future, p, KIND_DATA, 3),
             Err(Error::UnsupportedVersion {
-                found: 3,
-                supported: 2,
+                found: 4,
+                supported: 3,
                 ..
             })
         ));

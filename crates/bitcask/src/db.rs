@@ -19,7 +19,7 @@ use crate::lock::{DeleteLock, DirLock};
 use crate::merge::MergeState;
 use crate::options::{MAX_RECORD_PAYLOAD_LIMIT, Options, SyncPolicy};
 use crate::record::{self, RecordKind};
-use crate::recovery::{self, RecoverOptions};
+use crate::recovery::{self, Mark, RecoverOptions};
 use crate::stats::{Accounts, FileStats, MergeReport, Stats};
 use crate::worker::Worker;
 use crate::write::{Batch, Condition, Versioned, WriteOptions};
@@ -62,6 +62,8 @@ pub(crate) struct Shared {
     pub(crate) hint_requests: Mutex<Option<mpsc::Sender<u32>>>,
     /// Set by close: background work stops at the next chance.
     pub(crate) closing: AtomicBool,
+    /// The current mark; replaced under the writer lock.
+    pub(crate) mark: Mutex<Option<Mark>>,
 }
 
 /// What only the writer touches, behind the writer lock.
@@ -143,6 +145,7 @@ impl Bitcask {
         let next_seq = recovered.next_seq;
         let accounts = recovered.accounts;
         let next_file_id = AtomicU32::new(recovered.next_file_id);
+        let mark = recovered.mark;
         // The read path: sealed files through a map of the whole file, their
         // descriptors closed (recovery did that); the active file through its
         // handle, mapped to its full capacity. A read-only view treats its
@@ -206,6 +209,7 @@ impl Bitcask {
             merge: MergeState::default(),
             hint_requests: Mutex::new(None),
             closing: AtomicBool::new(false),
+            mark: Mutex::new(mark),
         });
         let flusher = match shared.options.sync {
             SyncPolicy::Interval(every) if !read_only => Some(Flusher::start(&shared, every)?),
@@ -259,7 +263,7 @@ impl Bitcask {
         };
         let seq = self
             .shared
-            .write(&[op], options.condition, options.durable, false)?;
+            .write(&[op], None, options.condition, options.durable, false)?;
         // A put always writes, so there is a sequence number.
         seq.ok_or(Error::InvalidArgument {
             reason: "a put wrote nothing",
@@ -285,7 +289,7 @@ impl Bitcask {
             expires_at_ms: 0,
         };
         self.shared
-            .write(&[op], options.condition, options.durable, false)
+            .write(&[op], None, options.condition, options.durable, false)
     }
 
     /// Applies every operation of `batch`, all or nothing, also across a
@@ -295,7 +299,13 @@ impl Bitcask {
         if batch.is_empty() {
             return Ok(None);
         }
-        let mut total = 0usize;
+        let mark = batch.mark.as_deref();
+        if mark.is_some_and(|m| m.len() > record::MAX_MARK_LEN) {
+            return Err(Error::InvalidArgument {
+                reason: "a mark must be at most 64 KiB",
+            });
+        }
+        let mut total = mark.map_or(0, |m| record::encoded_len(&[], m));
         let mut ops = Vec::with_capacity(batch.ops.len());
         for op in &batch.ops {
             let value = op.value.as_deref();
@@ -318,7 +328,19 @@ impl Bitcask {
             });
         }
         self.shared
-            .write(&ops, Condition::None, batch.durable, true)
+            .write(&ops, mark, Condition::None, batch.durable, true)
+    }
+
+    /// The store's current mark: the one written with the newest batch
+    /// that carried one ([`Batch::mark`]), as recovered after a crash.
+    /// `None` if no batch ever carried one.
+    pub fn mark(&self) -> Option<Vec<u8>> {
+        self.shared
+            .mark
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|m| m.value.to_vec())
     }
 
     /// The value stored under `key`, or `None` (absent or expired).
@@ -594,19 +616,21 @@ impl Shared {
         }
     }
 
-    /// Appends `ops` as one write (a batch if more than one) and updates the
-    /// key directory. Returns the last seq, or `None` for a delete (not in a
-    /// batch) of an absent key, which writes nothing. `condition` applies to
-    /// the first op's key.
+    /// Appends `ops` and then `mark`, if any, as one write (a batch if more
+    /// than one record) and updates the key directory and the current mark.
+    /// Returns the last seq, or `None` for a delete (not in a batch) of an
+    /// absent key, which writes nothing. `condition` applies to the first
+    /// op's key. At least one op or a mark.
     fn write(
         &self,
         ops: &[Op<'_>],
+        mark: Option<&[u8]>,
         condition: Condition,
         durable: bool,
         in_batch: bool,
     ) -> Result<Option<u64>> {
         let (mut w, commit) = self.lock_writer()?;
-        let single_delete = !in_batch && ops.len() == 1 && ops[0].value.is_none();
+        let single_delete = !in_batch && mark.is_none() && ops.len() == 1 && ops[0].value.is_none();
         if condition != Condition::None || single_delete {
             let current = self.live_entry(ops[0].key).map(|e| e.seq);
             if !condition.holds(current) {
@@ -616,10 +640,12 @@ impl Shared {
                 return Ok(None);
             }
         }
+        let mark_len = mark.map_or(0, |m| record::encoded_len(&[], m) as u64);
         let total: u64 = ops
             .iter()
             .map(|op| record::encoded_len(op.key, op.value.unwrap_or_default()) as u64)
-            .sum();
+            .sum::<u64>()
+            + mark_len;
         if w.offset > FILE_HEADER_LEN as u64 && w.offset + total > self.options.max_file_size {
             self.rotate(&mut w, commit)?;
         }
@@ -630,7 +656,10 @@ impl Shared {
         }
         let Writer { buf, active, .. } = &mut *w;
         buf.clear();
-        let last = ops.len() - 1;
+        // The record that commits the write: the mark if there is one, else
+        // the last op.
+        let records = ops.len() + usize::from(mark.is_some());
+        let last = records.saturating_sub(1);
         for (i, op) in ops.iter().enumerate() {
             let kind = RecordKind::for_op(op.value.is_some(), i == last);
             let value = op.value.unwrap_or_default();
@@ -642,6 +671,10 @@ impl Shared {
                 op.key,
                 value,
             );
+        }
+        if let Some(mark) = mark {
+            let seq = first_seq + last as u64;
+            record::encode_into(buf, seq, 0, RecordKind::Mark, &[], mark);
         }
         if let Err(source) = active.write_all_at(buf, offset) {
             // Cut off whatever part of the write reached the file, so the
@@ -681,6 +714,15 @@ impl Shared {
             at += len;
         }
         let last_seq = first_seq + last as u64;
+        if let Some(mark) = mark {
+            // Dead from the start: only the current mark matters, and it is
+            // at most 64 KiB (docs/FORMAT.md, "Marks").
+            self.accounts.written(file_id, mark_len, 0, None, None);
+            *self.mark.lock().unwrap_or_else(PoisonError::into_inner) = Some(Mark {
+                seq: last_seq,
+                value: Arc::from(mark),
+            });
+        }
         w.offset += total;
         w.next_seq = last_seq + 1;
         commit.note_written(last_seq);

@@ -134,11 +134,12 @@ fn encode_records(spec: &[u8], out: &mut Vec<u8>) {
         }
         let (key, tail) = tail.split_at(key_len);
         let (value, tail) = tail.split_at(value_len);
-        let kind = match kind % 4 {
+        let kind = match kind % 5 {
             0 => RecordKind::Put,
             1 => RecordKind::Delete,
             2 => RecordKind::BatchPut,
-            _ => RecordKind::BatchDelete,
+            3 => RecordKind::BatchDelete,
+            _ => RecordKind::Mark,
         };
         seq += u64::from(*step % 4);
         record::encode_into(out, seq, 0, kind, key, value);

@@ -21,6 +21,30 @@ const ENTRY_FIXED_LEN: usize = 8 + 8 + 1 + 4 + 4 + 4;
 /// Trailer: entry count, data file length, reserved, crc.
 const TRAILER_LEN: usize = 8 + 8 + 4 + 4;
 
+/// What a hint entry's record does: its `kind` byte (a batch's records are
+/// listed as the plain put or delete they amount to once committed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EntryKind {
+    /// Sets the key.
+    Put = 0,
+    /// Removes the key.
+    Delete = 1,
+    /// A mark (no key).
+    Mark = 4,
+}
+
+impl EntryKind {
+    /// The entry kind of a committed record of kind `kind`.
+    pub(crate) fn of(kind: crate::record::RecordKind) -> Self {
+        use crate::record::RecordKind;
+        match kind {
+            RecordKind::Put | RecordKind::BatchPut => Self::Put,
+            RecordKind::Delete | RecordKind::BatchDelete => Self::Delete,
+            RecordKind::Mark => Self::Mark,
+        }
+    }
+}
+
 /// One entry of a hint file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct HintEntry<'a> {
@@ -28,8 +52,8 @@ pub(crate) struct HintEntry<'a> {
     pub seq: u64,
     /// The record's expiry (0 = never).
     pub expires_at_ms: u64,
-    /// Put (`true`) or delete.
-    pub is_put: bool,
+    /// Put, delete or mark.
+    pub kind: EntryKind,
     /// The record's key.
     pub key: &'a [u8],
     /// Offset of the record in the data file.
@@ -78,7 +102,7 @@ impl HintWriter {
         let mut fixed = [0u8; ENTRY_FIXED_LEN];
         fixed[0..8].copy_from_slice(&entry.seq.to_le_bytes());
         fixed[8..16].copy_from_slice(&entry.expires_at_ms.to_le_bytes());
-        fixed[16] = u8::from(!entry.is_put);
+        fixed[16] = entry.kind as u8;
         // Keys are at most 1 GiB (options), so the length fits.
         let key_len = u32::try_from(entry.key.len()).unwrap_or(u32::MAX);
         fixed[17..21].copy_from_slice(&key_len.to_le_bytes());
@@ -258,9 +282,10 @@ fn parse_entry(b: &[u8]) -> Option<(HintEntry<'_>, &[u8])> {
         x.copy_from_slice(&fixed[at..at + 8]);
         u64::from_le_bytes(x)
     };
-    let is_put = match fixed[16] {
-        0 => true,
-        1 => false,
+    let kind = match fixed[16] {
+        0 => EntryKind::Put,
+        1 => EntryKind::Delete,
+        4 => EntryKind::Mark,
         _ => return None,
     };
     let key_len = u32_at(17) as usize;
@@ -272,7 +297,7 @@ fn parse_entry(b: &[u8]) -> Option<(HintEntry<'_>, &[u8])> {
         HintEntry {
             seq: u64_at(0),
             expires_at_ms: u64_at(8),
-            is_put,
+            kind,
             key,
             offset: u32_at(21),
             len: u32_at(25),
@@ -295,7 +320,7 @@ pub(crate) fn write_for_data_file(dir: &Path, id: u32) -> Result<()> {
                 let entry = HintEntry {
                     seq: rec.header.seq,
                     expires_at_ms: rec.header.expires_at_ms,
-                    is_put: rec.header.kind.is_put(),
+                    kind: EntryKind::of(rec.header.kind),
                     key: rec.key,
                     // A sealed file is below 4 GiB (options).
                     offset: u32::try_from(rec.offset).unwrap_or(u32::MAX),
@@ -344,7 +369,11 @@ mod tests {
         HintEntry {
             seq,
             expires_at_ms: seq * 2,
-            is_put: seq.is_multiple_of(2),
+            kind: if seq.is_multiple_of(2) {
+                EntryKind::Put
+            } else {
+                EntryKind::Delete
+            },
             key,
             offset,
             len: 40,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::datafile::{self, DataFile, FILE_HEADER_LEN, FileHeader, KIND_DATA, ReadHandle, Scan};
 use crate::db::Shared;
 use crate::error::{Error, IoContext, Result};
-use crate::hint::{HintEntry, HintWriter};
+use crate::hint::{EntryKind, HintEntry, HintWriter};
 use crate::keydir::Entry;
 use crate::lock::DeleteLock;
 use crate::record::{self, RecordKind};
@@ -122,6 +122,12 @@ pub(crate) fn run(shared: &Shared) -> Result<MergeReport> {
         expired: Vec::new(),
         throttle: Throttle::new(shared.options.merge_bytes_per_sec),
         report: &mut report,
+        mark_seq: shared
+            .mark
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|m| m.seq),
     };
     let copied = inputs.iter().try_for_each(|&id| copier.copy_file(id));
     let copied = copied.and_then(|()| copier.finish_output());
@@ -221,6 +227,9 @@ struct Copier<'a> {
     expired: Vec<(Vec<u8>, Entry)>,
     throttle: Throttle,
     report: &'a mut MergeReport,
+    /// The `seq` of the store's current mark when the merge began: the one
+    /// mark an input may hold that must be copied (docs/FORMAT.md, "Marks").
+    mark_seq: Option<u64>,
 }
 
 /// A merge output being written.
@@ -232,6 +241,8 @@ struct Output {
     buf: Vec<u8>,
     /// Key, location in the input, location in this output.
     moved: Vec<(Vec<u8>, Entry, Entry)>,
+    /// The current mark, if copied here: its seq, offset and length.
+    mark: Option<(u64, u32, u32)>,
 }
 
 impl Output {
@@ -272,6 +283,28 @@ impl Copier<'_> {
             self.report.bytes_read += len;
             (self.shared.merge.bytes_read).store(self.report.bytes_read, Ordering::Relaxed);
             self.throttle.spend(len);
+            if rec.header.kind == RecordKind::Mark {
+                if Some(rec.header.seq) == self.mark_seq {
+                    let out = self.output_with_room(len, rec.header.seq)?;
+                    let offset = out.len();
+                    record::encode_into(
+                        &mut out.buf,
+                        rec.header.seq,
+                        0,
+                        RecordKind::Mark,
+                        &[],
+                        rec.value,
+                    );
+                    // Outputs stay below max_file_size plus one record (< 4 GiB).
+                    let at = u32::try_from(offset).unwrap_or(u32::MAX);
+                    out.mark = Some((rec.header.seq, at, u32::try_from(len).unwrap_or(u32::MAX)));
+                    self.report.bytes_written += len;
+                    self.report.records_kept += 1;
+                } else {
+                    self.report.records_dropped += 1;
+                }
+                continue;
+            }
             let current = self.shared.keydir.get(rec.key);
             let live = match current {
                 Some(e)
@@ -291,19 +324,7 @@ impl Copier<'_> {
                 self.report.records_dropped += 1;
                 continue;
             }
-            if let Some(out) = &self.output
-                && out.len() > FILE_HEADER_LEN as u64
-                && (out.len() + len > self.shared.options.max_file_size
-                    || out.moved.len() >= MAX_RECORDS_PER_OUTPUT)
-            {
-                self.finish_output()?;
-            }
-            if self.output.is_none() {
-                self.output = Some(self.new_output(rec.header.seq)?);
-            }
-            let Some(out) = self.output.as_mut() else {
-                continue; // just set
-            };
+            let out = self.output_with_room(len, rec.header.seq)?;
             let offset = out.len();
             record::encode_into(
                 &mut out.buf,
@@ -329,6 +350,23 @@ impl Copier<'_> {
         }
     }
 
+    /// The output the next record (`len` bytes, sequence number `seq`)
+    /// goes into: the current one, or a new one if it is full.
+    fn output_with_room(&mut self, len: u64, seq: u64) -> Result<&mut Output, Stopped> {
+        if let Some(out) = &self.output
+            && out.len() > FILE_HEADER_LEN as u64
+            && (out.len() + len > self.shared.options.max_file_size
+                || out.moved.len() >= MAX_RECORDS_PER_OUTPUT)
+        {
+            self.finish_output()?;
+        }
+        let out = match self.output.take() {
+            Some(out) => out,
+            None => self.new_output(seq)?,
+        };
+        Ok(self.output.insert(out))
+    }
+
     fn new_output(&mut self, seq_floor: u64) -> Result<Output> {
         let id = self.shared.next_file_id.fetch_add(1, Ordering::Relaxed);
         let file = DataFile::create_tmp(&self.shared.dir, id, seq_floor)?;
@@ -339,6 +377,7 @@ impl Copier<'_> {
             written: FILE_HEADER_LEN as u64,
             buf: Vec::with_capacity(WRITE_BUFFER + 4096),
             moved: Vec::new(),
+            mark: None,
         })
     }
 
@@ -413,10 +452,26 @@ fn write_hint(dir: &std::path::Path, out: &Output, data_len: u64) -> Result<()> 
         let entry = HintEntry {
             seq: to.seq,
             expires_at_ms: to.expires_at_ms,
-            is_put: true,
+            kind: EntryKind::Put,
             key,
             offset: to.offset,
             len: to.len,
+        };
+        if let Err(error) = hint.add(&entry) {
+            hint.abandon();
+            return Err(error);
+        }
+    }
+    // The mark's entry comes last, wherever its record is in the file:
+    // loading compares marks by seq, not by position.
+    if let Some((seq, offset, len)) = out.mark {
+        let entry = HintEntry {
+            seq,
+            expires_at_ms: 0,
+            kind: EntryKind::Mark,
+            key: &[],
+            offset,
+            len,
         };
         if let Err(error) = hint.add(&entry) {
             hint.abandon();

@@ -7,7 +7,9 @@
 //! no hole). Under every policy that prefix must hold every step that
 //! returned before the last sync of a data file (the active file, or one
 //! sealed at rotation) that started and ended before the cut; under
-//! `sync=always`, every step that returned before the cut.
+//! `sync=always`, every step that returned before the cut. Every batch
+//! carries its step number as its mark, and the mark the cut's store
+//! reports must name exactly the newest batch its contents include.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -28,7 +30,8 @@ const KEYS: u8 = 6;
 enum Step {
     Put(u8, usize),
     Delete(u8),
-    /// Puts (`Some(len)`) and deletes (`None`), all or nothing.
+    /// Puts (`Some(len)`) and deletes (`None`), all or nothing, marked
+    /// with the step's number (none: a mark alone).
     Batch(Vec<(u8, Option<usize>)>),
     /// A put that expires after this many milliseconds.
     PutTtl(u8, usize, u64),
@@ -50,7 +53,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0..KEYS, 0usize..200, 1u64..50).prop_map(|(k, len, ttl)| Step::PutTtl(k, len, ttl)),
         1 => (1u64..30).prop_map(Step::Advance),
         1 => (0..KEYS, 0usize..200).prop_map(|(k, len)| Step::PutIfUnchanged(k, len)),
-        2 => proptest::collection::vec((0..KEYS, proptest::option::of(0usize..200)), 1..4)
+        2 => proptest::collection::vec((0..KEYS, proptest::option::of(0usize..200)), 0..4)
             .prop_map(Step::Batch),
         1 => Just(Step::Merge),
         1 => Just(Step::Reopen),
@@ -186,6 +189,7 @@ fn run(
                         }
                     }
                 }
+                batch.mark((n as u64).to_le_bytes());
                 store.write_batch(&batch).expect("batch");
             }
             Step::Merge => {
@@ -222,7 +226,7 @@ fn run(
 }
 
 /// Checks the store that opens from `cut` against the run's states.
-fn check(cut: &Path, ran: &Ran, cut_at: u64, policy: SyncPolicy) {
+fn check(cut: &Path, history: &[Step], ran: &Ran, cut_at: u64, policy: SyncPolicy) {
     let Ran {
         states,
         acked,
@@ -232,7 +236,27 @@ fn check(cut: &Path, ran: &Ran, cut_at: u64, policy: SyncPolicy) {
     let db =
         Bitcask::open_with(cut, options(policy, clock)).expect("the store opens after a power cut");
     let found = contents(&db);
+    let mark = db.mark().map(|m| {
+        let bytes: [u8; 8] = m.as_slice().try_into().expect("an 8-byte mark");
+        u64::from_le_bytes(bytes) as usize
+    });
     db.close().expect("close");
+    // The prefixes the mark allows: from the state right after the marked
+    // batch up to the state right before the next batch.
+    let batches: Vec<usize> = (0..history.len())
+        .filter(|&n| matches!(history[n], Step::Batch(_)))
+        .collect();
+    let after_mark = mark.map_or(0, |n| n + 1);
+    let next_batch = batches
+        .iter()
+        .copied()
+        .find(|&n| mark.is_none_or(|m| n > m))
+        .unwrap_or(history.len());
+    assert!(
+        mark.is_none_or(|m| batches.contains(&m)),
+        "the mark {mark:?} names no batch"
+    );
+    let mark_allows = |i: usize| (after_mark..=next_batch).contains(&i);
     // Every state as it reads at the end of the history.
     let now = clock.now_ms();
     let states: Vec<_> = states.iter().map(|s| live(s, now)).collect();
@@ -256,6 +280,11 @@ fn check(cut: &Path, ran: &Ran, cut_at: u64, policy: SyncPolicy) {
          state after steps {prefixes:?}; every step up to {required} was acknowledged before \
          the cut",
         show(&found)
+    );
+    assert!(
+        prefixes.iter().any(|&i| i >= required && mark_allows(i)),
+        "after a cut at change {cut_at} under {policy:?} the store holds the state after \
+         steps {prefixes:?} but its mark names step {mark:?}"
     );
 }
 
@@ -309,7 +338,7 @@ proptest! {
         let dir = tempfile::tempdir().expect("tempdir");
         let cut = tempfile::tempdir().expect("tempdir");
         let ran = run(dir.path(), cut.path(), &history, policy, cut_at, Keep::new(seed, odds));
-        check(cut.path(), &ran, cut_at, policy);
+        check(cut.path(), &history, &ran, cut_at, policy);
     }
 }
 
@@ -389,7 +418,7 @@ fn every_cut_keeps_a_prefix(history: &[Step]) {
             cut_at,
             Keep::nothing(),
         );
-        check(cut.path(), &ran, cut_at, SyncPolicy::Never);
+        check(cut.path(), history, &ran, cut_at, SyncPolicy::Never);
     }
 }
 

@@ -15,6 +15,8 @@ const KEY_LEN_AT: usize = KIND_AT + 1;
 const VALUE_LEN_AT: usize = KEY_LEN_AT + 4;
 /// Length of a record header in bytes.
 pub(crate) const HEADER_LEN: usize = VALUE_LEN_AT + 4;
+/// Longest mark value accepted, in bytes (see `docs/FORMAT.md`, "Marks").
+pub(crate) const MAX_MARK_LEN: usize = 64 * 1024;
 
 /// What a record does to its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +29,9 @@ pub(crate) enum RecordKind {
     BatchPut = 2,
     /// A delete inside a batch that a later record commits.
     BatchDelete = 3,
+    /// A mark: an application's opaque value, the last record of its
+    /// write (committing the batch before it); no key.
+    Mark = 4,
 }
 
 impl RecordKind {
@@ -36,6 +41,7 @@ impl RecordKind {
             1 => Ok(Self::Delete),
             2 => Ok(Self::BatchPut),
             3 => Ok(Self::BatchDelete),
+            4 => Ok(Self::Mark),
             other => Err(CorruptionKind::UnknownRecordKind(other)),
         }
     }
@@ -48,7 +54,7 @@ impl RecordKind {
     /// Whether the record completes its write: a plain put or delete, or the
     /// last record of a batch. Records of kind 2 and 3 wait for one.
     pub(crate) fn commits(self) -> bool {
-        matches!(self, Self::Put | Self::Delete)
+        matches!(self, Self::Put | Self::Delete | Self::Mark)
     }
 
     /// The kind for one operation: plain if it commits, batch kind if not.
@@ -244,11 +250,11 @@ mod tests {
         fn encode_then_decode_round_trips(
             seq: u64,
             expires: u64,
-            kind in 0u8..4,
+            kind in 0u8..5,
             key in proptest::collection::vec(any::<u8>(), 0..64),
             value in proptest::collection::vec(any::<u8>(), 0..256),
         ) {
-            let kind = RecordKind::from_byte(kind).expect("kinds 0..4 exist");
+            let kind = RecordKind::from_byte(kind).expect("kinds 0..5 exist");
             let mut buf = vec![0xAA; 3]; // records append after existing bytes
             encode_into(&mut buf, seq, expires, kind, &key, &value);
             prop_assert_eq!(buf.len(), 3 + encoded_len(&key, &value));

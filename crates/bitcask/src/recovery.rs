@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use crate::datafile::{self, DataFile, FILE_HEADER_LEN, ReadHandle, Scan};
 use crate::error::{CorruptionKind, Error, IoContext, Result};
-use crate::hint::Hint;
+use crate::hint::{EntryKind, Hint};
 use crate::keydir::{Entry, KeyDir, KeyDirLoader, LoadOp};
 use crate::options::OpenProgress;
+use crate::record::{self, MAX_MARK_LEN, RecordKind};
 use crate::stats::Accounts;
 
 /// What recovery found.
@@ -35,6 +36,34 @@ pub(crate) struct Recovered {
     pub accounts: Accounts,
     /// Sealed files that had no valid hint file (scanned instead).
     pub missing_hints: Vec<u32>,
+    /// The current mark (the committed one with the highest `seq`), if any.
+    pub mark: Option<Mark>,
+}
+
+/// A mark and the sequence number of its record (see `docs/FORMAT.md`, "Marks").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Mark {
+    /// The mark record's sequence number.
+    pub seq: u64,
+    /// The application's value.
+    pub value: Arc<[u8]>,
+}
+
+/// Where the newest mark seen so far is.
+#[derive(Debug, Clone, Copy, Default)]
+struct MarkAt {
+    seq: u64,
+    file_id: u32,
+    offset: u64,
+    len: u64,
+}
+
+impl MarkAt {
+    fn offer(newest: &mut Option<Self>, found: Self) {
+        if newest.is_none_or(|n| found.seq > n.seq) {
+            *newest = Some(found);
+        }
+    }
 }
 
 /// How recovery reads the store.
@@ -85,6 +114,7 @@ pub(crate) fn recover(dir: &Path, opts: RecoverOptions<'_>) -> Result<Recovered>
     let mut seq_floor = 1u64;
     let newest = order.last().map(|h| h.file_id);
     let mut hint_buf = Vec::new();
+    let mut newest_mark: Option<MarkAt> = None;
     for header in order {
         let (id, floor) = (header.file_id, header.seq_floor);
         let file = Arc::new(DataFile::open(dir, id, opts.read_only)?);
@@ -116,7 +146,9 @@ pub(crate) fn recover(dir: &Path, opts: RecoverOptions<'_>) -> Result<Recovered>
         }
         let end = match hint {
             Some(hint) => {
-                let end = load_hint(&file, &hint, &mut loader, &mut max_seq, threads)?;
+                let end = load_hint(&file, &hint, &mut loader, &mut max_seq, threads);
+                newest_mark_in_hint(id, &hint, &mut newest_mark);
+                let end = end?;
                 hint_buf = hint.into_buffer();
                 end
             }
@@ -124,7 +156,11 @@ pub(crate) fn recover(dir: &Path, opts: RecoverOptions<'_>) -> Result<Recovered>
                 if !is_newest {
                     missing_hints.push(id);
                 }
-                scan_file(&file, &mut loader, is_newest, opts.read_only, &mut max_seq)?
+                let scan = Scanned {
+                    is_newest,
+                    read_only: opts.read_only,
+                };
+                scan_file(&file, &mut loader, scan, &mut max_seq, &mut newest_mark)?
             }
         };
         accounts.add_file(id, floor, end);
@@ -139,6 +175,10 @@ pub(crate) fn recover(dir: &Path, opts: RecoverOptions<'_>) -> Result<Recovered>
     }
     let keydir = loader.finish(opts.now_ms);
     accounts.add_live(&keydir);
+    let mark = match newest_mark {
+        Some(at) => Some(read_mark(dir, at)?),
+        None => None,
+    };
     Ok(Recovered {
         sealed,
         newest: newest_file,
@@ -147,6 +187,46 @@ pub(crate) fn recover(dir: &Path, opts: RecoverOptions<'_>) -> Result<Recovered>
         keydir,
         accounts,
         missing_hints,
+        mark,
+    })
+}
+
+/// Offers the newest mark a hint file lists.
+fn newest_mark_in_hint(file_id: u32, hint: &Hint, newest: &mut Option<MarkAt>) {
+    for entry in hint.entries() {
+        if entry.kind == EntryKind::Mark {
+            let found = MarkAt {
+                seq: entry.seq,
+                file_id,
+                offset: u64::from(entry.offset),
+                len: u64::from(entry.len),
+            };
+            MarkAt::offer(newest, found);
+        }
+    }
+}
+
+/// Reads the value of the mark at `at`, verifying its record.
+fn read_mark(dir: &Path, at: MarkAt) -> Result<Mark> {
+    let file = DataFile::open(dir, at.file_id, true)?;
+    let corrupt = |kind| Error::Corruption {
+        path: file.path.clone(),
+        offset: at.offset,
+        kind,
+    };
+    let len = usize::try_from(at.len).map_err(|_| corrupt(CorruptionKind::Truncated))?;
+    if len > record::HEADER_LEN + MAX_MARK_LEN {
+        return Err(corrupt(CorruptionKind::Truncated));
+    }
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, at.offset)?;
+    let rec = record::decode_whole(&buf).map_err(corrupt)?;
+    if rec.header.kind != RecordKind::Mark || rec.header.seq != at.seq {
+        return Err(corrupt(CorruptionKind::BadChecksum));
+    }
+    Ok(Mark {
+        seq: at.seq,
+        value: Arc::from(rec.value),
     })
 }
 
@@ -201,17 +281,19 @@ fn load_hint(
 ) -> Result<u64> {
     let file_id = file.id;
     let ops = || {
-        hint.entries().map(move |entry| LoadOp {
-            key: entry.key,
-            put: entry.is_put.then_some(Entry {
-                file_id,
-                offset: entry.offset,
-                len: entry.len,
+        hint.entries()
+            .filter(|e| e.kind != EntryKind::Mark)
+            .map(move |entry| LoadOp {
+                key: entry.key,
+                put: (entry.kind == EntryKind::Put).then_some(Entry {
+                    file_id,
+                    offset: entry.offset,
+                    len: entry.len,
+                    seq: entry.seq,
+                    expires_at_ms: entry.expires_at_ms,
+                }),
                 seq: entry.seq,
-                expires_at_ms: entry.expires_at_ms,
-            }),
-            seq: entry.seq,
-        })
+            })
     };
     loader.apply_parallel(ops, threads);
     if let Some(seq) = hint.entries().map(|e| e.seq).max() {
@@ -228,15 +310,29 @@ struct PendingOp {
     seq: u64,
 }
 
-/// Applies every record of `file` to `loader`; returns the offset where the
-/// valid (and committed) records end.
+/// How [`scan_file`] treats the file it scans.
+#[derive(Debug, Clone, Copy)]
+struct Scanned {
+    /// The newest file (which may end in a torn write).
+    is_newest: bool,
+    /// Change nothing on disk.
+    read_only: bool,
+}
+
+/// Applies every record of `file` to `loader` and offers its committed
+/// marks to `newest_mark`; returns the offset where the valid (and
+/// committed) records end.
 fn scan_file(
     file: &DataFile,
     loader: &mut KeyDirLoader,
-    is_newest: bool,
-    read_only: bool,
+    scan: Scanned,
     max_seq: &mut u64,
+    newest_mark: &mut Option<MarkAt>,
 ) -> Result<u64> {
+    let Scanned {
+        is_newest,
+        read_only,
+    } = scan;
     let mut scanner = file.scanner()?;
     // Records of a batch whose committing record has not been read yet, and
     // the offset where that batch starts.
@@ -265,11 +361,21 @@ fn scan_file(
                             seq: op.seq,
                         });
                     }
-                    loader.apply(LoadOp {
-                        key: rec.key,
-                        put,
-                        seq: rec.header.seq,
-                    });
+                    if rec.header.kind == RecordKind::Mark {
+                        let found = MarkAt {
+                            seq: rec.header.seq,
+                            file_id: file.id,
+                            offset: rec.offset,
+                            len: rec.header.record_len(),
+                        };
+                        MarkAt::offer(newest_mark, found);
+                    } else {
+                        loader.apply(LoadOp {
+                            key: rec.key,
+                            put,
+                            seq: rec.header.seq,
+                        });
+                    }
                 } else {
                     if pending.is_empty() {
                         batch_start = rec.offset;

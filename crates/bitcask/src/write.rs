@@ -108,6 +108,7 @@ pub(crate) struct BatchOp {
 pub struct Batch {
     pub(crate) ops: Vec<BatchOp>,
     pub(crate) durable: bool,
+    pub(crate) mark: Option<Vec<u8>>,
 }
 
 impl Batch {
@@ -157,14 +158,25 @@ impl Batch {
         self
     }
 
-    /// Number of operations.
+    /// Writes `value` as the batch's *mark*, atomically with its operations
+    /// (at most 64 KiB; see `docs/FORMAT.md`, "Marks"): after any crash,
+    /// [`Bitcask::mark`](crate::Bitcask::mark) returns the mark of the newest
+    /// batch that survived, and every operation of that batch and of the
+    /// batches before it survived too. A batch may be a mark alone. The
+    /// mark's record comes last and takes the last sequence number.
+    pub fn mark(&mut self, value: impl Into<Vec<u8>>) -> &mut Self {
+        self.mark = Some(value.into());
+        self
+    }
+
+    /// Number of operations (a mark is not one).
     pub fn len(&self) -> usize {
         self.ops.len()
     }
 
-    /// Whether the batch has no operations.
+    /// Whether the batch writes nothing: no operation and no mark.
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+        self.ops.is_empty() && self.mark.is_none()
     }
 }
 

@@ -1,7 +1,7 @@
 //! Pins the on-disk format. A checked-in data file written by format version
-//! 1 must still open with exactly its known contents; a checked-in file of the
-//! current version (2) must too, and writing the same operations today must
-//! produce the same bytes.
+//! 1 must still open with exactly its known contents; so must one of version
+//! 2 and one of the current version (3), and writing the version-3 file's
+//! operations today must produce the same bytes.
 //!
 //! Regenerate the current fixture only for a deliberate format change (and
 //! bump the version in docs/FORMAT.md):
@@ -26,6 +26,21 @@ fn fixture_path() -> PathBuf {
 
 fn fixture_v2_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format-v2.data")
+}
+
+fn fixture_v3_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format-v3.data")
+}
+
+/// The operations the version-3 fixture holds after the version-2 ones: a
+/// marked batch and a mark alone.
+fn write_v3_ops(db: &Bitcask) {
+    write_v2_ops(db);
+    let mut batch = Batch::new();
+    batch.put("m", "marked").mark("applied 1");
+    db.write_batch(&batch).expect("marked batch");
+    db.write_batch(Batch::new().mark("applied 2"))
+        .expect("a mark alone");
 }
 
 /// The operations the version-2 fixture holds after the version-1 ones: a
@@ -58,7 +73,7 @@ fn bytes_written_today() -> Vec<u8> {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(WRITTEN_AT_MS));
     let db = Bitcask::open_with(dir.path(), common::fast().clock(clock)).expect("open");
-    write_v2_ops(&db);
+    write_v3_ops(&db);
     db.close().expect("close");
     std::fs::read(dir.path().join(FIXTURE_NAME)).expect("read data file")
 }
@@ -67,13 +82,30 @@ fn bytes_written_today() -> Vec<u8> {
 fn the_encoder_still_writes_the_fixture_bytes() {
     let today = bytes_written_today();
     if std::env::var_os("BITCASK_WRITE_FIXTURE").is_some() {
-        std::fs::write(fixture_v2_path(), &today).expect("write fixture");
+        std::fs::write(fixture_v3_path(), &today).expect("write fixture");
     }
-    let fixture = std::fs::read(fixture_v2_path()).expect("read fixture");
+    let fixture = std::fs::read(fixture_v3_path()).expect("read fixture");
     assert_eq!(
         today, fixture,
         "the on-disk format changed; see docs/FORMAT.md"
     );
+}
+
+#[test]
+fn the_version_3_fixture_decodes_to_its_known_contents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(fixture_v3_path(), dir.path().join(FIXTURE_NAME)).expect("copy fixture");
+    let clock = Arc::new(ManualClock::new(WRITTEN_AT_MS));
+    let opts = common::fast().read_only(true).clock(clock);
+    let db = Bitcask::open_with(dir.path(), opts).expect("open fixture");
+    assert_eq!(db.mark().as_deref(), Some(&b"applied 2"[..]));
+    let m = db.get_versioned(b"m").expect("get").expect("present");
+    assert_eq!(m.value, b"marked");
+    assert_eq!(
+        m.version, 11,
+        "ten v2 writes, then this; its mark is 12, the lone mark 13"
+    );
+    assert_eq!(db.len(), 6, "the v2 keys and m; marks are no keys");
 }
 
 #[test]
