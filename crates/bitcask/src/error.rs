@@ -141,6 +141,9 @@ pub enum CorruptionKind {
     MissingFile,
     /// A sealed file ends inside a batch that was never committed.
     UnfinishedBatch,
+    /// A journal record or segment does not carry the index that follows
+    /// the one before it (a gap or an overlap in the log).
+    OutOfOrder,
 }
 
 impl fmt::Display for CorruptionKind {
@@ -157,6 +160,7 @@ impl fmt::Display for CorruptionKind {
             Self::FileTooLarge => f.write_str("file larger than the format's 4 GiB limit"),
             Self::MissingFile => f.write_str("indexed data file is not open"),
             Self::UnfinishedBatch => f.write_str("file ends inside an uncommitted batch"),
+            Self::OutOfOrder => f.write_str("journal index out of order (a gap or an overlap)"),
         }
     }
 }

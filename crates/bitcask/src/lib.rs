@@ -47,6 +47,7 @@ mod filetable;
 #[doc(hidden)]
 pub mod fuzzing;
 mod hint;
+pub mod journal;
 mod keydir;
 mod lock;
 mod merge;
