@@ -312,9 +312,15 @@ impl Bitcask {
             self.shared
                 .check_sizes(&op.key, value.unwrap_or_default())?;
             total = total.saturating_add(record::encoded_len(&op.key, value.unwrap_or_default()));
-            let expires_at_ms = match value {
-                Some(_) => self.shared.expiry_for(op.ttl)?,
-                None => 0,
+            let expires_at_ms = match (value, op.expires_at_ms) {
+                (None, _) => 0,
+                (Some(_), Some(0)) => {
+                    return Err(Error::InvalidArgument {
+                        reason: "an expiry time must be after 1970",
+                    });
+                }
+                (Some(_), Some(at)) => at,
+                (Some(_), None) => self.shared.expiry_for(op.ttl)?,
             };
             ops.push(Op {
                 key: &op.key,
@@ -329,6 +335,28 @@ impl Bitcask {
         }
         self.shared
             .write(&ops, mark, Condition::None, batch.durable, true)
+    }
+
+    /// Refuses a key or value over this store's limits with
+    /// [`Error::KeyTooLarge`] / [`Error::ValueTooLarge`], as a write would,
+    /// without writing.
+    pub fn check_sizes(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.shared.check_sizes(key, value)
+    }
+
+    /// The version (sequence number) the next write's first record will
+    /// take, if no other writer gets there first; `None` for a read-only
+    /// handle. A single writer (the cluster's state machine) uses it to
+    /// know the versions of a batch before writing it: its records take
+    /// consecutive numbers from here, its mark last.
+    pub fn next_version(&self) -> Option<u64> {
+        let writer = self.shared.writer.as_ref()?;
+        Some(
+            writer
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .next_seq,
+        )
     }
 
     /// The store's current mark: the one written with the newest batch

@@ -71,7 +71,7 @@ pub use keydir::{KeyRange, Keys};
 pub use options::{MergeTrigger, OpenProgress, Options, SyncPolicy};
 pub use repair::{REPORT_FILE, RepairReport, repair, repair_with_progress};
 pub use stats::{FileStats, MergeProgress, MergeReport, Stats};
-pub use write::{Batch, Condition, Versioned, WriteOptions};
+pub use write::{Batch, BatchOpRef, Condition, Versioned, WriteOptions};
 
 /// Compiles the examples in the repository's README as doctests, so they
 /// cannot drift from the API.

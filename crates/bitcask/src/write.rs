@@ -78,6 +78,39 @@ impl WriteOptions {
         self.durable = durable;
         self
     }
+
+    /// The time-to-live asked for, if any.
+    pub fn ttl_of(&self) -> Option<Duration> {
+        self.ttl
+    }
+
+    /// The absolute expiry asked for, if any (Unix milliseconds).
+    pub fn expires_at_ms_of(&self) -> Option<u64> {
+        self.expires_at_ms
+    }
+
+    /// The condition asked for.
+    pub fn condition_of(&self) -> Condition {
+        self.condition
+    }
+
+    /// Whether the write asked to be durable on return.
+    pub fn is_durable(&self) -> bool {
+        self.durable
+    }
+}
+
+/// One operation of a [`Batch`], as [`Batch::ops`] lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOpRef<'a> {
+    /// The key.
+    pub key: &'a [u8],
+    /// The value of a put; `None` for a delete.
+    pub value: Option<&'a [u8]>,
+    /// A put's time-to-live, if any.
+    pub ttl: Option<Duration>,
+    /// A put's absolute expiry (Unix ms), if any.
+    pub expires_at_ms: Option<u64>,
 }
 
 /// A value with its version, from [`Bitcask::get_versioned`](crate::Bitcask::get_versioned).
@@ -98,6 +131,8 @@ pub(crate) struct BatchOp {
     /// `Some(value)` for a put, `None` for a delete.
     pub value: Option<Vec<u8>>,
     pub ttl: Option<Duration>,
+    /// An absolute expiry (Unix ms), instead of `ttl`.
+    pub expires_at_ms: Option<u64>,
 }
 
 /// Puts and deletes applied all or nothing by
@@ -123,6 +158,7 @@ impl Batch {
             key: key.into(),
             value: Some(value.into()),
             ttl: None,
+            expires_at_ms: None,
         });
         self
     }
@@ -138,6 +174,24 @@ impl Batch {
             key: key.into(),
             value: Some(value.into()),
             ttl: Some(ttl),
+            expires_at_ms: None,
+        });
+        self
+    }
+
+    /// Adds a put that expires at `unix_ms` (Unix milliseconds, not 0), as
+    /// [`WriteOptions::expires_at_ms`] does for one write.
+    pub fn put_expiring_at(
+        &mut self,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+        unix_ms: u64,
+    ) -> &mut Self {
+        self.ops.push(BatchOp {
+            key: key.into(),
+            value: Some(value.into()),
+            ttl: None,
+            expires_at_ms: Some(unix_ms),
         });
         self
     }
@@ -148,6 +202,7 @@ impl Batch {
             key: key.into(),
             value: None,
             ttl: None,
+            expires_at_ms: None,
         });
         self
     }
@@ -167,6 +222,21 @@ impl Batch {
     pub fn mark(&mut self, value: impl Into<Vec<u8>>) -> &mut Self {
         self.mark = Some(value.into());
         self
+    }
+
+    /// The operations, in the order they apply.
+    pub fn ops(&self) -> impl Iterator<Item = BatchOpRef<'_>> {
+        self.ops.iter().map(|op| BatchOpRef {
+            key: &op.key,
+            value: op.value.as_deref(),
+            ttl: op.ttl,
+            expires_at_ms: op.expires_at_ms,
+        })
+    }
+
+    /// The mark the batch carries, if any.
+    pub fn mark_of(&self) -> Option<&[u8]> {
+        self.mark.as_deref()
     }
 
     /// Number of operations (a mark is not one).

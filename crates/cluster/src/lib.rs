@@ -1,0 +1,23 @@
+//! Replication of a bitcask store over Raft (openraft): three or more
+//! nodes agree on one order of every write, keep answering while a
+//! minority is down, and never lose an acknowledged write. The design, the
+//! consistency levels and the failure cases are in `docs/CLUSTER.md`.
+//!
+//! The layers, bottom up:
+//!
+//! - [`codec`]: how entries, votes and messages are encoded.
+//! - [`log_store`]: the raft log, over the engine's journal.
+//! - [`clock`], [`store`], [`overlay`], [`state_machine`]: the store as the
+//!   state machine; an entry applies as one atomic batch with its applied
+//!   position (a mark), by the leader's clock.
+//! - [`types`]: openraft's type configuration.
+
+pub mod clock;
+pub mod codec;
+pub mod log_store;
+pub mod overlay;
+pub mod store;
+pub mod types;
+
+pub use overlay::Overlay;
+pub use store::Store;

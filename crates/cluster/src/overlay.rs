@@ -1,0 +1,310 @@
+//! [`Overlay`]: the store as one log entry sees it while it is applied.
+//! Writes are gathered into one engine batch (written with the entry's
+//! mark by [`Overlay::commit`], so the entry applies all or nothing and its
+//! applied position with it) and reads see the entry's earlier writes.
+//!
+//! The state machine is the store's only writer, so the versions the batch
+//! will take are known in advance (`Bitcask::next_version`): each write
+//! returns the version it gets, as the store's own methods do. Conditions,
+//! expiry and time-to-live are judged by the entry's time, the leader's
+//! (see `clock.rs`), so every node applies an entry to the same effect.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bitcask::{Batch, Bitcask, Condition, Error, Result, Versioned, WriteOptions};
+
+use crate::store::Store;
+
+/// A transactional view of the store for one entry (see the module docs).
+pub struct Overlay<'a> {
+    db: &'a Bitcask,
+    now_ms: u64,
+    pending: RefCell<Pending>,
+}
+
+#[derive(Default)]
+struct Pending {
+    batch: Batch,
+    /// Keys written so far: their value now, `None` once deleted.
+    view: HashMap<Vec<u8>, Option<Versioned>>,
+    /// The version the next record takes.
+    next_version: u64,
+}
+
+/// One write of a batch, before it is recorded.
+struct Write<'b> {
+    key: &'b [u8],
+    /// Value and expiry (0: none) of a put; `None` for a delete.
+    put: Option<(&'b [u8], u64)>,
+}
+
+impl<'a> Overlay<'a> {
+    /// A view of `db` for an entry the leader stamped `now_ms`. `db` must
+    /// be writable and have no other writer.
+    pub fn new(db: &'a Bitcask, now_ms: u64) -> Result<Self> {
+        let next_version = db.next_version().ok_or(Error::ReadOnly)?;
+        Ok(Self {
+            db,
+            now_ms,
+            pending: RefCell::new(Pending {
+                next_version,
+                ..Pending::default()
+            }),
+        })
+    }
+
+    /// Writes everything gathered, with `mark` last, as one atomic batch.
+    /// Returns the mark's version.
+    pub fn commit(self, mark: &[u8]) -> Result<u64> {
+        let mut pending = self.pending.into_inner();
+        pending.batch.mark(mark.to_vec());
+        let written = self.db.write_batch(&pending.batch)?;
+        // The versions handed out assumed no other writer: check it.
+        let expected = pending.next_version;
+        match written {
+            Some(version) if version == expected => Ok(version),
+            other => Err(Error::InvalidArgument {
+                reason: if other.is_some() {
+                    "the state machine's store was written by someone else"
+                } else {
+                    "a marked batch wrote nothing"
+                },
+            }),
+        }
+    }
+
+    /// The expiry a put asks for, as an absolute time (0: none).
+    fn expiry(&self, ttl: Option<Duration>, at: Option<u64>) -> Result<u64> {
+        match (at, ttl) {
+            (Some(0), _) => Err(Error::InvalidArgument {
+                reason: "an expiry time must be after 1970",
+            }),
+            (Some(at), _) => Ok(at),
+            (None, Some(ttl)) => {
+                let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+                if ms == 0 {
+                    return Err(Error::InvalidArgument {
+                        reason: "a time-to-live must be at least one millisecond",
+                    });
+                }
+                Ok(self.now_ms.saturating_add(ms))
+            }
+            (None, None) => Ok(0),
+        }
+    }
+
+    fn unexpired(&self, v: Versioned) -> Option<Versioned> {
+        v.expires_at_ms
+            .is_none_or(|at| at > self.now_ms)
+            .then_some(v)
+    }
+
+    fn check(&self, key: &[u8], condition: Condition) -> Result<()> {
+        let current = self.get_versioned(key)?.map(|v| v.version);
+        let holds = match condition {
+            Condition::None => true,
+            Condition::Absent => current.is_none(),
+            Condition::Present => current.is_some(),
+            Condition::Version(v) => current == Some(v),
+        };
+        if holds {
+            Ok(())
+        } else {
+            Err(Error::ConditionFailed { current })
+        }
+    }
+
+    /// Adds the writes to the batch and the view; returns the last version.
+    fn record(&self, writes: &[Write<'_>]) -> u64 {
+        let mut pending = self.pending.borrow_mut();
+        let mut version = pending.next_version;
+        for write in writes {
+            version = pending.next_version;
+            pending.next_version += 1;
+            let now = match write.put {
+                Some((value, expires)) => {
+                    if expires == 0 {
+                        pending.batch.put(write.key, value);
+                    } else {
+                        pending.batch.put_expiring_at(write.key, value, expires);
+                    }
+                    Some(Versioned {
+                        value: value.to_vec(),
+                        version,
+                        expires_at_ms: (expires != 0).then_some(expires),
+                    })
+                }
+                None => {
+                    pending.batch.delete(write.key);
+                    None
+                }
+            };
+            pending.view.insert(write.key.to_vec(), now);
+        }
+        version
+    }
+}
+
+impl Store for Overlay<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.get_versioned(key)?.map(|v| v.value))
+    }
+
+    fn get_versioned(&self, key: &[u8]) -> Result<Option<Versioned>> {
+        if let Some(seen) = self.pending.borrow().view.get(key) {
+            return Ok(seen.clone().and_then(|v| self.unexpired(v)));
+        }
+        // The store's clock is the apply clock: the entry's time here too.
+        Ok(self.db.get_versioned(key)?.and_then(|v| self.unexpired(v)))
+    }
+
+    fn contains(&self, key: &[u8]) -> bool {
+        self.get_versioned(key).is_ok_and(|v| v.is_some())
+    }
+
+    fn put_with(&self, key: &[u8], value: &[u8], options: WriteOptions) -> Result<u64> {
+        self.db.check_sizes(key, value)?;
+        let expires = self.expiry(options.ttl_of(), options.expires_at_ms_of())?;
+        self.check(key, options.condition_of())?;
+        Ok(self.record(&[Write {
+            key,
+            put: Some((value, expires)),
+        }]))
+    }
+
+    fn delete_with(&self, key: &[u8], options: WriteOptions) -> Result<Option<u64>> {
+        self.db.check_sizes(key, &[])?;
+        self.check(key, options.condition_of())?;
+        // As the store does: deleting an absent key writes nothing.
+        if self.get_versioned(key)?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(self.record(&[Write { key, put: None }])))
+    }
+
+    fn write_batch(&self, batch: &Batch) -> Result<Option<u64>> {
+        let mut writes = Vec::with_capacity(batch.len());
+        // Every operation is checked before any is recorded: all or nothing.
+        for op in batch.ops() {
+            self.db.check_sizes(op.key, op.value.unwrap_or_default())?;
+            let put = match op.value {
+                Some(value) => Some((value, self.expiry(op.ttl, op.expires_at_ms)?)),
+                None => None,
+            };
+            writes.push(Write { key: op.key, put });
+        }
+        if writes.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(self.record(&writes)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Bitcask) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Bitcask::open_with(
+            dir.path(),
+            bitcask::Options::new()
+                .sync(bitcask::SyncPolicy::Never)
+                .max_value_size(64),
+        )
+        .expect("open");
+        (dir, db)
+    }
+
+    #[test]
+    fn an_entry_sees_its_own_writes_and_commits_them_with_the_versions_it_promised() {
+        let (_dir, db) = store();
+        db.put(b"old", b"1").expect("put");
+        let overlay = Overlay::new(&db, 1_000).expect("overlay");
+        let v1 = overlay
+            .put_with(b"a", b"x", WriteOptions::new())
+            .expect("put");
+        assert_eq!(overlay.get(b"a").expect("get").as_deref(), Some(&b"x"[..]));
+        let cas = WriteOptions::new().condition(Condition::Version(v1));
+        let v2 = overlay
+            .put_with(b"a", b"y", cas)
+            .expect("cas on a pending write");
+        assert!(matches!(
+            overlay.put_with(b"a", b"z", cas),
+            Err(Error::ConditionFailed { current: Some(v) }) if v == v2
+        ));
+        assert_eq!(
+            overlay
+                .delete_with(b"absent", WriteOptions::new())
+                .expect("delete"),
+            None
+        );
+        let v3 = overlay
+            .delete_with(b"old", WriteOptions::new())
+            .expect("delete")
+            .expect("v");
+        assert!(!overlay.contains(b"old"));
+        assert!(db.contains(b"old"), "nothing written before the commit");
+        let mut batch = Batch::new();
+        batch.put("b", "1").put("c", vec![0u8; 65]);
+        assert!(matches!(
+            overlay.write_batch(&batch),
+            Err(Error::ValueTooLarge { .. })
+        ));
+        assert!(!overlay.contains(b"b"), "a refused batch records nothing");
+        let mark_version = overlay.commit(b"mark").expect("commit");
+        assert_eq!((v2, v3, mark_version), (v1 + 1, v1 + 2, v1 + 3));
+        let a = db.get_versioned(b"a").expect("get").expect("a");
+        assert_eq!((a.value.as_slice(), a.version), (&b"y"[..], v2));
+        assert!(!db.contains(b"old"));
+        assert_eq!(db.mark().as_deref(), Some(&b"mark"[..]));
+    }
+
+    #[test]
+    fn expiry_is_judged_by_the_entry_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = std::sync::Arc::new(crate::clock::ApplyClock);
+        let options = bitcask::Options::new()
+            .sync(bitcask::SyncPolicy::Never)
+            .clock(clock);
+        let db = Bitcask::open_with(dir.path(), options).expect("open");
+        let at = crate::clock::now_ms() + 60_000;
+        crate::clock::at(1_000, || {
+            let overlay = Overlay::new(&db, 1_000).expect("overlay");
+            overlay
+                .put_with(
+                    b"t",
+                    b"v",
+                    WriteOptions::new().ttl(Duration::from_millis(500)),
+                )
+                .expect("put");
+            overlay
+                .put_with(b"abs", b"v", WriteOptions::new().expires_at_ms(at))
+                .expect("put");
+            let t = overlay.get_versioned(b"t").expect("get").expect("t");
+            assert_eq!(
+                t.expires_at_ms,
+                Some(1_500),
+                "the entry's time plus the ttl"
+            );
+            overlay.commit(b"m").expect("commit");
+        });
+        let abs = db.get_versioned(b"abs").expect("get").expect("abs");
+        assert_eq!(abs.expires_at_ms, Some(at));
+        // By the wall clock `t` has long expired; an entry stamped before
+        // its expiry still sees it, one stamped after does not.
+        assert!(!db.contains(b"t"));
+        crate::clock::at(1_200, || {
+            let overlay = Overlay::new(&db, 1_200).expect("overlay");
+            assert!(overlay.contains(b"t"));
+            let cas = WriteOptions::new().condition(Condition::Present);
+            overlay.put_with(b"t", b"w", cas).expect("present at 1200");
+        });
+        crate::clock::at(1_600, || {
+            let overlay = Overlay::new(&db, 1_600).expect("overlay");
+            assert!(!overlay.contains(b"t"));
+        });
+    }
+}
