@@ -21,8 +21,9 @@ type FileToCopy = (u32, Arc<ReadHandle>);
 /// Bytes copied per read.
 const CHUNK: usize = 1 << 20;
 
-/// Copies the store behind `shared` into `dest` (see the module docs).
-pub(crate) fn run(shared: &Shared, dest: &Path) -> Result<()> {
+/// Copies the store behind `shared` into `dest` (see the module docs);
+/// returns the current mark the copy holds.
+pub(crate) fn run(shared: &Shared, dest: &Path) -> Result<Option<Vec<u8>>> {
     if dest.exists() {
         return Err(Error::Io {
             path: dest.to_path_buf(),
@@ -31,13 +32,21 @@ pub(crate) fn run(shared: &Shared, dest: &Path) -> Result<()> {
     }
     let partial = partial_path(dest);
     // Step 1: what to copy, and how far into the active file.
-    let (files, active): (Vec<FileToCopy>, Option<(u32, u64)>) = {
+    // The mark is replaced under the writer lock, so the one read here is
+    // the newest in the noted bytes.
+    let (files, active, mark) = {
         let guard = shared
             .writer
             .as_ref()
             .map(|writer| writer.lock().unwrap_or_else(PoisonError::into_inner));
-        let files = shared.files.snapshot();
-        (files, guard.map(|w| (w.active.id, w.offset)))
+        let files: Vec<FileToCopy> = shared.files.snapshot();
+        let mark = shared
+            .mark
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|m| m.value.to_vec());
+        (files, guard.map(|w| (w.active.id, w.offset)), mark)
     };
 
     // Step 2: copy into `dest.partial`.
@@ -66,7 +75,7 @@ pub(crate) fn run(shared: &Shared, dest: &Path) -> Result<()> {
         datafile::sync_dir(parent)?;
     }
     tracing::info!(dest = %dest.display(), files = files.len(), "backup written");
-    Ok(())
+    Ok(mark)
 }
 
 fn partial_path(dest: &Path) -> PathBuf {

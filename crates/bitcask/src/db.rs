@@ -469,6 +469,13 @@ impl Bitcask {
     /// exist, so that it opens as a normal store. Writers wait only while
     /// the files are listed. See `docs/FORMAT.md` ("Backup").
     pub fn backup(&self, dest: impl AsRef<Path>) -> Result<()> {
+        crate::backup::run(&self.shared, dest.as_ref()).map(drop)
+    }
+
+    /// [`Self::backup`], returning the mark the copy holds (its current
+    /// mark, see [`Self::mark`]): the position of the copy in whatever
+    /// sequence the marks number.
+    pub fn backup_with_mark(&self, dest: impl AsRef<Path>) -> Result<Option<Vec<u8>>> {
         crate::backup::run(&self.shared, dest.as_ref())
     }
 

@@ -151,3 +151,20 @@ fn a_torn_batch_takes_its_mark_with_it() {
     assert_eq!(db.get(b"b").expect("get"), None);
     db.close().expect("close");
 }
+
+#[test]
+fn a_backup_holds_and_reports_the_mark_of_its_moment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = common::open(dir.path());
+    db.write_batch(&marked(&[("a", Some("1"))], "one"))
+        .expect("batch");
+    let dest = tempfile::tempdir().expect("tempdir");
+    let copy = dest.path().join("copy");
+    let mark = db.backup_with_mark(&copy).expect("backup");
+    assert_eq!(mark.as_deref(), Some(&b"one"[..]));
+    db.write_batch(&marked(&[("a", Some("2"))], "two"))
+        .expect("batch");
+    let restored = common::open(&copy);
+    assert_eq!(restored.mark().as_deref(), Some(&b"one"[..]));
+    assert_eq!(restored.get(b"a").expect("get").as_deref(), Some(&b"1"[..]));
+}

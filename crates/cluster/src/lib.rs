@@ -15,7 +15,12 @@
 pub mod clock;
 pub mod codec;
 pub mod log_store;
+pub mod network;
+pub mod node;
 pub mod overlay;
+pub mod peer;
+pub mod snapshot;
+pub mod state_machine;
 pub mod store;
 pub mod types;
 

@@ -65,3 +65,6 @@ pub type Vote = openraft::type_config::alias::VoteOf<TypeConfig>;
 pub type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
 /// A snapshot's metadata.
 pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
+/// A snapshot: its metadata and its directory.
+pub type Snapshot =
+    openraft::type_config::alias::SnapshotOf<TypeConfig, crate::snapshot::SnapshotDir>;

@@ -1,0 +1,971 @@
+//! [`Node`]: one member of a cluster, wired together: the raft log, the
+//! state machine, the peer network, the proposer that batches client
+//! writes into entries, and the handlers of the peer port's requests.
+//!
+//! A node directory holds `NODE` (its identity: node id, cluster id and
+//! the founding members, a state file), `raft/` (the log and the vote),
+//! `store/` (the state machine) and `snapshots/`; see `docs/FORMAT.md`
+//! ("Cluster node directory").
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use bitcask::Bitcask;
+use bitcask::journal;
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{ClientWriteError, RaftError};
+use openraft::raft::linearizable_read::{Linearizer, ReadLogId};
+use openraft::{ChangeMembers, Config, ReadPolicy, ServerState, SnapshotPolicy};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::codec;
+use crate::log_store::LogStore;
+use crate::network::{self, Network, PeerAuth, PeerError, Reply, SnapshotOffer};
+use crate::snapshot::{self, SnapshotDir};
+use crate::state_machine::{Applier, StateMachine};
+use crate::types::{LogId, Member, NodeId, Proposal, Snapshot, TypeConfig};
+
+/// The Raft instance of a node.
+pub type Raft = openraft::Raft<TypeConfig, StateMachine>;
+
+/// The identity state file in a node directory.
+const NODE_FILE: &str = "NODE";
+/// Most requests in one entry.
+const MAX_BATCH_REQUESTS: usize = 1024;
+/// Most request bytes in one entry.
+const MAX_BATCH_BYTES: usize = 8 << 20;
+/// Entries proposed and not yet applied, at most.
+const MAX_IN_FLIGHT: usize = 8;
+/// Longest snapshot preamble accepted.
+const MAX_PREAMBLE: u32 = 16 << 20;
+
+/// How a node is started.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// This node's id (positive).
+    pub node_id: NodeId,
+    /// The node directory.
+    pub dir: PathBuf,
+    /// The address other nodes reach this one's peer port at.
+    pub peer_addr: String,
+    /// The founding members (id and peer address), on a first start.
+    pub initial_cluster: Option<BTreeMap<NodeId, String>>,
+    /// The secret peers share.
+    pub token: Option<String>,
+    /// Options of the store (the state machine sets its clock and sync).
+    pub store_options: bitcask::Options,
+    /// Milliseconds between a leader's heartbeats.
+    pub heartbeat_ms: u64,
+    /// Election time-out range in milliseconds.
+    pub election_ms: (u64, u64),
+    /// Entries between snapshots.
+    pub snapshot_every: u64,
+    /// Entries kept in the log behind a snapshot (for slow followers).
+    pub keep_after_snapshot: u64,
+    /// How long a request waits for a leader (or for its entry) before it
+    /// is answered "unavailable".
+    pub wait: Duration,
+    /// How long a node being added may take to catch up before the
+    /// addition is abandoned.
+    pub catch_up: Duration,
+}
+
+impl NodeConfig {
+    /// Defaults for node `node_id` in `dir`, reached at `peer_addr`.
+    pub fn new(node_id: NodeId, dir: PathBuf, peer_addr: String) -> Self {
+        Self {
+            node_id,
+            dir,
+            peer_addr,
+            initial_cluster: None,
+            token: None,
+            store_options: bitcask::Options::new(),
+            heartbeat_ms: 100,
+            election_ms: (800, 1600),
+            snapshot_every: 50_000,
+            keep_after_snapshot: 5_000,
+            wait: Duration::from_secs(5),
+            catch_up: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Who this node is, as its `NODE` file records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Identity {
+    node_id: NodeId,
+    /// Derived from the founding members; `None` until a joining node
+    /// first hears from its cluster.
+    cluster_id: Option<String>,
+    founders: Option<BTreeMap<NodeId, String>>,
+}
+
+/// Why a cluster operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// No leader is known (no quorum, or an election is under way).
+    #[error("no leader is available (no quorum, or an election is under way)")]
+    NoLeader,
+    /// The node asked is not (or not yet, or no longer) a leader that may
+    /// take writes; the request was not applied and may be sent again.
+    #[error("not the leader")]
+    NotLeader,
+    /// The request was not done within the wait.
+    #[error("timed out waiting for the cluster")]
+    Timeout,
+    /// The request was refused (bad argument, membership rule).
+    #[error("{0}")]
+    Refused(String),
+    /// The node cannot go on (storage failure, shut down).
+    #[error("cluster failure: {0}")]
+    Fatal(String),
+}
+
+/// The node's view of the cluster, for `GET /cluster`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// This node.
+    pub node_id: NodeId,
+    /// `leader`, `follower`, `candidate` or `learner` (or `shutdown`).
+    pub role: &'static str,
+    /// The leader, if known.
+    pub leader_id: Option<NodeId>,
+    /// The current term.
+    pub term: u64,
+    /// The index of the last log entry.
+    pub last_log_index: Option<u64>,
+    /// The index of the last entry applied to the store.
+    pub last_applied: Option<u64>,
+    /// The index of the last committed entry.
+    pub committed: Option<u64>,
+    /// Every member.
+    pub members: Vec<MemberStatus>,
+    /// On the leader: how far each member has replicated.
+    pub replication: Option<Vec<Replication>>,
+    /// The last snapshot's index.
+    pub snapshot: Option<u64>,
+}
+
+/// One member in [`Status`].
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberStatus {
+    /// Its id.
+    pub node_id: NodeId,
+    /// Its peer address.
+    pub peer_addr: String,
+    /// Whether it votes (a learner does not).
+    pub voter: bool,
+}
+
+/// How far one member has replicated, seen from the leader.
+#[derive(Debug, Clone, Serialize)]
+pub struct Replication {
+    /// The member.
+    pub node_id: NodeId,
+    /// The last index known to be in its log.
+    pub matched: Option<u64>,
+    /// Entries it is behind the leader's last.
+    pub lag: u64,
+}
+
+/// Pause between attempts while a leader settles.
+const RETRY_PAUSE: Duration = Duration::from_millis(20);
+
+/// Why a forwarded write was not done.
+#[derive(Debug, Serialize, Deserialize)]
+enum ForwardRefusal {
+    /// The receiver does not lead: nothing was applied; try again.
+    NotLeader,
+    /// It failed there (or may have been applied: a time-out).
+    Failed(String),
+}
+
+/// A client request waiting for its entry.
+struct Pending {
+    request: Vec<u8>,
+    reply: oneshot::Sender<Result<Vec<u8>, ClusterError>>,
+}
+
+/// One member of a cluster (cheap to clone: clones share it).
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: NodeId,
+    raft: Raft,
+    sm: StateMachine,
+    network: Network,
+    auth: PeerAuth,
+    proposals: mpsc::Sender<Pending>,
+    snapshots: PathBuf,
+    wait: Duration,
+    catch_up: Duration,
+}
+
+impl Node {
+    /// Opens the node directory and starts the node. On a first start with
+    /// `initial_cluster`, every founder initialises the cluster with the
+    /// same membership (openraft allows this: the vote picks one leader).
+    pub async fn start(config: NodeConfig, applier: Arc<dyn Applier>) -> io::Result<Self> {
+        if config.node_id == 0 {
+            return Err(refuse("node ids start at 1"));
+        }
+        if let Some(founders) = &config.initial_cluster {
+            check_founders(config.node_id, founders)?;
+        }
+        std::fs::create_dir_all(&config.dir)?;
+        let identity = settle_identity(&config)?;
+        let auth = PeerAuth {
+            node_id: config.node_id,
+            token: config.token.clone(),
+            cluster_id: Arc::new(RwLock::new(identity.cluster_id.clone())),
+        };
+        let log = LogStore::open(&config.dir.join("raft"))?;
+        let sm = StateMachine::open(&config.dir, config.store_options.clone(), applier)?;
+        let network =
+            Network::new(auth.clone(), Duration::from_secs(2)).map_err(io::Error::other)?;
+        let raft_config = Config {
+            cluster_name: "bitcask".into(),
+            heartbeat_interval: config.heartbeat_ms,
+            election_timeout_min: config.election_ms.0,
+            election_timeout_max: config.election_ms.1,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+            max_in_snapshot_log_to_keep: config.keep_after_snapshot,
+            install_snapshot_timeout: 60_000,
+            ..Config::default()
+        }
+        .validate()
+        .map_err(io::Error::other)?;
+        let raft = Raft::new(
+            config.node_id,
+            Arc::new(raft_config),
+            network.clone(),
+            log,
+            sm.clone(),
+        )
+        .await
+        .map_err(io::Error::other)?;
+        if let Some(founders) = &config.initial_cluster
+            && !raft.is_initialized().await.map_err(io::Error::other)?
+        {
+            let members: BTreeMap<NodeId, Member> = founders
+                .iter()
+                .map(|(&id, addr)| {
+                    (
+                        id,
+                        Member {
+                            peer_addr: addr.clone(),
+                        },
+                    )
+                })
+                .collect();
+            match raft.initialize(members).await {
+                Ok(()) => tracing::info!(node_id = config.node_id, "initialised the cluster"),
+                // Another founder got there first: what we wanted.
+                Err(RaftError::APIError(e)) => tracing::debug!(%e, "already initialised"),
+                Err(e) => return Err(io::Error::other(e)),
+            }
+        }
+        let (proposals, queue) = mpsc::channel(MAX_BATCH_REQUESTS * 4);
+        tokio::spawn(propose_loop(raft.clone(), queue, config.wait));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                id: config.node_id,
+                raft,
+                sm,
+                network,
+                auth,
+                proposals,
+                snapshots: config.dir.join("snapshots"),
+                wait: config.wait,
+                catch_up: config.catch_up,
+            }),
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// The Raft instance (for metrics and tests).
+    pub fn raft(&self) -> &Raft {
+        &self.inner.raft
+    }
+
+    /// The store, for reads; `None` while a snapshot is being installed.
+    pub fn store(&self) -> Option<Arc<Bitcask>> {
+        self.inner.sm.store()
+    }
+
+    /// The index of the last entry applied to the store.
+    pub fn applied_index(&self) -> Option<u64> {
+        self.inner.sm.applied_index()
+    }
+
+    /// The cluster id, once known.
+    pub fn cluster_id(&self) -> Option<String> {
+        self.inner
+            .auth
+            .cluster_id
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The leader, waiting up to the node's wait for one to be known.
+    async fn leader(&self) -> Result<NodeId, ClusterError> {
+        let mut metrics = self.inner.raft.metrics();
+        let found = tokio::time::timeout(self.inner.wait, async {
+            loop {
+                if let Some(leader) = metrics.borrow_watched().current_leader {
+                    return Ok(leader);
+                }
+                if metrics.changed().await.is_err() {
+                    return Err(ClusterError::Fatal("raft stopped".into()));
+                }
+            }
+        })
+        .await;
+        found.unwrap_or(Err(ClusterError::NoLeader))
+    }
+
+    fn peer_addr(&self, id: NodeId) -> Option<String> {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        m.membership_config
+            .membership()
+            .get_node(&id)
+            .map(|member| member.peer_addr.clone())
+    }
+
+    /// Runs `request` (opaque, for the [`Applier`]) as a write of the
+    /// cluster: proposed on the leader (forwarded there if this node is not
+    /// it) and answered once committed and applied, with the applier's
+    /// reply. Bounded by the node's wait. Sent again (to whichever node
+    /// leads by then) only when it certainly was not applied: refused by a
+    /// node that does not lead, or not delivered at all.
+    pub async fn write(&self, request: Vec<u8>) -> Result<Vec<u8>, ClusterError> {
+        let deadline = tokio::time::Instant::now() + self.inner.wait;
+        loop {
+            match self.write_once(&request).await {
+                Err(ClusterError::NotLeader) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Err(ClusterError::NotLeader) => return Err(ClusterError::NoLeader),
+                other => return other,
+            }
+        }
+    }
+
+    async fn write_once(&self, request: &[u8]) -> Result<Vec<u8>, ClusterError> {
+        let leader = self.leader().await?;
+        if leader == self.inner.id {
+            return self.propose(request.to_vec()).await;
+        }
+        let Some(addr) = self.peer_addr(leader) else {
+            return Err(ClusterError::NotLeader);
+        };
+        let body = codec::encode(request).map_err(|e| ClusterError::Fatal(e.to_string()))?;
+        let client = self.inner.network.client(leader, &addr);
+        let reply: Result<Result<Vec<u8>, ForwardRefusal>, PeerError> = client
+            .call(network::FORWARD_PATH, body, self.inner.wait)
+            .await;
+        match reply {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(ForwardRefusal::NotLeader)) | Err(PeerError::Unreachable(_)) => {
+                Err(ClusterError::NotLeader)
+            }
+            Ok(Err(ForwardRefusal::Failed(why))) => Err(ClusterError::Refused(why)),
+            Err(PeerError::Timeout(_)) => Err(ClusterError::Timeout),
+            Err(e) => Err(ClusterError::Refused(e.to_string())),
+        }
+    }
+
+    /// Queues `request` for the next entry this (leader) node proposes.
+    async fn propose(&self, request: Vec<u8>) -> Result<Vec<u8>, ClusterError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .proposals
+            .send(Pending { request, reply })
+            .await
+            .map_err(|_| ClusterError::Fatal("the proposer stopped".into()))?;
+        match tokio::time::timeout(self.inner.wait, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(ClusterError::Fatal("the proposer dropped a request".into())),
+            Err(_) => Err(ClusterError::Timeout),
+        }
+    }
+
+    /// Returns once this node's store holds every write committed before
+    /// the call (a linearizable read may then read the store): the
+    /// leader's read index, confirmed by a quorum, applied here.
+    pub async fn read_barrier(&self) -> Result<(), ClusterError> {
+        let leader = self.leader().await?;
+        let linearizer = if leader == self.inner.id {
+            self.inner
+                .raft
+                .get_read_linearizer(ReadPolicy::ReadIndex)
+                .await
+                .map_err(|e| ClusterError::Refused(e.to_string()))?
+        } else {
+            let Some(addr) = self.peer_addr(leader) else {
+                return Err(ClusterError::NoLeader);
+            };
+            let client = self.inner.network.client(leader, &addr);
+            let (read, applied): (ReadLogId<TypeConfig>, Option<LogId>) = client
+                .call(network::READ_INDEX_PATH, Vec::new(), self.inner.wait)
+                .await
+                .map_err(|e| match e {
+                    PeerError::Unreachable(_) => ClusterError::NoLeader,
+                    other => ClusterError::Refused(other.to_string()),
+                })?;
+            Linearizer::new(leader, read, applied)
+        };
+        tokio::time::timeout(self.inner.wait, linearizer.await_ready(&self.inner.raft))
+            .await
+            .map_err(|_| ClusterError::Timeout)?
+            .map_err(|e| ClusterError::Fatal(e.to_string()))?;
+        Ok(())
+    }
+
+    /// The node's view of the cluster.
+    pub fn status(&self) -> Status {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let members = membership
+            .nodes()
+            .map(|(&id, member)| MemberStatus {
+                node_id: id,
+                peer_addr: member.peer_addr.clone(),
+                voter: voters.contains(&id),
+            })
+            .collect();
+        let last = m.last_log_index.unwrap_or(0);
+        let replication = m.replication.as_ref().map(|r| {
+            r.iter()
+                .map(|(&id, matched)| {
+                    let matched = matched.as_ref().map(|l| l.index());
+                    Replication {
+                        node_id: id,
+                        matched,
+                        lag: last.saturating_sub(matched.unwrap_or(0)),
+                    }
+                })
+                .collect()
+        });
+        Status {
+            node_id: self.inner.id,
+            role: match m.state {
+                ServerState::Leader => "leader",
+                ServerState::Follower => "follower",
+                ServerState::Candidate => "candidate",
+                ServerState::Learner => "learner",
+                ServerState::Shutdown => "shutdown",
+            },
+            leader_id: m.current_leader,
+            term: m.current_term,
+            last_log_index: m.last_log_index,
+            last_applied: m.last_applied.map(|l| l.index()),
+            committed: m.cluster_committed.map(|l| l.index()),
+            members,
+            replication,
+            snapshot: m.snapshot.map(|l| l.index()),
+        }
+    }
+
+    /// Adds node `id` at `peer_addr` as a learner, waits until it has caught
+    /// up, then makes it a voter. Refuses an id that is already a member.
+    pub async fn add_member(&self, id: NodeId, peer_addr: String) -> Result<(), ClusterError> {
+        if id == 0 {
+            return Err(ClusterError::Refused("node ids start at 1".into()));
+        }
+        if self.peer_addr(id).is_some() {
+            return Err(ClusterError::Refused(format!(
+                "node {id} is already a member"
+            )));
+        }
+        let raft = &self.inner.raft;
+        raft.add_learner(id, Member { peer_addr }, false)
+            .await
+            .map_err(membership_error)?;
+        if let Err(e) = self.caught_up(id).await {
+            // Not a member that never catches up: take it out again.
+            let _ = raft
+                .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
+                .await;
+            return Err(e);
+        }
+        raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+            .await
+            .map_err(membership_error)?;
+        tracing::info!(node_id = id, "added a voter");
+        Ok(())
+    }
+
+    /// Waits until learner `id` holds every entry the leader held when the
+    /// wait began (within the node's catch-up time).
+    async fn caught_up(&self, id: NodeId) -> Result<(), ClusterError> {
+        let mut metrics = self.inner.raft.metrics();
+        let target = metrics.borrow_watched().last_log_index.unwrap_or(0);
+        let waited = tokio::time::timeout(self.inner.catch_up, async {
+            loop {
+                let matched = {
+                    let m = metrics.borrow_watched();
+                    if m.state != ServerState::Leader {
+                        return Err(ClusterError::NotLeader);
+                    }
+                    m.replication
+                        .as_ref()
+                        .and_then(|r| r.get(&id).cloned().flatten())
+                        .map(|l| l.index())
+                };
+                if matched.is_some_and(|m| m >= target) {
+                    return Ok(());
+                }
+                if metrics.changed().await.is_err() {
+                    return Err(ClusterError::Fatal("raft stopped".into()));
+                }
+            }
+        })
+        .await;
+        waited.unwrap_or_else(|_| {
+            Err(ClusterError::Refused(format!(
+                "node {id} did not catch up within {:?}: is it running, reachable at its peer \
+                 address, and started with the cluster token?",
+                self.inner.catch_up
+            )))
+        })
+    }
+
+    /// Removes node `id` from the cluster. Refuses to leave fewer than one
+    /// voter, or to take a two-voter cluster down to one (warned about in
+    /// `docs/CLUSTER.md`: such a cluster cannot lose either node).
+    pub async fn remove_member(&self, id: NodeId) -> Result<(), ClusterError> {
+        let raft = &self.inner.raft;
+        let (voters, learners): (BTreeSet<NodeId>, BTreeSet<NodeId>) = {
+            let metrics = raft.metrics();
+            let m = metrics.borrow_watched();
+            let membership = m.membership_config.membership();
+            (
+                membership.voter_ids().collect(),
+                membership.learner_ids().collect(),
+            )
+        };
+        if learners.contains(&id) {
+            raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
+                .await
+                .map_err(membership_error)?;
+            return Ok(());
+        }
+        if !voters.contains(&id) {
+            return Err(ClusterError::Refused(format!("node {id} is not a member")));
+        }
+        if voters.len() <= 2 {
+            return Err(ClusterError::Refused(format!(
+                "removing node {id} would leave {} voter(s); a cluster of fewer than three \
+                 voters cannot lose a node (add one first)",
+                voters.len() - 1
+            )));
+        }
+        raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
+            .await
+            .map_err(membership_error)?;
+        Ok(())
+    }
+
+    /// Stops raft and closes the store.
+    pub async fn shutdown(&self) -> io::Result<()> {
+        self.inner.raft.shutdown().await.map_err(io::Error::other)?;
+        let sm = self.inner.sm.clone();
+        tokio::task::spawn_blocking(move || sm.close())
+            .await
+            .map_err(io::Error::other)?
+    }
+
+    /// Checks a peer request's sender and cluster (the token is checked by
+    /// the listener): refuses this node's own id (a node never talks to
+    /// itself), and another cluster's id. A node that does not know its
+    /// cluster id yet (a joining learner) learns it from the first request.
+    pub fn admit_peer(&self, from: Option<&str>, cluster: Option<&str>) -> Result<NodeId, String> {
+        let from: NodeId = from
+            .and_then(|f| f.parse().ok())
+            .filter(|&id| id != 0)
+            .ok_or_else(|| "a peer request must name its sender".to_string())?;
+        if from == self.inner.id {
+            return Err(format!("a request claims to come from this node ({from})"));
+        }
+        let mut known = self
+            .inner
+            .auth
+            .cluster_id
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        match (known.as_deref(), cluster) {
+            (Some(ours), Some(theirs)) if ours == theirs => Ok(from),
+            (Some(_), _) => Err("the request belongs to another cluster".to_string()),
+            (None, Some(theirs)) => {
+                *known = Some(theirs.to_string());
+                drop(known);
+                if let Err(e) = self.remember_cluster(theirs) {
+                    tracing::error!(error = %e, "cannot record the cluster id");
+                }
+                Ok(from)
+            }
+            (None, None) => Err("the request names no cluster".to_string()),
+        }
+    }
+
+    fn remember_cluster(&self, cluster: &str) -> io::Result<()> {
+        let dir = self
+            .inner
+            .snapshots
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        let mut identity: Identity =
+            match journal::read_state_file(&dir, NODE_FILE).map_err(io::Error::other)? {
+                Some(bytes) => codec::decode(&bytes)?,
+                None => return Err(io::Error::other("the node file is gone")),
+            };
+        identity.cluster_id = Some(cluster.to_string());
+        journal::write_state_file(&dir, NODE_FILE, &codec::encode(&identity)?)
+            .map_err(io::Error::other)
+    }
+
+    /// `POST /raft/append`.
+    pub async fn handle_append(&self, body: &[u8]) -> Vec<u8> {
+        let reply = match codec::decode(body) {
+            Ok(request) => self
+                .inner
+                .raft
+                .append_entries(request)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(format!("bad request: {e}")),
+        };
+        encode_reply(&reply)
+    }
+
+    /// `POST /raft/vote`.
+    pub async fn handle_vote(&self, body: &[u8]) -> Vec<u8> {
+        let reply = match codec::decode(body) {
+            Ok(request) => self
+                .inner
+                .raft
+                .vote(request)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(format!("bad request: {e}")),
+        };
+        encode_reply(&reply)
+    }
+
+    /// `POST /raft/transfer-leader`.
+    pub async fn handle_transfer(&self, body: &[u8]) -> Vec<u8> {
+        let reply = match codec::decode(body) {
+            Ok(request) => self
+                .inner
+                .raft
+                .handle_transfer_leader(request)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(format!("bad request: {e}")),
+        };
+        encode_reply(&reply)
+    }
+
+    /// `POST /cluster/forward`: a write another node received. Proposed
+    /// here only (never forwarded again): a node that does not lead says
+    /// so, and the sender retries where the leader now is.
+    pub async fn handle_forward(&self, body: &[u8]) -> Vec<u8> {
+        let outcome: Result<Vec<u8>, ForwardRefusal> = match codec::decode::<Vec<u8>>(body) {
+            Ok(request) => match self.propose(request).await {
+                Ok(reply) => Ok(reply),
+                Err(ClusterError::NotLeader) => Err(ForwardRefusal::NotLeader),
+                Err(e) => Err(ForwardRefusal::Failed(e.to_string())),
+            },
+            Err(e) => Err(ForwardRefusal::Failed(format!("bad request: {e}"))),
+        };
+        encode_reply(&Ok(outcome))
+    }
+
+    /// `POST /cluster/read-index`: the leader's read index, for a follower's
+    /// linearizable read.
+    pub async fn handle_read_index(&self) -> Vec<u8> {
+        let reply = self
+            .inner
+            .raft
+            .get_read_log_id(ReadPolicy::ReadIndex)
+            .await
+            .map_err(|e| e.to_string());
+        encode_reply(&reply)
+    }
+
+    /// `POST /raft/snapshot`: receives a streamed snapshot (see
+    /// `network.rs`) into `snapshots/incoming-*`, checks every file's
+    /// checksum, makes it durable and complete, then installs it.
+    pub async fn handle_snapshot(&self, body: impl AsyncRead + Unpin) -> Vec<u8> {
+        let incoming = self
+            .inner
+            .snapshots
+            .join(format!("incoming-{}", snapshot::final_name(None)));
+        let received = self.receive_snapshot(body, &incoming).await;
+        let reply = match received {
+            Ok((vote, meta, dir)) => self
+                .inner
+                .raft
+                .install_full_snapshot(
+                    vote,
+                    Snapshot {
+                        meta,
+                        snapshot: dir,
+                    },
+                )
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => {
+                let _ = tokio::fs::remove_dir_all(&incoming).await;
+                tracing::warn!(error = %e, "refused a snapshot");
+                Err(e.to_string())
+            }
+        };
+        encode_reply(&reply)
+    }
+
+    async fn receive_snapshot(
+        &self,
+        mut body: impl AsyncRead + Unpin,
+        incoming: &std::path::Path,
+    ) -> io::Result<(crate::types::Vote, crate::types::SnapshotMeta, SnapshotDir)> {
+        let len = body.read_u32_le().await?;
+        if len > MAX_PREAMBLE {
+            return Err(refuse("snapshot preamble too long"));
+        }
+        let mut preamble = vec![0u8; len as usize];
+        body.read_exact(&mut preamble).await?;
+        let offer: SnapshotOffer = codec::decode(&preamble)?;
+        tokio::fs::create_dir_all(incoming).await?;
+        let mut buf = vec![0u8; 1 << 16];
+        for (name, len) in &offer.files {
+            if !safe_file_name(name) {
+                return Err(refuse(
+                    "a snapshot file name is not a plain store file name",
+                ));
+            }
+            let path = incoming.join(name);
+            let mut file = tokio::fs::File::create(&path).await?;
+            let mut left = *len;
+            let mut crc = 0u32;
+            while left > 0 {
+                let want = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+                let got = body.read(&mut buf[..want]).await?;
+                if got == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "snapshot cut short",
+                    ));
+                }
+                crc = crc32c::crc32c_append(crc, &buf[..got]);
+                file.write_all(&buf[..got]).await?;
+                left -= got as u64;
+            }
+            if body.read_u32_le().await? != crc {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("snapshot file {name} fails its checksum"),
+                ));
+            }
+            file.sync_all().await?;
+        }
+        let (incoming, snapshots, meta) = (
+            incoming.to_path_buf(),
+            self.inner.snapshots.clone(),
+            offer.meta.clone(),
+        );
+        let done = tokio::task::spawn_blocking(move || -> io::Result<PathBuf> {
+            snapshot::write_meta(&incoming, &meta)?;
+            let done = snapshots.join(snapshot::final_name(meta.last_log_id.map(|l| l.index())));
+            std::fs::rename(&incoming, &done)?;
+            snapshot::sync_dir(&snapshots)?;
+            Ok(done)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        Ok((offer.vote, offer.meta, SnapshotDir { path: done }))
+    }
+}
+
+/// A store file name: `NNNNNNNNNN.data` / `.hint` and nothing that could
+/// leave the directory.
+fn safe_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        && !name.starts_with('.')
+}
+
+fn encode_reply<T: Serialize>(reply: &Reply<T>) -> Vec<u8> {
+    codec::encode(reply).unwrap_or_else(|e| {
+        codec::encode(&Reply::<()>::Err(format!("cannot encode the reply: {e}")))
+            .unwrap_or_default()
+    })
+}
+
+fn refuse(why: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, why.to_string())
+}
+
+fn membership_error(e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> ClusterError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => ClusterError::Refused(
+            "this node is not the leader; send the change to the leader".into(),
+        ),
+        RaftError::APIError(e) => ClusterError::Refused(e.to_string()),
+        RaftError::Fatal(e) => ClusterError::Fatal(e.to_string()),
+    }
+}
+
+fn check_founders(node_id: NodeId, founders: &BTreeMap<NodeId, String>) -> io::Result<()> {
+    if !founders.contains_key(&node_id) {
+        return Err(refuse("--initial-cluster must list this node's own id"));
+    }
+    if founders.contains_key(&0) {
+        return Err(refuse("node ids start at 1"));
+    }
+    let addrs: BTreeSet<&String> = founders.values().collect();
+    if addrs.len() != founders.len() {
+        return Err(refuse("two founding members share a peer address"));
+    }
+    Ok(())
+}
+
+/// The cluster id the founders all derive from the same member list.
+fn cluster_id(founders: &BTreeMap<NodeId, String>) -> String {
+    let text: Vec<String> = founders
+        .iter()
+        .map(|(id, addr)| format!("{id}={addr}"))
+        .collect();
+    format!("{:08x}", crc32c::crc32c(text.join(",").as_bytes()))
+}
+
+/// Reads (or, on a first start, writes) the node directory's identity and
+/// checks it against the configuration.
+fn settle_identity(config: &NodeConfig) -> io::Result<Identity> {
+    let stored = match journal::read_state_file(&config.dir, NODE_FILE).map_err(io::Error::other)? {
+        Some(bytes) => Some(codec::decode::<Identity>(&bytes)?),
+        None => None,
+    };
+    match stored {
+        Some(identity) => {
+            if identity.node_id != config.node_id {
+                return Err(refuse(&format!(
+                    "{} belongs to node {}, not {}",
+                    config.dir.display(),
+                    identity.node_id,
+                    config.node_id
+                )));
+            }
+            if let Some(asked) = &config.initial_cluster
+                && identity.founders.as_ref() != Some(asked)
+            {
+                return Err(refuse(&format!(
+                    "{} is already a member of a cluster founded with another --initial-cluster \
+                     (restart it without --initial-cluster; it will never found a second cluster)",
+                    config.dir.display()
+                )));
+            }
+            Ok(identity)
+        }
+        None => {
+            let has_data = ["raft", "store"]
+                .iter()
+                .any(|d| config.dir.join(d).exists());
+            if has_data {
+                return Err(refuse(&format!(
+                    "{} holds cluster data but no NODE file; refusing to guess its identity",
+                    config.dir.display()
+                )));
+            }
+            let identity = Identity {
+                node_id: config.node_id,
+                cluster_id: config.initial_cluster.as_ref().map(cluster_id),
+                founders: config.initial_cluster.clone(),
+            };
+            journal::write_state_file(&config.dir, NODE_FILE, &codec::encode(&identity)?)
+                .map_err(io::Error::other)?;
+            Ok(identity)
+        }
+    }
+}
+
+/// Gathers queued requests into entries and proposes them, up to
+/// [`MAX_IN_FLIGHT`] at once: while entries are in flight, requests pile
+/// up and the next entry carries them all (write batching).
+async fn propose_loop(raft: Raft, mut queue: mpsc::Receiver<Pending>, wait: Duration) {
+    let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    while let Some(first) = queue.recv().await {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        let mut bytes = batch[0].request.len();
+        while batch.len() < MAX_BATCH_REQUESTS && bytes < MAX_BATCH_BYTES {
+            match queue.try_recv() {
+                Ok(more) => {
+                    bytes += more.request.len();
+                    batch.push(more);
+                }
+                Err(_) => break,
+            }
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            let (requests, replies): (Vec<Vec<u8>>, Vec<_>) =
+                batch.into_iter().map(|p| (p.request, p.reply)).unzip();
+            let proposal = Proposal {
+                now_ms: crate::clock::now_ms(),
+                requests,
+            };
+            let written = tokio::time::timeout(wait, raft.client_write(proposal)).await;
+            drop(slot);
+            match written {
+                Ok(Ok(response)) => {
+                    let mut outcome = response.data.replies.into_iter();
+                    for reply in replies {
+                        let _ = reply.send(outcome.next().ok_or_else(|| {
+                            ClusterError::Fatal("an entry returned too few replies".into())
+                        }));
+                    }
+                }
+                Ok(Err(e)) => {
+                    let error = match e {
+                        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
+                            || ClusterError::NotLeader
+                        }
+                        RaftError::APIError(_) | RaftError::Fatal(_) => || ClusterError::Timeout,
+                    };
+                    for reply in replies {
+                        let _ = reply.send(Err(error()));
+                    }
+                }
+                Err(_) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(ClusterError::Timeout));
+                    }
+                }
+            }
+        });
+    }
+}
