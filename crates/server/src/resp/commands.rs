@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bitcask::{Batch, Bitcask, Condition, Error, KeyRange, Versioned, WriteOptions};
+use bitcask_cluster::Store;
 
 use super::frame::Commands;
 use super::glob;
@@ -162,10 +163,10 @@ fn is(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
 }
 
+/// The time: the wall clock, or the entry's time while a cluster applies
+/// an entry (see `bitcask_cluster::clock`).
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    bitcask_cluster::clock::now_ms()
 }
 
 /// Runs `attempt` until it does not fail a write condition.
@@ -375,114 +376,9 @@ impl Session {
                 };
                 out.int(ttl);
             }
-            "set" => set(db, args, out)?,
-            "setnx" => match db.put_with(
-                key(),
-                args[2],
-                WriteOptions::new().condition(Condition::Absent),
-            ) {
-                Ok(_) => out.int(1),
-                Err(Error::ConditionFailed { .. }) => out.int(0),
-                Err(e) => return Err(engine_error(e)),
-            },
-            "getdel" => {
-                let old = cas(|| {
-                    let Some(old) = db.get_versioned(key())? else {
-                        return Ok(None);
-                    };
-                    let options = WriteOptions::new().condition(Condition::Version(old.version));
-                    db.delete_with(key(), options)?;
-                    Ok(Some(old.value))
-                })?;
-                out.bulk_or_null(old.as_deref());
-            }
-            "del" => {
-                let mut n = 0;
-                for k in &args[1..] {
-                    n += i64::from(db.delete(k).map_err(engine_error)?);
-                }
-                out.int(n);
-            }
-            "mset" => {
-                if args.len() % 2 != 1 {
-                    return Err(wrong_args("mset"));
-                }
-                let mut batch = Batch::new();
-                for pair in args[1..].chunks_exact(2) {
-                    batch.put(pair[0], pair[1]);
-                }
-                db.write_batch(&batch).map_err(engine_error)?;
-                out.ok();
-            }
-            "incr" | "decr" | "incrby" | "decrby" => {
-                let by = match spec.name {
-                    "incr" => 1,
-                    "decr" => -1,
-                    "incrby" => int_arg(args[2])?,
-                    _ => int_arg(args[2])?
-                        .checked_neg()
-                        .ok_or_else(|| "ERR decrement would overflow".to_string())?,
-                };
-                let n = incr_by(db, key(), by)?;
-                out.int(n);
-            }
-            "append" => {
-                let len = cas(|| {
-                    let old = db.get_versioned(key())?;
-                    let mut value = old.as_ref().map(|o| o.value.clone()).unwrap_or_default();
-                    value.extend_from_slice(args[2]);
-                    let options = keep_expiry(
-                        WriteOptions::new().condition(unchanged(old.as_ref())),
-                        old.as_ref(),
-                    );
-                    db.put_with(key(), &value, options)?;
-                    Ok(value.len())
-                })?;
-                out.int(len as i64);
-            }
-            "expire" | "pexpire" | "expireat" | "pexpireat" => {
-                let amount = int_arg(args[2])?;
-                // A time that does not fit is refused, as Redis does (it
-                // used to wrap, and TTL then answered a negative number).
-                let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
-                let at_ms = match spec.name {
-                    "expire" => amount.checked_mul(1000).and_then(|ms| now.checked_add(ms)),
-                    "pexpire" => now.checked_add(amount),
-                    "expireat" => amount.checked_mul(1000),
-                    _ => Some(amount),
-                }
-                .ok_or_else(|| format!("ERR invalid expire time in '{}' command", spec.name))?;
-                let rule = match args.get(3) {
-                    None => ExpireRule::Always,
-                    Some(a) if is(a, "NX") => ExpireRule::Nx,
-                    Some(a) if is(a, "XX") => ExpireRule::Xx,
-                    Some(a) if is(a, "GT") => ExpireRule::Gt,
-                    Some(a) if is(a, "LT") => ExpireRule::Lt,
-                    Some(_) => {
-                        return Err(format!(
-                            "ERR Unsupported option {}",
-                            String::from_utf8_lossy(args[3])
-                        ));
-                    }
-                };
-                if args.len() > 4 {
-                    return Err(SYNTAX.to_string());
-                }
-                out.int(i64::from(expire(db, key(), at_ms, rule)?));
-            }
-            "persist" => {
-                let changed = cas(|| {
-                    let Some(old) = db.get_versioned(key())? else {
-                        return Ok(false);
-                    };
-                    if old.expires_at_ms.is_none() {
-                        return Ok(false);
-                    }
-                    let options = WriteOptions::new().condition(Condition::Version(old.version));
-                    db.put_with(key(), &old.value, options)?;
-                    Ok(true)
-                })?;
-                out.int(i64::from(changed));
+            "set" | "setnx" | "getdel" | "del" | "mset" | "incr" | "decr" | "incrby" | "decrby"
+            | "append" | "expire" | "pexpire" | "expireat" | "pexpireat" | "persist" => {
+                write_command(&**db, spec.name, args, out)?
             }
             "keys" => self.keys(db, args[1], out)?,
             "scan" => self.scan(db, args, out)?,
@@ -647,9 +543,140 @@ enum ExpireRule {
     Lt,
 }
 
+/// Runs a write command against `db` (the store, or a cluster entry's
+/// overlay of it), writing its reply into `out`. Every node of a cluster
+/// runs the same function on the same state with the same clock reading
+/// (`bitcask_cluster::clock`), so every node computes the same effect.
+pub fn write_command<S: Store + ?Sized>(
+    db: &S,
+    name: &str,
+    args: &[&[u8]],
+    out: &mut Out,
+) -> CmdResult {
+    let key = || args[1];
+    match name {
+        "set" => set(db, args, out)?,
+        "setnx" => match db.put_with(
+            key(),
+            args[2],
+            WriteOptions::new().condition(Condition::Absent),
+        ) {
+            Ok(_) => out.int(1),
+            Err(Error::ConditionFailed { .. }) => out.int(0),
+            Err(e) => return Err(engine_error(e)),
+        },
+        "getdel" => {
+            let old = cas(|| {
+                let Some(old) = db.get_versioned(key())? else {
+                    return Ok(None);
+                };
+                let options = WriteOptions::new().condition(Condition::Version(old.version));
+                db.delete_with(key(), options)?;
+                Ok(Some(old.value))
+            })?;
+            out.bulk_or_null(old.as_deref());
+        }
+        "del" => {
+            let mut n = 0;
+            for k in &args[1..] {
+                n += i64::from(db.delete(k).map_err(engine_error)?);
+            }
+            out.int(n);
+        }
+        "mset" => {
+            if args.len() % 2 != 1 {
+                return Err(wrong_args("mset"));
+            }
+            let mut batch = Batch::new();
+            for pair in args[1..].chunks_exact(2) {
+                batch.put(pair[0], pair[1]);
+            }
+            db.write_batch(&batch).map_err(engine_error)?;
+            out.ok();
+        }
+        "incr" | "decr" | "incrby" | "decrby" => {
+            let by = match name {
+                "incr" => 1,
+                "decr" => -1,
+                "incrby" => int_arg(args[2])?,
+                _ => int_arg(args[2])?
+                    .checked_neg()
+                    .ok_or_else(|| "ERR decrement would overflow".to_string())?,
+            };
+            let n = incr_by(db, key(), by)?;
+            out.int(n);
+        }
+        "append" => {
+            let len = cas(|| {
+                let old = db.get_versioned(key())?;
+                let mut value = old.as_ref().map(|o| o.value.clone()).unwrap_or_default();
+                value.extend_from_slice(args[2]);
+                let options = keep_expiry(
+                    WriteOptions::new().condition(unchanged(old.as_ref())),
+                    old.as_ref(),
+                );
+                db.put_with(key(), &value, options)?;
+                Ok(value.len())
+            })?;
+            out.int(len as i64);
+        }
+        "expire" | "pexpire" | "expireat" | "pexpireat" => {
+            let amount = int_arg(args[2])?;
+            // A time that does not fit is refused, as Redis does (it
+            // used to wrap, and TTL then answered a negative number).
+            let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+            let at_ms = match name {
+                "expire" => amount.checked_mul(1000).and_then(|ms| now.checked_add(ms)),
+                "pexpire" => now.checked_add(amount),
+                "expireat" => amount.checked_mul(1000),
+                _ => Some(amount),
+            }
+            .ok_or_else(|| format!("ERR invalid expire time in '{}' command", name))?;
+            let rule = match args.get(3) {
+                None => ExpireRule::Always,
+                Some(a) if is(a, "NX") => ExpireRule::Nx,
+                Some(a) if is(a, "XX") => ExpireRule::Xx,
+                Some(a) if is(a, "GT") => ExpireRule::Gt,
+                Some(a) if is(a, "LT") => ExpireRule::Lt,
+                Some(_) => {
+                    return Err(format!(
+                        "ERR Unsupported option {}",
+                        String::from_utf8_lossy(args[3])
+                    ));
+                }
+            };
+            if args.len() > 4 {
+                return Err(SYNTAX.to_string());
+            }
+            out.int(i64::from(expire(db, key(), at_ms, rule)?));
+        }
+        "persist" => {
+            let changed = cas(|| {
+                let Some(old) = db.get_versioned(key())? else {
+                    return Ok(false);
+                };
+                if old.expires_at_ms.is_none() {
+                    return Ok(false);
+                }
+                let options = WriteOptions::new().condition(Condition::Version(old.version));
+                db.put_with(key(), &old.value, options)?;
+                Ok(true)
+            })?;
+            out.int(i64::from(changed));
+        }
+        other => return Err(format!("ERR command '{other}' is not a write")),
+    }
+    Ok(())
+}
+
 /// Sets `key` to expire at `at_ms` (deleting it if that has passed);
 /// returns whether anything changed.
-fn expire(db: &Bitcask, key: &[u8], at_ms: i64, rule: ExpireRule) -> Result<bool, String> {
+fn expire<S: Store + ?Sized>(
+    db: &S,
+    key: &[u8],
+    at_ms: i64,
+    rule: ExpireRule,
+) -> Result<bool, String> {
     cas(|| {
         let Some(old) = db.get_versioned(key)? else {
             return Ok(false);
@@ -679,7 +706,7 @@ fn expire(db: &Bitcask, key: &[u8], at_ms: i64, rule: ExpireRule) -> Result<bool
 }
 
 /// `INCRBY`: the new value.
-fn incr_by(db: &Bitcask, key: &[u8], by: i64) -> Result<i64, String> {
+fn incr_by<S: Store + ?Sized>(db: &S, key: &[u8], by: i64) -> Result<i64, String> {
     cas(|| {
         let old = db.get_versioned(key)?;
         let current = match &old {
@@ -706,7 +733,7 @@ fn incr_by(db: &Bitcask, key: &[u8], by: i64) -> Result<i64, String> {
 }
 
 /// `SET key value [EX|PX|EXAT|PXAT n | KEEPTTL] [NX|XX] [GET]`.
-fn set(db: &Bitcask, args: &[&[u8]], out: &mut Out) -> CmdResult {
+fn set<S: Store + ?Sized>(db: &S, args: &[&[u8]], out: &mut Out) -> CmdResult {
     #[derive(Clone, Copy)]
     enum Expiry {
         None,
