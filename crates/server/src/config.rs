@@ -141,6 +141,34 @@ pub struct Config {
     /// Bytes a merge may read and write per second [default: no limit]
     #[arg(long, env = "BITCASK_MERGE_BYTES_PER_SEC", value_parser = positive::<u64>)]
     pub merge_bytes_per_sec: Option<u64>,
+    /// This node's id in a replicated cluster (a positive integer, never
+    /// reused for another node); turns cluster mode on (docs/CLUSTER.md)
+    /// [default: a single node]
+    #[arg(long, env = "BITCASK_NODE_ID", value_parser = positive::<u64>)]
+    pub node_id: Option<u64>,
+    /// Port for node-to-node traffic, on --host (cluster mode)
+    #[arg(long, env = "BITCASK_PEER_PORT")]
+    pub peer_port: Option<u16>,
+    /// The founding members as `id=host:port,...` (their peer addresses),
+    /// the same list for every founder, on its first start only
+    #[arg(long, env = "BITCASK_INITIAL_CLUSTER")]
+    pub initial_cluster: Option<InitialCluster>,
+    /// The secret the nodes of a cluster authenticate each other with
+    /// (required when the peer port is not on a loopback address). A flag's
+    /// value shows in the process list: prefer --cluster-token-file
+    #[arg(long, env = "BITCASK_CLUSTER_TOKEN", hide_env_values = true)]
+    pub cluster_token: Option<Secret>,
+    /// A file holding the cluster token (its first line)
+    #[arg(long, env = "BITCASK_CLUSTER_TOKEN_FILE")]
+    pub cluster_token_file: Option<PathBuf>,
+    /// Longest a request waits for a leader, or for its write to commit,
+    /// before it is answered 503 (cluster mode)
+    #[arg(long, env = "BITCASK_CLUSTER_WAIT", default_value = "5s", value_parser = parse_span)]
+    pub cluster_wait: Duration,
+    /// Peer connections open at once (cluster mode)
+    #[arg(long, env = "BITCASK_PEER_MAX_CONNECTIONS", default_value_t = 256,
+          value_parser = positive::<usize>)]
+    pub peer_max_connections: usize,
 }
 
 /// A setting that could not be used.
@@ -209,6 +237,12 @@ impl Config {
         {
             self.auth_token = Some(read_token(path)?);
         }
+        if self.cluster_token.is_none()
+            && let Some(path) = &self.cluster_token_file
+        {
+            self.cluster_token = Some(read_token(path)?);
+        }
+        self.check_cluster()?;
         // Never shorter than a request may take: a connection waiting for a
         // slow answer is not idle.
         self.idle_timeout = self.idle_timeout.max(self.request_timeout);
@@ -216,6 +250,57 @@ impl Config {
             .validate()
             .map_err(|e| invalid(e.to_string()))?;
         Ok(self)
+    }
+
+    /// The rules between the cluster settings (see `docs/CLUSTER.md`).
+    fn check_cluster(&self) -> Result<(), ConfigError> {
+        let Some(node_id) = self.node_id else {
+            if self.peer_port.is_some()
+                || self.initial_cluster.is_some()
+                || self.cluster_token.is_some()
+            {
+                return Err(invalid(
+                    "peer_port, initial_cluster and cluster_token need node_id (cluster mode)"
+                        .into(),
+                ));
+            }
+            return Ok(());
+        };
+        let Some(peer_port) = self.peer_port else {
+            return Err(invalid(
+                "node_id needs peer_port: the port other nodes reach this one at".into(),
+            ));
+        };
+        if peer_port != 0 && (peer_port == self.port || Some(peer_port) == self.resp_port) {
+            return Err(invalid(
+                "peer_port must differ from port and resp_port".into(),
+            ));
+        }
+        if let Some(founders) = &self.initial_cluster {
+            match founders.0.get(&node_id) {
+                None => {
+                    return Err(invalid(format!(
+                        "initial_cluster does not list this node (id {node_id})"
+                    )));
+                }
+                Some(addr) if peer_port != 0 && !addr.ends_with(&format!(":{peer_port}")) => {
+                    return Err(invalid(format!(
+                        "initial_cluster gives node {node_id} the peer address {addr}, \
+                         but peer_port is {peer_port}"
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        if !self.host.is_loopback() && self.cluster_token.is_none() {
+            return Err(invalid(format!(
+                "the peer port would listen on {}, which is not a loopback address, without a \
+                 cluster token: anyone who reaches it could join or feed the cluster. Set \
+                 --cluster-token-file (the same secret on every node), or listen on 127.0.0.1",
+                self.host
+            )));
+        }
+        Ok(())
     }
 
     /// When background merges start (`None`: only on request).
@@ -267,6 +352,43 @@ impl fmt::Display for LogFormat {
             Self::Human => "human",
             Self::Json => "json",
         })
+    }
+}
+
+/// The founding members of a cluster: node id to peer address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitialCluster(pub std::collections::BTreeMap<u64, String>);
+
+impl FromStr for InitialCluster {
+    type Err = String;
+
+    /// `id=host:port` entries separated by commas.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let mut members = std::collections::BTreeMap::new();
+        for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let shape = || format!("expected id=host:port, got {entry:?}");
+            let (id, addr) = entry.split_once('=').ok_or_else(shape)?;
+            let id: u64 = id.trim().parse().ok().filter(|&id| id > 0).ok_or_else(shape)?;
+            let addr = addr.trim();
+            let port = addr.rsplit_once(':').map(|(_, port)| port.parse::<u16>());
+            if !matches!(port, Some(Ok(p)) if p > 0) {
+                return Err(shape());
+            }
+            if members.insert(id, addr.to_string()).is_some() {
+                return Err(format!("node {id} is listed twice"));
+            }
+        }
+        if members.is_empty() {
+            return Err("expected id=host:port entries separated by commas".into());
+        }
+        Ok(Self(members))
+    }
+}
+
+impl fmt::Display for InitialCluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let entries: Vec<String> = self.0.iter().map(|(id, a)| format!("{id}={a}")).collect();
+        f.write_str(&entries.join(","))
     }
 }
 
@@ -597,6 +719,55 @@ mod tests {
         for text in ["1500ms", "90s", "2m", "off"] {
             assert_eq!(text.parse::<Switch>().expect(text).to_string(), text);
         }
+    }
+
+    #[test]
+    fn cluster_settings_are_checked_together() {
+        let c = load(&[
+            "--node-id",
+            "2",
+            "--peer-port",
+            "9002",
+            "--initial-cluster",
+            "1=127.0.0.1:9001, 2=127.0.0.1:9002,3=127.0.0.1:9003",
+        ])
+        .expect("load");
+        assert_eq!(c.node_id, Some(2));
+        let founders = c.initial_cluster.expect("founders").0;
+        assert_eq!(founders.len(), 3);
+        assert_eq!(founders[&2], "127.0.0.1:9002");
+        for (bad, reason) in [
+            (vec!["--peer-port", "9001"], "need node_id"),
+            (vec!["--node-id", "1"], "needs peer_port"),
+            (vec!["--node-id", "0", "--peer-port", "9001"], "above zero"),
+            (
+                vec!["--node-id", "4", "--peer-port", "9004", "--initial-cluster", "1=127.0.0.1:9001"],
+                "does not list this node",
+            ),
+            (
+                vec!["--node-id", "1", "--peer-port", "9005", "--initial-cluster", "1=127.0.0.1:9001"],
+                "peer_port is 9005",
+            ),
+            (vec!["--node-id", "1", "--peer-port", "9001", "--initial-cluster", "1=x"], "id=host:port"),
+            (vec!["--node-id", "1", "--peer-port", "9001", "--initial-cluster", "1=a:1,1=b:2"], "twice"),
+            (vec!["--node-id", "1", "--peer-port", "8000"], "must differ"),
+            (vec!["--node-id", "1", "--peer-port", "9001", "--host", "0.0.0.0"], "cluster token"),
+        ] {
+            let err = load(&bad).expect_err("refused");
+            assert!(err.to_string().contains(reason), "{bad:?}: {err}");
+        }
+        let c = load(&[
+            "--node-id",
+            "1",
+            "--peer-port",
+            "9001",
+            "--host",
+            "0.0.0.0",
+            "--cluster-token",
+            "s3cret",
+        ])
+        .expect("a token allows a public peer port");
+        assert!(!format!("{c:?}").contains("s3cret"));
     }
 
     #[test]

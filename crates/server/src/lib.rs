@@ -17,6 +17,7 @@ pub mod logging;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod replicated;
 pub mod resp;
 pub mod routes;
 pub mod server;

@@ -8,6 +8,7 @@
 //! `connection` (the read-execute-write loop).
 
 mod commands;
+pub use commands::write_command;
 mod connection;
 pub mod frame;
 mod glob;
