@@ -368,7 +368,12 @@ impl FromStr for InitialCluster {
         for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             let shape = || format!("expected id=host:port, got {entry:?}");
             let (id, addr) = entry.split_once('=').ok_or_else(shape)?;
-            let id: u64 = id.trim().parse().ok().filter(|&id| id > 0).ok_or_else(shape)?;
+            let id: u64 = id
+                .trim()
+                .parse()
+                .ok()
+                .filter(|&id| id > 0)
+                .ok_or_else(shape)?;
             let addr = addr.trim();
             let port = addr.rsplit_once(':').map(|(_, port)| port.parse::<u16>());
             if !matches!(port, Some(Ok(p)) if p > 0) {
@@ -741,17 +746,54 @@ mod tests {
             (vec!["--node-id", "1"], "needs peer_port"),
             (vec!["--node-id", "0", "--peer-port", "9001"], "above zero"),
             (
-                vec!["--node-id", "4", "--peer-port", "9004", "--initial-cluster", "1=127.0.0.1:9001"],
+                vec![
+                    "--node-id",
+                    "4",
+                    "--peer-port",
+                    "9004",
+                    "--initial-cluster",
+                    "1=127.0.0.1:9001",
+                ],
                 "does not list this node",
             ),
             (
-                vec!["--node-id", "1", "--peer-port", "9005", "--initial-cluster", "1=127.0.0.1:9001"],
+                vec![
+                    "--node-id",
+                    "1",
+                    "--peer-port",
+                    "9005",
+                    "--initial-cluster",
+                    "1=127.0.0.1:9001",
+                ],
                 "peer_port is 9005",
             ),
-            (vec!["--node-id", "1", "--peer-port", "9001", "--initial-cluster", "1=x"], "id=host:port"),
-            (vec!["--node-id", "1", "--peer-port", "9001", "--initial-cluster", "1=a:1,1=b:2"], "twice"),
+            (
+                vec![
+                    "--node-id",
+                    "1",
+                    "--peer-port",
+                    "9001",
+                    "--initial-cluster",
+                    "1=x",
+                ],
+                "id=host:port",
+            ),
+            (
+                vec![
+                    "--node-id",
+                    "1",
+                    "--peer-port",
+                    "9001",
+                    "--initial-cluster",
+                    "1=a:1,1=b:2",
+                ],
+                "twice",
+            ),
             (vec!["--node-id", "1", "--peer-port", "8000"], "must differ"),
-            (vec!["--node-id", "1", "--peer-port", "9001", "--host", "0.0.0.0"], "cluster token"),
+            (
+                vec!["--node-id", "1", "--peer-port", "9001", "--host", "0.0.0.0"],
+                "cluster token",
+            ),
         ] {
             let err = load(&bad).expect_err("refused");
             assert!(err.to_string().contains(reason), "{bad:?}: {err}");

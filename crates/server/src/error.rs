@@ -13,6 +13,8 @@ pub struct ApiError {
     pub detail: String,
     /// The whole failure, for the log only (it may name files).
     cause: Option<String>,
+    /// Seconds to send as `Retry-After`, if any.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -22,7 +24,14 @@ impl ApiError {
             status,
             detail: detail.into(),
             cause: None,
+            retry_after: None,
         }
+    }
+
+    /// The same answer, telling the client to retry after `secs` seconds.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     /// The same answer, with the whole failure behind it for the log line
@@ -56,7 +65,40 @@ impl IntoResponse for ApiError {
                     detail = %self.detail, "request failed"),
             }
         }
-        detail_response(self.status, &self.detail)
+        let mut response = detail_response(self.status, &self.detail);
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
+        response
+    }
+}
+
+impl From<bitcask_cluster::node::ClusterError> for ApiError {
+    /// No leader, or no commit within the wait: 503 with `Retry-After` (a
+    /// time-out may or may not have applied the write, as any time-out);
+    /// a refused change: 409; a failed node: 500.
+    fn from(error: bitcask_cluster::node::ClusterError) -> Self {
+        use bitcask_cluster::node::ClusterError as E;
+        match error {
+            E::NoLeader | E::NotLeader => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the cluster has no leader (no quorum, or an election is under way); retry shortly",
+            )
+            .retry_after(1),
+            E::Timeout => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the cluster did not answer in time; a write may or may not have been applied",
+            )
+            .retry_after(1),
+            E::Refused(why) => Self::new(StatusCode::CONFLICT, why),
+            E::Fatal(why) => {
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "the cluster node failed")
+                    .with_cause(why)
+            }
+        }
     }
 }
 

@@ -290,7 +290,7 @@ fn method_label(method: &axum::http::Method) -> &'static str {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let body = state.metrics().render(state.try_store().map(|s| &**s));
+    let body = state.metrics().render(state.try_store().as_deref());
     (
         [(
             header::CONTENT_TYPE,

@@ -149,9 +149,15 @@ impl Refusal {
 }
 
 impl WriteRequest {
-    /// Runs an HTTP write against `store`. (A RESP write is run by the
-    /// RESP layer, with its reply; here it is refused.)
-    pub fn execute<S: Store + ?Sized>(&self, store: &S) -> bitcask::Result<Option<u64>> {
+    /// Runs an HTTP write against `store`, asking the store to make it
+    /// durable before returning if `durable` (a cluster's overlay ignores
+    /// this: the raft log's fsync covers every write). A RESP write is run
+    /// by the RESP layer, with its reply; here it is refused.
+    pub fn execute<S: Store + ?Sized>(
+        self,
+        store: &S,
+        durable: bool,
+    ) -> bitcask::Result<Option<u64>> {
         match self {
             Self::Put {
                 key,
@@ -159,26 +165,32 @@ impl WriteRequest {
                 ttl_ms,
                 condition,
             } => {
-                let mut options = WriteOptions::new().condition((*condition).into());
+                let mut options = WriteOptions::new()
+                    .condition(condition.into())
+                    .durable(durable);
                 if let Some(ms) = ttl_ms {
-                    options = options.ttl(Duration::from_millis(*ms));
+                    options = options.ttl(Duration::from_millis(ms));
                 }
-                store.put_with(key, value, options).map(Some)
+                store.put_with(&key, &value, options).map(Some)
             }
             Self::Delete { key, condition } => {
-                store.delete_with(key, WriteOptions::new().condition((*condition).into()))
+                let options = WriteOptions::new()
+                    .condition(condition.into())
+                    .durable(durable);
+                store.delete_with(&key, options)
             }
             Self::Batch(ops) => {
                 let mut batch = Batch::new();
                 for (key, value, ttl_ms) in ops {
                     match (value, ttl_ms) {
                         (Some(value), Some(ms)) => {
-                            batch.put_with_ttl(key.clone(), value.clone(), Duration::from_millis(*ms))
+                            batch.put_with_ttl(key, value, Duration::from_millis(ms))
                         }
-                        (Some(value), None) => batch.put(key.clone(), value.clone()),
-                        (None, _) => batch.delete(key.clone()),
+                        (Some(value), None) => batch.put(key, value),
+                        (None, _) => batch.delete(key),
                     };
                 }
+                batch.durable(durable);
                 store.write_batch(&batch)
             }
             Self::Resp { .. } => Err(bitcask::Error::InvalidArgument {
@@ -188,10 +200,14 @@ impl WriteRequest {
     }
 
     /// Runs the write against `store` and turns the outcome into a reply.
-    pub fn reply<S: Store + ?Sized>(&self, store: &S) -> WriteReply {
+    pub fn reply<S: Store + ?Sized>(self, store: &S) -> WriteReply {
         match self {
             Self::Resp { resp3, args } => {
-                let protocol = if *resp3 { Protocol::Resp3 } else { Protocol::Resp2 };
+                let protocol = if resp3 {
+                    Protocol::Resp3
+                } else {
+                    Protocol::Resp2
+                };
                 let mut out = Out::new(protocol);
                 let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
                 let name = args
@@ -203,7 +219,7 @@ impl WriteRequest {
                 }
                 WriteReply::Resp(out.bytes().to_vec())
             }
-            _ => match self.execute(store) {
+            other => match other.execute(store, false) {
                 Ok(version) => WriteReply::Version(version),
                 Err(error) => WriteReply::Failed(Refusal::of(error)),
             },
@@ -239,10 +255,10 @@ mod tests {
             ttl_ms: None,
             condition: Cond::Absent,
         };
-        let direct = put.reply(&db);
+        let direct = put.clone().reply(&db);
         assert!(matches!(direct, WriteReply::Version(Some(_))));
         assert!(matches!(
-            put.reply(&db),
+            put.clone().reply(&db),
             WriteReply::Failed(Refusal::ConditionFailed { current: Some(_) })
         ));
         let overlay = Overlay::new(&db, bitcask_cluster::clock::now_ms()).expect("overlay");

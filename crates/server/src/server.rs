@@ -156,7 +156,7 @@ async fn serve_state(
     }
     opening.await?.map_err(ServeError::Open)?;
     tracing::info!("stopped accepting; closing the store");
-    let Some(store) = state.try_store().cloned() else {
+    let Some(store) = state.try_store() else {
         return Ok(());
     };
     drop(state);

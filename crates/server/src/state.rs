@@ -6,10 +6,14 @@ use std::time::Instant;
 use axum::http::StatusCode;
 use bitcask::{Bitcask, OpenProgress};
 
+use bitcask_cluster::codec;
+use bitcask_cluster::node::Node;
+
 use crate::config::Config;
 use crate::descriptors::{self, Caps};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::replicated::{WriteReply, WriteRequest};
 
 /// Shared by all handlers. Cheap to clone.
 #[derive(Clone)]
@@ -19,6 +23,8 @@ pub struct AppState {
 
 struct Inner {
     store: OnceLock<Arc<Bitcask>>,
+    /// The cluster node, in cluster mode (its state machine is the store).
+    cluster: OnceLock<Node>,
     config: Config,
     started: Instant,
     metrics: Metrics,
@@ -40,6 +46,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 caps,
                 store: OnceLock::new(),
+                cluster: OnceLock::new(),
                 config,
                 started: Instant::now(),
                 metrics: Metrics::new()?,
@@ -68,19 +75,108 @@ impl AppState {
         let _ = self.inner.store.set(store);
     }
 
-    /// The store, or 503 while it is still opening.
-    pub fn store(&self) -> Result<Arc<Bitcask>, ApiError> {
-        self.inner.store.get().cloned().ok_or_else(|| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the store is still opening; retry shortly",
-            )
-        })
+    /// Installs the started cluster node (cluster mode); routes answer
+    /// from now on.
+    pub fn set_cluster(&self, node: Node) {
+        let _ = self.inner.cluster.set(node);
     }
 
-    /// The store if open.
-    pub fn try_store(&self) -> Option<&Arc<Bitcask>> {
-        self.inner.store.get()
+    /// The cluster node, in cluster mode once started.
+    pub fn cluster(&self) -> Option<&Node> {
+        self.inner.cluster.get()
+    }
+
+    /// Whether this server is (configured as) a cluster node.
+    pub fn is_clustered(&self) -> bool {
+        self.inner.config.node_id.is_some()
+    }
+
+    /// The store, or 503 while it is still opening (or, on a cluster node,
+    /// for the moment a snapshot replaces it).
+    pub fn store(&self) -> Result<Arc<Bitcask>, ApiError> {
+        let not_yet =
+            |why: &str| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why).retry_after(1);
+        if self.is_clustered() {
+            let node = self
+                .cluster()
+                .ok_or_else(|| not_yet("the node is still starting; retry shortly"))?;
+            return node
+                .store()
+                .ok_or_else(|| not_yet("the node is installing a snapshot; retry shortly"));
+        }
+        self.inner
+            .store
+            .get()
+            .cloned()
+            .ok_or_else(|| not_yet("the store is still opening; retry shortly"))
+    }
+
+    /// The store if open (a single node's; a cluster node's while it is
+    /// not replacing it with a snapshot).
+    pub fn try_store(&self) -> Option<Arc<Bitcask>> {
+        match self.cluster() {
+            Some(node) => node.store(),
+            None => self.inner.store.get().cloned(),
+        }
+    }
+
+    /// Runs `request` as a write: at once on a single node (as
+    /// [`Self::write`]), through the cluster on a cluster node (where
+    /// every acknowledged write is durable on a quorum, so `durable` is
+    /// always met). The engine's refusal, if any, is the inner error.
+    pub async fn apply(
+        &self,
+        durable: bool,
+        request: WriteRequest,
+    ) -> Result<bitcask::Result<Option<u64>>, ApiError> {
+        if !self.is_clustered() {
+            return self
+                .write(durable, move |store| request.execute(store, durable))
+                .await;
+        }
+        let node = self.cluster().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the node is still starting",
+            )
+            .retry_after(1)
+        })?;
+        let encoded = codec::encode(&request).map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot encode a write: {e}"),
+            )
+        })?;
+        let reply = node.write(encoded).await?;
+        match codec::decode::<WriteReply>(&reply) {
+            Ok(WriteReply::Version(version)) => Ok(Ok(version)),
+            Ok(WriteReply::Failed(refusal)) => refusal.into_error().map(Err),
+            Ok(WriteReply::Resp(_)) | Err(_) => Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the cluster answered a write with something else",
+            )),
+        }
+    }
+
+    /// Before a read: on a cluster node, waits until the store holds every
+    /// write committed before the call (linearizable), unless `stale`
+    /// asks for the node's own state as it is. Returns the applied index
+    /// the read sees (none on a single node).
+    pub async fn before_read(&self, stale: bool) -> Result<Option<u64>, ApiError> {
+        if !self.is_clustered() {
+            return Ok(None);
+        }
+        let node = self.cluster().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the node is still starting",
+            )
+            .retry_after(1)
+        })?;
+        if !stale {
+            node.read_barrier().await?;
+        }
+        Ok(node.applied_index())
     }
 
     /// Runs a write: on the async worker when it will not wait for an

@@ -222,10 +222,11 @@ impl Session {
         progress: &mut Progress,
         out: &mut Out,
     ) -> Flow {
-        // Looked up once per call: no reference count touched per command.
+        // Looked up once per call: one reference count touched per batch of
+        // commands, none per command.
         let shared = Arc::clone(&self.shared);
         let store = shared.state().try_store();
-        let flow = self.run_each(store, commands, progress, out);
+        let flow = self.run_each(store.as_ref(), commands, progress, out);
         self.publish_counts();
         flow
     }

@@ -2,10 +2,10 @@
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use bitcask::Batch;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::replicated::WriteRequest;
 use crate::state::AppState;
 
 /// Query parameters of a batch.
@@ -84,27 +84,20 @@ pub async fn batch(
         &body,
         r#"{"ops": [{"op": "put", "key": "...", "value": "..."}, {"op": "delete", "key": "..."}]}"#,
     )?;
-    let mut batch = Batch::new();
-    for op in &parsed.ops {
+    let mut ops = Vec::with_capacity(parsed.ops.len());
+    for op in parsed.ops {
         match op {
-            BatchOp::Put { key, value, ttl } => match ttl {
-                None => {
-                    batch.put(key.as_bytes(), value.as_bytes());
-                }
-                Some(secs) => {
-                    let ttl = super::ttl_from_secs(*secs)?;
-                    batch.put_with_ttl(key.as_bytes(), value.as_bytes(), ttl);
-                }
-            },
-            BatchOp::Delete { key } => {
-                batch.delete(key.as_bytes());
+            BatchOp::Put { key, value, ttl } => {
+                let ttl = ttl.map(super::ttl_from_secs).transpose()?;
+                let ttl_ms = ttl.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
+                ops.push((key.into_bytes(), Some(value.into_bytes()), ttl_ms));
             }
+            BatchOp::Delete { key } => ops.push((key.into_bytes(), None, None)),
         }
     }
-    batch.durable(params.durable);
-    let count = batch.len();
+    let count = ops.len();
     let version = state
-        .write(params.durable, move |store| store.write_batch(&batch))
+        .apply(params.durable, WriteRequest::Batch(ops))
         .await??;
     Ok(axum::Json(Applied {
         status: "success",

@@ -90,6 +90,7 @@ mod tests {
         let response = crate::routes::kv::get_key(
             State(state.clone()),
             axum::extract::Path("k".into()),
+            axum::extract::Query(Default::default()),
             axum::http::HeaderMap::new(),
         )
         .await

@@ -7,10 +7,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bitcask::{Condition, KeyRange, WriteOptions};
+use bitcask::{Condition, KeyRange};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::replicated::WriteRequest;
 use crate::state::AppState;
 
 /// The raw-bytes content type.
@@ -40,6 +41,46 @@ pub struct DeleteParams {
     /// Not a delete parameter: taken only to refuse it with a clear reason.
     #[param(ignore)]
     ttl: Option<String>,
+}
+
+/// Query parameters of a read.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReadParams {
+    /// On a cluster node: `stale` answers from this node's own state at
+    /// once (with its applied index in `X-Bitcask-Applied-Index`), even
+    /// without a quorum; the default, `linearizable`, first makes sure the
+    /// node holds every write committed before the read.
+    consistency: Option<Consistency>,
+}
+
+/// How fresh a cluster read must be.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Consistency {
+    /// Every write committed before the read (the default).
+    Linearizable,
+    /// Whatever this node has applied.
+    Stale,
+}
+
+impl ReadParams {
+    fn stale(&self) -> bool {
+        matches!(self.consistency, Some(Consistency::Stale))
+    }
+}
+
+/// The header with the applied index a cluster read saw.
+pub const APPLIED_INDEX_HEADER: &str = "x-bitcask-applied-index";
+
+/// Adds the applied index a cluster read saw, if any.
+fn with_applied(mut response: Response, applied: Option<u64>) -> Response {
+    if let Some(index) = applied {
+        response
+            .headers_mut()
+            .insert(APPLIED_INDEX_HEADER, HeaderValue::from(index));
+    }
+    response
 }
 
 /// `GET /kv/{key}`: the seed's shape.
@@ -113,20 +154,6 @@ fn condition(headers: &HeaderMap) -> Result<Condition, ApiError> {
     Ok(Condition::None)
 }
 
-fn write_options(
-    durable: bool,
-    ttl: Option<u64>,
-    headers: &HeaderMap,
-) -> Result<WriteOptions, ApiError> {
-    let mut options = WriteOptions::new()
-        .durable(durable)
-        .condition(condition(headers)?);
-    if let Some(secs) = ttl {
-        options = options.ttl(super::ttl_from_secs(secs)?);
-    }
-    Ok(options)
-}
-
 /// Turns a failed condition into 412 with the current version.
 fn precondition(error: bitcask::Error) -> ApiError {
     match error {
@@ -146,10 +173,11 @@ fn precondition(error: bitcask::Error) -> ApiError {
     get,
     path = "/kv/{key}",
     tag = "kv",
-    params(("key" = String, Path, description = "The key (any UTF-8; may contain `/`)")),
+    params(("key" = String, Path, description = "The key (any UTF-8; may contain `/`)"), ReadParams),
     responses(
         (status = 200, description = "The value (`found: false` when absent), with its version as `ETag`; \
             with `Accept: application/octet-stream`, the raw bytes", body = Found),
+        (status = 503, description = "Cluster mode: no leader within the wait (linearizable reads)", body = crate::error::Detail),
         (status = 404, description = "Raw mode only: the key is absent", body = crate::error::Detail),
         (status = 406, description = "The value is not UTF-8: ask for application/octet-stream", body = crate::error::Detail),
     )
@@ -157,13 +185,19 @@ fn precondition(error: bitcask::Error) -> ApiError {
 pub async fn get_key(
     State(state): State<AppState>,
     Path(key): Path<String>,
+    Query(read): Query<ReadParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let applied = state.before_read(read.stale()).await?;
+    get_value(&state, &key, &headers).map(|r| with_applied(r, applied))
+}
+
+fn get_value(state: &AppState, key: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
     let store = state.store()?;
     // A get is a lookup in memory and a copy out of a mapped file: cheap
     // enough to run on the async worker (see docs/ARCHITECTURE.md).
     let found = store.get_versioned(key.as_bytes())?;
-    if wants_raw(&headers) {
+    if wants_raw(headers) {
         return match found {
             Some(v) => Ok((
                 [
@@ -181,7 +215,7 @@ pub async fn get_key(
     }
     match found {
         None => Ok(axum::Json(Found {
-            key: &key,
+            key,
             value: None,
             found: false,
         })
@@ -197,7 +231,7 @@ pub async fn get_key(
                 ));
             };
             let mut response = axum::Json(Found {
-                key: &key,
+                key,
                 value: Some(text),
                 found: true,
             })
@@ -266,14 +300,18 @@ pub async fn put_key(
     crate::body::Body(body): crate::body::Body,
 ) -> Result<Response, ApiError> {
     let value = put_value(&headers, body)?;
-    let options = write_options(params.durable, params.ttl, &headers)?;
-    let k = key.clone();
+    let ttl = params.ttl.map(super::ttl_from_secs).transpose()?;
+    let request = WriteRequest::Put {
+        key: key.clone().into_bytes(),
+        value,
+        ttl_ms: ttl.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+        condition: condition(&headers)?.into(),
+    };
     let version = state
-        .write(params.durable, move |store| {
-            store.put_with(k.as_bytes(), &value, options)
-        })
+        .apply(params.durable, request)
         .await?
-        .map_err(precondition)?;
+        .map_err(precondition)?
+        .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "a put wrote nothing"))?;
     let mut response = success(format!("Key '{key}' stored successfully")).into_response();
     response.headers_mut().insert(header::ETAG, etag(version));
     Ok(response)
@@ -308,12 +346,12 @@ pub async fn delete_key(
             "ttl applies to puts, not deletes",
         ));
     }
-    let options = write_options(params.durable, None, &headers)?;
-    let k = key.clone();
+    let request = WriteRequest::Delete {
+        key: key.clone().into_bytes(),
+        condition: condition(&headers)?.into(),
+    };
     let deleted_at = state
-        .write(params.durable, move |store| {
-            store.delete_with(k.as_bytes(), options)
-        })
+        .apply(params.durable, request)
         .await?
         .map_err(precondition)?;
     let mut response = success(format!("Key '{key}' deleted successfully")).into_response();
@@ -336,6 +374,9 @@ pub struct ListParams {
     /// Keys per page, 1 to 10,000 (default 100).
     #[param(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
+    /// On a cluster node: `stale` or `linearizable` (the default), as for
+    /// a get.
+    consistency: Option<Consistency>,
 }
 
 /// Default and largest page of a listing.
@@ -365,6 +406,8 @@ pub async fn list_keys(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
 ) -> Result<Response, ApiError> {
+    let stale = matches!(params.consistency, Some(Consistency::Stale));
+    let applied = state.before_read(stale).await?;
     let store = state.store()?;
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
@@ -389,9 +432,12 @@ pub async fn list_keys(
     } else {
         None
     };
-    Ok(axum::Json(Page {
-        keys,
-        next_start_after,
-    })
-    .into_response())
+    Ok(with_applied(
+        axum::Json(Page {
+            keys,
+            next_start_after,
+        })
+        .into_response(),
+        applied,
+    ))
 }
