@@ -38,6 +38,8 @@ pub const TRANSFER_PATH: &str = "/raft/transfer-leader";
 pub const FORWARD_PATH: &str = "/cluster/forward";
 /// Path of a read index asked of the leader.
 pub const READ_INDEX_PATH: &str = "/cluster/read-index";
+/// Path of a membership change forwarded to the leader.
+pub const MEMBERS_PATH: &str = "/cluster/members";
 
 /// Header naming the sending node.
 pub const FROM_HEADER: &str = "x-bitcask-from";

@@ -185,6 +185,23 @@ enum ForwardRefusal {
     Failed(String),
 }
 
+/// A change of the membership.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum MemberChange {
+    /// Add this node (as a learner, then a voter once caught up).
+    Add {
+        /// Its id.
+        node_id: NodeId,
+        /// Its peer address.
+        peer_addr: String,
+    },
+    /// Remove this node.
+    Remove {
+        /// Its id.
+        node_id: NodeId,
+    },
+}
+
 /// A client request waiting for its entry.
 struct Pending {
     request: Vec<u8>,
@@ -207,6 +224,19 @@ struct Inner {
     snapshots: PathBuf,
     wait: Duration,
     catch_up: Duration,
+    /// Times the known leader changed since the node started.
+    leader_changes: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Counts for the node's metrics.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Counters {
+    /// Times the known leader changed since the node started.
+    pub leader_changes: u64,
+    /// Snapshots this node built.
+    pub snapshots_built: u64,
+    /// Snapshots this node installed (sent by a leader).
+    pub snapshots_installed: u64,
 }
 
 impl Node {
@@ -275,6 +305,11 @@ impl Node {
         }
         let (proposals, queue) = mpsc::channel(MAX_BATCH_REQUESTS * 4);
         tokio::spawn(propose_loop(raft.clone(), queue, config.wait));
+        let leader_changes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        tokio::spawn(count_leader_changes(
+            raft.clone(),
+            Arc::clone(&leader_changes),
+        ));
         Ok(Self {
             inner: Arc::new(Inner {
                 id: config.node_id,
@@ -286,6 +321,7 @@ impl Node {
                 snapshots: config.dir.join("snapshots"),
                 wait: config.wait,
                 catch_up: config.catch_up,
+                leader_changes,
             }),
         })
     }
@@ -308,6 +344,19 @@ impl Node {
     /// The index of the last entry applied to the store.
     pub fn applied_index(&self) -> Option<u64> {
         self.inner.sm.applied_index()
+    }
+
+    /// Counts for metrics.
+    pub fn counters(&self) -> Counters {
+        let (snapshots_built, snapshots_installed) = self.inner.sm.snapshot_counts();
+        Counters {
+            leader_changes: self
+                .inner
+                .leader_changes
+                .load(std::sync::atomic::Ordering::Relaxed),
+            snapshots_built,
+            snapshots_installed,
+        }
     }
 
     /// The cluster id, once known.
@@ -410,11 +459,16 @@ impl Node {
     pub async fn read_barrier(&self) -> Result<(), ClusterError> {
         let leader = self.leader().await?;
         let linearizer = if leader == self.inner.id {
+            // Refused by a leader that cannot confirm a quorum (or no longer
+            // leads): unavailable, not a client error.
             self.inner
                 .raft
                 .get_read_linearizer(ReadPolicy::ReadIndex)
                 .await
-                .map_err(|e| ClusterError::Refused(e.to_string()))?
+                .map_err(|e| match e {
+                    RaftError::APIError(_) => ClusterError::NoLeader,
+                    RaftError::Fatal(f) => ClusterError::Fatal(f.to_string()),
+                })?
         } else {
             let Some(addr) = self.peer_addr(leader) else {
                 return Err(ClusterError::NoLeader);
@@ -424,8 +478,10 @@ impl Node {
                 .call(network::READ_INDEX_PATH, Vec::new(), self.inner.wait)
                 .await
                 .map_err(|e| match e {
-                    PeerError::Unreachable(_) => ClusterError::NoLeader,
-                    other => ClusterError::Refused(other.to_string()),
+                    PeerError::Timeout(_) => ClusterError::Timeout,
+                    // Unreachable, or refused by a leader that cannot
+                    // confirm a quorum: unavailable either way.
+                    _ => ClusterError::NoLeader,
                 })?;
             Linearizer::new(leader, read, applied)
         };
@@ -481,6 +537,58 @@ impl Node {
             replication,
             snapshot: m.snapshot.map(|l| l.index()),
         }
+    }
+
+    /// Makes `change` on the leader: here if this node leads, else
+    /// forwarded to it over the peer port (one hop).
+    pub async fn change_members(&self, change: MemberChange) -> Result<(), ClusterError> {
+        let leader = self.leader().await?;
+        if leader == self.inner.id {
+            return match change {
+                MemberChange::Add { node_id, peer_addr } => {
+                    self.add_member(node_id, peer_addr).await
+                }
+                MemberChange::Remove { node_id } => self.remove_member(node_id).await,
+            };
+        }
+        let Some(addr) = self.peer_addr(leader) else {
+            return Err(ClusterError::NoLeader);
+        };
+        let body = codec::encode(&change).map_err(|e| ClusterError::Fatal(e.to_string()))?;
+        let client = self.inner.network.client(leader, &addr);
+        let reply: Result<Result<(), String>, PeerError> = client
+            .call(
+                network::MEMBERS_PATH,
+                body,
+                self.inner.catch_up + self.inner.wait * 2,
+            )
+            .await;
+        match reply {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(why)) => Err(ClusterError::Refused(why)),
+            Err(PeerError::Unreachable(_)) => Err(ClusterError::NoLeader),
+            Err(PeerError::Timeout(_)) => Err(ClusterError::Timeout),
+            Err(e) => Err(ClusterError::Refused(e.to_string())),
+        }
+    }
+
+    /// `POST /cluster/members` on the peer port: a change another node
+    /// was asked for.
+    pub async fn handle_members(&self, body: &[u8]) -> Vec<u8> {
+        let reply: Reply<()> = match codec::decode::<MemberChange>(body) {
+            Ok(change) if self.inner.raft.is_leader() => {
+                let done = match change {
+                    MemberChange::Add { node_id, peer_addr } => {
+                        self.add_member(node_id, peer_addr).await
+                    }
+                    MemberChange::Remove { node_id } => self.remove_member(node_id).await,
+                };
+                done.map_err(|e| e.to_string())
+            }
+            Ok(_) => Err("this node is not the leader".to_string()),
+            Err(e) => Err(format!("bad request: {e}")),
+        };
+        encode_reply(&reply)
     }
 
     /// Adds node `id` at `peer_addr` as a learner, waits until it has caught
@@ -906,6 +1014,21 @@ fn settle_identity(config: &NodeConfig) -> io::Result<Identity> {
             journal::write_state_file(&config.dir, NODE_FILE, &codec::encode(&identity)?)
                 .map_err(io::Error::other)?;
             Ok(identity)
+        }
+    }
+}
+
+/// Counts the changes of the known leader until raft stops.
+async fn count_leader_changes(raft: Raft, changes: Arc<std::sync::atomic::AtomicU64>) {
+    let mut metrics = raft.metrics();
+    let mut leader = metrics.borrow_watched().current_leader;
+    while metrics.changed().await.is_ok() {
+        let now = metrics.borrow_watched().current_leader;
+        if now != leader {
+            if now.is_some() {
+                changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            leader = now;
         }
     }
 }

@@ -54,6 +54,7 @@ pub fn router(node: Node, token: Option<String>, limits: PeerLimits) -> Router {
         .route(network::TRANSFER_PATH, post(transfer))
         .route(network::FORWARD_PATH, post(forward))
         .route(network::READ_INDEX_PATH, post(read_index))
+        .route(network::MEMBERS_PATH, post(members))
         .layer(DefaultBodyLimit::max(limits.max_body))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -134,6 +135,10 @@ async fn forward(State(state): State<PeerState>, body: Bytes) -> Response {
 
 async fn read_index(State(state): State<PeerState>) -> Response {
     octets(state.node.handle_read_index().await)
+}
+
+async fn members(State(state): State<PeerState>, body: Bytes) -> Response {
+    octets(state.node.handle_members(&body).await)
 }
 
 async fn snapshot(State(state): State<PeerState>, body: Body) -> Response {

@@ -62,6 +62,9 @@ struct Shared {
     applied: Mutex<AppliedMark>,
     /// The index of the last applied entry plus one (0: none), for readers.
     applied_index: AtomicU64,
+    /// Snapshots built and installed since the node started.
+    snapshots_built: AtomicU64,
+    snapshots_installed: AtomicU64,
 }
 
 impl StateMachine {
@@ -83,6 +86,8 @@ impl StateMachine {
             options,
             applied_index: AtomicU64::new(applied.applied.map_or(0, |id| id.index() + 1)),
             applied: Mutex::new(applied),
+            snapshots_built: AtomicU64::new(0),
+            snapshots_installed: AtomicU64::new(0),
             db: RwLock::new(Some(Arc::new(db))),
             applier,
         };
@@ -106,6 +111,14 @@ impl StateMachine {
             .applied_index
             .load(Ordering::Acquire)
             .checked_sub(1)
+    }
+
+    /// Snapshots built and installed since the node started.
+    pub fn snapshot_counts(&self) -> (u64, u64) {
+        (
+            self.shared.snapshots_built.load(Ordering::Relaxed),
+            self.shared.snapshots_installed.load(Ordering::Relaxed),
+        )
     }
 
     /// Closes the store (waiting for readers to let go of it).
@@ -238,6 +251,7 @@ impl Shared {
         std::fs::rename(&building, &done)?;
         snapshot::sync_dir(&self.snapshots)?;
         snapshot::prune(&self.snapshots, false)?;
+        self.snapshots_built.fetch_add(1, Ordering::Relaxed);
         tracing::info!(path = %done.display(), last_log_id = ?meta.last_log_id, "snapshot built");
         Ok((meta, SnapshotDir { path: done }))
     }
@@ -267,6 +281,7 @@ impl Shared {
             Ordering::Release,
         );
         *self.applied.lock().unwrap_or_else(PoisonError::into_inner) = applied;
+        self.snapshots_installed.fetch_add(1, Ordering::Relaxed);
         tracing::info!(last_log_id = ?meta.last_log_id, "snapshot installed");
         Ok(())
     }

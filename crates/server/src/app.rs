@@ -11,7 +11,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::metrics;
 use crate::middleware::{self, RequestId};
-use crate::routes::{admin, batch, health, kv};
+use crate::routes::{admin, batch, cluster, health, kv};
 use crate::state::AppState;
 
 /// Body bytes allowed beyond the value limit: JSON quoting and escapes of a
@@ -66,6 +66,24 @@ const ROUTES: &[Route] = &[
         path: "/admin/merge",
         methods: &["POST"],
         handlers: || post(admin::merge),
+        essential: false,
+    },
+    Route {
+        path: "/cluster",
+        methods: &["GET"],
+        handlers: || get(cluster::status),
+        essential: false,
+    },
+    Route {
+        path: "/cluster/members",
+        methods: &["POST"],
+        handlers: || post(cluster::add),
+        essential: false,
+    },
+    Route {
+        path: "/cluster/members/{id}",
+        methods: &["DELETE"],
+        handlers: || axum::routing::delete(cluster::remove),
         essential: false,
     },
     Route {

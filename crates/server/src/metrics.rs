@@ -34,6 +34,8 @@ pub enum Listener {
     Http,
     /// The Redis-protocol listener.
     Resp,
+    /// The cluster's peer listener.
+    Peer,
 }
 
 impl Listener {
@@ -41,6 +43,7 @@ impl Listener {
         match self {
             Self::Http => "http",
             Self::Resp => "resp",
+            Self::Peer => "peer",
         }
     }
 }
@@ -249,6 +252,83 @@ impl Metrics {
     }
 }
 
+/// The raft gauges of a cluster node.
+fn cluster_metrics(node: &bitcask_cluster::node::Node) -> String {
+    use std::fmt::Write;
+    let status = node.status();
+    let counters = node.counters();
+    let mut text = String::new();
+    let mut metric = |name: &str, help: &str, kind: &str, value: u64| {
+        let _ = write!(
+            text,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        );
+    };
+    metric(
+        "bitcask_raft_term",
+        "The current term",
+        "gauge",
+        status.term,
+    );
+    metric(
+        "bitcask_raft_is_leader",
+        "1 on the leader",
+        "gauge",
+        u64::from(status.role == "leader"),
+    );
+    metric(
+        "bitcask_raft_leader_changes_total",
+        "Times the known leader changed since the node started",
+        "counter",
+        counters.leader_changes,
+    );
+    metric(
+        "bitcask_raft_last_log_index",
+        "Index of the last log entry",
+        "gauge",
+        status.last_log_index.unwrap_or(0),
+    );
+    metric(
+        "bitcask_raft_commit_index",
+        "Index of the last committed entry",
+        "gauge",
+        status.committed.unwrap_or(0),
+    );
+    metric(
+        "bitcask_raft_applied_index",
+        "Index of the last entry applied to the store",
+        "gauge",
+        status.last_applied.unwrap_or(0),
+    );
+    metric(
+        "bitcask_raft_snapshots_built_total",
+        "Snapshots built since the node started",
+        "counter",
+        counters.snapshots_built,
+    );
+    metric(
+        "bitcask_raft_snapshots_installed_total",
+        "Snapshots installed since the node started",
+        "counter",
+        counters.snapshots_installed,
+    );
+    if let Some(replication) = &status.replication {
+        let _ = write!(
+            text,
+            "# HELP bitcask_raft_replication_lag Entries a member is behind the leader\n\
+             # TYPE bitcask_raft_replication_lag gauge\n"
+        );
+        for member in replication {
+            let _ = writeln!(
+                text,
+                "bitcask_raft_replication_lag{{node=\"{}\"}} {}",
+                member.node_id, member.lag
+            );
+        }
+    }
+    text
+}
+
 /// Counts every answered request by its route pattern (not its path, so a
 /// key never becomes a label), method and status.
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -290,7 +370,10 @@ fn method_label(method: &axum::http::Method) -> &'static str {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let body = state.metrics().render(state.try_store().as_deref());
+    let mut body = state.metrics().render(state.try_store().as_deref());
+    if let Some(node) = state.cluster() {
+        body.push_str(&cluster_metrics(node));
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -4,7 +4,7 @@
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
-use crate::routes::{admin, batch, health, kv};
+use crate::routes::{admin, batch, cluster, health, kv};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -24,6 +24,9 @@ use crate::routes::{admin, batch, health, kv};
         batch::batch,
         admin::stats,
         admin::merge,
+        cluster::status,
+        cluster::add,
+        cluster::remove,
         crate::metrics::metrics,
         openapi_json,
     ),

@@ -38,9 +38,8 @@ pub enum WriteRequest {
         /// `If-Match`.
         condition: Cond,
     },
-    /// `POST /batch`: each operation's key, value (none: a delete) and
-    /// time-to-live in milliseconds.
-    Batch(Vec<(Vec<u8>, Option<Vec<u8>>, Option<u64>)>),
+    /// `POST /batch`.
+    Batch(Vec<BatchItem>),
     /// A RESP write command (its canonical name and arguments, the name
     /// first), answered in the connection's protocol.
     Resp {
@@ -50,6 +49,10 @@ pub enum WriteRequest {
         args: Vec<Vec<u8>>,
     },
 }
+
+/// One operation of a batch: key, value (none: a delete) and
+/// time-to-live in milliseconds.
+pub type BatchItem = (Vec<u8>, Option<Vec<u8>>, Option<u64>);
 
 /// [`Condition`], as a value that can be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

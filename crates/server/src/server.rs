@@ -36,6 +36,9 @@ pub enum ServeError {
     /// A background task panicked.
     #[error("internal task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The cluster node could not start or stop.
+    #[error("cluster node: {0}")]
+    Cluster(std::io::Error),
 }
 
 /// The bound sockets: HTTP, and RESP if configured.
@@ -45,6 +48,8 @@ pub struct Listeners {
     pub http: TcpListener,
     /// The Redis-protocol listener, if `resp_port` is set.
     pub resp: Option<TcpListener>,
+    /// The cluster's peer listener, if `node_id` is set.
+    pub peer: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -56,6 +61,11 @@ impl Listeners {
     /// The RESP address, if that listener is on.
     pub fn resp_addr(&self) -> Option<SocketAddr> {
         self.resp.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The peer address, in cluster mode.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer.as_ref().and_then(|l| l.local_addr().ok())
     }
 }
 
@@ -73,7 +83,11 @@ pub async fn bind(config: &Config) -> Result<Listeners, ServeError> {
         Some(port) => Some(bind_one(port).await?),
         None => None,
     };
-    Ok(Listeners { http, resp })
+    let peer = match (config.node_id, config.peer_port) {
+        (Some(_), Some(port)) => Some(bind_one(port).await?),
+        _ => None,
+    };
+    Ok(Listeners { http, resp, peer })
 }
 
 /// Serves on `listener` until `shutdown` completes, then drains requests and
@@ -99,6 +113,7 @@ async fn serve_state(
     let Listeners {
         http: listener,
         resp,
+        peer,
     } = listeners;
     let config = state.config().clone();
     let app = router(state.clone());
@@ -113,6 +128,12 @@ async fn serve_state(
             "connection caps lowered to fit the descriptor limit (ulimit -n); \
              raise it to allow more"
         );
+    }
+
+    // One stop signal for every listener.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(peer) = peer {
+        return serve_cluster(listener, resp, peer, state, shutdown, (stop_tx, stop_rx)).await;
     }
 
     // Open the store off the async workers; routes answer 503 until then.
@@ -139,8 +160,6 @@ async fn serve_state(
             }
         })
     };
-    // One stop signal for both listeners.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         tokio::select! {
             () = shutdown => {}
@@ -150,7 +169,8 @@ async fn serve_state(
     });
     let resp_task = resp
         .map(|listener| tokio::spawn(crate::resp::serve(listener, state.clone(), stop_rx.clone())));
-    serve_http(listener, app, state.clone(), stop_rx).await;
+    let cap = (state.caps().http, crate::metrics::Listener::Http);
+    serve_http(listener, app, cap, state.clone(), stop_rx).await;
     if let Some(task) = resp_task {
         task.await?;
     }
@@ -167,6 +187,80 @@ async fn serve_state(
         Err(store) => store.sync().map_err(ServeError::Close),
     })
     .await?
+}
+
+/// [`serve_state`] for a cluster node: start the node (its state machine
+/// is the store) before answering, serve the peer port beside the client
+/// ones, and stop the node when they are drained.
+async fn serve_cluster(
+    listener: TcpListener,
+    resp: Option<TcpListener>,
+    peer: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    (stop_tx, stop_rx): (
+        tokio::sync::watch::Sender<bool>,
+        tokio::sync::watch::Receiver<bool>,
+    ),
+) -> Result<(), ServeError> {
+    use bitcask_cluster::node::{Node, NodeConfig};
+    let config = state.config().clone();
+    let peer_local = peer.local_addr().map_err(ServeError::Serve)?;
+    let node_id = config.node_id.unwrap_or_default();
+    let founders = config.initial_cluster.as_ref().map(|c| c.0.clone());
+    // The address the others know this node by: the founders' list says
+    // it; otherwise the bound address.
+    let advertised = founders
+        .as_ref()
+        .and_then(|f| f.get(&node_id).cloned())
+        .unwrap_or_else(|| peer_local.to_string());
+    let mut node_config = NodeConfig::new(node_id, config.data_dir.clone(), advertised);
+    node_config.initial_cluster = founders;
+    node_config.token = config
+        .cluster_token
+        .as_ref()
+        .map(|t| t.expose().to_string());
+    node_config.store_options = config.engine_options();
+    node_config.wait = config.cluster_wait;
+    let node = Node::start(node_config, Arc::new(crate::replicated::Replicated))
+        .await
+        .map_err(ServeError::Cluster)?;
+    state.set_cluster(node.clone());
+    tracing::info!(node_id, peer = %peer_local, "cluster node started");
+
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let limits = bitcask_cluster::peer::PeerLimits {
+        request_timeout: config.request_timeout,
+        ..Default::default()
+    };
+    let token = config
+        .cluster_token
+        .as_ref()
+        .map(|t| t.expose().to_string());
+    let peer_app = bitcask_cluster::peer::router(node.clone(), token, limits);
+    let peer_cap = (config.peer_max_connections, crate::metrics::Listener::Peer);
+    let peer_task = tokio::spawn(serve_http(
+        peer,
+        peer_app,
+        peer_cap,
+        state.clone(),
+        stop_rx.clone(),
+    ));
+    let resp_task = resp
+        .map(|listener| tokio::spawn(crate::resp::serve(listener, state.clone(), stop_rx.clone())));
+    let app = router(state.clone());
+    let cap = (state.caps().http, crate::metrics::Listener::Http);
+    serve_http(listener, app, cap, state.clone(), stop_rx).await;
+    if let Some(task) = resp_task {
+        task.await?;
+    }
+    peer_task.await?;
+    tracing::info!("stopped accepting; stopping the cluster node");
+    drop(state);
+    node.shutdown().await.map_err(ServeError::Cluster)
 }
 
 /// A server running on its own thread and runtime, stopped gracefully when
@@ -314,6 +408,7 @@ const REFUSAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 async fn serve_http(
     listener: TcpListener,
     app: axum::Router,
+    (cap, label): (usize, crate::metrics::Listener),
     state: AppState,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -328,7 +423,7 @@ async fn serve_http(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(config.request_timeout);
-    let limit = Arc::new(tokio::sync::Semaphore::new(state.caps().http));
+    let limit = Arc::new(tokio::sync::Semaphore::new(cap));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -344,10 +439,8 @@ async fn serve_http(
             () = stopped(&mut stop) => break,
         };
         let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
-            state
-                .metrics()
-                .connection_refused(crate::metrics::Listener::Http);
-            tracing::debug!(%peer, "HTTP connection refused: at the connection cap");
+            state.metrics().connection_refused(label);
+            tracing::debug!(%peer, ?label, "connection refused: at the connection cap");
             tokio::spawn(async move {
                 let mut stream = stream;
                 let _ =

@@ -23,8 +23,10 @@ pub struct AppState {
 
 struct Inner {
     store: OnceLock<Arc<Bitcask>>,
-    /// The cluster node, in cluster mode (its state machine is the store).
-    cluster: OnceLock<Node>,
+    /// The cluster node, in cluster mode (its state machine is the store),
+    /// and the runtime it runs on (for code outside async tasks that waits
+    /// for it: the RESP commands on the blocking pool).
+    cluster: OnceLock<(Node, tokio::runtime::Handle)>,
     config: Config,
     started: Instant,
     metrics: Metrics,
@@ -77,13 +79,24 @@ impl AppState {
 
     /// Installs the started cluster node (cluster mode); routes answer
     /// from now on.
+    /// Must be called on the runtime that serves the node.
     pub fn set_cluster(&self, node: Node) {
-        let _ = self.inner.cluster.set(node);
+        let runtime = tokio::runtime::Handle::current();
+        let _ = self.inner.cluster.set((node, runtime));
     }
 
     /// The cluster node, in cluster mode once started.
     pub fn cluster(&self) -> Option<&Node> {
-        self.inner.cluster.get()
+        self.inner.cluster.get().map(|(node, _)| node)
+    }
+
+    /// The runtime the cluster node runs on; the current one before it
+    /// started. (Only cluster code waits on it.)
+    pub fn runtime(&self) -> tokio::runtime::Handle {
+        match self.inner.cluster.get() {
+            Some((_, runtime)) => runtime.clone(),
+            None => tokio::runtime::Handle::current(),
+        }
     }
 
     /// Whether this server is (configured as) a cluster node.

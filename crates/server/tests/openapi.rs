@@ -33,7 +33,7 @@ async fn the_openapi_document_matches_the_routes() {
     assert_eq!(documented, routed, "OpenAPI document and router differ");
 
     for (method, path) in &documented {
-        let url = s.url(&path.replace("{key}", "probe"));
+        let url = s.url(&path.replace("{key}", "probe").replace("{id}", "7"));
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let r = s
             .client
@@ -41,10 +41,14 @@ async fn the_openapi_document_matches_the_routes() {
             .send()
             .await
             .expect("send");
+        let status = r.status();
+        let body = r.text().await.unwrap_or_default();
+        // The cluster routes answer a single node 404 with a reason of
+        // their own: routed, not missing.
+        let routed_404 = body.contains("single node");
         assert!(
-            r.status() != 404 && r.status() != 405,
-            "{method} {path} documented but answered {}",
-            r.status()
+            (status != 404 || routed_404) && status != 405,
+            "{method} {path} documented but answered {status}: {body}"
         );
     }
 }

@@ -226,6 +226,9 @@ impl Session {
         // commands, none per command.
         let shared = Arc::clone(&self.shared);
         let store = shared.state().try_store();
+        // On a cluster node, the first read of these commands waits for a
+        // read barrier: they were all sent before it begins.
+        self.needs_barrier = true;
         let flow = self.run_each(store.as_ref(), commands, progress, out);
         self.publish_counts();
         flow
@@ -254,7 +257,11 @@ impl Session {
                     + commands.arg(i + run, 2).map_or(0, <[u8]>::len);
                 run += 1;
             }
-            if let (true, true, Some(store)) = (run >= 2, self.is_authenticated(), store) {
+            // (A cluster node proposes each write: no engine batch here.)
+            let single = !self.shared.state().is_clustered();
+            if let (true, true, true, Some(store)) =
+                (run >= 2, single, self.is_authenticated(), store)
+            {
                 self.set_many(store, commands, i..i + run, out);
                 progress.next += run;
                 continue;
@@ -322,9 +329,63 @@ impl Session {
         args: &[&[u8]],
         out: &mut Out,
     ) {
-        if let Err(message) = self.dispatch(spec, store, args, out) {
+        let result = match self.shared.state().cluster().cloned() {
+            Some(node) => self.run_clustered(&node, spec, store, args, out),
+            None => self.dispatch(spec, store, args, out),
+        };
+        if let Err(message) = result {
             out.error(&message);
         }
+    }
+
+    /// A command on a cluster node (run on the blocking pool, see
+    /// `connection.rs`): a write is proposed to the cluster and answered
+    /// with the reply the state machine wrote; a read first waits for a
+    /// read barrier, once per batch of commands and after every write, so
+    /// it sees every write committed before it was sent.
+    fn run_clustered(
+        &mut self,
+        node: &bitcask_cluster::node::Node,
+        spec: &Spec,
+        store: &Arc<Bitcask>,
+        args: &[&[u8]],
+        out: &mut Out,
+    ) -> CmdResult {
+        let runtime = self.shared.state().runtime();
+        let unavailable = |e: bitcask_cluster::node::ClusterError| match e {
+            bitcask_cluster::node::ClusterError::Refused(why) => format!("ERR {why}"),
+            other => format!("CLUSTERDOWN {other}"),
+        };
+        if spec.write {
+            if matches!(spec.name, "flushdb" | "flushall") {
+                return Err(format!(
+                    "ERR {} is not supported on a cluster node",
+                    spec.name.to_uppercase()
+                ));
+            }
+            let mut owned: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
+            owned[0] = spec.name.as_bytes().to_vec();
+            let request = crate::replicated::WriteRequest::Resp {
+                resp3: out.protocol() == super::reply::Protocol::Resp3,
+                args: owned,
+            };
+            let encoded =
+                bitcask_cluster::codec::encode(&request).map_err(|e| format!("ERR {e}"))?;
+            self.needs_barrier = true;
+            let reply = runtime.block_on(node.write(encoded)).map_err(unavailable)?;
+            return match bitcask_cluster::codec::decode(&reply) {
+                Ok(crate::replicated::WriteReply::Resp(bytes)) => {
+                    out.raw(&bytes);
+                    Ok(())
+                }
+                _ => Err("ERR the cluster answered a write with something else".to_string()),
+            };
+        }
+        if self.needs_barrier {
+            runtime.block_on(node.read_barrier()).map_err(unavailable)?;
+            self.needs_barrier = false;
+        }
+        self.dispatch(spec, store, args, out)
     }
 
     fn dispatch(

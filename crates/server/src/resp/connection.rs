@@ -92,6 +92,7 @@ pub async fn run(
     // the blocking pool, not on the connection's thread; so do commands
     // that walk the key space.
     let sync_always = config.sync == bitcask::SyncPolicy::Always;
+    let clustered = shared.state().is_clustered();
     let idle_timeout = config.resp_idle_timeout.duration();
     let stall = idle_timeout.map_or(WRITE_STALL_TIMEOUT, |idle| idle.min(WRITE_STALL_TIMEOUT));
     let connected_at = Instant::now();
@@ -172,7 +173,7 @@ pub async fn run(
                     spans: &work.spans,
                     ends: &work.ends,
                 };
-                needs_pool(&commands, sync_always)
+                clustered || needs_pool(&commands, sync_always)
             };
             // On the blocking pool the commands' bytes go along, split off
             // the buffer (not copied); inline they are read where they lie.
@@ -344,7 +345,8 @@ fn read_once(stream: &TcpStream, input: &mut BytesMut) -> Read {
 }
 
 /// Whether `commands` must run on the blocking pool: one walks the key
-/// space, or, under `sync=always`, one writes.
+/// space, or, under `sync=always`, one writes. (On a cluster node every
+/// command goes there: a data command waits for the cluster.)
 fn needs_pool(commands: &Commands<'_>, sync_always: bool) -> bool {
     (0..commands.len()).any(|i| {
         let Some(name) = commands.arg(i, 0) else {

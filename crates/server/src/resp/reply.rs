@@ -44,6 +44,12 @@ impl Out {
         self.protocol = protocol;
     }
 
+    /// Appends a reply already encoded (a cluster write's, encoded by the
+    /// state machine in this connection's protocol).
+    pub fn raw(&mut self, encoded: &[u8]) {
+        self.buf.put_slice(encoded);
+    }
+
     /// The bytes written so far.
     pub fn bytes(&self) -> &[u8] {
         &self.buf

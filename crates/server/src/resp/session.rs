@@ -130,6 +130,9 @@ pub struct Session {
     pub(super) stopped: Option<Resume>,
     /// Set when the server decided to close the connection, and why.
     disconnect: Option<Disconnect>,
+    /// On a cluster node: whether the next read must wait for a read
+    /// barrier (new commands arrived, or a write ran, since the last one).
+    pub(super) needs_barrier: bool,
 }
 
 impl Session {
@@ -148,6 +151,7 @@ impl Session {
             resume: None,
             stopped: None,
             disconnect: None,
+            needs_barrier: true,
         }
     }
 

@@ -8,11 +8,24 @@ use serde::Serialize;
 
 use crate::state::AppState;
 
-/// The seed's health answer.
+/// The seed's health answer (a cluster node adds `cluster`).
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Healthy {
     status: &'static str,
     version: &'static str,
+    /// On a cluster node: its place in the cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<ClusterHealth>,
+}
+
+/// A cluster node's part of `/health`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ClusterHealth {
+    node_id: u64,
+    role: &'static str,
+    /// The leader, or `null` when there is none (then the answer is 503:
+    /// writes and linearizable reads wait; stale reads still answer).
+    leader_id: Option<u64>,
 }
 
 /// The answer while the store opens.
@@ -33,14 +46,38 @@ pub struct Loading {
 #[utoipa::path(get, path = "/health", tag = "operations", security(()),
     responses(
         (status = 200, description = "Open and serving", body = Healthy),
-        (status = 503, description = "The store is still opening", body = Loading),
+        (status = 503, description = "The store is still opening (`Loading`), or a cluster \
+            node has no leader (`Healthy` with status `no_leader`)", body = Loading),
     ))]
 pub async fn health(State(state): State<AppState>) -> Response {
     let version = env!("CARGO_PKG_VERSION");
+    if let (Some(node), Some(_)) = (state.cluster(), state.try_store()) {
+        let status = node.status();
+        let healthy = Healthy {
+            status: if status.leader_id.is_some() {
+                "healthy"
+            } else {
+                "no_leader"
+            },
+            version,
+            cluster: Some(ClusterHealth {
+                node_id: status.node_id,
+                role: status.role,
+                leader_id: status.leader_id,
+            }),
+        };
+        let code = if status.leader_id.is_some() {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        return (code, axum::Json(healthy)).into_response();
+    }
     if state.try_store().is_some() {
         return axum::Json(Healthy {
             status: "healthy",
             version,
+            cluster: None,
         })
         .into_response();
     }

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod batch;
+pub mod cluster;
 pub mod health;
 pub mod kv;
 
