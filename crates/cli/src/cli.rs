@@ -101,6 +101,12 @@ pub enum Command {
     Stats,
     /// Reclaim the space of overwritten and deleted values now.
     Merge,
+    /// A cluster's members: status, add, remove (asks a cluster node).
+    Cluster {
+        /// What to do.
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
     /// Read or change the CLI's settings file.
     Config {
         /// What to do with it.
@@ -149,6 +155,26 @@ pub struct ConditionArgs {
 }
 
 /// `config` subcommands.
+/// What `bitcask cluster` does.
+#[derive(Debug, Subcommand)]
+pub enum ClusterAction {
+    /// The node's view: role, leader, term, indexes, members, lag.
+    Status,
+    /// Add a node (started with its --node-id and --peer-port, no
+    /// --initial-cluster) as a learner, then a voter once it has caught up.
+    Add {
+        /// The new node's id (never used before in this cluster).
+        node_id: u64,
+        /// Its peer address, host:port.
+        peer_addr: String,
+    },
+    /// Remove a node from the cluster.
+    Remove {
+        /// The node's id.
+        node_id: u64,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ConfigAction {
     /// Set a setting (`server_url`, `auth_token`, `timeout`).

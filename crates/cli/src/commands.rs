@@ -7,7 +7,7 @@ use std::path::Path;
 use bitcask_client::Condition;
 use serde_json::{Map, Value, json};
 
-use crate::cli::{Cli, Command, ConditionArgs, ConfigAction};
+use crate::cli::{Cli, ClusterAction, Command, ConditionArgs, ConfigAction};
 use crate::config;
 use crate::failure::{Failure, code};
 use crate::local::{Access, Local};
@@ -53,16 +53,33 @@ fn run_remote(cli: &Cli) -> Result<u8, Failure> {
     match &cli.command {
         Command::Health => health(&server, cli.json),
         Command::Ping => ping(&server, cli.json),
+        Command::Cluster { action } => cluster(&server, action, cli.json),
         _ => with_store(Box::new(server), cli),
     }
+}
+
+/// `bitcask cluster status|add|remove`.
+fn cluster(server: &Server, action: &ClusterAction, as_json: bool) -> Result<u8, Failure> {
+    let client = server.client();
+    let status = match action {
+        ClusterAction::Status => client.cluster()?,
+        ClusterAction::Add { node_id, peer_addr } => client.add_member(*node_id, peer_addr)?,
+        ClusterAction::Remove { node_id } => client.remove_member(*node_id)?,
+    };
+    if as_json {
+        output::json(&to_json(&status)?)?;
+    } else {
+        output::line(&output::cluster_table(&status))?;
+    }
+    Ok(code::OK)
 }
 
 /// A command on a data directory.
 fn run_local(cli: &Cli, dir: &Path) -> Result<u8, Failure> {
     let access = match &cli.command {
-        Command::Health | Command::Ping => {
+        Command::Health | Command::Ping | Command::Cluster { .. } => {
             return Err(Failure::usage(
-                "health and ping ask a server; leave out --data-dir",
+                "health, ping and cluster ask a server; leave out --data-dir",
             ));
         }
         Command::Check => return check(dir, cli.json),

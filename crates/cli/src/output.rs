@@ -135,6 +135,44 @@ pub fn run_with_progress<T: Send>(
     })
 }
 
+/// A cluster node's view as a few lines: the node, then one line per
+/// member (`*` marks the leader; the lag shows on the leader's view).
+pub fn cluster_table(status: &bitcask_client::ClusterStatus) -> String {
+    let leader = status
+        .leader_id
+        .map_or_else(|| "none".to_string(), |l| l.to_string());
+    let mut out = format!(
+        "node {} ({}), leader {leader}, term {}, last log {}, applied {}\n",
+        status.node_id,
+        status.role,
+        status.term,
+        status
+            .last_log_index
+            .map_or_else(|| "-".into(), |i| i.to_string()),
+        status
+            .last_applied
+            .map_or_else(|| "-".into(), |i| i.to_string()),
+    );
+    for member in &status.members {
+        let lag = status
+            .replication
+            .as_ref()
+            .and_then(|r| r.iter().find(|m| m.node_id == member.node_id))
+            .map_or_else(String::new, |m| format!("  lag {}", m.lag));
+        let mark = if Some(member.node_id) == status.leader_id {
+            "*"
+        } else {
+            " "
+        };
+        let kind = if member.voter { "voter" } else { "learner" };
+        out.push_str(&format!(
+            "{mark} {:>4}  {:<21}  {kind}{lag}\n",
+            member.node_id, member.peer_addr
+        ));
+    }
+    out.trim_end().to_string()
+}
+
 /// Stats for a person.
 pub fn stats_table(stats: &Stats) -> String {
     let mut out = format!(

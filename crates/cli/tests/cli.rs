@@ -719,3 +719,71 @@ fn check_finds_a_corrupted_byte_and_repair_makes_the_store_open_with_the_rest_in
         .collect();
     assert_eq!(exported, want, "every undamaged record, exactly");
 }
+
+#[test]
+fn cluster_commands_show_and_change_the_members() {
+    let env = Env::new();
+    let single = TestServer::start(&[]);
+    env.remote(&single, &["cluster", "status"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("single node"));
+
+    let ports: Vec<u16> = (0..3)
+        .map(|_| {
+            TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port()
+        })
+        .collect();
+    let founders: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1))
+        .collect();
+    let founders = founders.join(",");
+    let nodes: Vec<TestServer> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| {
+            let id = (i + 1).to_string();
+            let port = port.to_string();
+            TestServer::start(&[
+                "--node-id",
+                &id,
+                "--peer-port",
+                &port,
+                "--initial-cluster",
+                &founders,
+            ])
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let views: Vec<Value> = nodes
+            .iter()
+            .map(|n| {
+                let out = env
+                    .remote(n, &["--json", "cluster", "status"])
+                    .output()
+                    .expect("run");
+                json_of(&out.stdout)
+            })
+            .collect();
+        if views.iter().all(|v| v["leader_id"].is_u64()) {
+            break views[0].clone();
+        }
+        assert!(Instant::now() < deadline, "no leader: {views:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status["members"].as_array().expect("members").len(), 3);
+    env.remote(&nodes[1], &["cluster", "status"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("voter").and(predicate::str::contains("*")));
+    env.remote(&nodes[2], &["cluster", "remove", "9"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("not a member"));
+}

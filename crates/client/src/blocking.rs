@@ -139,6 +139,22 @@ impl Client {
     pub fn merge(&self) -> Result<MergeReport> {
         self.runtime.block_on(self.inner.merge())
     }
+
+    /// See [`crate::Client::cluster`].
+    pub fn cluster(&self) -> Result<crate::ClusterStatus> {
+        self.runtime.block_on(self.inner.cluster())
+    }
+
+    /// See [`crate::Client::add_member`].
+    pub fn add_member(&self, node_id: u64, peer_addr: &str) -> Result<crate::ClusterStatus> {
+        self.runtime
+            .block_on(self.inner.add_member(node_id, peer_addr))
+    }
+
+    /// See [`crate::Client::remove_member`].
+    pub fn remove_member(&self, node_id: u64) -> Result<crate::ClusterStatus> {
+        self.runtime.block_on(self.inner.remove_member(node_id))
+    }
 }
 
 /// The keys of a listing, from [`Client::list`]. An error ends the iteration.

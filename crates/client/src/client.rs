@@ -14,8 +14,8 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 use crate::types::{
-    Batch, BatchResult, Condition, Health, ListOptions, MergeReport, Page, Stats, Versioned,
-    WriteOptions,
+    Batch, BatchResult, ClusterStatus, Condition, Health, ListOptions, MergeReport, Page, Stats,
+    Versioned, WriteOptions,
 };
 
 /// The server a client talks to when told nothing else (as in the seed).
@@ -357,6 +357,27 @@ impl Client {
     /// Runs a merge now and returns what it did (`POST /admin/merge`).
     pub async fn merge(&self) -> Result<MergeReport> {
         let request = Request::new(Method::POST, "/admin/merge".into());
+        json(self.send(&request).await?).await
+    }
+
+    /// A cluster node's view of its cluster (`GET /cluster`).
+    pub async fn cluster(&self) -> Result<ClusterStatus> {
+        let request = Request::new(Method::GET, "/cluster".into());
+        json(self.send(&request).await?).await
+    }
+
+    /// Adds node `node_id` (its peer port at `peer_addr`) to the cluster,
+    /// as a voter once it has caught up (`POST /cluster/members`).
+    pub async fn add_member(&self, node_id: u64, peer_addr: &str) -> Result<ClusterStatus> {
+        let mut request = Request::new(Method::POST, "/cluster/members".into());
+        let body = serde_json::json!({ "node_id": node_id, "peer_addr": peer_addr });
+        request.body = Some((Bytes::from(body.to_string()), "application/json"));
+        json(self.send(&request).await?).await
+    }
+
+    /// Removes node `node_id` from the cluster (`DELETE /cluster/members/{id}`).
+    pub async fn remove_member(&self, node_id: u64) -> Result<ClusterStatus> {
+        let request = Request::new(Method::DELETE, format!("/cluster/members/{node_id}"));
         json(self.send(&request).await?).await
     }
 

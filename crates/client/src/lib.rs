@@ -32,6 +32,6 @@ mod types;
 pub use client::{Client, ClientBuilder, DEFAULT_URL, SERVER_ENV};
 pub use error::{Error, Result};
 pub use types::{
-    Batch, BatchResult, Condition, FileStats, Health, ListOptions, MergeProgress, MergeReport,
-    Page, Stats, Versioned, WriteOptions,
+    Batch, BatchResult, ClusterMember, ClusterStatus, Condition, FileStats, Health, ListOptions,
+    MemberLag, MergeProgress, MergeReport, Page, Stats, Versioned, WriteOptions,
 };

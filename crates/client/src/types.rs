@@ -289,3 +289,50 @@ pub struct MergeReport {
     /// Records dropped (overwritten, deleted, expired).
     pub records_dropped: u64,
 }
+
+/// `GET /cluster`: a cluster node's view of its cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[non_exhaustive]
+pub struct ClusterStatus {
+    /// The node that answered.
+    pub node_id: u64,
+    /// `leader`, `follower`, `candidate` or `learner`.
+    pub role: String,
+    /// The leader, if the node knows one.
+    pub leader_id: Option<u64>,
+    /// The current term.
+    pub term: u64,
+    /// The index of its last log entry.
+    pub last_log_index: Option<u64>,
+    /// The index of the last entry applied to its store.
+    pub last_applied: Option<u64>,
+    /// Every member.
+    pub members: Vec<ClusterMember>,
+    /// On the leader: how far each member has replicated.
+    #[serde(default)]
+    pub replication: Option<Vec<MemberLag>>,
+}
+
+/// One member in a [`ClusterStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[non_exhaustive]
+pub struct ClusterMember {
+    /// Its id.
+    pub node_id: u64,
+    /// Its peer address.
+    pub peer_addr: String,
+    /// Whether it votes (a learner does not).
+    pub voter: bool,
+}
+
+/// How far a member has replicated, seen from the leader.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[non_exhaustive]
+pub struct MemberLag {
+    /// The member.
+    pub node_id: u64,
+    /// The last index known to be in its log.
+    pub matched: Option<u64>,
+    /// Entries it is behind the leader's last.
+    pub lag: u64,
+}

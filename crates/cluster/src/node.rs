@@ -1006,6 +1006,16 @@ fn settle_identity(config: &NodeConfig) -> io::Result<Identity> {
                     config.dir.display()
                 )));
             }
+            let single_node_store = std::fs::read_dir(&config.dir)?
+                .filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().ends_with(".data"));
+            if single_node_store {
+                return Err(refuse(&format!(
+                    "{} holds a single-node store; a cluster node starts in an empty directory \
+                     (its store lives in store/ beside the raft log)",
+                    config.dir.display()
+                )));
+            }
             let identity = Identity {
                 node_id: config.node_id,
                 cluster_id: config.initial_cluster.as_ref().map(cluster_id),

@@ -395,3 +395,25 @@ async fn peers_without_the_token_or_from_another_cluster_are_refused() {
         n.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_of_another_node_or_a_single_node_store_is_refused() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let single = root.path().join("single");
+    let db = bitcask::Bitcask::open(&single).expect("open");
+    db.put(b"k", b"v").expect("put");
+    db.close().expect("close");
+    let (_l, addr) = listener().await;
+    let refused = Node::start(config(1, &single, &addr), Arc::new(TestApplier)).await;
+    let error = refused.err().expect("refused").to_string();
+    assert!(error.contains("single-node store"), "{error}");
+
+    let dir = root.path().join("n1");
+    let node = Node::start(config(1, &dir, &addr), Arc::new(TestApplier))
+        .await
+        .expect("start");
+    node.shutdown().await.expect("shutdown");
+    let refused = Node::start(config(2, &dir, &addr), Arc::new(TestApplier)).await;
+    let error = refused.err().expect("refused").to_string();
+    assert!(error.contains("belongs to node 1"), "{error}");
+}
