@@ -655,9 +655,9 @@ impl Node {
         })
     }
 
-    /// Removes node `id` from the cluster. Refuses to leave fewer than one
-    /// voter, or to take a two-voter cluster down to one (warned about in
-    /// `docs/CLUSTER.md`: such a cluster cannot lose either node).
+    /// Removes node `id` from the cluster. Refuses to leave fewer than two
+    /// voters; leaving exactly two is done with a warning (such a cluster
+    /// cannot lose either node: `docs/CLUSTER.md`).
     pub async fn remove_member(&self, id: NodeId) -> Result<(), ClusterError> {
         let raft = &self.inner.raft;
         let (voters, learners): (BTreeSet<NodeId>, BTreeSet<NodeId>) = {
@@ -688,6 +688,12 @@ impl Node {
         raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
             .await
             .map_err(membership_error)?;
+        if voters.len() == 3 {
+            tracing::warn!(
+                removed = id,
+                "two voters are left: the cluster cannot lose either of them; add a node"
+            );
+        }
         Ok(())
     }
 
