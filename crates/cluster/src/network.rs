@@ -97,11 +97,17 @@ pub struct Network {
 }
 
 impl Network {
-    /// A network sending as `auth` says, with HTTP connections that time
-    /// out after `connect_timeout` to connect.
-    pub fn new(auth: PeerAuth, connect_timeout: Duration) -> reqwest::Result<Self> {
+    /// A network sending as `auth` says, from `bind_ip` if given (so that
+    /// peers, and network fault tests, see which node connects), with HTTP
+    /// connections that time out after `connect_timeout` to connect.
+    pub fn new(
+        auth: PeerAuth,
+        bind_ip: Option<std::net::IpAddr>,
+        connect_timeout: Duration,
+    ) -> reqwest::Result<Self> {
         let http = reqwest::Client::builder()
             .no_proxy()
+            .local_address(bind_ip)
             .connect_timeout(connect_timeout)
             .pool_idle_timeout(Duration::from_secs(30))
             .tcp_nodelay(true)

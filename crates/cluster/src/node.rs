@@ -57,6 +57,9 @@ pub struct NodeConfig {
     pub initial_cluster: Option<BTreeMap<NodeId, String>>,
     /// The secret peers share.
     pub token: Option<String>,
+    /// The address outgoing peer connections come from (the node's host),
+    /// if not the system's choice.
+    pub bind_ip: Option<std::net::IpAddr>,
     /// Options of the store (the state machine sets its clock and sync).
     pub store_options: bitcask::Options,
     /// Milliseconds between a leader's heartbeats.
@@ -84,6 +87,7 @@ impl NodeConfig {
             peer_addr,
             initial_cluster: None,
             token: None,
+            bind_ip: None,
             store_options: bitcask::Options::new(),
             heartbeat_ms: 100,
             election_ms: (800, 1600),
@@ -224,6 +228,9 @@ struct Inner {
     snapshots: PathBuf,
     wait: Duration,
     catch_up: Duration,
+    /// How long a leader may go without a quorum's acknowledgement and
+    /// still count as one (openraft's lease: the longest election time-out).
+    lease: Duration,
     /// Times the known leader changed since the node started.
     leader_changes: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -260,7 +267,7 @@ impl Node {
         let log = LogStore::open(&config.dir.join("raft"))?;
         let sm = StateMachine::open(&config.dir, config.store_options.clone(), applier)?;
         let network =
-            Network::new(auth.clone(), Duration::from_secs(2)).map_err(io::Error::other)?;
+            Network::new(auth.clone(), config.bind_ip, Duration::from_secs(2)).map_err(io::Error::other)?;
         let raft_config = Config {
             cluster_name: "bitcask".into(),
             heartbeat_interval: config.heartbeat_ms,
@@ -321,6 +328,7 @@ impl Node {
                 snapshots: config.dir.join("snapshots"),
                 wait: config.wait,
                 catch_up: config.catch_up,
+                lease: Duration::from_millis(config.election_ms.1),
                 leader_changes,
             }),
         })
@@ -519,6 +527,13 @@ impl Node {
                 })
                 .collect()
         });
+        // A leader that has not heard from a quorum within its lease takes
+        // no writes and confirms no reads (openraft's CheckQuorum): it does
+        // not count as a leader until it hears from one again, or learns of
+        // the new one and steps down.
+        let lease_ms = u64::try_from(self.inner.lease.as_millis()).unwrap_or(u64::MAX);
+        let cut_off = m.state == ServerState::Leader
+            && !m.millis_since_quorum_ack.is_some_and(|ms| ms <= lease_ms);
         Status {
             node_id: self.inner.id,
             role: match m.state {
@@ -528,7 +543,7 @@ impl Node {
                 ServerState::Learner => "learner",
                 ServerState::Shutdown => "shutdown",
             },
-            leader_id: m.current_leader,
+            leader_id: if cut_off { None } else { m.current_leader },
             term: m.current_term,
             last_log_index: m.last_log_index,
             last_applied: m.last_applied.map(|l| l.index()),
