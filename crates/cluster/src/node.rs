@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use bitcask::Bitcask;
 use bitcask::journal;
+use openraft::Instant as _;
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, RaftError};
 use openraft::raft::linearizable_read::{Linearizer, ReadLogId};
@@ -266,8 +267,8 @@ impl Node {
         };
         let log = LogStore::open(&config.dir.join("raft"))?;
         let sm = StateMachine::open(&config.dir, config.store_options.clone(), applier)?;
-        let network =
-            Network::new(auth.clone(), config.bind_ip, Duration::from_secs(2)).map_err(io::Error::other)?;
+        let network = Network::new(auth.clone(), config.bind_ip, Duration::from_secs(2))
+            .map_err(io::Error::other)?;
         let raft_config = Config {
             cluster_name: "bitcask".into(),
             heartbeat_interval: config.heartbeat_ms,
@@ -531,9 +532,11 @@ impl Node {
         // no writes and confirms no reads (openraft's CheckQuorum): it does
         // not count as a leader until it hears from one again, or learns of
         // the new one and steps down.
-        let lease_ms = u64::try_from(self.inner.lease.as_millis()).unwrap_or(u64::MAX);
         let cut_off = m.state == ServerState::Leader
-            && !m.millis_since_quorum_ack.is_some_and(|ms| ms <= lease_ms);
+            && !m
+                .last_quorum_acked
+                .as_ref()
+                .is_some_and(|at| at.elapsed() <= self.inner.lease);
         Status {
             node_id: self.inner.id,
             role: match m.state {

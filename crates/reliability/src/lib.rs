@@ -4,7 +4,7 @@
 
 pub mod linearizability;
 pub mod model;
-pub mod proxy;
 pub mod process;
+pub mod proxy;
 pub mod rng;
 pub mod writer;

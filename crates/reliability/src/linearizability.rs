@@ -99,7 +99,11 @@ fn step(state: &State, op: &Op, known: bool) -> Option<State> {
             if known && wins != *won {
                 return None;
             }
-            Some(if wins { Some(value.clone()) } else { state.clone() })
+            Some(if wins {
+                Some(value.clone())
+            } else {
+                state.clone()
+            })
         }
     }
 }

@@ -205,20 +205,32 @@ mod tests {
         let proxy = FaultProxy::start("127.0.0.1:0".parse().expect("addr"), target)
             .await
             .expect("proxy");
-        let (a, b): (IpAddr, IpAddr) = ("127.0.0.2".parse().expect("ip"), "127.0.0.3".parse().expect("ip"));
+        let (a, b): (IpAddr, IpAddr) = (
+            "127.0.0.2".parse().expect("ip"),
+            "127.0.0.3".parse().expect("ip"),
+        );
         assert_eq!(round_trip(proxy.addr(), a).await.expect("pass"), b"ping");
         proxy.set(a, Fault::Drop);
         assert!(round_trip(proxy.addr(), a).await.is_err(), "dropped");
-        assert_eq!(round_trip(proxy.addr(), b).await.expect("b passes"), b"ping");
+        assert_eq!(
+            round_trip(proxy.addr(), b).await.expect("b passes"),
+            b"ping"
+        );
         proxy.set(b, Fault::Blackhole);
         let blackholed = round_trip(proxy.addr(), b).await;
-        assert_eq!(blackholed.err().map(|e| e.kind()), Some(io::ErrorKind::TimedOut));
+        assert_eq!(
+            blackholed.err().map(|e| e.kind()),
+            Some(io::ErrorKind::TimedOut)
+        );
         proxy.heal();
         assert_eq!(round_trip(proxy.addr(), a).await.expect("healed"), b"ping");
         assert_eq!(round_trip(proxy.addr(), b).await.expect("healed"), b"ping");
         proxy.set(a, Fault::Delay(Duration::from_millis(50)));
         let started = std::time::Instant::now();
         assert_eq!(round_trip(proxy.addr(), a).await.expect("delayed"), b"ping");
-        assert!(started.elapsed() >= Duration::from_millis(100), "delayed both ways");
+        assert!(
+            started.elapsed() >= Duration::from_millis(100),
+            "delayed both ways"
+        );
     }
 }
