@@ -186,6 +186,8 @@ const RETRY_PAUSE: Duration = Duration::from_millis(20);
 enum ForwardRefusal {
     /// The receiver does not lead: nothing was applied; try again.
     NotLeader,
+    /// No commit within the wait there: it may or may not be applied.
+    Timeout,
     /// It failed there (or may have been applied: a time-out).
     Failed(String),
 }
@@ -441,9 +443,12 @@ impl Node {
             Ok(Err(ForwardRefusal::NotLeader)) | Err(PeerError::Unreachable(_)) => {
                 Err(ClusterError::NotLeader)
             }
+            Ok(Err(ForwardRefusal::Timeout)) => Err(ClusterError::Timeout),
             Ok(Err(ForwardRefusal::Failed(why))) => Err(ClusterError::Refused(why)),
-            Err(PeerError::Timeout(_)) => Err(ClusterError::Timeout),
-            Err(e) => Err(ClusterError::Refused(e.to_string())),
+            // Cut off mid-exchange, or no answer in time: it may have
+            // arrived and been applied.
+            Err(PeerError::Timeout(_) | PeerError::Network(_)) => Err(ClusterError::Timeout),
+            Err(PeerError::Remote(why)) => Err(ClusterError::Fatal(why)),
         }
     }
 
@@ -533,10 +538,9 @@ impl Node {
         // not count as a leader until it hears from one again, or learns of
         // the new one and steps down.
         let cut_off = m.state == ServerState::Leader
-            && !m
-                .last_quorum_acked
+            && m.last_quorum_acked
                 .as_ref()
-                .is_some_and(|at| at.elapsed() <= self.inner.lease);
+                .is_none_or(|at| at.elapsed() > self.inner.lease);
         Status {
             node_id: self.inner.id,
             role: match m.state {
@@ -823,7 +827,10 @@ impl Node {
         let outcome: Result<Vec<u8>, ForwardRefusal> = match codec::decode::<Vec<u8>>(body) {
             Ok(request) => match self.propose(request).await {
                 Ok(reply) => Ok(reply),
-                Err(ClusterError::NotLeader) => Err(ForwardRefusal::NotLeader),
+                Err(ClusterError::NotLeader | ClusterError::NoLeader) => {
+                    Err(ForwardRefusal::NotLeader)
+                }
+                Err(ClusterError::Timeout) => Err(ForwardRefusal::Timeout),
                 Err(e) => Err(ForwardRefusal::Failed(e.to_string())),
             },
             Err(e) => Err(ForwardRefusal::Failed(format!("bad request: {e}"))),

@@ -2,6 +2,8 @@
 //! `bitcask-crash`, the kill -9 harness, and `bitcask-soak`, the long mixed
 //! load. Both run the server as a child process of their own binary.
 
+pub mod cluster;
+pub mod history;
 pub mod linearizability;
 pub mod model;
 pub mod process;

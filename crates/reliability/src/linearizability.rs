@@ -53,17 +53,25 @@ pub struct Event {
 pub struct Violation {
     /// The key.
     pub key: Vec<u8>,
-    /// How many of its operations the search could place at most.
+    /// How many of its completed operations the search could place at most.
     pub placed: usize,
     /// How many operations the key has.
     pub operations: usize,
+    /// The search gave up (its step budget ran out) without deciding:
+    /// not a proof of a violation, but not a pass either.
+    pub undecided: bool,
 }
 
 impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verdict = if self.undecided {
+            "could not be decided within the search budget"
+        } else {
+            "is not linearizable"
+        };
         write!(
             f,
-            "the history of key {:?} is not linearizable ({} of {} operations placed at most)",
+            "the history of key {:?} {verdict} ({} of {} operations placed at most)",
             String::from_utf8_lossy(&self.key),
             self.placed,
             self.operations
@@ -71,16 +79,27 @@ impl std::fmt::Display for Violation {
     }
 }
 
-/// Checks `history` key by key; the first key that fails, if any.
+/// Checks `history` key by key; the first key that fails (a violation
+/// rather than an undecided key, if there is one), if any.
 pub fn check(history: &[Event]) -> Result<(), Violation> {
+    let report = check_all(history);
+    match report.iter().find(|v| !v.undecided).or(report.first()) {
+        Some(v) => Err(v.clone()),
+        None => Ok(()),
+    }
+}
+
+/// Checks every key of `history`; every key that is not linearizable or
+/// could not be decided.
+pub fn check_all(history: &[Event]) -> Vec<Violation> {
     let mut by_key: BTreeMap<&[u8], Vec<&Event>> = BTreeMap::new();
     for event in history {
         by_key.entry(&event.key).or_default().push(event);
     }
-    for (key, events) in by_key {
-        check_key(key, &events)?;
-    }
-    Ok(())
+    by_key
+        .into_iter()
+        .filter_map(|(key, events)| check_key(key, &events).err())
+        .collect()
 }
 
 /// The register's state: the value, or `None` for absent.
@@ -108,89 +127,122 @@ fn step(state: &State, op: &Op, known: bool) -> Option<State> {
     }
 }
 
-/// One entry of the time line: an operation's call or return.
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    op: usize,
-    is_call: bool,
+/// Search steps allowed per key before it gives up undecided.
+const STEP_BUDGET: u64 = 2_000_000;
+
+/// One level of the search: the operations that could take effect next,
+/// which of them is being tried, and the state before it.
+struct Frame {
+    candidates: Vec<usize>,
+    next: usize,
+    chosen: Option<usize>,
+    before: State,
+}
+
+/// The operations that may take effect next: every one not yet placed that
+/// was invoked before the earliest completion among the known operations
+/// not yet placed (nothing can be placed after a completion before the
+/// operation that completed). Known operations come first, in invocation
+/// order, then those of unknown outcome: a history where the unknown ones
+/// never happened is found without trying them.
+fn candidates(events: &[&Event], placed: &[bool]) -> Vec<usize> {
+    let earliest = events
+        .iter()
+        .enumerate()
+        .filter(|&(i, e)| !placed[i] && e.completed.is_some())
+        .filter_map(|(_, e)| e.completed)
+        .min()
+        .unwrap_or(u64::MAX);
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        if !placed[i] && e.invoked <= earliest {
+            if e.completed.is_some() {
+                known.push(i);
+            } else {
+                unknown.push(i);
+            }
+        }
+    }
+    known.sort_by_key(|&i| events[i].invoked);
+    unknown.sort_by_key(|&i| events[i].invoked);
+    known.extend(unknown);
+    known
 }
 
 fn check_key(key: &[u8], events: &[&Event]) -> Result<(), Violation> {
     let n = events.len();
-    // The time line: calls and returns in time order; at equal times calls
-    // first (they may then overlap: the lenient reading). Unknown outcomes
-    // return at the end of time.
-    let mut line: Vec<(u64, bool, usize)> = Vec::with_capacity(2 * n);
-    for (i, e) in events.iter().enumerate() {
-        line.push((e.invoked, false, i));
-        line.push((e.completed.unwrap_or(u64::MAX), true, i));
-    }
-    line.sort_by_key(|&(time, is_return, i)| (time, is_return, i));
-    let entries: Vec<Entry> = line
-        .iter()
-        .map(|&(_, is_return, op)| Entry {
-            op,
-            is_call: !is_return,
-        })
-        .collect();
-
-    // Depth-first search over which pending call to linearize next.
-    let mut linearized = vec![false; n];
-    let mut placed = 0usize;
+    let known_total = events.iter().filter(|e| e.completed.is_some()).count();
+    let mut placed = vec![false; n];
+    let mut known_placed = 0usize;
     let mut best = 0usize;
     let mut state: State = None;
-    // (op placed, state before it, where the scan resumes when undone)
-    let mut stack: Vec<(usize, State, usize)> = Vec::new();
+    let mut stack: Vec<Frame> = Vec::new();
     let mut seen: HashSet<(Vec<u64>, State)> = HashSet::new();
-    let mut at = 0usize;
-    loop {
-        // Skip what is already placed.
-        while at < entries.len() && linearized[entries[at].op] {
-            at += 1;
+    let mut steps = 0u64;
+    'search: loop {
+        steps += 1;
+        if steps > STEP_BUDGET {
+            return Err(Violation {
+                key: key.to_vec(),
+                placed: best,
+                operations: n,
+                undecided: true,
+            });
         }
-        let done = at == entries.len()
-            || events[entries[at].op].completed.is_none() && !entries[at].is_call;
-        if done {
-            // Every known operation is placed (what is left returns at the
-            // end of time: unknown outcomes, which may never have happened).
+        if known_placed == known_total {
+            // What is left never has to have happened.
             return Ok(());
         }
-        let entry = entries[at];
-        let mut advanced = false;
-        if entry.is_call {
-            let event = events[entry.op];
-            if let Some(next) = step(&state, &event.op, event.completed.is_some()) {
-                linearized[entry.op] = true;
-                let key_bits = bits(&linearized);
-                if seen.insert((key_bits, next.clone())) {
-                    stack.push((entry.op, std::mem::replace(&mut state, next), at + 1));
-                    placed += 1;
-                    best = best.max(placed);
-                    at = 0;
-                    advanced = true;
-                } else {
-                    linearized[entry.op] = false;
-                }
-            }
-            if !advanced {
-                at += 1;
-            }
-            continue;
-        }
-        // A return of an operation not yet placed: nothing later can be
-        // placed first. Undo the last choice and try the next one.
-        match stack.pop() {
-            Some((op, before, resume)) => {
-                linearized[op] = false;
-                state = before;
-                placed -= 1;
-                at = resume;
-            }
-            None => {
+        stack.push(Frame {
+            candidates: candidates(events, &placed),
+            next: 0,
+            chosen: None,
+            before: state.clone(),
+        });
+        loop {
+            let Some(frame) = stack.last_mut() else {
                 return Err(Violation {
                     key: key.to_vec(),
                     placed: best,
                     operations: n,
+                    undecided: false,
+                });
+            };
+            if let Some(previous) = frame.chosen.take() {
+                placed[previous] = false;
+                if events[previous].completed.is_some() {
+                    known_placed -= 1;
+                }
+            }
+            while frame.next < frame.candidates.len() {
+                let op = frame.candidates[frame.next];
+                frame.next += 1;
+                let event = events[op];
+                let Some(after) = step(&frame.before, &event.op, event.completed.is_some()) else {
+                    continue;
+                };
+                placed[op] = true;
+                if seen.insert((bits(&placed), after.clone())) {
+                    frame.chosen = Some(op);
+                    state = after;
+                    if event.completed.is_some() {
+                        known_placed += 1;
+                        best = best.max(known_placed);
+                    }
+                    continue 'search;
+                }
+                placed[op] = false;
+            }
+            // Nothing here leads anywhere: undo the level above's choice.
+            stack.pop();
+            steps += 1;
+            if steps > STEP_BUDGET {
+                return Err(Violation {
+                    key: key.to_vec(),
+                    placed: best,
+                    operations: n,
+                    undecided: true,
                 });
             }
         }

@@ -276,17 +276,14 @@ impl Config {
                 "peer_port must differ from port and resp_port".into(),
             ));
         }
-        if let Some(founders) = &self.initial_cluster {
-            match founders.0.get(&node_id) {
-                None => {
-                    return Err(invalid(format!(
-                        "initial_cluster does not list this node (id {node_id})"
-                    )));
-                }
-                // Its address may differ from the port it listens on (a
-                // proxy or a NAT in front): the server warns at start.
-                Some(_) => {}
-            }
+        // (The address listed for this node may differ from the port it
+        // listens on, with a proxy or a NAT in front: warned at start.)
+        if let Some(founders) = &self.initial_cluster
+            && !founders.0.contains_key(&node_id)
+        {
+            return Err(invalid(format!(
+                "initial_cluster does not list this node (id {node_id})"
+            )));
         }
         if !self.host.is_loopback() && self.cluster_token.is_none() {
             return Err(invalid(format!(

@@ -220,6 +220,17 @@ async fn serve_cluster(
         .cluster_token
         .as_ref()
         .map(|t| t.expose().to_string());
+    // Connect to peers from this node's own address, so that they (and the
+    // network fault tests' proxies) see which node calls.
+    node_config.bind_ip = (!config.host.is_unspecified()).then_some(config.host);
+    if !node_config
+        .peer_addr
+        .ends_with(&format!(":{}", peer_local.port()))
+    {
+        // A proxy or a NAT in front: fine if it forwards to this port.
+        tracing::warn!(advertised = %node_config.peer_addr, listening = %peer_local,
+            "the cluster knows this node by a peer address with another port than the one it listens on");
+    }
     node_config.store_options = config.engine_options();
     node_config.wait = config.cluster_wait;
     let node = Node::start(node_config, Arc::new(crate::replicated::Replicated))

@@ -1,0 +1,299 @@
+//! A cluster of server processes on loopback, for fault tests and the
+//! chaos run: node N listens on 127.0.0.N (so the others can tell its
+//! connections apart), and a [`FaultProxy`] in front of each peer port is
+//! the address the cluster knows the node by. Nodes can be killed,
+//! restarted, paused (SIGSTOP) and resumed, or cut off from the others.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::proxy::{Fault, FaultProxy};
+
+/// One node's process and addresses.
+struct Slot {
+    child: Option<Child>,
+    /// `http://host:port` while it runs.
+    url: Option<String>,
+    /// Where its peer port really listens.
+    peer_port: u16,
+    paused: bool,
+}
+
+/// The cluster (see the module docs); every process is killed on drop.
+pub struct Cluster {
+    root: PathBuf,
+    exe: PathBuf,
+    token_file: PathBuf,
+    founders: String,
+    extra: Vec<String>,
+    slots: BTreeMap<u64, Slot>,
+    proxies: BTreeMap<u64, FaultProxy>,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// Node `id`'s address: 127.0.0.`id`.
+pub fn ip(id: u64) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        0,
+        0,
+        u8::try_from(id).unwrap_or(u8::MAX),
+    ))
+}
+
+fn free_port(host: IpAddr) -> Result<u16, String> {
+    std::net::TcpListener::bind(SocketAddr::new(host, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port on {host}: {e}"))
+}
+
+impl Cluster {
+    /// Starts nodes 1..=`n` of a new cluster under `root`, each as `exe
+    /// serve <flags>` (a binary with the reliability harnesses' `serve`
+    /// mode), with `extra` server flags, and waits until they agree on a
+    /// leader.
+    pub fn start(root: &Path, exe: &Path, n: u64, extra: &[String]) -> Result<Self, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let token_file = root.join("token");
+        std::fs::write(&token_file, "chaos-cluster-token\n").map_err(|e| e.to_string())?;
+        let mut slots = BTreeMap::new();
+        let mut proxies = BTreeMap::new();
+        let mut founders = Vec::new();
+        for id in 1..=n {
+            let peer_port = free_port(ip(id))?;
+            let target = SocketAddr::new(ip(id), peer_port);
+            let listen = SocketAddr::new(ip(1), 0);
+            let proxy = runtime
+                .block_on(FaultProxy::start(listen, target))
+                .map_err(|e| format!("proxy for node {id}: {e}"))?;
+            founders.push(format!("{id}={}", proxy.addr()));
+            proxies.insert(id, proxy);
+            slots.insert(
+                id,
+                Slot {
+                    child: None,
+                    url: None,
+                    peer_port,
+                    paused: false,
+                },
+            );
+        }
+        let mut cluster = Self {
+            root: root.to_path_buf(),
+            exe: exe.to_path_buf(),
+            token_file,
+            founders: founders.join(","),
+            extra: extra.to_vec(),
+            slots,
+            proxies,
+            runtime,
+        };
+        for id in 1..=n {
+            cluster.launch(id, true)?;
+        }
+        cluster.wait_for_leader(Duration::from_secs(60))?;
+        Ok(cluster)
+    }
+
+    fn launch(&mut self, id: u64, founding: bool) -> Result<(), String> {
+        let slot = self.slots.get_mut(&id).ok_or("no such node")?;
+        let mut command = Command::new(&self.exe);
+        command
+            .arg("serve")
+            .args(["--host", &ip(id).to_string(), "--port", "0"])
+            .args(["--node-id", &id.to_string()])
+            .args(["--peer-port", &slot.peer_port.to_string()])
+            .arg("--data-dir")
+            .arg(self.root.join(format!("node{id}")))
+            .arg("--cluster-token-file")
+            .arg(&self.token_file)
+            .args(["--cluster-wait", "2s"])
+            .args(&self.extra);
+        if founding {
+            command.args(["--initial-cluster", &self.founders]);
+        }
+        let mut child = command
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start node {id}: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        let Some(addr) = line.trim().strip_prefix("LISTENING ") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("node {id} did not start: {line:?}"));
+        };
+        slot.url = Some(format!("http://{addr}"));
+        slot.child = Some(child);
+        slot.paused = false;
+        Ok(())
+    }
+
+    /// Every node id.
+    pub fn ids(&self) -> Vec<u64> {
+        self.slots.keys().copied().collect()
+    }
+
+    /// The URLs of the nodes that run (paused ones included).
+    pub fn urls(&self) -> Vec<(u64, String)> {
+        self.slots
+            .iter()
+            .filter_map(|(&id, s)| s.url.clone().map(|u| (id, u)))
+            .collect()
+    }
+
+    /// Whether node `id` runs and is not paused.
+    pub fn is_up(&self, id: u64) -> bool {
+        self.slots
+            .get(&id)
+            .is_some_and(|s| s.child.is_some() && !s.paused)
+    }
+
+    /// SIGKILLs node `id`.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(slot) = self.slots.get_mut(&id)
+            && let Some(mut child) = slot.child.take()
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+            slot.url = None;
+            slot.paused = false;
+        }
+    }
+
+    /// Starts node `id` again on its data directory (no --initial-cluster:
+    /// its membership is on disk).
+    pub fn restart(&mut self, id: u64) -> Result<(), String> {
+        self.kill(id);
+        self.launch(id, false)
+    }
+
+    fn signal(&mut self, id: u64, signal: rustix::process::Signal, paused: bool) {
+        if let Some(slot) = self.slots.get_mut(&id)
+            && let Some(child) = &slot.child
+            && let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32)
+        {
+            let _ = rustix::process::kill_process(pid, signal);
+            slot.paused = paused;
+        }
+    }
+
+    /// SIGSTOPs node `id` (a long garbage-collection pause, a stuck disk).
+    pub fn pause(&mut self, id: u64) {
+        self.signal(id, rustix::process::Signal::STOP, true);
+    }
+
+    /// SIGCONTs node `id`.
+    pub fn resume(&mut self, id: u64) {
+        self.signal(id, rustix::process::Signal::CONT, false);
+    }
+
+    /// Cuts node `id` off from every other node, both ways (`fault` for
+    /// its traffic: a blackhole, or dropped connections).
+    pub fn isolate(&self, id: u64, fault: Fault) {
+        for (&other, proxy) in &self.proxies {
+            if other == id {
+                for &caller in self.slots.keys().filter(|&&c| c != id) {
+                    proxy.set(ip(caller), fault);
+                }
+            } else {
+                proxy.set(ip(id), fault);
+            }
+        }
+    }
+
+    /// Delays every peer message to and from node `id` by `by`.
+    pub fn slow(&self, id: u64, by: Duration) {
+        self.isolate(id, Fault::Delay(by));
+    }
+
+    /// Ends every network fault.
+    pub fn heal(&self) {
+        for proxy in self.proxies.values() {
+            proxy.heal();
+        }
+    }
+
+    /// Resumes paused nodes, restarts killed ones and heals the network.
+    pub fn recover_all(&mut self) -> Result<(), String> {
+        self.heal();
+        for id in self.ids() {
+            if self.slots[&id].paused {
+                self.resume(id);
+            }
+            if self.slots[&id].child.is_none() {
+                self.launch(id, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The leader, if a majority of the running nodes name the same one.
+    pub fn leader(&self) -> Option<u64> {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_millis(500))
+            .build()
+            .ok()?;
+        let mut votes: BTreeMap<u64, usize> = BTreeMap::new();
+        for (id, url) in self.urls() {
+            if !self.is_up(id) {
+                continue;
+            }
+            let view: Option<serde_json::Value> = http
+                .get(format!("{url}/cluster"))
+                .send()
+                .ok()
+                .and_then(|r| r.json().ok());
+            if let Some(leader) = view.and_then(|v| v["leader_id"].as_u64()) {
+                *votes.entry(leader).or_default() += 1;
+            }
+        }
+        let majority = self.slots.len() / 2 + 1;
+        votes
+            .into_iter()
+            .find(|&(_, n)| n >= majority)
+            .map(|(leader, _)| leader)
+    }
+
+    /// Waits until a majority agrees on a leader.
+    pub fn wait_for_leader(&self, timeout: Duration) -> Result<u64, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(leader) = self.leader() {
+                return Ok(leader);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("no leader within {timeout:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The runtime the proxies run on (for callers that need one).
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for id in self.ids() {
+            self.resume(id);
+            self.kill(id);
+        }
+    }
+}
