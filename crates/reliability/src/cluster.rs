@@ -5,7 +5,6 @@
 //! restarted, paused (SIGSTOP) and resumed, or cut off from the others.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -32,7 +31,8 @@ pub struct Cluster {
     extra: Vec<String>,
     slots: BTreeMap<u64, Slot>,
     proxies: BTreeMap<u64, FaultProxy>,
-    runtime: tokio::runtime::Runtime,
+    /// Runs the proxies; held so they live as long as the cluster.
+    _runtime: tokio::runtime::Runtime,
 }
 
 /// Node `id`'s address: 127.0.0.`id`.
@@ -95,7 +95,7 @@ impl Cluster {
             extra: extra.to_vec(),
             slots,
             proxies,
-            runtime,
+            _runtime: runtime,
         };
         for id in 1..=n {
             cluster.launch(id, true)?;
@@ -127,16 +127,8 @@ impl Cluster {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start node {id}: {e}"))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .map_err(|e| e.to_string())?;
-        let Some(addr) = line.trim().strip_prefix("LISTENING ") else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("node {id} did not start: {line:?}"));
-        };
+        let addr =
+            crate::process::listening_addr(&mut child).map_err(|e| format!("node {id}: {e}"))?;
         slot.url = Some(format!("http://{addr}"));
         slot.child = Some(child);
         slot.paused = false;
@@ -281,11 +273,6 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-
-    /// The runtime the proxies run on (for callers that need one).
-    pub fn runtime(&self) -> &tokio::runtime::Runtime {
-        &self.runtime
     }
 }
 

@@ -183,12 +183,7 @@ fn check_key(key: &[u8], events: &[&Event]) -> Result<(), Violation> {
     'search: loop {
         steps += 1;
         if steps > STEP_BUDGET {
-            return Err(Violation {
-                key: key.to_vec(),
-                placed: best,
-                operations: n,
-                undecided: true,
-            });
+            return Err(verdict(key, best, n, true));
         }
         if known_placed == known_total {
             // What is left never has to have happened.
@@ -202,12 +197,7 @@ fn check_key(key: &[u8], events: &[&Event]) -> Result<(), Violation> {
         });
         loop {
             let Some(frame) = stack.last_mut() else {
-                return Err(Violation {
-                    key: key.to_vec(),
-                    placed: best,
-                    operations: n,
-                    undecided: false,
-                });
+                return Err(verdict(key, best, n, false));
             };
             if let Some(previous) = frame.chosen.take() {
                 placed[previous] = false;
@@ -238,14 +228,20 @@ fn check_key(key: &[u8], events: &[&Event]) -> Result<(), Violation> {
             stack.pop();
             steps += 1;
             if steps > STEP_BUDGET {
-                return Err(Violation {
-                    key: key.to_vec(),
-                    placed: best,
-                    operations: n,
-                    undecided: true,
-                });
+                return Err(verdict(key, best, n, true));
             }
         }
+    }
+}
+
+/// The failure of the search over `key`'s `operations`, having placed
+/// `placed` known ones at most; `undecided` if it ran out of steps.
+fn verdict(key: &[u8], placed: usize, operations: usize, undecided: bool) -> Violation {
+    Violation {
+        key: key.to_vec(),
+        placed,
+        operations,
+        undecided,
     }
 }
 

@@ -47,6 +47,24 @@ pub fn serve(flags: Vec<String>) -> ExitCode {
     }
 }
 
+/// The address a child started in `serve` mode prints first
+/// (`LISTENING <addr>`); kills and reaps it if it prints anything else.
+pub fn listening_addr(child: &mut Child) -> Result<String, String> {
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    match line.trim().strip_prefix("LISTENING ") {
+        Some(addr) => Ok(addr.to_string()),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(format!("the server did not start: {line:?}"))
+        }
+    }
+}
+
 /// A server process and its base URL; killed (SIGKILL) when dropped.
 pub struct Server {
     child: Child,
@@ -67,16 +85,7 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| format!("cannot start the server: {e}"))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .map_err(|e| e.to_string())?;
-        let Some(addr) = line.trim().strip_prefix("LISTENING ") else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("the server did not start: {line:?}"));
-        };
+        let addr = listening_addr(&mut child)?;
         let server = Self {
             url: format!("http://{addr}"),
             child,
