@@ -6,7 +6,6 @@
 //! first step keep every noted file readable even if a merge deletes it
 //! while the copy runs.
 
-use std::fs::File;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};
@@ -103,14 +102,11 @@ fn copy_from_handle(handle: &ReadHandle, len: u64, to: &Path) -> Result<()> {
 fn copy_hint(dir: &Path, id: u32, partial: &Path) -> Result<()> {
     let from = dir.join(datafile::hint_file_name(id));
     let to = partial.join(datafile::hint_file_name(id));
-    let mut source = match File::open(&from) {
-        Ok(source) => source,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).at(&from),
-    };
-    let mut out = crate::disk::Appender::new(crate::disk::create(&to).at(&to)?);
-    std::io::copy(&mut source, &mut out).at(&to)?;
-    crate::disk::sync_all(out.file()).at(&to)
+    match crate::disk::copy_file(&from, &to) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound && !from.exists() => Ok(()),
+        Err(e) => Err(e).at(&to),
+    }
 }
 
 #[cfg(test)]

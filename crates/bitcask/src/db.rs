@@ -121,7 +121,9 @@ impl Bitcask {
         let lock = if read_only {
             None
         } else {
-            std::fs::create_dir_all(&dir).at(&dir)?;
+            // A new store's directory is durable before anything is
+            // written in it: a later fsync inside must not be lost with it.
+            crate::disk::create_dir_durably(&dir).at(&dir)?;
             Some(DirLock::acquire(&dir)?)
         };
         // A read-only open beside a writer holds the delete lock shared while

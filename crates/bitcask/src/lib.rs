@@ -37,7 +37,7 @@ pub mod clock;
 mod crc;
 mod datafile;
 mod db;
-mod disk;
+pub mod disk;
 mod durability;
 mod error;
 #[cfg(any(test, feature = "failpoints"))]

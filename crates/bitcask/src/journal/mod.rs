@@ -95,12 +95,7 @@ impl Journal {
     /// `.torn` file).
     pub fn open_with(dir: impl AsRef<Path>, segment_size: u64) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
-        if !dir.is_dir() {
-            disk::create_dir_all(&dir).at(&dir)?;
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                disk::sync_dir(parent).at(parent)?;
-            }
-        }
+        disk::create_dir_durably(&dir).at(&dir)?;
         let mut firsts = Vec::new();
         let mut leftovers = false;
         for entry in std::fs::read_dir(&dir).at(&dir)? {
