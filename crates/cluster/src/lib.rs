@@ -11,6 +11,7 @@
 //!   state machine; an entry applies as one atomic batch with its applied
 //!   position (a mark), by the leader's clock.
 //! - [`types`]: openraft's type configuration.
+//! - [`read_rounds`]: concurrent linearizable reads share read-index rounds.
 
 pub mod clock;
 pub mod codec;
@@ -19,6 +20,7 @@ pub mod network;
 pub mod node;
 pub mod overlay;
 pub mod peer;
+pub mod read_rounds;
 pub mod snapshot;
 pub mod state_machine;
 pub mod store;

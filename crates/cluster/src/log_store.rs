@@ -62,7 +62,7 @@ impl LogStore {
     /// Opens the raft log in `dir` (created if missing), recovering the
     /// journal as its format prescribes, and starts the flush thread.
     pub fn open(dir: &Path) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        bitcask::disk::create_dir_durably(dir)?;
         let journal = Journal::open(dir.join(LOG_DIR)).map_err(io::Error::other)?;
         let purged = match journal::read_state_file(dir, PURGED_FILE).map_err(io::Error::other)? {
             Some(bytes) => Some(codec::decode::<LogId>(&bytes)?),

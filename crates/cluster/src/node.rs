@@ -21,14 +21,15 @@ use openraft::errors::{ClientWriteError, RaftError};
 use openraft::raft::linearizable_read::{Linearizer, ReadLogId};
 use openraft::{ChangeMembers, Config, ReadPolicy, ServerState, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::codec;
 use crate::log_store::LogStore;
 use crate::network::{self, Network, PeerAuth, PeerError, Reply, SnapshotOffer};
+use crate::read_rounds::ReadRounds;
 use crate::snapshot::{self, SnapshotDir};
-use crate::state_machine::{Applier, StateMachine};
+use crate::state_machine::{Applier, StateMachine, blocking};
 use crate::types::{LogId, Member, NodeId, Proposal, Snapshot, TypeConfig};
 
 /// The Raft instance of a node.
@@ -44,6 +45,8 @@ const MAX_BATCH_BYTES: usize = 8 << 20;
 const MAX_IN_FLIGHT: usize = 8;
 /// Longest snapshot preamble accepted.
 const MAX_PREAMBLE: u32 = 16 << 20;
+/// A received snapshot file is written in pieces of this size.
+const RECEIVE_CHUNK: usize = 1 << 20;
 
 /// How a node is started.
 #[derive(Debug, Clone)]
@@ -111,7 +114,7 @@ struct Identity {
 }
 
 /// Why a cluster operation did not happen.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ClusterError {
     /// No leader is known (no quorum, or an election is under way).
     #[error("no leader is available (no quorum, or an election is under way)")]
@@ -236,6 +239,8 @@ struct Inner {
     lease: Duration,
     /// Times the known leader changed since the node started.
     leader_changes: Arc<std::sync::atomic::AtomicU64>,
+    /// Linearizable reads waiting for, or in, a read-index round.
+    reads: Arc<ReadRounds<Result<Linearizer<TypeConfig>, ClusterError>>>,
 }
 
 /// Counts for the node's metrics.
@@ -260,7 +265,7 @@ impl Node {
         if let Some(founders) = &config.initial_cluster {
             check_founders(config.node_id, founders)?;
         }
-        std::fs::create_dir_all(&config.dir)?;
+        bitcask::disk::create_dir_durably(&config.dir)?;
         let identity = settle_identity(&config)?;
         let auth = PeerAuth {
             node_id: config.node_id,
@@ -333,6 +338,7 @@ impl Node {
                 catch_up: config.catch_up,
                 lease: Duration::from_millis(config.election_ms.1),
                 leader_changes,
+                reads: ReadRounds::new(),
             }),
         })
     }
@@ -471,39 +477,59 @@ impl Node {
     /// the call (a linearizable read may then read the store): the
     /// leader's read index, confirmed by a quorum, applied here.
     pub async fn read_barrier(&self) -> Result<(), ClusterError> {
+        let wait = self.inner.wait;
+        let node = self.clone();
+        let round = move || {
+            let node = node.clone();
+            async move {
+                tokio::time::timeout(wait, node.read_index())
+                    .await
+                    .unwrap_or(Err(ClusterError::Timeout))
+            }
+        };
+        let linearizer = tokio::time::timeout(wait, self.inner.reads.join(round))
+            .await
+            .map_err(|_| ClusterError::Timeout)?
+            .ok_or_else(|| ClusterError::Fatal("a read round failed".into()))??;
+        tokio::time::timeout(wait, linearizer.await_ready(&self.inner.raft))
+            .await
+            .map_err(|_| ClusterError::Timeout)?
+            .map_err(|e| ClusterError::Fatal(e.to_string()))?;
+        Ok(())
+    }
+
+    /// One read-index round (shared by the reads that joined it, see
+    /// [`crate::read_rounds`]): the leader confirms its leadership with a
+    /// quorum, or a follower asks the leader for its read index.
+    async fn read_index(&self) -> Result<Linearizer<TypeConfig>, ClusterError> {
         let leader = self.leader().await?;
-        let linearizer = if leader == self.inner.id {
+        if leader == self.inner.id {
             // Refused by a leader that cannot confirm a quorum (or no longer
             // leads): unavailable, not a client error.
-            self.inner
+            return self
+                .inner
                 .raft
                 .get_read_linearizer(ReadPolicy::ReadIndex)
                 .await
                 .map_err(|e| match e {
                     RaftError::APIError(_) => ClusterError::NoLeader,
                     RaftError::Fatal(f) => ClusterError::Fatal(f.to_string()),
-                })?
-        } else {
-            let Some(addr) = self.peer_addr(leader) else {
-                return Err(ClusterError::NoLeader);
-            };
-            let client = self.inner.network.client(leader, &addr);
-            let (read, applied): (ReadLogId<TypeConfig>, Option<LogId>) = client
-                .call(network::READ_INDEX_PATH, Vec::new(), self.inner.wait)
-                .await
-                .map_err(|e| match e {
-                    PeerError::Timeout(_) => ClusterError::Timeout,
-                    // Unreachable, or refused by a leader that cannot
-                    // confirm a quorum: unavailable either way.
-                    _ => ClusterError::NoLeader,
-                })?;
-            Linearizer::new(leader, read, applied)
+                });
+        }
+        let Some(addr) = self.peer_addr(leader) else {
+            return Err(ClusterError::NoLeader);
         };
-        tokio::time::timeout(self.inner.wait, linearizer.await_ready(&self.inner.raft))
+        let client = self.inner.network.client(leader, &addr);
+        let (read, applied): (ReadLogId<TypeConfig>, Option<LogId>) = client
+            .call(network::READ_INDEX_PATH, Vec::new(), self.inner.wait)
             .await
-            .map_err(|_| ClusterError::Timeout)?
-            .map_err(|e| ClusterError::Fatal(e.to_string()))?;
-        Ok(())
+            .map_err(|e| match e {
+                PeerError::Timeout(_) => ClusterError::Timeout,
+                // Unreachable, or refused by a leader that cannot
+                // confirm a quorum: unavailable either way.
+                _ => ClusterError::NoLeader,
+            })?;
+        Ok(Linearizer::new(leader, read, applied))
     }
 
     /// The node's view of the cluster.
@@ -578,7 +604,9 @@ impl Node {
         };
         let body = codec::encode(&change).map_err(|e| ClusterError::Fatal(e.to_string()))?;
         let client = self.inner.network.client(leader, &addr);
-        let reply: Result<Result<(), String>, PeerError> = client
+        // The leader answers a `Reply<()>`; `call` unwraps it (a refusal
+        // comes back as `PeerError::Remote`).
+        let reply: Result<(), PeerError> = client
             .call(
                 network::MEMBERS_PATH,
                 body,
@@ -586,8 +614,8 @@ impl Node {
             )
             .await;
         match reply {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(why)) => Err(ClusterError::Refused(why)),
+            Ok(()) => Ok(()),
+            Err(PeerError::Remote(why)) => Err(ClusterError::Refused(why)),
             Err(PeerError::Unreachable(_)) => Err(ClusterError::NoLeader),
             Err(PeerError::Timeout(_)) => Err(ClusterError::Timeout),
             Err(e) => Err(ClusterError::Refused(e.to_string())),
@@ -873,7 +901,8 @@ impl Node {
                 .await
                 .map_err(|e| e.to_string()),
             Err(e) => {
-                let _ = tokio::fs::remove_dir_all(&incoming).await;
+                let dir = incoming.clone();
+                let _ = blocking(move || bitcask::disk::remove_dir_all(&dir)).await;
                 tracing::warn!(error = %e, "refused a snapshot");
                 Err(e.to_string())
             }
@@ -893,7 +922,8 @@ impl Node {
         let mut preamble = vec![0u8; len as usize];
         body.read_exact(&mut preamble).await?;
         let offer: SnapshotOffer = codec::decode(&preamble)?;
-        tokio::fs::create_dir_all(incoming).await?;
+        let dir = incoming.to_path_buf();
+        blocking(move || bitcask::disk::create_dir_all(&dir)).await?;
         let mut buf = vec![0u8; 1 << 16];
         for (name, len) in &offer.files {
             if !safe_file_name(name) {
@@ -901,10 +931,12 @@ impl Node {
                     "a snapshot file name is not a plain store file name",
                 ));
             }
+            // Written through the engine's disk layer (the simulated power
+            // cuts see it), on the blocking pool, a megabyte at a time.
             let path = incoming.join(name);
-            let mut file = tokio::fs::File::create(&path).await?;
-            let mut left = *len;
-            let mut crc = 0u32;
+            let file = Arc::new(blocking(move || bitcask::disk::create(&path)).await?);
+            let mut pending: Vec<u8> = Vec::with_capacity(RECEIVE_CHUNK);
+            let (mut at, mut left, mut crc) = (0u64, *len, 0u32);
             while left > 0 {
                 let want = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
                 let got = body.read(&mut buf[..want]).await?;
@@ -915,8 +947,14 @@ impl Node {
                     ));
                 }
                 crc = crc32c::crc32c_append(crc, &buf[..got]);
-                file.write_all(&buf[..got]).await?;
+                pending.extend_from_slice(&buf[..got]);
                 left -= got as u64;
+                if pending.len() >= RECEIVE_CHUNK || left == 0 {
+                    let chunk = std::mem::replace(&mut pending, Vec::with_capacity(RECEIVE_CHUNK));
+                    let (file, offset) = (Arc::clone(&file), at);
+                    at += chunk.len() as u64;
+                    blocking(move || bitcask::disk::write_at(&file, &chunk, offset)).await?;
+                }
             }
             if body.read_u32_le().await? != crc {
                 return Err(io::Error::new(
@@ -924,23 +962,18 @@ impl Node {
                     format!("snapshot file {name} fails its checksum"),
                 ));
             }
-            file.sync_all().await?;
+            blocking(move || bitcask::disk::sync_all(&file)).await?;
         }
         let (incoming, snapshots, meta) = (
             incoming.to_path_buf(),
             self.inner.snapshots.clone(),
             offer.meta.clone(),
         );
-        let done = tokio::task::spawn_blocking(move || -> io::Result<PathBuf> {
-            snapshot::write_meta(&incoming, &meta)?;
-            let done = snapshots.join(snapshot::final_name(meta.last_log_id.map(|l| l.index())));
-            std::fs::rename(&incoming, &done)?;
-            snapshot::sync_dir(&snapshots)?;
-            Ok(done)
-        })
-        .await
-        .map_err(io::Error::other)??;
-        Ok((offer.vote, offer.meta, SnapshotDir { path: done }))
+        let done =
+            tokio::task::spawn_blocking(move || snapshot::publish(&incoming, &snapshots, &meta))
+                .await
+                .map_err(io::Error::other)??;
+        Ok((offer.vote, offer.meta, done))
     }
 }
 

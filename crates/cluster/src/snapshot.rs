@@ -1,16 +1,19 @@
 //! Snapshots as directories: a consistent copy of the store (the engine's
 //! backup) plus a `SNAPSHOT` state file with its metadata, and the
 //! crash-safe swap that installs one as the node's store. The protocols
-//! are in `docs/FORMAT.md` ("Cluster node directory").
+//! are in `docs/FORMAT.md` ("Cluster node directory"). Every change to
+//! the files goes through the engine's disk layer (`bitcask::disk`), so the
+//! simulated power cuts of the tests see it.
 //!
 //! Directory names: `snapshots/<index, 20 digits>-<unix ns>` when complete;
 //! `snapshots/building*` while the backup runs; `snapshots/incoming-*`
-//! while one arrives from the leader. Only complete ones are listed.
+//! while one arrives from the leader; `snapshots/removing-*` while an old
+//! one is deleted. Only complete ones are listed.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
-use bitcask::journal;
+use bitcask::{disk, journal};
 
 use crate::codec;
 use crate::types::SnapshotMeta;
@@ -75,34 +78,57 @@ pub fn list(snapshots: &Path) -> io::Result<Vec<(SnapshotMeta, SnapshotDir)>> {
         .collect())
 }
 
+/// Makes a complete snapshot of the directory `building` (its store files
+/// written and synced): writes `meta` into it, renames it to its final
+/// name in `snapshots` and syncs `snapshots`. A crash before the rename is
+/// durable leaves an unfinished directory (removed at start); after this
+/// returns the snapshot survives any crash, so the log may be purged up to
+/// it.
+pub fn publish(building: &Path, snapshots: &Path, meta: &SnapshotMeta) -> io::Result<SnapshotDir> {
+    write_meta(building, meta)?;
+    let done = snapshots.join(final_name(meta.last_log_id.map(|id| id.index())));
+    disk::rename(building, &done)?;
+    disk::sync_dir(snapshots)?;
+    Ok(SnapshotDir { path: done })
+}
+
 /// Removes all but the newest complete snapshots, and anything unfinished
-/// (`building*`, `incoming-*`) when `unfinished` is set.
+/// (`building*`, `incoming-*`, `removing-*`) when `unfinished` is set. A
+/// complete snapshot is first renamed out of the listing (durably), then
+/// deleted: a crash never leaves a half-deleted directory under a
+/// complete snapshot's name.
 pub fn prune(snapshots: &Path, unfinished: bool) -> io::Result<()> {
     let complete = list(snapshots)?;
     let keep = complete.len().saturating_sub(KEEP);
     for (_, old) in &complete[..keep] {
-        std::fs::remove_dir_all(&old.path)?;
+        let Some(name) = old.path.file_name() else {
+            continue;
+        };
+        let mut removing = std::ffi::OsString::from("removing-");
+        removing.push(name);
+        let removing = snapshots.join(removing);
+        disk::rename(&old.path, &removing)?;
+        disk::sync_dir(snapshots)?;
+        disk::remove_dir_all(&removing)?;
     }
     if unfinished && let Ok(entries) = std::fs::read_dir(snapshots) {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if name.starts_with("building") || name.starts_with("incoming-") {
+            if ["building", "incoming-", "removing-"]
+                .iter()
+                .any(|prefix| name.starts_with(prefix))
+            {
                 let path = entry.path();
                 if path.is_dir() {
-                    std::fs::remove_dir_all(&path)?;
+                    disk::remove_dir_all(&path)?;
                 } else {
-                    std::fs::remove_file(&path)?;
+                    disk::remove(&path)?;
                 }
             }
         }
     }
     Ok(())
-}
-
-/// Makes `name` in `dir` durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
 }
 
 /// The regular files of a snapshot, by name, with their lengths.
@@ -151,15 +177,15 @@ impl StorePaths {
     pub fn recover(&self) -> io::Result<()> {
         if self.new.exists() {
             if self.live.exists() {
-                std::fs::remove_dir_all(&self.new)?;
+                disk::remove_dir_all(&self.new)?;
             } else {
-                std::fs::rename(&self.new, &self.live)?;
+                disk::rename(&self.new, &self.live)?;
             }
-            sync_dir(&self.parent)?;
+            disk::sync_dir(&self.parent)?;
         }
         if self.old.exists() {
-            std::fs::remove_dir_all(&self.old)?;
-            sync_dir(&self.parent)?;
+            disk::remove_dir_all(&self.old)?;
+            disk::sync_dir(&self.parent)?;
         }
         Ok(())
     }
@@ -170,27 +196,25 @@ impl StorePaths {
     /// node directory; remove `store.old`.
     pub fn install(&self, snapshot: &Path) -> io::Result<()> {
         if self.new.exists() {
-            std::fs::remove_dir_all(&self.new)?;
+            disk::remove_dir_all(&self.new)?;
         }
-        std::fs::create_dir(&self.new)?;
+        disk::create_dir(&self.new)?;
         for (name, _) in files(snapshot)? {
             if name == META_FILE || name.ends_with(".tmp") {
                 continue;
             }
-            let to = self.new.join(&name);
-            std::fs::copy(snapshot.join(&name), &to)?;
-            std::fs::File::open(&to)?.sync_all()?;
+            disk::copy_file(&snapshot.join(&name), &self.new.join(&name))?;
         }
-        sync_dir(&self.new)?;
-        sync_dir(&self.parent)?;
+        disk::sync_dir(&self.new)?;
+        disk::sync_dir(&self.parent)?;
         if self.live.exists() {
-            std::fs::rename(&self.live, &self.old)?;
+            disk::rename(&self.live, &self.old)?;
         }
-        std::fs::rename(&self.new, &self.live)?;
-        sync_dir(&self.parent)?;
+        disk::rename(&self.new, &self.live)?;
+        disk::sync_dir(&self.parent)?;
         if self.old.exists() {
-            std::fs::remove_dir_all(&self.old)?;
-            sync_dir(&self.parent)?;
+            disk::remove_dir_all(&self.old)?;
+            disk::sync_dir(&self.parent)?;
         }
         Ok(())
     }

@@ -75,7 +75,7 @@ impl StateMachine {
         let paths = StorePaths::new(node_dir);
         paths.recover()?;
         let snapshots = node_dir.join("snapshots");
-        std::fs::create_dir_all(&snapshots)?;
+        bitcask::disk::create_dir_durably(&snapshots)?;
         snapshot::prune(&snapshots, true)?;
         let options = options.sync(SyncPolicy::Never).clock(Arc::new(ApplyClock));
         let db = Bitcask::open_with(&paths.live, options.clone()).map_err(io::Error::other)?;
@@ -230,7 +230,7 @@ impl Shared {
         let db = self.store()?;
         let building = self.snapshots.join("building");
         if building.exists() {
-            std::fs::remove_dir_all(&building)?;
+            bitcask::disk::remove_dir_all(&building)?;
         }
         let mark = db.backup_with_mark(&building).map_err(io::Error::other)?;
         // Everything the copy holds is now durable in the store too, so
@@ -244,16 +244,11 @@ impl Shared {
             last_log_id: applied.applied,
             last_membership: applied.membership,
         };
-        snapshot::write_meta(&building, &meta)?;
-        let done = self
-            .snapshots
-            .join(snapshot::final_name(meta.last_log_id.map(|id| id.index())));
-        std::fs::rename(&building, &done)?;
-        snapshot::sync_dir(&self.snapshots)?;
+        let done = snapshot::publish(&building, &self.snapshots, &meta)?;
         snapshot::prune(&self.snapshots, false)?;
         self.snapshots_built.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(path = %done.display(), last_log_id = ?meta.last_log_id, "snapshot built");
-        Ok((meta, SnapshotDir { path: done }))
+        tracing::info!(path = %done.path.display(), last_log_id = ?meta.last_log_id, "snapshot built");
+        Ok((meta, done))
     }
 
     /// Puts the snapshot in `dir` in place of the store.
@@ -293,8 +288,8 @@ fn write_mark(db: &Bitcask, mark: &AppliedMark) -> io::Result<()> {
     db.write_batch(&batch).map_err(io::Error::other).map(drop)
 }
 
-/// Runs `f` on a blocking thread.
-async fn blocking<T: Send + 'static>(
+/// Runs `f` (file work) on tokio's blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> io::Result<T> + Send + 'static,
 ) -> io::Result<T> {
     tokio::task::spawn_blocking(f)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bitcask::{Condition, Error, WriteOptions};
-use bitcask_cluster::node::{ClusterError, Node, NodeConfig};
+use bitcask_cluster::node::{ClusterError, MemberChange, Node, NodeConfig};
 use bitcask_cluster::overlay::Overlay;
 use bitcask_cluster::peer::{self, PeerLimits};
 use bitcask_cluster::state_machine::Applier;
@@ -296,12 +296,29 @@ async fn a_node_added_later_catches_up_by_snapshot_and_a_removed_one_stops_recei
     .await;
     let status = leader_node.status();
     assert!(status.members.iter().any(|m| m.node_id == 4 && m.voter));
-    assert!(matches!(
-        leader_node.add_member(4, addr).await,
-        Err(ClusterError::Refused(_))
-    ));
-    // Remove node 4: it no longer receives writes.
-    leader_node.remove_member(4).await.expect("remove");
+    // Changes asked of a follower are forwarded to the leader, and so are
+    // its refusals.
+    let follower = &nodes
+        .iter()
+        .find(|n| n.node.status().role == "follower")
+        .expect("follower")
+        .node;
+    match follower
+        .change_members(MemberChange::Add {
+            node_id: 4,
+            peer_addr: addr,
+        })
+        .await
+    {
+        Err(ClusterError::Refused(why)) => assert!(why.contains("member"), "{why}"),
+        other => panic!("re-adding node 4: {other:?}"),
+    }
+    // Remove node 4 (through the follower): it no longer receives writes.
+    follower
+        .change_members(MemberChange::Remove { node_id: 4 })
+        .await
+        .expect("remove");
+    assert!(!leader_node.status().members.iter().any(|m| m.node_id == 4));
     leader_node
         .write(request("put", "after-removal", "x"))
         .await
