@@ -31,6 +31,8 @@ pub struct Cluster {
     extra: Vec<String>,
     slots: BTreeMap<u64, Slot>,
     proxies: BTreeMap<u64, FaultProxy>,
+    /// The id the next added node gets.
+    next_id: u64,
     /// Runs the proxies; held so they live as long as the cluster.
     _runtime: tokio::runtime::Runtime,
 }
@@ -95,6 +97,7 @@ impl Cluster {
             extra: extra.to_vec(),
             slots,
             proxies,
+            next_id: n + 1,
             _runtime: runtime,
         };
         for id in 1..=n {
@@ -133,6 +136,49 @@ impl Cluster {
         slot.child = Some(child);
         slot.paused = false;
         Ok(())
+    }
+
+    /// Makes room for a new node under the next unused id: a peer port, a
+    /// fault proxy in front of it, and the process, started without
+    /// `--initial-cluster` (it waits to be added). Returns the id and the
+    /// peer address to add it under (`POST /cluster/members`, see
+    /// [`add_member`]). Ids are never reused, not even a retired node's.
+    pub fn launch_new_node(&mut self) -> Result<(u64, SocketAddr), String> {
+        let id = self.next_id;
+        if id > 254 {
+            return Err("no more node addresses (127.0.0.1-254)".into());
+        }
+        let peer_port = free_port(ip(id))?;
+        let proxy = self
+            ._runtime
+            .block_on(FaultProxy::start(
+                SocketAddr::new(ip(1), 0),
+                SocketAddr::new(ip(id), peer_port),
+            ))
+            .map_err(|e| format!("proxy for node {id}: {e}"))?;
+        let addr = proxy.addr();
+        self.proxies.insert(id, proxy);
+        self.slots.insert(
+            id,
+            Slot {
+                child: None,
+                url: None,
+                peer_port,
+                paused: false,
+            },
+        );
+        self.next_id += 1;
+        self.launch(id, false)?;
+        Ok((id, addr))
+    }
+
+    /// Kills node `id` and forgets it (after it was removed from the
+    /// cluster): its data directory stays, its id is not used again.
+    pub fn retire(&mut self, id: u64) {
+        self.resume(id);
+        self.kill(id);
+        self.slots.remove(&id);
+        self.proxies.remove(&id);
     }
 
     /// Every node id.
@@ -276,11 +322,80 @@ impl Cluster {
     }
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
+/// Adds node `id` at `peer_addr` through the node at `via` (a base URL):
+/// `POST /cluster/members`, which answers once the node has caught up and
+/// votes. Retries while the cluster answers 503 (no leader for a moment),
+/// up to `attempts` times; a request that got no answer is not retried.
+pub fn add_member(via: &str, id: u64, peer_addr: SocketAddr, attempts: u32) -> Result<(), String> {
+    let body = serde_json::json!({"node_id": id, "peer_addr": peer_addr.to_string()});
+    membership_request(attempts, || {
+        membership_client()?
+            .post(format!("{via}/cluster/members"))
+            .json(&body)
+            .send()
+            .map_err(|e| e.to_string())
+    })
+    .map_err(|e| format!("adding node {id}: {e}"))
+}
+
+/// Removes node `id` through the node at `via`: `DELETE /cluster/members/{id}`,
+/// retried like [`add_member`].
+pub fn remove_member(via: &str, id: u64, attempts: u32) -> Result<(), String> {
+    membership_request(attempts, || {
+        membership_client()?
+            .delete(format!("{via}/cluster/members/{id}"))
+            .send()
+            .map_err(|e| e.to_string())
+    })
+    .map_err(|e| format!("removing node {id}: {e}"))
+}
+
+fn membership_client() -> Result<reqwest::blocking::Client, String> {
+    // An addition waits for the new node to catch up (up to 120 s).
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(150))
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn membership_request(
+    attempts: u32,
+    send: impl Fn() -> Result<reqwest::blocking::Response, String>,
+) -> Result<(), String> {
+    let mut last = String::new();
+    for _ in 0..attempts.max(1) {
+        match send() {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE => {
+                last = format!("503: {}", r.text().unwrap_or_default());
+            }
+            Ok(r) => {
+                let status = r.status();
+                return Err(format!("{status}: {}", r.text().unwrap_or_default()));
+            }
+            // Not retried: the change may have been made.
+            Err(e) => return Err(e),
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    Err(last)
+}
+
+impl Cluster {
+    /// Kills every node (the cluster is of no more use). Dropping the
+    /// cluster does this too; a test whose cluster is shared with client
+    /// threads calls it from a guard, so a failing assertion does not
+    /// leave server processes behind.
+    pub fn shutdown(&mut self) {
         for id in self.ids() {
             self.resume(id);
             self.kill(id);
         }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.shutdown();
     }
 }

@@ -3,14 +3,16 @@
 //! a leader cut off from the others steps out of service and its side
 //! acknowledges no write and no linearizable read; the history of
 //! concurrent clients through partitions, pauses and a leader kill is
-//! linearizable; and the checker catches the stale reads a cut-off node
-//! serves when asked for `?consistency=stale`, so the check can fail.
+//! linearizable, and so is the history through a node replacement (a new
+//! node added under load, the leader removed); and the checker catches the
+//! stale reads a cut-off node serves when asked for `?consistency=stale`,
+//! so the check can fail.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use bitcask_reliability::cluster::Cluster;
+use bitcask_reliability::cluster::{self, Cluster};
 use bitcask_reliability::history;
 use bitcask_reliability::linearizability::{self, Event, Op};
 use bitcask_reliability::proxy::Fault;
@@ -21,6 +23,21 @@ fn start() -> (tempfile::TempDir, Arc<Mutex<Cluster>>) {
     let root = tempfile::tempdir().expect("tempdir");
     let cluster = Cluster::start(root.path(), std::path::Path::new(EXE), 3, &[]).expect("cluster");
     (root, Arc::new(Mutex::new(cluster)))
+}
+
+/// Stops the clients and kills the nodes when a test ends, passing or
+/// failing (the client threads hold the cluster too, so it would not be
+/// dropped by a panicking test).
+struct Cleanup {
+    stop: Arc<AtomicBool>,
+    cluster: Arc<Mutex<Cluster>>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        lock(&self.cluster).shutdown();
+    }
 }
 
 fn lock(cluster: &Mutex<Cluster>) -> std::sync::MutexGuard<'_, Cluster> {
@@ -47,6 +64,10 @@ fn histories_through_partitions_pauses_and_a_leader_kill_are_linearizable() {
     let (_root, cluster) = start();
     let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
+    let _cleanup = Cleanup {
+        stop: Arc::clone(&stop),
+        cluster: Arc::clone(&cluster),
+    };
     let clients = {
         let (stop, targets) = (Arc::clone(&stop), targets(&cluster));
         std::thread::spawn(move || history::run_clients(4, 6, targets, stop, started, 42, false))
@@ -127,6 +148,87 @@ fn histories_through_partitions_pauses_and_a_leader_kill_are_linearizable() {
         "the cut-off leader acknowledged {} requests: {acknowledged:?}",
         acknowledged.len()
     );
+}
+
+#[test]
+fn replacing_the_leader_under_load_keeps_histories_linearizable() {
+    let (_root, cluster) = start();
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let _cleanup = Cleanup {
+        stop: Arc::clone(&stop),
+        cluster: Arc::clone(&cluster),
+    };
+    let clients = {
+        let (stop, targets) = (Arc::clone(&stop), targets(&cluster));
+        std::thread::spawn(move || history::run_clients(4, 6, targets, stop, started, 7, false))
+    };
+    std::thread::sleep(Duration::from_millis(800));
+
+    // Node 4 joins (it catches up before it votes), then the leader leaves.
+    let (new, peer_addr) = lock(&cluster).launch_new_node().expect("node 4");
+    assert_eq!(new, 4, "ids are handed out in order");
+    let leader = lock(&cluster).leader().expect("leader");
+    let via = |c: &Cluster, not: u64| {
+        c.urls()
+            .into_iter()
+            .find(|(id, _)| *id != not && *id != new)
+            .map(|(_, u)| u)
+            .expect("a node to ask")
+    };
+    let url = via(&lock(&cluster), leader);
+    cluster::add_member(&url, new, peer_addr, 10).expect("add node 4");
+    cluster::remove_member(&url, leader, 10).expect("remove the leader");
+    // The removal leaves 2, 3 and 4 (less the old leader) as the voters,
+    // and they elect a leader among themselves.
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let view: serde_json::Value = http
+        .get(format!("{url}/cluster"))
+        .send()
+        .expect("cluster")
+        .json()
+        .expect("json");
+    let mut voters: Vec<u64> = view["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter(|m| m["voter"] == true)
+        .filter_map(|m| m["node_id"].as_u64())
+        .collect();
+    voters.sort_unstable();
+    let mut expected: Vec<u64> = [1, 2, 3, 4]
+        .into_iter()
+        .filter(|&id| id != leader)
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(voters, expected, "{view}");
+    std::thread::sleep(Duration::from_secs(1));
+    lock(&cluster).retire(leader);
+    let new_leader = lock(&cluster)
+        .wait_for_leader(Duration::from_secs(20))
+        .expect("a leader among the remaining nodes");
+    assert_ne!(new_leader, leader);
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    let recorded = clients.join().expect("clients");
+
+    let (completed, unknown) = recorded.counts();
+    assert!(completed > 100, "the clients got work done ({completed})");
+    eprintln!("{completed} operations completed, {unknown} writes of unknown outcome");
+    // The new node served clients once it had joined.
+    assert!(
+        recorded
+            .answers
+            .iter()
+            .any(|a| a.node == new && a.acknowledged),
+        "node 4 answered no request"
+    );
+    let failures = linearizability::check_all(&recorded.events);
+    let violations: Vec<_> = failures.iter().filter(|v| !v.undecided).collect();
+    assert!(violations.is_empty(), "{violations:?}");
 }
 
 #[test]

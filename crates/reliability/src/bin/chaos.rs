@@ -9,15 +9,17 @@
 //! Faults, one at a time (so a majority is always whole): SIGKILL a node
 //! (the leader half the time) and restart it; SIGSTOP a node and SIGCONT it;
 //! cut a node off from the others (blackholed or refused connections);
-//! slow a node's peer traffic. Nodes run this very binary in its `serve`
-//! mode, on 127.0.0.N with a fault proxy in front of each peer port.
+//! slow a node's peer traffic; replace a node (the leader half the time):
+//! add a new node under a new id, wait until it votes, remove the old one
+//! and stop it. Nodes run this very binary in its `serve` mode, on
+//! 127.0.0.N with a fault proxy in front of each peer port.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bitcask_reliability::cluster::Cluster;
+use bitcask_reliability::cluster::{self, Cluster};
 use bitcask_reliability::proxy::Fault;
 use bitcask_reliability::rng::{self, Rng};
 use bitcask_reliability::{history, linearizability, process};
@@ -91,6 +93,7 @@ struct Tally {
     pauses: u32,
     partitions: u32,
     slowdowns: u32,
+    replacements: u32,
 }
 
 fn run(args: &RunArgs) -> Result<(), String> {
@@ -157,7 +160,7 @@ fn run(args: &RunArgs) -> Result<(), String> {
     println!(
         "seed {seed}: {} s, {} nodes, {} clients on {} keys; {completed} operations completed, \
          {unknown} writes of unknown outcome; faults: {} kills, {} pauses, {} partitions, \
-         {} slowdowns; checked in {:?}: {} ({undecided} keys undecided)",
+         {} slowdowns, {} node replacements; checked in {:?}: {} ({undecided} keys undecided)",
         args.seconds,
         args.nodes,
         args.clients,
@@ -166,6 +169,7 @@ fn run(args: &RunArgs) -> Result<(), String> {
         tally.pauses,
         tally.partitions,
         tally.slowdowns,
+        tally.replacements,
         checked.elapsed(),
         match violation {
             None => "no violation".to_string(),
@@ -199,7 +203,7 @@ fn inject(
         _ => pick(rng),
     };
     let hold = Duration::from_millis(1000 + rng.below(2500));
-    match rng.below(5) {
+    match rng.below(6) {
         0 => {
             lock().kill(victim);
             tally.kills += 1;
@@ -223,13 +227,47 @@ fn inject(
             std::thread::sleep(hold);
             lock().heal();
         }
-        _ => {
+        4 => {
             let by = Duration::from_millis(20 + rng.below(150));
             lock().slow(victim, by);
             tally.slowdowns += 1;
             std::thread::sleep(hold);
             lock().heal();
         }
+        _ => {
+            replace(cluster, victim)?;
+            tally.replacements += 1;
+        }
     }
+    Ok(())
+}
+
+/// Replaces node `old` by a new node under a new id: the new one is added
+/// (and has caught up) before the old one is removed, so the cluster keeps
+/// three voters but for the moment between. The membership requests go to
+/// running nodes other than `old`, without holding the cluster's lock (an
+/// addition waits for the new node to catch up; clients go on meanwhile).
+fn replace(cluster: &Arc<std::sync::Mutex<Cluster>>, old: u64) -> Result<(), String> {
+    let lock = || {
+        cluster
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    let (new, peer_addr) = lock().launch_new_node()?;
+    let via = |c: &Cluster| {
+        c.urls()
+            .into_iter()
+            .find(|(id, _)| *id != old && *id != new && c.is_up(*id))
+            .map(|(_, url)| url)
+            .ok_or_else(|| "no running node to ask".to_string())
+    };
+    let url = via(&lock())?;
+    cluster::add_member(&url, new, peer_addr, 30)?;
+    let url = via(&lock())?;
+    cluster::remove_member(&url, old, 30)?;
+    // The removed node runs on for a moment (its clients may still ask it)
+    // before it is stopped, as an operator would.
+    std::thread::sleep(Duration::from_secs(1));
+    lock().retire(old);
     Ok(())
 }
