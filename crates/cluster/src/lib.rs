@@ -11,16 +11,18 @@
 //!   state machine; an entry applies as one atomic batch with its applied
 //!   position (a mark), by the leader's clock.
 //! - [`types`]: openraft's type configuration.
-//! - [`read_rounds`]: concurrent linearizable reads share read-index rounds.
+//! - [`rounds`]: concurrent linearizable reads share read-index rounds, and
+//!   writes a follower forwards share peer requests.
 
 pub mod clock;
 pub mod codec;
+pub mod incarnations;
 pub mod log_store;
 pub mod network;
 pub mod node;
 pub mod overlay;
 pub mod peer;
-pub mod read_rounds;
+pub mod rounds;
 pub mod snapshot;
 pub mod state_machine;
 pub mod store;

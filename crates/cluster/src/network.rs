@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
+use crate::incarnations::Incarnations;
 use crate::snapshot::{self, SnapshotDir};
 use crate::types::{Member, NodeId, Snapshot, SnapshotMeta, TypeConfig, Vote};
 
@@ -34,7 +35,8 @@ pub const VOTE_PATH: &str = "/raft/vote";
 pub const SNAPSHOT_PATH: &str = "/raft/snapshot";
 /// Path of a leadership transfer notice.
 pub const TRANSFER_PATH: &str = "/raft/transfer-leader";
-/// Path of a client write forwarded to the leader.
+/// Path of client writes forwarded to the leader (a list, see
+/// `Node::handle_forward`).
 pub const FORWARD_PATH: &str = "/cluster/forward";
 /// Path of a read index asked of the leader.
 pub const READ_INDEX_PATH: &str = "/cluster/read-index";
@@ -45,6 +47,11 @@ pub const MEMBERS_PATH: &str = "/cluster/members";
 pub const FROM_HEADER: &str = "x-bitcask-from";
 /// Header naming the cluster the sender belongs to.
 pub const CLUSTER_HEADER: &str = "x-bitcask-cluster";
+/// Header carrying the sender's (or answerer's) incarnation (see
+/// [`crate::incarnations`]), on every peer request and answer.
+pub const INCARNATION_HEADER: &str = "x-bitcask-incarnation";
+/// Path of the greeting a leader sends a node before adding it.
+pub const HELLO_PATH: &str = "/cluster/hello";
 
 /// What a peer request proves about its sender.
 #[derive(Clone, Debug)]
@@ -55,11 +62,17 @@ pub struct PeerAuth {
     pub token: Option<String>,
     /// The cluster's id, once known.
     pub cluster_id: Arc<RwLock<Option<String>>>,
+    /// This node's incarnation (sent as [`INCARNATION_HEADER`]).
+    pub incarnation: u64,
+    /// The peers' incarnations this node has dealt with.
+    pub peers: Arc<Incarnations>,
 }
 
 impl PeerAuth {
     fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        let mut request = request.header(FROM_HEADER, self.node_id.to_string());
+        let mut request = request
+            .header(FROM_HEADER, self.node_id.to_string())
+            .header(INCARNATION_HEADER, self.incarnation.to_string());
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
@@ -199,6 +212,9 @@ impl PeerClient {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<T, PeerError> {
+        if let Some(why) = self.auth.peers.refused(self.target) {
+            return Err(PeerError::Remote(why));
+        }
         let request = self
             .http
             .post(format!("{}{path}", self.base))
@@ -211,7 +227,29 @@ impl PeerClient {
             .send()
             .await
             .map_err(|e| sent(&e))?;
+        self.check_answerer(&response)?;
         decode_reply(response).await
+    }
+
+    /// Refuses an answer from another incarnation of the target than the
+    /// one this node knows (see [`crate::incarnations`]).
+    fn check_answerer(&self, response: &reqwest::Response) -> Result<(), PeerError> {
+        if !response.status().is_success() {
+            return Ok(());
+        }
+        let incarnation = response
+            .headers()
+            .get(INCARNATION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| PeerError::Remote("the answer names no incarnation".into()))?;
+        self.auth
+            .peers
+            .check(self.target, incarnation)
+            .map_err(|why| {
+                tracing::error!(node = self.target, %why, "refused a peer's answer");
+                PeerError::Remote(why)
+            })
     }
 
     async fn rpc<Req: Serialize, Resp: DeserializeOwned>(
@@ -256,6 +294,9 @@ impl PeerClient {
             })
             .try_flatten();
         let body = reqwest::Body::wrap_stream(head.chain(bodies));
+        if let Some(why) = self.auth.peers.refused(self.target) {
+            return Err(PeerError::Remote(why));
+        }
         let request = self
             .http
             .post(format!("{}{SNAPSHOT_PATH}", self.base))
@@ -267,6 +308,7 @@ impl PeerClient {
             .send()
             .await
             .map_err(|e| sent(&e))?;
+        self.check_answerer(&response)?;
         decode_reply(response).await
     }
 }
@@ -309,6 +351,9 @@ async fn decode_reply<T: DeserializeOwned>(response: reqwest::Response) -> Resul
     let bytes = response.bytes().await.map_err(|e| sent(&e))?;
     if !status.is_success() {
         let text = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned();
+        if status == reqwest::StatusCode::FORBIDDEN || status == reqwest::StatusCode::UNAUTHORIZED {
+            log_refusal(&text);
+        }
         return Err(PeerError::Remote(format!("HTTP {status}: {text}")));
     }
     let reply: Reply<T> = codec::decode(&bytes).map_err(|e| PeerError::Network(e.to_string()))?;
@@ -361,5 +406,24 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
         self.rpc(TRANSFER_PATH, &req, &option).await
+    }
+}
+
+/// Logs that a peer refused this node (wrong token, another cluster, a
+/// replaced node...), at most once every ten seconds: raft retries
+/// several times a second, and the reason is the same each time.
+fn log_refusal(why: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST.load(Ordering::Relaxed);
+    if now >= last + 10
+        && LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::error!(%why, "a peer refused this node");
     }
 }

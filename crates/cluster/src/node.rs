@@ -25,9 +25,10 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::codec;
+use crate::incarnations::Incarnations;
 use crate::log_store::LogStore;
 use crate::network::{self, Network, PeerAuth, PeerError, Reply, SnapshotOffer};
-use crate::read_rounds::ReadRounds;
+use crate::rounds::Rounds;
 use crate::snapshot::{self, SnapshotDir};
 use crate::state_machine::{Applier, StateMachine, blocking};
 use crate::types::{LogId, Member, NodeId, Proposal, Snapshot, TypeConfig};
@@ -111,7 +112,13 @@ struct Identity {
     /// first hears from its cluster.
     cluster_id: Option<String>,
     founders: Option<BTreeMap<NodeId, String>>,
+    /// Chosen at random when the directory is made (see
+    /// [`crate::incarnations`]).
+    incarnation: u64,
 }
+
+/// A write's reply from the applier, or why there is none.
+type WriteOutcome = Result<Vec<u8>, ClusterError>;
 
 /// Why a cluster operation did not happen.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -240,7 +247,9 @@ struct Inner {
     /// Times the known leader changed since the node started.
     leader_changes: Arc<std::sync::atomic::AtomicU64>,
     /// Linearizable reads waiting for, or in, a read-index round.
-    reads: Arc<ReadRounds<Result<Linearizer<TypeConfig>, ClusterError>>>,
+    reads: Arc<Rounds<(), Result<Linearizer<TypeConfig>, ClusterError>>>,
+    /// Writes waiting to be forwarded to the leader, or on their way.
+    forwards: Arc<Rounds<Vec<u8>, WriteOutcome>>,
 }
 
 /// Counts for the node's metrics.
@@ -271,6 +280,8 @@ impl Node {
             node_id: config.node_id,
             token: config.token.clone(),
             cluster_id: Arc::new(RwLock::new(identity.cluster_id.clone())),
+            incarnation: identity.incarnation,
+            peers: Arc::new(Incarnations::open(&config.dir)?),
         };
         let log = LogStore::open(&config.dir.join("raft"))?;
         let sm = StateMachine::open(&config.dir, config.store_options.clone(), applier)?;
@@ -338,7 +349,8 @@ impl Node {
                 catch_up: config.catch_up,
                 lease: Duration::from_millis(config.election_ms.1),
                 leader_changes,
-                reads: ReadRounds::new(),
+                reads: Rounds::new(),
+                forwards: Rounds::new(),
             }),
         })
     }
@@ -436,25 +448,65 @@ impl Node {
         if leader == self.inner.id {
             return self.propose(request.to_vec()).await;
         }
-        let Some(addr) = self.peer_addr(leader) else {
-            return Err(ClusterError::NotLeader);
+        // Forwarded with the other writes that join the same round (see
+        // `crate::rounds`). Past the wait it may still be sent: a time-out
+        // here means "may or may not be applied", as on the leader.
+        let node = self.clone();
+        let round = move |requests: Vec<Vec<u8>>| {
+            let node = node.clone();
+            async move { node.forward(requests).await }
         };
-        let body = codec::encode(request).map_err(|e| ClusterError::Fatal(e.to_string()))?;
+        tokio::time::timeout(
+            self.inner.wait,
+            self.inner.forwards.join(request.to_vec(), round),
+        )
+        .await
+        .map_err(|_| ClusterError::Timeout)?
+        .unwrap_or_else(|| Err(ClusterError::Fatal("a forwarding round failed".into())))
+    }
+
+    /// Sends `requests` to the leader in one peer request; one outcome per
+    /// request, in order. `NotLeader` (sent again by [`Node::write`]) only
+    /// where the request certainly was not applied.
+    async fn forward(&self, requests: Vec<Vec<u8>>) -> Vec<Result<Vec<u8>, ClusterError>> {
+        let n = requests.len();
+        let all = |error: ClusterError| vec![Err(error); n];
+        let leader = match self.leader().await {
+            Ok(leader) => leader,
+            Err(e) => return all(e),
+        };
+        let addr = match self.peer_addr(leader) {
+            // This node leads now: the writers send again, to it.
+            Some(_) if leader == self.inner.id => return all(ClusterError::NotLeader),
+            Some(addr) => addr,
+            None => return all(ClusterError::NotLeader),
+        };
+        let body = match codec::encode(&requests) {
+            Ok(body) => body,
+            Err(e) => return all(ClusterError::Fatal(e.to_string())),
+        };
         let client = self.inner.network.client(leader, &addr);
-        let reply: Result<Result<Vec<u8>, ForwardRefusal>, PeerError> = client
+        let reply: Result<Vec<Result<Vec<u8>, ForwardRefusal>>, PeerError> = client
             .call(network::FORWARD_PATH, body, self.inner.wait)
             .await;
         match reply {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(ForwardRefusal::NotLeader)) | Err(PeerError::Unreachable(_)) => {
-                Err(ClusterError::NotLeader)
-            }
-            Ok(Err(ForwardRefusal::Timeout)) => Err(ClusterError::Timeout),
-            Ok(Err(ForwardRefusal::Failed(why))) => Err(ClusterError::Refused(why)),
-            // Cut off mid-exchange, or no answer in time: it may have
+            Ok(outcomes) if outcomes.len() == n => outcomes
+                .into_iter()
+                .map(|outcome| match outcome {
+                    Ok(reply) => Ok(reply),
+                    Err(ForwardRefusal::NotLeader) => Err(ClusterError::NotLeader),
+                    Err(ForwardRefusal::Timeout) => Err(ClusterError::Timeout),
+                    Err(ForwardRefusal::Failed(why)) => Err(ClusterError::Refused(why)),
+                })
+                .collect(),
+            Ok(_) => all(ClusterError::Fatal(
+                "the leader answered a different number of writes".into(),
+            )),
+            Err(PeerError::Unreachable(_)) => all(ClusterError::NotLeader),
+            // Cut off mid-exchange, or no answer in time: they may have
             // arrived and been applied.
-            Err(PeerError::Timeout(_) | PeerError::Network(_)) => Err(ClusterError::Timeout),
-            Err(PeerError::Remote(why)) => Err(ClusterError::Fatal(why)),
+            Err(PeerError::Timeout(_) | PeerError::Network(_)) => all(ClusterError::Timeout),
+            Err(PeerError::Remote(why)) => all(ClusterError::Fatal(why)),
         }
     }
 
@@ -479,15 +531,16 @@ impl Node {
     pub async fn read_barrier(&self) -> Result<(), ClusterError> {
         let wait = self.inner.wait;
         let node = self.clone();
-        let round = move || {
+        let round = move |reads: Vec<()>| {
             let node = node.clone();
             async move {
-                tokio::time::timeout(wait, node.read_index())
+                let index = tokio::time::timeout(wait, node.read_index())
                     .await
-                    .unwrap_or(Err(ClusterError::Timeout))
+                    .unwrap_or(Err(ClusterError::Timeout));
+                vec![index; reads.len()]
             }
         };
-        let linearizer = tokio::time::timeout(wait, self.inner.reads.join(round))
+        let linearizer = tokio::time::timeout(wait, self.inner.reads.join((), round))
             .await
             .map_err(|_| ClusterError::Timeout)?
             .ok_or_else(|| ClusterError::Fatal("a read round failed".into()))??;
@@ -652,6 +705,7 @@ impl Node {
                 "node {id} is already a member"
             )));
         }
+        self.greet(id, &peer_addr).await?;
         let raft = &self.inner.raft;
         raft.add_learner(id, Member { peer_addr }, false)
             .await
@@ -668,6 +722,29 @@ impl Node {
             .map_err(membership_error)?;
         tracing::info!(node_id = id, "added a voter");
         Ok(())
+    }
+
+    /// Before node `id` at `peer_addr` is added: it must answer, be node
+    /// `id`, and not be another incarnation of an id this node knew (see
+    /// [`crate::incarnations`]). Also teaches it the cluster's id.
+    async fn greet(&self, id: NodeId, peer_addr: &str) -> Result<(), ClusterError> {
+        let client = self.inner.network.client(id, peer_addr);
+        let answer: Result<NodeId, PeerError> = client
+            .call(network::HELLO_PATH, Vec::new(), self.inner.wait)
+            .await;
+        match answer {
+            Ok(their) if their == id => Ok(()),
+            Ok(their) => Err(ClusterError::Refused(format!(
+                "{peer_addr} is node {their}, not node {id}"
+            ))),
+            Err(PeerError::Remote(why)) => Err(ClusterError::Refused(format!(
+                "node {id} at {peer_addr} refused or was refused: {why}"
+            ))),
+            Err(e) => Err(ClusterError::Refused(format!(
+                "node {id} does not answer at {peer_addr} ({e}); start it (with --node-id {id} \
+                 and no --initial-cluster) before adding it"
+            ))),
+        }
     }
 
     /// Waits until learner `id` holds every entry the leader held when the
@@ -760,7 +837,12 @@ impl Node {
     /// the listener): refuses this node's own id (a node never talks to
     /// itself), and another cluster's id. A node that does not know its
     /// cluster id yet (a joining learner) learns it from the first request.
-    pub fn admit_peer(&self, from: Option<&str>, cluster: Option<&str>) -> Result<NodeId, String> {
+    pub fn admit_peer(
+        &self,
+        from: Option<&str>,
+        cluster: Option<&str>,
+        incarnation: Option<&str>,
+    ) -> Result<NodeId, String> {
         let from: NodeId = from
             .and_then(|f| f.parse().ok())
             .filter(|&id| id != 0)
@@ -768,6 +850,28 @@ impl Node {
         if from == self.inner.id {
             return Err(format!("a request claims to come from this node ({from})"));
         }
+        let incarnation: u64 = incarnation
+            .and_then(|i| i.parse().ok())
+            .ok_or_else(|| "a peer request must name its sender's incarnation".to_string())?;
+        self.admit_cluster(cluster)?;
+        self.inner.auth.peers.check(from, incarnation)?;
+        Ok(from)
+    }
+
+    /// This node's incarnation (see [`crate::incarnations`]).
+    pub fn incarnation(&self) -> u64 {
+        self.inner.auth.incarnation
+    }
+
+    /// `POST /cluster/hello`: this node's id (a leader greets a node before
+    /// adding it; the answer's incarnation header tells it which node it is).
+    pub fn handle_hello(&self) -> Vec<u8> {
+        encode_reply(&Ok(self.inner.id))
+    }
+
+    /// Checks the cluster a request names (a node that does not know its
+    /// cluster yet learns it here).
+    fn admit_cluster(&self, cluster: Option<&str>) -> Result<(), String> {
         let mut known = self
             .inner
             .auth
@@ -775,7 +879,7 @@ impl Node {
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         match (known.as_deref(), cluster) {
-            (Some(ours), Some(theirs)) if ours == theirs => Ok(from),
+            (Some(ours), Some(theirs)) if ours == theirs => Ok(()),
             (Some(_), _) => Err("the request belongs to another cluster".to_string()),
             (None, Some(theirs)) => {
                 *known = Some(theirs.to_string());
@@ -783,7 +887,7 @@ impl Node {
                 if let Err(e) = self.remember_cluster(theirs) {
                     tracing::error!(error = %e, "cannot record the cluster id");
                 }
-                Ok(from)
+                Ok(())
             }
             (None, None) => Err("the request names no cluster".to_string()),
         }
@@ -848,22 +952,36 @@ impl Node {
         encode_reply(&reply)
     }
 
-    /// `POST /cluster/forward`: a write another node received. Proposed
-    /// here only (never forwarded again): a node that does not lead says
-    /// so, and the sender retries where the leader now is.
+    /// `POST /cluster/forward`: writes another node received (a list, at
+    /// most [`MAX_BATCH_REQUESTS`]), answered with one outcome each, in
+    /// order. Proposed here only (never forwarded again): a node that does
+    /// not lead says so, and the sender retries where the leader now is.
     pub async fn handle_forward(&self, body: &[u8]) -> Vec<u8> {
-        let outcome: Result<Vec<u8>, ForwardRefusal> = match codec::decode::<Vec<u8>>(body) {
-            Ok(request) => match self.propose(request).await {
-                Ok(reply) => Ok(reply),
-                Err(ClusterError::NotLeader | ClusterError::NoLeader) => {
-                    Err(ForwardRefusal::NotLeader)
-                }
-                Err(ClusterError::Timeout) => Err(ForwardRefusal::Timeout),
-                Err(e) => Err(ForwardRefusal::Failed(e.to_string())),
-            },
-            Err(e) => Err(ForwardRefusal::Failed(format!("bad request: {e}"))),
+        let requests = match codec::decode::<Vec<Vec<u8>>>(body) {
+            Ok(requests) if requests.len() <= MAX_BATCH_REQUESTS => requests,
+            Ok(requests) => {
+                return encode_reply::<()>(&Err(format!(
+                    "{} writes in one forward; at most {MAX_BATCH_REQUESTS}",
+                    requests.len()
+                )));
+            }
+            Err(e) => return encode_reply::<()>(&Err(format!("bad request: {e}"))),
         };
-        encode_reply(&Ok(outcome))
+        // Queued in order, so they share the next entries.
+        let outcomes: Vec<Result<Vec<u8>, ForwardRefusal>> =
+            futures_util::future::join_all(requests.into_iter().map(|r| self.propose(r)))
+                .await
+                .into_iter()
+                .map(|outcome| match outcome {
+                    Ok(reply) => Ok(reply),
+                    Err(ClusterError::NotLeader | ClusterError::NoLeader) => {
+                        Err(ForwardRefusal::NotLeader)
+                    }
+                    Err(ClusterError::Timeout) => Err(ForwardRefusal::Timeout),
+                    Err(e) => Err(ForwardRefusal::Failed(e.to_string())),
+                })
+                .collect();
+        encode_reply(&Ok(outcomes))
     }
 
     /// `POST /cluster/read-index`: the leader's read index, for a follower's
@@ -1084,6 +1202,7 @@ fn settle_identity(config: &NodeConfig) -> io::Result<Identity> {
                 node_id: config.node_id,
                 cluster_id: config.initial_cluster.as_ref().map(cluster_id),
                 founders: config.initial_cluster.clone(),
+                incarnation: crate::incarnations::fresh(),
             };
             journal::write_state_file(&config.dir, NODE_FILE, &codec::encode(&identity)?)
                 .map_err(io::Error::other)?;

@@ -55,6 +55,7 @@ pub fn router(node: Node, token: Option<String>, limits: PeerLimits) -> Router {
         .route(network::FORWARD_PATH, post(forward))
         .route(network::READ_INDEX_PATH, post(read_index))
         .route(network::MEMBERS_PATH, post(members))
+        .route(network::HELLO_PATH, post(hello))
         .layer(DefaultBodyLimit::max(limits.max_body))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -99,14 +100,20 @@ async fn admit(State(state): State<PeerState>, request: Request, next: Next) -> 
         }
     }
     let text = |name: &str| header_text(headers, name);
-    if let Err(why) = state
-        .node
-        .admit_peer(text(network::FROM_HEADER), text(network::CLUSTER_HEADER))
-    {
+    if let Err(why) = state.node.admit_peer(
+        text(network::FROM_HEADER),
+        text(network::CLUSTER_HEADER),
+        text(network::INCARNATION_HEADER),
+    ) {
         tracing::warn!(path = %request.uri().path(), %why, "refused a peer request");
         return (StatusCode::FORBIDDEN, why).into_response();
     }
-    next.run(request).await
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(
+        network::INCARNATION_HEADER,
+        header::HeaderValue::from(state.node.incarnation()),
+    );
+    response
 }
 
 fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -135,6 +142,10 @@ async fn forward(State(state): State<PeerState>, body: Bytes) -> Response {
 
 async fn read_index(State(state): State<PeerState>) -> Response {
     octets(state.node.handle_read_index().await)
+}
+
+async fn hello(State(state): State<PeerState>) -> Response {
+    octets(state.node.handle_hello())
 }
 
 async fn members(State(state): State<PeerState>, body: Bytes) -> Response {

@@ -1,30 +1,39 @@
-//! Linearizable reads share read-index rounds: a read joins the next round
-//! that *starts after it arrived*, and one round (a leadership check with a
-//! quorum, or a follower's request for the leader's read index) answers
-//! every read that joined it. Reads that arrive while a round is in flight
-//! wait for the next one, so each read's index is taken after the read
-//! began, which is what makes it linearizable; etcd batches its ReadIndex
-//! requests the same way.
+//! Requests that arrive together share one round trip. A request joins the
+//! next *round* that starts after it arrived; one task runs rounds, one
+//! after another, while requests keep arriving, each round taking every
+//! request that joined it. Two users:
+//!
+//! - Linearizable reads: one read-index round (the leader's quorum check,
+//!   or a follower's request for the leader's read index) answers every
+//!   read that joined it. A read that arrives while a round is in flight
+//!   waits for the next one, so its index is taken after it began, which
+//!   is what makes it linearizable; etcd batches its ReadIndex requests
+//!   the same way.
+//! - Writes a follower forwards to the leader: one peer request carries
+//!   every write that joined the round, and the leader proposes them
+//!   together (so they share a raft entry), instead of one HTTP exchange
+//!   per write.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::oneshot;
 
-/// Runs rounds for the reads that join them (see the module docs).
-pub struct ReadRounds<T> {
-    state: Mutex<State<T>>,
+/// Runs rounds for the requests that join them (see the module docs): `I`
+/// is what a request brings, `O` what it gets back.
+pub struct Rounds<I, O> {
+    state: Mutex<State<I, O>>,
 }
 
-struct State<T> {
+struct State<I, O> {
     /// Whether a task is running rounds.
     running: bool,
-    /// The reads that joined the next round.
-    waiting: Vec<oneshot::Sender<T>>,
+    /// The requests that joined the next round.
+    waiting: Vec<(I, oneshot::Sender<O>)>,
 }
 
-impl<T: Clone + Send + 'static> ReadRounds<T> {
-    /// No round running, no read waiting.
+impl<I: Send + 'static, O: Send + 'static> Rounds<I, O> {
+    /// No round running, no request waiting.
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(State {
@@ -34,19 +43,22 @@ impl<T: Clone + Send + 'static> ReadRounds<T> {
         })
     }
 
-    /// Joins the next round that starts, and returns its result; `round`
-    /// runs one round (it is called only if no task is running rounds, and
-    /// then again for as long as reads keep joining). `None` if the task
-    /// running rounds died.
-    pub async fn join<F, Fut>(self: &Arc<Self>, round: F) -> Option<T>
+    /// Joins the next round that starts with `item`, and returns what the
+    /// round answered for it. `round` runs one round: given the items of
+    /// every request that joined, in the order they joined, it answers one
+    /// output for each, in the same order. It is called only when no task
+    /// is running rounds (and then again for as long as requests keep
+    /// joining). `None` if the round answered too few outputs or its task
+    /// died.
+    pub async fn join<F, Fut>(self: &Arc<Self>, item: I, round: F) -> Option<O>
     where
-        F: Fn() -> Fut + Send + 'static,
-        Fut: Future<Output = T> + Send,
+        F: Fn(Vec<I>) -> Fut + Send + 'static,
+        Fut: Future<Output = Vec<O>> + Send,
     {
         let (tx, rx) = oneshot::channel();
         let start = {
             let mut state = self.lock();
-            state.waiting.push(tx);
+            state.waiting.push((item, tx));
             !std::mem::replace(&mut state.running, true)
         };
         if start {
@@ -58,34 +70,35 @@ impl<T: Clone + Send + 'static> ReadRounds<T> {
 
     async fn run<F, Fut>(self: Arc<Self>, round: F)
     where
-        F: Fn() -> Fut,
-        Fut: Future<Output = T>,
+        F: Fn(Vec<I>) -> Fut,
+        Fut: Future<Output = Vec<O>>,
     {
-        // If a round panics, the next read starts a new task.
+        // If a round panics, the next request starts a new task.
         let _running = Running(&self);
         loop {
             let joined = std::mem::take(&mut self.lock().waiting);
             if joined.is_empty() {
                 return;
             }
-            let result = round().await;
-            for read in joined {
-                let _ = read.send(result.clone());
+            let (items, replies): (Vec<I>, Vec<_>) = joined.into_iter().unzip();
+            let outputs = round(items).await;
+            for (reply, output) in replies.into_iter().zip(outputs) {
+                let _ = reply.send(output);
             }
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<I, O>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 /// Marks the rounds as not running when the task ends (returns with no
-/// read waiting, or unwinds). Reads still waiting after an unwind get no
-/// answer (their senders are dropped) and fail rather than hang.
-struct Running<'a, T>(&'a ReadRounds<T>);
+/// request waiting, or unwinds). Requests still waiting after an unwind
+/// get no answer (their senders are dropped) and fail rather than hang.
+struct Running<'a, I, O>(&'a Rounds<I, O>);
 
-impl<T> Drop for Running<'_, T> {
+impl<I, O> Drop for Running<'_, I, O> {
     fn drop(&mut self) {
         let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.running = false;
@@ -103,45 +116,62 @@ mod tests {
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn reads_that_join_during_a_round_share_the_next_one() {
-        let rounds = ReadRounds::<u64>::new();
+    async fn requests_that_join_during_a_round_share_the_next_one_and_get_their_own_answers() {
+        let rounds = Rounds::<u64, (u64, u64)>::new();
         let started = Arc::new(AtomicU64::new(0));
         let gate = Arc::new(Notify::new());
-        // Round 1 waits at the gate; every round answers its number.
+        // Round 1 waits at the gate; a round answers (its number, item * 2)
+        // for each item.
         let round = {
             let (started, gate) = (Arc::clone(&started), Arc::clone(&gate));
-            move || {
+            move |items: Vec<u64>| {
                 let (started, gate) = (Arc::clone(&started), Arc::clone(&gate));
                 async move {
                     let n = started.fetch_add(1, Ordering::SeqCst) + 1;
                     if n == 1 {
                         gate.notified().await;
                     }
-                    n
+                    items.into_iter().map(|i| (n, i * 2)).collect()
                 }
             }
         };
-        let read = |rounds: &Arc<ReadRounds<u64>>| {
+        let send = |rounds: &Arc<Rounds<u64, (u64, u64)>>, item: u64| {
             let (rounds, round) = (Arc::clone(rounds), round.clone());
-            tokio::spawn(async move { rounds.join(round).await })
+            tokio::spawn(async move { rounds.join(item, round).await })
         };
-        let first = read(&rounds);
+        let first = send(&rounds, 1000);
         while started.load(Ordering::SeqCst) == 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        // 199 reads arrive while round 1 is in flight.
-        let later: Vec<_> = (0..199).map(|_| read(&rounds)).collect();
+        // 199 requests arrive while round 1 is in flight.
+        let later: Vec<_> = (0..199).map(|i| send(&rounds, i)).collect();
         while rounds.lock().waiting.len() < 199 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         gate.notify_one();
-        assert_eq!(first.await.expect("read"), Some(1));
-        for read in later {
-            // Not round 1's answer: it began before they did.
-            assert_eq!(read.await.expect("read"), Some(2));
+        assert_eq!(first.await.expect("request"), Some((1, 2000)));
+        for (i, request) in later.into_iter().enumerate() {
+            // Not round 1: it began before they did. Each its own answer.
+            assert_eq!(request.await.expect("request"), Some((2, i as u64 * 2)));
         }
-        assert_eq!(started.load(Ordering::SeqCst), 2, "one round for 199 reads");
-        // Idle again: the next read starts a new round.
-        assert_eq!(rounds.join(round).await, Some(3));
+        assert_eq!(
+            started.load(Ordering::SeqCst),
+            2,
+            "one round for 199 requests"
+        );
+        // Idle again: the next request starts a new round.
+        assert_eq!(rounds.join(7, round).await, Some((3, 14)));
+    }
+
+    #[tokio::test]
+    async fn a_round_that_answers_too_few_leaves_the_rest_without_an_answer() {
+        let rounds = Rounds::<u64, u64>::new();
+        let short = |_items: Vec<u64>| async { Vec::new() };
+        assert_eq!(rounds.join(1, short).await, None);
+        // The rounds are usable again.
+        assert_eq!(
+            rounds.join(2, |items: Vec<u64>| async move { items }).await,
+            Some(2)
+        );
     }
 }

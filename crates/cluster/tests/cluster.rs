@@ -373,8 +373,8 @@ async fn peers_without_the_token_or_from_another_cluster_are_refused() {
         .await
         .expect("send");
     assert_eq!(other_cluster.status(), 403);
-    // Authenticated but malformed: an error reply, nothing applied.
-    let garbage = http
+    // A sender that names no incarnation is refused too.
+    let no_incarnation = http
         .post(&url)
         .bearer_auth("cluster-secret")
         .header("x-bitcask-from", "2")
@@ -383,10 +383,47 @@ async fn peers_without_the_token_or_from_another_cluster_are_refused() {
         .send()
         .await
         .expect("send");
+    assert_eq!(no_incarnation.status(), 403);
+    // Authenticated but malformed: an error reply, nothing applied.
+    let node2 = nodes[1].node.incarnation().to_string();
+    let garbage = http
+        .post(&url)
+        .bearer_auth("cluster-secret")
+        .header("x-bitcask-from", "2")
+        .header("x-bitcask-cluster", nodes[0].node.cluster_id().expect("id"))
+        .header("x-bitcask-incarnation", &node2)
+        .body(vec![1, 2, 3])
+        .send()
+        .await
+        .expect("send");
     assert_eq!(garbage.status(), 200);
     let reply: Result<(), String> =
         codec::decode(&garbage.bytes().await.expect("body")).expect("reply");
     assert!(reply.is_err());
+    // Forwarded writes: garbage, and more writes in one forward than a
+    // batch holds, are refused whole; nothing is applied.
+    let applied = nodes[0].node.status().last_applied;
+    let forward = format!("http://{}/cluster/forward", nodes[0].addr);
+    let too_many: Vec<Vec<u8>> = vec![request("put", "flood", "x"); 1025];
+    for body in [vec![9, 9, 9], codec::encode(&too_many).expect("encode")] {
+        let answer = http
+            .post(&forward)
+            .bearer_auth("cluster-secret")
+            .header("x-bitcask-from", "2")
+            .header("x-bitcask-cluster", nodes[0].node.cluster_id().expect("id"))
+            .header("x-bitcask-incarnation", &node2)
+            .body(body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(answer.status(), 200);
+        let reply: Result<(), String> =
+            codec::decode(&answer.bytes().await.expect("body")).expect("reply");
+        assert!(reply.is_err(), "{reply:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(read(&nodes[0].node, "flood").is_none());
+    assert_eq!(nodes[0].node.status().last_applied, applied);
     // A node with the wrong token cannot take part: its votes are refused.
     let (l, addr) = listener().await;
     let mut intruder = config(7, &root.path().join("n7"), &addr);
@@ -433,4 +470,87 @@ async fn a_directory_of_another_node_or_a_single_node_store_is_refused() {
     let refused = Node::start(config(2, &dir, &addr), Arc::new(TestApplier)).await;
     let error = refused.err().expect("refused").to_string();
     assert!(error.contains("belongs to node 1"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wiped_node_under_its_old_id_is_refused_and_its_id_is_not_reused() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut nodes = cluster(root.path(), 3, |_| {}).await;
+    let leader = leader_of(&nodes).await;
+    // Node 3 is a follower here (not the leader), holding a first write.
+    let at = nodes
+        .iter()
+        .position(|n| n.node.id() != leader)
+        .expect("a follower");
+    let wiped = nodes.remove(at);
+    let wiped_id = wiped.node.id();
+    nodes[0]
+        .node
+        .write(request("put", "before", "v"))
+        .await
+        .expect("write");
+    until("the follower to hold the write", async || {
+        read(&wiped.node, "before").map(|_| ())
+    })
+    .await;
+    let founders: BTreeMap<u64, String> = nodes
+        .iter()
+        .map(|n| (n.node.id(), n.addr.clone()))
+        .chain([(wiped_id, wiped.addr.clone())])
+        .collect();
+
+    // Its disk is lost; it comes back empty under the same id and address
+    // (as a founder restarting on a new disk would).
+    let (dir, addr) = wiped.stop().await;
+    std::fs::remove_dir_all(&dir).expect("wipe");
+    let l = TcpListener::bind(&addr).await.expect("rebind");
+    let mut c = config(wiped_id, &dir, &addr);
+    c.initial_cluster = Some(founders);
+    let reborn = serve(c, l).await.expect("restart empty");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // The others refuse it: its requests answer 403 with the reason...
+    let http = reqwest::Client::new();
+    let refused = http
+        .post(format!("http://{}/raft/vote", nodes[0].addr))
+        .bearer_auth("cluster-secret")
+        .header("x-bitcask-from", wiped_id.to_string())
+        .header("x-bitcask-cluster", nodes[0].node.cluster_id().expect("id"))
+        .header(
+            "x-bitcask-incarnation",
+            reborn.node.incarnation().to_string(),
+        )
+        .body(vec![1, 2, 3])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(refused.status(), 403);
+    let why = refused.text().await.expect("text");
+    assert!(why.contains("never reused"), "{why}");
+    // ...and it gets no more of the log, while the other two go on.
+    nodes[0]
+        .node
+        .write(request("put", "after", "v"))
+        .await
+        .expect("write with two of three");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(read(&reborn.node, "after").is_none());
+    assert!(read(&reborn.node, "before").is_none());
+    assert_ne!(reborn.node.status().role, "leader");
+
+    // Its id is removed; adding it back under that id is refused at once.
+    let leader_node = &nodes
+        .iter()
+        .find(|n| n.node.status().role == "leader")
+        .expect("leader")
+        .node;
+    leader_node.remove_member(wiped_id).await.expect("remove");
+    match leader_node.add_member(wiped_id, addr).await {
+        Err(ClusterError::Refused(why)) => assert!(why.contains("never reused"), "{why}"),
+        other => panic!("re-adding a used id: {other:?}"),
+    }
+    reborn.stop().await;
+    for n in nodes {
+        n.stop().await;
+    }
 }
