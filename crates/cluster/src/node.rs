@@ -465,10 +465,37 @@ impl Node {
         .unwrap_or_else(|| Err(ClusterError::Fatal("a forwarding round failed".into())))
     }
 
+    /// Sends `requests` to the leader, in peer requests of at most
+    /// [`MAX_BATCH_REQUESTS`] writes and about [`MAX_BATCH_BYTES`] (what
+    /// the leader takes in one forward), all at once; one outcome per
+    /// request, in order.
+    async fn forward(&self, requests: Vec<Vec<u8>>) -> Vec<WriteOutcome> {
+        let mut chunks: Vec<Vec<Vec<u8>>> = Vec::new();
+        let mut bytes = 0;
+        for request in requests {
+            let full = chunks.last().is_none_or(|chunk| {
+                chunk.len() >= MAX_BATCH_REQUESTS || bytes + request.len() > MAX_BATCH_BYTES
+            });
+            if full {
+                chunks.push(Vec::new());
+                bytes = 0;
+            }
+            bytes += request.len();
+            if let Some(chunk) = chunks.last_mut() {
+                chunk.push(request);
+            }
+        }
+        futures_util::future::join_all(chunks.into_iter().map(|c| self.forward_chunk(c)))
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
     /// Sends `requests` to the leader in one peer request; one outcome per
     /// request, in order. `NotLeader` (sent again by [`Node::write`]) only
     /// where the request certainly was not applied.
-    async fn forward(&self, requests: Vec<Vec<u8>>) -> Vec<Result<Vec<u8>, ClusterError>> {
+    async fn forward_chunk(&self, requests: Vec<Vec<u8>>) -> Vec<WriteOutcome> {
         let n = requests.len();
         let all = |error: ClusterError| vec![Err(error); n];
         let leader = match self.leader().await {
@@ -552,7 +579,7 @@ impl Node {
     }
 
     /// One read-index round (shared by the reads that joined it, see
-    /// [`crate::read_rounds`]): the leader confirms its leadership with a
+    /// [`crate::rounds`]): the leader confirms its leadership with a
     /// quorum, or a follower asks the leader for its read index.
     async fn read_index(&self) -> Result<Linearizer<TypeConfig>, ClusterError> {
         let leader = self.leader().await?;

@@ -554,3 +554,39 @@ async fn a_wiped_node_under_its_old_id_is_refused_and_its_id_is_not_reused() {
         n.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_concurrent_writes_through_a_follower_are_forwarded_in_bounded_batches() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let nodes = cluster(root.path(), 3, |_| {}).await;
+    let leader = leader_of(&nodes).await;
+    let follower = nodes
+        .iter()
+        .find(|n| n.node.id() != leader)
+        .expect("follower")
+        .node
+        .clone();
+    // More writes at once than one forward may carry (1,024): the ones
+    // that wait for the next round are split into several forwards.
+    let writes: Vec<_> = (0..2_500)
+        .map(|i| {
+            let follower = follower.clone();
+            tokio::spawn(async move { follower.write(request("put", &format!("w{i}"), "v")).await })
+        })
+        .collect();
+    for write in writes {
+        write
+            .await
+            .expect("task")
+            .expect("write through the follower");
+    }
+    let leader_node = &nodes
+        .iter()
+        .find(|n| n.node.id() == leader)
+        .expect("leader")
+        .node;
+    assert!((0..2_500).all(|i| read(leader_node, &format!("w{i}")).is_some()));
+    for n in nodes {
+        n.stop().await;
+    }
+}
