@@ -669,7 +669,23 @@ impl Node {
 
     /// Makes `change` on the leader: here if this node leads, else
     /// forwarded to it over the peer port (one hop).
+    /// Sent again (to whichever node leads by then) while the answer is
+    /// "not the leader", within the node's wait: a leader just elected
+    /// takes no membership change until its first entry commits.
     pub async fn change_members(&self, change: MemberChange) -> Result<(), ClusterError> {
+        let deadline = tokio::time::Instant::now() + self.inner.wait;
+        loop {
+            match self.change_members_once(change.clone()).await {
+                Err(ClusterError::NotLeader) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Err(ClusterError::NotLeader) => return Err(ClusterError::NoLeader),
+                other => return other,
+            }
+        }
+    }
+
+    async fn change_members_once(&self, change: MemberChange) -> Result<(), ClusterError> {
         let leader = self.leader().await?;
         if leader == self.inner.id {
             return match change {
@@ -695,6 +711,9 @@ impl Node {
             .await;
         match reply {
             Ok(()) => Ok(()),
+            Err(PeerError::Remote(why)) if why == ClusterError::NotLeader.to_string() => {
+                Err(ClusterError::NotLeader)
+            }
             Err(PeerError::Remote(why)) => Err(ClusterError::Refused(why)),
             Err(PeerError::Unreachable(_)) => Err(ClusterError::NoLeader),
             Err(PeerError::Timeout(_)) => Err(ClusterError::Timeout),
@@ -715,7 +734,8 @@ impl Node {
                 };
                 done.map_err(|e| e.to_string())
             }
-            Ok(_) => Err("this node is not the leader".to_string()),
+            // The sender asks again, where the leader is by then.
+            Ok(_) => Err(ClusterError::NotLeader.to_string()),
             Err(e) => Err(format!("bad request: {e}")),
         };
         encode_reply(&reply)
@@ -1146,9 +1166,8 @@ fn refuse(why: &str) -> io::Error {
 
 fn membership_error(e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> ClusterError {
     match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => ClusterError::Refused(
-            "this node is not the leader; send the change to the leader".into(),
-        ),
+        // Not (or not yet) a leader that takes changes: nothing was done.
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => ClusterError::NotLeader,
         RaftError::APIError(e) => ClusterError::Refused(e.to_string()),
         RaftError::Fatal(e) => ClusterError::Fatal(e.to_string()),
     }

@@ -590,3 +590,81 @@ async fn many_concurrent_writes_through_a_follower_are_forwarded_in_bounded_batc
         n.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_membership_changes_end_in_one_plain_configuration() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let nodes = cluster(root.path(), 3, |_| {}).await;
+    let leader = leader_of(&nodes).await;
+    let leader_node = nodes
+        .iter()
+        .find(|n| n.node.id() == leader)
+        .expect("leader")
+        .node
+        .clone();
+    let mut extra = Vec::new();
+    for id in [4, 5] {
+        let (l, addr) = listener().await;
+        let node = serve(config(id, &root.path().join(format!("n{id}")), &addr), l)
+            .await
+            .expect("start");
+        extra.push((id, addr, node));
+    }
+    // Both additions at once: openraft changes one membership at a time;
+    // each either succeeds or is refused with a reason, never half done.
+    // (Sent at once after the election: a new leader takes no change
+    // before its first entry commits, and change_members asks again.)
+    let changes: Vec<_> = extra
+        .iter()
+        .map(|(id, addr, _)| {
+            let (node, id, addr) = (leader_node.clone(), *id, addr.clone());
+            let change = MemberChange::Add {
+                node_id: id,
+                peer_addr: addr,
+            };
+            tokio::spawn(async move { (id, node.change_members(change).await) })
+        })
+        .collect();
+    let mut added = Vec::new();
+    for change in changes {
+        match change.await.expect("task") {
+            (id, Ok(())) => added.push(id),
+            (id, Err(ClusterError::Refused(why))) => eprintln!("adding {id} refused: {why}"),
+            (id, other) => panic!("adding {id}: {other:?}"),
+        }
+    }
+    assert!(!added.is_empty(), "at least one addition goes through");
+    // The result is one plain configuration: every member a voter (no
+    // learner or joint leftovers), and a later change goes through.
+    let status = leader_node.status();
+    let mut voters: Vec<u64> = status
+        .members
+        .iter()
+        .filter(|m| m.voter)
+        .map(|m| m.node_id)
+        .collect();
+    voters.sort_unstable();
+    let mut expected: Vec<u64> = [1, 2, 3].into_iter().chain(added.clone()).collect();
+    expected.sort_unstable();
+    assert_eq!(voters, expected, "{status:?}");
+    assert_eq!(
+        status.members.len(),
+        expected.len(),
+        "no learner left behind: {status:?}"
+    );
+    for (id, addr, _) in &extra {
+        if !added.contains(id) {
+            leader_node
+                .add_member(*id, addr.clone())
+                .await
+                .expect("added once alone");
+        }
+    }
+    assert_eq!(leader_node.status().members.len(), 5);
+    for (_, _, node) in extra {
+        node.stop().await;
+    }
+    for n in nodes {
+        n.stop().await;
+    }
+}
