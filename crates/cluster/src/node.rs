@@ -250,6 +250,10 @@ struct Inner {
     reads: Arc<Rounds<(), Result<Linearizer<TypeConfig>, ClusterError>>>,
     /// Writes waiting to be forwarded to the leader, or on their way.
     forwards: Arc<Rounds<Vec<u8>, WriteOutcome>>,
+    /// Held through a membership change made here: changes sent at once
+    /// are made one after the other (openraft refuses a change while
+    /// another is under way).
+    membership: tokio::sync::Mutex<()>,
 }
 
 /// Counts for the node's metrics.
@@ -351,6 +355,7 @@ impl Node {
                 leader_changes,
                 reads: Rounds::new(),
                 forwards: Rounds::new(),
+                membership: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -533,7 +538,12 @@ impl Node {
             // Cut off mid-exchange, or no answer in time: they may have
             // arrived and been applied.
             Err(PeerError::Timeout(_) | PeerError::Network(_)) => all(ClusterError::Timeout),
-            Err(PeerError::Remote(why)) => all(ClusterError::Fatal(why)),
+            // The leader's side failed the exchange (shutting down, over its
+            // connection cap, ...): whether the writes got in is unknown.
+            Err(PeerError::Remote(why)) => {
+                tracing::warn!(leader, %why, "a forward to the leader failed");
+                all(ClusterError::Timeout)
+            }
         }
     }
 
@@ -744,6 +754,7 @@ impl Node {
     /// Adds node `id` at `peer_addr` as a learner, waits until it has caught
     /// up, then makes it a voter. Refuses an id that is already a member.
     pub async fn add_member(&self, id: NodeId, peer_addr: String) -> Result<(), ClusterError> {
+        let _one_at_a_time = self.inner.membership.lock().await;
         if id == 0 {
             return Err(ClusterError::Refused("node ids start at 1".into()));
         }
@@ -764,9 +775,17 @@ impl Node {
                 .await;
             return Err(e);
         }
-        raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+        let promoted = raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
             .await
-            .map_err(membership_error)?;
+            .map_err(membership_error);
+        if let Err(e) = promoted {
+            // Not left behind as a learner: the addition is undone whole.
+            let _ = raft
+                .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
+                .await;
+            return Err(e);
+        }
         tracing::info!(node_id = id, "added a voter");
         Ok(())
     }
@@ -833,6 +852,7 @@ impl Node {
     /// voters; leaving exactly two is done with a warning (such a cluster
     /// cannot lose either node: `docs/CLUSTER.md`).
     pub async fn remove_member(&self, id: NodeId) -> Result<(), ClusterError> {
+        let _one_at_a_time = self.inner.membership.lock().await;
         let raft = &self.inner.raft;
         let (voters, learners): (BTreeSet<NodeId>, BTreeSet<NodeId>) = {
             let metrics = raft.metrics();

@@ -124,10 +124,17 @@ impl Cluster {
         if founding {
             command.args(["--initial-cluster", &self.founders]);
         }
+        // Each node's warnings and errors go to node<id>.log beside its data
+        // (kept when the run is given a --dir).
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.join(format!("node{id}.log")))
+            .map_err(|e| format!("node {id}'s log: {e}"))?;
         let mut child = command
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .map_err(|e| format!("cannot start node {id}: {e}"))?;
         let addr =
