@@ -74,12 +74,20 @@ impl<I: Send + 'static, O: Send + 'static> Rounds<I, O> {
         Fut: Future<Output = Vec<O>>,
     {
         // If a round panics, the next request starts a new task.
-        let _running = Running(&self);
+        let mut running = Running(Some(&self));
         loop {
-            let joined = std::mem::take(&mut self.lock().waiting);
-            if joined.is_empty() {
-                return;
-            }
+            let joined = {
+                let mut state = self.lock();
+                if state.waiting.is_empty() {
+                    // Under the same lock as the check: a request that
+                    // joins after this starts a new task; none is left
+                    // waiting for this one.
+                    state.running = false;
+                    running.0 = None;
+                    return;
+                }
+                std::mem::take(&mut state.waiting)
+            };
             let (items, replies): (Vec<I>, Vec<_>) = joined.into_iter().unzip();
             let outputs = round(items).await;
             for (reply, output) in replies.into_iter().zip(outputs) {
@@ -93,16 +101,19 @@ impl<I: Send + 'static, O: Send + 'static> Rounds<I, O> {
     }
 }
 
-/// Marks the rounds as not running when the task ends (returns with no
-/// request waiting, or unwinds). Requests still waiting after an unwind
-/// get no answer (their senders are dropped) and fail rather than hang.
-struct Running<'a, I, O>(&'a Rounds<I, O>);
+/// Marks the rounds as not running if the task unwinds (a round
+/// panicked): requests still waiting then get no answer (their senders are
+/// dropped) and fail rather than hang. Disarmed (`None`) when the task
+/// stops normally.
+struct Running<'a, I, O>(Option<&'a Rounds<I, O>>);
 
 impl<I, O> Drop for Running<'_, I, O> {
     fn drop(&mut self) {
-        let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.running = false;
-        state.waiting.clear();
+        if let Some(rounds) = self.0 {
+            let mut state = rounds.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.running = false;
+            state.waiting.clear();
+        }
     }
 }
 
@@ -161,6 +172,33 @@ mod tests {
         );
         // Idle again: the next request starts a new round.
         assert_eq!(rounds.join(7, round).await, Some((3, 14)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_request_joining_as_the_rounds_stop_is_still_answered() {
+        // Rounds that end at once, and requests that keep coming: many
+        // join just as the task finds nothing waiting and stops.
+        let rounds = Rounds::<u64, u64>::new();
+        let tasks: Vec<_> = (0..8u64)
+            .map(|t| {
+                let rounds = Arc::clone(&rounds);
+                tokio::spawn(async move {
+                    for i in 0..2_000u64 {
+                        let item = t * 10_000 + i;
+                        let answer = rounds
+                            .join(item, |items: Vec<u64>| async move { items })
+                            .await;
+                        assert_eq!(answer, Some(item), "request {item} went unanswered");
+                        if i % 64 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("task");
+        }
     }
 
     #[tokio::test]

@@ -21,6 +21,7 @@ pub fn serve(flags: Vec<String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    bitcask_server::logging::init(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -80,7 +81,7 @@ impl Server {
         let mut child = Command::new(exe)
             .args(["serve", "--port", "0"])
             .args(flags)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "error")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
