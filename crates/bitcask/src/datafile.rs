@@ -722,7 +722,8 @@ mod tests {
                 record::RecordKind::Put,
                 b"k",
                 &[1; 120],
-            );
+            )
+            .expect("encode");
         }
         let end = FILE_HEADER_LEN as u64 + records.len() as u64;
         file.write_all_at(&records, FILE_HEADER_LEN as u64)

@@ -707,11 +707,11 @@ impl Shared {
                 kind,
                 op.key,
                 value,
-            );
+            )?;
         }
         if let Some(mark) = mark {
             let seq = first_seq + last as u64;
-            record::encode_into(buf, seq, 0, RecordKind::Mark, &[], mark);
+            record::encode_into(buf, seq, 0, RecordKind::Mark, &[], mark)?;
         }
         if let Err(source) = active.write_all_at(buf, offset) {
             // Cut off whatever part of the write reached the file, so the
@@ -1301,7 +1301,7 @@ mod tests {
         // Half a record reached the disk, zeros follow.
         let active = crashed.path().join(crate::datafile::data_file_name(1));
         let mut record = Vec::new();
-        record::encode_into(&mut record, 2, 0, RecordKind::Put, b"b", b"22222222");
+        record::encode_into(&mut record, 2, 0, RecordKind::Put, b"b", b"22222222").expect("encode");
         let file = std::fs::OpenOptions::new()
             .write(true)
             .open(&active)

@@ -7,6 +7,16 @@ use std::path::PathBuf;
 /// Shorthand for `Result<T, bitcask::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Converts a length or offset bound for a 32-bit field on disk. The
+/// option limits keep every such number far below 4 GiB; one that is not
+/// is refused with `what` (before anything is written), never cut short to
+/// `u32::MAX` on disk.
+pub(crate) fn disk_u32<T: TryInto<u32>>(value: T, what: &'static str) -> Result<u32> {
+    value
+        .try_into()
+        .map_err(|_| Error::InvalidArgument { reason: what })
+}
+
 /// Everything that can go wrong in the engine.
 ///
 /// A missing key is not an error: lookups return `Ok(None)`.
@@ -177,5 +187,20 @@ impl<T> IoContext<T> for io::Result<T> {
             path: path.to_path_buf(),
             source,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_number_too_large_for_its_field_on_disk_is_refused_not_cut() {
+        assert_eq!(disk_u32(7usize, "x").expect("fits"), 7);
+        assert_eq!(disk_u32(u64::from(u32::MAX), "x").expect("fits"), u32::MAX);
+        match disk_u32(u64::from(u32::MAX) + 1, "a record past 4 GiB") {
+            Err(Error::InvalidArgument { reason }) => assert_eq!(reason, "a record past 4 GiB"),
+            other => panic!("{other:?}"),
+        }
     }
 }

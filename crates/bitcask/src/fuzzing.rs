@@ -142,7 +142,9 @@ fn encode_records(spec: &[u8], out: &mut Vec<u8>) {
             _ => RecordKind::Mark,
         };
         seq += u64::from(*step % 4);
-        record::encode_into(out, seq, 0, kind, key, value);
+        if record::encode_into(out, seq, 0, kind, key, value).is_err() {
+            break;
+        }
         rest = tail;
     }
     if let [hi, lo] = rest

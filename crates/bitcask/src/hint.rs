@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use crate::datafile::{
     self, DataFile, FILE_HEADER_LEN, FileHeader, KIND_HINT, Scan, hint_file_name, tmp_name,
 };
-use crate::error::{IoContext, Result};
+use crate::error::{IoContext, Result, disk_u32};
 
 /// Fixed part of an entry: seq, expiry, kind, key length, offset, record length.
 const ENTRY_FIXED_LEN: usize = 8 + 8 + 1 + 4 + 4 + 4;
@@ -104,7 +104,7 @@ impl HintWriter {
         fixed[8..16].copy_from_slice(&entry.expires_at_ms.to_le_bytes());
         fixed[16] = entry.kind as u8;
         // Keys are at most 1 GiB (options), so the length fits.
-        let key_len = u32::try_from(entry.key.len()).unwrap_or(u32::MAX);
+        let key_len = disk_u32(entry.key.len(), "a key longer than a hint entry holds")?;
         fixed[17..21].copy_from_slice(&key_len.to_le_bytes());
         fixed[21..25].copy_from_slice(&entry.offset.to_le_bytes());
         fixed[25..29].copy_from_slice(&entry.len.to_le_bytes());
@@ -317,14 +317,24 @@ pub(crate) fn write_for_data_file(dir: &Path, id: u32) -> Result<()> {
     let written = loop {
         match scanner.next_record() {
             Ok(Scan::Record(rec)) => {
+                // A sealed file is below 4 GiB (options).
+                let placed = disk_u32(rec.offset, "a data file past 4 GiB").and_then(|offset| {
+                    Ok((
+                        offset,
+                        disk_u32(rec.header.record_len(), "a record past 4 GiB")?,
+                    ))
+                });
+                let (offset, len) = match placed {
+                    Ok(placed) => placed,
+                    Err(e) => break Err(e),
+                };
                 let entry = HintEntry {
                     seq: rec.header.seq,
                     expires_at_ms: rec.header.expires_at_ms,
                     kind: EntryKind::of(rec.header.kind),
                     key: rec.key,
-                    // A sealed file is below 4 GiB (options).
-                    offset: u32::try_from(rec.offset).unwrap_or(u32::MAX),
-                    len: u32::try_from(rec.header.record_len()).unwrap_or(u32::MAX),
+                    offset,
+                    len,
                 };
                 if let Err(e) = writer.add(&entry) {
                     break Err(e);

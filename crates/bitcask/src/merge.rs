@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::datafile::{self, DataFile, FILE_HEADER_LEN, FileHeader, KIND_DATA, ReadHandle, Scan};
 use crate::db::Shared;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, IoContext, Result, disk_u32};
 use crate::hint::{EntryKind, HintEntry, HintWriter};
 use crate::keydir::Entry;
 use crate::lock::DeleteLock;
@@ -294,10 +294,11 @@ impl Copier<'_> {
                         RecordKind::Mark,
                         &[],
                         rec.value,
-                    );
+                    )?;
                     // Outputs stay below max_file_size plus one record (< 4 GiB).
-                    let at = u32::try_from(offset).unwrap_or(u32::MAX);
-                    out.mark = Some((rec.header.seq, at, u32::try_from(len).unwrap_or(u32::MAX)));
+                    let at = disk_u32(offset, "a merge output file past 4 GiB")?;
+                    let len32 = disk_u32(len, "a record longer than 4 GiB")?;
+                    out.mark = Some((rec.header.seq, at, len32));
                     self.report.bytes_written += len;
                     self.report.records_kept += 1;
                 } else {
@@ -333,11 +334,11 @@ impl Copier<'_> {
                 RecordKind::Put,
                 rec.key,
                 rec.value,
-            );
+            )?;
             let moved_to = Entry {
                 file_id: out.file.id,
                 // Outputs stay below max_file_size plus one record (< 4 GiB).
-                offset: u32::try_from(offset).unwrap_or(u32::MAX),
+                offset: disk_u32(offset, "a merge output file past 4 GiB")?,
                 ..live
             };
             out.moved.push((rec.key.to_vec(), live, moved_to));

@@ -5,7 +5,7 @@
 //! The checksum covers every byte after itself.
 
 use crate::crc;
-use crate::error::CorruptionKind;
+use crate::error::{CorruptionKind, Result, disk_u32};
 
 const CRC_AT: usize = 0;
 const SEQ_AT: usize = CRC_AT + 4;
@@ -120,7 +120,7 @@ pub(crate) fn encoded_len(key: &[u8], value: &[u8]) -> usize {
 /// Appends one encoded record to `buf`.
 ///
 /// Callers have checked the lengths against the options, whose limits keep
-/// both well inside `u32`.
+/// both well inside `u32`; a length that is not is refused, `buf` untouched.
 pub(crate) fn encode_into(
     buf: &mut Vec<u8>,
     seq: u64,
@@ -128,24 +128,22 @@ pub(crate) fn encode_into(
     kind: RecordKind,
     key: &[u8],
     value: &[u8],
-) {
+) -> Result<()> {
+    let key_len = disk_u32(key.len(), "a key longer than a record can hold (4 GiB)")?;
+    let value_len = disk_u32(value.len(), "a value longer than a record can hold (4 GiB)")?;
     let start = buf.len();
     buf.reserve(encoded_len(key, value));
     buf.extend_from_slice(&[0; 4]); // crc, filled in below
     buf.extend_from_slice(&seq.to_le_bytes());
     buf.extend_from_slice(&expires_at_ms.to_le_bytes());
     buf.push(kind as u8);
-    buf.extend_from_slice(&len_u32(key.len()).to_le_bytes());
-    buf.extend_from_slice(&len_u32(value.len()).to_le_bytes());
+    buf.extend_from_slice(&key_len.to_le_bytes());
+    buf.extend_from_slice(&value_len.to_le_bytes());
     buf.extend_from_slice(key);
     buf.extend_from_slice(value);
     let crc = crc::crc32c(&buf[start + SEQ_AT..]);
     buf[start + CRC_AT..start + SEQ_AT].copy_from_slice(&crc.to_le_bytes());
-}
-
-/// Converts a length that the option limits keep below 1 GiB.
-fn len_u32(len: usize) -> u32 {
-    u32::try_from(len).unwrap_or(u32::MAX)
+    Ok(())
 }
 
 /// Checksum over the bytes a record's CRC covers: header after the CRC field,
@@ -207,7 +205,7 @@ mod tests {
     #[test]
     fn golden_bytes_of_one_record() {
         let mut buf = Vec::new();
-        encode_into(&mut buf, 7, 0, RecordKind::Put, b"k", b"vv");
+        encode_into(&mut buf, 7, 0, RecordKind::Put, b"k", b"vv").expect("encode");
         let expected_tail: [u8; 28] = [
             7, 0, 0, 0, 0, 0, 0, 0, // seq
             0, 0, 0, 0, 0, 0, 0, 0, // expires_at_ms
@@ -223,7 +221,7 @@ mod tests {
     #[test]
     fn every_single_bit_flip_is_detected() {
         let mut buf = Vec::new();
-        encode_into(&mut buf, 99, 0, RecordKind::Put, b"key", b"value");
+        encode_into(&mut buf, 99, 0, RecordKind::Put, b"key", b"value").expect("encode");
         for i in 0..buf.len() * 8 {
             let mut bad = buf.clone();
             bad[i / 8] ^= 1 << (i % 8);
@@ -237,7 +235,7 @@ mod tests {
     #[test]
     fn unknown_kind_is_corruption() {
         let mut buf = Vec::new();
-        encode_into(&mut buf, 1, 0, RecordKind::Delete, b"k", b"");
+        encode_into(&mut buf, 1, 0, RecordKind::Delete, b"k", b"").expect("encode");
         buf[KIND_AT] = 9;
         assert_eq!(
             decode_whole(&buf).map(|_| ()),
@@ -256,7 +254,7 @@ mod tests {
         ) {
             let kind = RecordKind::from_byte(kind).expect("kinds 0..5 exist");
             let mut buf = vec![0xAA; 3]; // records append after existing bytes
-            encode_into(&mut buf, seq, expires, kind, &key, &value);
+            encode_into(&mut buf, seq, expires, kind, &key, &value).expect("encode");
             prop_assert_eq!(buf.len(), 3 + encoded_len(&key, &value));
             let rec = decode_whole(&buf[3..]).expect("valid record");
             prop_assert_eq!(rec.header.seq, seq);

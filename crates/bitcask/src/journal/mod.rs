@@ -298,7 +298,10 @@ impl Journal {
                     reason: "a journal record holds at most 256 MiB",
                 });
             }
-            segment::encode_record(&mut buf, first + lens.len() as u64, payload);
+            if let Err(e) = segment::encode_record(&mut buf, first + lens.len() as u64, payload) {
+                self.buf = buf;
+                return Err(e);
+            }
             lens.push(segment::record_len(payload.len()));
         }
         let result = self.write_records(first, &buf, &lens);

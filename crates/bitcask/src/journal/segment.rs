@@ -82,19 +82,18 @@ pub(crate) fn check_header(bytes: &[u8], path: &Path, first: u64) -> Result<()> 
 }
 
 /// Appends the record of `payload` under `index` to `buf`.
-pub(crate) fn encode_record(buf: &mut Vec<u8>, index: u64, payload: &[u8]) {
+pub(crate) fn encode_record(buf: &mut Vec<u8>, index: u64, payload: &[u8]) -> Result<()> {
+    // Callers refuse payloads over MAX_PAYLOAD, so the length fits; one
+    // that does not is refused, `buf` untouched.
+    let len = crate::error::disk_u32(payload.len(), "a journal record past 4 GiB")?;
     let start = buf.len();
     buf.extend_from_slice(&[0u8; 4]);
-    // Callers refuse payloads over MAX_PAYLOAD, so the length fits.
-    buf.extend_from_slice(
-        &u32::try_from(payload.len())
-            .unwrap_or(u32::MAX)
-            .to_le_bytes(),
-    );
+    buf.extend_from_slice(&len.to_le_bytes());
     buf.extend_from_slice(&index.to_le_bytes());
     buf.extend_from_slice(payload);
     let crc = crc32c(&buf[start + 4..]);
     buf[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
 }
 
 /// The length of the record of a `payload_len`-byte payload.
@@ -152,8 +151,8 @@ mod tests {
             check_header(&bytes, path, 8).is_err(),
             "another first index"
         );
-        encode_record(&mut bytes, 7, b"seven");
-        encode_record(&mut bytes, 8, b"");
+        encode_record(&mut bytes, 7, b"seven").expect("encode");
+        encode_record(&mut bytes, 8, b"").expect("encode");
         let (payload, end) = parse_record(&bytes, HEADER_LEN, 7).expect("record 7");
         assert_eq!(&bytes[payload], b"seven");
         assert_eq!(end as u64, HEADER_LEN as u64 + record_len(5));

@@ -28,7 +28,8 @@ pub fn write_state_file(dir: &Path, name: &str, value: &[u8]) -> Result<()> {
     bytes.extend_from_slice(&MAGIC);
     bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     bytes.extend_from_slice(&[0, 0]);
-    bytes.extend_from_slice(&u32::try_from(value.len()).unwrap_or(u32::MAX).to_le_bytes());
+    let len = crate::error::disk_u32(value.len(), "a state file value past 4 GiB")?;
+    bytes.extend_from_slice(&len.to_le_bytes());
     bytes.extend_from_slice(value);
     let crc = crc32c(&bytes);
     bytes.extend_from_slice(&crc.to_le_bytes());
