@@ -17,7 +17,7 @@ use bitcask::Bitcask;
 use bitcask::journal;
 use openraft::Instant as _;
 use openraft::async_runtime::WatchReceiver;
-use openraft::errors::{ClientWriteError, RaftError};
+use openraft::errors::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::raft::linearizable_read::{Linearizer, ReadLogId};
 use openraft::{ChangeMembers, Config, ReadPolicy, ServerState, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
@@ -136,6 +136,11 @@ pub enum ClusterError {
     /// The request was refused (bad argument, membership rule).
     #[error("{0}")]
     Refused(String),
+    /// Another membership change is under way (or, right after an
+    /// election, the last one is not yet committed): nothing was done;
+    /// asked again within the wait.
+    #[error("another membership change is under way; retry shortly ({0})")]
+    Busy(String),
     /// The node cannot go on (storage failure, shut down).
     #[error("cluster failure: {0}")]
     Fatal(String),
@@ -680,13 +685,16 @@ impl Node {
     /// Makes `change` on the leader: here if this node leads, else
     /// forwarded to it over the peer port (one hop).
     /// Sent again (to whichever node leads by then) while the answer is
-    /// "not the leader", within the node's wait: a leader just elected
-    /// takes no membership change until its first entry commits.
+    /// "not the leader" or "another change is under way", within the
+    /// node's wait: a leader just elected takes no membership change until
+    /// its first entry (or the founding membership) commits.
     pub async fn change_members(&self, change: MemberChange) -> Result<(), ClusterError> {
         let deadline = tokio::time::Instant::now() + self.inner.wait;
         loop {
             match self.change_members_once(change.clone()).await {
-                Err(ClusterError::NotLeader) if tokio::time::Instant::now() < deadline => {
+                Err(ClusterError::NotLeader | ClusterError::Busy(_))
+                    if tokio::time::Instant::now() < deadline =>
+                {
                     tokio::time::sleep(RETRY_PAUSE).await;
                 }
                 Err(ClusterError::NotLeader) => return Err(ClusterError::NoLeader),
@@ -1188,6 +1196,9 @@ fn membership_error(e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> C
     match e {
         // Not (or not yet) a leader that takes changes: nothing was done.
         RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => ClusterError::NotLeader,
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            ChangeMembershipError::InProgress(e),
+        )) => ClusterError::Busy(e.to_string()),
         RaftError::APIError(e) => ClusterError::Refused(e.to_string()),
         RaftError::Fatal(e) => ClusterError::Fatal(e.to_string()),
     }

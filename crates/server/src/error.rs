@@ -79,7 +79,8 @@ impl IntoResponse for ApiError {
 impl From<bitcask_cluster::node::ClusterError> for ApiError {
     /// No leader, or no commit within the wait: 503 with `Retry-After` (a
     /// time-out may or may not have applied the write, as any time-out);
-    /// a refused change: 409; a failed node: 500.
+    /// a refused change: 409; another membership change under way: 503
+    /// with `Retry-After`; a failed node: 500.
     fn from(error: bitcask_cluster::node::ClusterError) -> Self {
         use bitcask_cluster::node::ClusterError as E;
         match error {
@@ -94,6 +95,9 @@ impl From<bitcask_cluster::node::ClusterError> for ApiError {
             )
             .retry_after(1),
             E::Refused(why) => Self::new(StatusCode::CONFLICT, why),
+            busy @ E::Busy(_) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, busy.to_string()).retry_after(1)
+            }
             E::Fatal(why) => {
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "the cluster node failed")
                     .with_cause(why)
