@@ -12,7 +12,7 @@
 //! as far as its instruction window reaches: a short verification lets it
 //! reach the next lookup. Random gets of 1,000,000 keys went from about 2.0
 //! to 2.6 million per second on one thread (docs/BENCHMARKS.md, "What
-//! changed for issue 8, and what it won").
+//! changed in the key-directory rebuild, and what it won").
 //!
 //! Both paths compute the same function (a property test compares them);
 //! the format does not depend on which one ran.

@@ -295,7 +295,7 @@ fn show(value: f64, unit: Unit) -> String {
     }
 }
 
-/// The aims are ratios to the best other engine: for each metric,
+/// The aims are ratios to the best other engine: for each metric,
 /// bitcask's median against the best other on-disk store's (the highest
 /// rate, the least MiB or ms) and, where there is one, against the
 /// in-memory reference.
