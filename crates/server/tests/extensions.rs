@@ -104,6 +104,73 @@ async fn versions_as_etags_and_conditional_writes() {
 }
 
 #[tokio::test]
+async fn preconditions_follow_rfc_9110() {
+    let s = TestServer::start(&[]).await;
+    let v = etag(&s.put_json("k", "1").await);
+    let number: u64 = v.trim_matches('"').parse().expect("a version");
+    // If-Match compares strongly: a weak tag, an opaque tag or a list of
+    // those never matches (412, not 400); a list holding the current
+    // version matches.
+    for tags in [
+        format!("W/{v}"),
+        r#""opaque""#.to_string(),
+        format!(r#"W/{v}, "x""#),
+    ] {
+        let r = s.put_json_with("k", "2", &[("if-match", &tags)]).await;
+        assert_eq!(r.status(), 412, "If-Match: {tags}");
+    }
+    let listed = format!(r#""{}", {v}, W/"9""#, number + 1000);
+    let r = s.put_json_with("k", "2", &[("if-match", &listed)]).await;
+    assert_eq!(r.status(), 200, "If-Match: {listed}");
+    let v2 = etag(&r);
+    // If-None-Match on a read compares weakly: 304 with the ETag, no body.
+    for tags in [
+        v2.clone(),
+        format!("W/{v2}"),
+        format!(r#""1", {v2}"#),
+        "*".into(),
+    ] {
+        let r = s
+            .client
+            .get(s.url("/kv/k"))
+            .header("if-none-match", &tags)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), 304, "If-None-Match: {tags}");
+        assert_eq!(etag(&r), v2);
+        assert!(r.bytes().await.expect("body").is_empty());
+    }
+    // Raw reads too; another version, or none, is answered in full.
+    let r = s
+        .client
+        .get(s.url("/kv/k"))
+        .header("accept", OCTET)
+        .header("if-none-match", &v2)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 304);
+    let r = s
+        .client
+        .get(s.url("/kv/k"))
+        .header("if-none-match", &v)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
+    assert_eq!(text(r).await, r#"{"key":"k","value":"2","found":true}"#);
+    let r = s
+        .client
+        .get(s.url("/kv/absent"))
+        .header("if-none-match", "*")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200, "an absent key is not modified by nothing");
+}
+
+#[tokio::test]
 async fn oversized_keys_values_and_bodies_are_refused_with_413() {
     let s = TestServer::start(&["--max-value-size", "100", "--max-key-size", "16"]).await;
     let r = s.put_json("k", &"x".repeat(101)).await;

@@ -7,9 +7,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bitcask::{Condition, KeyRange};
+use bitcask::KeyRange;
 use serde::{Deserialize, Serialize};
 
+use super::preconditions;
 use crate::error::ApiError;
 use crate::replicated::WriteRequest;
 use crate::state::AppState;
@@ -122,36 +123,12 @@ fn wants_raw(headers: &HeaderMap) -> bool {
         .any(|v| v.split(',').any(|t| t.trim().starts_with(OCTET_STREAM)))
 }
 
-/// The write condition asked for by `If-Match` / `If-None-Match`.
-fn condition(headers: &HeaderMap) -> Result<Condition, ApiError> {
-    let bad = |what: &str| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("{what} must be `*` or a quoted version such as \"42\""),
-        )
-    };
-    if let Some(value) = headers.get(header::IF_MATCH) {
-        let text = value.to_str().map_err(|_| bad("If-Match"))?.trim();
-        if text == "*" {
-            return Ok(Condition::Present);
-        }
-        let version = text
-            .trim_start_matches("W/")
-            .trim_matches('"')
-            .parse()
-            .map_err(|_| bad("If-Match"))?;
-        return Ok(Condition::Version(version));
-    }
-    if let Some(value) = headers.get(header::IF_NONE_MATCH) {
-        return match value.to_str().map(str::trim) {
-            Ok("*") => Ok(Condition::Absent),
-            _ => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "If-None-Match on a write must be `*` (write only if the key is absent)",
-            )),
-        };
-    }
-    Ok(Condition::None)
+/// The key's version now (for an `If-Match` list of several versions).
+fn current_version(state: &AppState, key: &str) -> Result<Option<u64>, ApiError> {
+    Ok(state
+        .store()?
+        .get_versioned(key.as_bytes())?
+        .map(|v| v.version))
 }
 
 /// Turns a failed condition into 412 with the current version.
@@ -173,10 +150,16 @@ fn precondition(error: bitcask::Error) -> ApiError {
     get,
     path = "/kv/{key}",
     tag = "kv",
-    params(("key" = String, Path, description = "The key (any UTF-8; may contain `/`)"), ReadParams),
+    params(
+        ("key" = String, Path, description = "The key (any UTF-8; may contain `/`)"),
+        ReadParams,
+        ("If-None-Match" = Option<String>, Header, nullable = false,
+            description = "Entity tags (weak comparison) or `*`: 304 if the value is at one of them"),
+    ),
     responses(
         (status = 200, description = "The value (`found: false` when absent), with its version as `ETag`; \
             with `Accept: application/octet-stream`, the raw bytes", body = Found),
+        (status = 304, description = "If-None-Match named the current version: no body, the `ETag`"),
         (status = 503, description = "Cluster mode: no leader within the wait (linearizable reads)", body = crate::error::Detail),
         (status = 404, description = "Raw mode only: the key is absent", body = crate::error::Detail),
         (status = 406, description = "The value is not UTF-8: ask for application/octet-stream", body = crate::error::Detail),
@@ -197,6 +180,11 @@ fn get_value(state: &AppState, key: &str, headers: &HeaderMap) -> Result<Respons
     // A get is a lookup in memory and a copy out of a mapped file: cheap
     // enough to run on the async worker (see docs/ARCHITECTURE.md).
     let found = store.get_versioned(key.as_bytes())?;
+    if let Some(v) = &found
+        && preconditions::not_modified(headers, v.version)
+    {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag(v.version))]).into_response());
+    }
     if wants_raw(headers) {
         return match found {
             Some(v) => Ok((
@@ -274,8 +262,8 @@ fn put_value(headers: &HeaderMap, body: Bytes) -> Result<Vec<u8>, ApiError> {
     params(
         ("key" = String, Path, description = "The key (any UTF-8; may contain `/`)"),
         WriteParams,
-        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(\*|(W/)?"[0-9]+")$"#,
-            description = "Write only at this version (`\"42\"`) or if present (`*`)"),
+        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)$"#,
+            description = "Write only at one of these versions (`\"42\"`, strong comparison: weak or other tags never match) or if present (`*`)"),
         ("If-None-Match" = Option<String>, Header, nullable = false, pattern = r"^\*$",
             description = "`*`: write only if absent"),
     ),
@@ -305,7 +293,8 @@ pub async fn put_key(
         key: key.clone().into_bytes(),
         value,
         ttl_ms: ttl.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
-        condition: condition(&headers)?.into(),
+        condition: preconditions::write_condition(&headers, || current_version(&state, &key))?
+            .into(),
     };
     let version = state
         .apply(params.durable, request)
@@ -325,8 +314,8 @@ pub async fn put_key(
     params(
         ("key" = String, Path, description = "The key"),
         DeleteParams,
-        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(\*|(W/)?"[0-9]+")$"#,
-            description = "Delete only at this version (`\"42\"`) or if present (`*`)"),
+        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)$"#,
+            description = "Delete only at one of these versions (`\"42\"`, strong comparison) or if present (`*`)"),
     ),
     responses(
         (status = 200, description = "Deleted (or was absent); the delete's version is the `ETag`", body = Success),
@@ -348,7 +337,8 @@ pub async fn delete_key(
     }
     let request = WriteRequest::Delete {
         key: key.clone().into_bytes(),
-        condition: condition(&headers)?.into(),
+        condition: preconditions::write_condition(&headers, || current_version(&state, &key))?
+            .into(),
     };
     let deleted_at = state
         .apply(params.durable, request)

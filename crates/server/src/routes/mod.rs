@@ -5,6 +5,7 @@ pub mod batch;
 pub mod cluster;
 pub mod health;
 pub mod kv;
+mod preconditions;
 
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
