@@ -458,13 +458,15 @@ impl Bitcask {
         }
     }
 
-    /// Merges now: rewrites the live records of every sealed data file that
-    /// has anything to reclaim, and deletes the old files. Reads and writes
-    /// go on meanwhile (writers wait only while the inputs are chosen). If a
-    /// merge is already running, waits for it and then merges. See
+    /// Merges now: seals the active file if it has anything to reclaim
+    /// (so a store smaller than one data file shrinks too), rewrites the
+    /// live records of every sealed data file that has anything to
+    /// reclaim, and deletes the old files. Reads and writes go on meanwhile
+    /// (writers wait only while the inputs are chosen). If a merge is
+    /// already running, waits for it and then merges. See
     /// `docs/FORMAT.md` ("Merge") for the protocol and its crash safety.
     pub fn merge(&self) -> Result<MergeReport> {
-        crate::merge::run(&self.shared)
+        crate::merge::run(&self.shared, crate::merge::Scope::IncludingActive)
     }
 
     /// Copies a consistent view of the store into `dest`, which must not
@@ -830,7 +832,7 @@ impl Shared {
 
     /// Seals the active file (cut its preallocated space, fsync) and starts
     /// the next one.
-    fn rotate(&self, w: &mut Writer, commit: &GroupCommit) -> Result<()> {
+    pub(crate) fn rotate(&self, w: &mut Writer, commit: &GroupCommit) -> Result<()> {
         // A failed cut seals nothing: the file stays active.
         Self::cut_preallocated(w)?;
         if let Err(source) = w.active.sync_all() {

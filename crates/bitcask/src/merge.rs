@@ -73,8 +73,20 @@ impl Drop for Running<'_> {
     }
 }
 
+/// Which files a merge may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Sealed files only (the background merge: the active file is still
+    /// growing, and sealing it early would only make small files).
+    SealedFiles,
+    /// First seal the active file if it has anything to reclaim, so that it
+    /// is merged too (an explicit merge: "reclaim space now", which a store
+    /// smaller than one data file could otherwise never do).
+    IncludingActive,
+}
+
 /// Runs one merge (see the module docs).
-pub(crate) fn run(shared: &Shared) -> Result<MergeReport> {
+pub(crate) fn run(shared: &Shared, scope: Scope) -> Result<MergeReport> {
     let _one_at_a_time = shared.merge.lock();
     shared.merge.running.store(true, Ordering::Relaxed);
     let _running = Running(&shared.merge.running);
@@ -88,7 +100,19 @@ pub(crate) fn run(shared: &Shared) -> Result<MergeReport> {
     // Step 1: choose the inputs, under the writer lock so that no rotation
     // runs meanwhile. No I/O here.
     let inputs: Vec<u32> = {
-        let (writer, _) = shared.lock_writer()?;
+        let (mut writer, commit) = shared.lock_writer()?;
+        if scope == Scope::IncludingActive
+            && writer.offset > FILE_HEADER_LEN as u64
+            && shared
+                .accounts
+                .snapshot()
+                .get(&writer.active.id)
+                .is_some_and(|account| account.needs_merge(now_ms))
+        {
+            // The rotation a full file would get (crash-tested there): cut,
+            // fsync, seal, start the next file.
+            shared.rotate(&mut writer, commit)?;
+        }
         let active = writer.active.id;
         let accounts = shared.accounts.snapshot();
         let mut chosen: Vec<(u64, u32)> = accounts
@@ -693,6 +717,49 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(290));
         let mut unlimited = super::Throttle::new(None);
         unlimited.spend(u64::MAX / 2);
+    }
+
+    #[test]
+    fn an_explicit_merge_reclaims_a_store_that_fits_in_its_active_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Bitcask::open(dir.path()).expect("open");
+        for round in 0..200u32 {
+            for key in 0..10u32 {
+                db.put(format!("k{key}").as_bytes(), format!("v{round}").as_bytes())
+                    .expect("put");
+            }
+        }
+        let before = db.stats();
+        assert_eq!(before.data_files, 1, "everything sits in the active file");
+        assert!(before.dead_bytes > 0);
+        let report = db.merge().expect("merge");
+        assert!(
+            report.bytes_read > 0,
+            "the active file was sealed and merged"
+        );
+        let after = db.stats();
+        assert!(
+            after.total_bytes < before.total_bytes / 10,
+            "{} bytes before, {} after",
+            before.total_bytes,
+            after.total_bytes
+        );
+        assert_eq!(after.dead_bytes, 0);
+        // Nothing left to reclaim: a second merge seals nothing.
+        let again = db.merge().expect("merge");
+        assert_eq!(again.bytes_read, 0);
+        assert_eq!(db.stats().data_files, after.data_files);
+        db.close().expect("close");
+        let db = Bitcask::open(dir.path()).expect("reopen");
+        for key in 0..10u32 {
+            assert_eq!(
+                db.get(format!("k{key}").as_bytes())
+                    .expect("get")
+                    .as_deref(),
+                Some(&b"v199"[..])
+            );
+        }
+        db.close().expect("close");
     }
 
     #[test]

@@ -76,7 +76,7 @@ fn run(shared: &Shared, requests: &mpsc::Receiver<u32>) {
                 if let Some(trigger) = trigger
                     && should_merge(shared, &trigger)
                 {
-                    match crate::merge::run(shared) {
+                    match crate::merge::run(shared, crate::merge::Scope::SealedFiles) {
                         Ok(report) => tracing::info!(?report, "background merge finished"),
                         Err(error) => tracing::error!(%error, "background merge failed"),
                     }
