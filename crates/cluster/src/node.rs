@@ -120,8 +120,9 @@ struct Identity {
 /// A write's reply from the applier, or why there is none.
 type WriteOutcome = Result<Vec<u8>, ClusterError>;
 
-/// Why a cluster operation did not happen.
-#[derive(Debug, Clone, thiserror::Error)]
+/// Why a cluster operation did not happen (sent as it is between nodes,
+/// for a membership change a follower forwards).
+#[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize)]
 pub enum ClusterError {
     /// No leader is known (no quorum, or an election is under way).
     #[error("no leader is available (no quorum, or an election is under way)")]
@@ -718,9 +719,9 @@ impl Node {
         };
         let body = codec::encode(&change).map_err(|e| ClusterError::Fatal(e.to_string()))?;
         let client = self.inner.network.client(leader, &addr);
-        // The leader answers a `Reply<()>`; `call` unwraps it (a refusal
-        // comes back as `PeerError::Remote`).
-        let reply: Result<(), PeerError> = client
+        // The leader's own outcome comes back as it was (so "not the
+        // leader" and "busy" are asked again by `change_members`).
+        let reply: Result<Result<(), ClusterError>, PeerError> = client
             .call(
                 network::MEMBERS_PATH,
                 body,
@@ -728,10 +729,7 @@ impl Node {
             )
             .await;
         match reply {
-            Ok(()) => Ok(()),
-            Err(PeerError::Remote(why)) if why == ClusterError::NotLeader.to_string() => {
-                Err(ClusterError::NotLeader)
-            }
+            Ok(outcome) => outcome,
             Err(PeerError::Remote(why)) => Err(ClusterError::Refused(why)),
             Err(PeerError::Unreachable(_)) => Err(ClusterError::NoLeader),
             Err(PeerError::Timeout(_)) => Err(ClusterError::Timeout),
@@ -742,18 +740,15 @@ impl Node {
     /// `POST /cluster/members` on the peer port: a change another node
     /// was asked for.
     pub async fn handle_members(&self, body: &[u8]) -> Vec<u8> {
-        let reply: Reply<()> = match codec::decode::<MemberChange>(body) {
-            Ok(change) if self.inner.raft.is_leader() => {
-                let done = match change {
-                    MemberChange::Add { node_id, peer_addr } => {
-                        self.add_member(node_id, peer_addr).await
-                    }
-                    MemberChange::Remove { node_id } => self.remove_member(node_id).await,
-                };
-                done.map_err(|e| e.to_string())
-            }
+        let reply: Reply<Result<(), ClusterError>> = match codec::decode::<MemberChange>(body) {
+            Ok(change) if self.inner.raft.is_leader() => Ok(match change {
+                MemberChange::Add { node_id, peer_addr } => {
+                    self.add_member(node_id, peer_addr).await
+                }
+                MemberChange::Remove { node_id } => self.remove_member(node_id).await,
+            }),
             // The sender asks again, where the leader is by then.
-            Ok(_) => Err(ClusterError::NotLeader.to_string()),
+            Ok(_) => Ok(Err(ClusterError::NotLeader)),
             Err(e) => Err(format!("bad request: {e}")),
         };
         encode_reply(&reply)

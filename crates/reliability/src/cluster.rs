@@ -33,8 +33,8 @@ pub struct Cluster {
     proxies: BTreeMap<u64, FaultProxy>,
     /// The id the next added node gets.
     next_id: u64,
-    /// Runs the proxies; held so they live as long as the cluster.
-    _runtime: tokio::runtime::Runtime,
+    /// Runs the proxies (held so they live as long as the cluster).
+    runtime: tokio::runtime::Runtime,
 }
 
 /// Node `id`'s address: 127.0.0.`id`.
@@ -67,39 +67,23 @@ impl Cluster {
             .map_err(|e| e.to_string())?;
         let token_file = root.join("token");
         std::fs::write(&token_file, "chaos-cluster-token\n").map_err(|e| e.to_string())?;
-        let mut slots = BTreeMap::new();
-        let mut proxies = BTreeMap::new();
-        let mut founders = Vec::new();
-        for id in 1..=n {
-            let peer_port = free_port(ip(id))?;
-            let target = SocketAddr::new(ip(id), peer_port);
-            let listen = SocketAddr::new(ip(1), 0);
-            let proxy = runtime
-                .block_on(FaultProxy::start(listen, target))
-                .map_err(|e| format!("proxy for node {id}: {e}"))?;
-            founders.push(format!("{id}={}", proxy.addr()));
-            proxies.insert(id, proxy);
-            slots.insert(
-                id,
-                Slot {
-                    child: None,
-                    url: None,
-                    peer_port,
-                    paused: false,
-                },
-            );
-        }
         let mut cluster = Self {
             root: root.to_path_buf(),
             exe: exe.to_path_buf(),
             token_file,
-            founders: founders.join(","),
+            founders: String::new(),
             extra: extra.to_vec(),
-            slots,
-            proxies,
-            next_id: n + 1,
-            _runtime: runtime,
+            slots: BTreeMap::new(),
+            proxies: BTreeMap::new(),
+            next_id: 1,
+            runtime,
         };
+        let mut founders = Vec::new();
+        for _ in 1..=n {
+            let (id, addr) = cluster.add_slot()?;
+            founders.push(format!("{id}={addr}"));
+        }
+        cluster.founders = founders.join(",");
         for id in 1..=n {
             cluster.launch(id, true)?;
         }
@@ -151,13 +135,22 @@ impl Cluster {
     /// peer address to add it under (`POST /cluster/members`, see
     /// [`add_member`]). Ids are never reused, not even a retired node's.
     pub fn launch_new_node(&mut self) -> Result<(u64, SocketAddr), String> {
+        let (id, addr) = self.add_slot()?;
+        self.launch(id, false)?;
+        Ok((id, addr))
+    }
+
+    /// Takes the next unused id and gives it a peer port on its own address
+    /// and a fault proxy in front of that port; returns the id and the
+    /// proxy's address (the one the cluster knows the node by).
+    fn add_slot(&mut self) -> Result<(u64, SocketAddr), String> {
         let id = self.next_id;
         if id > 254 {
             return Err("no more node addresses (127.0.0.1-254)".into());
         }
         let peer_port = free_port(ip(id))?;
         let proxy = self
-            ._runtime
+            .runtime
             .block_on(FaultProxy::start(
                 SocketAddr::new(ip(1), 0),
                 SocketAddr::new(ip(id), peer_port),
@@ -175,7 +168,6 @@ impl Cluster {
             },
         );
         self.next_id += 1;
-        self.launch(id, false)?;
         Ok((id, addr))
     }
 
@@ -198,6 +190,15 @@ impl Cluster {
         self.slots
             .iter()
             .filter_map(|(&id, s)| s.url.clone().map(|u| (id, u)))
+            .collect()
+    }
+
+    /// The URLs of the nodes that run and are not paused: where clients
+    /// send requests.
+    pub fn up_urls(&self) -> Vec<(u64, String)> {
+        self.urls()
+            .into_iter()
+            .filter(|(id, _)| self.is_up(*id))
             .collect()
     }
 
@@ -327,6 +328,27 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// The cluster shared between the thread that injects faults and the
+/// client threads.
+pub type Shared = std::sync::Arc<std::sync::Mutex<Cluster>>;
+
+/// Locks a shared cluster (a panicked holder does not poison it for the
+/// others: the cluster's state is only ever whole).
+pub fn lock(cluster: &std::sync::Mutex<Cluster>) -> std::sync::MutexGuard<'_, Cluster> {
+    cluster
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Where clients send requests, read again before every request: the
+/// [`Cluster::up_urls`] of the shared cluster now.
+pub fn client_targets(
+    cluster: &Shared,
+) -> std::sync::Arc<dyn Fn() -> Vec<(u64, String)> + Send + Sync> {
+    let cluster = std::sync::Arc::clone(cluster);
+    std::sync::Arc::new(move || lock(&cluster).up_urls())
 }
 
 /// Adds node `id` at `peer_addr` through the node at `via` (a base URL):

@@ -9,50 +9,67 @@
 //! so the check can fail.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bitcask_reliability::cluster::{self, Cluster};
+use bitcask_reliability::cluster::{self, Cluster, Shared, lock};
 use bitcask_reliability::history;
 use bitcask_reliability::linearizability::{self, Event, Op};
 use bitcask_reliability::proxy::Fault;
 
 const EXE: &str = env!("CARGO_BIN_EXE_bitcask-chaos");
 
-fn start() -> (tempfile::TempDir, Arc<Mutex<Cluster>>) {
+fn start() -> (tempfile::TempDir, Shared) {
     let root = tempfile::tempdir().expect("tempdir");
     let cluster = Cluster::start(root.path(), std::path::Path::new(EXE), 3, &[]).expect("cluster");
     (root, Arc::new(Mutex::new(cluster)))
 }
 
-/// Stops the clients and kills the nodes when a test ends, passing or
-/// failing (the client threads hold the cluster too, so it would not be
-/// dropped by a panicking test).
-struct Cleanup {
+/// Clients running against the cluster (4 of them on 6 keys); stopped,
+/// with the nodes killed, when dropped, so a failing assertion leaves no
+/// process behind (the client threads hold the cluster too, so it would
+/// not be dropped by a panicking test).
+struct Clients {
+    started: Instant,
     stop: Arc<AtomicBool>,
-    cluster: Arc<Mutex<Cluster>>,
+    cluster: Shared,
+    thread: Option<std::thread::JoinHandle<history::Recorded>>,
 }
 
-impl Drop for Cleanup {
+impl Clients {
+    fn start(cluster: &Shared, seed: u64) -> Self {
+        let started = Instant::now();
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (stop, targets) = (Arc::clone(&stop), cluster::client_targets(cluster));
+            std::thread::spawn(move || {
+                history::run_clients(4, 6, targets, stop, started, seed, false)
+            })
+        };
+        Self {
+            started,
+            stop,
+            cluster: Arc::clone(cluster),
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the clients and returns what they recorded.
+    fn finish(mut self) -> history::Recorded {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .expect("running")
+            .join()
+            .expect("clients")
+    }
+}
+
+impl Drop for Clients {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         lock(&self.cluster).shutdown();
     }
-}
-
-fn lock(cluster: &Mutex<Cluster>) -> std::sync::MutexGuard<'_, Cluster> {
-    cluster.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn targets(cluster: &Arc<Mutex<Cluster>>) -> Arc<dyn Fn() -> Vec<(u64, String)> + Send + Sync> {
-    let cluster = Arc::clone(cluster);
-    Arc::new(move || {
-        let c = lock(&cluster);
-        c.urls()
-            .into_iter()
-            .filter(|(id, _)| c.is_up(*id))
-            .collect()
-    })
 }
 
 fn nanos(start: Instant) -> u64 {
@@ -62,16 +79,8 @@ fn nanos(start: Instant) -> u64 {
 #[test]
 fn histories_through_partitions_pauses_and_a_leader_kill_are_linearizable() {
     let (_root, cluster) = start();
-    let started = Instant::now();
-    let stop = Arc::new(AtomicBool::new(false));
-    let _cleanup = Cleanup {
-        stop: Arc::clone(&stop),
-        cluster: Arc::clone(&cluster),
-    };
-    let clients = {
-        let (stop, targets) = (Arc::clone(&stop), targets(&cluster));
-        std::thread::spawn(move || history::run_clients(4, 6, targets, stop, started, 42, false))
-    };
+    let clients = Clients::start(&cluster, 42);
+    let started = clients.started;
     std::thread::sleep(Duration::from_millis(800));
 
     // The leader is cut off (blackholed both ways) for 3 s.
@@ -108,8 +117,7 @@ fn histories_through_partitions_pauses_and_a_leader_kill_are_linearizable() {
         .wait_for_leader(Duration::from_secs(20))
         .expect("leader after restart");
     std::thread::sleep(Duration::from_millis(800));
-    stop.store(true, Ordering::Relaxed);
-    let recorded = clients.join().expect("clients");
+    let recorded = clients.finish();
 
     let (completed, unknown) = recorded.counts();
     assert!(completed > 100, "the clients got work done ({completed})");
@@ -153,16 +161,7 @@ fn histories_through_partitions_pauses_and_a_leader_kill_are_linearizable() {
 #[test]
 fn replacing_the_leader_under_load_keeps_histories_linearizable() {
     let (_root, cluster) = start();
-    let started = Instant::now();
-    let stop = Arc::new(AtomicBool::new(false));
-    let _cleanup = Cleanup {
-        stop: Arc::clone(&stop),
-        cluster: Arc::clone(&cluster),
-    };
-    let clients = {
-        let (stop, targets) = (Arc::clone(&stop), targets(&cluster));
-        std::thread::spawn(move || history::run_clients(4, 6, targets, stop, started, 7, false))
-    };
+    let clients = Clients::start(&cluster, 7);
     std::thread::sleep(Duration::from_millis(800));
 
     // Node 4 joins (it catches up before it votes), then the leader leaves.
@@ -212,8 +211,7 @@ fn replacing_the_leader_under_load_keeps_histories_linearizable() {
         .expect("a leader among the remaining nodes");
     assert_ne!(new_leader, leader);
     std::thread::sleep(Duration::from_secs(1));
-    stop.store(true, Ordering::Relaxed);
-    let recorded = clients.join().expect("clients");
+    let recorded = clients.finish();
 
     let (completed, unknown) = recorded.counts();
     assert!(completed > 100, "the clients got work done ({completed})");

@@ -110,18 +110,7 @@ fn run(args: &RunArgs) -> Result<(), String> {
     let cluster = Arc::new(std::sync::Mutex::new(cluster));
     let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
-    let targets = {
-        let cluster = Arc::clone(&cluster);
-        Arc::new(move || {
-            let c = cluster
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            c.urls()
-                .into_iter()
-                .filter(|(id, _)| c.is_up(*id))
-                .collect()
-        }) as Arc<dyn Fn() -> Vec<(u64, String)> + Send + Sync>
-    };
+    let targets = cluster::client_targets(&cluster);
     let clients = {
         let (stop, targets) = (Arc::clone(&stop), Arc::clone(&targets));
         let (n, keys) = (args.clients, args.keys);
@@ -138,9 +127,7 @@ fn run(args: &RunArgs) -> Result<(), String> {
         ));
     }
     {
-        let mut c = cluster
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut c = cluster::lock(&cluster);
         c.recover_all()?;
         c.wait_for_leader(Duration::from_secs(60))?;
     }
@@ -183,16 +170,8 @@ fn run(args: &RunArgs) -> Result<(), String> {
 }
 
 /// Injects one fault and undoes it after a while.
-fn inject(
-    cluster: &Arc<std::sync::Mutex<Cluster>>,
-    rng: &mut Rng,
-    tally: &mut Tally,
-) -> Result<(), String> {
-    let lock = || {
-        cluster
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    };
+fn inject(cluster: &cluster::Shared, rng: &mut Rng, tally: &mut Tally) -> Result<(), String> {
+    let lock = || cluster::lock(cluster);
     let (ids, leader) = {
         let c = lock();
         (c.ids(), c.leader())
@@ -247,17 +226,13 @@ fn inject(
 /// three voters but for the moment between. The membership requests go to
 /// running nodes other than `old`, without holding the cluster's lock (an
 /// addition waits for the new node to catch up; clients go on meanwhile).
-fn replace(cluster: &Arc<std::sync::Mutex<Cluster>>, old: u64) -> Result<(), String> {
-    let lock = || {
-        cluster
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    };
+fn replace(cluster: &cluster::Shared, old: u64) -> Result<(), String> {
+    let lock = || cluster::lock(cluster);
     let (new, peer_addr) = lock().launch_new_node()?;
     let via = |c: &Cluster| {
-        c.urls()
+        c.up_urls()
             .into_iter()
-            .find(|(id, _)| *id != old && *id != new && c.is_up(*id))
+            .find(|(id, _)| *id != old && *id != new)
             .map(|(_, url)| url)
             .ok_or_else(|| "no running node to ask".to_string())
     };
