@@ -402,7 +402,18 @@ async fn peers_without_the_token_or_from_another_cluster_are_refused() {
     assert!(reply.is_err());
     // Forwarded writes: garbage, and more writes in one forward than a
     // batch holds, are refused whole; nothing is applied.
-    let applied = nodes[0].node.status().last_applied;
+    // Wait until every node has applied all the log holds (a follower
+    // learns the leader's first commit a heartbeat later), so the count
+    // below moves only if a refused forward were applied after all.
+    let applied = until("every node to apply the whole log", async || {
+        let statuses: Vec<_> = nodes.iter().map(|n| n.node.status()).collect();
+        let last = statuses[0].last_log_index;
+        statuses
+            .iter()
+            .all(|s| s.last_applied.is_some() && s.last_applied == last && s.last_log_index == last)
+            .then_some(last)
+    })
+    .await;
     let forward = format!("http://{}/cluster/forward", nodes[0].addr);
     let too_many: Vec<Vec<u8>> = vec![request("put", "flood", "x"); 1025];
     for body in [vec![9, 9, 9], codec::encode(&too_many).expect("encode")] {
