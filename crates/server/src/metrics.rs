@@ -90,6 +90,7 @@ pub struct Metrics {
     refused: IntCounterVec,
     disconnects: IntCounterVec,
     auth_failures: IntCounterVec,
+    resp_commands: crate::resp::counts::CommandCounts,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -147,6 +148,7 @@ impl Metrics {
             refused,
             disconnects,
             auth_failures,
+            resp_commands: crate::resp::counts::CommandCounts::default(),
         })
     }
 
@@ -167,6 +169,11 @@ impl Metrics {
             .inc();
     }
 
+    /// RESP commands run, by command.
+    pub fn resp_commands(&self) -> &crate::resp::counts::CommandCounts {
+        &self.resp_commands
+    }
+
     fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
         self.requests
             .with_label_values(&[route, method, &status.to_string()])
@@ -183,6 +190,16 @@ impl Metrics {
         // not encode is left out.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         let mut text = String::from_utf8_lossy(&out).into_owned();
+        text.push_str(
+            "# HELP bitcask_resp_commands_total RESP commands run, by command \
+             (`unknown`: a name no command has)\n\
+             # TYPE bitcask_resp_commands_total counter\n",
+        );
+        for (command, count) in self.resp_commands.by_command() {
+            text.push_str(&format!(
+                "bitcask_resp_commands_total{{command=\"{command}\"}} {count}\n"
+            ));
+        }
         let gauge = |text: &mut String, name: &str, help: &str, kind: &str, value: u64| {
             text.push_str(&format!(
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"

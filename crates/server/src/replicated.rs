@@ -213,11 +213,13 @@ impl WriteRequest {
                 };
                 let mut out = Out::new(protocol);
                 let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-                let name = args
-                    .first()
-                    .and_then(|n| std::str::from_utf8(n).ok())
-                    .unwrap_or_default();
-                if let Err(message) = crate::resp::write_command(store, name, &args, &mut out) {
+                // The entry names a command the proposing node looked up;
+                // a node that does not know it answers so, as all do.
+                let result = match args.first().and_then(|name| crate::resp::lookup(name)) {
+                    Some(spec) => crate::resp::write_command(store, spec.cmd, &args, &mut out),
+                    None => Err("ERR unknown command in a replicated entry".to_string()),
+                };
+                if let Err(message) = result {
                     out.error(&message);
                 }
                 WriteReply::Resp(out.bytes().to_vec())

@@ -756,3 +756,51 @@ fn a_client_that_never_reads_its_replies_does_not_hold_up_shutdown() {
     stopped.expect("clean stop");
     drop(raw);
 }
+
+#[test]
+fn commands_are_counted_by_command_in_metrics_and_info() {
+    let server = Server::start(&[]);
+    let mut con = server.connect();
+    let processed = |con: &mut Connection| -> u64 {
+        let info = text(ok(con, &["INFO", "stats"])).expect("info");
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_commands_processed:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("total_commands_processed")
+    };
+    // (The client may send commands of its own on connecting.)
+    let before = processed(&mut con);
+    ok(&mut con, &["SET", "a", "1"]);
+    ok(&mut con, &["GET", "a"]);
+    ok(&mut con, &["get", "a"]);
+    ok(&mut con, &["INCR", "n"]);
+    err(&mut con, &["NOSUCHCOMMAND", "x"]);
+    err(&mut con, &["GET"]); // wrong arity: still a GET the server answered
+    // A pipeline of plain SETs runs as one batch and counts each SET.
+    let mut pipe = redis::pipe();
+    for i in 0..5 {
+        pipe.cmd("SET").arg(format!("k{i}")).arg("v");
+    }
+    let _: Vec<Value> = pipe.query(&mut con).expect("pipeline");
+    // 4 single commands, 2 refused ones, 5 pipelined SETs, and this INFO.
+    assert_eq!(processed(&mut con), before + 12);
+    let metrics = reqwest::blocking::get(format!("{}/metrics", server.http_url()))
+        .expect("metrics")
+        .text()
+        .expect("body");
+    let count = |command: &str| -> Option<u64> {
+        let line = format!("bitcask_resp_commands_total{{command=\"{command}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .and_then(|n| n.parse().ok())
+    };
+    assert_eq!(count("set"), Some(6), "{metrics}");
+    assert_eq!(count("get"), Some(3));
+    assert_eq!(count("incr"), Some(1));
+    assert_eq!(count("unknown"), Some(1));
+    assert_eq!(count("info"), Some(2));
+    assert_eq!(count("del"), Some(0), "every command has a series");
+    // A made-up name never becomes a label.
+    assert!(!metrics.contains("nosuchcommand"), "{metrics}");
+}

@@ -17,8 +17,12 @@ use super::glob;
 use super::reply::Out;
 use super::session::{Flow, Session};
 
-/// What a command needs of the server: its arity and whether it writes.
+/// What a command needs of the server: its arity, whether it writes and
+/// whether it may run long.
+#[derive(Debug)]
 pub struct Spec {
+    /// Which command it is.
+    pub cmd: Cmd,
     /// Lower-case name.
     pub name: &'static str,
     /// Redis arity: exact if positive, at least `-arity` if negative
@@ -26,74 +30,97 @@ pub struct Spec {
     pub arity: i32,
     /// Whether it may write to the store.
     pub write: bool,
+    /// Whether it walks the key space and may run long: it runs on the
+    /// blocking pool, so that the connections sharing its thread go on.
+    pub slow: bool,
     /// Positions of the first and last key and the step between keys
     /// (0, 0, 0 for none), as `COMMAND` reports them.
     pub keys: (i32, i32, i32),
 }
 
-const fn spec(name: &'static str, arity: i32, write: bool, keys: (i32, i32, i32)) -> Spec {
-    Spec {
-        name,
-        arity,
-        write,
-        keys,
-    }
-}
-
 const NONE: (i32, i32, i32) = (0, 0, 0);
 const ONE: (i32, i32, i32) = (1, 1, 1);
 const ALL: (i32, i32, i32) = (1, -1, 1);
+const READS: bool = false;
+const WRITES: bool = true;
+const FAST: bool = false;
+const SLOW: bool = true;
 
-/// Every command, in the order `COMMAND` lists them.
-pub const COMMANDS: &[Spec] = &[
-    spec("ping", -1, false, NONE),
-    spec("echo", 2, false, NONE),
-    spec("quit", -1, false, NONE),
-    spec("hello", -1, false, NONE),
-    spec("auth", -2, false, NONE),
-    spec("select", 2, false, NONE),
-    spec("get", 2, false, ONE),
-    spec("mget", -2, false, ALL),
-    spec("strlen", 2, false, ONE),
-    spec("exists", -2, false, ALL),
-    spec("type", 2, false, ONE),
-    spec("ttl", 2, false, ONE),
-    spec("pttl", 2, false, ONE),
-    spec("set", -3, true, ONE),
-    spec("setnx", 3, true, ONE),
-    spec("getdel", 2, true, ONE),
-    spec("del", -2, true, ALL),
-    spec("mset", -3, true, (1, -1, 2)),
-    spec("incr", 2, true, ONE),
-    spec("decr", 2, true, ONE),
-    spec("incrby", 3, true, ONE),
-    spec("decrby", 3, true, ONE),
-    spec("append", 3, true, ONE),
-    spec("expire", -3, true, ONE),
-    spec("pexpire", -3, true, ONE),
-    spec("expireat", -3, true, ONE),
-    spec("pexpireat", -3, true, ONE),
-    spec("persist", 2, true, ONE),
-    spec("keys", 2, false, NONE),
-    spec("scan", -2, false, NONE),
-    spec("dbsize", 1, false, NONE),
-    spec("info", -1, false, NONE),
-    spec("config", -2, false, NONE),
-    spec("command", -1, false, NONE),
-    spec("client", -2, false, NONE),
-    spec("flushdb", -1, true, NONE),
-    spec("flushall", -1, true, NONE),
-];
+/// Declares [`Cmd`] and [`COMMANDS`] from one list, so that a command is
+/// named once: every `match` on [`Cmd`] lists all of them (a command added
+/// here without a way to run it does not compile), and its metric label,
+/// `COMMAND` entry and lookup come from the same line.
+macro_rules! commands {
+    ($($cmd:ident = $name:literal, $arity:expr, $write:expr, $slow:expr, $keys:expr;)*) => {
+        /// A command the listener knows (see [`COMMANDS`] for each one's spec).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Cmd {
+            $(#[doc = concat!("`", $name, "`")] $cmd,)*
+        }
 
-/// The commands that walk the key space and may run long: they run on the
-/// blocking pool, so that the connections sharing their thread go on.
-const SLOW: [&str; 4] = ["keys", "scan", "flushdb", "flushall"];
+        /// Every command, in the order `COMMAND` lists them; a command's
+        /// place here is its [`Cmd`] as a number.
+        pub const COMMANDS: &[Spec] = &[
+            $(Spec { cmd: Cmd::$cmd, name: $name, arity: $arity, write: $write, slow: $slow, keys: $keys },)*
+        ];
+    };
+}
 
-/// Whether `name` (any case) is one of the [`SLOW`] commands (a check of a
-/// few lengths for the usual GET and SET).
+commands! {
+    Ping = "ping", -1, READS, FAST, NONE;
+    Echo = "echo", 2, READS, FAST, NONE;
+    Quit = "quit", -1, READS, FAST, NONE;
+    Hello = "hello", -1, READS, FAST, NONE;
+    Auth = "auth", -2, READS, FAST, NONE;
+    Select = "select", 2, READS, FAST, NONE;
+    Get = "get", 2, READS, FAST, ONE;
+    Mget = "mget", -2, READS, FAST, ALL;
+    Strlen = "strlen", 2, READS, FAST, ONE;
+    Exists = "exists", -2, READS, FAST, ALL;
+    Type = "type", 2, READS, FAST, ONE;
+    Ttl = "ttl", 2, READS, FAST, ONE;
+    Pttl = "pttl", 2, READS, FAST, ONE;
+    Set = "set", -3, WRITES, FAST, ONE;
+    Setnx = "setnx", 3, WRITES, FAST, ONE;
+    Getdel = "getdel", 2, WRITES, FAST, ONE;
+    Del = "del", -2, WRITES, FAST, ALL;
+    Mset = "mset", -3, WRITES, FAST, (1, -1, 2);
+    Incr = "incr", 2, WRITES, FAST, ONE;
+    Decr = "decr", 2, WRITES, FAST, ONE;
+    Incrby = "incrby", 3, WRITES, FAST, ONE;
+    Decrby = "decrby", 3, WRITES, FAST, ONE;
+    Append = "append", 3, WRITES, FAST, ONE;
+    Expire = "expire", -3, WRITES, FAST, ONE;
+    Pexpire = "pexpire", -3, WRITES, FAST, ONE;
+    Expireat = "expireat", -3, WRITES, FAST, ONE;
+    Pexpireat = "pexpireat", -3, WRITES, FAST, ONE;
+    Persist = "persist", 2, WRITES, FAST, ONE;
+    Keys = "keys", 2, READS, SLOW, NONE;
+    Scan = "scan", -2, READS, SLOW, NONE;
+    Dbsize = "dbsize", 1, READS, FAST, NONE;
+    Info = "info", -1, READS, FAST, NONE;
+    Config = "config", -2, READS, FAST, NONE;
+    Command = "command", -1, READS, FAST, NONE;
+    Client = "client", -2, READS, FAST, NONE;
+    Flushdb = "flushdb", -1, WRITES, SLOW, NONE;
+    Flushall = "flushall", -1, WRITES, SLOW, NONE;
+}
+
+impl Cmd {
+    /// Its spec.
+    pub fn spec(self) -> &'static Spec {
+        &COMMANDS[self as usize]
+    }
+
+    /// Its lower-case name (the metric label).
+    pub fn name(self) -> &'static str {
+        self.spec().name
+    }
+}
+
+/// Whether `name` (any case) is a command that walks the key space.
 pub fn is_slow(name: &[u8]) -> bool {
-    SLOW.iter()
-        .any(|slow| slow.as_bytes().eq_ignore_ascii_case(name))
+    lookup(name).is_some_and(|spec| spec.slow)
 }
 
 /// The spec of `name` (any case).
@@ -295,7 +322,7 @@ impl Session {
         }
         match db.write_batch(&batch) {
             Ok(_) => {
-                self.count_commands(sets.len() as u64);
+                self.count_commands(Cmd::Set, sets.len() as u64);
                 for _ in sets {
                     out.ok();
                 }
@@ -312,7 +339,7 @@ impl Session {
                 }
             }
             Err(e) => {
-                self.count_commands(sets.len() as u64);
+                self.count_commands(Cmd::Set, sets.len() as u64);
                 let message = engine_error(e);
                 for _ in sets {
                     out.error(&message);
@@ -357,7 +384,7 @@ impl Session {
             other => format!("CLUSTERDOWN {other}"),
         };
         if spec.write {
-            if matches!(spec.name, "flushdb" | "flushall") {
+            if matches!(spec.cmd, Cmd::Flushdb | Cmd::Flushall) {
                 return Err(format!(
                     "ERR {} is not supported on a cluster node",
                     spec.name.to_uppercase()
@@ -396,8 +423,8 @@ impl Session {
         out: &mut Out,
     ) -> CmdResult {
         let key = || args[1];
-        match spec.name {
-            "get" => {
+        match spec.cmd {
+            Cmd::Get => {
                 // The value goes from the engine's buffer straight into the reply.
                 let found = db
                     .get_with(key(), |value| out.bulk(value))
@@ -406,17 +433,17 @@ impl Session {
                     out.null();
                 }
             }
-            "mget" => self.mget(db, &args[1..], out)?,
-            "strlen" => {
+            Cmd::Mget => self.mget(db, &args[1..], out)?,
+            Cmd::Strlen => {
                 let len = db.get(key()).map_err(engine_error)?.map_or(0, |v| v.len());
                 out.int(len as i64);
             }
-            "exists" => {
+            Cmd::Exists => {
                 let n = args[1..].iter().filter(|k| db.contains(k)).count();
                 out.int(n as i64);
             }
-            "type" => out.simple(if db.contains(key()) { "string" } else { "none" }),
-            "ttl" | "pttl" => {
+            Cmd::Type => out.simple(if db.contains(key()) { "string" } else { "none" }),
+            Cmd::Ttl | Cmd::Pttl => {
                 let ttl = match db.get_versioned(key()).map_err(engine_error)? {
                     None => -2,
                     Some(Versioned {
@@ -429,7 +456,7 @@ impl Session {
                     }) => {
                         let ms = at.saturating_sub(now_ms());
                         let ms = i64::try_from(ms).unwrap_or(i64::MAX);
-                        if spec.name == "ttl" {
+                        if spec.cmd == Cmd::Ttl {
                             ms.saturating_add(500) / 1000
                         } else {
                             ms
@@ -438,14 +465,25 @@ impl Session {
                 };
                 out.int(ttl);
             }
-            "set" | "setnx" | "getdel" | "del" | "mset" | "incr" | "decr" | "incrby" | "decrby"
-            | "append" | "expire" | "pexpire" | "expireat" | "pexpireat" | "persist" => {
-                write_command(&**db, spec.name, args, out)?
-            }
-            "keys" => self.keys(db, args[1], out)?,
-            "scan" => self.scan(db, args, out)?,
-            "dbsize" => out.int(db.len() as i64),
-            "flushdb" | "flushall" => {
+            Cmd::Set
+            | Cmd::Setnx
+            | Cmd::Getdel
+            | Cmd::Del
+            | Cmd::Mset
+            | Cmd::Incr
+            | Cmd::Decr
+            | Cmd::Incrby
+            | Cmd::Decrby
+            | Cmd::Append
+            | Cmd::Expire
+            | Cmd::Pexpire
+            | Cmd::Expireat
+            | Cmd::Pexpireat
+            | Cmd::Persist => write_command(&**db, spec.cmd, args, out)?,
+            Cmd::Keys => self.keys(db, args[1], out)?,
+            Cmd::Scan => self.scan(db, args, out)?,
+            Cmd::Dbsize => out.int(db.len() as i64),
+            Cmd::Flushdb | Cmd::Flushall => {
                 if !self.shared.allow_flush() {
                     return Err(format!(
                         "ERR {} is disabled; start the server with --resp-allow-flush",
@@ -455,7 +493,19 @@ impl Session {
                 flush(db)?;
                 out.ok();
             }
-            other => return Err(format!("ERR command '{other}' is not handled here")),
+            // Answered by the session without the store.
+            Cmd::Ping
+            | Cmd::Echo
+            | Cmd::Quit
+            | Cmd::Hello
+            | Cmd::Auth
+            | Cmd::Select
+            | Cmd::Info
+            | Cmd::Config
+            | Cmd::Command
+            | Cmd::Client => {
+                return Err(format!("ERR command '{}' is not handled here", spec.name));
+            }
         }
         Ok(())
     }
@@ -611,14 +661,14 @@ enum ExpireRule {
 /// (`bitcask_cluster::clock`), so every node computes the same effect.
 pub fn write_command<S: Store + ?Sized>(
     db: &S,
-    name: &str,
+    cmd: Cmd,
     args: &[&[u8]],
     out: &mut Out,
 ) -> CmdResult {
     let key = || args[1];
-    match name {
-        "set" => set(db, args, out)?,
-        "setnx" => match db.put_with(
+    match cmd {
+        Cmd::Set => set(db, args, out)?,
+        Cmd::Setnx => match db.put_with(
             key(),
             args[2],
             WriteOptions::new().condition(Condition::Absent),
@@ -627,7 +677,7 @@ pub fn write_command<S: Store + ?Sized>(
             Err(Error::ConditionFailed { .. }) => out.int(0),
             Err(e) => return Err(engine_error(e)),
         },
-        "getdel" => {
+        Cmd::Getdel => {
             let old = cas(|| {
                 let Some(old) = db.get_versioned(key())? else {
                     return Ok(None);
@@ -638,14 +688,14 @@ pub fn write_command<S: Store + ?Sized>(
             })?;
             out.bulk_or_null(old.as_deref());
         }
-        "del" => {
+        Cmd::Del => {
             let mut n = 0;
             for k in &args[1..] {
                 n += i64::from(db.delete(k).map_err(engine_error)?);
             }
             out.int(n);
         }
-        "mset" => {
+        Cmd::Mset => {
             if args.len() % 2 != 1 {
                 return Err(wrong_args("mset"));
             }
@@ -656,11 +706,11 @@ pub fn write_command<S: Store + ?Sized>(
             db.write_batch(&batch).map_err(engine_error)?;
             out.ok();
         }
-        "incr" | "decr" | "incrby" | "decrby" => {
-            let by = match name {
-                "incr" => 1,
-                "decr" => -1,
-                "incrby" => int_arg(args[2])?,
+        Cmd::Incr | Cmd::Decr | Cmd::Incrby | Cmd::Decrby => {
+            let by = match cmd {
+                Cmd::Incr => 1,
+                Cmd::Decr => -1,
+                Cmd::Incrby => int_arg(args[2])?,
                 _ => int_arg(args[2])?
                     .checked_neg()
                     .ok_or_else(|| "ERR decrement would overflow".to_string())?,
@@ -668,7 +718,7 @@ pub fn write_command<S: Store + ?Sized>(
             let n = incr_by(db, key(), by)?;
             out.int(n);
         }
-        "append" => {
+        Cmd::Append => {
             let len = cas(|| {
                 let old = db.get_versioned(key())?;
                 let mut value = old.as_ref().map(|o| o.value.clone()).unwrap_or_default();
@@ -682,18 +732,18 @@ pub fn write_command<S: Store + ?Sized>(
             })?;
             out.int(len as i64);
         }
-        "expire" | "pexpire" | "expireat" | "pexpireat" => {
+        Cmd::Expire | Cmd::Pexpire | Cmd::Expireat | Cmd::Pexpireat => {
             let amount = int_arg(args[2])?;
             // A time that does not fit is refused, as Redis does (it
             // used to wrap, and TTL then answered a negative number).
             let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
-            let at_ms = match name {
-                "expire" => amount.checked_mul(1000).and_then(|ms| now.checked_add(ms)),
-                "pexpire" => now.checked_add(amount),
-                "expireat" => amount.checked_mul(1000),
+            let at_ms = match cmd {
+                Cmd::Expire => amount.checked_mul(1000).and_then(|ms| now.checked_add(ms)),
+                Cmd::Pexpire => now.checked_add(amount),
+                Cmd::Expireat => amount.checked_mul(1000),
                 _ => Some(amount),
             }
-            .ok_or_else(|| format!("ERR invalid expire time in '{}' command", name))?;
+            .ok_or_else(|| format!("ERR invalid expire time in '{}' command", cmd.name()))?;
             let rule = match args.get(3) {
                 None => ExpireRule::Always,
                 Some(a) if is(a, "NX") => ExpireRule::Nx,
@@ -712,7 +762,7 @@ pub fn write_command<S: Store + ?Sized>(
             }
             out.int(i64::from(expire(db, key(), at_ms, rule)?));
         }
-        "persist" => {
+        Cmd::Persist => {
             let changed = cas(|| {
                 let Some(old) = db.get_versioned(key())? else {
                     return Ok(false);
@@ -726,7 +776,28 @@ pub fn write_command<S: Store + ?Sized>(
             })?;
             out.int(i64::from(changed));
         }
-        other => return Err(format!("ERR command '{other}' is not a write")),
+        Cmd::Ping
+        | Cmd::Echo
+        | Cmd::Quit
+        | Cmd::Hello
+        | Cmd::Auth
+        | Cmd::Select
+        | Cmd::Get
+        | Cmd::Mget
+        | Cmd::Strlen
+        | Cmd::Exists
+        | Cmd::Type
+        | Cmd::Ttl
+        | Cmd::Pttl
+        | Cmd::Keys
+        | Cmd::Scan
+        | Cmd::Dbsize
+        | Cmd::Info
+        | Cmd::Config
+        | Cmd::Command
+        | Cmd::Client
+        | Cmd::Flushdb
+        | Cmd::Flushall => return Err(format!("ERR command '{}' is not a write", cmd.name())),
     }
     Ok(())
 }

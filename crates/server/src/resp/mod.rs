@@ -4,12 +4,14 @@
 //!
 //! Modules: `frame` (parsing commands, limits), `reply` (writing RESP2/3),
 //! `session` (per-connection state and the connection/server commands),
-//! `commands` (the data commands), `glob` (KEYS/SCAN patterns),
+//! `commands` (the command table and the data commands), `counts` (commands
+//! counted by command), `glob` (KEYS/SCAN patterns),
 //! `connection` (the read-execute-write loop).
 
 mod commands;
-pub use commands::write_command;
+pub use commands::{Cmd, Spec, lookup, write_command};
 mod connection;
+pub mod counts;
 pub mod frame;
 mod glob;
 pub mod reply;

@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use bitcask::SyncPolicy;
 
-use super::commands::{self, COMMANDS, Resume};
+use super::commands::{self, COMMANDS, Cmd, Resume};
+use super::counts::Tally;
 use super::frame::Limits;
 use super::glob;
 use super::reply::{Out, Protocol};
@@ -37,7 +38,6 @@ pub struct Shared {
     port: u16,
     /// Connections open now.
     pub connected: AtomicUsize,
-    commands: AtomicU64,
     next_client_id: AtomicU64,
 }
 
@@ -52,7 +52,6 @@ impl Shared {
             started: Instant::now(),
             port,
             connected: AtomicUsize::new(0),
-            commands: AtomicU64::new(0),
             next_client_id: AtomicU64::new(1),
         }
     }
@@ -121,9 +120,9 @@ pub struct Session {
     name: Option<Vec<u8>>,
     id: u64,
     peer: SocketAddr,
-    /// Commands run but not yet added to the shared count (added once per
-    /// read, not per command: the count is shared by every thread).
-    uncounted: u64,
+    /// Commands run but not yet added to the shared counts (added once per
+    /// read, not per command: the counts are shared by every thread).
+    counts: Tally,
     /// Where the command about to run left off (it stopped for the output).
     pub(super) resume: Option<Resume>,
     /// Set by a command that stopped for the output to drain.
@@ -147,7 +146,7 @@ impl Session {
             name: None,
             id,
             peer,
-            uncounted: 0,
+            counts: Tally::default(),
             resume: None,
             stopped: None,
             disconnect: None,
@@ -202,18 +201,15 @@ impl Session {
         self.disconnect
     }
 
-    /// Counts commands run outside [`Self::execute`].
-    pub fn count_commands(&mut self, n: u64) {
-        self.uncounted += n;
+    /// Counts `n` runs of `cmd` outside [`Self::execute`].
+    pub fn count_commands(&mut self, cmd: Cmd, n: u64) {
+        self.counts.add(cmd, n);
     }
 
-    /// Adds the commands run since the last call to the shared count.
+    /// Adds the commands run since the last call to the shared counts.
     pub fn publish_counts(&mut self) {
-        if self.uncounted > 0 {
-            self.shared
-                .commands
-                .fetch_add(std::mem::take(&mut self.uncounted), Ordering::Relaxed);
-        }
+        self.counts
+            .publish(self.shared.state.metrics().resp_commands());
     }
 
     /// Runs one command, writing its reply into `out`. `store` is the open
@@ -238,10 +234,8 @@ impl Session {
             self.close_for(Disconnect::CrossProtocol);
             return Flow::Close;
         }
-        if self.resume.is_none() {
-            self.uncounted += 1;
-        }
         let Some(spec) = commands::lookup(name) else {
+            self.counts.add_unknown();
             let mut text = format!(
                 "ERR unknown command '{}', with args beginning with:",
                 String::from_utf8_lossy(name)
@@ -252,6 +246,10 @@ impl Session {
             out.error(&text);
             return Flow::Continue;
         };
+        if self.resume.is_none() {
+            self.counts.add(spec.cmd, 1);
+            tracing::debug!(peer = %self.peer, command = spec.name, "RESP command");
+        }
         let arity_ok = if spec.arity >= 0 {
             args.len() == spec.arity as usize
         } else {
@@ -264,40 +262,66 @@ impl Session {
             ));
             return Flow::Continue;
         }
-        if !self.authenticated && !matches!(spec.name, "auth" | "hello" | "quit") {
+        if !self.authenticated && !matches!(spec.cmd, Cmd::Auth | Cmd::Hello | Cmd::Quit) {
             out.error("NOAUTH Authentication required.");
             return Flow::Continue;
         }
-        match spec.name {
-            "ping" => match args.get(1) {
+        match spec.cmd {
+            Cmd::Ping => match args.get(1) {
                 None => out.simple("PONG"),
                 Some(msg) => out.bulk(msg),
             },
-            "echo" => out.bulk(args[1]),
-            "quit" => {
+            Cmd::Echo => out.bulk(args[1]),
+            Cmd::Quit => {
                 out.ok();
                 return Flow::Close;
             }
-            "hello" => self.hello(args, out),
-            "auth" => {
+            Cmd::Hello => self.hello(args, out),
+            Cmd::Auth => {
                 if let Err(e) = self.auth(&args[1..]) {
                     out.error(&e);
                 } else {
                     out.ok();
                 }
             }
-            "select" => {
+            Cmd::Select => {
                 if args[1] == b"0" {
                     out.ok();
                 } else {
                     out.error("ERR DB index is out of range");
                 }
             }
-            "info" => self.info(args, out),
-            "config" => self.config(args, out),
-            "command" => command(args, out),
-            "client" => self.client(args, out),
-            _ => match store {
+            Cmd::Info => self.info(args, out),
+            Cmd::Config => self.config(args, out),
+            Cmd::Command => command(args, out),
+            Cmd::Client => self.client(args, out),
+            Cmd::Get
+            | Cmd::Mget
+            | Cmd::Strlen
+            | Cmd::Exists
+            | Cmd::Type
+            | Cmd::Ttl
+            | Cmd::Pttl
+            | Cmd::Set
+            | Cmd::Setnx
+            | Cmd::Getdel
+            | Cmd::Del
+            | Cmd::Mset
+            | Cmd::Incr
+            | Cmd::Decr
+            | Cmd::Incrby
+            | Cmd::Decrby
+            | Cmd::Append
+            | Cmd::Expire
+            | Cmd::Pexpire
+            | Cmd::Expireat
+            | Cmd::Pexpireat
+            | Cmd::Persist
+            | Cmd::Keys
+            | Cmd::Scan
+            | Cmd::Dbsize
+            | Cmd::Flushdb
+            | Cmd::Flushall => match store {
                 Some(store) => self.run_store_command(spec, store, args, out),
                 None => out.error("LOADING Bitcask is loading the dataset in memory"),
             },
@@ -520,7 +544,7 @@ impl Session {
         if wanted("stats") {
             text.push_str(&format!(
                 "# Stats\r\ntotal_commands_processed:{}\r\n\r\n",
-                self.shared.commands.load(Ordering::Relaxed) + self.uncounted
+                self.shared.state.metrics().resp_commands().total() + self.counts.pending()
             ));
         }
         if wanted("keyspace") {
