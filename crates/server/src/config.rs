@@ -169,6 +169,84 @@ pub struct Config {
     #[arg(long, env = "BITCASK_PEER_MAX_CONNECTIONS", default_value_t = 256,
           value_parser = positive::<usize>)]
     pub peer_max_connections: usize,
+    /// Longest a shutdown waits for requests in flight before it closes the
+    /// store without them; a second SIGINT/SIGTERM stops waiting at once
+    #[arg(long, env = "BITCASK_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_span)]
+    pub shutdown_timeout: Duration,
+    /// Where each setting that is not at its default came from (filled in
+    /// by [`Config::from_args`]; not a setting).
+    #[arg(skip)]
+    pub origins: Vec<Given>,
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A command-line flag.
+    Flag,
+    /// A `BITCASK_*` environment variable.
+    Env,
+    /// The TOML file (`--config`).
+    File,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Flag => "flag",
+            Self::Env => "env",
+            Self::File => "file",
+        })
+    }
+}
+
+/// A setting given by a flag, the environment or the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Given {
+    /// Its name (the file key).
+    pub name: String,
+    /// Its value as given (`<hidden>` for a secret).
+    pub value: String,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+impl fmt::Display for Given {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={} ({})", self.name, self.value, self.origin)
+    }
+}
+
+/// The settings whose values are never shown.
+const SECRETS: [&str; 2] = ["auth_token", "cluster_token"];
+
+/// What `matches` took from the command line and the environment, and
+/// what it took from `file` (given to clap as defaults).
+fn origins(matches: &clap::ArgMatches, file: &[String]) -> Vec<Given> {
+    use clap::parser::ValueSource;
+    let mut given = Vec::new();
+    for id in matches.ids() {
+        let name = id.as_str();
+        let origin = match matches.value_source(name) {
+            Some(ValueSource::CommandLine) => Origin::Flag,
+            Some(ValueSource::EnvVariable) => Origin::Env,
+            Some(ValueSource::DefaultValue) if file.iter().any(|k| k == name) => Origin::File,
+            _ => continue,
+        };
+        let value = if SECRETS.contains(&name) {
+            "<hidden>".to_string()
+        } else {
+            let raw = matches.get_raw(name).into_iter().flatten();
+            let values: Vec<String> = raw.map(|v| v.to_string_lossy().into_owned()).collect();
+            values.join(",")
+        };
+        given.push(Given {
+            name: name.to_string(),
+            value,
+            origin,
+        });
+    }
+    given
 }
 
 /// A setting that could not be used.
@@ -195,8 +273,10 @@ impl Config {
         let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
         let matches = Self::command().try_get_matches_from(argv.iter().cloned())?;
         let mut config = Self::from_arg_matches(&matches)?;
+        config.origins = origins(&matches, &[]);
         if let Some(path) = config.config.clone() {
             let mut command = Self::command();
+            let mut from_file = Vec::new();
             for (key, value) in read_file(&path)? {
                 let known = command
                     .get_arguments()
@@ -213,7 +293,8 @@ impl Config {
                         path.display()
                     ))
                 })?;
-                command = command.mut_arg(key, |arg| arg.default_value(text));
+                command = command.mut_arg(&key, |arg| arg.default_value(text));
+                from_file.push(key);
             }
             let matches = command.try_get_matches_from(argv).map_err(|e| {
                 let text = e.to_string();
@@ -225,6 +306,7 @@ impl Config {
                 ))
             })?;
             config = Self::from_arg_matches(&matches)?;
+            config.origins = origins(&matches, &from_file);
         }
         config.finish()
     }
@@ -558,9 +640,18 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     }
 }
 
+/// A sync policy as `--sync` takes it.
+pub fn show_sync(policy: SyncPolicy) -> String {
+    match policy {
+        SyncPolicy::Always => "always".into(),
+        SyncPolicy::Never => "never".into(),
+        SyncPolicy::Interval(every) => show_duration(every),
+    }
+}
+
 /// A duration as [`parse_duration`] reads it back (whole minutes, seconds
 /// or milliseconds).
-fn show_duration(d: Duration) -> String {
+pub fn show_duration(d: Duration) -> String {
     let ms = d.as_millis();
     match ms {
         0 => "0ms".into(),
@@ -632,6 +723,23 @@ mod tests {
         assert!(c.resp_allow_flush, "a boolean from the file");
         assert_eq!(c.merge_dead_fraction, 0.25, "a float from the file");
         assert_eq!(c.merge_trigger(), None);
+        let origin = |name: &str| c.origins.iter().find(|g| g.name == name).cloned();
+        let port = origin("port").expect("port was given");
+        assert_eq!((port.value.as_str(), port.origin), ("9002", Origin::Flag));
+        let dir = origin("data_dir").expect("data_dir was given");
+        assert_eq!(
+            (dir.value.as_str(), dir.origin),
+            ("/from/file", Origin::File)
+        );
+        assert_eq!(origin("sync").map(|g| g.origin), Some(Origin::File));
+        assert_eq!(origin("host"), None, "defaults are not listed");
+        let c = load(&["--auth-token", "s3cret", "--port", "1"]).expect("load");
+        let shown: Vec<String> = c.origins.iter().map(ToString::to_string).collect();
+        assert!(
+            shown.contains(&"auth_token=<hidden> (flag)".to_string()),
+            "{shown:?}"
+        );
+        assert!(shown.contains(&"port=1 (flag)".to_string()), "{shown:?}");
     }
 
     #[test]

@@ -40,44 +40,76 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let (first, second) = signals();
     let result = runtime.block_on(async move {
         let listeners = server::bind(&config).await?;
-        server::serve(listeners, config, shutdown_signal()).await
+        server::serve_until(listeners, config, first, second).await
     });
+    // Work still running on the blocking pool (an open cut short by a
+    // second signal) does not hold the exit up.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => {
-            tracing::info!("bye");
+            tracing::info!("stopped");
             ExitCode::SUCCESS
         }
         Err(error) => {
-            tracing::error!(%error, "bitcask-server stopped");
-            eprintln!("bitcask-server: {error}");
+            // Logged once: the log is on stderr already.
+            tracing::error!("bitcask-server stopped: {error}");
             ExitCode::FAILURE
         }
     }
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
+/// Two futures: the first completes on the first SIGINT (Ctrl-C) or
+/// SIGTERM, the second on the one after (stop waiting for requests).
+fn signals() -> (
+    impl std::future::Future<Output = ()> + Send + 'static,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (count_tx, count_rx) = tokio::sync::watch::channel(0u32);
+    let counting = async move {
+        let mut interrupt =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) {
+                Ok(signal) => Some(signal),
+                Err(error) => {
+                    tracing::error!(%error, "cannot listen for SIGINT");
+                    None
+                }
+            };
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => Some(signal),
+                Err(error) => {
+                    tracing::error!(%error, "cannot listen for SIGTERM");
+                    None
+                }
+            };
+        loop {
+            let name = tokio::select! {
+                Some(()) = async { interrupt.as_mut()?.recv().await } => "SIGINT",
+                Some(()) = async { terminate.as_mut()?.recv().await } => "SIGTERM",
+                else => return,
+            };
+            let count = *count_tx.borrow() + 1;
+            if count == 1 {
+                tracing::info!(
+                    "{name}: shutting down (a second signal stops waiting for requests)"
+                );
+            }
+            count_tx.send_replace(count);
         }
     };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
+    let mut first_rx = count_rx.clone();
+    let mut second_rx = count_rx;
+    let first = async move {
+        // The listener lives as long as the first future is polled or the
+        // second waits: spawned once, here.
+        tokio::spawn(counting);
+        let _ = first_rx.wait_for(|&n| n >= 1).await;
     };
-    tokio::select! {
-        () = interrupt => tracing::info!("SIGINT: shutting down"),
-        () = terminate => tracing::info!("SIGTERM: shutting down"),
-    }
+    let second = async move {
+        let _ = second_rx.wait_for(|&n| n >= 2).await;
+    };
+    (first, second)
 }

@@ -9,6 +9,8 @@
 //! Each server owns its registry (no process-global state), so several
 //! servers in one process (the tests) count separately.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -91,6 +93,28 @@ pub struct Metrics {
     disconnects: IntCounterVec,
     auth_failures: IntCounterVec,
     resp_commands: crate::resp::counts::CommandCounts,
+    /// HTTP requests being answered now.
+    http_in_flight: Arc<AtomicUsize>,
+    /// RESP connections open now.
+    resp_connections: Arc<AtomicUsize>,
+}
+
+/// Counts one in a gauge while it lives (a request in flight, an open
+/// connection): dropped on every path out, a cancelled one too.
+#[derive(Debug)]
+pub struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    fn new(gauge: &Arc<AtomicUsize>) -> Self {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(gauge))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -149,6 +173,8 @@ impl Metrics {
             disconnects,
             auth_failures,
             resp_commands: crate::resp::counts::CommandCounts::default(),
+            http_in_flight: Arc::default(),
+            resp_connections: Arc::default(),
         })
     }
 
@@ -167,6 +193,21 @@ impl Metrics {
         self.auth_failures
             .with_label_values(&[listener.label()])
             .inc();
+    }
+
+    /// HTTP requests being answered now.
+    pub fn http_in_flight(&self) -> usize {
+        self.http_in_flight.load(Ordering::Relaxed)
+    }
+
+    /// RESP connections open now.
+    pub fn resp_connections(&self) -> usize {
+        self.resp_connections.load(Ordering::Relaxed)
+    }
+
+    /// Counts a RESP connection as open until the guard is dropped.
+    pub fn resp_connection_opened(&self) -> Counted {
+        Counted::new(&self.resp_connections)
     }
 
     /// RESP commands run, by command.
@@ -205,6 +246,20 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
             ));
         };
+        gauge(
+            &mut text,
+            "bitcask_http_requests_in_flight",
+            "HTTP requests being answered",
+            "gauge",
+            self.http_in_flight() as u64,
+        );
+        gauge(
+            &mut text,
+            "bitcask_resp_connections",
+            "RESP connections open",
+            "gauge",
+            self.resp_connections() as u64,
+        );
         gauge(
             &mut text,
             "bitcask_store_open",
@@ -355,6 +410,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = method_label(request.method());
+    let _in_flight = Counted::new(&state.metrics().http_in_flight);
     let response = next.run(request).await;
     state.metrics().observe(
         &route,

@@ -10,7 +10,7 @@ use bitcask::Bitcask;
 use tokio::net::TcpListener;
 
 use crate::app::router;
-use crate::config::Config;
+use crate::config::{Config, show_duration};
 use crate::state::AppState;
 
 /// Why the server stopped with an error.
@@ -90,18 +90,75 @@ pub async fn bind(config: &Config) -> Result<Listeners, ServeError> {
     Ok(Listeners { http, resp, peer })
 }
 
-/// Serves on `listener` until `shutdown` completes, then drains requests and
-/// closes the store.
+/// Serves on `listener` until `shutdown` completes, then drains requests
+/// (for up to `shutdown_timeout`) and closes the store.
 pub async fn serve(
     listeners: Listeners,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    serve_state(listeners, new_state(config)?, shutdown).await
+    serve_until(listeners, config, shutdown, std::future::pending()).await
+}
+
+/// [`serve`], and when `immediate` completes (a second signal) during the
+/// drain, stop waiting for requests: sync the store and return at once.
+pub async fn serve_until(
+    listeners: Listeners,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    immediate: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    serve_state(listeners, new_state(config)?, shutdown, immediate).await
 }
 
 fn new_state(config: Config) -> Result<AppState, ServeError> {
     AppState::new(config).map_err(|e| ServeError::Serve(std::io::Error::other(e)))
+}
+
+/// Logs what the server is about to do: its version, addresses, store,
+/// durability, authentication and limits, and each setting that is not at
+/// its default with where it came from.
+fn announce(listeners: &Listeners, state: &AppState) {
+    let config = state.config();
+    let caps = state.caps();
+    let show = |addr: Option<SocketAddr>| addr.map_or_else(|| "off".to_string(), |a| a.to_string());
+    let data_dir =
+        std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    let mode = config.node_id.map_or_else(
+        || "single node".to_string(),
+        |id| format!("cluster node {id}"),
+    );
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        http = %show(listeners.http_addr().ok()),
+        resp = %show(listeners.resp_addr()),
+        peer = %show(listeners.peer_addr()),
+        data_dir = %data_dir.display(),
+        sync = %crate::config::show_sync(config.sync),
+        auth = if config.auth_token.is_some() { "on" } else { "off" },
+        %mode,
+        "bitcask-server starting"
+    );
+    tracing::info!(
+        max_connections = caps.http,
+        resp_max_connections = caps.resp,
+        max_concurrent_requests = config.max_concurrent_requests,
+        rate_limit = %config.rate_limit.map_or_else(|| "off".to_string(), |r| format!("{r}/s")),
+        request_timeout = %show_duration(config.request_timeout),
+        idle_timeout = %show_duration(config.idle_timeout),
+        shutdown_timeout = %show_duration(config.shutdown_timeout),
+        max_key_size = config.max_key_size,
+        max_value_size = config.max_value_size,
+        max_file_size = config.max_file_size,
+        body_min_rate = config.body_min_rate,
+        resp_max_output = config.resp_max_output,
+        "limits"
+    );
+    let given: Vec<String> = config.origins.iter().map(ToString::to_string).collect();
+    tracing::info!(
+        given = %if given.is_empty() { "none".to_string() } else { given.join(", ") },
+        "settings from flags, the environment or the file (the rest are defaults)"
+    );
 }
 
 /// [`serve`] with a state made by the caller (who may watch it).
@@ -109,7 +166,9 @@ async fn serve_state(
     listeners: Listeners,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    immediate: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    announce(&listeners, &state);
     let Listeners {
         http: listener,
         resp,
@@ -117,8 +176,6 @@ async fn serve_state(
     } = listeners;
     let config = state.config().clone();
     let app = router(state.clone());
-    let local = listener.local_addr().map_err(ServeError::Serve)?;
-    tracing::info!(addr = %local, data_dir = %config.data_dir.display(), "listening");
     let caps = state.caps();
     if caps.lowered {
         tracing::warn!(
@@ -133,7 +190,8 @@ async fn serve_state(
     // One stop signal for every listener.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(peer) = peer {
-        return serve_cluster(listener, resp, peer, state, shutdown, (stop_tx, stop_rx)).await;
+        let stop = (stop_tx, stop_rx);
+        return serve_cluster(listener, resp, peer, state, (shutdown, immediate), stop).await;
     }
 
     // Open the store off the async workers; routes answer 503 until then.
@@ -146,14 +204,16 @@ async fn serve_state(
             let options = config
                 .engine_options()
                 .open_progress(state.open_progress().clone());
+            let started = std::time::Instant::now();
             match Bitcask::open_with(&config.data_dir, options) {
                 Ok(store) => {
-                    tracing::info!(keys = store.len(), "store open");
+                    let took = started.elapsed();
+                    tracing::info!(keys = store.len(), took = ?took, "store open");
                     state.set_store(Arc::new(store));
                     Ok(())
                 }
                 Err(error) => {
-                    tracing::error!(%error, "cannot open the store");
+                    // (Reported once, by whoever gets the error back.)
                     let _ = failed_tx.send(());
                     Err(error)
                 }
@@ -170,12 +230,18 @@ async fn serve_state(
     let resp_task = resp
         .map(|listener| tokio::spawn(crate::resp::serve(listener, state.clone(), stop_rx.clone())));
     let cap = (state.caps().http, crate::metrics::Listener::Http);
-    serve_http(listener, app, cap, state.clone(), stop_rx).await;
-    if let Some(task) = resp_task {
-        task.await?;
+    let drained = async {
+        serve_http(listener, app, cap, state.clone(), stop_rx).await;
+        if let Some(task) = resp_task {
+            task.await?;
+        }
+        opening.await?.map_err(ServeError::Open)
+    };
+    tokio::select! {
+        drained = drained => drained?,
+        () = immediate => tracing::warn!("second signal: not waiting any longer; syncing and stopping"),
     }
-    opening.await?.map_err(ServeError::Open)?;
-    tracing::info!("stopped accepting; closing the store");
+    tracing::info!("closing the store");
     let Some(store) = state.try_store() else {
         return Ok(());
     };
@@ -197,7 +263,10 @@ async fn serve_cluster(
     resp: Option<TcpListener>,
     peer: TcpListener,
     state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    (shutdown, immediate): (
+        impl Future<Output = ()> + Send + 'static,
+        impl Future<Output = ()> + Send,
+    ),
     (stop_tx, stop_rx): (
         tokio::sync::watch::Sender<bool>,
         tokio::sync::watch::Receiver<bool>,
@@ -264,12 +333,19 @@ async fn serve_cluster(
         .map(|listener| tokio::spawn(crate::resp::serve(listener, state.clone(), stop_rx.clone())));
     let app = router(state.clone());
     let cap = (state.caps().http, crate::metrics::Listener::Http);
-    serve_http(listener, app, cap, state.clone(), stop_rx).await;
-    if let Some(task) = resp_task {
-        task.await?;
+    let drained = async {
+        serve_http(listener, app, cap, state.clone(), stop_rx).await;
+        if let Some(task) = resp_task {
+            task.await?;
+        }
+        peer_task.await?;
+        Ok::<(), ServeError>(())
+    };
+    tokio::select! {
+        drained = drained => drained?,
+        () = immediate => tracing::warn!("second signal: not waiting any longer; stopping the node"),
     }
-    peer_task.await?;
-    tracing::info!("stopped accepting; stopping the cluster node");
+    tracing::info!("stopping the cluster node");
     drop(state);
     node.shutdown().await.map_err(ServeError::Cluster)
 }
@@ -306,9 +382,15 @@ impl Background {
         let thread = std::thread::Builder::new()
             .name("bitcask-server".into())
             .spawn(move || {
-                runtime.block_on(serve_state(listeners, serving, async move {
+                let stop = async move {
                     let _ = stopped.await;
-                }))
+                };
+                runtime.block_on(serve_state(
+                    listeners,
+                    serving,
+                    stop,
+                    std::future::pending(),
+                ))
             })
             .map_err(ServeError::Serve)?;
         Ok(Self {
@@ -484,7 +566,25 @@ async fn serve_http(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let limit = config.shutdown_timeout;
+    // (The count is of the client API's requests; peer requests are short.)
+    let in_flight = state.metrics().http_in_flight();
+    if label == crate::metrics::Listener::Http && in_flight > 0 {
+        tracing::info!(
+            "stopped accepting; waiting for {in_flight} request(s) in flight (up to {})",
+            show_duration(limit)
+        );
+    }
+    if tokio::time::timeout(limit, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            listener = ?label,
+            "gave up waiting for requests after the shutdown time-out ({})",
+            show_duration(limit)
+        );
+    }
 }
 
 #[cfg(test)]

@@ -112,9 +112,10 @@ fn spawn(id: u64, mut command: Command, resp: bool) -> NodeProc {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) {
                 let addr = event["addr"].as_str().map(str::to_string);
+                let http = event["http"].as_str().map(str::to_string);
                 match (event["message"].as_str(), addr) {
-                    (Some("listening"), Some(addr)) => {
-                        let _ = tx.send(("http", addr));
+                    (Some("bitcask-server starting"), _) if http.is_some() => {
+                        let _ = tx.send(("http", http.unwrap_or_default()));
                     }
                     (Some("RESP listener accepting"), Some(addr)) => {
                         let _ = tx.send(("resp", addr));

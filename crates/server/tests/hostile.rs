@@ -65,8 +65,8 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if event["message"] == "listening"
-                        && let Some(addr) = event["addr"].as_str()
+                    if event["message"] == "bitcask-server starting"
+                        && let Some(addr) = event["http"].as_str()
                     {
                         let _ = tx.send(("http", addr.to_string()));
                     }

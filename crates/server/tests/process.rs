@@ -48,8 +48,8 @@ fn start_command(mut command: Command, dir: &std::path::Path, extra: &[&str]) ->
                 logs.push(line.clone());
             }
             if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
-                && event["message"] == "listening"
-                && let Some(addr) = event["addr"].as_str()
+                && event["message"] == "bitcask-server starting"
+                && let Some(addr) = event["http"].as_str()
             {
                 let _ = tx.send(addr.to_string());
             }
@@ -399,4 +399,190 @@ fn a_failed_fsync_answers_503_refuses_writes_keeps_reads_and_is_never_reported_d
             .expect("put");
         assert_eq!(r.status(), 200, "writable again after the restart");
     });
+}
+
+/// Waits until a log line contains `text`; returns it.
+fn wait_for_log(p: &Proc, text: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = p
+            .logs
+            .lock()
+            .expect("logs")
+            .iter()
+            .find(|l| l.contains(text))
+            .cloned();
+        if let Some(line) = found {
+            return line;
+        }
+        assert!(Instant::now() < deadline, "no log line with {text:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits (up to 20 s) for the process to exit.
+fn wait_exit(p: &mut Proc) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = p.child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the server did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(p: &Proc, signal: libc::c_int) {
+    // SAFETY: sending a signal to our own child, whose pid we hold.
+    #[allow(unsafe_code)]
+    let sent = unsafe { libc::kill(p.child.id() as libc::pid_t, signal) };
+    assert_eq!(sent, 0);
+}
+
+/// Waits until the server counts one request in flight besides the
+/// `/metrics` request that asks.
+fn wait_in_flight(p: &Proc, rt: &tokio::runtime::Runtime) {
+    let url = format!("http://{}/metrics", p.addr);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = rt.block_on(async { reqwest::get(&url).await.expect("metrics").text().await });
+        if text
+            .expect("body")
+            .contains("bitcask_http_requests_in_flight 2")
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the request never got in flight");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Opens a PUT whose body never finishes: a request in flight for as long
+/// as the connection stays open.
+fn unfinished_put(p: &Proc) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(&p.addr).expect("connect");
+    write!(
+        stream,
+        "PUT /kv/slow HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
+         content-length: 1000\r\n\r\n{{\"value\":\"",
+        p.addr
+    )
+    .expect("write");
+    stream
+}
+
+#[test]
+fn the_start_says_what_the_server_does_and_where_each_setting_came_from() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("server.toml");
+    std::fs::write(&file, "max_key_size = 512\n").expect("write");
+    let data = dir.path().join("data");
+    let mut command = Command::new(BIN);
+    command.env("BITCASK_SYNC", "always");
+    let extra = [
+        "--config",
+        file.to_str().expect("utf-8"),
+        "--auth-token",
+        "t0ken",
+    ];
+    let p = start_command(command, &data, &extra);
+    let start: serde_json::Value =
+        serde_json::from_str(&wait_for_log(&p, "bitcask-server starting")).expect("json");
+    assert_eq!(start["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(start["auth"], "on");
+    assert_eq!(start["sync"], "always");
+    assert_eq!(start["resp"], "off");
+    let shown = start["data_dir"].as_str().expect("data_dir");
+    assert!(std::path::Path::new(shown).is_absolute(), "{shown}");
+    let limits: serde_json::Value =
+        serde_json::from_str(&wait_for_log(&p, "\"limits\"")).expect("json");
+    assert_eq!(limits["max_key_size"], 512);
+    assert_eq!(limits["shutdown_timeout"], "30s");
+    let given = wait_for_log(&p, "settings from flags");
+    for expected in [
+        "max_key_size=512 (file)",
+        "sync=always (env)",
+        "auth_token=<hidden> (flag)",
+        "port=0 (flag)",
+    ] {
+        assert!(given.contains(expected), "{expected}: {given}");
+    }
+    assert!(
+        !given.contains("t0ken"),
+        "the token is never logged: {given}"
+    );
+    let open: serde_json::Value =
+        serde_json::from_str(&wait_for_log(&p, "store open")).expect("json");
+    assert!(open["took"].is_string(), "{open}");
+}
+
+#[test]
+fn shutdown_waits_for_requests_up_to_its_time_out_and_a_second_signal_stops_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The slow body is never cut off by the server's own limits.
+    let quiet = ["--body-min-rate", "0", "--request-timeout", "10m"];
+    let rt = runtime();
+    let client = reqwest::Client::new();
+
+    // A short shutdown time-out: one signal, and the server gives up on the
+    // unfinished request by itself, keeping what was acknowledged.
+    let mut extra = quiet.to_vec();
+    extra.extend(["--shutdown-timeout", "1s"]);
+    let mut p = start_command(Command::new(BIN), dir.path(), &extra);
+    let put = |p: &Proc, key: &str| {
+        let request = client
+            .put(format!("http://{}/kv/{key}", p.addr))
+            .json(&serde_json::json!({"value": key}))
+            .send();
+        rt.block_on(async { request.await.expect("put").status() })
+    };
+    assert_eq!(put(&p, "before-timeout"), 200);
+    let _slow = unfinished_put(&p);
+    wait_in_flight(&p, &rt);
+    signal(&p, libc::SIGTERM);
+    wait_for_log(&p, "waiting for 1 request(s) in flight (up to 1s)");
+    wait_for_log(
+        &p,
+        "gave up waiting for requests after the shutdown time-out (1s)",
+    );
+    assert!(wait_exit(&mut p).success());
+
+    // The default time-out (30 s), and a second signal: no waiting.
+    let mut p = start_command(Command::new(BIN), dir.path(), &quiet);
+    assert_eq!(put(&p, "before-second-signal"), 200);
+    let _slow = unfinished_put(&p);
+    wait_in_flight(&p, &rt);
+    signal(&p, libc::SIGINT);
+    wait_for_log(&p, "waiting for 1 request(s) in flight (up to 30s)");
+    signal(&p, libc::SIGINT);
+    wait_for_log(&p, "second signal");
+    let status = wait_exit(&mut p);
+    assert!(status.success(), "{status:?}");
+    // Each failure or stop is said once: one line says how it stopped.
+    let logs = p.logs.lock().expect("logs").clone();
+    assert_eq!(logs.iter().filter(|l| l.contains("\"stopped\"")).count(), 1);
+
+    let p = start(dir.path());
+    rt.block_on(async {
+        for key in ["before-timeout", "before-second-signal"] {
+            let body = get_json(&client, &p, key).await;
+            assert_eq!(body["found"], true, "{key}");
+        }
+        assert_eq!(get_json(&client, &p, "slow").await["found"], false);
+    });
+}
+
+#[test]
+fn a_failure_to_start_is_reported_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _first = start(dir.path());
+    let out = Command::new(BIN)
+        .args(["--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("locked").count(), 1, "{stderr}");
 }

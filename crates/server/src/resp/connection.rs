@@ -13,7 +13,6 @@
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
@@ -35,15 +34,6 @@ pub const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 /// reading) before the connection is dropped; `--resp-idle-timeout` if
 /// that is shorter.
 pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Counts the connection in `connected` while it lives.
-struct Connected(Arc<Shared>);
-
-impl Drop for Connected {
-    fn drop(&mut self) {
-        self.0.connected.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 /// What running commands needs, in one value so that it can move to the
 /// blocking pool and back.
@@ -85,8 +75,7 @@ pub async fn run(
     _permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
-    shared.connected.fetch_add(1, Ordering::Relaxed);
-    let _connected = Connected(Arc::clone(&shared));
+    let _connected = shared.state().metrics().resp_connection_opened();
     let config = shared.state().config();
     // Under `sync=always` a write waits for an fsync: such commands run on
     // the blocking pool, not on the connection's thread; so do commands

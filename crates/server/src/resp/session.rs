@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -36,8 +36,6 @@ pub struct Shared {
     cursors: Mutex<Cursors>,
     started: Instant,
     port: u16,
-    /// Connections open now.
-    pub connected: AtomicUsize,
     next_client_id: AtomicU64,
 }
 
@@ -51,7 +49,6 @@ impl Shared {
             cursors: Mutex::new(Cursors::default()),
             started: Instant::now(),
             port,
-            connected: AtomicUsize::new(0),
             next_client_id: AtomicU64::new(1),
         }
     }
@@ -520,7 +517,7 @@ impl Session {
         if wanted("clients") {
             text.push_str(&format!(
                 "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n\r\n",
-                self.shared.connected.load(Ordering::Relaxed),
+                self.shared.state.metrics().resp_connections(),
                 state.caps().resp
             ));
         }
