@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::damage::{DamageLog, Finder, Place};
 use crate::datafile::{DataFile, FILE_HEADER_LEN, ReadHandle};
 use crate::durability::GroupCommit;
 use crate::error::{CorruptionKind, Error, IoContext, Result};
@@ -20,7 +21,8 @@ use crate::merge::MergeState;
 use crate::options::{MAX_RECORD_PAYLOAD_LIMIT, Options, SyncPolicy};
 use crate::record::{self, RecordKind};
 use crate::recovery::{self, Mark, RecoverOptions};
-use crate::stats::{Accounts, FileStats, MergeReport, Stats};
+use crate::scrub::{ScrubHistory, Scrubber};
+use crate::stats::{Accounts, FileStats, MergeReport, ScrubReport, Stats};
 use crate::worker::Worker;
 use crate::write::{Batch, Condition, Versioned, WriteOptions};
 
@@ -34,6 +36,7 @@ pub struct Bitcask {
     shared: Arc<Shared>,
     flusher: Option<Flusher>,
     worker: Option<Worker>,
+    scrubber: Option<Scrubber>,
     closed: bool,
 }
 
@@ -64,6 +67,10 @@ pub(crate) struct Shared {
     pub(crate) closing: AtomicBool,
     /// The current mark; replaced under the writer lock.
     pub(crate) mark: Mutex<Option<Mark>>,
+    /// Damage met by reads, merges and scrubs since open.
+    pub(crate) damage: DamageLog,
+    /// Scrub passes completed.
+    pub(crate) scrubs: ScrubHistory,
 }
 
 /// What only the writer touches, behind the writer lock.
@@ -212,6 +219,8 @@ impl Bitcask {
             hint_requests: Mutex::new(None),
             closing: AtomicBool::new(false),
             mark: Mutex::new(mark),
+            damage: DamageLog::default(),
+            scrubs: ScrubHistory::default(),
         });
         let flusher = match shared.options.sync {
             SyncPolicy::Interval(every) if !read_only => Some(Flusher::start(&shared, every)?),
@@ -226,10 +235,15 @@ impl Bitcask {
             }
             Some(worker)
         };
+        let scrubber = match shared.options.scrub {
+            Some(scrub) if !read_only => Some(Scrubber::start(&shared, scrub)?),
+            _ => None,
+        };
         Ok(Self {
             shared,
             flusher,
             worker,
+            scrubber,
             closed: false,
         })
     }
@@ -469,6 +483,18 @@ impl Bitcask {
         crate::merge::run(&self.shared, crate::merge::Scope::IncludingActive)
     }
 
+    /// Verifies every record of every sealed data file now, as fast as the
+    /// disk goes (the background scrub, [`Options::scrub`], paces itself).
+    /// Damage found is logged once per record with its file and offset and
+    /// counted in [`Stats::damaged_records`]; the report says how much was
+    /// read and found. Reads and writes go on meanwhile.
+    pub fn scrub(&self) -> Result<ScrubReport> {
+        crate::scrub::pass(&self.shared, None, &|| false)?.ok_or_else(|| Error::Io {
+            path: self.shared.dir.clone(),
+            source: std::io::Error::other("the store is closing; the scrub stopped"),
+        })
+    }
+
     /// Copies a consistent view of the store into `dest`, which must not
     /// exist, so that it opens as a normal store. Writers wait only while
     /// the files are listed. See `docs/FORMAT.md` ("Backup").
@@ -530,6 +556,9 @@ impl Bitcask {
         }
         self.closed = true;
         self.shared.closing.store(true, Ordering::SeqCst);
+        if let Some(scrubber) = self.scrubber.take() {
+            scrubber.stop();
+        }
         if let Some(worker) = self.worker.take() {
             self.shared
                 .hint_requests
@@ -921,7 +950,18 @@ impl Shared {
                 // The candidate may be another key's record (which may even
                 // be damaged): only what the exact lookup finds is `key`'s.
                 Err(_) if !exact => exact = true,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    if let Error::Corruption { path, offset, kind } = &e {
+                        let place = Place {
+                            file_id: entry.file_id,
+                            path,
+                            offset: *offset,
+                            key: Some(key),
+                        };
+                        self.damage.found(Finder::Read, place, *kind);
+                    }
+                    return Err(e);
+                }
             }
         }
     }
@@ -992,6 +1032,7 @@ impl Shared {
             })
             .collect();
         let (last_merge, merges_completed) = self.merge.history();
+        let (last_scrub, scrubs_completed) = self.scrubs.get();
         Stats {
             keys: self.keydir.len() as u64,
             data_files: files.len() as u64,
@@ -1004,6 +1045,10 @@ impl Shared {
             merges_completed,
             last_merge,
             fsyncs: self.fsync_count(),
+            damaged_records: self.damage.records(),
+            damaged_reads: self.damage.reads(),
+            scrubs_completed,
+            last_scrub,
         }
     }
 }

@@ -35,6 +35,7 @@ mod backup;
 mod check;
 pub mod clock;
 mod crc;
+mod damage;
 mod datafile;
 mod db;
 pub mod disk;
@@ -58,9 +59,11 @@ mod readmap;
 mod record;
 mod recovery;
 mod repair;
+mod scrub;
 #[cfg(any(test, feature = "simulated-disk"))]
 pub mod sim;
 mod stats;
+mod throttle;
 mod worker;
 mod write;
 
@@ -68,9 +71,9 @@ pub use check::{CheckReport, Damage, FileReport, check, check_with_progress};
 pub use db::Bitcask;
 pub use error::{CorruptionKind, Error, Result};
 pub use keydir::{KeyRange, Keys};
-pub use options::{MergeTrigger, OpenProgress, Options, SyncPolicy};
+pub use options::{MergeTrigger, OpenProgress, Options, Scrub, SyncPolicy};
 pub use repair::{REPORT_FILE, RepairReport, repair, repair_with_progress};
-pub use stats::{FileStats, MergeProgress, MergeReport, Stats};
+pub use stats::{FileStats, MergeProgress, MergeReport, ScrubReport, Stats};
 pub use write::{Batch, BatchOpRef, Condition, Versioned, WriteOptions};
 
 /// Compiles the examples in the repository's README as doctests, so they

@@ -11,7 +11,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::datafile::{self, DataFile, FILE_HEADER_LEN, FileHeader, KIND_DATA, ReadHandle, Scan};
 use crate::db::Shared;
@@ -21,6 +21,7 @@ use crate::keydir::Entry;
 use crate::lock::DeleteLock;
 use crate::record::{self, RecordKind};
 use crate::stats::{MergeProgress, MergeReport};
+use crate::throttle::Throttle;
 
 /// An output is finished after this many records even if it is not full, to
 /// bound the memory of the key list kept until the key directory switches.
@@ -296,6 +297,14 @@ impl Copier<'_> {
                 Scan::Record(rec) => rec,
                 Scan::End => return Ok(()),
                 Scan::Stop(stop) => {
+                    let place = crate::damage::Place {
+                        file_id: id,
+                        path: &file.path,
+                        offset: stop.offset,
+                        key: None,
+                    };
+                    let finder = crate::damage::Finder::Merge;
+                    self.shared.damage.found(finder, place, stop.kind);
                     return Err(Stopped::Failed(Error::Corruption {
                         path: file.path.clone(),
                         offset: stop.offset,
@@ -507,39 +516,6 @@ fn write_hint(dir: &std::path::Path, out: &Output, data_len: u64) -> Result<()> 
     datafile::sync_dir(dir)
 }
 
-/// Paces merge I/O to a byte budget per second.
-struct Throttle {
-    bytes_per_sec: Option<u64>,
-    started: Instant,
-    spent: u64,
-}
-
-impl Throttle {
-    fn new(bytes_per_sec: Option<u64>) -> Self {
-        Self {
-            bytes_per_sec,
-            started: Instant::now(),
-            spent: 0,
-        }
-    }
-
-    /// Counts `bytes` of I/O and sleeps while ahead of the budget.
-    fn spend(&mut self, bytes: u64) {
-        let Some(rate) = self.bytes_per_sec else {
-            return;
-        };
-        self.spent += bytes;
-        // (A budget the spent bytes would take centuries to pay off still
-        // sleeps, rather than panicking on an unrepresentable duration.)
-        let due =
-            Duration::try_from_secs_f64(self.spent as f64 / rate as f64).unwrap_or(Duration::MAX);
-        let elapsed = self.started.elapsed();
-        if due > elapsed {
-            std::thread::sleep(due - elapsed);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     //! Crash safety of the merge protocol: the directory is copied at every
@@ -703,20 +679,6 @@ mod tests {
         }
         drop(db);
         check_copy(dir.path(), &clock, &model, "after the merge");
-    }
-
-    #[test]
-    fn the_io_budget_paces_the_merge() {
-        // A lower bound only (sleeping guarantees at least the time asked):
-        // 300 KB at 1 MB/s cannot take less than 0.3 s.
-        let mut throttle = super::Throttle::new(Some(1_000_000));
-        let started = std::time::Instant::now();
-        for _ in 0..30 {
-            throttle.spend(10_000);
-        }
-        assert!(started.elapsed() >= Duration::from_millis(290));
-        let mut unlimited = super::Throttle::new(None);
-        unlimited.spend(u64::MAX / 2);
     }
 
     #[test]

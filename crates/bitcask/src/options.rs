@@ -64,8 +64,21 @@ pub struct Options {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) merge_trigger: Option<MergeTrigger>,
     pub(crate) merge_bytes_per_sec: Option<u64>,
+    pub(crate) scrub: Option<Scrub>,
     pub(crate) use_hints: bool,
     pub(crate) open_progress: Option<Arc<OpenProgress>>,
+}
+
+/// A background scrub: every `every`, read each sealed data file and verify
+/// every record's checksum, spending at most `bytes_per_sec` of reads (as
+/// ZFS and Ceph scrub), so damage on a disk is found before a read needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scrub {
+    /// Time from the end of one pass to the start of the next (the first
+    /// pass starts this long after open).
+    pub every: std::time::Duration,
+    /// Most bytes read per second.
+    pub bytes_per_sec: u64,
 }
 
 /// How far an open has got, for a caller that reports it while a large
@@ -119,6 +132,7 @@ impl Default for Options {
             clock: Arc::new(SystemClock),
             merge_trigger: None,
             merge_bytes_per_sec: None,
+            scrub: None,
             use_hints: true,
             open_progress: None,
         }
@@ -191,6 +205,14 @@ impl Options {
         self
     }
 
+    /// Verify every sealed data file in the background, again and again,
+    /// at a bounded rate (see [`Scrub`]); damage found is logged and counted
+    /// in [`Stats`](crate::Stats). Default = `None`, no scrub.
+    pub fn scrub(mut self, scrub: Option<Scrub>) -> Self {
+        self.scrub = scrub;
+        self
+    }
+
     /// Read hint files at open where valid. Default = `true`; `false` scans
     /// every data file (slower; for comparison and diagnosis).
     pub fn use_hints(mut self, use_hints: bool) -> Self {
@@ -232,6 +254,14 @@ impl Options {
             return Err(Error::InvalidOption {
                 name: "merge_bytes_per_sec",
                 reason: "the merge I/O budget must be above zero",
+            });
+        }
+        if let Some(scrub) = &self.scrub
+            && (scrub.every.is_zero() || scrub.bytes_per_sec == 0)
+        {
+            return Err(Error::InvalidOption {
+                name: "scrub",
+                reason: "the interval and the I/O budget must be above zero",
             });
         }
         if let SyncPolicy::Interval(d) = self.sync

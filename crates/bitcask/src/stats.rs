@@ -185,6 +185,32 @@ pub struct Stats {
     pub last_merge: Option<MergeReport>,
     /// fsyncs issued by group commit since open.
     pub fsyncs: u64,
+    /// Damaged records met since open (by reads, merges and scrubs; each
+    /// record once). Anything above 0 wants `bitcask check`.
+    pub damaged_records: u64,
+    /// Reads that failed on a damaged record since open.
+    pub damaged_reads: u64,
+    /// Scrub passes completed since open.
+    pub scrubs_completed: u64,
+    /// The last completed scrub pass, if any since open.
+    pub last_scrub: Option<ScrubReport>,
+}
+
+/// What one scrub pass did, in [`Stats`] and as the result of
+/// [`Bitcask::scrub`](crate::Bitcask::scrub).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ScrubReport {
+    /// Wall-clock start, in Unix milliseconds.
+    pub started_at_ms: u64,
+    /// How long it ran.
+    pub duration: Duration,
+    /// Sealed data files read.
+    pub files_verified: u64,
+    /// Record bytes verified.
+    pub bytes_verified: u64,
+    /// Damaged records found (a file is read up to its first).
+    pub damaged_records: u64,
 }
 
 /// How far a running merge is, in [`Stats`].

@@ -101,6 +101,9 @@ pub enum Command {
     Stats,
     /// Reclaim the space of overwritten and deleted values now.
     Merge,
+    /// Verify every sealed data file's checksums now, beside the running
+    /// store (exit 1 if damage is found; `check` then shows all of it).
+    Scrub,
     /// A cluster's members: status, add, remove (asks a cluster node).
     Cluster {
         /// What to do.

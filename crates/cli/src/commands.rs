@@ -219,6 +219,19 @@ fn store_command(store: &dyn Store, cli: &Cli) -> Result<u8, Failure> {
             }
             Ok(code::OK)
         }
+        Command::Scrub => {
+            let report = store.scrub()?;
+            if cli.json {
+                output::json(&to_json(&report)?)?;
+            } else {
+                output::line(&output::scrub_line(&report))?;
+            }
+            Ok(if report.damaged_records == 0 {
+                code::OK
+            } else {
+                code::NO
+            })
+        }
         Command::Merge => {
             let report = store.merge()?;
             if cli.json {
@@ -269,6 +282,9 @@ fn health(server: &Server, json: bool) -> Result<u8, Failure> {
             server.client().base_url(),
             health.version
         ))?;
+        if let Some(detail) = &health.detail {
+            output::line(detail)?;
+        }
     }
     Ok(if health.is_healthy() {
         code::OK

@@ -5,8 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bitcask::{Bitcask, KeyRange, Options, WriteOptions};
-use bitcask_client::{Condition, MergeReport, Stats};
-use serde_json::json;
+use bitcask_client::{Condition, MergeReport, ScrubReport, Stats};
 
 use crate::failure::Failure;
 use crate::output;
@@ -133,31 +132,12 @@ impl Store for Local {
     }
 
     fn stats(&self) -> Result<Stats, Failure> {
-        let s = self.db.stats();
-        let value = json!({
-            "keys": s.keys,
-            "data_files": s.data_files,
-            "total_bytes": s.total_bytes,
-            "live_bytes": s.live_bytes,
-            "dead_bytes": s.dead_bytes,
-            "merge_running": s.merge_running,
-            "merge_progress": s.merge_progress.map(|p| json!({
-                "bytes_read": p.bytes_read,
-                "bytes_total": p.bytes_total,
-            })),
-            "merges_completed": s.merges_completed,
-            "last_merge": s.last_merge.as_ref().map(merge_json),
-            "fsyncs": s.fsyncs,
-            "files": s.files.iter().map(|f| json!({
-                "id": f.id,
-                "active": f.active,
-                "total_bytes": f.total_bytes,
-                "live_bytes": f.live_bytes,
-                "dead_bytes": f.dead_bytes,
-                "live_keys": f.live_keys,
-            })).collect::<Vec<_>>(),
-        });
-        serde_json::from_value(value).map_err(|e| Failure::failed(format!("stats: {e}")))
+        Ok(Stats::from(&self.db.stats()))
+    }
+
+    fn scrub(&self) -> Result<ScrubReport, Failure> {
+        let report = output::run_with_progress("scrubbing", || self.db.scrub(), || None)?;
+        Ok(ScrubReport::from(&report))
     }
 
     fn merge(&self) -> Result<MergeReport, Failure> {
@@ -169,26 +149,10 @@ impl Store for Local {
                 Some((p.bytes_read, p.bytes_total))
             },
         )?;
-        serde_json::from_value(merge_json(&report))
-            .map_err(|e| Failure::failed(format!("merge report: {e}")))
+        Ok(MergeReport::from(&report))
     }
 
     fn close(self: Box<Self>) -> Result<(), Failure> {
         Ok(self.db.close()?)
     }
-}
-
-/// An engine merge report in the server's JSON shape.
-fn merge_json(r: &bitcask::MergeReport) -> serde_json::Value {
-    json!({
-        "started_at_ms": r.started_at_ms,
-        "duration_ms": u64::try_from(r.duration.as_millis()).unwrap_or(u64::MAX),
-        "files_merged": r.files_merged,
-        "files_written": r.files_written,
-        "bytes_read": r.bytes_read,
-        "bytes_written": r.bytes_written,
-        "bytes_reclaimed": r.bytes_reclaimed(),
-        "records_kept": r.records_kept,
-        "records_dropped": r.records_dropped,
-    })
 }

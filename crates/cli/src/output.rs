@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use base64::Engine;
-use bitcask_client::{MergeReport, Stats};
+use bitcask_client::{MergeReport, ScrubReport, Stats};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::failure::Failure;
@@ -222,5 +222,17 @@ pub fn merge_line(report: &MergeReport) -> String {
         report.bytes_reclaimed,
         report.records_kept,
         report.records_dropped
+    )
+}
+
+/// A scrub report in one line.
+pub fn scrub_line(report: &ScrubReport) -> String {
+    let found = match report.damaged_records {
+        0 => "no damage".to_string(),
+        n => format!("{n} damaged record(s): run `bitcask check --data-dir DIR` to see them all"),
+    };
+    format!(
+        "verified {} sealed files ({} bytes of records) in {} ms: {found}",
+        report.files_verified, report.bytes_verified, report.duration_ms
     )
 }

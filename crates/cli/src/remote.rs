@@ -1,6 +1,8 @@
 //! [`Store`] over HTTP: the blocking client of `bitcask-client`.
 
-use bitcask_client::{Condition, ListOptions, MergeReport, Stats, WriteOptions, blocking};
+use bitcask_client::{
+    Condition, ListOptions, MergeReport, ScrubReport, Stats, WriteOptions, blocking,
+};
 
 use crate::config::Remote;
 use crate::failure::Failure;
@@ -83,6 +85,12 @@ impl Store for Server {
 
     fn stats(&self) -> Result<Stats, Failure> {
         Ok(self.client.stats()?)
+    }
+
+    fn scrub(&self) -> Result<ScrubReport, Failure> {
+        let report =
+            output::run_with_progress("scrubbing on the server", || self.client.scrub(), || None);
+        Ok(report?)
     }
 
     fn merge(&self) -> Result<MergeReport, Failure> {

@@ -1,8 +1,8 @@
 //! What the key-value commands need from a store, so that `put`, `get`,
-//! `delete`, `keys`, `stats` and `merge` are written once for a server
+//! `delete`, `keys`, `stats`, `merge` and `scrub` are written once for a server
 //! ([`crate::remote`]) and for a data directory ([`crate::local`]).
 
-use bitcask_client::{Condition, MergeReport, Stats};
+use bitcask_client::{Condition, MergeReport, ScrubReport, Stats};
 
 use crate::failure::Failure;
 
@@ -46,6 +46,8 @@ pub trait Store {
     fn stats(&self) -> Result<Stats, Failure>;
     /// Runs a merge now.
     fn merge(&self) -> Result<MergeReport, Failure>;
+    /// Verifies every sealed data file now.
+    fn scrub(&self) -> Result<ScrubReport, Failure>;
     /// Finishes: a local store syncs and releases its lock.
     fn close(self: Box<Self>) -> Result<(), Failure>;
 }

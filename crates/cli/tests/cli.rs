@@ -648,6 +648,27 @@ fn filled_store(dir: &Path, n: usize) -> Vec<(String, String)> {
 }
 
 #[test]
+fn scrub_verifies_the_sealed_files_beside_the_store() {
+    let env = Env::new();
+    let dir = env.path("store");
+    filled_store(&dir, 200);
+    env.local(&dir, &["scrub"]).assert().success().stdout(
+        predicate::str::contains("no damage").and(predicate::str::contains("sealed files")),
+    );
+    let out = env.local(&dir, &["--json", "scrub"]).assert().success();
+    let report = json_of(&out.get_output().stdout);
+    assert_eq!(report["damaged_records"], 0);
+    assert!(
+        report["files_verified"].as_u64().is_some_and(|n| n >= 3),
+        "{report}"
+    );
+    assert!(
+        report["bytes_verified"].as_u64().is_some_and(|n| n > 0),
+        "{report}"
+    );
+}
+
+#[test]
 fn check_finds_a_corrupted_byte_and_repair_makes_the_store_open_with_the_rest_intact() {
     let env = Env::new();
     let dir = env.path("store");

@@ -140,6 +140,11 @@ impl Client {
         self.runtime.block_on(self.inner.merge())
     }
 
+    /// See [`crate::Client::scrub`].
+    pub fn scrub(&self) -> Result<crate::ScrubReport> {
+        self.runtime.block_on(self.inner.scrub())
+    }
+
     /// See [`crate::Client::cluster`].
     pub fn cluster(&self) -> Result<crate::ClusterStatus> {
         self.runtime.block_on(self.inner.cluster())

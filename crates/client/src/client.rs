@@ -14,8 +14,8 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 use crate::types::{
-    Batch, BatchResult, ClusterStatus, Condition, Health, ListOptions, MergeReport, Page, Stats,
-    Versioned, WriteOptions,
+    Batch, BatchResult, ClusterStatus, Condition, Health, ListOptions, MergeReport, Page,
+    ScrubReport, Stats, Versioned, WriteOptions,
 };
 
 /// The server a client talks to when told nothing else (as in the seed).
@@ -357,6 +357,13 @@ impl Client {
     /// Runs a merge now and returns what it did (`POST /admin/merge`).
     pub async fn merge(&self) -> Result<MergeReport> {
         let request = Request::new(Method::POST, "/admin/merge".into());
+        json(self.send(&request).await?).await
+    }
+
+    /// Verifies every sealed data file now and returns what it read and
+    /// found (`POST /admin/scrub`).
+    pub async fn scrub(&self) -> Result<ScrubReport> {
+        let request = Request::new(Method::POST, "/admin/scrub".into());
         json(self.send(&request).await?).await
     }
 

@@ -33,5 +33,5 @@ pub use client::{Client, ClientBuilder, DEFAULT_URL, SERVER_ENV};
 pub use error::{Error, Result};
 pub use types::{
     Batch, BatchResult, ClusterMember, ClusterStatus, Condition, FileStats, Health, ListOptions,
-    MemberLag, MergeProgress, MergeReport, Page, Stats, Versioned, WriteOptions,
+    MemberLag, MergeProgress, MergeReport, Page, ScrubReport, Stats, Versioned, WriteOptions,
 };

@@ -147,52 +147,13 @@ pub enum ClusterError {
     Fatal(String),
 }
 
-/// The node's view of the cluster, for `GET /cluster`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Status {
-    /// This node.
-    pub node_id: NodeId,
-    /// `leader`, `follower`, `candidate` or `learner` (or `shutdown`).
-    pub role: &'static str,
-    /// The leader, if known.
-    pub leader_id: Option<NodeId>,
-    /// The current term.
-    pub term: u64,
-    /// The index of the last log entry.
-    pub last_log_index: Option<u64>,
-    /// The index of the last entry applied to the store.
-    pub last_applied: Option<u64>,
-    /// The index of the last committed entry.
-    pub committed: Option<u64>,
-    /// Every member.
-    pub members: Vec<MemberStatus>,
-    /// On the leader: how far each member has replicated.
-    pub replication: Option<Vec<Replication>>,
-    /// The last snapshot's index.
-    pub snapshot: Option<u64>,
-}
-
 /// One member in [`Status`].
-#[derive(Debug, Clone, Serialize)]
-pub struct MemberStatus {
-    /// Its id.
-    pub node_id: NodeId,
-    /// Its peer address.
-    pub peer_addr: String,
-    /// Whether it votes (a learner does not).
-    pub voter: bool,
-}
-
+pub use bitcask_wire::ClusterMember as MemberStatus;
+/// The node's view of the cluster, for `GET /cluster` (the wire type the
+/// client reads).
+pub use bitcask_wire::ClusterStatus as Status;
 /// How far one member has replicated, seen from the leader.
-#[derive(Debug, Clone, Serialize)]
-pub struct Replication {
-    /// The member.
-    pub node_id: NodeId,
-    /// The last index known to be in its log.
-    pub matched: Option<u64>,
-    /// Entries it is behind the leader's last.
-    pub lag: u64,
-}
+pub use bitcask_wire::MemberLag as Replication;
 
 /// Pause between attempts while a leader settles.
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
@@ -636,10 +597,8 @@ impl Node {
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         let members = membership
             .nodes()
-            .map(|(&id, member)| MemberStatus {
-                node_id: id,
-                peer_addr: member.peer_addr.clone(),
-                voter: voters.contains(&id),
+            .map(|(&id, member)| {
+                MemberStatus::new(id, member.peer_addr.clone(), voters.contains(&id))
             })
             .collect();
         let last = m.last_log_index.unwrap_or(0);
@@ -647,11 +606,7 @@ impl Node {
             r.iter()
                 .map(|(&id, matched)| {
                     let matched = matched.as_ref().map(|l| l.index());
-                    Replication {
-                        node_id: id,
-                        matched,
-                        lag: last.saturating_sub(matched.unwrap_or(0)),
-                    }
+                    Replication::new(id, matched, last.saturating_sub(matched.unwrap_or(0)))
                 })
                 .collect()
         });
@@ -663,24 +618,23 @@ impl Node {
             && m.last_quorum_acked
                 .as_ref()
                 .is_none_or(|at| at.elapsed() > self.inner.lease);
-        Status {
-            node_id: self.inner.id,
-            role: match m.state {
-                ServerState::Leader => "leader",
-                ServerState::Follower => "follower",
-                ServerState::Candidate => "candidate",
-                ServerState::Learner => "learner",
-                ServerState::Shutdown => "shutdown",
-            },
-            leader_id: if cut_off { None } else { m.current_leader },
-            term: m.current_term,
-            last_log_index: m.last_log_index,
-            last_applied: m.last_applied.map(|l| l.index()),
-            committed: m.cluster_committed.map(|l| l.index()),
-            members,
-            replication,
-            snapshot: m.snapshot.map(|l| l.index()),
-        }
+        let role = match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        let mut status = Status::new(self.inner.id, role);
+        status.leader_id = if cut_off { None } else { m.current_leader };
+        status.term = m.current_term;
+        status.last_log_index = m.last_log_index;
+        status.last_applied = m.last_applied.map(|l| l.index());
+        status.committed = m.cluster_committed.map(|l| l.index());
+        status.members = members;
+        status.replication = replication;
+        status.snapshot = m.snapshot.map(|l| l.index());
+        status
     }
 
     /// Makes `change` on the leader: here if this node leads, else

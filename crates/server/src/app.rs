@@ -69,6 +69,12 @@ const ROUTES: &[Route] = &[
         essential: false,
     },
     Route {
+        path: "/admin/scrub",
+        methods: &["POST"],
+        handlers: || post(admin::scrub),
+        essential: false,
+    },
+    Route {
         path: "/cluster",
         methods: &["GET"],
         handlers: || get(cluster::status),

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use bitcask::{MergeTrigger, Options, SyncPolicy};
+use bitcask::{MergeTrigger, Options, Scrub, SyncPolicy};
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 /// Every server setting, merged and checked.
@@ -138,6 +138,14 @@ pub struct Config {
     #[arg(long, env = "BITCASK_MERGE_DEAD_BYTES",
           default_value_t = MergeTrigger::default().dead_bytes)]
     pub merge_dead_bytes: u64,
+    /// How often to verify every sealed data file's checksums in the
+    /// background, e.g. `1440m` (a day); `off` leaves it to `bitcask check`
+    #[arg(long, env = "BITCASK_SCRUB_INTERVAL", default_value_t = Switch::Off)]
+    pub scrub_interval: Switch,
+    /// Bytes a scrub may read per second
+    #[arg(long, env = "BITCASK_SCRUB_BYTES_PER_SEC", default_value_t = 16 << 20,
+          value_parser = positive::<u64>)]
+    pub scrub_bytes_per_sec: u64,
     /// Bytes a merge may read and write per second [default: no limit]
     #[arg(long, env = "BITCASK_MERGE_BYTES_PER_SEC", value_parser = positive::<u64>)]
     pub merge_bytes_per_sec: Option<u64>,
@@ -397,6 +405,10 @@ impl Config {
             .max_value_size(self.max_value_size)
             .merge_trigger(self.merge_trigger())
             .merge_bytes_per_sec(self.merge_bytes_per_sec)
+            .scrub(self.scrub_interval.duration().map(|every| Scrub {
+                every,
+                bytes_per_sec: self.scrub_bytes_per_sec,
+            }))
     }
 }
 
@@ -740,6 +752,22 @@ mod tests {
             "{shown:?}"
         );
         assert!(shown.contains(&"port=1 (flag)".to_string()), "{shown:?}");
+    }
+
+    #[test]
+    fn the_scrub_is_off_by_default_and_paced_when_on() {
+        assert!(
+            load(&[])
+                .expect("defaults")
+                .engine_options()
+                .validate()
+                .is_ok()
+        );
+        assert_eq!(load(&[]).expect("defaults").scrub_interval, Switch::Off);
+        let c = load(&["--scrub-interval", "60m", "--scrub-bytes-per-sec", "1000"]).expect("load");
+        assert_eq!(c.scrub_interval, Switch::On(Duration::from_secs(3600)));
+        assert_eq!(c.scrub_bytes_per_sec, 1000);
+        assert!(load(&["--scrub-bytes-per-sec", "0"]).is_err());
     }
 
     #[test]

@@ -40,7 +40,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (first, second) = signals();
+    let (first, second) = runtime.block_on(async { signals() });
     let result = runtime.block_on(async move {
         let listeners = server::bind(&config).await?;
         server::serve_until(listeners, config, first, second).await
@@ -61,30 +61,28 @@ fn main() -> ExitCode {
     }
 }
 
-/// Two futures: the first completes on the first SIGINT (Ctrl-C) or
-/// SIGTERM, the second on the one after (stop waiting for requests).
+/// Starts listening for SIGINT (Ctrl-C) and SIGTERM (within a runtime);
+/// returns two futures: the first completes on the first signal, the
+/// second on the one after (stop waiting for requests). Neither completes
+/// if the signals cannot be listened for.
 fn signals() -> (
     impl std::future::Future<Output = ()> + Send + 'static,
     impl std::future::Future<Output = ()> + Send + 'static,
 ) {
+    use tokio::signal::unix::{SignalKind, signal};
     let (count_tx, count_rx) = tokio::sync::watch::channel(0u32);
+    // Installed here, before serving: from now on a signal is counted,
+    // not the default action that ends the process.
+    let listen = |kind: SignalKind, name: &str| match signal(kind) {
+        Ok(signal) => Some(signal),
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for {name}");
+            None
+        }
+    };
+    let mut interrupt = listen(SignalKind::interrupt(), "SIGINT");
+    let mut terminate = listen(SignalKind::terminate(), "SIGTERM");
     let counting = async move {
-        let mut interrupt =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) {
-                Ok(signal) => Some(signal),
-                Err(error) => {
-                    tracing::error!(%error, "cannot listen for SIGINT");
-                    None
-                }
-            };
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => Some(signal),
-                Err(error) => {
-                    tracing::error!(%error, "cannot listen for SIGTERM");
-                    None
-                }
-            };
         loop {
             let name = tokio::select! {
                 Some(()) = async { interrupt.as_mut()?.recv().await } => "SIGINT",
@@ -100,16 +98,12 @@ fn signals() -> (
             count_tx.send_replace(count);
         }
     };
-    let mut first_rx = count_rx.clone();
-    let mut second_rx = count_rx;
-    let first = async move {
-        // The listener lives as long as the first future is polled or the
-        // second waits: spawned once, here.
-        tokio::spawn(counting);
-        let _ = first_rx.wait_for(|&n| n >= 1).await;
+    tokio::spawn(counting);
+    let after = |mut count: tokio::sync::watch::Receiver<u32>, signals: u32| async move {
+        if count.wait_for(|&n| n >= signals).await.is_err() {
+            // No more signals can come.
+            std::future::pending::<()>().await;
+        }
     };
-    let second = async move {
-        let _ = second_rx.wait_for(|&n| n >= 2).await;
-    };
-    (first, second)
+    (after(count_rx.clone(), 1), after(count_rx, 2))
 }

@@ -314,6 +314,27 @@ impl Metrics {
             );
             gauge(
                 &mut text,
+                "bitcask_damaged_records",
+                "Damaged records met since the store opened (by reads, merges and scrubs)",
+                "gauge",
+                s.damaged_records,
+            );
+            gauge(
+                &mut text,
+                "bitcask_damaged_reads_total",
+                "Reads that failed on a damaged record since the store opened",
+                "counter",
+                s.damaged_reads,
+            );
+            gauge(
+                &mut text,
+                "bitcask_scrubs_completed_total",
+                "Scrub passes completed since the store opened",
+                "counter",
+                s.scrubs_completed,
+            );
+            gauge(
+                &mut text,
                 "bitcask_fsyncs_total",
                 "fsyncs issued by group commit since the store opened",
                 "counter",

@@ -24,6 +24,7 @@ use crate::routes::{admin, batch, cluster, health, kv};
         batch::batch,
         admin::stats,
         admin::merge,
+        admin::scrub,
         cluster::status,
         cluster::add,
         cluster::remove,

@@ -238,6 +238,7 @@ async fn serve_state(
         opening.await?.map_err(ServeError::Open)
     };
     tokio::select! {
+        biased;
         drained = drained => drained?,
         () = immediate => tracing::warn!("second signal: not waiting any longer; syncing and stopping"),
     }
@@ -342,6 +343,7 @@ async fn serve_cluster(
         Ok::<(), ServeError>(())
     };
     tokio::select! {
+        biased;
         drained = drained => drained?,
         () = immediate => tracing::warn!("second signal: not waiting any longer; stopping the node"),
     }

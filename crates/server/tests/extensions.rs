@@ -606,3 +606,111 @@ async fn background_merges_start_by_themselves_when_configured() {
         "off means on request only"
     );
 }
+
+/// Flips a byte in the middle of `needle`, in whichever data file holds it.
+fn damage_value(dir: &std::path::Path, needle: &[u8]) {
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "data") {
+            continue;
+        }
+        let mut bytes = std::fs::read(&path).expect("read");
+        if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle) {
+            bytes[at + needle.len() / 2] ^= 0x40;
+            std::fs::write(&path, bytes).expect("write");
+            return;
+        }
+    }
+    panic!("no data file holds the value");
+}
+
+#[tokio::test]
+async fn damage_met_at_read_time_is_answered_without_paths_counted_and_reported_degraded() {
+    // Small files: the damaged record is in a sealed file with a valid
+    // hint, so the open does not notice it.
+    let flags = ["--max-file-size", "4096"];
+    let server = TestServer::start(&flags).await;
+    let value = |i: u32| format!("value-of-key-{i:04}-").repeat(4);
+    for i in 0..200u32 {
+        assert_eq!(
+            server
+                .put_json(&format!("key-{i}"), &value(i))
+                .await
+                .status(),
+            200
+        );
+    }
+    let dir = server.stop().await;
+    damage_value(dir.path(), value(7).as_bytes());
+    damage_value(dir.path(), value(150).as_bytes());
+    let server = TestServer::start_in(dir, &flags).await;
+    let health: serde_json::Value = server.get("/health").await.json().await.expect("json");
+    assert_eq!(
+        health["status"], "healthy",
+        "the open reads hints only: {health}"
+    );
+
+    let answer = server.get("/kv/key-7").await;
+    assert_eq!(answer.status(), 500);
+    let detail = text(answer).await;
+    assert!(detail.contains("corrupt"), "{detail}");
+    assert!(
+        !detail.contains(".data") && !detail.contains(&server.data_dir().display().to_string()),
+        "no internal path: {detail}"
+    );
+    let _ = server.get("/kv/key-7").await;
+    assert_eq!(
+        server.get("/kv/key-8").await.status(),
+        200,
+        "the rest is served"
+    );
+
+    let health = server.get("/health").await;
+    assert_eq!(health.status(), 200, "still alive for a liveness probe");
+    let health: serde_json::Value = health.json().await.expect("json");
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(health["damaged_records"], 1);
+    assert!(
+        health["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("bitcask check"))
+    );
+    let stats = server.stats().await;
+    assert_eq!(
+        (
+            stats["damaged_records"].as_u64(),
+            stats["damaged_reads"].as_u64()
+        ),
+        (Some(1), Some(2))
+    );
+    let metrics = server.get_text("/metrics").await;
+    assert!(
+        metrics.contains("\nbitcask_damaged_records 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\nbitcask_damaged_reads_total 2\n"),
+        "{metrics}"
+    );
+
+    // A scrub finds the record no read has met.
+    let scrub = server
+        .client
+        .post(server.url("/admin/scrub"))
+        .send()
+        .await
+        .expect("scrub");
+    assert_eq!(scrub.status(), 200);
+    let report: serde_json::Value = scrub.json().await.expect("json");
+    assert_eq!(report["damaged_records"], 2, "{report}");
+    assert!(
+        report["files_verified"].as_u64().is_some_and(|n| n >= 3),
+        "{report}"
+    );
+    let stats = server.stats().await;
+    assert_eq!(stats["damaged_records"], 2);
+    assert_eq!(stats["scrubs_completed"], 1);
+    assert_eq!(stats["last_scrub"], report);
+    let health: serde_json::Value = server.get("/health").await.json().await.expect("json");
+    assert_eq!(health["damaged_records"], 2);
+}

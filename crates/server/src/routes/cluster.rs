@@ -5,20 +5,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bitcask_cluster::node::{MemberChange, Node};
-use serde::Deserialize;
+use bitcask_wire::NewMember;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-
-/// The body of `POST /cluster/members`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewMember {
-    /// The new node's id (never used before in this cluster).
-    node_id: u64,
-    /// Its peer address, `host:port`.
-    peer_addr: String,
-}
 
 fn node(state: &AppState) -> Result<&Node, ApiError> {
     if !state.is_clustered() {
@@ -40,7 +30,8 @@ fn node(state: &AppState) -> Result<&Node, ApiError> {
 #[utoipa::path(get, path = "/cluster", tag = "cluster",
     responses(
         (status = 200, description = "This node's view: role, leader, term, log and applied \
-            indexes, members, and on the leader each member's replication lag"),
+            indexes, members, and on the leader each member's replication lag",
+            body = bitcask_wire::ClusterStatus),
         (status = 404, description = "Not a cluster node", body = crate::error::Detail),
     ))]
 pub async fn status(State(state): State<AppState>) -> Result<Response, ApiError> {
@@ -51,7 +42,7 @@ pub async fn status(State(state): State<AppState>) -> Result<Response, ApiError>
 /// caught up, then makes it a voter.
 #[utoipa::path(post, path = "/cluster/members", tag = "cluster", request_body = NewMember,
     responses(
-        (status = 200, description = "Added as a voter; the new view"),
+        (status = 200, description = "Added as a voter; the new view", body = bitcask_wire::ClusterStatus),
         (status = 409, description = "Refused: the id is a member, or the node did not catch up", body = crate::error::Detail),
         (status = 503, description = "No leader", body = crate::error::Detail),
     ))]
@@ -76,7 +67,7 @@ pub async fn add(
 #[utoipa::path(delete, path = "/cluster/members/{id}", tag = "cluster",
     params(("id" = u64, Path, description = "The node to remove")),
     responses(
-        (status = 200, description = "Removed; the new view"),
+        (status = 200, description = "Removed; the new view", body = bitcask_wire::ClusterStatus),
         (status = 409, description = "Refused: not a member, or too few voters would be left", body = crate::error::Detail),
         (status = 503, description = "No leader", body = crate::error::Detail),
     ))]

@@ -4,97 +4,69 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use bitcask_wire::{ClusterHealth, Health, Loading};
 
 use crate::state::AppState;
 
-/// The seed's health answer (a cluster node adds `cluster`).
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Healthy {
-    status: &'static str,
-    version: &'static str,
-    /// On a cluster node: its place in the cluster.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cluster: Option<ClusterHealth>,
-}
+/// What `/health` says of a store that met damage.
+const DAMAGE_DETAIL: &str = "the store met damaged records (the server log names them); the \
+    rest is served. Run `bitcask check --data-dir DIR` beside the server, then `bitcask repair` \
+    with the server stopped (docs/OPERATIONS.md)";
 
-/// A cluster node's part of `/health`.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ClusterHealth {
-    node_id: u64,
-    role: &'static str,
-    /// The leader, or `null` when there is none (then the answer is 503:
-    /// writes and linearizable reads wait; stale reads still answer).
-    leader_id: Option<u64>,
-}
-
-/// The answer while the store opens.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Loading {
-    status: &'static str,
-    version: &'static str,
-    /// How long the store has been opening.
-    elapsed_ms: u64,
-    /// Data files read so far.
-    files_loaded: u64,
-    /// Data files to read (0 until the directory is listed).
-    files_total: u64,
+/// The damaged records `store` has met, if any.
+fn damage(store: &bitcask::Bitcask) -> Option<u64> {
+    Some(store.stats().damaged_records).filter(|&n| n > 0)
 }
 
 /// `GET /health` (needs no token, so it tells nothing about the machine:
 /// not even the data directory's path while the store opens).
 #[utoipa::path(get, path = "/health", tag = "operations", security(()),
     responses(
-        (status = 200, description = "Open and serving", body = Healthy),
+        (status = 200, description = "Open and serving (`degraded`: damaged records were met; \
+            the rest is served)", body = Health),
         (status = 503, description = "The store is still opening (`Loading`), or a cluster \
-            node has no leader (`Healthy` with status `no_leader`)", body = Loading),
+            node has no leader (`Health` with status `no_leader`)", body = Loading),
     ))]
 pub async fn health(State(state): State<AppState>) -> Response {
     let version = env!("CARGO_PKG_VERSION");
-    if let (Some(node), Some(_)) = (state.cluster(), state.try_store()) {
-        let status = node.status();
-        let healthy = Healthy {
-            status: if status.leader_id.is_some() {
-                "healthy"
-            } else {
-                "no_leader"
-            },
+    let Some(store) = state.try_store() else {
+        let elapsed = state.started().elapsed();
+        let loading = Loading::new(
             version,
-            cluster: Some(ClusterHealth {
-                node_id: status.node_id,
-                role: status.role,
-                leader_id: status.leader_id,
-            }),
-        };
-        let code = if status.leader_id.is_some() {
-            StatusCode::OK
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            state.open_progress().files_loaded(),
+            state.open_progress().files_total(),
+        );
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(loading)).into_response();
+    };
+    // Damage met does not make the server unavailable: it serves every
+    // other record, so a liveness probe must not restart it.
+    let damaged_records = damage(&store);
+    let mut health = Health::new(
+        if damaged_records.is_some() {
+            "degraded"
         } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        };
-        return (code, axum::Json(healthy)).into_response();
+            "healthy"
+        },
+        version,
+    );
+    health.damaged_records = damaged_records;
+    health.detail = damaged_records.map(|_| DAMAGE_DETAIL.to_string());
+    let mut code = StatusCode::OK;
+    if let Some(node) = state.cluster() {
+        let status = node.status();
+        if status.leader_id.is_none() {
+            health.status = "no_leader".into();
+            code = StatusCode::SERVICE_UNAVAILABLE;
+        }
+        health.cluster = Some(ClusterHealth::new(
+            status.node_id,
+            status.role,
+            status.leader_id,
+        ));
     }
-    if state.try_store().is_some() {
-        return axum::Json(Healthy {
-            status: "healthy",
-            version,
-            cluster: None,
-        })
-        .into_response();
-    }
-    let elapsed = state.started().elapsed();
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        axum::Json(Loading {
-            status: "loading",
-            version,
-            elapsed_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-            files_loaded: state.open_progress().files_loaded(),
-            files_total: state.open_progress().files_total(),
-        }),
-    )
-        .into_response()
+    (code, axum::Json(health)).into_response()
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -373,14 +373,6 @@ pub struct ListParams {
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 10_000;
 
-/// A page of keys, and the cursor for the next page.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Page {
-    keys: Vec<String>,
-    /// Pass as `start_after` for the next page; `null` on the last page.
-    next_start_after: Option<String>,
-}
-
 /// `GET /kv?prefix=&start_after=&limit=`: keys in byte order, a page at a time.
 #[utoipa::path(
     get,
@@ -388,7 +380,7 @@ pub struct Page {
     tag = "kv",
     params(ListParams),
     responses(
-        (status = 200, description = "A page of keys in byte order", body = Page),
+        (status = 200, description = "A page of keys in byte order", body = bitcask_wire::Page),
         (status = 400, description = "A bad limit", body = crate::error::Detail),
     )
 )]
@@ -423,7 +415,7 @@ pub async fn list_keys(
         None
     };
     Ok(with_applied(
-        axum::Json(Page {
+        axum::Json(bitcask_wire::Page {
             keys,
             next_start_after,
         })

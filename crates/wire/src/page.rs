@@ -1,0 +1,13 @@
+//! `GET /kv`: a page of keys.
+
+use serde::{Deserialize, Serialize};
+
+/// One page of a key listing, and the cursor for the next.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Page {
+    /// Keys in byte order.
+    pub keys: Vec<String>,
+    /// Pass as `start_after` for the next page; `null` on the last page.
+    pub next_start_after: Option<String>,
+}
