@@ -13,6 +13,7 @@ use std::sync::{Arc, PoisonError};
 use crate::datafile::{self, ReadHandle};
 use crate::db::Shared;
 use crate::error::{Error, IoContext, Result};
+use crate::stats::BackupReport;
 
 /// A data file noted at step 1: its id and read handle.
 type FileToCopy = (u32, Arc<ReadHandle>);
@@ -21,8 +22,9 @@ type FileToCopy = (u32, Arc<ReadHandle>);
 const CHUNK: usize = 1 << 20;
 
 /// Copies the store behind `shared` into `dest` (see the module docs);
-/// returns the current mark the copy holds.
-pub(crate) fn run(shared: &Shared, dest: &Path) -> Result<Option<Vec<u8>>> {
+/// returns what was copied and the current mark the copy holds.
+pub(crate) fn run(shared: &Shared, dest: &Path) -> Result<(BackupReport, Option<Vec<u8>>)> {
+    let started = std::time::Instant::now();
     if dest.exists() {
         return Err(Error::Io {
             path: dest.to_path_buf(),
@@ -53,6 +55,7 @@ pub(crate) fn run(shared: &Shared, dest: &Path) -> Result<Option<Vec<u8>>> {
         std::fs::remove_dir_all(&partial).at(&partial)?;
     }
     crate::disk::create_dir_all(&partial).at(&partial)?;
+    let mut report = BackupReport::default();
     for (id, handle) in &files {
         let len = match active {
             Some((active_id, end)) if active_id == *id => end,
@@ -60,6 +63,8 @@ pub(crate) fn run(shared: &Shared, dest: &Path) -> Result<Option<Vec<u8>>> {
         };
         let to = partial.join(datafile::data_file_name(*id));
         copy_from_handle(handle, len, &to)?;
+        report.data_files += 1;
+        report.bytes += len;
         if active.is_none_or(|(active_id, _)| active_id != *id) {
             copy_hint(&shared.dir, *id, &partial)?;
         }
@@ -73,8 +78,9 @@ pub(crate) fn run(shared: &Shared, dest: &Path) -> Result<Option<Vec<u8>>> {
     if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
         datafile::sync_dir(parent)?;
     }
-    tracing::info!(dest = %dest.display(), files = files.len(), "backup written");
-    Ok(mark)
+    report.duration = started.elapsed();
+    tracing::info!(dest = %dest.display(), files = files.len(), bytes = report.bytes, "backup written");
+    Ok((report, mark))
 }
 
 fn partial_path(dest: &Path) -> PathBuf {

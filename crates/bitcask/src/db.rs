@@ -22,7 +22,7 @@ use crate::options::{MAX_RECORD_PAYLOAD_LIMIT, Options, SyncPolicy};
 use crate::record::{self, RecordKind};
 use crate::recovery::{self, Mark, RecoverOptions};
 use crate::scrub::{ScrubHistory, Scrubber};
-use crate::stats::{Accounts, FileStats, MergeReport, ScrubReport, Stats};
+use crate::stats::{Accounts, BackupReport, FileStats, MergeReport, ScrubReport, Stats};
 use crate::worker::Worker;
 use crate::write::{Batch, Condition, Versioned, WriteOptions};
 
@@ -496,17 +496,18 @@ impl Bitcask {
     }
 
     /// Copies a consistent view of the store into `dest`, which must not
-    /// exist, so that it opens as a normal store. Writers wait only while
-    /// the files are listed. See `docs/FORMAT.md` ("Backup").
-    pub fn backup(&self, dest: impl AsRef<Path>) -> Result<()> {
-        crate::backup::run(&self.shared, dest.as_ref()).map(drop)
+    /// exist, so that it opens as a normal store; returns what was copied.
+    /// Writers wait only while the files are listed. See `docs/FORMAT.md`
+    /// ("Backup").
+    pub fn backup(&self, dest: impl AsRef<Path>) -> Result<BackupReport> {
+        crate::backup::run(&self.shared, dest.as_ref()).map(|(report, _)| report)
     }
 
     /// [`Self::backup`], returning the mark the copy holds (its current
     /// mark, see [`Self::mark`]): the position of the copy in whatever
     /// sequence the marks number.
     pub fn backup_with_mark(&self, dest: impl AsRef<Path>) -> Result<Option<Vec<u8>>> {
-        crate::backup::run(&self.shared, dest.as_ref())
+        crate::backup::run(&self.shared, dest.as_ref()).map(|(_, mark)| mark)
     }
 
     /// Sizes, space use per data file and merge activity.

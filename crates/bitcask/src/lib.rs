@@ -73,7 +73,7 @@ pub use error::{CorruptionKind, Error, Result};
 pub use keydir::{KeyRange, Keys};
 pub use options::{MergeTrigger, OpenProgress, Options, Scrub, SyncPolicy};
 pub use repair::{REPORT_FILE, RepairReport, repair, repair_with_progress};
-pub use stats::{FileStats, MergeProgress, MergeReport, ScrubReport, Stats};
+pub use stats::{BackupReport, FileStats, MergeProgress, MergeReport, ScrubReport, Stats};
 pub use write::{Batch, BatchOpRef, Condition, Versioned, WriteOptions};
 
 /// Compiles the examples in the repository's README as doctests, so they

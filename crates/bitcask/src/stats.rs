@@ -196,6 +196,18 @@ pub struct Stats {
     pub last_scrub: Option<ScrubReport>,
 }
 
+/// What a backup copied, from [`Bitcask::backup`](crate::Bitcask::backup).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackupReport {
+    /// Data files copied (each sealed one with its hint file, if any).
+    pub data_files: u64,
+    /// Bytes of data files copied.
+    pub bytes: u64,
+    /// How long it took.
+    pub duration: Duration,
+}
+
 /// What one scrub pass did, in [`Stats`] and as the result of
 /// [`Bitcask::scrub`](crate::Bitcask::scrub).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

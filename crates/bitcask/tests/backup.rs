@@ -22,8 +22,18 @@ fn a_backup_opens_as_the_store_it_copied() {
     let expected = common::contents(&db);
     let dest = tempfile::tempdir().expect("tempdir");
     let target = dest.path().join("copy");
-    db.backup(&target).expect("backup");
+    let files_before = db.stats().data_files;
+    let report = db.backup(&target).expect("backup");
     assert!(!dest.path().join("copy.partial").exists());
+    assert_eq!(report.data_files, files_before);
+    let copied: u64 = common::data_files(&target)
+        .iter()
+        .map(|p| std::fs::metadata(p).expect("metadata").len())
+        .sum();
+    assert_eq!(
+        report.bytes, copied,
+        "every data file byte copied is counted"
+    );
 
     // The copy is independent: later writes to the store do not reach it.
     db.put(b"after", b"x").expect("put");

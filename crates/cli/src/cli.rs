@@ -101,6 +101,14 @@ pub enum Command {
     Stats,
     /// Reclaim the space of overwritten and deleted values now.
     Merge,
+    /// A consistent copy of the store in a new directory. Against a server,
+    /// DEST is a name inside the server's --backup-dir (default: named
+    /// after the time); with --data-dir, DEST is the path of the new
+    /// directory (beside a running server too). Restore: docs/OPERATIONS.md.
+    Backup {
+        /// The new directory: a name (server) or a path (--data-dir).
+        dest: Option<String>,
+    },
     /// Verify every sealed data file's checksums now, beside the running
     /// store (exit 1 if damage is found; `check` then shows all of it).
     Scrub,

@@ -219,6 +219,15 @@ fn store_command(store: &dyn Store, cli: &Cli) -> Result<u8, Failure> {
             }
             Ok(code::OK)
         }
+        Command::Backup { dest } => {
+            let report = store.backup(dest.as_deref())?;
+            if cli.json {
+                output::json(&to_json(&report)?)?;
+            } else {
+                output::line(&output::backup_line(&report))?;
+            }
+            Ok(code::OK)
+        }
         Command::Scrub => {
             let report = store.scrub()?;
             if cli.json {

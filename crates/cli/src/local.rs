@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bitcask::{Bitcask, KeyRange, Options, WriteOptions};
-use bitcask_client::{Condition, MergeReport, ScrubReport, Stats};
+use bitcask_client::{BackupReport, Condition, MergeReport, ScrubReport, Stats};
 
 use crate::failure::Failure;
 use crate::output;
@@ -133,6 +133,16 @@ impl Store for Local {
 
     fn stats(&self) -> Result<Stats, Failure> {
         Ok(Stats::from(&self.db.stats()))
+    }
+
+    fn backup(&self, dest: Option<&str>) -> Result<BackupReport, Failure> {
+        let dest = dest.ok_or_else(|| {
+            Failure::usage(
+                "with --data-dir, name the new directory: bitcask backup DEST --data-dir DIR",
+            )
+        })?;
+        let report = output::run_with_progress("backing up", || self.db.backup(dest), || None)?;
+        Ok(BackupReport::of(dest, &report))
     }
 
     fn scrub(&self) -> Result<ScrubReport, Failure> {

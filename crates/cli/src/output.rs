@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use base64::Engine;
-use bitcask_client::{MergeReport, ScrubReport, Stats};
+use bitcask_client::{BackupReport, MergeReport, ScrubReport, Stats};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::failure::Failure;
@@ -234,5 +234,13 @@ pub fn scrub_line(report: &ScrubReport) -> String {
     format!(
         "verified {} sealed files ({} bytes of records) in {} ms: {found}",
         report.files_verified, report.bytes_verified, report.duration_ms
+    )
+}
+
+/// A backup report in one line.
+pub fn backup_line(report: &BackupReport) -> String {
+    format!(
+        "backup {} written: {} data files, {} bytes in {} ms",
+        report.name, report.data_files, report.bytes, report.duration_ms
     )
 }

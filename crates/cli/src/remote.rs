@@ -1,7 +1,7 @@
 //! [`Store`] over HTTP: the blocking client of `bitcask-client`.
 
 use bitcask_client::{
-    Condition, ListOptions, MergeReport, ScrubReport, Stats, WriteOptions, blocking,
+    BackupReport, Condition, ListOptions, MergeReport, ScrubReport, Stats, WriteOptions, blocking,
 };
 
 use crate::config::Remote;
@@ -85,6 +85,15 @@ impl Store for Server {
 
     fn stats(&self) -> Result<Stats, Failure> {
         Ok(self.client.stats()?)
+    }
+
+    fn backup(&self, dest: Option<&str>) -> Result<BackupReport, Failure> {
+        let report = output::run_with_progress(
+            "backing up on the server",
+            || self.client.backup(dest),
+            || None,
+        );
+        Ok(report?)
     }
 
     fn scrub(&self) -> Result<ScrubReport, Failure> {

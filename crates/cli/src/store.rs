@@ -1,8 +1,9 @@
 //! What the key-value commands need from a store, so that `put`, `get`,
-//! `delete`, `keys`, `stats`, `merge` and `scrub` are written once for a server
+//! `delete`, `keys`, `stats`, `merge`, `scrub` and `backup` are written
+//! once for a server
 //! ([`crate::remote`]) and for a data directory ([`crate::local`]).
 
-use bitcask_client::{Condition, MergeReport, ScrubReport, Stats};
+use bitcask_client::{BackupReport, Condition, MergeReport, ScrubReport, Stats};
 
 use crate::failure::Failure;
 
@@ -48,6 +49,9 @@ pub trait Store {
     fn merge(&self) -> Result<MergeReport, Failure>;
     /// Verifies every sealed data file now.
     fn scrub(&self) -> Result<ScrubReport, Failure>;
+    /// Writes a consistent copy into `dest` (a server: a name under its
+    /// backup directory, or one after the time; a directory: a new path).
+    fn backup(&self, dest: Option<&str>) -> Result<BackupReport, Failure>;
     /// Finishes: a local store syncs and releases its lock.
     fn close(self: Box<Self>) -> Result<(), Failure>;
 }

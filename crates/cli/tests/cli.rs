@@ -648,6 +648,46 @@ fn filled_store(dir: &Path, n: usize) -> Vec<(String, String)> {
 }
 
 #[test]
+fn backup_copies_a_store_locally_or_into_the_servers_backup_directory() {
+    let env = Env::new();
+    let dir = env.path("store");
+    let pairs = filled_store(&dir, 50);
+    let copy = env.path("copy");
+    env.local(&dir, &["backup", copy.to_str().expect("utf-8")])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("written"));
+    let (key, value) = &pairs[7];
+    env.local(&copy, &["get", key])
+        .assert()
+        .success()
+        .stdout(predicate::eq(value.as_str()));
+    // An existing directory is refused; so is a local backup without a destination.
+    env.local(&dir, &["backup", copy.to_str().expect("utf-8")])
+        .assert()
+        .code(5);
+    env.local(&dir, &["backup"]).assert().code(2);
+
+    let backups = env.path("server-backups");
+    let server = TestServer::start(&["--backup-dir", backups.to_str().expect("utf-8")]);
+    env.remote(&server, &["put", "k", "v"]).assert().success();
+    let out = env
+        .remote(&server, &["--json", "backup", "nightly"])
+        .assert()
+        .success();
+    let report = json_of(&out.get_output().stdout);
+    assert_eq!(report["name"], "nightly");
+    env.local(&backups.join("nightly"), &["get", "k"])
+        .assert()
+        .success()
+        .stdout(predicate::eq("v"));
+    env.remote(&server, &["backup", "../elsewhere"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("name"));
+}
+
+#[test]
 fn scrub_verifies_the_sealed_files_beside_the_store() {
     let env = Env::new();
     let dir = env.path("store");

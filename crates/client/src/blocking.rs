@@ -140,6 +140,11 @@ impl Client {
         self.runtime.block_on(self.inner.merge())
     }
 
+    /// See [`crate::Client::backup`].
+    pub fn backup(&self, name: Option<&str>) -> Result<crate::BackupReport> {
+        self.runtime.block_on(self.inner.backup(name))
+    }
+
     /// See [`crate::Client::scrub`].
     pub fn scrub(&self) -> Result<crate::ScrubReport> {
         self.runtime.block_on(self.inner.scrub())

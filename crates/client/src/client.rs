@@ -14,8 +14,8 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 use crate::types::{
-    Batch, BatchResult, ClusterStatus, Condition, Health, ListOptions, MergeReport, Page,
-    ScrubReport, Stats, Versioned, WriteOptions,
+    BackupReport, Batch, BatchResult, ClusterStatus, Condition, Health, ListOptions, MergeReport,
+    Page, ScrubReport, Stats, Versioned, WriteOptions,
 };
 
 /// The server a client talks to when told nothing else (as in the seed).
@@ -357,6 +357,23 @@ impl Client {
     /// Runs a merge now and returns what it did (`POST /admin/merge`).
     pub async fn merge(&self) -> Result<MergeReport> {
         let request = Request::new(Method::POST, "/admin/merge".into());
+        json(self.send(&request).await?).await
+    }
+
+    /// Has the server write a consistent copy of its store into a new
+    /// directory `name` (default: named after the time) under its
+    /// `--backup-dir` (`POST /admin/backup`).
+    pub async fn backup(&self, name: Option<&str>) -> Result<BackupReport> {
+        let mut request = Request::new(Method::POST, "/admin/backup".into());
+        if let Some(name) = name {
+            let body = bitcask_wire::BackupRequest {
+                name: Some(name.to_string()),
+            };
+            let body = serde_json::to_vec(&body).map_err(|e| Error::InvalidArgument {
+                reason: format!("backup: {e}"),
+            })?;
+            request.body = Some((Bytes::from(body), "application/json"));
+        }
         json(self.send(&request).await?).await
     }
 

@@ -32,6 +32,7 @@ mod types;
 pub use client::{Client, ClientBuilder, DEFAULT_URL, SERVER_ENV};
 pub use error::{Error, Result};
 pub use types::{
-    Batch, BatchResult, ClusterMember, ClusterStatus, Condition, FileStats, Health, ListOptions,
-    MemberLag, MergeProgress, MergeReport, Page, ScrubReport, Stats, Versioned, WriteOptions,
+    BackupReport, Batch, BatchResult, ClusterMember, ClusterStatus, Condition, FileStats, Health,
+    ListOptions, MemberLag, MergeProgress, MergeReport, Page, ScrubReport, Stats, Versioned,
+    WriteOptions,
 };

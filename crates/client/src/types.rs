@@ -9,8 +9,8 @@ use serde::Serialize;
 
 /// The server's answers, as the server declares them.
 pub use bitcask_wire::{
-    BatchResult, ClusterMember, ClusterStatus, FileStats, Health, MemberLag, MergeProgress,
-    MergeReport, Page, ScrubReport, Stats,
+    BackupReport, BatchResult, ClusterMember, ClusterStatus, FileStats, Health, MemberLag,
+    MergeProgress, MergeReport, Page, ScrubReport, Stats,
 };
 
 /// A condition on a key's current version, checked by the server atomically

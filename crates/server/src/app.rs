@@ -11,7 +11,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::metrics;
 use crate::middleware::{self, RequestId};
-use crate::routes::{admin, batch, cluster, health, kv};
+use crate::routes::{admin, backup, batch, cluster, health, kv};
 use crate::state::AppState;
 
 /// Body bytes allowed beyond the value limit: JSON quoting and escapes of a
@@ -72,6 +72,12 @@ const ROUTES: &[Route] = &[
         path: "/admin/scrub",
         methods: &["POST"],
         handlers: || post(admin::scrub),
+        essential: false,
+    },
+    Route {
+        path: "/admin/backup",
+        methods: &["POST"],
+        handlers: || post(backup::backup),
         essential: false,
     },
     Route {

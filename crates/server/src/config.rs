@@ -138,6 +138,12 @@ pub struct Config {
     #[arg(long, env = "BITCASK_MERGE_DEAD_BYTES",
           default_value_t = MergeTrigger::default().dead_bytes)]
     pub merge_dead_bytes: u64,
+    /// The directory `POST /admin/backup` (and `bitcask backup NAME`) writes
+    /// copies into, each in a new subdirectory; not inside the data
+    /// directory, ideally on another disk [default: off: backups over HTTP
+    /// are refused; `bitcask backup --data-dir` works on the machine]
+    #[arg(long, env = "BITCASK_BACKUP_DIR")]
+    pub backup_dir: Option<PathBuf>,
     /// How often to verify every sealed data file's checksums in the
     /// background, e.g. `1440m` (a day); `off` leaves it to `bitcask check`
     #[arg(long, env = "BITCASK_SCRUB_INTERVAL", default_value_t = Switch::Off)]
@@ -333,6 +339,7 @@ impl Config {
             self.cluster_token = Some(read_token(path)?);
         }
         self.check_cluster()?;
+        self.check_backup_dir()?;
         // Never shorter than a request may take: a connection waiting for a
         // slow answer is not idle.
         self.idle_timeout = self.idle_timeout.max(self.request_timeout);
@@ -340,6 +347,30 @@ impl Config {
             .validate()
             .map_err(|e| invalid(e.to_string()))?;
         Ok(self)
+    }
+
+    /// Makes the backup directory absolute (as the server's working
+    /// directory at start says) and refuses one inside the data directory:
+    /// a copy there shares the store's disk and would be taken for part of
+    /// it by anyone cleaning up.
+    fn check_backup_dir(&mut self) -> Result<(), ConfigError> {
+        let Some(dir) = &self.backup_dir else {
+            return Ok(());
+        };
+        let absolute =
+            |p: &Path| std::path::absolute(p).map_err(|e| invalid(format!("{}: {e}", p.display())));
+        let backups = absolute(dir)?;
+        let data = absolute(&self.data_dir)?;
+        if backups.starts_with(&data) {
+            return Err(invalid(format!(
+                "backup_dir {} is inside the data directory {}: put backups elsewhere \
+                 (another disk, ideally)",
+                backups.display(),
+                data.display()
+            )));
+        }
+        self.backup_dir = Some(backups);
+        Ok(())
     }
 
     /// The rules between the cluster settings (see `docs/CLUSTER.md`).
@@ -752,6 +783,34 @@ mod tests {
             "{shown:?}"
         );
         assert!(shown.contains(&"port=1 (flag)".to_string()), "{shown:?}");
+    }
+
+    #[test]
+    fn the_backup_directory_is_made_absolute_and_never_inside_the_data_directory() {
+        assert_eq!(load(&[]).expect("defaults").backup_dir, None);
+        let c = load(&["--data-dir", "/srv/data", "--backup-dir", "backups"]).expect("load");
+        let dir = c.backup_dir.expect("set");
+        assert!(
+            dir.is_absolute() && dir.ends_with("backups"),
+            "{}",
+            dir.display()
+        );
+        for inside in ["/srv/data", "/srv/data/backups", "/srv/data/./b"] {
+            let err = load(&["--data-dir", "/srv/data", "--backup-dir", inside]).expect_err(inside);
+            assert!(
+                err.to_string().contains("inside the data directory"),
+                "{err}"
+            );
+        }
+        assert!(
+            load(&[
+                "--data-dir",
+                "/srv/data",
+                "--backup-dir",
+                "/srv/data-backups"
+            ])
+            .is_ok()
+        );
     }
 
     #[test]

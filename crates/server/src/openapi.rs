@@ -4,7 +4,7 @@
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
-use crate::routes::{admin, batch, cluster, health, kv};
+use crate::routes::{admin, backup, batch, cluster, health, kv};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -25,6 +25,7 @@ use crate::routes::{admin, batch, cluster, health, kv};
         admin::stats,
         admin::merge,
         admin::scrub,
+        backup::backup,
         cluster::status,
         cluster::add,
         cluster::remove,

@@ -32,6 +32,8 @@ struct Inner {
     metrics: Metrics,
     progress: Arc<OpenProgress>,
     caps: Caps,
+    /// One backup at a time (`POST /admin/backup`).
+    backup: tokio::sync::Mutex<()>,
 }
 
 impl AppState {
@@ -53,6 +55,7 @@ impl AppState {
                 started: Instant::now(),
                 metrics: Metrics::new()?,
                 progress: Arc::new(OpenProgress::new()),
+                backup: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -65,6 +68,11 @@ impl AppState {
     /// How many connections each listener may hold.
     pub fn caps(&self) -> Caps {
         self.inner.caps
+    }
+
+    /// Held while a backup runs.
+    pub fn backup_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.inner.backup
     }
 
     /// The request metrics.

@@ -714,3 +714,97 @@ async fn damage_met_at_read_time_is_answered_without_paths_counted_and_reported_
     let health: serde_json::Value = server.get("/health").await.json().await.expect("json");
     assert_eq!(health["damaged_records"], 2);
 }
+
+#[tokio::test]
+async fn backups_go_only_into_the_configured_directory_under_a_plain_new_name() {
+    let server = TestServer::start(&[]).await;
+    let backup = |body: Option<&str>| {
+        let mut request = server.client.post(server.url("/admin/backup"));
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        request.send()
+    };
+    let off = backup(None).await.expect("backup");
+    assert_eq!(off.status(), 403, "no --backup-dir: refused");
+    assert!(text(off).await.contains("--backup-dir"));
+    let dir = server.stop().await;
+
+    let backups = tempfile::tempdir().expect("tempdir");
+    let root = backups.path().to_str().expect("utf-8").to_string();
+    let server = TestServer::start_in(dir, &["--backup-dir", &root]).await;
+    for i in 0..50 {
+        assert_eq!(server.put_json(&format!("k{i}"), "v").await.status(), 200);
+    }
+    let backup = |body: Option<&str>| {
+        let mut request = server.client.post(server.url("/admin/backup"));
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        request.send()
+    };
+    let made = backup(Some(r#"{"name": "first"}"#)).await.expect("backup");
+    assert_eq!(made.status(), 200);
+    let report: serde_json::Value = made.json().await.expect("json");
+    assert_eq!(report["name"], "first");
+    assert!(report["bytes"].as_u64().is_some_and(|b| b > 0), "{report}");
+    // A write after the backup is not in it.
+    assert_eq!(server.put_json("later", "v").await.status(), 200);
+
+    let again = backup(Some(r#"{"name": "first"}"#)).await.expect("backup");
+    assert_eq!(again.status(), 409, "an existing name is never overwritten");
+    for bad in [
+        r#"{"name": "../escape"}"#,
+        r#"{"name": "a/b"}"#,
+        r#"{"name": "/tmp/x"}"#,
+        r#"{"name": ""}"#,
+        r#"{"name": ".hidden"}"#,
+    ] {
+        let answer = backup(Some(bad)).await.expect("backup");
+        assert_eq!(answer.status(), 400, "{bad}");
+    }
+    let wrong_shape = backup(Some(r#"{"path": "/etc"}"#)).await.expect("backup");
+    assert_eq!(wrong_shape.status(), 422);
+    let plain = server
+        .client
+        .post(server.url("/admin/backup"))
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .expect("backup");
+    assert_eq!(plain.status(), 415);
+    let unnamed = backup(None).await.expect("backup");
+    assert_eq!(unnamed.status(), 200);
+    let unnamed: serde_json::Value = unnamed.json().await.expect("json");
+    let unnamed = unnamed["name"].as_str().expect("name").to_string();
+    assert!(unnamed.starts_with("bitcask-"), "{unnamed}");
+
+    // Only the two copies, both inside the backup directory; nothing escaped.
+    let mut made: Vec<String> = std::fs::read_dir(backups.path())
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    made.sort();
+    let mut want = vec!["first".to_string(), unnamed];
+    want.sort();
+    assert_eq!(made, want);
+    assert!(
+        !backups
+            .path()
+            .parent()
+            .expect("parent")
+            .join("escape")
+            .exists()
+    );
+
+    // The copy opens as a store holding what was there at the backup.
+    let copy = bitcask::Bitcask::open(backups.path().join("first")).expect("open the copy");
+    assert_eq!(copy.len(), 50);
+    assert_eq!(copy.get(b"k7").expect("get"), Some(b"v".to_vec()));
+    assert_eq!(copy.get(b"later").expect("get"), None);
+}

@@ -1,7 +1,7 @@
 //! The engine's reports as wire bodies (feature `engine`): for the server,
 //! and for the CLI's local mode, which answers as the server would.
 
-use crate::{FileStats, MergeProgress, MergeReport, ScrubReport, Stats};
+use crate::{BackupReport, FileStats, MergeProgress, MergeReport, ScrubReport, Stats};
 
 /// Milliseconds of `d`, saturating.
 fn millis(d: std::time::Duration) -> u64 {
@@ -20,6 +20,18 @@ impl From<&bitcask::MergeReport> for MergeReport {
             bytes_reclaimed: r.bytes_reclaimed(),
             records_kept: r.records_kept,
             records_dropped: r.records_dropped,
+        }
+    }
+}
+
+impl BackupReport {
+    /// What the engine's backup into `name` copied.
+    pub fn of(name: impl Into<String>, r: &bitcask::BackupReport) -> Self {
+        Self {
+            name: name.into(),
+            data_files: r.data_files,
+            bytes: r.bytes,
+            duration_ms: millis(r.duration),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! Fields added later are `#[serde(default)]`, so a client reads an older
 //! server's answers.
 
+mod backup;
 mod batch;
 mod cluster;
 #[cfg(feature = "engine")]
@@ -15,6 +16,7 @@ mod health;
 mod page;
 mod stats;
 
+pub use backup::{BackupReport, BackupRequest};
 pub use batch::{BatchBody, BatchOp, BatchResult};
 pub use cluster::{ClusterHealth, ClusterMember, ClusterStatus, MemberLag, NewMember};
 pub use health::{Health, Loading};

@@ -1,6 +1,7 @@
 //! The HTTP routes, one module per resource.
 
 pub mod admin;
+pub mod backup;
 pub mod batch;
 pub mod cluster;
 pub mod health;
