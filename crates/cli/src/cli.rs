@@ -33,9 +33,10 @@ pub struct Cli {
     )]
     pub token: Option<String>,
 
-    /// Seconds to wait for the server's answer [default: config `timeout`, else 30].
-    #[arg(long, global = true, value_name = "SECS")]
-    pub timeout: Option<f64>,
+    /// How long to wait for the server's answer: seconds, or a duration
+    /// such as `500ms` or `2m` [default: config `timeout`, else 30s].
+    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
 
     /// Machine-readable output (JSON) on stdout.
     #[arg(long, global = true)]
@@ -55,8 +56,9 @@ pub enum Command {
         key: String,
         /// The value; `-` reads stdin to its end (binary is fine).
         value: String,
-        /// Expire the value after this many seconds.
-        #[arg(long, value_name = "SECS")]
+        /// Expire the value after this long: seconds, or a duration such as
+        /// `90s`, `10m` or `1h` (whole seconds).
+        #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_ttl)]
         ttl: Option<u64>,
         /// Write conditions.
         #[command(flatten)]
@@ -197,6 +199,11 @@ pub enum ConfigAction {
     },
     /// Print a setting.
     Get {
+        /// The setting.
+        name: String,
+    },
+    /// Remove a setting from the file (its default applies again).
+    Unset {
         /// The setting.
         name: String,
     },

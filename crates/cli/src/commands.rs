@@ -470,6 +470,17 @@ fn config_command(action: &ConfigAction, json: bool) -> Result<u8, Failure> {
                 }
             }
         }
+        ConfigAction::Unset { name } => {
+            config::check_name(name)?;
+            let mut settings = config::load(&path)?;
+            if settings.remove(name).is_some() {
+                config::save(&path, &settings)?;
+                output::note(&format!("{name} unset (in {})", path.display()));
+            } else {
+                output::note(&format!("{name} was not set"));
+            }
+            Ok(code::OK)
+        }
         ConfigAction::List => {
             let mut settings = config::load(&path)?;
             // A token is shown by `config get auth_token` only.

@@ -18,7 +18,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "the server to call, e.g. http://localhost:8000",
     ),
     ("auth_token", "the bearer token the server requires"),
-    ("timeout", "seconds to wait for an answer"),
+    (
+        "timeout",
+        "how long to wait for an answer (`30`, `500ms`, `2m`)",
+    ),
 ];
 
 /// The settings file's path: `$BITCASK_CLI_CONFIG`, else
@@ -118,18 +121,33 @@ pub fn check_value(name: &str, value: &str) -> Result<(), Failure> {
     }
 }
 
-/// A time-out in (fractional) seconds.
+/// A duration: a number of seconds (`30`, `2.5`) or a number with its unit
+/// (`500ms`, `30s`, `2m`, `1h 30m`), read by the `humantime` crate as the
+/// server reads its own durations. Zero is refused.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let parsed = match text.parse::<f64>() {
+        Ok(secs) => Duration::try_from_secs_f64(secs).ok(),
+        Err(_) => humantime::parse_duration(text).ok(),
+    };
+    parsed.filter(|d| !d.is_zero()).ok_or_else(|| {
+        format!("expected a duration such as `30`, `500ms`, `30s` or `2m` (seconds without a unit), got {text:?}")
+    })
+}
+
+/// A time-out, as [`parse_duration`] reads it.
 pub fn parse_timeout(text: &str) -> Result<Duration, Failure> {
-    text.trim()
-        .parse::<f64>()
-        .ok()
-        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            Failure::usage(format!(
-                "timeout must be a positive number of seconds, not {text:?}"
-            ))
-        })
+    parse_duration(text).map_err(|e| Failure::usage(format!("timeout: {e}")))
+}
+
+/// A time-to-live in whole seconds, as [`parse_duration`] reads it (`60`,
+/// `90s`, `1h`); the server counts expiry in whole seconds.
+pub fn parse_ttl(text: &str) -> Result<u64, String> {
+    let d = parse_duration(text)?;
+    if d.subsec_nanos() != 0 {
+        return Err(format!("a ttl is whole seconds, got {text:?}"));
+    }
+    Ok(d.as_secs())
 }
 
 /// What a command talking to a server uses, after flags, environment and
@@ -150,7 +168,7 @@ pub struct Remote {
 pub fn remote(
     server_flag: Option<&str>,
     token_flag: Option<&str>,
-    timeout_flag: Option<f64>,
+    timeout_flag: Option<Duration>,
 ) -> Result<Remote, Failure> {
     let file = load(&path()?)?;
     let server_url = server_flag
@@ -162,7 +180,7 @@ pub fn remote(
         .map(str::to_string)
         .or_else(|| file.get("auth_token").cloned());
     let timeout = match (timeout_flag, file.get("timeout")) {
-        (Some(secs), _) => parse_timeout(&secs.to_string())?,
+        (Some(timeout), _) => timeout,
         (None, Some(text)) => parse_timeout(text)?,
         (None, None) => Duration::from_secs(30),
     };

@@ -282,6 +282,14 @@ fn conditions_that_do_not_hold_exit_4() {
     env.remote(&server, &["put", "t", "v", "--ttl", "3600", "--durable"])
         .assert()
         .success();
+    env.remote(&server, &["put", "t2", "v", "--ttl", "90m"])
+        .assert()
+        .success();
+    for bad in ["1500ms", "0", "soon", "-5"] {
+        env.remote(&server, &["put", "t3", "v", "--ttl", bad])
+            .assert()
+            .code(2);
+    }
 }
 
 #[test]
@@ -298,7 +306,7 @@ fn an_unreachable_server_exits_3_with_a_hint_to_start_it() {
     let url = format!("http://{}", silent.local_addr().expect("addr"));
     let started = Instant::now();
     env.bitcask()
-        .args(["--server", &url, "--timeout", "0.3", "get", "k"])
+        .args(["--server", &url, "--timeout", "300ms", "get", "k"])
         .assert()
         .code(3)
         .stderr(predicate::str::contains("no answer"));
@@ -364,6 +372,38 @@ fn the_server_url_comes_from_flag_then_environment_then_settings_file() {
         .args(["config", "get", "timeout"])
         .assert()
         .code(1);
+    // Durations take units; unset brings the default back.
+    env.bitcask()
+        .args(["config", "set", "timeout", "1m 30s"])
+        .assert()
+        .success();
+    env.bitcask()
+        .args(["config", "get", "timeout"])
+        .assert()
+        .success()
+        .stdout("1m 30s\n");
+    env.bitcask()
+        .args(["get", "k"])
+        .assert()
+        .success()
+        .stdout("from-file");
+    env.bitcask()
+        .args(["config", "unset", "server_url"])
+        .assert()
+        .success();
+    env.bitcask()
+        .args(["config", "get", "server_url"])
+        .assert()
+        .code(1);
+    env.bitcask()
+        .args(["config", "unset", "server_url"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("was not set"));
+    env.bitcask()
+        .args(["config", "unset", "colour"])
+        .assert()
+        .code(2);
     // Without BITCASK_CLI_CONFIG the file is in the platform's config dir.
     let xdg = env.path("xdg");
     env.bitcask()
@@ -535,7 +575,7 @@ fn an_import_of_an_export_gives_the_same_store() {
         .write_stdin(vec![0u8, 1, 2, 0xff, 0xfe])
         .assert()
         .success();
-    env.local(&source, &["put", "session", "s", "--ttl", "3600"])
+    env.local(&source, &["put", "session", "s", "--ttl", "1h"])
         .assert()
         .success();
     env.local(&source, &["put", "gone", "x"]).assert().success();

@@ -57,14 +57,17 @@ pub struct Config {
     /// into `auth_token` unless that is given
     #[arg(long, env = "BITCASK_AUTH_TOKEN_FILE")]
     pub auth_token_file: Option<PathBuf>,
-    /// Size at which a data file is sealed, in bytes
-    #[arg(long, env = "BITCASK_MAX_FILE_SIZE", default_value_t = Options::DEFAULT_MAX_FILE_SIZE)]
+    /// Size at which a data file is sealed, e.g. `256MiB`
+    #[arg(long, env = "BITCASK_MAX_FILE_SIZE", default_value = show_size(Options::DEFAULT_MAX_FILE_SIZE),
+          value_parser = parse_size::<u64>)]
     pub max_file_size: u64,
-    /// Longest key accepted, in bytes
-    #[arg(long, env = "BITCASK_MAX_KEY_SIZE", default_value_t = Options::DEFAULT_MAX_KEY_SIZE)]
+    /// Longest key accepted, e.g. `1KiB`
+    #[arg(long, env = "BITCASK_MAX_KEY_SIZE", default_value = show_size(Options::DEFAULT_MAX_KEY_SIZE as u64),
+          value_parser = parse_size::<usize>)]
     pub max_key_size: usize,
-    /// Longest value accepted, in bytes
-    #[arg(long, env = "BITCASK_MAX_VALUE_SIZE", default_value_t = Options::DEFAULT_MAX_VALUE_SIZE)]
+    /// Longest value accepted, e.g. `1MiB`
+    #[arg(long, env = "BITCASK_MAX_VALUE_SIZE", default_value = show_size(Options::DEFAULT_MAX_VALUE_SIZE as u64),
+          value_parser = parse_size::<usize>)]
     pub max_value_size: usize,
     /// Longest time a request may take, e.g. `30s`
     #[arg(long, env = "BITCASK_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_span)]
@@ -91,9 +94,10 @@ pub struct Config {
     #[arg(long, env = "BITCASK_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_span)]
     pub idle_timeout: Duration,
     /// Slowest request body accepted, in bytes per second after a 5 s
-    /// grace; a body that arrives slower is cut off with 408; 0 turns the
-    /// check off
-    #[arg(long, env = "BITCASK_BODY_MIN_RATE", default_value_t = 64 * 1024)]
+    /// grace (e.g. `64KiB`); a body that arrives slower is cut off with
+    /// 408; 0 turns the check off
+    #[arg(long, env = "BITCASK_BODY_MIN_RATE", default_value = "64KiB",
+          value_parser = parse_size::<u64>)]
     pub body_min_rate: u64,
     /// Host names HTTP requests may carry in their Host header, separated by
     /// commas; `*` allows any (protection against DNS rebinding)
@@ -114,8 +118,8 @@ pub struct Config {
     pub resp_idle_timeout: Switch,
     /// Most reply bytes one RESP command may need at once (a KEYS reply,
     /// which cannot be streamed); a client over it is disconnected
-    #[arg(long, env = "BITCASK_RESP_MAX_OUTPUT", default_value_t = 64 << 20,
-          value_parser = positive::<usize>)]
+    #[arg(long, env = "BITCASK_RESP_MAX_OUTPUT", default_value = "64MiB",
+          value_parser = positive_size::<usize>)]
     pub resp_max_output: usize,
     /// Threads serving RESP connections [default: half the CPUs, at least 1]
     #[arg(long, env = "BITCASK_RESP_THREADS", default_value_t = default_resp_threads(),
@@ -136,7 +140,7 @@ pub struct Config {
     pub merge_dead_fraction: f64,
     /// Merge when the data files hold at least this many dead bytes
     #[arg(long, env = "BITCASK_MERGE_DEAD_BYTES",
-          default_value_t = MergeTrigger::default().dead_bytes)]
+          default_value = show_size(MergeTrigger::default().dead_bytes), value_parser = parse_size::<u64>)]
     pub merge_dead_bytes: u64,
     /// The directory `POST /admin/backup` (and `bitcask backup NAME`) writes
     /// copies into, each in a new subdirectory; not inside the data
@@ -149,11 +153,11 @@ pub struct Config {
     #[arg(long, env = "BITCASK_SCRUB_INTERVAL", default_value_t = Switch::Off)]
     pub scrub_interval: Switch,
     /// Bytes a scrub may read per second
-    #[arg(long, env = "BITCASK_SCRUB_BYTES_PER_SEC", default_value_t = 16 << 20,
-          value_parser = positive::<u64>)]
+    #[arg(long, env = "BITCASK_SCRUB_BYTES_PER_SEC", default_value = "16MiB",
+          value_parser = positive_size::<u64>)]
     pub scrub_bytes_per_sec: u64,
     /// Bytes a merge may read and write per second [default: no limit]
-    #[arg(long, env = "BITCASK_MERGE_BYTES_PER_SEC", value_parser = positive::<u64>)]
+    #[arg(long, env = "BITCASK_MERGE_BYTES_PER_SEC", value_parser = positive_size::<u64>)]
     pub merge_bytes_per_sec: Option<u64>,
     /// This node's id in a replicated cluster (a positive integer, never
     /// reused for another node); turns cluster mode on (docs/CLUSTER.md)
@@ -285,11 +289,13 @@ impl Config {
         T: Into<OsString> + Clone,
     {
         let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
-        let matches = Self::command().try_get_matches_from(argv.iter().cloned())?;
+        let matches = Self::cli()
+            .try_get_matches_from(argv.iter().cloned())
+            .map_err(|e| blame_environment(e, &Self::cli(), &argv))?;
         let mut config = Self::from_arg_matches(&matches)?;
         config.origins = origins(&matches, &[]);
         if let Some(path) = config.config.clone() {
-            let mut command = Self::command();
+            let mut command = Self::cli();
             let mut from_file = Vec::new();
             for (key, value) in read_file(&path)? {
                 let known = command
@@ -323,6 +329,18 @@ impl Config {
             config.origins = origins(&matches, &from_file);
         }
         config.finish()
+    }
+
+    /// The command line's declaration, as `--help` shows it: environment
+    /// variables by name only (`[env: BITCASK_PORT]`: a value shown there
+    /// would be the one of whoever runs `--help`, empty when unset).
+    fn cli() -> clap::Command {
+        Self::command().mut_args(|arg| arg.hide_env_values(true))
+    }
+
+    /// `bitcask-server --help`, as text.
+    pub fn command_help() -> String {
+        Self::cli().render_long_help().to_string()
     }
 
     /// Reads the token file, applies the rules between settings and checks
@@ -440,6 +458,50 @@ impl Config {
                 every,
                 bytes_per_sec: self.scrub_bytes_per_sec,
             }))
+    }
+}
+
+/// A bad value that came from an environment variable, reported under the
+/// variable's name: clap names the flag (`--port <PORT>`), which the user
+/// never typed. Other errors pass through as clap's.
+fn blame_environment(
+    error: clap::Error,
+    command: &clap::Command,
+    argv: &[OsString],
+) -> ConfigError {
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(shown)) = error.get(ContextKind::InvalidArg) else {
+        return ConfigError::Cli(error);
+    };
+    let Some(long) = shown
+        .split_whitespace()
+        .next()
+        .and_then(|flag| flag.strip_prefix("--"))
+    else {
+        return ConfigError::Cli(error);
+    };
+    let typed = argv.iter().any(|a| {
+        let a = a.to_string_lossy();
+        a.strip_prefix("--")
+            .is_some_and(|rest| rest == long || rest.starts_with(&format!("{long}=")))
+    });
+    let env = command
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long))
+        .and_then(|a| a.get_env())
+        .map(|env| env.to_string_lossy().into_owned());
+    match env {
+        Some(env) if !typed && std::env::var_os(&env).is_some() => {
+            let text = error.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let reason = first
+                .trim_start_matches("error: ")
+                .replace(&format!("for '{shown}'"), &format!("in {env}"));
+            invalid(format!(
+                "{reason} (from the environment; unset it or fix it)"
+            ))
+        }
+        _ => ConfigError::Cli(error),
     }
 }
 
@@ -664,23 +726,16 @@ pub fn parse_sync(text: &str) -> Result<SyncPolicy, String> {
 fn parse_span(text: &str) -> Result<Duration, String> {
     parse_duration(text)
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("expected a duration such as `100ms`, `30s` or `5m`, got {text:?}"))
+        .ok_or_else(|| {
+            format!("expected a duration such as `100ms`, `30s`, `5m` or `24h`, got {text:?}")
+        })
 }
 
-/// A whole number followed by `ms`, `s` or `m`.
+/// A duration with its unit (`100ms`, `30s`, `5m`, `24h`, `1h 30m`), as the
+/// `humantime` crate reads it; a bare number is refused (seconds or
+/// milliseconds?).
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits);
-    let n: u64 = number.parse().ok()?;
-    match unit {
-        "ms" => Some(Duration::from_millis(n)),
-        "s" => Some(Duration::from_secs(n)),
-        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
-        _ => None,
-    }
+    humantime::parse_duration(text.trim()).ok()
 }
 
 /// A sync policy as `--sync` takes it.
@@ -692,15 +747,77 @@ pub fn show_sync(policy: SyncPolicy) -> String {
     }
 }
 
-/// A duration as [`parse_duration`] reads it back (whole minutes, seconds
-/// or milliseconds).
+/// A duration as [`parse_duration`] reads it back (`30s`, `1m 40s`, `100ms`).
 pub fn show_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    match ms {
-        0 => "0ms".into(),
-        _ if ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
-        _ if ms.is_multiple_of(1000) => format!("{}s", ms / 1000),
-        _ => format!("{ms}ms"),
+    humantime::format_duration(d).to_string()
+}
+
+/// Byte units: IEC (powers of 1,024) and SI (powers of 1,000), as people
+/// write them in settings.
+const SIZE_UNITS: [(&str, u64); 9] = [
+    ("B", 1),
+    ("KiB", 1 << 10),
+    ("MiB", 1 << 20),
+    ("GiB", 1 << 30),
+    ("TiB", 1 << 40),
+    ("KB", 1_000),
+    ("MB", 1_000_000),
+    ("GB", 1_000_000_000),
+    ("TB", 1_000_000_000_000),
+];
+
+/// A size in bytes: a whole number, optionally followed by a unit of
+/// [`SIZE_UNITS`] (`65536`, `64KiB`, `256MiB`, `1GiB`, `1.5 GB` is refused:
+/// no fractions). Written by hand rather than taken from a crate such as
+/// `bytesize`: settings want exact integers with overflow refused, where
+/// those parse through floating point.
+pub fn parse_size<T: TryFrom<u64>>(text: &str) -> Result<T, String> {
+    let shape = || {
+        format!(
+            "expected a size such as `65536`, `64KiB`, `256MiB` or `1GiB` (B, KiB, MiB, GiB, \
+             TiB; KB, MB, GB, TB), got {text:?}"
+        )
+    };
+    let trimmed = text.trim();
+    let digits = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(digits);
+    let number: u64 = number.parse().map_err(|_| shape())?;
+    let unit = unit.trim();
+    let scale = if unit.is_empty() {
+        1
+    } else {
+        SIZE_UNITS
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(unit))
+            .map(|&(_, scale)| scale)
+            .ok_or_else(shape)?
+    };
+    let bytes = number
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is more bytes than fit in 64 bits"))?;
+    T::try_from(bytes).map_err(|_| format!("{text:?} is more bytes than this setting can hold"))
+}
+
+/// A size as [`parse_size`] reads it: in the largest binary unit that holds
+/// it exactly (`256MiB`, `1GiB`, `64KiB`; `1000` stays in bytes).
+pub fn show_size(bytes: u64) -> String {
+    SIZE_UNITS[1..5]
+        .iter()
+        .rev()
+        .find(|&&(_, scale)| bytes >= scale && bytes.is_multiple_of(scale))
+        .map_or_else(
+            || bytes.to_string(),
+            |(name, scale)| format!("{}{name}", bytes / scale),
+        )
+}
+
+/// A size above zero, as [`parse_size`] reads it.
+fn positive_size<T: TryFrom<u64>>(text: &str) -> Result<T, String> {
+    match parse_size::<u64>(text)? {
+        0 => Err(format!("must be above zero, got {text:?}")),
+        bytes => T::try_from(bytes).map_err(|_| format!("{text:?} is too large for this setting")),
     }
 }
 
@@ -909,9 +1026,54 @@ mod tests {
         assert_eq!(parse_duration("5"), None);
         assert!(matches!(parse_sync("never"), Ok(SyncPolicy::Never)));
         assert!(matches!(parse_sync("1s"), Ok(SyncPolicy::Interval(_))));
-        for text in ["1500ms", "90s", "2m", "off"] {
-            assert_eq!(text.parse::<Switch>().expect(text).to_string(), text);
+        assert_eq!(parse_duration("24h"), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("1h 30m"), Some(Duration::from_secs(5_400)));
+        for (text, shown) in [
+            ("1500ms", "1s 500ms"),
+            ("90s", "1m 30s"),
+            ("2m", "2m"),
+            ("off", "off"),
+        ] {
+            let switch = text.parse::<Switch>().expect(text);
+            assert_eq!(switch.to_string(), shown);
+            assert_eq!(shown.parse::<Switch>().expect(shown), switch, "reads back");
         }
+    }
+
+    #[test]
+    fn sizes_take_units_and_print_in_the_largest_exact_one() {
+        for (text, bytes) in [
+            ("0", 0u64),
+            ("65536", 65_536),
+            ("64KiB", 65_536),
+            ("64kib", 65_536),
+            ("256MiB", 256 << 20),
+            ("1 GiB", 1 << 30),
+            ("2TiB", 2 << 40),
+            ("10KB", 10_000),
+            ("1GB", 1_000_000_000),
+            ("7B", 7),
+        ] {
+            assert_eq!(parse_size::<u64>(text), Ok(bytes), "{text}");
+        }
+        for bad in ["", "MiB", "1.5GiB", "-1", "12 parsecs", "99999999999TiB"] {
+            assert!(parse_size::<u64>(bad).is_err(), "{bad}");
+        }
+        assert!(parse_size::<u32>("4GiB").is_err(), "over the type's range");
+        assert!(positive_size::<u64>("0").is_err());
+        for (bytes, shown) in [
+            (256u64 << 20, "256MiB"),
+            (1 << 30, "1GiB"),
+            (65_536, "64KiB"),
+            (1_000, "1000"),
+            (1_536, "1536"),
+        ] {
+            assert_eq!(show_size(bytes), shown);
+            assert_eq!(parse_size::<u64>(shown), Ok(bytes));
+        }
+        let c = load(&["--max-file-size", "64MiB", "--max-value-size", "2MiB"]).expect("load");
+        assert_eq!((c.max_file_size, c.max_value_size), (64 << 20, 2 << 20));
+        assert!(load(&["--max-file-size", "lots"]).is_err());
     }
 
     #[test]

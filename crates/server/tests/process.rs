@@ -183,6 +183,26 @@ fn bad_settings_exit_2_with_a_reason() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("sync"), "{stderr}");
+    // A bad value from the environment is named by its variable, not by a
+    // flag nobody typed.
+    let out = Command::new(BIN)
+        .env("BITCASK_MAX_FILE_SIZE", "lots")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("BITCASK_MAX_FILE_SIZE") && stderr.contains("lots"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--max-file-size"), "{stderr}");
+    // A flag's bad value is still named by the flag.
+    let out = Command::new(BIN)
+        .env("BITCASK_MAX_FILE_SIZE", "1MiB")
+        .args(["--max-file-size", "lots"])
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--max-file-size"));
 }
 
 #[test]
@@ -213,6 +233,11 @@ fn help_documents_every_setting() {
         help.contains("process list"),
         "--help warns that --auth-token shows in ps"
     );
+    assert!(
+        help.contains("[env: BITCASK_DATA_DIR]") && !help.contains("BITCASK_DATA_DIR="),
+        "variables by name, without the value of whoever asks for help"
+    );
+    assert!(help.contains("[default: 256MiB]"), "sizes shown with units");
 }
 
 #[test]
