@@ -1036,6 +1036,7 @@ impl Shared {
         let (last_scrub, scrubs_completed) = self.scrubs.get();
         Stats {
             keys: self.keydir.len() as u64,
+            keys_with_expiry: self.keydir.len_with_expiry() as u64,
             data_files: files.len() as u64,
             total_bytes: files.iter().map(|f| f.total_bytes).sum(),
             live_bytes: files.iter().map(|f| f.live_bytes).sum(),

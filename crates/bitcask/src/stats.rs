@@ -165,6 +165,8 @@ fn remove_live(files: &mut BTreeMap<u32, FileAccount>, entry: &Entry) {
 pub struct Stats {
     /// Live keys (expired keys not yet dropped by a merge or reopen count).
     pub keys: u64,
+    /// Of those, the keys that carry an expiry.
+    pub keys_with_expiry: u64,
     /// Number of data files.
     pub data_files: u64,
     /// Bytes in data files, headers included.

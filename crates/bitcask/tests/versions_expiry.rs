@@ -194,6 +194,7 @@ fn merge_reclaims_expired_values() {
             .expect("seal the sessions");
     }
     let before = db.stats();
+    assert_eq!((before.keys, before.keys_with_expiry), (51, 40));
     let merged = db.merge().expect("merge before expiry");
     assert_eq!(merged.records_dropped, 0, "nothing to drop yet: {merged:?}");
     clock.advance(1_000);
@@ -205,6 +206,17 @@ fn merge_reclaims_expired_values() {
         "{before:?} -> {after:?}"
     );
     assert_eq!(db.len(), 11, "expired keys left the key directory");
+    assert_eq!(
+        after.keys_with_expiry, 0,
+        "and the count of keys with an expiry"
+    );
+    // An expiry taken off, and one deleted, leave the count too.
+    db.put_with(b"a", b"1", ttl).expect("put");
+    db.put_with(b"b", b"1", ttl).expect("put");
+    assert_eq!(db.stats().keys_with_expiry, 2);
+    db.put(b"a", b"2").expect("overwrite without a ttl");
+    db.delete(b"b").expect("delete");
+    assert_eq!(db.stats().keys_with_expiry, 0);
     assert_eq!(db.get(b"keep").expect("get").as_deref(), Some(&b"me"[..]));
 }
 

@@ -167,6 +167,14 @@ fn connection_and_server_commands() {
     assert!(info.contains("redis_version:"));
     let keyspace = text(ok(&mut con, &["INFO", "keyspace"])).expect("info");
     assert!(!keyspace.contains("# Server"));
+    ok(&mut con, &["SET", "plain", "v"]);
+    ok(&mut con, &["SET", "session", "v", "EX", "100"]);
+    let keyspace = text(ok(&mut con, &["INFO", "keyspace"])).expect("info");
+    assert!(keyspace.contains("db0:keys=2,expires=1,"), "{keyspace}");
+    ok(&mut con, &["PERSIST", "session"]);
+    let keyspace = text(ok(&mut con, &["INFO", "keyspace"])).expect("info");
+    assert!(keyspace.contains("db0:keys=2,expires=0,"), "{keyspace}");
+    ok(&mut con, &["DEL", "plain", "session"]);
     // HELLO switches to RESP3 and back.
     match ok(&mut con, &["HELLO", "3"]) {
         Value::Map(pairs) => {

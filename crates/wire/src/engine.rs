@@ -52,6 +52,7 @@ impl From<&bitcask::Stats> for Stats {
     fn from(s: &bitcask::Stats) -> Self {
         Self {
             keys: s.keys,
+            keys_with_expiry: s.keys_with_expiry,
             data_files: s.data_files,
             total_bytes: s.total_bytes,
             live_bytes: s.live_bytes,

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 pub struct Stats {
     /// Live keys.
     pub keys: u64,
+    /// Of those, the keys that carry an expiry.
+    #[serde(default)]
+    pub keys_with_expiry: u64,
     /// Number of data files.
     pub data_files: u64,
     /// Bytes in data files.

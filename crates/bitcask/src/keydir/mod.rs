@@ -420,6 +420,12 @@ impl KeyDir {
         self.len.load(Ordering::Relaxed)
     }
 
+    /// Keys that carry an expiry (expired ones not yet dropped included):
+    /// the sizes of the shards' expiry maps, one read lock each.
+    pub(crate) fn len_with_expiry(&self) -> usize {
+        (0..SHARDS).map(|shard| self.read(shard).expiry.len()).sum()
+    }
+
     /// Up to `limit` keys of one shard from `lower` on; see [`Shard::list`].
     /// Orders the shard's recent keys first if a listing has not yet.
     fn shard_keys(

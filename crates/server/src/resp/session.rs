@@ -549,7 +549,10 @@ impl Session {
             if let Some(s) = &stats
                 && s.keys > 0
             {
-                text.push_str(&format!("db0:keys={},expires=0,avg_ttl=0\r\n", s.keys));
+                text.push_str(&format!(
+                    "db0:keys={},expires={},avg_ttl=0\r\n",
+                    s.keys, s.keys_with_expiry
+                ));
             }
         }
         out.bulk(text.as_bytes());
