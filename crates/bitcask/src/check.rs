@@ -12,12 +12,7 @@ use crate::error::{CorruptionKind, Error, IoContext, Result};
 use crate::hint::Hint;
 use crate::lock::DeleteLock;
 use crate::record::{self, HEADER_LEN, RecordHeader};
-
-/// Largest `seq` or `expires_at_ms` a plausible record header carries while
-/// resynchronising (2^48: 8,900 years of milliseconds, 280 trillion writes).
-/// Random bytes pass this test once in 65,536 tries, which keeps the search
-/// through a damaged region from checksumming garbage.
-const PLAUSIBLE_LIMIT: u64 = 1 << 48;
+use crate::survival::{self, BadRecord, Batch, plausible_record_at};
 
 /// What [`check`] found in a store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -282,54 +277,20 @@ struct NotFound {
     declared_end: Option<usize>,
 }
 
-/// The record at `at`, verified.
+/// The record at `at`, verified: the engine's one record reader
+/// ([`record::read_from`]), with the range it spans.
 fn record_at(bytes: &[u8], at: usize) -> std::result::Result<Found, NotFound> {
-    let not_found = |kind, header, declared_end| NotFound {
-        kind,
-        header,
-        declared_end,
-    };
-    let Some(head) = bytes.get(at..at + HEADER_LEN) else {
-        return Err(not_found(CorruptionKind::Truncated, None, None));
-    };
-    let mut h = [0u8; HEADER_LEN];
-    h.copy_from_slice(head);
-    let header = RecordHeader::decode(&h).map_err(|kind| not_found(kind, None, None))?;
-    let end = usize::try_from(header.record_len())
-        .ok()
-        .and_then(|len| at.checked_add(len))
-        .filter(|&end| end <= bytes.len());
-    let Some(end) = end else {
-        return Err(not_found(CorruptionKind::Truncated, Some(header), None));
-    };
-    if record::checksum(&h, &bytes[at + HEADER_LEN..end]) != header.crc {
-        return Err(not_found(
-            CorruptionKind::BadChecksum,
-            Some(header),
-            Some(end),
-        ));
+    match record::read_from(bytes, at) {
+        Ok(found) => Ok(Found {
+            header: found.header,
+            range: at..at + found.header.record_len() as usize,
+        }),
+        Err(bad) => Err(NotFound {
+            kind: bad.kind,
+            header: bad.header,
+            declared_end: bad.declared_len.map(|len| at + len as usize),
+        }),
     }
-    Ok(Found {
-        header,
-        range: at..end,
-    })
-}
-
-/// Whether a record that verifies starts at `at` and its header looks like
-/// one the engine writes (see [`PLAUSIBLE_LIMIT`]).
-fn plausible_record_at(bytes: &[u8], at: usize) -> Option<Found> {
-    // Cheap tests on the raw header first: most offsets in garbage fail here.
-    let head = bytes.get(at..at + HEADER_LEN)?;
-    let field = |from: usize| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&head[from..from + 8]);
-        u64::from_le_bytes(b)
-    };
-    let (seq, expires) = (field(4), field(12));
-    if head[20] > 3 || seq == 0 || seq >= PLAUSIBLE_LIMIT || expires >= PLAUSIBLE_LIMIT {
-        return None;
-    }
-    record_at(bytes, at).ok()
 }
 
 /// What walking one file's records found.
@@ -359,7 +320,7 @@ fn walk(bytes: &[u8], is_newest: bool) -> Walk {
         min_seq: None,
     };
     // Records of a batch not yet committed, and their keys.
-    let mut pending: Vec<(Found, Vec<u8>)> = Vec::new();
+    let mut batch: Batch<(Found, Vec<u8>)> = Batch::default();
     let mut last_seq: Option<u64> = None;
     let mut at = FILE_HEADER_LEN.min(bytes.len());
     while at < bytes.len() {
@@ -370,47 +331,51 @@ fn walk(bytes: &[u8], is_newest: bool) -> Walk {
                 let seq = found.header.seq;
                 at = found.range.end;
                 if commits {
-                    for (op, _) in pending.drain(..) {
-                        keep(&mut out, op);
-                    }
+                    batch.commit(|(op, _)| keep(&mut out, op));
                     keep(&mut out, found);
                 } else {
-                    pending.push((found, key));
+                    batch.hold(found.range.start as u64, (found, key));
                 }
                 last_seq = Some(seq);
             }
             Err(bad) => {
+                // The rule open follows (survival::judge): in the newest
+                // file, a bad record not followed by a verified one at its
+                // declared end is a torn tail, and nothing after it counts.
+                let verified_after = survival::verified_record_after(&bytes[at..]);
+                let judged = survival::judge(is_newest, at as u64, batch.start(), verified_after);
+                if let BadRecord::TornTail { cut_at } = judged {
+                    let preallocated =
+                        batch.start().is_none() && bytes[at..].iter().all(|&b| b == 0);
+                    // (All zeros: preallocated space, not a tear; open drops
+                    // it and loses nothing. docs/FORMAT.md.)
+                    out.torn_tail = (!preallocated).then_some(cut_at);
+                    return finish(out);
+                }
                 let resync = bad
                     .declared_end
-                    .and_then(|end| plausible_record_at(bytes, end).map(|_| end))
+                    .filter(|&end| record_at(bytes, end).is_ok())
                     .or_else(|| {
                         (at + 1..bytes.len()).find(|&i| plausible_record_at(bytes, i).is_some())
                     });
                 // A batch cut by the damage never commits. (Records after the
                 // damage are kept even if they end a batch that began in it:
                 // see docs/FORMAT.md, "Which records survive".)
-                let cut_batch = take_pending(&mut pending);
+                let cut_batch = unfinished(&mut batch);
+                out.damage.extend(cut_batch);
                 let Some(next) = resync else {
-                    if is_newest && cut_batch.is_none() && bytes[at..].iter().all(|&b| b == 0) {
-                        // Preallocated space, not a tear (docs/FORMAT.md).
-                    } else if is_newest {
-                        out.torn_tail = Some(cut_batch.as_ref().map_or(at as u64, |d| d.offset));
-                    } else {
-                        out.damage.extend(cut_batch);
-                        out.damage.push(Damage {
-                            offset: at as u64,
-                            len: (bytes.len() - at) as u64,
-                            kind: bad.kind,
-                            keys: Vec::new(),
-                            seq_after: last_seq,
-                            seq_before: None,
-                        });
-                    }
+                    out.damage.push(Damage {
+                        offset: at as u64,
+                        len: (bytes.len() - at) as u64,
+                        kind: bad.kind,
+                        keys: Vec::new(),
+                        seq_after: last_seq,
+                        seq_before: None,
+                    });
                     return finish(out);
                 };
-                out.damage.extend(cut_batch);
                 let framed = bad.declared_end == Some(next);
-                let next_seq = plausible_record_at(bytes, next).map(|f| f.header.seq);
+                let next_seq = plausible_record_at(bytes, next).map(|r| r.header.seq);
                 let keys = match (&bad.header, framed) {
                     (Some(h), true) => key_of(bytes, at, h).into_iter().collect(),
                     _ => Vec::new(),
@@ -427,13 +392,12 @@ fn walk(bytes: &[u8], is_newest: bool) -> Walk {
             }
         }
     }
-    // The clean end of the file.
-    let unfinished = take_pending(&mut pending);
+    // The clean end of the file: a batch still open never commits.
     if is_newest {
         // Open cuts an uncommitted batch at the end of the active file.
-        out.torn_tail = unfinished.map(|d| d.offset);
+        out.torn_tail = batch.start();
     } else {
-        out.damage.extend(unfinished);
+        out.damage.extend(unfinished(&mut batch));
     }
     finish(out)
 }
@@ -447,15 +411,17 @@ fn keep(out: &mut Walk, found: Found) {
     out.kept.push(found.range);
 }
 
-/// Turns the pending records of a batch that will never commit into damage.
-fn take_pending(pending: &mut Vec<(Found, Vec<u8>)>) -> Option<Damage> {
-    let first = pending.first()?.0.range.start;
-    let end = pending.last()?.0.range.end;
-    let keys = pending.drain(..).map(|(_, key)| key).collect();
+/// Turns the held records of a batch that will never commit into damage.
+fn unfinished(batch: &mut Batch<(Found, Vec<u8>)>) -> Option<Damage> {
+    let (first, ops) = batch.abandon()?;
+    let end = ops
+        .last()
+        .map_or(first as usize, |(found, _)| found.range.end);
+    let keys = ops.into_iter().map(|(_, key)| key).collect();
     // The records are intact: their versions are not lost, their batch is.
     Some(Damage {
-        offset: first as u64,
-        len: (end - first) as u64,
+        offset: first,
+        len: end as u64 - first,
         kind: CorruptionKind::UnfinishedBatch,
         keys,
         seq_after: None,

@@ -650,22 +650,21 @@ impl Scanner<'_> {
         if !read_fully(&mut self.reader, &mut head).at(&self.file.path)? {
             return stop(CorruptionKind::Truncated, None);
         }
-        let header = match RecordHeader::decode(&head) {
-            Ok(h) => h,
-            Err(kind) => return stop(kind, None),
+        // The same two steps as every reader of records (record::read_from).
+        let unframed = |bad: record::Unframed| stop(bad.kind, bad.declared_len.map(|l| offset + l));
+        let header = match record::frame(&head, remaining) {
+            Ok(header) => header,
+            Err(bad) => return unframed(bad),
         };
         let record_len = header.record_len();
-        if record_len > remaining {
-            return stop(CorruptionKind::Truncated, None);
-        }
         let body_len = record_len as usize - RECORD_HEADER_LEN;
         self.body.clear();
         self.body.resize(body_len, 0);
         if !read_fully(&mut self.reader, &mut self.body).at(&self.file.path)? {
             return stop(CorruptionKind::Truncated, None);
         }
-        if record::checksum(&head, &self.body) != header.crc {
-            return stop(CorruptionKind::BadChecksum, Some(offset + record_len));
+        if let Err(bad) = record::verify(&head, &header, &self.body) {
+            return unframed(bad);
         }
         self.offset += record_len;
         let (key, value) = self.body.split_at(header.key_len as usize);
@@ -680,27 +679,6 @@ impl Scanner<'_> {
     /// The file length this scan reads up to (taken when it began).
     pub(crate) fn scanned_len(&self) -> u64 {
         self.len
-    }
-
-    /// Whether a complete, verified record starts at `offset` (used to tell a
-    /// torn tail from damage in the middle of the active file).
-    pub(crate) fn valid_record_at(&self, offset: u64) -> Result<bool> {
-        let remaining = self.len.saturating_sub(offset);
-        if remaining < RECORD_HEADER_LEN as u64 {
-            return Ok(false);
-        }
-        let mut head = [0u8; RECORD_HEADER_LEN];
-        self.file.read_exact_at(&mut head, offset)?;
-        let Ok(header) = RecordHeader::decode(&head) else {
-            return Ok(false);
-        };
-        if header.record_len() > remaining {
-            return Ok(false);
-        }
-        let mut body = vec![0u8; header.record_len() as usize - RECORD_HEADER_LEN];
-        self.file
-            .read_exact_at(&mut body, offset + RECORD_HEADER_LEN as u64)?;
-        Ok(record::checksum(&head, &body) == header.crc)
     }
 }
 

@@ -62,7 +62,8 @@ fn scratch_dir() -> std::io::Result<PathBuf> {
 
 /// Builds data file 1 from `input` and opens a store on it: read-only, then
 /// writable (which cuts a torn tail), then checks and repairs it. Whatever
-/// opens must list only keys that read back (or fail with an error).
+/// opens must list only keys that read back (or fail with an error), and
+/// check must agree with the writable open on what survives.
 ///
 /// The first input byte picks the mode: odd, the rest is the file's bytes
 /// after a valid header; even, the rest describes records that are encoded
@@ -84,9 +85,28 @@ pub fn recovery(input: &[u8]) {
     }
     if std::fs::write(dir.join("0000000001.data"), &file).is_ok() {
         open_and_read(&dir, true);
-        open_and_read(&dir, false);
-        if let Ok(report) = crate::check(&dir) {
-            let _ = report.to_string();
+        // Check and a writable open apply one rule (survival.rs): damage
+        // found means the open fails; none found means the open succeeds
+        // and keeps exactly the records check counted.
+        let before = crate::check(&dir).ok();
+        let opened = open_and_read(&dir, false);
+        if let Some(before) = before {
+            let _ = before.to_string();
+            assert_eq!(
+                opened,
+                !before.is_damaged(),
+                "check and open disagree: {before}"
+            );
+            if opened {
+                let after = crate::check(&dir).expect("check after a clean open");
+                assert!(!after.is_damaged(), "{after}");
+                assert!(after.files.iter().all(|f| f.torn_tail.is_none()), "{after}");
+                assert_eq!(
+                    after.records(),
+                    before.records(),
+                    "before: {before}\nafter: {after}"
+                );
+            }
         }
         if crate::repair(&dir).is_ok() {
             // A repaired store opens.
@@ -108,9 +128,10 @@ fn options(read_only: bool) -> Options {
         .merge_trigger(None)
 }
 
-fn open_and_read(dir: &std::path::Path, read_only: bool) {
+/// Opens the store and reads every key; whether it opened.
+fn open_and_read(dir: &std::path::Path, read_only: bool) -> bool {
     let Ok(db) = Bitcask::open_with(dir, options(read_only)) else {
-        return;
+        return false;
     };
     for key in db.keys().collect::<Vec<_>>() {
         // A listed key reads back, or the damage is reported: never garbage.
@@ -121,6 +142,7 @@ fn open_and_read(dir: &std::path::Path, read_only: bool) {
         }
     }
     let _ = db.close();
+    true
 }
 
 /// Encodes records described by `spec` (see [`recovery`]) after `out`'s header.

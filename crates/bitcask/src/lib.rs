@@ -63,6 +63,7 @@ mod scrub;
 #[cfg(any(test, feature = "simulated-disk"))]
 pub mod sim;
 mod stats;
+mod survival;
 mod throttle;
 mod worker;
 mod write;

@@ -152,6 +152,86 @@ pub(crate) fn checksum(header: &[u8; HEADER_LEN], body: &[u8]) -> u32 {
     crc::append(crc::crc32c(&header[SEQ_AT..]), body)
 }
 
+/// Why no verified record starts at an offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Unframed {
+    /// What is wrong.
+    pub kind: CorruptionKind,
+    /// The record's header, when it decoded.
+    pub header: Option<RecordHeader>,
+    /// Where the record would end if its length fields are right, when
+    /// that is within the bytes available (an offset relative to the
+    /// record's start).
+    pub declared_len: Option<u64>,
+}
+
+/// The header at the start of a record with `available` bytes from its
+/// start to the end of the file: decoded, and its declared length checked
+/// against them. One of the two steps every reader of records takes (the
+/// other is [`verify`]); [`read_from`] takes both over a slice, the
+/// scanner over a stream.
+pub(crate) fn frame(head: &[u8; HEADER_LEN], available: u64) -> Result<RecordHeader, Unframed> {
+    let header = RecordHeader::decode(head).map_err(|kind| Unframed {
+        kind,
+        header: None,
+        declared_len: None,
+    })?;
+    if header.record_len() > available {
+        return Err(Unframed {
+            kind: CorruptionKind::Truncated,
+            header: Some(header),
+            declared_len: None,
+        });
+    }
+    Ok(header)
+}
+
+/// Checks the framed record's checksum over its key and value (`body`).
+pub(crate) fn verify(
+    head: &[u8; HEADER_LEN],
+    header: &RecordHeader,
+    body: &[u8],
+) -> Result<(), Unframed> {
+    if checksum(head, body) == header.crc {
+        Ok(())
+    } else {
+        Err(Unframed {
+            kind: CorruptionKind::BadChecksum,
+            header: Some(*header),
+            declared_len: Some(header.record_len()),
+        })
+    }
+}
+
+/// The verified record starting at `at` in `bytes` (a file's contents, or
+/// one record), framed by [`frame`] and checked by [`verify`].
+pub(crate) fn read_from(bytes: &[u8], at: usize) -> Result<VerifiedRecord<'_>, Unframed> {
+    let truncated = Unframed {
+        kind: CorruptionKind::Truncated,
+        header: None,
+        declared_len: None,
+    };
+    let head = bytes
+        .get(at..)
+        .and_then(|rest| rest.first_chunk::<HEADER_LEN>())
+        .ok_or(truncated)?;
+    let header = frame(head, (bytes.len() - at) as u64)?;
+    // (`frame` bounded the length by the slice: it fits in usize.)
+    let end = at + header.record_len() as usize;
+    // The sum `verify` takes, in one pass over the contiguous bytes (the
+    // read path's hot spot: the short CRC-32C path wants one call).
+    if crc::crc32c(&bytes[at + SEQ_AT..end]) != header.crc {
+        return Err(Unframed {
+            kind: CorruptionKind::BadChecksum,
+            header: Some(header),
+            declared_len: Some(header.record_len()),
+        });
+    }
+    let body = &bytes[at + HEADER_LEN..end];
+    let (key, value) = body.split_at(header.key_len as usize);
+    Ok(VerifiedRecord { header, key, value })
+}
+
 /// A record read back whole and verified.
 #[derive(Debug)]
 pub(crate) struct VerifiedRecord<'a> {
@@ -166,19 +246,12 @@ pub(crate) struct VerifiedRecord<'a> {
 /// Decodes and verifies one complete record held in `bytes` (exactly one
 /// record, as the key directory's length says).
 pub(crate) fn decode_whole(bytes: &[u8]) -> Result<VerifiedRecord<'_>, CorruptionKind> {
-    let (head, body) = bytes
-        .split_first_chunk::<HEADER_LEN>()
-        .ok_or(CorruptionKind::Truncated)?;
-    let header = RecordHeader::decode(head)?;
-    if header.record_len() != bytes.len() as u64 {
+    let record = read_from(bytes, 0).map_err(|bad| bad.kind)?;
+    if record.header.record_len() != bytes.len() as u64 {
+        // More bytes than the record: the key directory's length is wrong.
         return Err(CorruptionKind::Truncated);
     }
-    // One pass over the contiguous bytes (the same sum as `checksum`).
-    if crc::crc32c(&bytes[SEQ_AT..]) != header.crc {
-        return Err(CorruptionKind::BadChecksum);
-    }
-    let (key, value) = body.split_at(header.key_len as usize);
-    Ok(VerifiedRecord { header, key, value })
+    Ok(record)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use crate::keydir::{Entry, KeyDir, KeyDirLoader, LoadOp};
 use crate::options::OpenProgress;
 use crate::record::{self, MAX_MARK_LEN, RecordKind};
 use crate::stats::Accounts;
+use crate::survival::{self, BadRecord, Batch};
 
 /// What recovery found.
 #[derive(Debug)]
@@ -334,10 +335,8 @@ fn scan_file(
         read_only,
     } = scan;
     let mut scanner = file.scanner()?;
-    // Records of a batch whose committing record has not been read yet, and
-    // the offset where that batch starts.
-    let mut pending: Vec<PendingOp> = Vec::new();
-    let mut batch_start = 0u64;
+    // Records of a batch whose committing record has not been read yet.
+    let mut batch: Batch<PendingOp> = Batch::default();
     let stop = loop {
         match scanner.next_record()? {
             Scan::Record(rec) => {
@@ -354,13 +353,13 @@ fn scan_file(
                     None
                 };
                 if rec.header.kind.commits() {
-                    for op in pending.drain(..) {
+                    batch.commit(|op| {
                         loader.apply(LoadOp {
                             key: &op.key,
                             put: op.put,
                             seq: op.seq,
                         });
-                    }
+                    });
                     if rec.header.kind == RecordKind::Mark {
                         let found = MarkAt {
                             seq: rec.header.seq,
@@ -377,26 +376,26 @@ fn scan_file(
                         });
                     }
                 } else {
-                    if pending.is_empty() {
-                        batch_start = rec.offset;
-                    }
-                    pending.push(PendingOp {
+                    let op = PendingOp {
                         key: rec.key.to_vec(),
                         put,
                         seq: rec.header.seq,
-                    });
+                    };
+                    batch.hold(rec.offset, op);
                 }
             }
             // The length seen when the scan began: a live writer beside a
             // read-only open may have appended since.
-            Scan::End if pending.is_empty() => return Ok(scanner.scanned_len()),
-            Scan::End => {
-                break datafile::ScanStop {
-                    offset: batch_start,
-                    kind: CorruptionKind::UnfinishedBatch,
-                    declared_end: None,
-                };
-            }
+            Scan::End => match batch.start() {
+                None => return Ok(scanner.scanned_len()),
+                Some(start) => {
+                    break datafile::ScanStop {
+                        offset: start,
+                        kind: CorruptionKind::UnfinishedBatch,
+                        declared_end: None,
+                    };
+                }
+            },
             Scan::Stop(stop) => break stop,
         }
     };
@@ -406,23 +405,31 @@ fn scan_file(
         offset: stop.offset,
         kind: stop.kind,
     };
-    if !is_newest {
-        tracing::error!(path = %file.path.display(), offset = stop.offset, kind = %stop.kind,
-            "corruption in a sealed data file");
-        return Err(corruption);
-    }
-    if let Some(next) = stop.declared_end
-        && scanner.valid_record_at(next)?
-    {
-        tracing::error!(path = %file.path.display(), offset = stop.offset, kind = %stop.kind,
-            "corruption in the middle of the active data file");
-        return Err(corruption);
-    }
-    // A torn tail. If it falls inside a batch, the whole batch goes with it.
-    let cut_at = if pending.is_empty() {
-        stop.offset
-    } else {
-        batch_start
+    // A verified record anywhere after the bad one: it was not the end of
+    // the log (the rest of the newest file is read once, only here). A
+    // batch left open at the clean end has no bad record after it. A
+    // read-only open does not look: a writer beside it may be appending
+    // to this very file, and it cuts nothing anyway.
+    let at_end = stop.kind == CorruptionKind::UnfinishedBatch;
+    let verified_after = is_newest && !read_only && !at_end && {
+        let end = scanner.scanned_len();
+        let mut rest = vec![0u8; usize::try_from(end.saturating_sub(stop.offset)).unwrap_or(0)];
+        file.read_exact_at(&mut rest, stop.offset)?;
+        survival::verified_record_after(&rest)
+    };
+    let cut_at = match survival::judge(is_newest, stop.offset, batch.start(), verified_after) {
+        BadRecord::Damage => {
+            let place = if is_newest {
+                "in the middle of the active data file"
+            } else {
+                "in a sealed data file"
+            };
+            tracing::error!(path = %file.path.display(), offset = stop.offset, kind = %stop.kind,
+                "corruption {place}");
+            return Err(corruption);
+        }
+        // If it falls inside a batch, the whole batch goes with it.
+        BadRecord::TornTail { cut_at } => cut_at,
     };
     let len = file.len()?;
     if read_only {
