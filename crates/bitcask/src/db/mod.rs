@@ -1,0 +1,713 @@
+//! The store handle, [`Bitcask`], and the state its parts share
+//! ([`Shared`]): open, the public API, sync and close here; the write path,
+//! the read path, the active file and rotation, and the sync thread in the
+//! submodules. Merge, backup, scrub and the maintenance thread live in
+//! their own modules and work on the same [`Shared`] state.
+
+mod active_file;
+mod read_path;
+mod sync_thread;
+mod write_path;
+
+pub(crate) use active_file::Writer;
+use sync_thread::Flusher;
+use write_path::Op;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use crate::damage::DamageLog;
+use crate::datafile::{DataFile, FILE_HEADER_LEN, ReadHandle};
+use crate::durability::GroupCommit;
+use crate::error::{Error, IoContext, Result};
+use crate::filetable::FileTable;
+use crate::keydir::{KeyDir, KeyRange, Keys};
+use crate::lock::{DeleteLock, DirLock};
+use crate::merge::MergeState;
+use crate::options::{MAX_RECORD_PAYLOAD_LIMIT, Options, SyncPolicy};
+use crate::record;
+use crate::recovery::{self, Mark, RecoverOptions};
+use crate::scrub::{ScrubHistory, Scrubber};
+use crate::stats::{Accounts, BackupReport, FileStats, MergeReport, ScrubReport, Stats};
+use crate::worker::Worker;
+use crate::write::{Batch, Condition, Versioned, WriteOptions};
+
+/// An open store. `Send + Sync`: share it between threads with `Arc`.
+///
+/// Reads run in parallel and never wait for a write's disk I/O; writes are
+/// serialised by one writer lock. Dropping the handle closes it (best
+/// effort); call [`Bitcask::close`] to see errors.
+#[derive(Debug)]
+pub struct Bitcask {
+    shared: Arc<Shared>,
+    flusher: Option<Flusher>,
+    worker: Option<Worker>,
+    scrubber: Option<Scrubber>,
+    closed: bool,
+}
+
+/// State shared by the handle, the background threads and merge.
+///
+/// **Lock order.** A thread that holds more than one of these locks takes
+/// them in this order, and never the other way round:
+///
+/// 1. the merge lock (`merge.lock()`: one merge, or one hint written, at a
+///    time; held for a whole merge);
+/// 2. the writer lock (`lock_writer()`: one write or rotation at a time;
+///    merge takes it only while it chooses its inputs and switches the key
+///    directory, backup only while it lists the files);
+/// 3. under the writer lock, briefly: the current
+///    mark (`mark`), the space accounts, a key-directory shard, the hint
+///    request channel (`hint_requests`), group commit's state;
+/// 4. leaves, taken with nothing else waited on under them: the damage
+///    log's set of records met, the file table's swap (lock-free reads).
+///
+/// Reads take only key-directory shards (read locks, one at a time) and
+/// the file table, so they never wait for the writer lock or a merge.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) dir: PathBuf,
+    pub(crate) options: Options,
+    pub(crate) keydir: KeyDir,
+    /// How to read every data file, by id.
+    pub(crate) files: FileTable,
+    /// `None` for a read-only handle.
+    pub(crate) writer: Option<Mutex<Writer>>,
+    /// `None` for a read-only handle.
+    pub(crate) commit: Option<GroupCommit>,
+    /// Held for the life of a writable handle.
+    lock: Option<DirLock>,
+    /// Space accounts of every data file.
+    pub(crate) accounts: Accounts,
+    /// The number the next new data file takes (rotation and merge outputs).
+    pub(crate) next_file_id: AtomicU32,
+    /// One merge at a time, and what the last one did.
+    pub(crate) merge: MergeState,
+    /// Asks the background thread to write a sealed file's hint. `None`
+    /// when read-only or closed.
+    pub(crate) hint_requests: Mutex<Option<mpsc::Sender<u32>>>,
+    /// Set by close: background work stops at the next chance.
+    pub(crate) closing: AtomicBool,
+    /// The current mark; replaced under the writer lock.
+    pub(crate) mark: Mutex<Option<Mark>>,
+    /// Damage met by reads, merges and scrubs since open.
+    pub(crate) damage: DamageLog,
+    /// Scrub passes completed.
+    pub(crate) scrubs: ScrubHistory,
+}
+
+impl Bitcask {
+    /// Opens (creating if needed) the store in `dir` with default [`Options`].
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(dir, Options::default())
+    }
+
+    /// Opens the store in `dir` with `options`.
+    ///
+    /// A writable open creates the directory if needed, takes its lock
+    /// (failing with [`Error::Locked`] if another handle holds it), removes
+    /// files a crash left unfinished, rebuilds the key directory (from hint
+    /// files where valid) and cuts a torn tail off the active file. A
+    /// read-only open changes nothing on disk.
+    pub fn open_with(dir: impl AsRef<Path>, options: Options) -> Result<Self> {
+        options.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        let read_only = options.read_only;
+        let lock = if read_only {
+            None
+        } else {
+            // A new store's directory is durable before anything is
+            // written in it: a later fsync inside must not be lost with it.
+            crate::disk::create_dir_durably(&dir).at(&dir)?;
+            Some(DirLock::acquire(&dir)?)
+        };
+        // A read-only open beside a writer holds the delete lock shared while
+        // it reads, so the writer's merge cannot delete a file it listed.
+        let reading = if read_only {
+            DeleteLock::acquire(&dir, false)?
+        } else {
+            DeleteLock::create(&dir)?;
+            None
+        };
+        let recovered = recovery::recover(
+            &dir,
+            RecoverOptions {
+                read_only,
+                use_hints: options.use_hints,
+                now_ms: options.clock.now_ms(),
+                progress: options.open_progress.as_deref(),
+            },
+        )?;
+        let keydir = recovered.keydir;
+        let next_seq = recovered.next_seq;
+        let accounts = recovered.accounts;
+        let next_file_id = AtomicU32::new(recovered.next_file_id);
+        let mark = recovered.mark;
+        // The read path: sealed files through a map of the whole file, their
+        // descriptors closed (recovery did that); the active file through its
+        // handle, mapped to its full capacity. A read-only view treats its
+        // newest file as sealed too: it never sees later writes.
+        let mut readers: BTreeMap<u32, Arc<ReadHandle>> = recovered
+            .sealed
+            .into_iter()
+            .map(|(id, handle)| (id, Arc::new(handle)))
+            .collect();
+
+        let (writer, commit) = if read_only {
+            if let Some((newest, _)) = recovered.newest {
+                readers.insert(newest.id, Arc::new(ReadHandle::sealed(newest)?));
+            }
+            (None, None)
+        } else {
+            let (active, offset) = match recovered.newest {
+                Some(newest) => newest,
+                None => {
+                    let id = next_file_id.fetch_add(1, Ordering::Relaxed);
+                    accounts.add_file(id, next_seq, FILE_HEADER_LEN as u64);
+                    (
+                        Arc::new(DataFile::create(&dir, id, next_seq)?),
+                        FILE_HEADER_LEN as u64,
+                    )
+                }
+            };
+            // A crashed predecessor may have left records that reached the
+            // kernel but not the disk. fsync the active file once so that
+            // everything recovered really is durable, as group commit assumes.
+            active.sync_all().at(&active.path)?;
+            active.map_for_reads(active.len()?.max(options.max_file_size));
+            readers.insert(active.id, Arc::new(ReadHandle::Open(Arc::clone(&active))));
+            let commit = GroupCommit::new(Arc::clone(&active), next_seq - 1);
+            let allocated = active.len()?;
+            let writer = Writer {
+                active,
+                offset,
+                next_seq,
+                allocated,
+                preallocate: true,
+                buf: Vec::new(),
+            };
+            (Some(writer), Some(commit))
+        };
+        // Every file is mapped (or open): deletions may go ahead.
+        drop(reading);
+        tracing::info!(dir = %dir.display(), keys = keydir.len(), files = readers.len(),
+            read_only, "opened store");
+
+        let shared = Arc::new(Shared {
+            dir,
+            options,
+            keydir,
+            files: FileTable::new(readers),
+            writer: writer.map(Mutex::new),
+            commit,
+            lock,
+            accounts,
+            next_file_id,
+            merge: MergeState::default(),
+            hint_requests: Mutex::new(None),
+            closing: AtomicBool::new(false),
+            mark: Mutex::new(mark),
+            damage: DamageLog::default(),
+            scrubs: ScrubHistory::default(),
+        });
+        let flusher = match shared.options.sync {
+            SyncPolicy::Interval(every) if !read_only => Some(Flusher::start(&shared, every)?),
+            _ => None,
+        };
+        let worker = if read_only {
+            None
+        } else {
+            let worker = Worker::start(&shared)?;
+            for id in recovered.missing_hints {
+                shared.request_hint(id);
+            }
+            Some(worker)
+        };
+        let scrubber = match shared.options.scrub {
+            Some(scrub) if !read_only => Some(Scrubber::start(&shared, scrub)?),
+            _ => None,
+        };
+        Ok(Self {
+            shared,
+            flusher,
+            worker,
+            scrubber,
+            closed: false,
+        })
+    }
+
+    /// Stores `value` under `key`, replacing any earlier value (and its
+    /// expiry). Returns the new version.
+    ///
+    /// Refuses an oversized key or value with [`Error::KeyTooLarge`] /
+    /// [`Error::ValueTooLarge`] before anything is written. Under
+    /// [`SyncPolicy::Always`] it returns once the write is durable.
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<u64> {
+        self.put_with(key, value, WriteOptions::new())
+    }
+
+    /// [`Self::put`] with a time-to-live, a condition on the current version
+    /// and/or durability for this write (see [`WriteOptions`]). Fails with
+    /// [`Error::ConditionFailed`] (writing nothing) if the condition does not hold.
+    pub fn put_with(&self, key: &[u8], value: &[u8], options: WriteOptions) -> Result<u64> {
+        self.shared.check_sizes(key, value)?;
+        let expires_at_ms = match options.expires_at_ms {
+            Some(0) => {
+                return Err(Error::InvalidArgument {
+                    reason: "an expiry time must be after 1970",
+                });
+            }
+            Some(at) => at,
+            None => self.shared.expiry_for(options.ttl)?,
+        };
+        let op = Op {
+            key,
+            value: Some(value),
+            expires_at_ms,
+        };
+        let seq = self
+            .shared
+            .write(&[op], None, options.condition, options.durable, false)?;
+        // A put always writes, so there is a sequence number.
+        seq.ok_or(Error::InvalidArgument {
+            reason: "a put wrote nothing",
+        })
+    }
+
+    /// Removes `key`. Returns whether it was present; removing an absent
+    /// (or expired) key writes nothing and is not an error.
+    pub fn delete(&self, key: &[u8]) -> Result<bool> {
+        self.delete_with(key, WriteOptions::new())
+            .map(|version| version.is_some())
+    }
+
+    /// [`Self::delete`] with a condition on the current version and/or
+    /// durability for this write (a time-to-live in `options` is ignored).
+    /// Returns the version of the delete (the tombstone's sequence number),
+    /// or `None` if the key was absent and nothing was written.
+    pub fn delete_with(&self, key: &[u8], options: WriteOptions) -> Result<Option<u64>> {
+        self.shared.check_sizes(key, b"")?;
+        let op = Op {
+            key,
+            value: None,
+            expires_at_ms: 0,
+        };
+        self.shared
+            .write(&[op], None, options.condition, options.durable, false)
+    }
+
+    /// Applies every operation of `batch`, all or nothing, also across a
+    /// crash. Returns the version of its last operation (each operation
+    /// takes the next version), or `None` for an empty batch.
+    pub fn write_batch(&self, batch: &Batch) -> Result<Option<u64>> {
+        if batch.is_empty() {
+            return Ok(None);
+        }
+        let mark = batch.mark.as_deref();
+        if mark.is_some_and(|m| m.len() > record::MAX_MARK_LEN) {
+            return Err(Error::InvalidArgument {
+                reason: "a mark must be at most 64 KiB",
+            });
+        }
+        let mut total = mark.map_or(0, |m| record::encoded_len(&[], m));
+        let mut ops = Vec::with_capacity(batch.ops.len());
+        for op in &batch.ops {
+            let value = op.value.as_deref();
+            self.shared
+                .check_sizes(&op.key, value.unwrap_or_default())?;
+            total = total.saturating_add(record::encoded_len(&op.key, value.unwrap_or_default()));
+            let expires_at_ms = match (value, op.expires_at_ms) {
+                (None, _) => 0,
+                (Some(_), Some(0)) => {
+                    return Err(Error::InvalidArgument {
+                        reason: "an expiry time must be after 1970",
+                    });
+                }
+                (Some(_), Some(at)) => at,
+                (Some(_), None) => self.shared.expiry_for(op.ttl)?,
+            };
+            ops.push(Op {
+                key: &op.key,
+                value,
+                expires_at_ms,
+            });
+        }
+        if total > MAX_RECORD_PAYLOAD_LIMIT {
+            return Err(Error::InvalidArgument {
+                reason: "a batch must be at most 1 GiB encoded",
+            });
+        }
+        self.shared
+            .write(&ops, mark, Condition::None, batch.durable, true)
+    }
+
+    /// Refuses a key or value over this store's limits with
+    /// [`Error::KeyTooLarge`] / [`Error::ValueTooLarge`], as a write would,
+    /// without writing.
+    pub fn check_sizes(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.shared.check_sizes(key, value)
+    }
+
+    /// The version (sequence number) the next write's first record will
+    /// take, if no other writer gets there first; `None` for a read-only
+    /// handle. A single writer (the cluster's state machine) uses it to
+    /// know the versions of a batch before writing it: its records take
+    /// consecutive numbers from here, its mark last.
+    pub fn next_version(&self) -> Option<u64> {
+        let writer = self.shared.writer.as_ref()?;
+        Some(
+            writer
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .next_seq,
+        )
+    }
+
+    /// The store's current mark: the one written with the newest batch
+    /// that carried one ([`Batch::mark`]), as recovered after a crash.
+    /// `None` if no batch ever carried one.
+    pub fn mark(&self) -> Option<Vec<u8>> {
+        self.shared
+            .mark
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|m| m.value.to_vec())
+    }
+
+    /// The value stored under `key`, or `None` (absent or expired).
+    ///
+    /// Costs one lookup in memory and one copy of the value out of a memory
+    /// map of its file (or one `pread` where no map covers it); the record's
+    /// checksum, key and version are verified before the value is copied.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.get_versioned(key)?.map(|v| v.value))
+    }
+
+    /// Calls `f` with the value stored under `key` and returns what it
+    /// returns, or `None` (absent or expired). The value is lent from the
+    /// data file's memory map, so a read copies and allocates nothing: for
+    /// callers that copy the value somewhere anyway (a network buffer).
+    /// Verified exactly as [`Self::get`] verifies, before `f` sees it. `f`
+    /// may call the store again; until it returns, the file it reads from
+    /// stays mapped even if a merge deletes it.
+    pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        // Used only where no map covers the record (`pread`); empty, it
+        // costs nothing.
+        let mut scratch = Vec::new();
+        self.shared
+            .read_live(key, &mut scratch, |_, value| f(value))
+    }
+
+    /// The value under `key` with its version and expiry, or `None`.
+    pub fn get_versioned(&self, key: &[u8]) -> Result<Option<Versioned>> {
+        let mut scratch = Vec::new();
+        self.shared
+            .read_live(key, &mut scratch, |entry, value| Versioned {
+                value: value.to_vec(),
+                version: entry.seq,
+                expires_at_ms: (entry.expires_at_ms != 0).then_some(entry.expires_at_ms),
+            })
+    }
+
+    /// The current version of `key`, or `None` (absent or expired).
+    /// Answered from memory, without disk I/O.
+    pub fn version(&self, key: &[u8]) -> Option<u64> {
+        self.shared.live_entry(key).map(|e| e.seq)
+    }
+
+    /// Whether `key` is present (and not expired). Answered from memory,
+    /// without disk I/O.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.shared.live_entry(key).is_some()
+    }
+
+    /// Number of keys in the key directory. Keys that expired since the
+    /// last merge or open still count until then.
+    pub fn len(&self) -> usize {
+        self.shared.keydir.len()
+    }
+
+    /// Whether the store holds no keys.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// All live keys, in lexicographic byte order. See [`Keys`] for what it
+    /// sees of writes made while it runs.
+    pub fn keys(&self) -> Keys<'_> {
+        self.keys_in(KeyRange::all())
+    }
+
+    /// The live keys in `range` (a prefix and/or a start key), in
+    /// lexicographic byte order. Take a page with `.take(limit)`, and ask for
+    /// the next page with `start_after(last key)`: a page costs the same
+    /// whatever the number of keys in the store.
+    pub fn keys_in(&self, range: KeyRange) -> Keys<'_> {
+        Keys::new(
+            &self.shared.keydir,
+            range,
+            self.shared.options.clock.now_ms(),
+        )
+    }
+
+    /// Makes every write that has returned durable (fsync), whatever the
+    /// policy. Concurrent callers share one fsync. A no-op when read-only.
+    pub fn sync(&self) -> Result<()> {
+        match &self.shared.commit {
+            Some(commit) => commit.sync_through(commit.written()),
+            None => Ok(()),
+        }
+    }
+
+    /// Merges now: seals the active file if it has anything to reclaim
+    /// (so a store smaller than one data file shrinks too), rewrites the
+    /// live records of every sealed data file that has anything to
+    /// reclaim, and deletes the old files. Reads and writes go on meanwhile
+    /// (writers wait only while the inputs are chosen). If a merge is
+    /// already running, waits for it and then merges. See
+    /// `docs/FORMAT.md` ("Merge") for the protocol and its crash safety.
+    pub fn merge(&self) -> Result<MergeReport> {
+        crate::merge::run(&self.shared, crate::merge::Scope::IncludingActive)
+    }
+
+    /// Verifies every record of every sealed data file now, as fast as the
+    /// disk goes (the background scrub, [`Options::scrub`], paces itself).
+    /// Damage found is logged once per record with its file and offset and
+    /// counted in [`Stats::damaged_records`]; the report says how much was
+    /// read and found. Reads and writes go on meanwhile.
+    pub fn scrub(&self) -> Result<ScrubReport> {
+        crate::scrub::pass(&self.shared, None, &|| false)?.ok_or_else(|| Error::Io {
+            path: self.shared.dir.clone(),
+            source: std::io::Error::other("the store is closing; the scrub stopped"),
+        })
+    }
+
+    /// Copies a consistent view of the store into `dest`, which must not
+    /// exist, so that it opens as a normal store; returns what was copied.
+    /// Writers wait only while the files are listed. See `docs/FORMAT.md`
+    /// ("Backup").
+    pub fn backup(&self, dest: impl AsRef<Path>) -> Result<BackupReport> {
+        crate::backup::run(&self.shared, dest.as_ref()).map(|(report, _)| report)
+    }
+
+    /// [`Self::backup`], returning the mark the copy holds (its current
+    /// mark, see [`Self::mark`]): the position of the copy in whatever
+    /// sequence the marks number.
+    pub fn backup_with_mark(&self, dest: impl AsRef<Path>) -> Result<Option<Vec<u8>>> {
+        crate::backup::run(&self.shared, dest.as_ref()).map(|(_, mark)| mark)
+    }
+
+    /// Sizes, space use per data file and merge activity.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// The directory this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// Whether this handle was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.shared.writer.is_none()
+    }
+
+    /// Number of fsyncs group commit has issued since open (rotation and
+    /// close not counted). Lets callers see group commit at work.
+    pub fn fsync_count(&self) -> u64 {
+        self.shared.fsync_count()
+    }
+
+    /// Whether an earlier I/O failure (a failed fsync, or a failed write
+    /// that could not be undone) makes the store refuse writes until it is
+    /// reopened. Reads go on.
+    pub fn is_poisoned(&self) -> bool {
+        self.shared
+            .commit
+            .as_ref()
+            .is_some_and(GroupCommit::is_poisoned)
+    }
+
+    /// Syncs outstanding writes, stops the background threads (a running
+    /// background merge stops early, leaving a consistent store) and
+    /// releases the directory lock. Dropping the handle does the same but can
+    /// only log errors. Returns [`Error::Poisoned`] (after releasing
+    /// everything) if an earlier failure means not every write can be
+    /// promised durable.
+    pub fn close(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        self.shared.closing.store(true, Ordering::SeqCst);
+        if let Some(scrubber) = self.scrubber.take() {
+            scrubber.stop();
+        }
+        if let Some(worker) = self.worker.take() {
+            self.shared
+                .hint_requests
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            worker.stop();
+        }
+        if let Some(flusher) = self.flusher.take() {
+            flusher.stop();
+        }
+        // A poisoned store cannot promise that its writes are on disk: say so.
+        match &self.shared.commit {
+            Some(commit) => commit.sync_through(commit.written()),
+            None => Ok(()),
+        }?;
+        // Leave the active file ending at its last record. If this fails,
+        // the next open drops the preallocated space instead.
+        // Then write its hint, so that the next open reads no data file
+        // (docs/FORMAT.md, "Close"). The open that used the last one
+        // deleted it; if this fails, the next open scans the file.
+        if let Some(writer) = &self.shared.writer {
+            let mut w = writer.lock().unwrap_or_else(PoisonError::into_inner);
+            match Shared::cut_preallocated(&mut w)
+                .and_then(|()| w.active.sync_all().at(&w.active.path))
+            {
+                Ok(()) => {
+                    #[cfg(test)]
+                    crate::failpoint::step("close: active file cut, no hint yet");
+                    if let Err(error) =
+                        crate::hint::write_for_data_file(&self.shared.dir, w.active.id)
+                    {
+                        tracing::warn!(%error, "could not write the active file's hint at close");
+                    }
+                    #[cfg(test)]
+                    crate::failpoint::step("close: hint written");
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "could not cut the active file's preallocated space at close");
+                }
+            }
+        }
+        if let Some(lock) = &self.shared.lock {
+            tracing::debug!(lock = %lock.path().display(), "closing store");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Bitcask {
+    fn drop(&mut self) {
+        if let Err(error) = self.shutdown() {
+            tracing::error!(dir = %self.shared.dir.display(), %error, "closing the store failed");
+        }
+    }
+}
+
+impl Shared {
+    fn check_sizes(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        if key.len() > self.options.max_key_size {
+            return Err(Error::KeyTooLarge {
+                len: key.len(),
+                max: self.options.max_key_size,
+            });
+        }
+        if value.len() > self.options.max_value_size {
+            return Err(Error::ValueTooLarge {
+                len: value.len(),
+                max: self.options.max_value_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// `expires_at_ms` for a write with this time-to-live.
+    fn expiry_for(&self, ttl: Option<Duration>) -> Result<u64> {
+        let Some(ttl) = ttl else { return Ok(0) };
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        if ms == 0 {
+            return Err(Error::InvalidArgument {
+                reason: "a time-to-live must be at least one millisecond",
+            });
+        }
+        Ok(self.options.clock.now_ms().saturating_add(ms))
+    }
+
+    pub(crate) fn fsync_count(&self) -> u64 {
+        self.commit.as_ref().map_or(0, GroupCommit::fsync_count)
+    }
+
+    pub(crate) fn lock_writer(&self) -> Result<(MutexGuard<'_, Writer>, &GroupCommit)> {
+        let (Some(writer), Some(commit)) = (&self.writer, &self.commit) else {
+            return Err(Error::ReadOnly);
+        };
+        let guard = writer.lock().unwrap_or_else(PoisonError::into_inner);
+        if commit.is_poisoned() {
+            return Err(Error::Poisoned);
+        }
+        Ok((guard, commit))
+    }
+
+    /// Asks the background thread to write the hint file of sealed file `id`.
+    pub(crate) fn request_hint(&self, id: u32) {
+        if let Some(tx) = &*self
+            .hint_requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            // A closed channel means the store is closing: the next open
+            // writes the hint instead.
+            let _ = tx.send(id);
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        let accounts = self.accounts.snapshot();
+        let mut order: Vec<(u64, u32)> =
+            accounts.iter().map(|(id, a)| (a.seq_floor, *id)).collect();
+        order.sort_unstable();
+        let active = order.last().map(|&(_, id)| id);
+        let files: Vec<FileStats> = order
+            .iter()
+            .map(|(_, id)| {
+                let a = &accounts[id];
+                FileStats {
+                    id: *id,
+                    active: Some(*id) == active && self.writer.is_some(),
+                    total_bytes: a.total_bytes,
+                    live_bytes: a.live_bytes,
+                    dead_bytes: a.dead_bytes(),
+                    live_keys: a.live_keys,
+                }
+            })
+            .collect();
+        let (last_merge, merges_completed) = self.merge.history();
+        let (last_scrub, scrubs_completed) = self.scrubs.get();
+        Stats {
+            keys: self.keydir.len() as u64,
+            keys_with_expiry: self.keydir.len_with_expiry() as u64,
+            data_files: files.len() as u64,
+            total_bytes: files.iter().map(|f| f.total_bytes).sum(),
+            live_bytes: files.iter().map(|f| f.live_bytes).sum(),
+            dead_bytes: files.iter().map(|f| f.dead_bytes).sum(),
+            files,
+            merge_running: self.merge.is_running(),
+            merge_progress: self.merge.progress(),
+            merges_completed,
+            last_merge,
+            fsyncs: self.fsync_count(),
+            damaged_records: self.damage.records(),
+            damaged_reads: self.damage.reads(),
+            scrubs_completed,
+            last_scrub,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,145 @@
+//! The write path: one write (a put, a delete, a batch, a mark) appended to
+//! the active file under the writer lock, its condition checked there,
+//! then the key directory, the space accounts and the current mark
+//! updated; durability through group commit (docs/FORMAT.md, "Writes").
+
+use std::sync::PoisonError;
+
+use std::sync::Arc;
+
+use super::{Shared, Writer};
+use crate::datafile::FILE_HEADER_LEN;
+use crate::error::{Error, Result};
+use crate::keydir::Entry;
+use crate::options::SyncPolicy;
+use crate::record::{self, RecordKind};
+use crate::recovery::Mark;
+use crate::write::Condition;
+
+/// One put or delete on its way to the log.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Op<'a> {
+    pub(super) key: &'a [u8],
+    /// `Some(value)` for a put.
+    pub(super) value: Option<&'a [u8]>,
+    pub(super) expires_at_ms: u64,
+}
+
+impl Shared {
+    /// Appends `ops` and then `mark`, if any, as one write (a batch if more
+    /// than one record) and updates the key directory and the current mark.
+    /// Returns the last seq, or `None` for a delete (not in a batch) of an
+    /// absent key, which writes nothing. `condition` applies to the first
+    /// op's key. At least one op or a mark.
+    pub(super) fn write(
+        &self,
+        ops: &[Op<'_>],
+        mark: Option<&[u8]>,
+        condition: Condition,
+        durable: bool,
+        in_batch: bool,
+    ) -> Result<Option<u64>> {
+        let (mut w, commit) = self.lock_writer()?;
+        let single_delete = !in_batch && mark.is_none() && ops.len() == 1 && ops[0].value.is_none();
+        if condition != Condition::None || single_delete {
+            let current = self.live_entry(ops[0].key).map(|e| e.seq);
+            if !condition.holds(current) {
+                return Err(Error::ConditionFailed { current });
+            }
+            if single_delete && current.is_none() {
+                return Ok(None);
+            }
+        }
+        let mark_len = mark.map_or(0, |m| record::encoded_len(&[], m) as u64);
+        let total: u64 = ops
+            .iter()
+            .map(|op| record::encoded_len(op.key, op.value.unwrap_or_default()) as u64)
+            .sum::<u64>()
+            + mark_len;
+        if w.offset > FILE_HEADER_LEN as u64 && w.offset + total > self.options.max_file_size {
+            self.rotate(&mut w, commit)?;
+        }
+        let first_seq = w.next_seq;
+        let offset = w.offset;
+        if offset + total > w.allocated {
+            Self::allocate(&mut w, offset + total, self.options.max_file_size)?;
+        }
+        let Writer { buf, active, .. } = &mut *w;
+        buf.clear();
+        // The record that commits the write: the mark if there is one, else
+        // the last op.
+        let records = ops.len() + usize::from(mark.is_some());
+        let last = records.saturating_sub(1);
+        for (i, op) in ops.iter().enumerate() {
+            let kind = RecordKind::for_op(op.value.is_some(), i == last);
+            let value = op.value.unwrap_or_default();
+            record::encode_into(
+                buf,
+                first_seq + i as u64,
+                op.expires_at_ms,
+                kind,
+                op.key,
+                value,
+            )?;
+        }
+        if let Some(mark) = mark {
+            let seq = first_seq + last as u64;
+            record::encode_into(buf, seq, 0, RecordKind::Mark, &[], mark)?;
+        }
+        if let Err(source) = active.write_all_at(buf, offset) {
+            // Cut off whatever part of the write reached the file, so the
+            // next record does not land after garbage.
+            if let Err(cut) = active.truncate(offset) {
+                tracing::error!(path = %active.path.display(), error = %cut,
+                    "could not undo a failed write; the store refuses writes until reopened");
+                commit.poison();
+            }
+            let path = active.path.clone();
+            w.allocated = offset;
+            return Err(Error::Io { path, source });
+        }
+        let file_id = active.id;
+        let mut at = offset;
+        for (i, op) in ops.iter().enumerate() {
+            let len = record::encoded_len(op.key, op.value.unwrap_or_default()) as u64;
+            let live = op.value.map(|_| Entry {
+                file_id,
+                // Both fit: files are at most 4 GiB (see options).
+                offset: at as u32,
+                len: len as u32,
+                seq: first_seq + i as u64,
+                expires_at_ms: op.expires_at_ms,
+            });
+            let replaced = match live {
+                Some(entry) => self.keydir.insert(op.key, entry),
+                None => self.keydir.remove(op.key),
+            };
+            self.accounts.written(
+                file_id,
+                len,
+                op.expires_at_ms,
+                live.as_ref(),
+                replaced.as_ref(),
+            );
+            at += len;
+        }
+        let last_seq = first_seq + last as u64;
+        if let Some(mark) = mark {
+            // Dead from the start: only the current mark matters, and it is
+            // at most 64 KiB (docs/FORMAT.md, "Marks").
+            self.accounts.written(file_id, mark_len, 0, None, None);
+            *self.mark.lock().unwrap_or_else(PoisonError::into_inner) = Some(Mark {
+                seq: last_seq,
+                value: Arc::from(mark),
+            });
+        }
+        w.offset += total;
+        w.next_seq = last_seq + 1;
+        commit.note_written(last_seq);
+        drop(w);
+        if durable || self.options.sync == SyncPolicy::Always {
+            commit.sync_through(last_seq)?;
+        }
+        Ok(Some(last_seq))
+    }
+}
