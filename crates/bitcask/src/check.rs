@@ -7,12 +7,12 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use crate::datafile::{self, DataFile, FILE_HEADER_LEN, FileHeader};
+use crate::datafile::{self, Access, DataFile, FILE_HEADER_LEN, FileHeader};
 use crate::error::{CorruptionKind, Error, IoContext, Result};
 use crate::hint::Hint;
-use crate::lock::DeleteLock;
+use crate::lock::{DeleteLock, LockMode};
 use crate::record::{self, HEADER_LEN, RecordHeader};
-use crate::survival::{self, BadRecord, Batch, plausible_record_at};
+use crate::survival::{self, BadRecord, Batch, FileRole, plausible_record_at};
 
 /// What [`check`] found in a store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -101,7 +101,7 @@ pub fn check_with_progress(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<CheckReport> {
     let dir = dir.as_ref();
-    let _no_deletes = DeleteLock::acquire(dir, false)?;
+    let _no_deletes = DeleteLock::acquire(dir, LockMode::Shared)?;
     Ok(scan_store(dir, progress)?.report)
 }
 
@@ -132,7 +132,7 @@ pub(crate) fn scan_store(dir: &Path, progress: &mut dyn FnMut(u64, u64)) -> Resu
     let mut heads = Vec::with_capacity(listing.data.len());
     let mut total = 0u64;
     for &id in &listing.data {
-        let file = DataFile::open(dir, id, true)?;
+        let file = DataFile::open(dir, id, Access::Read)?;
         total += file.len()?;
         // Damage is reported; an unreadable format version stops the check.
         let header = match file.read_header() {
@@ -343,7 +343,12 @@ fn walk(bytes: &[u8], is_newest: bool) -> Walk {
                 // file, a bad record not followed by a verified one at its
                 // declared end is a torn tail, and nothing after it counts.
                 let verified_after = survival::verified_record_after(&bytes[at..]);
-                let judged = survival::judge(is_newest, at as u64, batch.start(), verified_after);
+                let role = if is_newest {
+                    FileRole::Newest
+                } else {
+                    FileRole::Sealed
+                };
+                let judged = survival::judge(role, at as u64, batch.start(), verified_after);
                 if let BadRecord::TornTail { cut_at } = judged {
                     let preallocated =
                         batch.start().is_none() && bytes[at..].iter().all(|&b| b == 0);

@@ -41,6 +41,15 @@ const HINT_SUFFIX: &str = ".hint";
 /// Suffix added to a file's final name while it is being written.
 const TMP_SUFFIX: &str = ".tmp";
 
+/// What a data file is opened for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Reading only (sealed files, merge, scrub, check, read-only opens).
+    Read,
+    /// Reading and appending (the active file of a writable store).
+    Append,
+}
+
 /// Name of data file `id`: ten zero-padded decimal digits and `.data`.
 pub(crate) fn data_file_name(id: u32) -> String {
     format!("{id:010}{DATA_SUFFIX}")
@@ -269,12 +278,13 @@ impl DataFile {
         }
     }
 
-    /// Opens an existing data file, for reading and (unless `read_only`) appending.
-    pub(crate) fn open(dir: &Path, id: u32, read_only: bool) -> Result<Self> {
+    /// Opens an existing data file, for reading and, with
+    /// [`Access::Append`], appending.
+    pub(crate) fn open(dir: &Path, id: u32, access: Access) -> Result<Self> {
         let path = dir.join(data_file_name(id));
         let file = OpenOptions::new()
             .read(true)
-            .write(!read_only)
+            .write(access == Access::Append)
             .open(&path)
             .at(&path)?;
         Ok(Self {

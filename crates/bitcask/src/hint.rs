@@ -12,7 +12,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::datafile::{
-    self, DataFile, FILE_HEADER_LEN, FileHeader, KIND_HINT, Scan, hint_file_name, tmp_name,
+    self, Access, DataFile, FILE_HEADER_LEN, FileHeader, KIND_HINT, Scan, hint_file_name, tmp_name,
 };
 use crate::error::{IoContext, Result, disk_u32};
 
@@ -310,7 +310,7 @@ fn parse_entry(b: &[u8]) -> Option<(HintEntry<'_>, &[u8])> {
 /// the directory. A data file that does not scan cleanly gets no hint (open
 /// will scan it and report what is wrong).
 pub(crate) fn write_for_data_file(dir: &Path, id: u32) -> Result<()> {
-    let file = DataFile::open(dir, id, true)?;
+    let file = DataFile::open(dir, id, Access::Read)?;
     let header = file.read_header()?;
     let mut writer = HintWriter::create(dir, &header)?;
     let mut scanner = file.scanner()?;

@@ -61,6 +61,15 @@ impl DirLock {
 /// read-only open is reading the directory.
 pub(crate) const DELETE_LOCK_FILE: &str = "DELETE.LOCK";
 
+/// How [`DeleteLock`] is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LockMode {
+    /// By those who list files and must not see them deleted meanwhile.
+    Shared,
+    /// By those who delete files.
+    Exclusive,
+}
+
 /// A held `DELETE.LOCK`: shared by read-only opens while they list and load
 /// the data files, exclusive while a merge deletes its inputs. So a read-only
 /// open never lists a file that disappears before it reads it. Released when
@@ -87,14 +96,14 @@ impl DeleteLock {
     /// Waits for and takes the lock, shared or exclusive. `None` if the
     /// file does not exist (a store no writer of this version has opened:
     /// no merge of this version can run on it either).
-    pub(crate) fn acquire(dir: &Path, exclusive: bool) -> Result<Option<Self>> {
+    pub(crate) fn acquire(dir: &Path, mode: LockMode) -> Result<Option<Self>> {
         let path = dir.join(DELETE_LOCK_FILE);
         let file = match File::open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e).at(&path),
         };
-        if exclusive {
+        if mode == LockMode::Exclusive {
             file.lock().at(&path)?;
         } else {
             file.lock_shared().at(&path)?;

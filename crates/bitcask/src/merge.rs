@@ -13,12 +13,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use crate::datafile::{self, DataFile, FILE_HEADER_LEN, FileHeader, KIND_DATA, ReadHandle, Scan};
+use crate::datafile::{
+    self, Access, DataFile, FILE_HEADER_LEN, FileHeader, KIND_DATA, ReadHandle, Scan,
+};
 use crate::db::Shared;
 use crate::error::{Error, IoContext, Result, disk_u32};
 use crate::hint::{EntryKind, HintEntry, HintWriter};
 use crate::keydir::Entry;
-use crate::lock::DeleteLock;
+use crate::lock::{DeleteLock, LockMode};
 use crate::record::{self, RecordKind};
 use crate::stats::{MergeProgress, MergeReport};
 use crate::throttle::Throttle;
@@ -195,7 +197,7 @@ pub(crate) fn run(shared: &Shared, scope: Scope) -> Result<MergeReport> {
         }
     });
     // Wait for read-only opens that are reading the directory.
-    let _deleting = DeleteLock::acquire(&shared.dir, true)?;
+    let _deleting = DeleteLock::acquire(&shared.dir, LockMode::Exclusive)?;
     for &id in &inputs {
         remove_if_exists(&shared.dir.join(datafile::hint_file_name(id)))?;
         remove_if_exists(&shared.dir.join(datafile::data_file_name(id)))?;
@@ -287,7 +289,7 @@ impl Output {
 
 impl Copier<'_> {
     fn copy_file(&mut self, id: u32) -> Result<(), Stopped> {
-        let file = DataFile::open(&self.shared.dir, id, true)?;
+        let file = DataFile::open(&self.shared.dir, id, Access::Read)?;
         let mut scanner = file.scanner()?;
         loop {
             if self.shared.closing.load(Ordering::Relaxed) {

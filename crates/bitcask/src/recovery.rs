@@ -8,14 +8,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::datafile::{self, DataFile, FILE_HEADER_LEN, ReadHandle, Scan};
+use crate::datafile::{self, Access, DataFile, FILE_HEADER_LEN, ReadHandle, Scan};
 use crate::error::{CorruptionKind, Error, IoContext, Result};
 use crate::hint::{EntryKind, Hint};
 use crate::keydir::{Entry, KeyDir, KeyDirLoader, LoadOp};
 use crate::options::OpenProgress;
 use crate::record::{self, MAX_MARK_LEN, RecordKind};
 use crate::stats::Accounts;
-use crate::survival::{self, BadRecord, Batch};
+use crate::survival::{self, BadRecord, Batch, FileRole};
 
 /// What recovery found.
 #[derive(Debug)]
@@ -97,7 +97,7 @@ pub(crate) fn recover(dir: &Path, opts: RecoverOptions<'_>) -> Result<Recovered>
     // the loading pass below uses them without reading them again.
     let mut order = Vec::with_capacity(ids.len());
     for &id in &ids {
-        order.push(DataFile::open(dir, id, true)?.read_header()?);
+        order.push(DataFile::open(dir, id, Access::Read)?.read_header()?);
     }
     order.sort_unstable_by_key(|h| (h.seq_floor, h.file_id));
     if let Some(progress) = opts.progress {
@@ -118,7 +118,15 @@ pub(crate) fn recover(dir: &Path, opts: RecoverOptions<'_>) -> Result<Recovered>
     let mut newest_mark: Option<MarkAt> = None;
     for header in order {
         let (id, floor) = (header.file_id, header.seq_floor);
-        let file = Arc::new(DataFile::open(dir, id, opts.read_only)?);
+        let file = Arc::new(DataFile::open(
+            dir,
+            id,
+            if opts.read_only {
+                Access::Read
+            } else {
+                Access::Append
+            },
+        )?);
         seq_floor = seq_floor.max(floor);
         let is_newest = Some(id) == newest;
         // The newest file's hint, if any, was written by a clean close; it
@@ -209,7 +217,7 @@ fn newest_mark_in_hint(file_id: u32, hint: &Hint, newest: &mut Option<MarkAt>) {
 
 /// Reads the value of the mark at `at`, verifying its record.
 fn read_mark(dir: &Path, at: MarkAt) -> Result<Mark> {
-    let file = DataFile::open(dir, at.file_id, true)?;
+    let file = DataFile::open(dir, at.file_id, Access::Read)?;
     let corrupt = |kind| Error::Corruption {
         path: file.path.clone(),
         offset: at.offset,
@@ -256,7 +264,7 @@ fn remove_leftovers(dir: &Path, listing: &datafile::DirListing) -> Result<()> {
 /// died: it never held a record. Removes it (unless read-only) and reports
 /// whether it was one.
 fn is_torn_creation(dir: &Path, id: u32, read_only: bool) -> Result<bool> {
-    let file = DataFile::open(dir, id, true)?;
+    let file = DataFile::open(dir, id, Access::Read)?;
     if file.len()? > FILE_HEADER_LEN as u64 || file.read_header().is_ok() {
         return Ok(false);
     }
@@ -417,7 +425,12 @@ fn scan_file(
         file.read_exact_at(&mut rest, stop.offset)?;
         survival::verified_record_after(&rest)
     };
-    let cut_at = match survival::judge(is_newest, stop.offset, batch.start(), verified_after) {
+    let role = if is_newest {
+        FileRole::Newest
+    } else {
+        FileRole::Sealed
+    };
+    let cut_at = match survival::judge(role, stop.offset, batch.start(), verified_after) {
         BadRecord::Damage => {
             let place = if is_newest {
                 "in the middle of the active data file"

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use crate::check::{self, CheckReport};
 use crate::datafile::{self, DataFile, FILE_HEADER_LEN};
 use crate::error::{IoContext, Result};
-use crate::lock::{DeleteLock, DirLock};
+use crate::lock::{DeleteLock, DirLock, LockMode};
 use crate::options::Options;
 
 /// Name of the report file written into the repair directory.
@@ -54,7 +54,7 @@ pub fn repair_with_progress(
     if scan.report.is_damaged() {
         let aside = make_repair_dir(dir)?;
         // Read-only opens must not list a file that then disappears.
-        let _no_readers_listing = DeleteLock::acquire(dir, true)?;
+        let _no_readers_listing = DeleteLock::acquire(dir, LockMode::Exclusive)?;
         for (file, found) in scan.files.iter().zip(&scan.report.files) {
             if found.damage.is_empty() {
                 continue;

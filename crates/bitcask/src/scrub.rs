@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::damage::{Finder, Place};
-use crate::datafile::{DataFile, Scan};
+use crate::datafile::{Access, DataFile, Scan};
 use crate::db::Shared;
 use crate::error::{Error, Result};
 use crate::options::Scrub;
@@ -100,7 +100,7 @@ pub(crate) fn pass(
     };
     let mut throttle = Throttle::new(bytes_per_sec);
     for id in sealed_files(shared) {
-        let file = match DataFile::open(&shared.dir, id, true) {
+        let file = match DataFile::open(&shared.dir, id, Access::Read) {
             Ok(file) => file,
             // Merged away since the list was taken.
             Err(Error::Io { source, .. }) if source.kind() == ErrorKind::NotFound => continue,

@@ -71,18 +71,27 @@ pub(crate) enum BadRecord {
     Damage,
 }
 
-/// Judges the record that failed to verify at `offset`: in the newest file
-/// (`is_newest`), a torn tail unless a verified record starts at its
-/// declared end (`verified_after`: then the bytes after it were written
-/// whole, and cutting would drop them); in a sealed file, always damage.
+/// Where a data file stands in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileRole {
+    /// The newest file: the one written last, which a crash may have cut.
+    Newest,
+    /// Any older file: sealed, complete, never written again.
+    Sealed,
+}
+
+/// Judges the record that failed to verify at `offset`: in the newest
+/// file, a torn tail unless a verified record starts anywhere after it
+/// (`verified_after`: then the bytes after it were written whole, and
+/// cutting would drop them); in a sealed file, always damage.
 /// `batch_start`: where the batch the record interrupted began, if any.
 pub(crate) fn judge(
-    is_newest: bool,
+    role: FileRole,
     offset: u64,
     batch_start: Option<u64>,
     verified_after: bool,
 ) -> BadRecord {
-    if is_newest && !verified_after {
+    if role == FileRole::Newest && !verified_after {
         BadRecord::TornTail {
             cut_at: batch_start.unwrap_or(offset),
         }
@@ -145,15 +154,16 @@ mod tests {
 
     #[test]
     fn only_the_newest_file_has_a_torn_tail() {
+        use FileRole::{Newest, Sealed};
         assert_eq!(
-            judge(true, 50, None, false),
+            judge(Newest, 50, None, false),
             BadRecord::TornTail { cut_at: 50 }
         );
         assert_eq!(
-            judge(true, 50, Some(20), false),
+            judge(Newest, 50, Some(20), false),
             BadRecord::TornTail { cut_at: 20 }
         );
-        assert_eq!(judge(true, 50, None, true), BadRecord::Damage);
-        assert_eq!(judge(false, 50, None, false), BadRecord::Damage);
+        assert_eq!(judge(Newest, 50, None, true), BadRecord::Damage);
+        assert_eq!(judge(Sealed, 50, None, false), BadRecord::Damage);
     }
 }

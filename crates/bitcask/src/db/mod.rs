@@ -11,7 +11,7 @@ mod write_path;
 
 pub(crate) use active_file::Writer;
 use sync_thread::Flusher;
-use write_path::Op;
+use write_path::{Framing, Op, Wait};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,7 +26,7 @@ use crate::durability::GroupCommit;
 use crate::error::{Error, IoContext, Result};
 use crate::filetable::FileTable;
 use crate::keydir::{KeyDir, KeyRange, Keys};
-use crate::lock::{DeleteLock, DirLock};
+use crate::lock::{DeleteLock, DirLock, LockMode};
 use crate::merge::MergeState;
 use crate::options::{MAX_RECORD_PAYLOAD_LIMIT, Options, SyncPolicy};
 use crate::record;
@@ -128,7 +128,7 @@ impl Bitcask {
         // A read-only open beside a writer holds the delete lock shared while
         // it reads, so the writer's merge cannot delete a file it listed.
         let reading = if read_only {
-            DeleteLock::acquire(&dir, false)?
+            DeleteLock::acquire(&dir, LockMode::Shared)?
         } else {
             DeleteLock::create(&dir)?;
             None
@@ -269,9 +269,13 @@ impl Bitcask {
             value: Some(value),
             expires_at_ms,
         };
-        let seq = self
-            .shared
-            .write(&[op], None, options.condition, options.durable, false)?;
+        let seq = self.shared.write(
+            &[op],
+            None,
+            options.condition,
+            Wait::durable(options.durable),
+            Framing::Single,
+        )?;
         // A put always writes, so there is a sequence number.
         seq.ok_or(Error::InvalidArgument {
             reason: "a put wrote nothing",
@@ -296,8 +300,13 @@ impl Bitcask {
             value: None,
             expires_at_ms: 0,
         };
-        self.shared
-            .write(&[op], None, options.condition, options.durable, false)
+        self.shared.write(
+            &[op],
+            None,
+            options.condition,
+            Wait::durable(options.durable),
+            Framing::Single,
+        )
     }
 
     /// Applies every operation of `batch`, all or nothing, also across a
@@ -341,8 +350,13 @@ impl Bitcask {
                 reason: "a batch must be at most 1 GiB encoded",
             });
         }
-        self.shared
-            .write(&ops, mark, Condition::None, batch.durable, true)
+        self.shared.write(
+            &ops,
+            mark,
+            Condition::None,
+            Wait::durable(batch.durable),
+            Framing::Batch,
+        )
     }
 
     /// Refuses a key or value over this store's limits with

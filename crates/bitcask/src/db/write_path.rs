@@ -25,6 +25,33 @@ pub(super) struct Op<'a> {
     pub(super) expires_at_ms: u64,
 }
 
+/// Whether a write returns before or after its fsync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Wait {
+    /// As the store's sync policy says.
+    Policy,
+    /// After an fsync that covers it, whatever the policy.
+    Fsync,
+}
+
+impl Wait {
+    /// The wait a caller's `durable` flag asks for.
+    pub(super) fn durable(durable: bool) -> Self {
+        if durable { Self::Fsync } else { Self::Policy }
+    }
+}
+
+/// How a write's records are framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    /// One plain put or delete.
+    Single,
+    /// A batch: every record but the last waits for the last to commit it
+    /// (a batch of one is framed so too, and writes even a delete of an
+    /// absent key).
+    Batch,
+}
+
 impl Shared {
     /// Appends `ops` and then `mark`, if any, as one write (a batch if more
     /// than one record) and updates the key directory and the current mark.
@@ -36,11 +63,14 @@ impl Shared {
         ops: &[Op<'_>],
         mark: Option<&[u8]>,
         condition: Condition,
-        durable: bool,
-        in_batch: bool,
+        wait: Wait,
+        framing: Framing,
     ) -> Result<Option<u64>> {
         let (mut w, commit) = self.lock_writer()?;
-        let single_delete = !in_batch && mark.is_none() && ops.len() == 1 && ops[0].value.is_none();
+        let single_delete = framing == Framing::Single
+            && mark.is_none()
+            && ops.len() == 1
+            && ops[0].value.is_none();
         if condition != Condition::None || single_delete {
             let current = self.live_entry(ops[0].key).map(|e| e.seq);
             if !condition.holds(current) {
@@ -137,7 +167,7 @@ impl Shared {
         w.next_seq = last_seq + 1;
         commit.note_written(last_seq);
         drop(w);
-        if durable || self.options.sync == SyncPolicy::Always {
+        if wait == Wait::Fsync || self.options.sync == SyncPolicy::Always {
             commit.sync_through(last_seq)?;
         }
         Ok(Some(last_seq))
