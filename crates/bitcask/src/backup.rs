@@ -8,7 +8,7 @@
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use crate::datafile::{self, ReadHandle};
 use crate::db::Shared;
@@ -36,17 +36,9 @@ pub(crate) fn run(shared: &Shared, dest: &Path) -> Result<(BackupReport, Option<
     // The mark is replaced under the writer lock, so the one read here is
     // the newest in the noted bytes.
     let (files, active, mark) = {
-        let guard = shared
-            .writer
-            .as_ref()
-            .map(|writer| writer.lock().unwrap_or_else(PoisonError::into_inner));
+        let guard = shared.writer_guard();
         let files: Vec<FileToCopy> = shared.files.snapshot();
-        let mark = shared
-            .mark
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .map(|m| m.value.to_vec());
+        let mark = shared.lock_mark().as_ref().map(|m| m.value.to_vec());
         (files, guard.map(|w| (w.active.id, w.offset)), mark)
     };
 

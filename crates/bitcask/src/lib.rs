@@ -51,6 +51,7 @@ mod hint;
 pub mod journal;
 mod keydir;
 mod lock;
+mod lock_order;
 mod merge;
 mod options;
 #[cfg(test)]

@@ -21,6 +21,7 @@ use crate::error::{Error, IoContext, Result, disk_u32};
 use crate::hint::{EntryKind, HintEntry, HintWriter};
 use crate::keydir::Entry;
 use crate::lock::{DeleteLock, LockMode};
+use crate::lock_order::{Rank, Ranked, ranked};
 use crate::record::{self, RecordKind};
 use crate::stats::{MergeProgress, MergeReport};
 use crate::throttle::Throttle;
@@ -43,9 +44,12 @@ pub(crate) struct MergeState {
 }
 
 impl MergeState {
-    /// Excludes merges (and hint writes, which must not race a merge's deletes).
-    pub(crate) fn lock(&self) -> MutexGuard<'_, ()> {
-        self.lock.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Excludes merges (and hint writes, which must not race a merge's
+    /// deletes). First in the lock order (see `Shared`).
+    pub(crate) fn lock(&self) -> Ranked<MutexGuard<'_, ()>> {
+        ranked(Rank::Merge, || {
+            self.lock.lock().unwrap_or_else(PoisonError::into_inner)
+        })
     }
 
     /// Whether a merge is running.
@@ -149,12 +153,7 @@ pub(crate) fn run(shared: &Shared, scope: Scope) -> Result<MergeReport> {
         expired: Vec::new(),
         throttle: Throttle::new(shared.options.merge_bytes_per_sec),
         report: &mut report,
-        mark_seq: shared
-            .mark
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .map(|m| m.seq),
+        mark_seq: shared.lock_mark().as_ref().map(|m| m.seq),
     };
     let copied = inputs.iter().try_for_each(|&id| copier.copy_file(id));
     let copied = copied.and_then(|()| copier.finish_output());

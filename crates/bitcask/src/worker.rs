@@ -3,9 +3,9 @@
 //! [`MergeTrigger`](crate::MergeTrigger) are crossed.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,10 +23,7 @@ impl Worker {
     /// Starts the thread and installs its request channel in `shared`.
     pub(crate) fn start(shared: &Arc<Shared>) -> Result<Self> {
         let (tx, rx) = mpsc::channel::<u32>();
-        *shared
-            .hint_requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(tx);
+        *shared.lock_hint_requests() = Some(tx);
         let shared = Arc::clone(shared);
         let thread = std::thread::Builder::new()
             .name("bitcask-maintenance".into())

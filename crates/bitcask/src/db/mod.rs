@@ -10,6 +10,9 @@ mod sync_thread;
 mod write_path;
 
 pub(crate) use active_file::Writer;
+
+/// The writer lock's guard, with its place in the lock order.
+pub(crate) type WriterGuard<'a> = Ranked<MutexGuard<'a, Writer>>;
 use sync_thread::Flusher;
 use write_path::{Framing, Op, Wait};
 
@@ -27,6 +30,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::filetable::FileTable;
 use crate::keydir::{KeyDir, KeyRange, Keys};
 use crate::lock::{DeleteLock, DirLock, LockMode};
+use crate::lock_order::{Rank, Ranked, ranked};
 use crate::merge::MergeState;
 use crate::options::{MAX_RECORD_PAYLOAD_LIMIT, Options, SyncPolicy};
 use crate::record;
@@ -68,6 +72,12 @@ pub struct Bitcask {
 ///
 /// Reads take only key-directory shards (read locks, one at a time) and
 /// the file table, so they never wait for the writer lock or a merge.
+///
+/// The merge lock, the writer lock, the mark and the hint channel are
+/// taken only through `MergeState::lock`, [`Shared::lock_writer`] /
+/// [`Shared::writer_guard`], [`Shared::lock_mark`] and
+/// [`Shared::lock_hint_requests`], which check this order in debug builds
+/// (`lock_order.rs`): every test runs with the check on.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) dir: PathBuf,
@@ -372,25 +382,14 @@ impl Bitcask {
     /// know the versions of a batch before writing it: its records take
     /// consecutive numbers from here, its mark last.
     pub fn next_version(&self) -> Option<u64> {
-        let writer = self.shared.writer.as_ref()?;
-        Some(
-            writer
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .next_seq,
-        )
+        Some(self.shared.writer_guard()?.next_seq)
     }
 
     /// The store's current mark: the one written with the newest batch
     /// that carried one ([`Batch::mark`]), as recovered after a crash.
     /// `None` if no batch ever carried one.
     pub fn mark(&self) -> Option<Vec<u8>> {
-        self.shared
-            .mark
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .map(|m| m.value.to_vec())
+        self.shared.lock_mark().as_ref().map(|m| m.value.to_vec())
     }
 
     /// The value stored under `key`, or `None` (absent or expired).
@@ -567,11 +566,7 @@ impl Bitcask {
             scrubber.stop();
         }
         if let Some(worker) = self.worker.take() {
-            self.shared
-                .hint_requests
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
+            self.shared.lock_hint_requests().take();
             worker.stop();
         }
         if let Some(flusher) = self.flusher.take() {
@@ -587,8 +582,7 @@ impl Bitcask {
         // Then write its hint, so that the next open reads no data file
         // (docs/FORMAT.md, "Close"). The open that used the last one
         // deleted it; if this fails, the next open scans the file.
-        if let Some(writer) = &self.shared.writer {
-            let mut w = writer.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(mut w) = self.shared.writer_guard() {
             match Shared::cut_preallocated(&mut w)
                 .and_then(|()| w.active.sync_all().at(&w.active.path))
             {
@@ -656,24 +650,47 @@ impl Shared {
         self.commit.as_ref().map_or(0, GroupCommit::fsync_count)
     }
 
-    pub(crate) fn lock_writer(&self) -> Result<(MutexGuard<'_, Writer>, &GroupCommit)> {
-        let (Some(writer), Some(commit)) = (&self.writer, &self.commit) else {
+    /// The writer lock, to write: refused on a read-only or poisoned store.
+    pub(crate) fn lock_writer(&self) -> Result<(WriterGuard<'_>, &GroupCommit)> {
+        let (Some(_), Some(commit)) = (&self.writer, &self.commit) else {
             return Err(Error::ReadOnly);
         };
-        let guard = writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let guard = self.writer_guard().ok_or(Error::ReadOnly)?;
         if commit.is_poisoned() {
             return Err(Error::Poisoned);
         }
         Ok((guard, commit))
     }
 
+    /// The writer lock whatever the store's state (`None` when read-only):
+    /// for close, backup and reading the next version.
+    pub(crate) fn writer_guard(&self) -> Option<WriterGuard<'_>> {
+        let writer = self.writer.as_ref()?;
+        Some(ranked(Rank::Writer, || {
+            writer.lock().unwrap_or_else(PoisonError::into_inner)
+        }))
+    }
+
+    /// The current mark, under its lock (taken briefly, under the writer
+    /// lock when it changes).
+    pub(crate) fn lock_mark(&self) -> Ranked<MutexGuard<'_, Option<Mark>>> {
+        ranked(Rank::UnderWriter, || {
+            self.mark.lock().unwrap_or_else(PoisonError::into_inner)
+        })
+    }
+
+    /// The channel to the maintenance thread, under its lock.
+    pub(crate) fn lock_hint_requests(&self) -> Ranked<MutexGuard<'_, Option<mpsc::Sender<u32>>>> {
+        ranked(Rank::UnderWriter, || {
+            self.hint_requests
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        })
+    }
+
     /// Asks the background thread to write the hint file of sealed file `id`.
     pub(crate) fn request_hint(&self, id: u32) {
-        if let Some(tx) = &*self
-            .hint_requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-        {
+        if let Some(tx) = &*self.lock_hint_requests() {
             // A closed channel means the store is closing: the next open
             // writes the hint instead.
             let _ = tx.send(id);

@@ -3,8 +3,6 @@
 //! then the key directory, the space accounts and the current mark
 //! updated; durability through group commit (docs/FORMAT.md, "Writes").
 
-use std::sync::PoisonError;
-
 use std::sync::Arc;
 
 use super::{Shared, Writer};
@@ -158,7 +156,7 @@ impl Shared {
             // Dead from the start: only the current mark matters, and it is
             // at most 64 KiB (docs/FORMAT.md, "Marks").
             self.accounts.written(file_id, mark_len, 0, None, None);
-            *self.mark.lock().unwrap_or_else(PoisonError::into_inner) = Some(Mark {
+            *self.lock_mark() = Some(Mark {
                 seq: last_seq,
                 value: Arc::from(mark),
             });
