@@ -37,7 +37,7 @@ pub(crate) fn run(shared: &Shared, dest: &Path) -> Result<(BackupReport, Option<
     // the newest in the noted bytes.
     let (files, active, mark) = {
         let guard = shared.writer_guard();
-        let files: Vec<FileToCopy> = shared.files.snapshot();
+        let files: Vec<FileToCopy> = shared.files().snapshot();
         let mark = shared.lock_mark().as_ref().map(|m| m.value.to_vec());
         (files, guard.map(|w| (w.active.id, w.offset)), mark)
     };
@@ -58,7 +58,7 @@ pub(crate) fn run(shared: &Shared, dest: &Path) -> Result<(BackupReport, Option<
         report.data_files += 1;
         report.bytes += len;
         if active.is_none_or(|(active_id, _)| active_id != *id) {
-            copy_hint(&shared.dir, *id, &partial)?;
+            copy_hint(shared.dir(), *id, &partial)?;
         }
     }
     datafile::sync_dir(&partial)?;

@@ -94,11 +94,11 @@ pub(crate) enum Scope {
 
 /// Runs one merge (see the module docs).
 pub(crate) fn run(shared: &Shared, scope: Scope) -> Result<MergeReport> {
-    let _one_at_a_time = shared.merge.lock();
-    shared.merge.running.store(true, Ordering::Relaxed);
-    let _running = Running(&shared.merge.running);
+    let _one_at_a_time = shared.merge().lock();
+    shared.merge().running.store(true, Ordering::Relaxed);
+    let _running = Running(&shared.merge().running);
     let started = Instant::now();
-    let now_ms = shared.options.clock.now_ms();
+    let now_ms = shared.options().clock.now_ms();
     let mut report = MergeReport {
         started_at_ms: now_ms,
         ..MergeReport::default()
@@ -111,7 +111,7 @@ pub(crate) fn run(shared: &Shared, scope: Scope) -> Result<MergeReport> {
         if scope == Scope::IncludingActive
             && writer.offset > FILE_HEADER_LEN as u64
             && shared
-                .accounts
+                .accounts()
                 .snapshot()
                 .get(&writer.active.id)
                 .is_some_and(|account| account.needs_merge(now_ms))
@@ -121,7 +121,7 @@ pub(crate) fn run(shared: &Shared, scope: Scope) -> Result<MergeReport> {
             shared.rotate(&mut writer, commit)?;
         }
         let active = writer.active.id;
-        let accounts = shared.accounts.snapshot();
+        let accounts = shared.accounts().snapshot();
         let mut chosen: Vec<(u64, u32)> = accounts
             .iter()
             .filter(|(id, account)| **id != active && account.needs_merge(now_ms))
@@ -136,8 +136,8 @@ pub(crate) fn run(shared: &Shared, scope: Scope) -> Result<MergeReport> {
                     .saturating_sub(FILE_HEADER_LEN as u64)
             })
             .sum();
-        shared.merge.bytes_read.store(0, Ordering::Relaxed);
-        shared.merge.bytes_total.store(total, Ordering::Relaxed);
+        shared.merge().bytes_read.store(0, Ordering::Relaxed);
+        shared.merge().bytes_total.store(total, Ordering::Relaxed);
         chosen.into_iter().map(|(_, id)| id).collect()
     };
     if inputs.is_empty() {
@@ -151,7 +151,7 @@ pub(crate) fn run(shared: &Shared, scope: Scope) -> Result<MergeReport> {
         now_ms,
         output: None,
         expired: Vec::new(),
-        throttle: Throttle::new(shared.options.merge_bytes_per_sec),
+        throttle: Throttle::new(shared.options().merge_bytes_per_sec),
         report: &mut report,
         mark_seq: shared.lock_mark().as_ref().map(|m| m.seq),
     };
@@ -178,34 +178,34 @@ pub(crate) fn run(shared: &Shared, scope: Scope) -> Result<MergeReport> {
 
     // Step 4: forget expired keys, then delete the inputs, oldest first.
     for (key, entry) in expired {
-        if shared.keydir.remove_if(&key, &entry) {
-            shared.accounts.dead(&entry);
+        if shared.keydir().remove_if(&key, &entry) {
+            shared.accounts().dead(&entry);
         }
     }
     // Deleting an input drops its superseded records for good; what
     // superseded them must be on disk first (see `finish_output`, and a
     // merge whose inputs held nothing live writes no output at all).
-    if let Some(commit) = &shared.commit {
+    if let Some(commit) = shared.commit() {
         commit.sync_through(commit.written())?;
     }
     #[cfg(test)]
     crate::failpoint::step("merge: before deleting inputs");
-    shared.files.update(|files| {
+    shared.files().update(|files| {
         for id in &inputs {
             files.remove(id);
         }
     });
     // Wait for read-only opens that are reading the directory.
-    let _deleting = DeleteLock::acquire(&shared.dir, LockMode::Exclusive)?;
+    let _deleting = DeleteLock::acquire(shared.dir(), LockMode::Exclusive)?;
     for &id in &inputs {
-        remove_if_exists(&shared.dir.join(datafile::hint_file_name(id)))?;
-        remove_if_exists(&shared.dir.join(datafile::data_file_name(id)))?;
-        shared.accounts.remove_file(id);
+        remove_if_exists(&shared.dir().join(datafile::hint_file_name(id)))?;
+        remove_if_exists(&shared.dir().join(datafile::data_file_name(id)))?;
+        shared.accounts().remove_file(id);
         report.files_merged += 1;
         #[cfg(test)]
         crate::failpoint::step("merge: deleted an input");
     }
-    datafile::sync_dir(&shared.dir)?;
+    datafile::sync_dir(shared.dir())?;
     let report = finish_report(shared, report, started);
     tracing::info!(?report, "merge finished");
     Ok(report)
@@ -214,7 +214,7 @@ pub(crate) fn run(shared: &Shared, scope: Scope) -> Result<MergeReport> {
 fn finish_report(shared: &Shared, mut report: MergeReport, started: Instant) -> MergeReport {
     report.duration = started.elapsed();
     let mut history = shared
-        .merge
+        .merge()
         .history
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
@@ -288,10 +288,10 @@ impl Output {
 
 impl Copier<'_> {
     fn copy_file(&mut self, id: u32) -> Result<(), Stopped> {
-        let file = DataFile::open(&self.shared.dir, id, Access::Read)?;
+        let file = DataFile::open(self.shared.dir(), id, Access::Read)?;
         let mut scanner = file.scanner()?;
         loop {
-            if self.shared.closing.load(Ordering::Relaxed) {
+            if self.shared.is_closing() {
                 return Err(Stopped::Closing);
             }
             let rec = match scanner.next_record()? {
@@ -305,7 +305,7 @@ impl Copier<'_> {
                         key: None,
                     };
                     let finder = crate::damage::Finder::Merge;
-                    self.shared.damage.found(finder, place, stop.kind);
+                    self.shared.damage().found(finder, place, stop.kind);
                     return Err(Stopped::Failed(Error::Corruption {
                         path: file.path.clone(),
                         offset: stop.offset,
@@ -315,7 +315,7 @@ impl Copier<'_> {
             };
             let len = rec.header.record_len();
             self.report.bytes_read += len;
-            (self.shared.merge.bytes_read).store(self.report.bytes_read, Ordering::Relaxed);
+            (self.shared.merge().bytes_read).store(self.report.bytes_read, Ordering::Relaxed);
             self.throttle.spend(len);
             if rec.header.kind == RecordKind::Mark {
                 if Some(rec.header.seq) == self.mark_seq {
@@ -340,7 +340,7 @@ impl Copier<'_> {
                 }
                 continue;
             }
-            let current = self.shared.keydir.get(rec.key);
+            let current = self.shared.keydir().get(rec.key);
             let live = match current {
                 Some(e)
                     if rec.header.kind.is_put()
@@ -390,7 +390,7 @@ impl Copier<'_> {
     fn output_with_room(&mut self, len: u64, seq: u64) -> Result<&mut Output, Stopped> {
         if let Some(out) = &self.output
             && out.len() > FILE_HEADER_LEN as u64
-            && (out.len() + len > self.shared.options.max_file_size
+            && (out.len() + len > self.shared.options().max_file_size
                 || out.moved.len() >= MAX_RECORDS_PER_OUTPUT)
         {
             self.finish_output()?;
@@ -403,8 +403,8 @@ impl Copier<'_> {
     }
 
     fn new_output(&mut self, seq_floor: u64) -> Result<Output> {
-        let id = self.shared.next_file_id.fetch_add(1, Ordering::Relaxed);
-        let file = DataFile::create_tmp(&self.shared.dir, id, seq_floor)?;
+        let id = self.shared.next_file_id().fetch_add(1, Ordering::Relaxed);
+        let file = DataFile::create_tmp(self.shared.dir(), id, seq_floor)?;
         self.report.files_written += 1;
         Ok(Output {
             file,
@@ -422,7 +422,7 @@ impl Copier<'_> {
         let Some(mut out) = self.output.take() else {
             return Ok(());
         };
-        let dir = &self.shared.dir;
+        let dir = &self.shared.dir();
         // The records this output leaves out were superseded by later ones,
         // which may still be only in the page cache (`sync=never`, an
         // interval, or a write not yet acknowledged). Once the output is
@@ -430,7 +430,7 @@ impl Copier<'_> {
         // the later records must be on disk first, or the cut loses both and
         // a key vanishes that was never deleted (found by the power-loss
         // test, src/power_loss.rs). One fsync per output.
-        let superseding_durable = match &self.shared.commit {
+        let superseding_durable = match self.shared.commit() {
             Some(commit) => commit.sync_through(commit.written()),
             None => Ok(()),
         };
@@ -460,14 +460,14 @@ impl Copier<'_> {
         let handle = ReadHandle::sealed(Arc::clone(&file))?;
         let id = file.id;
         drop(file);
-        self.shared.accounts.add_file(id, out.seq_floor, len);
-        self.shared.files.update(|files| {
+        self.shared.accounts().add_file(id, out.seq_floor, len);
+        self.shared.files().update(|files| {
             files.insert(id, Arc::new(handle));
         });
         for (key, from, to) in &out.moved {
-            if self.shared.keydir.compare_and_set(key, from, *to) {
-                self.shared.accounts.dead(from);
-                self.shared.accounts.live(to);
+            if self.shared.keydir().compare_and_set(key, from, *to) {
+                self.shared.accounts().dead(from);
+                self.shared.accounts().live(to);
             }
         }
         #[cfg(test)]

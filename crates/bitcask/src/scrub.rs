@@ -11,7 +11,6 @@
 
 use std::io::ErrorKind;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -93,14 +92,14 @@ pub(crate) fn pass(
     stop: &dyn Fn() -> bool,
 ) -> Result<Option<ScrubReport>> {
     let started = Instant::now();
-    let started_at_ms = shared.options.clock.now_ms();
+    let started_at_ms = shared.options().clock.now_ms();
     let mut report = ScrubReport {
         started_at_ms,
         ..ScrubReport::default()
     };
     let mut throttle = Throttle::new(bytes_per_sec);
     for id in sealed_files(shared) {
-        let file = match DataFile::open(&shared.dir, id, Access::Read) {
+        let file = match DataFile::open(shared.dir(), id, Access::Read) {
             Ok(file) => file,
             // Merged away since the list was taken.
             Err(Error::Io { source, .. }) if source.kind() == ErrorKind::NotFound => continue,
@@ -113,7 +112,7 @@ pub(crate) fn pass(
                 offset,
                 key: None,
             };
-            shared.damage.found(Finder::Scrub, place, kind);
+            shared.damage().found(Finder::Scrub, place, kind);
             report.damaged_records += 1;
         };
         match file.read_header() {
@@ -127,7 +126,7 @@ pub(crate) fn pass(
         }
         let mut scanner = file.scanner()?;
         loop {
-            if stop() || shared.closing.load(Ordering::Relaxed) {
+            if stop() || shared.is_closing() {
                 return Ok(None);
             }
             match scanner.next_record()? {
@@ -146,7 +145,7 @@ pub(crate) fn pass(
         report.files_verified += 1;
     }
     report.duration = started.elapsed();
-    shared.scrubs.completed(report);
+    shared.scrubs().completed(report);
     Ok(Some(report))
 }
 
@@ -154,7 +153,7 @@ pub(crate) fn pass(
 /// newest (the active file, or on a read-only handle the file a writer
 /// may be appending to).
 fn sealed_files(shared: &Shared) -> Vec<u32> {
-    let accounts = shared.accounts.snapshot();
+    let accounts = shared.accounts().snapshot();
     let mut order: Vec<(u64, u32)> = accounts.iter().map(|(id, a)| (a.seq_floor, *id)).collect();
     order.sort_unstable();
     order.pop();

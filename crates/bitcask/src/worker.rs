@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -45,14 +44,14 @@ impl Worker {
 }
 
 fn run(shared: &Shared, requests: &mpsc::Receiver<u32>) {
-    let trigger = shared.options.merge_trigger;
+    let trigger = shared.options().merge_trigger;
     // Without a trigger, only hint requests wake the thread.
     let tick = trigger.map_or(Duration::from_secs(3600), |t| t.check_every);
     let mut next_check = Instant::now() + tick;
     loop {
         let wait = next_check.saturating_duration_since(Instant::now());
         let request = requests.recv_timeout(wait);
-        if shared.closing.load(Ordering::SeqCst) {
+        if shared.is_closing() {
             // Close writes the hints still asked for (the sender is gone, so
             // the queue only drains): the next open would otherwise scan
             // those files and write the same hints itself, and a restart is
@@ -86,11 +85,11 @@ fn run(shared: &Shared, requests: &mpsc::Receiver<u32>) {
 /// Writes the hint of sealed file `id`, holding the merge lock so that a
 /// merge cannot delete the file meanwhile.
 fn write_hint(shared: &Shared, id: u32) {
-    let _merge = shared.merge.lock();
-    if !shared.accounts.contains(id) {
+    let _merge = shared.merge().lock();
+    if !shared.accounts().contains(id) {
         return; // merged away since the request
     }
-    match crate::hint::write_for_data_file(&shared.dir, id) {
+    match crate::hint::write_for_data_file(shared.dir(), id) {
         Ok(()) => tracing::debug!(id, "wrote hint file"),
         Err(error) => {
             tracing::warn!(id, %error, "could not write a hint file; open will scan the data file")
@@ -100,7 +99,7 @@ fn write_hint(shared: &Shared, id: u32) {
 
 /// Whether the thresholds of `trigger` are crossed now.
 pub(crate) fn should_merge(shared: &Shared, trigger: &MergeTrigger) -> bool {
-    let accounts = shared.accounts.snapshot();
+    let accounts = shared.accounts().snapshot();
     let Some(active) = accounts
         .iter()
         .max_by_key(|(id, a)| (a.seq_floor, **id))

@@ -80,34 +80,34 @@ pub struct Bitcask {
 /// (`lock_order.rs`): every test runs with the check on.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub(crate) dir: PathBuf,
-    pub(crate) options: Options,
-    pub(crate) keydir: KeyDir,
+    dir: PathBuf,
+    options: Options,
+    keydir: KeyDir,
     /// How to read every data file, by id.
-    pub(crate) files: FileTable,
+    files: FileTable,
     /// `None` for a read-only handle.
-    pub(crate) writer: Option<Mutex<Writer>>,
+    writer: Option<Mutex<Writer>>,
     /// `None` for a read-only handle.
-    pub(crate) commit: Option<GroupCommit>,
+    commit: Option<GroupCommit>,
     /// Held for the life of a writable handle.
     lock: Option<DirLock>,
     /// Space accounts of every data file.
-    pub(crate) accounts: Accounts,
+    accounts: Accounts,
     /// The number the next new data file takes (rotation and merge outputs).
-    pub(crate) next_file_id: AtomicU32,
+    next_file_id: AtomicU32,
     /// One merge at a time, and what the last one did.
-    pub(crate) merge: MergeState,
+    merge: MergeState,
     /// Asks the background thread to write a sealed file's hint. `None`
     /// when read-only or closed.
-    pub(crate) hint_requests: Mutex<Option<mpsc::Sender<u32>>>,
+    hint_requests: Mutex<Option<mpsc::Sender<u32>>>,
     /// Set by close: background work stops at the next chance.
-    pub(crate) closing: AtomicBool,
+    closing: AtomicBool,
     /// The current mark; replaced under the writer lock.
-    pub(crate) mark: Mutex<Option<Mark>>,
+    mark: Mutex<Option<Mark>>,
     /// Damage met by reads, merges and scrubs since open.
-    pub(crate) damage: DamageLog,
+    damage: DamageLog,
     /// Scrub passes completed.
-    pub(crate) scrubs: ScrubHistory,
+    scrubs: ScrubHistory,
 }
 
 impl Bitcask {
@@ -614,6 +614,63 @@ impl Drop for Bitcask {
         if let Err(error) = self.shutdown() {
             tracing::error!(dir = %self.shared.dir.display(), %error, "closing the store failed");
         }
+    }
+}
+
+impl Shared {
+    /// The store's directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The options it was opened with.
+    pub(crate) fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// The key directory.
+    pub(crate) fn keydir(&self) -> &KeyDir {
+        &self.keydir
+    }
+
+    /// How to read every data file, by id.
+    pub(crate) fn files(&self) -> &FileTable {
+        &self.files
+    }
+
+    /// The space accounts of every data file.
+    pub(crate) fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+
+    /// The number the next new data file takes.
+    pub(crate) fn next_file_id(&self) -> &AtomicU32 {
+        &self.next_file_id
+    }
+
+    /// One merge at a time, and what the last one did.
+    pub(crate) fn merge(&self) -> &MergeState {
+        &self.merge
+    }
+
+    /// Group commit; `None` when read-only.
+    pub(crate) fn commit(&self) -> Option<&GroupCommit> {
+        self.commit.as_ref()
+    }
+
+    /// Damage met since open.
+    pub(crate) fn damage(&self) -> &DamageLog {
+        &self.damage
+    }
+
+    /// Scrub passes completed.
+    pub(crate) fn scrubs(&self) -> &ScrubHistory {
+        &self.scrubs
+    }
+
+    /// Whether close has begun: background work stops at its next chance.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Relaxed)
     }
 }
 
