@@ -118,9 +118,28 @@ impl Cmd {
     }
 }
 
-/// Whether `name` (any case) is a command that walks the key space.
+/// The lengths of the slow commands' names, as bits (bit `n`: a slow
+/// command has an `n`-byte name), worked out from [`COMMANDS`] at compile
+/// time: most commands (GET, SET) are ruled out by their length alone.
+const SLOW_NAME_LENGTHS: u64 = {
+    let mut lengths = 0u64;
+    let mut i = 0;
+    while i < COMMANDS.len() {
+        if COMMANDS[i].slow {
+            lengths |= 1 << COMMANDS[i].name.len();
+        }
+        i += 1;
+    }
+    lengths
+};
+
+/// Whether `name` (any case) is a command that walks the key space. Asked
+/// of every pipelined command: a length test first, the table only for
+/// names as long as a slow one.
 pub fn is_slow(name: &[u8]) -> bool {
-    lookup(name).is_some_and(|spec| spec.slow)
+    name.len() < 64
+        && SLOW_NAME_LENGTHS & (1 << name.len()) != 0
+        && lookup(name).is_some_and(|spec| spec.slow)
 }
 
 /// The spec of `name` (any case).
