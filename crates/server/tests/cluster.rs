@@ -318,6 +318,24 @@ fn a_three_node_cluster_serves_every_node_and_survives_its_leader() {
         value_of(get(&http, &nodes[2], "resp-key", false)).as_deref(),
         Some("x")
     );
+    // Newer write commands replicate the same way (GETSET: the old value
+    // from the state machine's reply; SETEX: the value on another node).
+    let old: Option<String> = redis::cmd("GETSET")
+        .arg("resp-key")
+        .arg("z")
+        .query(&mut conn)
+        .expect("GETSET");
+    assert_eq!(old.as_deref(), Some("x"));
+    let _: () = redis::cmd("SETEX")
+        .arg("session")
+        .arg("100")
+        .arg("s")
+        .query(&mut conn)
+        .expect("SETEX");
+    assert_eq!(
+        value_of(get(&http, &nodes[2], "session", false)).as_deref(),
+        Some("s")
+    );
     drop(conn);
 
     // SIGKILL the leader under write load on the other two nodes.

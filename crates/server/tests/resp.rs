@@ -746,3 +746,94 @@ fn commands_are_counted_by_command_in_metrics_and_info() {
     // A made-up name never becomes a label.
     assert!(!metrics.contains("nosuchcommand"), "{metrics}");
 }
+
+#[test]
+fn setex_getset_getex_unlink_touch_expiretime_getrange_and_time() {
+    let server = Server::start(&[]);
+    let mut con = server.connect();
+    // SETEX / PSETEX: a SET with an expiry, Redis's error naming the command.
+    ok(&mut con, &["SETEX", "s", "100", "v"]);
+    let ttl = int(ok(&mut con, &["TTL", "s"]));
+    assert!((99..=100).contains(&ttl), "{ttl}");
+    ok(&mut con, &["PSETEX", "p", "100000", "v"]);
+    assert!(int(ok(&mut con, &["PTTL", "p"])) > 99_000);
+    assert!(
+        err(&mut con, &["SETEX", "s", "0", "v"]).contains("invalid expire time in 'setex' command")
+    );
+    assert!(
+        err(&mut con, &["PSETEX", "p", "-5", "v"])
+            .contains("invalid expire time in 'psetex' command")
+    );
+    assert!(err(&mut con, &["SETEX", "s", "soon", "v"]).contains("not an integer"));
+    // GETSET: the old value, and the new one set without an expiry.
+    assert_eq!(
+        text(ok(&mut con, &["GETSET", "s", "w"])).as_deref(),
+        Some("v")
+    );
+    assert_eq!(int(ok(&mut con, &["TTL", "s"])), -1);
+    assert_eq!(ok(&mut con, &["GETSET", "fresh", "x"]), Value::Nil);
+    // GETEX: the value, with the expiry changed as asked.
+    assert_eq!(text(ok(&mut con, &["GETEX", "s"])).as_deref(), Some("w"));
+    assert_eq!(int(ok(&mut con, &["TTL", "s"])), -1);
+    assert_eq!(
+        text(ok(&mut con, &["GETEX", "s", "EX", "50"])).as_deref(),
+        Some("w")
+    );
+    assert!((49..=50).contains(&int(ok(&mut con, &["TTL", "s"]))));
+    ok(&mut con, &["GETEX", "s", "PERSIST"]);
+    assert_eq!(int(ok(&mut con, &["TTL", "s"])), -1);
+    // An absolute time in the past deletes the key (as Redis does).
+    ok(&mut con, &["GETEX", "s", "PXAT", "1"]);
+    assert_eq!(ok(&mut con, &["GET", "s"]), Value::Nil);
+    assert_eq!(ok(&mut con, &["GETEX", "missing", "EX", "5"]), Value::Nil);
+    assert!(err(&mut con, &["GETEX", "p", "EX"]).contains("syntax error"));
+    assert!(
+        err(&mut con, &["GETEX", "p", "EX", "0"])
+            .contains("invalid expire time in 'getex' command")
+    );
+    // EXPIRETIME / PEXPIRETIME: absolute expiry; -1 none; -2 absent.
+    ok(&mut con, &["SET", "at", "v", "PXAT", "4102444800000"]);
+    assert_eq!(int(ok(&mut con, &["EXPIRETIME", "at"])), 4_102_444_800);
+    assert_eq!(int(ok(&mut con, &["PEXPIRETIME", "at"])), 4_102_444_800_000);
+    assert_eq!(int(ok(&mut con, &["EXPIRETIME", "fresh"])), -1);
+    assert_eq!(int(ok(&mut con, &["PEXPIRETIME", "nothing"])), -2);
+    // UNLINK is DEL; TOUCH counts the keys that exist.
+    assert_eq!(int(ok(&mut con, &["TOUCH", "at", "fresh", "nothing"])), 2);
+    assert_eq!(int(ok(&mut con, &["UNLINK", "at", "fresh", "nothing"])), 2);
+    assert_eq!(int(ok(&mut con, &["TOUCH", "at", "fresh"])), 0);
+    // GETRANGE / SUBSTR.
+    ok(&mut con, &["SET", "greeting", "Hello World"]);
+    assert_eq!(
+        text(ok(&mut con, &["GETRANGE", "greeting", "0", "4"])).as_deref(),
+        Some("Hello")
+    );
+    assert_eq!(
+        text(ok(&mut con, &["SUBSTR", "greeting", "-5", "-1"])).as_deref(),
+        Some("World")
+    );
+    assert_eq!(
+        text(ok(&mut con, &["GETRANGE", "nothing", "0", "-1"])).as_deref(),
+        Some("")
+    );
+    // TIME: seconds and microseconds, now.
+    match ok(&mut con, &["TIME"]) {
+        Value::Array(parts) => {
+            let secs: u64 = text(parts[0].clone())
+                .expect("secs")
+                .parse()
+                .expect("number");
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_secs();
+            assert!(secs.abs_diff(now) <= 5, "{secs} vs {now}");
+            let micros: u64 = text(parts[1].clone())
+                .expect("micros")
+                .parse()
+                .expect("number");
+            assert!(micros < 1_000_000);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err(&mut con, &["SETEX", "s", "1"]).contains("wrong number of arguments"));
+}

@@ -95,6 +95,17 @@ commands! {
     Expireat = "expireat", -3, WRITES, FAST, ONE;
     Pexpireat = "pexpireat", -3, WRITES, FAST, ONE;
     Persist = "persist", 2, WRITES, FAST, ONE;
+    Setex = "setex", 4, WRITES, FAST, ONE;
+    Psetex = "psetex", 4, WRITES, FAST, ONE;
+    Getset = "getset", 3, WRITES, FAST, ONE;
+    Getex = "getex", -2, WRITES, FAST, ONE;
+    Unlink = "unlink", -2, WRITES, FAST, ALL;
+    Touch = "touch", -2, READS, FAST, ALL;
+    Expiretime = "expiretime", 2, READS, FAST, ONE;
+    Pexpiretime = "pexpiretime", 2, READS, FAST, ONE;
+    Getrange = "getrange", 4, READS, FAST, ONE;
+    Substr = "substr", 4, READS, FAST, ONE;
+    Time = "time", 1, READS, FAST, NONE;
     Keys = "keys", 2, READS, SLOW, NONE;
     Scan = "scan", -2, READS, SLOW, NONE;
     Dbsize = "dbsize", 1, READS, FAST, NONE;
@@ -498,10 +509,45 @@ impl Session {
             | Cmd::Pexpire
             | Cmd::Expireat
             | Cmd::Pexpireat
-            | Cmd::Persist => write_command(&**db, spec.cmd, args, out)?,
+            | Cmd::Persist
+            | Cmd::Setex
+            | Cmd::Psetex
+            | Cmd::Getset
+            | Cmd::Getex
+            | Cmd::Unlink => write_command(&**db, spec.cmd, args, out)?,
             Cmd::Keys => self.keys(db, args[1], out)?,
             Cmd::Scan => self.scan(db, args, out)?,
             Cmd::Dbsize => out.int(db.len() as i64),
+            Cmd::Touch => {
+                let n = args[1..].iter().filter(|k| db.contains(k)).count();
+                out.int(n as i64);
+            }
+            Cmd::Expiretime | Cmd::Pexpiretime => {
+                let at = match db.get_versioned(key()).map_err(engine_error)? {
+                    None => -2,
+                    Some(Versioned {
+                        expires_at_ms: None,
+                        ..
+                    }) => -1,
+                    Some(Versioned {
+                        expires_at_ms: Some(at),
+                        ..
+                    }) => {
+                        let at = i64::try_from(at).unwrap_or(i64::MAX);
+                        if spec.cmd == Cmd::Expiretime {
+                            at / 1000
+                        } else {
+                            at
+                        }
+                    }
+                };
+                out.int(at);
+            }
+            Cmd::Getrange | Cmd::Substr => {
+                let (start, end) = (int_arg(args[2])?, int_arg(args[3])?);
+                let value = db.get(key()).map_err(engine_error)?.unwrap_or_default();
+                out.bulk(byte_range(&value, start, end));
+            }
             Cmd::Flushdb | Cmd::Flushall => {
                 if !self.shared.allow_flush() {
                     return Err(format!(
@@ -514,6 +560,7 @@ impl Session {
             }
             // Answered by the session without the store.
             Cmd::Ping
+            | Cmd::Time
             | Cmd::Echo
             | Cmd::Quit
             | Cmd::Hello
@@ -687,6 +734,25 @@ pub fn write_command<S: Store + ?Sized>(
     let key = || args[1];
     match cmd {
         Cmd::Set => set(db, args, out)?,
+        // SETEX key seconds value, PSETEX key ms value: SET ... EX|PX.
+        Cmd::Setex | Cmd::Psetex => {
+            let unit: &[u8] = if cmd == Cmd::Setex { b"EX" } else { b"PX" };
+            let set_args = [b"SET".as_slice(), args[1], args[3], unit, args[2]];
+            set_as(db, cmd.name(), &set_args, out)?;
+        }
+        // GETSET key value: SET ... GET.
+        Cmd::Getset => {
+            let set_args = [b"SET".as_slice(), args[1], args[2], b"GET"];
+            set_as(db, cmd.name(), &set_args, out)?;
+        }
+        Cmd::Getex => getex(db, args, out)?,
+        Cmd::Unlink => {
+            let mut n = 0;
+            for k in &args[1..] {
+                n += i64::from(db.delete(k).map_err(engine_error)?);
+            }
+            out.int(n);
+        }
         Cmd::Setnx => match db.put_with(
             key(),
             args[2],
@@ -801,6 +867,12 @@ pub fn write_command<S: Store + ?Sized>(
         | Cmd::Hello
         | Cmd::Auth
         | Cmd::Select
+        | Cmd::Touch
+        | Cmd::Expiretime
+        | Cmd::Pexpiretime
+        | Cmd::Getrange
+        | Cmd::Substr
+        | Cmd::Time
         | Cmd::Get
         | Cmd::Mget
         | Cmd::Strlen
@@ -886,6 +958,12 @@ fn incr_by<S: Store + ?Sized>(db: &S, key: &[u8], by: i64) -> Result<i64, String
 
 /// `SET key value [EX|PX|EXAT|PXAT n | KEEPTTL] [NX|XX] [GET]`.
 fn set<S: Store + ?Sized>(db: &S, args: &[&[u8]], out: &mut Out) -> CmdResult {
+    set_as(db, "set", args, out)
+}
+
+/// `SET` with the options in `args`, its errors naming `name` (SETEX,
+/// PSETEX and GETSET are SETs with fixed options).
+fn set_as<S: Store + ?Sized>(db: &S, name: &str, args: &[&[u8]], out: &mut Out) -> CmdResult {
     #[derive(Clone, Copy)]
     enum Expiry {
         None,
@@ -915,7 +993,7 @@ fn set<S: Store + ?Sized>(db: &S, args: &[&[u8]], out: &mut Out) -> CmdResult {
                 .filter(|&n| n > 0)
                 .and_then(|n| n.checked_mul(unit_ms))
                 .filter(|&ms| ms <= most)
-                .ok_or_else(|| "ERR invalid expire time in 'set' command".to_string())
+                .ok_or_else(|| format!("ERR invalid expire time in '{name}' command"))
         };
         let exclusive = |current: &Expiry| matches!(current, Expiry::None);
         if is(arg, "EX") && exclusive(&expiry) {
@@ -991,6 +1069,96 @@ fn set<S: Store + ?Sized>(db: &S, args: &[&[u8]], out: &mut Out) -> CmdResult {
     Ok(())
 }
 
+/// `GETRANGE`'s slice of `value`: `start` and `end` inclusive, negative
+/// counting from the end, clamped as Redis clamps them (an empty slice when
+/// the range is empty).
+fn byte_range(value: &[u8], start: i64, end: i64) -> &[u8] {
+    // Redis's steps (t_string.c, getrangeCommand), in order.
+    let len = value.len() as i64;
+    if (start < 0 && end < 0 && start > end) || len == 0 {
+        return &[];
+    }
+    let from = if start < 0 {
+        len.saturating_add(start)
+    } else {
+        start
+    }
+    .max(0);
+    let to = if end < 0 {
+        len.saturating_add(end)
+    } else {
+        end
+    }
+    .max(0)
+    .min(len - 1);
+    if from > to {
+        return &[];
+    }
+    &value[from as usize..=to as usize]
+}
+
+/// `GETEX key [EX s | PX ms | EXAT ts | PXAT ms-ts | PERSIST]`: the value,
+/// and the expiry changed as asked (compare-and-set on its version).
+fn getex<S: Store + ?Sized>(db: &S, args: &[&[u8]], out: &mut Out) -> CmdResult {
+    enum Change {
+        None,
+        At(u64),
+        Persist,
+    }
+    let key = args[1];
+    let change = match &args[2..] {
+        [] => Change::None,
+        [flag] if is(flag, "PERSIST") => Change::Persist,
+        [flag, amount] => {
+            let n = int_arg(amount)?;
+            let invalid = || "ERR invalid expire time in 'getex' command".to_string();
+            let n = u64::try_from(n)
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(invalid)?;
+            let at = if is(flag, "EX") {
+                n.checked_mul(1000).and_then(|ms| now_ms().checked_add(ms))
+            } else if is(flag, "PX") {
+                now_ms().checked_add(n)
+            } else if is(flag, "EXAT") {
+                n.checked_mul(1000)
+            } else if is(flag, "PXAT") {
+                Some(n)
+            } else {
+                return Err(SYNTAX.to_string());
+            };
+            Change::At(
+                at.filter(|&at| at <= MAX_EXPIRES_AT_MS)
+                    .ok_or_else(invalid)?,
+            )
+        }
+        _ => return Err(SYNTAX.to_string()),
+    };
+    let value = cas(|| {
+        let Some(old) = db.get_versioned(key)? else {
+            return Ok(None);
+        };
+        let condition = Condition::Version(old.version);
+        match change {
+            Change::None => {}
+            Change::Persist if old.expires_at_ms.is_none() => {}
+            Change::Persist => {
+                db.put_with(key, &old.value, WriteOptions::new().condition(condition))?;
+            }
+            Change::At(at) if at <= now_ms() => {
+                db.delete_with(key, WriteOptions::new().condition(condition))?;
+            }
+            Change::At(at) => {
+                let options = WriteOptions::new().condition(condition).expires_at_ms(at);
+                db.put_with(key, &old.value, options)?;
+            }
+        }
+        Ok(Some(old.value))
+    })?;
+    out.bulk_or_null(value.as_deref());
+    Ok(())
+}
+
 /// Deletes every key, 10,000 per batch.
 fn flush(db: &Bitcask) -> CmdResult {
     loop {
@@ -1021,6 +1189,26 @@ pub fn command_entry(spec: &Spec, out: &mut Out) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn getrange_clamps_as_redis_does() {
+        let v = b"Hello World";
+        for (start, end, want) in [
+            (0, 3, &b"Hell"[..]),
+            (0, -1, b"Hello World"),
+            (-3, -1, b"rld"),
+            (5, 3, b""),
+            (5, 5000, b" World"),
+            (-5000, 10000, b"Hello World"),
+            (-10, -9, b"el"),
+            (-20, -15, b"H"),
+            (-1, -5, b""),
+            (20, 30, b""),
+        ] {
+            assert_eq!(byte_range(v, start, end), want, "{start} {end}");
+        }
+        assert_eq!(byte_range(b"", 0, -1), b"");
+    }
 
     #[test]
     fn the_commands_that_walk_the_key_space_are_slow() {

@@ -269,6 +269,14 @@ impl Session {
                 Some(msg) => out.bulk(msg),
             },
             Cmd::Echo => out.bulk(args[1]),
+            Cmd::Time => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                out.array(2);
+                out.bulk(now.as_secs().to_string().as_bytes());
+                out.bulk(now.subsec_micros().to_string().as_bytes());
+            }
             Cmd::Quit => {
                 out.ok();
                 return Flow::Close;
@@ -293,6 +301,16 @@ impl Session {
             Cmd::Command => command(args, out),
             Cmd::Client => self.client(args, out),
             Cmd::Get
+            | Cmd::Setex
+            | Cmd::Psetex
+            | Cmd::Getset
+            | Cmd::Getex
+            | Cmd::Unlink
+            | Cmd::Touch
+            | Cmd::Expiretime
+            | Cmd::Pexpiretime
+            | Cmd::Getrange
+            | Cmd::Substr
             | Cmd::Mget
             | Cmd::Strlen
             | Cmd::Exists
