@@ -144,6 +144,9 @@ pub struct Batch {
     pub(crate) ops: Vec<BatchOp>,
     pub(crate) durable: bool,
     pub(crate) mark: Option<Vec<u8>>,
+    /// Conditions on keys' current versions, all checked under the writer
+    /// lock before anything is written.
+    pub(crate) conditions: Vec<(Vec<u8>, Condition)>,
 }
 
 impl Batch {
@@ -205,6 +208,25 @@ impl Batch {
             expires_at_ms: None,
         });
         self
+    }
+
+    /// Applies the batch only if `key`'s current version satisfies
+    /// `condition` (absent, present, or a given version). Every condition
+    /// of a batch is checked under the writer lock, together and before
+    /// anything is written: if one fails,
+    /// [`write_batch`](crate::Bitcask::write_batch) fails with
+    /// [`Error::ConditionFailed`](crate::Error::ConditionFailed) and writes
+    /// nothing. (How multi-key commands such as RENAME or MSETNX stay
+    /// atomic, and how `WATCH` checks its keys.) A batch with no operation
+    /// and no mark writes nothing and checks nothing.
+    pub fn require(&mut self, key: impl Into<Vec<u8>>, condition: Condition) -> &mut Self {
+        self.conditions.push((key.into(), condition));
+        self
+    }
+
+    /// The conditions the batch requires, in the order they were added.
+    pub fn conditions(&self) -> impl Iterator<Item = (&[u8], Condition)> {
+        self.conditions.iter().map(|(k, c)| (k.as_slice(), *c))
     }
 
     /// Return only once the batch is durable, whatever the store's policy.

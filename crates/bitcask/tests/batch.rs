@@ -145,3 +145,49 @@ fn an_unfinished_batch_at_the_end_of_a_sealed_file_is_corruption() {
         other => panic!("expected an unfinished-batch corruption, got {other:?}"),
     }
 }
+
+#[test]
+fn a_batch_applies_only_if_every_condition_holds_and_otherwise_writes_nothing() {
+    use bitcask::{Condition, Error};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = common::open(dir.path());
+    let a = db.put(b"a", b"1").expect("put");
+    // Move a to b, only if a is still at the version read and b is absent.
+    let mut rename = Batch::new();
+    rename
+        .require("a", Condition::Version(a))
+        .require("b", Condition::Absent)
+        .delete("a")
+        .put("b", "1");
+    db.write_batch(&rename).expect("conditions hold");
+    assert_eq!(db.get(b"a").expect("get"), None);
+    assert_eq!(db.get(b"b").expect("get"), Some(b"1".to_vec()));
+    // The same batch again: a is gone, so nothing at all is written.
+    let before = db.stats().total_bytes;
+    let version_before = db.next_version();
+    let refused = db.write_batch(&rename);
+    assert!(
+        matches!(refused, Err(Error::ConditionFailed { current: None })),
+        "{refused:?}"
+    );
+    assert_eq!(db.get(b"b").expect("get"), Some(b"1".to_vec()));
+    assert_eq!(db.stats().total_bytes, before, "nothing written");
+    assert_eq!(db.next_version(), version_before, "no version taken");
+    // Any failing condition refuses the whole batch, whichever comes first.
+    let b = db.version(b"b").expect("b");
+    let mut mixed = Batch::new();
+    mixed
+        .require("b", Condition::Version(b))
+        .require("b", Condition::Absent)
+        .put("c", "x");
+    assert!(matches!(
+        db.write_batch(&mixed),
+        Err(Error::ConditionFailed { current: Some(v) }) if v == b
+    ));
+    assert_eq!(db.get(b"c").expect("get"), None);
+    // Conditions survive a reopen's view: the store holds what was written.
+    db.close().expect("close");
+    let db = common::open(dir.path());
+    assert_eq!(db.get(b"b").expect("get"), Some(b"1".to_vec()));
+    assert_eq!(db.get(b"a").expect("get"), None);
+}

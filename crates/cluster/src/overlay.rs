@@ -186,7 +186,11 @@ impl Store for Overlay<'_> {
 
     fn write_batch(&self, batch: &Batch) -> Result<Option<u64>> {
         let mut writes = Vec::with_capacity(batch.len());
-        // Every operation is checked before any is recorded: all or nothing.
+        // Every condition and operation is checked before any is recorded:
+        // all or nothing, as the store's own batch.
+        for (key, condition) in batch.conditions() {
+            self.check(key, condition)?;
+        }
         for op in batch.ops() {
             self.db.check_sizes(op.key, op.value.unwrap_or_default())?;
             let put = match op.value {
@@ -254,6 +258,17 @@ mod tests {
             Err(Error::ValueTooLarge { .. })
         ));
         assert!(!overlay.contains(b"b"), "a refused batch records nothing");
+        // A batch's conditions are checked against the entry's own writes.
+        let mut guarded = Batch::new();
+        guarded.require("a", Condition::Version(v1)).put("d", "1");
+        assert!(matches!(
+            overlay.write_batch(&guarded),
+            Err(Error::ConditionFailed { current: Some(v) }) if v == v2
+        ));
+        assert!(
+            !overlay.contains(b"d"),
+            "a batch whose condition fails records nothing"
+        );
         let mark_version = overlay.commit(b"mark").expect("commit");
         assert_eq!((v2, v3, mark_version), (v1 + 1, v1 + 2, v1 + 3));
         let a = db.get_versioned(b"a").expect("get").expect("a");

@@ -282,7 +282,7 @@ impl Bitcask {
         let seq = self.shared.write(
             &[op],
             None,
-            options.condition,
+            &[(key, options.condition)],
             Wait::durable(options.durable),
             Framing::Single,
         )?;
@@ -313,7 +313,7 @@ impl Bitcask {
         self.shared.write(
             &[op],
             None,
-            options.condition,
+            &[(key, options.condition)],
             Wait::durable(options.durable),
             Framing::Single,
         )
@@ -360,10 +360,11 @@ impl Bitcask {
                 reason: "a batch must be at most 1 GiB encoded",
             });
         }
+        let conditions: Vec<(&[u8], Condition)> = batch.conditions().collect();
         self.shared.write(
             &ops,
             mark,
-            Condition::None,
+            &conditions,
             Wait::durable(batch.durable),
             Framing::Batch,
         )

@@ -54,29 +54,32 @@ impl Shared {
     /// Appends `ops` and then `mark`, if any, as one write (a batch if more
     /// than one record) and updates the key directory and the current mark.
     /// Returns the last seq, or `None` for a delete (not in a batch) of an
-    /// absent key, which writes nothing. `condition` applies to the first
-    /// op's key. At least one op or a mark.
+    /// absent key, which writes nothing. Every condition (a key and what
+    /// its current version must be) is checked first, under the writer
+    /// lock: one that fails writes nothing. At least one op or a mark.
     pub(super) fn write(
         &self,
         ops: &[Op<'_>],
         mark: Option<&[u8]>,
-        condition: Condition,
+        conditions: &[(&[u8], Condition)],
         wait: Wait,
         framing: Framing,
     ) -> Result<Option<u64>> {
         let (mut w, commit) = self.lock_writer()?;
+        for &(key, condition) in conditions {
+            if condition != Condition::None {
+                let current = self.live_entry(key).map(|e| e.seq);
+                if !condition.holds(current) {
+                    return Err(Error::ConditionFailed { current });
+                }
+            }
+        }
         let single_delete = framing == Framing::Single
             && mark.is_none()
             && ops.len() == 1
             && ops[0].value.is_none();
-        if condition != Condition::None || single_delete {
-            let current = self.live_entry(ops[0].key).map(|e| e.seq);
-            if !condition.holds(current) {
-                return Err(Error::ConditionFailed { current });
-            }
-            if single_delete && current.is_none() {
-                return Ok(None);
-            }
+        if single_delete && self.live_entry(ops[0].key).is_none() {
+            return Ok(None);
         }
         let mark_len = mark.map_or(0, |m| record::encoded_len(&[], m) as u64);
         let total: u64 = ops
