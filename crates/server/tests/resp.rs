@@ -837,3 +837,83 @@ fn setex_getset_getex_unlink_touch_expiretime_getrange_and_time() {
     }
     assert!(err(&mut con, &["SETEX", "s", "1"]).contains("wrong number of arguments"));
 }
+
+#[test]
+fn msetnx_rename_renamenx_and_copy_are_atomic_batches() {
+    let server = Server::start(&[]);
+    let mut con = server.connect();
+    // MSETNX: all or nothing, only if every key is absent.
+    assert_eq!(int(ok(&mut con, &["MSETNX", "a", "1", "b", "2"])), 1);
+    assert_eq!(int(ok(&mut con, &["MSETNX", "b", "x", "c", "3"])), 0);
+    assert_eq!(
+        ok(&mut con, &["GET", "c"]),
+        Value::Nil,
+        "nothing of a refused MSETNX"
+    );
+    assert_eq!(text(ok(&mut con, &["GET", "b"])).as_deref(), Some("2"));
+    assert!(err(&mut con, &["MSETNX", "a", "1", "b"]).contains("wrong number of arguments"));
+    // RENAME keeps the value and the expiry; the source is gone.
+    ok(&mut con, &["SET", "src", "v", "EX", "100"]);
+    ok(&mut con, &["RENAME", "src", "dst"]);
+    assert_eq!(ok(&mut con, &["GET", "src"]), Value::Nil);
+    assert_eq!(text(ok(&mut con, &["GET", "dst"])).as_deref(), Some("v"));
+    assert!((99..=100).contains(&int(ok(&mut con, &["TTL", "dst"]))));
+    assert!(err(&mut con, &["RENAME", "nothing", "x"]).contains("no such key"));
+    ok(&mut con, &["RENAME", "dst", "dst"]);
+    assert_eq!(text(ok(&mut con, &["GET", "dst"])).as_deref(), Some("v"));
+    // RENAME overwrites; RENAMENX does not.
+    ok(&mut con, &["RENAME", "a", "b"]);
+    assert_eq!(text(ok(&mut con, &["GET", "b"])).as_deref(), Some("1"));
+    ok(&mut con, &["SET", "a", "again"]);
+    assert_eq!(int(ok(&mut con, &["RENAMENX", "a", "b"])), 0);
+    assert_eq!(text(ok(&mut con, &["GET", "a"])).as_deref(), Some("again"));
+    assert_eq!(int(ok(&mut con, &["RENAMENX", "a", "fresh"])), 1);
+    assert_eq!(ok(&mut con, &["GET", "a"]), Value::Nil);
+    // COPY: the source stays; REPLACE to overwrite.
+    assert_eq!(int(ok(&mut con, &["COPY", "fresh", "copy"])), 1);
+    assert_eq!(
+        text(ok(&mut con, &["GET", "fresh"])).as_deref(),
+        Some("again")
+    );
+    assert_eq!(
+        text(ok(&mut con, &["GET", "copy"])).as_deref(),
+        Some("again")
+    );
+    ok(&mut con, &["SET", "fresh", "newer"]);
+    assert_eq!(int(ok(&mut con, &["COPY", "fresh", "copy"])), 0);
+    assert_eq!(int(ok(&mut con, &["COPY", "fresh", "copy", "REPLACE"])), 1);
+    assert_eq!(
+        text(ok(&mut con, &["GET", "copy"])).as_deref(),
+        Some("newer")
+    );
+    assert_eq!(int(ok(&mut con, &["COPY", "nothing", "x"])), 0);
+    assert!(err(&mut con, &["COPY", "fresh", "x", "DB", "1"]).contains("out of range"));
+    assert!(err(&mut con, &["COPY", "fresh", "x", "NOPE"]).contains("syntax error"));
+
+    // Racing renames of one key: exactly one wins, the value moves once.
+    ok(&mut con, &["SET", "race", "payload"]);
+    let addr = server.addr();
+    let racers: Vec<_> = (0..8)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let client = redis::Client::open(format!("redis://{addr}/")).expect("client");
+                let mut con = client.get_connection().expect("connect");
+                redis::cmd("RENAME")
+                    .arg("race")
+                    .arg(format!("won-{i}"))
+                    .query::<Value>(&mut con)
+                    .is_ok()
+            })
+        })
+        .collect();
+    let wins = racers
+        .into_iter()
+        .map(|r| r.join().expect("racer"))
+        .filter(|won| *won)
+        .count();
+    assert_eq!(wins, 1, "one rename takes the key; the others find it gone");
+    let moved = (0..8)
+        .filter(|i| ok(&mut con, &["GET", &format!("won-{i}")]) != Value::Nil)
+        .count();
+    assert_eq!(moved, 1);
+}

@@ -106,6 +106,10 @@ commands! {
     Getrange = "getrange", 4, READS, FAST, ONE;
     Substr = "substr", 4, READS, FAST, ONE;
     Time = "time", 1, READS, FAST, NONE;
+    Msetnx = "msetnx", -3, WRITES, FAST, (1, -1, 2);
+    Rename = "rename", 3, WRITES, FAST, (1, 2, 1);
+    Renamenx = "renamenx", 3, WRITES, FAST, (1, 2, 1);
+    Copy = "copy", -3, WRITES, FAST, (1, 2, 1);
     Keys = "keys", 2, READS, SLOW, NONE;
     Scan = "scan", -2, READS, SLOW, NONE;
     Dbsize = "dbsize", 1, READS, FAST, NONE;
@@ -514,7 +518,11 @@ impl Session {
             | Cmd::Psetex
             | Cmd::Getset
             | Cmd::Getex
-            | Cmd::Unlink => write_command(&**db, spec.cmd, args, out)?,
+            | Cmd::Unlink
+            | Cmd::Msetnx
+            | Cmd::Rename
+            | Cmd::Renamenx
+            | Cmd::Copy => write_command(&**db, spec.cmd, args, out)?,
             Cmd::Keys => self.keys(db, args[1], out)?,
             Cmd::Scan => self.scan(db, args, out)?,
             Cmd::Dbsize => out.int(db.len() as i64),
@@ -746,6 +754,45 @@ pub fn write_command<S: Store + ?Sized>(
             set_as(db, cmd.name(), &set_args, out)?;
         }
         Cmd::Getex => getex(db, args, out)?,
+        Cmd::Msetnx => {
+            if args.len() % 2 != 1 {
+                return Err(wrong_args("msetnx"));
+            }
+            // One batch: every key must be absent, checked with the writes.
+            let mut batch = Batch::new();
+            for pair in args[1..].chunks_exact(2) {
+                batch.require(pair[0], Condition::Absent);
+                batch.put(pair[0], pair[1]);
+            }
+            match db.write_batch(&batch) {
+                Ok(_) => out.int(1),
+                Err(Error::ConditionFailed { .. }) => out.int(0),
+                Err(e) => return Err(engine_error(e)),
+            }
+        }
+        Cmd::Rename | Cmd::Renamenx => {
+            let renamed = rename(db, args[1], args[2], cmd == Cmd::Renamenx)?;
+            if cmd == Cmd::Rename {
+                out.ok();
+            } else {
+                out.int(i64::from(renamed));
+            }
+        }
+        Cmd::Copy => {
+            let replace = match &args[3..] {
+                [] => false,
+                [flag] if is(flag, "REPLACE") => true,
+                [flag, db_index, ..] if is(flag, "DB") => {
+                    return Err(if *db_index == b"0" {
+                        SYNTAX.to_string()
+                    } else {
+                        "ERR DB index is out of range".to_string()
+                    });
+                }
+                _ => return Err(SYNTAX.to_string()),
+            };
+            out.int(i64::from(copy(db, args[1], args[2], replace)?));
+        }
         Cmd::Unlink => {
             let mut n = 0;
             for k in &args[1..] {
@@ -1157,6 +1204,67 @@ fn getex<S: Store + ?Sized>(db: &S, args: &[&[u8]], out: &mut Out) -> CmdResult 
     })?;
     out.bulk_or_null(value.as_deref());
     Ok(())
+}
+
+/// `RENAME src dst` (or `RENAMENX`, only if `dst` is absent): one batch
+/// that deletes `src` and puts its value and expiry under `dst`, applied
+/// only if `src` is still at the version read (and `dst` absent, for NX),
+/// retried if another write came between. Whether it renamed (false only
+/// for NX with `dst` present).
+fn rename<S: Store + ?Sized>(db: &S, src: &[u8], dst: &[u8], nx: bool) -> Result<bool, String> {
+    let renamed = cas(|| {
+        let Some(old) = db.get_versioned(src)? else {
+            return Ok(None);
+        };
+        if src == dst {
+            // Redis: renaming a key onto itself is OK (NX: 0, it exists).
+            return Ok(Some(!nx));
+        }
+        if nx && db.contains(dst) {
+            return Ok(Some(false));
+        }
+        let mut batch = Batch::new();
+        batch.require(src, Condition::Version(old.version));
+        if nx {
+            batch.require(dst, Condition::Absent);
+        }
+        batch.delete(src);
+        match old.expires_at_ms {
+            Some(at) => batch.put_expiring_at(dst, old.value, at),
+            None => batch.put(dst, old.value),
+        };
+        db.write_batch(&batch)?;
+        Ok(Some(true))
+    })?;
+    renamed.ok_or_else(|| "ERR no such key".to_string())
+}
+
+/// `COPY src dst [REPLACE]`: `src`'s value and expiry under `dst` (only if
+/// `dst` is absent without REPLACE), as one conditional write. Whether it
+/// copied.
+fn copy<S: Store + ?Sized>(db: &S, src: &[u8], dst: &[u8], replace: bool) -> Result<bool, String> {
+    cas(|| {
+        let Some(old) = db.get_versioned(src)? else {
+            return Ok(false);
+        };
+        if src == dst {
+            return Ok(false);
+        }
+        if !replace && db.contains(dst) {
+            return Ok(false);
+        }
+        let mut batch = Batch::new();
+        batch.require(src, Condition::Version(old.version));
+        if !replace {
+            batch.require(dst, Condition::Absent);
+        }
+        match old.expires_at_ms {
+            Some(at) => batch.put_expiring_at(dst, old.value, at),
+            None => batch.put(dst, old.value),
+        };
+        db.write_batch(&batch)?;
+        Ok(true)
+    })
 }
 
 /// Deletes every key, 10,000 per batch.

@@ -311,6 +311,10 @@ impl Session {
             | Cmd::Pexpiretime
             | Cmd::Getrange
             | Cmd::Substr
+            | Cmd::Msetnx
+            | Cmd::Rename
+            | Cmd::Renamenx
+            | Cmd::Copy
             | Cmd::Mget
             | Cmd::Strlen
             | Cmd::Exists
