@@ -342,7 +342,10 @@ fn walk(bytes: &[u8], is_newest: bool) -> Walk {
                 // The rule open follows (survival::judge): in the newest
                 // file, a bad record not followed by a verified one at its
                 // declared end is a torn tail, and nothing after it counts.
-                let verified_after = survival::verified_record_after(&bytes[at..]);
+                // One scan forward: it both judges the record (as open
+                // does) and finds where to resynchronise.
+                let next_record = survival::next_record_after(&bytes[at..]).map(|i| at + i);
+                let verified_after = next_record.is_some();
                 let role = if is_newest {
                     FileRole::Newest
                 } else {
@@ -360,9 +363,7 @@ fn walk(bytes: &[u8], is_newest: bool) -> Walk {
                 let resync = bad
                     .declared_end
                     .filter(|&end| record_at(bytes, end).is_ok())
-                    .or_else(|| {
-                        (at + 1..bytes.len()).find(|&i| plausible_record_at(bytes, i).is_some())
-                    });
+                    .or(next_record);
                 // A batch cut by the damage never commits. (Records after the
                 // damage are kept even if they end a batch that began in it:
                 // see docs/FORMAT.md, "Which records survive".)

@@ -54,6 +54,7 @@ mod lock;
 mod lock_order;
 mod merge;
 mod options;
+mod periodic;
 #[cfg(test)]
 mod power_loss;
 mod readmap;

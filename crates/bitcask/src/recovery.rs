@@ -423,7 +423,7 @@ fn scan_file(
         let end = scanner.scanned_len();
         let mut rest = vec![0u8; usize::try_from(end.saturating_sub(stop.offset)).unwrap_or(0)];
         file.read_exact_at(&mut rest, stop.offset)?;
-        survival::verified_record_after(&rest)
+        survival::next_record_after(&rest).is_some()
     };
     let role = if is_newest {
         FileRole::Newest

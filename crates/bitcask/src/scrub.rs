@@ -10,10 +10,8 @@
 //! every damaged region, and `bitcask repair` keeps what verifies).
 
 use std::io::ErrorKind;
-use std::path::PathBuf;
-use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::damage::{Finder, Place};
@@ -21,6 +19,7 @@ use crate::datafile::{Access, DataFile, Scan};
 use crate::db::Shared;
 use crate::error::{Error, Result};
 use crate::options::Scrub;
+use crate::periodic::Periodic;
 use crate::stats::ScrubReport;
 use crate::throttle::Throttle;
 
@@ -43,44 +42,19 @@ impl ScrubHistory {
     }
 }
 
-/// The scrub thread; stopped by dropping its channel.
-#[derive(Debug)]
-pub(crate) struct Scrubber {
-    stop: mpsc::Sender<()>,
-    thread: JoinHandle<()>,
-}
-
-impl Scrubber {
-    /// Starts a thread that runs a pass every `scrub.every`.
-    pub(crate) fn start(shared: &Arc<Shared>, scrub: Scrub) -> Result<Self> {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let shared = Arc::clone(shared);
-        let thread = std::thread::Builder::new()
-            .name("bitcask-scrub".into())
-            .spawn(move || {
-                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(scrub.every) {
-                    let stop = || matches!(stopped.try_recv(), Err(TryRecvError::Disconnected));
-                    match pass(&shared, Some(scrub.bytes_per_sec), &stop) {
-                        Ok(Some(report)) => tracing::info!(?report, "scrub pass finished"),
-                        Ok(None) => return, // stopped: the store is closing
-                        Err(error) => tracing::error!(%error, "scrub pass failed"),
-                    }
-                }
-            })
-            .map_err(|source| Error::Io {
-                path: PathBuf::from("<scrub thread>"),
-                source,
-            })?;
-        Ok(Self { stop, thread })
-    }
-
-    /// Stops the thread (a pass stops at its next record) and waits for it.
-    pub(crate) fn stop(self) {
-        drop(self.stop);
-        if self.thread.join().is_err() {
-            tracing::error!("the scrub thread panicked");
+/// Starts the scrub thread: a pass every `scrub.every` (the first one
+/// `scrub.every` after open), paced to `scrub.bytes_per_sec`; a pass under
+/// way stops at its next record when the thread is stopped.
+pub(crate) fn start(shared: &Arc<Shared>, scrub: Scrub) -> Result<Periodic> {
+    let shared = Arc::clone(shared);
+    Periodic::start("bitcask-scrub", scrub.every, move |stopping| {
+        match pass(&shared, Some(scrub.bytes_per_sec), stopping) {
+            Ok(Some(report)) => tracing::info!(?report, "scrub pass finished"),
+            Ok(None) => return ControlFlow::Break(()), // the store is closing
+            Err(error) => tracing::error!(%error, "scrub pass failed"),
         }
-    }
+        ControlFlow::Continue(())
+    })
 }
 
 /// One pass over every sealed data file, reading at most `bytes_per_sec`

@@ -126,10 +126,10 @@ pub(crate) fn plausible_record_at(
     crate::record::read_from(bytes, at).ok()
 }
 
-/// Whether a verified record starts anywhere in `bytes` after its first
-/// byte (the bytes from a bad record on).
-pub(crate) fn verified_record_after(bytes: &[u8]) -> bool {
-    (1..bytes.len()).any(|at| plausible_record_at(bytes, at).is_some())
+/// Where the first verified, plausible record starts in `bytes` after its
+/// first byte (the bytes from a bad record on), if one does.
+pub(crate) fn next_record_after(bytes: &[u8]) -> Option<usize> {
+    (1..bytes.len()).find(|&at| plausible_record_at(bytes, at).is_some())
 }
 
 #[cfg(test)]

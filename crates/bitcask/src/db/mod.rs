@@ -13,7 +13,6 @@ pub(crate) use active_file::Writer;
 
 /// The writer lock's guard, with its place in the lock order.
 pub(crate) type WriterGuard<'a> = Ranked<MutexGuard<'a, Writer>>;
-use sync_thread::Flusher;
 use write_path::{Framing, Op, Wait};
 
 use std::collections::BTreeMap;
@@ -33,9 +32,10 @@ use crate::lock::{DeleteLock, DirLock, LockMode};
 use crate::lock_order::{Rank, Ranked, ranked};
 use crate::merge::MergeState;
 use crate::options::{MAX_RECORD_PAYLOAD_LIMIT, Options, SyncPolicy};
+use crate::periodic::Periodic;
 use crate::record;
 use crate::recovery::{self, Mark, RecoverOptions};
-use crate::scrub::{ScrubHistory, Scrubber};
+use crate::scrub::ScrubHistory;
 use crate::stats::{Accounts, BackupReport, FileStats, MergeReport, ScrubReport, Stats};
 use crate::worker::Worker;
 use crate::write::{Batch, Condition, Versioned, WriteOptions};
@@ -48,9 +48,11 @@ use crate::write::{Batch, Condition, Versioned, WriteOptions};
 #[derive(Debug)]
 pub struct Bitcask {
     shared: Arc<Shared>,
-    flusher: Option<Flusher>,
+    /// The interval-sync thread (`SyncPolicy::Interval`, writable).
+    flusher: Option<Periodic>,
     worker: Option<Worker>,
-    scrubber: Option<Scrubber>,
+    /// The scrub thread (`Options::scrub`, writable).
+    scrubber: Option<Periodic>,
     closed: bool,
 }
 
@@ -225,7 +227,7 @@ impl Bitcask {
             scrubs: ScrubHistory::default(),
         });
         let flusher = match shared.options.sync {
-            SyncPolicy::Interval(every) if !read_only => Some(Flusher::start(&shared, every)?),
+            SyncPolicy::Interval(every) if !read_only => Some(sync_thread::start(&shared, every)?),
             _ => None,
         };
         let worker = if read_only {
@@ -238,7 +240,7 @@ impl Bitcask {
             Some(worker)
         };
         let scrubber = match shared.options.scrub {
-            Some(scrub) if !read_only => Some(Scrubber::start(&shared, scrub)?),
+            Some(scrub) if !read_only => Some(crate::scrub::start(&shared, scrub)?),
             _ => None,
         };
         Ok(Self {
@@ -434,6 +436,15 @@ impl Bitcask {
         self.shared.live_entry(key).map(|e| e.seq)
     }
 
+    /// `key`'s expiry: `None` if it is absent (or expired), `Some(None)` if
+    /// it never expires, `Some(Some(unix_ms))` otherwise. Answered from
+    /// memory, without disk I/O.
+    pub fn expiry(&self, key: &[u8]) -> Option<Option<u64>> {
+        self.shared
+            .live_entry(key)
+            .map(|e| (e.expires_at_ms != 0).then_some(e.expires_at_ms))
+    }
+
     /// Whether `key` is present (and not expired). Answered from memory,
     /// without disk I/O.
     pub fn contains(&self, key: &[u8]) -> bool {
@@ -514,6 +525,12 @@ impl Bitcask {
     /// sequence the marks number.
     pub fn backup_with_mark(&self, dest: impl AsRef<Path>) -> Result<Option<Vec<u8>>> {
         crate::backup::run(&self.shared, dest.as_ref()).map(|(_, mark)| mark)
+    }
+
+    /// Damaged records met since open ([`Stats::damaged_records`]),
+    /// without the rest of [`Self::stats`]: for health checks polled often.
+    pub fn damaged_records(&self) -> u64 {
+        self.shared.damage.records()
     }
 
     /// Sizes, space use per data file and merge activity.
