@@ -9,7 +9,6 @@
 //! Each server owns its registry (no process-global state), so several
 //! servers in one process (the tests) count separately.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -94,24 +93,24 @@ pub struct Metrics {
     auth_failures: IntCounterVec,
     resp_commands: crate::resp::counts::CommandCounts,
     /// HTTP requests being answered now.
-    http_in_flight: Arc<AtomicUsize>,
+    http_in_flight: AtomicUsize,
     /// RESP connections open now.
-    resp_connections: Arc<AtomicUsize>,
+    resp_connections: AtomicUsize,
 }
 
 /// Counts one in a gauge while it lives (a request in flight, an open
 /// connection): dropped on every path out, a cancelled one too.
 #[derive(Debug)]
-pub struct Counted(Arc<AtomicUsize>);
+pub struct Counted<'a>(&'a AtomicUsize);
 
-impl Counted {
-    fn new(gauge: &Arc<AtomicUsize>) -> Self {
+impl<'a> Counted<'a> {
+    fn new(gauge: &'a AtomicUsize) -> Self {
         gauge.fetch_add(1, Ordering::Relaxed);
-        Self(Arc::clone(gauge))
+        Self(gauge)
     }
 }
 
-impl Drop for Counted {
+impl Drop for Counted<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
@@ -173,8 +172,8 @@ impl Metrics {
             disconnects,
             auth_failures,
             resp_commands: crate::resp::counts::CommandCounts::default(),
-            http_in_flight: Arc::default(),
-            resp_connections: Arc::default(),
+            http_in_flight: AtomicUsize::new(0),
+            resp_connections: AtomicUsize::new(0),
         })
     }
 
@@ -206,7 +205,7 @@ impl Metrics {
     }
 
     /// Counts a RESP connection as open until the guard is dropped.
-    pub fn resp_connection_opened(&self) -> Counted {
+    pub fn resp_connection_opened(&self) -> Counted<'_> {
         Counted::new(&self.resp_connections)
     }
 

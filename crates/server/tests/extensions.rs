@@ -715,19 +715,21 @@ async fn damage_met_at_read_time_is_answered_without_paths_counted_and_reported_
     assert_eq!(health["damaged_records"], 2);
 }
 
+/// `POST /admin/backup`, with `body` as JSON if given.
+async fn post_backup(server: &TestServer, body: Option<&str>) -> reqwest::Response {
+    let mut request = server.client.post(server.url("/admin/backup"));
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    request.send().await.expect("backup")
+}
+
 #[tokio::test]
 async fn backups_go_only_into_the_configured_directory_under_a_plain_new_name() {
     let server = TestServer::start(&[]).await;
-    let backup = |body: Option<&str>| {
-        let mut request = server.client.post(server.url("/admin/backup"));
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        request.send()
-    };
-    let off = backup(None).await.expect("backup");
+    let off = post_backup(&server, None).await;
     assert_eq!(off.status(), 403, "no --backup-dir: refused");
     assert!(text(off).await.contains("--backup-dir"));
     let dir = server.stop().await;
@@ -738,16 +740,7 @@ async fn backups_go_only_into_the_configured_directory_under_a_plain_new_name() 
     for i in 0..50 {
         assert_eq!(server.put_json(&format!("k{i}"), "v").await.status(), 200);
     }
-    let backup = |body: Option<&str>| {
-        let mut request = server.client.post(server.url("/admin/backup"));
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        request.send()
-    };
-    let made = backup(Some(r#"{"name": "first"}"#)).await.expect("backup");
+    let made = post_backup(&server, Some(r#"{"name": "first"}"#)).await;
     assert_eq!(made.status(), 200);
     let report: serde_json::Value = made.json().await.expect("json");
     assert_eq!(report["name"], "first");
@@ -755,7 +748,7 @@ async fn backups_go_only_into_the_configured_directory_under_a_plain_new_name() 
     // A write after the backup is not in it.
     assert_eq!(server.put_json("later", "v").await.status(), 200);
 
-    let again = backup(Some(r#"{"name": "first"}"#)).await.expect("backup");
+    let again = post_backup(&server, Some(r#"{"name": "first"}"#)).await;
     assert_eq!(again.status(), 409, "an existing name is never overwritten");
     for bad in [
         r#"{"name": "../escape"}"#,
@@ -764,10 +757,10 @@ async fn backups_go_only_into_the_configured_directory_under_a_plain_new_name() 
         r#"{"name": ""}"#,
         r#"{"name": ".hidden"}"#,
     ] {
-        let answer = backup(Some(bad)).await.expect("backup");
+        let answer = post_backup(&server, Some(bad)).await;
         assert_eq!(answer.status(), 400, "{bad}");
     }
-    let wrong_shape = backup(Some(r#"{"path": "/etc"}"#)).await.expect("backup");
+    let wrong_shape = post_backup(&server, Some(r#"{"path": "/etc"}"#)).await;
     assert_eq!(wrong_shape.status(), 422);
     let plain = server
         .client
@@ -778,7 +771,7 @@ async fn backups_go_only_into_the_configured_directory_under_a_plain_new_name() 
         .await
         .expect("backup");
     assert_eq!(plain.status(), 415);
-    let unnamed = backup(None).await.expect("backup");
+    let unnamed = post_backup(&server, None).await;
     assert_eq!(unnamed.status(), 200);
     let unnamed: serde_json::Value = unnamed.json().await.expect("json");
     let unnamed = unnamed["name"].as_str().expect("name").to_string();

@@ -477,27 +477,24 @@ impl Session {
                 out.int(n as i64);
             }
             Cmd::Type => out.simple(if db.contains(key()) { "string" } else { "none" }),
-            Cmd::Ttl | Cmd::Pttl => {
-                let ttl = match db.get_versioned(key()).map_err(engine_error)? {
+            Cmd::Ttl | Cmd::Pttl | Cmd::Expiretime | Cmd::Pexpiretime => {
+                // -2 absent, -1 no expiry; else the time left (TTL rounds
+                // to the nearest second) or the absolute time.
+                let reply = match db.expiry(key()) {
                     None => -2,
-                    Some(Versioned {
-                        expires_at_ms: None,
-                        ..
-                    }) => -1,
-                    Some(Versioned {
-                        expires_at_ms: Some(at),
-                        ..
-                    }) => {
-                        let ms = at.saturating_sub(now_ms());
-                        let ms = i64::try_from(ms).unwrap_or(i64::MAX);
-                        if spec.cmd == Cmd::Ttl {
-                            ms.saturating_add(500) / 1000
-                        } else {
-                            ms
+                    Some(None) => -1,
+                    Some(Some(at)) => {
+                        let left = i64::try_from(at.saturating_sub(now_ms())).unwrap_or(i64::MAX);
+                        let at = i64::try_from(at).unwrap_or(i64::MAX);
+                        match spec.cmd {
+                            Cmd::Ttl => left.saturating_add(500) / 1000,
+                            Cmd::Pttl => left,
+                            Cmd::Expiretime => at / 1000,
+                            _ => at,
                         }
                     }
                 };
-                out.int(ttl);
+                out.int(reply);
             }
             Cmd::Set
             | Cmd::Setnx
@@ -529,27 +526,6 @@ impl Session {
             Cmd::Touch => {
                 let n = args[1..].iter().filter(|k| db.contains(k)).count();
                 out.int(n as i64);
-            }
-            Cmd::Expiretime | Cmd::Pexpiretime => {
-                let at = match db.get_versioned(key()).map_err(engine_error)? {
-                    None => -2,
-                    Some(Versioned {
-                        expires_at_ms: None,
-                        ..
-                    }) => -1,
-                    Some(Versioned {
-                        expires_at_ms: Some(at),
-                        ..
-                    }) => {
-                        let at = i64::try_from(at).unwrap_or(i64::MAX);
-                        if spec.cmd == Cmd::Expiretime {
-                            at / 1000
-                        } else {
-                            at
-                        }
-                    }
-                };
-                out.int(at);
             }
             Cmd::Getrange | Cmd::Substr => {
                 let (start, end) = (int_arg(args[2])?, int_arg(args[3])?);

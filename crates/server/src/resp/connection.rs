@@ -75,7 +75,9 @@ pub async fn run(
     _permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
-    let _connected = shared.state().metrics().resp_connection_opened();
+    // (Its own handle: `shared` moves into the session.)
+    let gauges = Arc::clone(&shared);
+    let _connected = gauges.state().metrics().resp_connection_opened();
     let config = shared.state().config();
     // Under `sync=always` a write waits for an fsync: such commands run on
     // the blocking pool, not on the connection's thread; so do commands

@@ -15,7 +15,7 @@ const DAMAGE_DETAIL: &str = "the store met damaged records (the server log names
 
 /// The damaged records `store` has met, if any.
 fn damage(store: &bitcask::Bitcask) -> Option<u64> {
-    Some(store.stats().damaged_records).filter(|&n| n > 0)
+    Some(store.damaged_records()).filter(|&n| n > 0)
 }
 
 /// `GET /health` (needs no token, so it tells nothing about the machine:
