@@ -832,10 +832,9 @@ fn cluster_commands_show_and_change_the_members() {
 
     let ports: Vec<u16> = (0..3)
         .map(|_| {
-            TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
+            // Not "bind port 0 and release": another bind could take it.
+            bitcask_reliability::ports::unused_port(std::net::Ipv4Addr::LOCALHOST.into())
                 .expect("free port")
-                .port()
         })
         .collect();
     let founders: Vec<String> = ports

@@ -47,13 +47,6 @@ pub fn ip(id: u64) -> IpAddr {
     ))
 }
 
-fn free_port(host: IpAddr) -> Result<u16, String> {
-    std::net::TcpListener::bind(SocketAddr::new(host, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free port on {host}: {e}"))
-}
-
 impl Cluster {
     /// Starts nodes 1..=`n` of a new cluster under `root`, each as `exe
     /// serve <flags>` (a binary with the reliability harnesses' `serve`
@@ -148,7 +141,7 @@ impl Cluster {
         if id > 254 {
             return Err("no more node addresses (127.0.0.1-254)".into());
         }
-        let peer_port = free_port(ip(id))?;
+        let peer_port = crate::ports::unused_port(ip(id))?;
         let proxy = self
             .runtime
             .block_on(FaultProxy::start(

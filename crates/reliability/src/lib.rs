@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod history;
 pub mod linearizability;
 pub mod model;
+pub mod ports;
 pub mod process;
 pub mod proxy;
 pub mod rng;

@@ -31,12 +31,11 @@ impl Drop for NodeProc {
     }
 }
 
-/// A free port on loopback (bound, then released for the node to take).
+/// A peer port on loopback that no `port 0` bind can take before the node
+/// binds it (bitcask_reliability::ports).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
+    bitcask_reliability::ports::unused_port(std::net::Ipv4Addr::LOCALHOST.into())
         .expect("a free port")
-        .port()
 }
 
 struct Layout {
@@ -108,8 +107,17 @@ fn spawn(id: u64, mut command: Command, resp: bool) -> NodeProc {
         .expect("spawn node");
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
+    // The last lines the node wrote, to say why if it never comes up.
+    let tail = Arc::new(Mutex::new(std::collections::VecDeque::new()));
+    let tail_writer = Arc::clone(&tail);
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(mut tail) = tail_writer.lock() {
+                if tail.len() == 20 {
+                    tail.pop_front();
+                }
+                tail.push_back(line.clone());
+            }
             if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) {
                 let addr = event["addr"].as_str().map(str::to_string);
                 let http = event["http"].as_str().map(str::to_string);
@@ -133,7 +141,13 @@ fn spawn(id: u64, mut command: Command, resp: bool) -> NodeProc {
         match rx.recv_timeout(left) {
             Ok(("http", addr)) => http = Some(addr),
             Ok((_, addr)) => resp_addr = Some(addr),
-            Err(_) => panic!("node {id} never logged its addresses"),
+            Err(_) => panic!(
+                "node {id} never logged its addresses (exit: {:?}); its last lines:\n{}",
+                child.try_wait(),
+                tail.lock()
+                    .map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n"))
+                    .unwrap_or_default()
+            ),
         }
     }
     NodeProc {
