@@ -104,6 +104,10 @@ pub enum Error {
     ConditionFailed {
         /// The key's version when the write was tried (`None` = absent).
         current: Option<u64>,
+        /// Which condition failed: its place among a batch's conditions,
+        /// in the order [`Batch::require`](crate::Batch::require) added
+        /// them (the first that failed); 0 for a single write's.
+        index: usize,
     },
 
     /// An argument of a call is out of range (for example a zero time-to-live

@@ -217,8 +217,8 @@ impl Batch {
     /// [`write_batch`](crate::Bitcask::write_batch) fails with
     /// [`Error::ConditionFailed`](crate::Error::ConditionFailed) and writes
     /// nothing. (How multi-key commands such as RENAME or MSETNX stay
-    /// atomic, and how `WATCH` checks its keys.) A batch with no operation
-    /// and no mark writes nothing and checks nothing.
+    /// atomic, and how `WATCH` checks its keys.) A batch with conditions
+    /// and no operation checks them and writes nothing.
     pub fn require(&mut self, key: impl Into<Vec<u8>>, condition: Condition) -> &mut Self {
         self.conditions.push((key.into(), condition));
         self

@@ -167,7 +167,13 @@ fn a_batch_applies_only_if_every_condition_holds_and_otherwise_writes_nothing() 
     let version_before = db.next_version();
     let refused = db.write_batch(&rename);
     assert!(
-        matches!(refused, Err(Error::ConditionFailed { current: None })),
+        matches!(
+            refused,
+            Err(Error::ConditionFailed {
+                current: None,
+                index: 0
+            })
+        ),
         "{refused:?}"
     );
     assert_eq!(db.get(b"b").expect("get"), Some(b"1".to_vec()));
@@ -180,11 +186,29 @@ fn a_batch_applies_only_if_every_condition_holds_and_otherwise_writes_nothing() 
         .require("b", Condition::Version(b))
         .require("b", Condition::Absent)
         .put("c", "x");
-    assert!(matches!(
-        db.write_batch(&mixed),
-        Err(Error::ConditionFailed { current: Some(v) }) if v == b
-    ));
+    assert!(
+        matches!(
+            db.write_batch(&mixed),
+            Err(Error::ConditionFailed { current: Some(v), index: 1 }) if v == b
+        ),
+        "the second condition is the one that failed"
+    );
     assert_eq!(db.get(b"c").expect("get"), None);
+    // Conditions alone: checked together, nothing written either way.
+    let mut check = Batch::new();
+    check
+        .require("b", Condition::Version(b))
+        .require("a", Condition::Absent);
+    assert_eq!(db.write_batch(&check).expect("both hold"), None);
+    check.require("c", Condition::Present);
+    assert!(matches!(
+        db.write_batch(&check),
+        Err(Error::ConditionFailed {
+            current: None,
+            index: 2
+        })
+    ));
+    assert_eq!(db.next_version(), version_before, "no version taken");
     // Conditions survive a reopen's view: the store holds what was written.
     db.close().expect("close");
     let db = common::open(dir.path());

@@ -185,7 +185,7 @@ proptest! {
                             prop_assert!(cond_holds(cond, version_now), "{:?} succeeded at {:?}", cond, version_now);
                             model.insert(key(k), (v, version, 0));
                         }
-                        Err(Error::ConditionFailed { current }) => {
+                        Err(Error::ConditionFailed { current, .. }) => {
                             prop_assert!(!cond_holds(cond, version_now));
                             prop_assert_eq!(current, version_now);
                         }
@@ -204,7 +204,7 @@ proptest! {
                             }
                             model.remove(&key(k));
                         }
-                        Err(Error::ConditionFailed { current }) => {
+                        Err(Error::ConditionFailed { current, .. }) => {
                             prop_assert!(!cond_holds(cond, version_now));
                             prop_assert_eq!(current, version_now);
                         }

@@ -28,7 +28,7 @@ fn versions_only_grow_and_conditions_decide_writes() {
     let if_absent = WriteOptions::new().condition(Condition::Absent);
     assert!(matches!(
         db.put_with(b"k", b"2", if_absent),
-        Err(Error::ConditionFailed { current: Some(v) }) if v == v1
+        Err(Error::ConditionFailed { current: Some(v), .. }) if v == v1
     ));
     let stale = WriteOptions::new().condition(Condition::Version(v1 + 100));
     assert!(matches!(
@@ -60,7 +60,7 @@ fn versions_only_grow_and_conditions_decide_writes() {
     assert!(deleted_at > v3, "a delete takes the next version");
     assert!(matches!(
         db.delete_with(b"k", WriteOptions::new().condition(Condition::Present)),
-        Err(Error::ConditionFailed { current: None })
+        Err(Error::ConditionFailed { current: None, .. })
     ));
     db.put_with(b"k", b"3", if_absent).expect("absent now");
     let durable = WriteOptions::new().durable(true);

@@ -112,7 +112,7 @@ impl<'a> Overlay<'a> {
         if holds {
             Ok(())
         } else {
-            Err(Error::ConditionFailed { current })
+            Err(Error::ConditionFailed { current, index: 0 })
         }
     }
 
@@ -188,8 +188,11 @@ impl Store for Overlay<'_> {
         let mut writes = Vec::with_capacity(batch.len());
         // Every condition and operation is checked before any is recorded:
         // all or nothing, as the store's own batch.
-        for (key, condition) in batch.conditions() {
-            self.check(key, condition)?;
+        for (index, (key, condition)) in batch.conditions().enumerate() {
+            self.check(key, condition).map_err(|e| match e {
+                Error::ConditionFailed { current, .. } => Error::ConditionFailed { current, index },
+                other => other,
+            })?;
         }
         for op in batch.ops() {
             self.db.check_sizes(op.key, op.value.unwrap_or_default())?;
@@ -237,7 +240,7 @@ mod tests {
             .expect("cas on a pending write");
         assert!(matches!(
             overlay.put_with(b"a", b"z", cas),
-            Err(Error::ConditionFailed { current: Some(v) }) if v == v2
+            Err(Error::ConditionFailed { current: Some(v), .. }) if v == v2
         ));
         assert_eq!(
             overlay
@@ -263,7 +266,7 @@ mod tests {
         guarded.require("a", Condition::Version(v1)).put("d", "1");
         assert!(matches!(
             overlay.write_batch(&guarded),
-            Err(Error::ConditionFailed { current: Some(v) }) if v == v2
+            Err(Error::ConditionFailed { current: Some(v), .. }) if v == v2
         ));
         assert!(
             !overlay.contains(b"d"),

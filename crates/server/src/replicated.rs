@@ -107,6 +107,8 @@ pub enum Refusal {
     ConditionFailed {
         /// The key's version then.
         current: Option<u64>,
+        /// Which of the write's conditions failed (see the engine's error).
+        index: usize,
     },
     /// A key over the limit.
     KeyTooLarge {
@@ -131,7 +133,9 @@ pub enum Refusal {
 impl Refusal {
     fn of(error: bitcask::Error) -> Self {
         match error {
-            bitcask::Error::ConditionFailed { current } => Self::ConditionFailed { current },
+            bitcask::Error::ConditionFailed { current, index } => {
+                Self::ConditionFailed { current, index }
+            }
             bitcask::Error::KeyTooLarge { len, max } => Self::KeyTooLarge { len, max },
             bitcask::Error::ValueTooLarge { len, max } => Self::ValueTooLarge { len, max },
             bitcask::Error::InvalidArgument { reason } => Self::Invalid(reason.to_string()),
@@ -142,7 +146,9 @@ impl Refusal {
     /// The engine error it stands for, where there is one; else the answer.
     pub fn into_error(self) -> Result<bitcask::Error, ApiError> {
         match self {
-            Self::ConditionFailed { current } => Ok(bitcask::Error::ConditionFailed { current }),
+            Self::ConditionFailed { current, index } => {
+                Ok(bitcask::Error::ConditionFailed { current, index })
+            }
             Self::KeyTooLarge { len, max } => Ok(bitcask::Error::KeyTooLarge { len, max }),
             Self::ValueTooLarge { len, max } => Ok(bitcask::Error::ValueTooLarge { len, max }),
             Self::Invalid(why) => Err(ApiError::new(StatusCode::BAD_REQUEST, why)),
@@ -264,14 +270,20 @@ mod tests {
         assert!(matches!(direct, WriteReply::Version(Some(_))));
         assert!(matches!(
             put.clone().reply(&db),
-            WriteReply::Failed(Refusal::ConditionFailed { current: Some(_) })
+            WriteReply::Failed(Refusal::ConditionFailed {
+                current: Some(_),
+                ..
+            })
         ));
         let overlay = Overlay::new(&db, bitcask_cluster::clock::now_ms()).expect("overlay");
         let replicated = Replicated.apply(&overlay, &codec::encode(&put).expect("encode"));
         let decoded: WriteReply = codec::decode(&replicated).expect("decode");
         assert!(matches!(
             decoded,
-            WriteReply::Failed(Refusal::ConditionFailed { current: Some(_) })
+            WriteReply::Failed(Refusal::ConditionFailed {
+                current: Some(_),
+                ..
+            })
         ));
         let incr = WriteRequest::Resp {
             resp3: false,

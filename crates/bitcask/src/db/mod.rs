@@ -323,9 +323,17 @@ impl Bitcask {
 
     /// Applies every operation of `batch`, all or nothing, also across a
     /// crash. Returns the version of its last operation (each operation
-    /// takes the next version), or `None` for an empty batch.
+    /// takes the next version), or `None` for an empty batch. A batch with
+    /// conditions but nothing to write checks them all at one instant
+    /// (under the writer lock) and writes nothing: how a read-only
+    /// transaction learns that what it read was still current together.
     pub fn write_batch(&self, batch: &Batch) -> Result<Option<u64>> {
         if batch.is_empty() {
+            if !batch.conditions.is_empty() {
+                let conditions: Vec<(&[u8], Condition)> = batch.conditions().collect();
+                let _writer = self.shared.lock_writer()?;
+                self.shared.check_conditions(&conditions)?;
+            }
             return Ok(None);
         }
         let mark = batch.mark.as_deref();

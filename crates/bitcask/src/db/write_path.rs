@@ -51,6 +51,21 @@ pub(super) enum Framing {
 }
 
 impl Shared {
+    /// Checks `conditions` in order against the keys' current versions;
+    /// the first that fails is the error. The caller holds the writer lock,
+    /// so that nothing changes between the check and what it guards.
+    pub(super) fn check_conditions(&self, conditions: &[(&[u8], Condition)]) -> Result<()> {
+        for (index, &(key, condition)) in conditions.iter().enumerate() {
+            if condition != Condition::None {
+                let current = self.live_entry(key).map(|e| e.seq);
+                if !condition.holds(current) {
+                    return Err(Error::ConditionFailed { current, index });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Appends `ops` and then `mark`, if any, as one write (a batch if more
     /// than one record) and updates the key directory and the current mark.
     /// Returns the last seq, or `None` for a delete (not in a batch) of an
@@ -66,14 +81,7 @@ impl Shared {
         framing: Framing,
     ) -> Result<Option<u64>> {
         let (mut w, commit) = self.lock_writer()?;
-        for &(key, condition) in conditions {
-            if condition != Condition::None {
-                let current = self.live_entry(key).map(|e| e.seq);
-                if !condition.holds(current) {
-                    return Err(Error::ConditionFailed { current });
-                }
-            }
-        }
+        self.check_conditions(conditions)?;
         let single_delete = framing == Framing::Single
             && mark.is_none()
             && ops.len() == 1

@@ -117,6 +117,7 @@ commands! {
     Config = "config", -2, READS, FAST, NONE;
     Command = "command", -1, READS, FAST, NONE;
     Client = "client", -2, READS, FAST, NONE;
+    Function = "function", -2, READS, FAST, NONE;
     Flushdb = "flushdb", -1, WRITES, SLOW, NONE;
     Flushall = "flushall", -1, WRITES, SLOW, NONE;
 }
@@ -553,7 +554,8 @@ impl Session {
             | Cmd::Info
             | Cmd::Config
             | Cmd::Command
-            | Cmd::Client => {
+            | Cmd::Client
+            | Cmd::Function => {
                 return Err(format!("ERR command '{}' is not handled here", spec.name));
             }
         }
@@ -910,6 +912,7 @@ pub fn write_command<S: Store + ?Sized>(
         | Cmd::Config
         | Cmd::Command
         | Cmd::Client
+        | Cmd::Function
         | Cmd::Flushdb
         | Cmd::Flushall => return Err(format!("ERR command '{}' is not a write", cmd.name())),
     }

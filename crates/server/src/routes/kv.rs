@@ -134,7 +134,7 @@ fn current_version(state: &AppState, key: &str) -> Result<Option<u64>, ApiError>
 /// Turns a failed condition into 412 with the current version.
 fn precondition(error: bitcask::Error) -> ApiError {
     match error {
-        bitcask::Error::ConditionFailed { current } => ApiError::new(
+        bitcask::Error::ConditionFailed { current, .. } => ApiError::new(
             StatusCode::PRECONDITION_FAILED,
             match current {
                 Some(v) => format!("precondition failed: the key is at version {v}"),
