@@ -8,6 +8,15 @@
 //! returns the version it gets, as the store's own methods do. Conditions,
 //! expiry and time-to-live are judged by the entry's time, the leader's
 //! (see `clock.rs`), so every node applies an entry to the same effect.
+//!
+//! A single node's transaction (RESP `MULTI`/`EXEC`) uses the same view
+//! while other connections go on writing: it remembers the version of
+//! every key it read from the store, and [`Overlay::into_checked_batch`]
+//! turns its writes into a batch that applies only if all of those are
+//! still current, which makes the transaction serializable (optimistic
+//! concurrency; its caller runs it again when the batch is refused). The
+//! versions its writes report are then provisional, only compared within
+//! the view.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -31,6 +40,9 @@ struct Pending {
     view: HashMap<Vec<u8>, Option<Versioned>>,
     /// The version the next record takes.
     next_version: u64,
+    /// Keys read from the store (not from this view's own writes): the
+    /// version first seen, `None` for absent.
+    read: HashMap<Vec<u8>, Option<u64>>,
 }
 
 /// One write of a batch, before it is recorded.
@@ -75,6 +87,22 @@ impl<'a> Overlay<'a> {
         }
     }
 
+    /// The writes gathered, as a batch that also requires every key read
+    /// from the store to be as it was first read (at that version, or
+    /// absent). Writing it applies the view only if nothing it read has
+    /// changed since; a batch of no writes still checks the reads.
+    pub fn into_checked_batch(self) -> Batch {
+        let pending = self.pending.into_inner();
+        let mut batch = pending.batch;
+        let mut read: Vec<(Vec<u8>, Option<u64>)> = pending.read.into_iter().collect();
+        // A fixed order, so that the same view always asks the same.
+        read.sort_unstable();
+        for (key, version) in read {
+            batch.require(key, version.map_or(Condition::Absent, Condition::Version));
+        }
+        batch
+    }
+
     /// The expiry a put asks for, as an absolute time (0: none).
     fn expiry(&self, ttl: Option<Duration>, at: Option<u64>) -> Result<u64> {
         match (at, ttl) {
@@ -102,6 +130,9 @@ impl<'a> Overlay<'a> {
     }
 
     fn check(&self, key: &[u8], condition: Condition) -> Result<()> {
+        if condition == Condition::None {
+            return Ok(());
+        }
         let current = self.get_versioned(key)?.map(|v| v.version);
         let holds = match condition {
             Condition::None => true,
@@ -157,7 +188,29 @@ impl Store for Overlay<'_> {
             return Ok(seen.clone().and_then(|v| self.unexpired(v)));
         }
         // The store's clock is the apply clock: the entry's time here too.
-        Ok(self.db.get_versioned(key)?.and_then(|v| self.unexpired(v)))
+        let found = self.db.get_versioned(key)?;
+        self.pending
+            .borrow_mut()
+            .read
+            .entry(key.to_vec())
+            .or_insert(found.as_ref().map(|v| v.version));
+        Ok(found.and_then(|v| self.unexpired(v)))
+    }
+
+    fn len(&self) -> usize {
+        // The store's count, corrected by the keys this view wrote.
+        let pending = self.pending.borrow();
+        let mut len = self.db.len();
+        for (key, now) in &pending.view {
+            let before = self.db.contains(key);
+            let after = now.clone().and_then(|v| self.unexpired(v)).is_some();
+            match (before, after) {
+                (false, true) => len += 1,
+                (true, false) => len = len.saturating_sub(1),
+                _ => {}
+            }
+        }
+        len
     }
 
     fn contains(&self, key: &[u8]) -> bool {
@@ -278,6 +331,38 @@ mod tests {
         assert_eq!((a.value.as_slice(), a.version), (&b"y"[..], v2));
         assert!(!db.contains(b"old"));
         assert_eq!(db.mark().as_deref(), Some(&b"mark"[..]));
+    }
+
+    #[test]
+    fn a_checked_batch_applies_only_if_what_the_view_read_is_unchanged() {
+        let (_dir, db) = store();
+        db.put(b"read", b"1").expect("put");
+        // Reads a present and an absent key, writes a third.
+        let run = |db: &Bitcask| {
+            let view = Overlay::new(db, crate::clock::now_ms()).expect("view");
+            let seen = view.get(b"read").expect("get");
+            assert!(!view.contains(b"absent"));
+            view.put_with(b"out", b"x", WriteOptions::new())
+                .expect("put");
+            assert_eq!(view.len(), db.len() + 1, "the view counts its own put");
+            (seen, view.into_checked_batch())
+        };
+        let (_, batch) = run(&db);
+        assert_eq!(batch.conditions().count(), 2, "one per key read");
+        db.write_batch(&batch).expect("nothing changed: applies");
+        assert_eq!(db.get(b"out").expect("get").as_deref(), Some(&b"x"[..]));
+        // Someone writes a key the view read: refused whole.
+        for key in [&b"read"[..], b"absent"] {
+            db.delete(b"out").expect("delete");
+            let (_, batch) = run(&db);
+            db.put(key, b"2").expect("another writer");
+            assert!(matches!(
+                db.write_batch(&batch),
+                Err(Error::ConditionFailed { .. })
+            ));
+            assert_eq!(db.get(b"out").expect("get"), None, "nothing applied");
+            db.delete(b"absent").expect("reset");
+        }
     }
 
     #[test]

@@ -22,6 +22,17 @@ pub trait Store {
     fn delete_with(&self, key: &[u8], options: WriteOptions) -> Result<Option<u64>>;
     /// [`Bitcask::write_batch`].
     fn write_batch(&self, batch: &Batch) -> Result<Option<u64>>;
+    /// [`Bitcask::expiry`]: `None` if the key is absent, else its expiry
+    /// (`None`: never).
+    fn expiry(&self, key: &[u8]) -> Result<Option<Option<u64>>> {
+        Ok(self.get_versioned(key)?.map(|v| v.expires_at_ms))
+    }
+    /// [`Bitcask::len`].
+    fn len(&self) -> usize;
+    /// [`Bitcask::is_empty`].
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// [`Bitcask::delete`].
     fn delete(&self, key: &[u8]) -> Result<bool> {
         self.delete_with(key, WriteOptions::new())
@@ -56,5 +67,14 @@ impl Store for Bitcask {
 
     fn delete(&self, key: &[u8]) -> Result<bool> {
         Bitcask::delete(self, key)
+    }
+
+    fn len(&self) -> usize {
+        Bitcask::len(self)
+    }
+
+    fn expiry(&self, key: &[u8]) -> Result<Option<Option<u64>>> {
+        // From memory: no value read.
+        Ok(Bitcask::expiry(self, key))
     }
 }

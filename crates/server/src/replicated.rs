@@ -48,6 +48,16 @@ pub enum WriteRequest {
         /// The command and its arguments.
         args: Vec<Vec<u8>>,
     },
+    /// A RESP transaction's `EXEC`: its queued commands, run only if the
+    /// watched keys are still at the versions the connection saw.
+    Transaction {
+        /// Whether the client speaks RESP3.
+        resp3: bool,
+        /// Watched keys and their versions (`None`: absent).
+        watched: Vec<crate::resp::transaction::Watched>,
+        /// The queued commands, each its arguments with the name first.
+        commands: Vec<crate::resp::transaction::Queued>,
+    },
 }
 
 /// One operation of a batch: key, value (none: a delete) and
@@ -202,7 +212,7 @@ impl WriteRequest {
                 batch.durable(durable);
                 store.write_batch(&batch)
             }
-            Self::Resp { .. } => Err(bitcask::Error::InvalidArgument {
+            Self::Resp { .. } | Self::Transaction { .. } => Err(bitcask::Error::InvalidArgument {
                 reason: "a RESP command is run by the RESP layer",
             }),
         }
@@ -228,6 +238,20 @@ impl WriteRequest {
                 if let Err(message) = result {
                     out.error(&message);
                 }
+                WriteReply::Resp(out.bytes().to_vec())
+            }
+            Self::Transaction {
+                resp3,
+                watched,
+                commands,
+            } => {
+                let protocol = if resp3 {
+                    Protocol::Resp3
+                } else {
+                    Protocol::Resp2
+                };
+                let mut out = Out::new(protocol);
+                crate::resp::transaction::apply_entry(store, &watched, &commands, &mut out);
                 WriteReply::Resp(out.bytes().to_vec())
             }
             other => match other.execute(store, false) {

@@ -3,7 +3,7 @@
 //! every node, conditional writes decided once, the leader SIGKILLed under
 //! write load and replaced, the killed node restarted without
 //! `--initial-cluster` and caught up with every acknowledged write, RESP
-//! through the cluster, and no quorum answered 503 while stale reads go on.
+//! (transactions too) through the cluster, and no quorum answered 503 while stale reads go on.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -349,6 +349,44 @@ fn a_three_node_cluster_serves_every_node_and_survives_its_leader() {
     assert_eq!(
         value_of(get(&http, &nodes[2], "session", false)).as_deref(),
         Some("s")
+    );
+    // A transaction is one entry: applied on every node, and aborted when a
+    // watched key was written through another node meanwhile.
+    let (moved, total): (i64, i64) = redis::pipe()
+        .atomic()
+        .cmd("INCRBY")
+        .arg("tx-a")
+        .arg(5)
+        .cmd("INCRBY")
+        .arg("tx-b")
+        .arg(7)
+        .query(&mut conn)
+        .expect("MULTI/EXEC");
+    assert_eq!((moved, total), (5, 7));
+    assert_eq!(
+        value_of(get(&http, &nodes[2], "tx-b", false)).as_deref(),
+        Some("7")
+    );
+    let _: () = redis::cmd("WATCH")
+        .arg("tx-a")
+        .query(&mut conn)
+        .expect("WATCH");
+    assert_eq!(put(&http, &nodes[1], "tx-a", "changed").status(), 200);
+    let _: () = redis::cmd("MULTI").query(&mut conn).expect("MULTI");
+    let _: () = redis::cmd("SET")
+        .arg("tx-a")
+        .arg("mine")
+        .query(&mut conn)
+        .expect("queued");
+    let aborted: redis::Value = redis::cmd("EXEC").query(&mut conn).expect("EXEC");
+    assert_eq!(
+        aborted,
+        redis::Value::Nil,
+        "a watched key changed on node 2"
+    );
+    assert_eq!(
+        value_of(get(&http, &nodes[2], "tx-a", false)).as_deref(),
+        Some("changed")
     );
     drop(conn);
 

@@ -599,3 +599,87 @@ fn shutdown_waits_for_requests_up_to_its_time_out_and_a_second_signal_stops_at_o
         assert_eq!(get_json(&client, &p, "slow").await["found"], false);
     });
 }
+
+/// The RESP address a server logged.
+fn resp_addr(p: &Proc) -> String {
+    let line = wait_for_log(p, "RESP listener accepting");
+    let event: serde_json::Value = serde_json::from_str(&line).expect("json log");
+    event["addr"].as_str().expect("addr").to_string()
+}
+
+#[test]
+fn a_transaction_survives_a_kill_9_whole_or_not_at_all() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = start_command(Command::new(BIN), dir.path(), &["--resp-port", "0"]);
+    let addr = resp_addr(&p);
+    // Transactions of three 4 KiB SETs each, pipelined as fast as the
+    // server takes them; a second thread counts the EXEC replies.
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+    let mut replies = stream.try_clone().expect("clone");
+    let acknowledged = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&acknowledged);
+    let reader = std::thread::spawn(move || {
+        // Each EXEC's reply is "*3\r\n+OK\r\n+OK\r\n+OK\r\n" after five
+        // simple replies (MULTI's OK and three QUEUED): count the arrays.
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = replies.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let arrays = buf[..n].iter().filter(|&&b| b == b'*').count();
+            counter.fetch_add(arrays, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let value = "v".repeat(4096);
+    let writer = std::thread::spawn(move || {
+        for i in 0.. {
+            let mut tx = String::from("MULTI\r\n");
+            for part in ["a", "b", "c"] {
+                tx.push_str(&format!(
+                    "*3\r\n$3\r\nSET\r\n${}\r\n{part}{i}\r\n${}\r\n{value}\r\n",
+                    format!("{part}{i}").len(),
+                    value.len()
+                ));
+            }
+            tx.push_str("EXEC\r\n");
+            if stream.write_all(tx.as_bytes()).is_err() {
+                return i;
+            }
+        }
+        unreachable!()
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while acknowledged.load(std::sync::atomic::Ordering::Relaxed) < 200 {
+        assert!(Instant::now() < deadline, "transactions too slow");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    p.child.kill().expect("SIGKILL");
+    p.child.wait().expect("wait");
+    let sent = writer.join().expect("writer");
+    let _ = reader.join();
+    let acked = acknowledged.load(std::sync::atomic::Ordering::Relaxed);
+
+    let p = start_command(Command::new(BIN), dir.path(), &["--resp-port", "0"]);
+    let client = redis::Client::open(format!("redis://{}/", resp_addr(&p))).expect("client");
+    let mut con = client.get_connection().expect("connect");
+    let mut whole = 0;
+    for i in 0..sent {
+        let present: i64 = redis::cmd("EXISTS")
+            .arg(format!("a{i}"))
+            .arg(format!("b{i}"))
+            .arg(format!("c{i}"))
+            .query(&mut con)
+            .expect("EXISTS");
+        assert!(
+            present == 0 || present == 3,
+            "transaction {i} survived in part: {present} of 3 keys"
+        );
+        if present == 3 {
+            whole += 1;
+        } else {
+            assert!(i >= acked, "acknowledged transaction {i} lost");
+        }
+    }
+    assert!(whole >= acked, "{whole} whole, {acked} acknowledged");
+}

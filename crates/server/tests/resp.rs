@@ -917,3 +917,298 @@ fn msetnx_rename_renamenx_and_copy_are_atomic_batches() {
         .count();
     assert_eq!(moved, 1);
 }
+
+/// The replies of an `EXEC`: its array's items, or `None` for the null
+/// reply of an aborted transaction.
+fn exec(con: &mut Connection) -> Option<Vec<Value>> {
+    match ok(con, &["EXEC"]) {
+        Value::Array(items) => Some(items),
+        Value::Nil => None,
+        other => panic!("EXEC answered {other:?}"),
+    }
+}
+
+#[test]
+fn multi_queues_exec_runs_discard_drops_and_queuing_errors_abort() {
+    let server = Server::start(&[]);
+    let mut con = server.connect();
+    assert_eq!(ok(&mut con, &["MULTI"]), Value::Okay);
+    for args in [
+        &["SET", "a", "1"][..],
+        &["INCR", "a"],
+        &["GET", "a"],
+        &["SETEX", "t", "100", "x"],
+        &["TTL", "t"],
+        &["DBSIZE"],
+        &["MGET", "a", "t", "none"],
+        &["PING"],
+    ] {
+        assert_eq!(text(ok(&mut con, args)).as_deref(), Some("QUEUED"));
+    }
+    // A transaction sees its own writes; nothing is visible before EXEC.
+    let other = &mut server.connect();
+    assert_eq!(ok(other, &["GET", "a"]), Value::Nil);
+    let replies = exec(&mut con).expect("applied");
+    assert_eq!(replies.len(), 8);
+    assert_eq!(replies[0], Value::Okay);
+    assert_eq!(replies[1], Value::Int(2));
+    assert_eq!(text(replies[2].clone()).as_deref(), Some("2"));
+    assert_eq!(replies[4], Value::Int(100));
+    assert_eq!(replies[5], Value::Int(2));
+    assert_eq!(
+        strings(replies[6].clone()),
+        vec![Some("2".into()), Some("x".into()), None]
+    );
+    assert_eq!(text(replies[7].clone()).as_deref(), Some("PONG"));
+    assert_eq!(text(ok(other, &["GET", "a"])).as_deref(), Some("2"));
+
+    // A runtime error is that command's reply; the others still apply
+    // (on the wire: the redis crate turns the whole reply into the error).
+    ok(&mut con, &["SET", "word", "abc"]);
+    let mut raw = server.raw();
+    raw.write_all(b"MULTI\r\nINCR word\r\nSET after yes\r\nEXEC\r\n")
+        .expect("send");
+    let want = b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n-ERR value is not an integer or out of range\r\n+OK\r\n";
+    let mut got = vec![0u8; want.len()];
+    raw.read_exact(&mut got).expect("replies");
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+    assert_eq!(
+        text(ok(&mut con, &["GET", "after"])).as_deref(),
+        Some("yes")
+    );
+
+    // DISCARD drops the queue.
+    ok(&mut con, &["MULTI"]);
+    ok(&mut con, &["SET", "dropped", "1"]);
+    assert_eq!(ok(&mut con, &["DISCARD"]), Value::Okay);
+    assert_eq!(ok(&mut con, &["GET", "dropped"]), Value::Nil);
+
+    // Errors while queuing: the transaction is refused whole at EXEC.
+    for bad in [
+        &["NOSUCHCOMMAND"][..],
+        &["GET"],
+        &["KEYS", "*"],
+        &["FLUSHDB"],
+    ] {
+        ok(&mut con, &["MULTI"]);
+        ok(&mut con, &["SET", "never", "1"]);
+        err(&mut con, bad);
+        let refused = err(&mut con, &["EXEC"]);
+        assert!(
+            refused.contains("discarded because of previous errors"),
+            "{bad:?}: {refused}"
+        );
+        assert_eq!(ok(&mut con, &["GET", "never"]), Value::Nil, "{bad:?}");
+    }
+    // Misuse that does not end the transaction, and misuse outside one.
+    ok(&mut con, &["MULTI"]);
+    assert!(err(&mut con, &["MULTI"]).contains("MULTI calls can not be nested"));
+    assert!(err(&mut con, &["WATCH", "a"]).contains("WATCH inside MULTI is not allowed"));
+    assert_eq!(exec(&mut con), Some(vec![]));
+    assert!(err(&mut con, &["EXEC"]).contains("EXEC without MULTI"));
+    assert!(err(&mut con, &["DISCARD"]).contains("DISCARD without MULTI"));
+
+    // The redis crate's atomic pipeline is MULTI ... EXEC.
+    let (x, y): (i64, i64) = redis::pipe()
+        .atomic()
+        .cmd("INCRBY")
+        .arg("p")
+        .arg(5)
+        .cmd("INCRBY")
+        .arg("p")
+        .arg(6)
+        .query(&mut con)
+        .expect("atomic pipeline");
+    assert_eq!((x, y), (5, 11));
+}
+
+#[test]
+fn watch_aborts_exec_when_a_key_changes_by_resp_or_http_or_expiry() {
+    let server = Server::start(&[]);
+    let mut con = server.connect();
+    let other = &mut server.connect();
+    let http = reqwest::blocking::Client::new();
+    ok(&mut con, &["SET", "k", "1"]);
+
+    // Unchanged: applies, and the watch ends with EXEC.
+    ok(&mut con, &["WATCH", "k", "absent"]);
+    ok(&mut con, &["MULTI"]);
+    ok(&mut con, &["SET", "k", "2"]);
+    assert!(exec(&mut con).is_some());
+    ok(other, &["SET", "k", "3"]);
+    ok(&mut con, &["MULTI"]);
+    ok(&mut con, &["GET", "k"]);
+    assert!(exec(&mut con).is_some(), "no longer watched after EXEC");
+
+    // Another connection's write, even of the same value.
+    ok(&mut con, &["WATCH", "k"]);
+    ok(other, &["SET", "k", "3"]);
+    ok(&mut con, &["MULTI"]);
+    ok(&mut con, &["SET", "k", "mine"]);
+    assert_eq!(exec(&mut con), None, "aborted: k was written");
+    assert_eq!(text(ok(&mut con, &["GET", "k"])).as_deref(), Some("3"));
+
+    // An HTTP write.
+    ok(&mut con, &["WATCH", "k"]);
+    let put = http
+        .put(format!("{}/kv/k", server.http_url()))
+        .json(&serde_json::json!({ "value": "from-http" }))
+        .send()
+        .expect("put");
+    assert_eq!(put.status(), 200);
+    ok(&mut con, &["MULTI"]);
+    ok(&mut con, &["SET", "k", "mine"]);
+    assert_eq!(exec(&mut con), None, "aborted: k was written over HTTP");
+
+    // A key absent when watched and created meanwhile; a deleted one.
+    ok(&mut con, &["WATCH", "fresh", "k"]);
+    ok(other, &["SET", "fresh", "1"]);
+    ok(&mut con, &["MULTI"]);
+    assert_eq!(exec(&mut con), None);
+    ok(&mut con, &["WATCH", "k"]);
+    ok(other, &["DEL", "k"]);
+    ok(&mut con, &["MULTI"]);
+    assert_eq!(exec(&mut con), None);
+
+    // A watched key that expires before EXEC counts as changed (Redis 7).
+    ok(&mut con, &["SET", "brief", "v", "PX", "50"]);
+    ok(&mut con, &["WATCH", "brief"]);
+    std::thread::sleep(Duration::from_millis(120));
+    ok(&mut con, &["MULTI"]);
+    assert_eq!(exec(&mut con), None);
+
+    // UNWATCH and DISCARD forget the watched keys; an EXPIRE touches one.
+    ok(&mut con, &["WATCH", "fresh"]);
+    ok(other, &["SET", "fresh", "2"]);
+    ok(&mut con, &["UNWATCH"]);
+    ok(&mut con, &["MULTI"]);
+    assert!(exec(&mut con).is_some());
+    ok(&mut con, &["WATCH", "fresh"]);
+    ok(other, &["SET", "fresh", "3"]);
+    ok(&mut con, &["MULTI"]);
+    ok(&mut con, &["DISCARD"]);
+    ok(&mut con, &["MULTI"]);
+    assert!(exec(&mut con).is_some());
+    ok(&mut con, &["WATCH", "fresh"]);
+    ok(other, &["EXPIRE", "fresh", "100"]);
+    ok(&mut con, &["MULTI"]);
+    assert_eq!(exec(&mut con), None);
+}
+
+#[test]
+fn transactions_are_serializable_against_concurrent_clients() {
+    // Connections on several threads, so that transactions truly overlap.
+    let server = Server::start(&["--resp-threads", "4"]);
+    let addr = server.addr();
+    const WRITERS: usize = 4;
+    const ROUNDS: usize = 200;
+    let connect = move || {
+        redis::Client::open(format!("redis://{addr}/"))
+            .expect("client")
+            .get_connection()
+            .expect("connect")
+    };
+    // Each transaction moves one unit from `from` to `to`: the sum stays
+    // 0 for every reader, and the counts add up at the end.
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut con = connect();
+                for _ in 0..ROUNDS {
+                    let (from, to): (i64, i64) = redis::pipe()
+                        .atomic()
+                        .cmd("DECR")
+                        .arg("from")
+                        .cmd("INCR")
+                        .arg("to")
+                        .query(&mut con)
+                        .expect("transfer");
+                    assert!(from < 0 && to > 0);
+                }
+            })
+        })
+        .collect();
+    let mut reader = connect();
+    let mut observed = 0;
+    while writers.iter().any(|w| !w.is_finished()) || observed == 0 {
+        let (from, to): (Option<i64>, Option<i64>) = redis::pipe()
+            .atomic()
+            .cmd("GET")
+            .arg("from")
+            .cmd("GET")
+            .arg("to")
+            .query(&mut reader)
+            .expect("read both");
+        assert_eq!(
+            from.unwrap_or(0) + to.unwrap_or(0),
+            0,
+            "a transaction saw half of another"
+        );
+        observed += 1;
+    }
+    for w in writers {
+        w.join().expect("writer");
+    }
+    let mut con = reader;
+    let total = (WRITERS * ROUNDS) as i64;
+    assert_eq!(
+        int(ok(&mut con, &["GET", "from"]).clone().into_int()),
+        -total
+    );
+    assert_eq!(int(ok(&mut con, &["GET", "to"]).into_int()), total);
+}
+
+/// A bulk string holding a number, as an integer.
+trait IntoInt {
+    fn into_int(self) -> Value;
+}
+
+impl IntoInt for Value {
+    fn into_int(self) -> Value {
+        let n = text(self).and_then(|s| s.parse().ok()).expect("a number");
+        Value::Int(n)
+    }
+}
+
+#[test]
+fn a_transaction_has_limits_and_they_abort_it() {
+    let server = Server::start(&["--resp-max-output", "1MiB"]);
+    let mut con = server.connect();
+    // Too many bytes queued: refused, and EXEC refuses the transaction.
+    ok(&mut con, &["MULTI"]);
+    let big = "v".repeat(300 * 1024);
+    for _ in 0..3 {
+        ok(&mut con, &["SET", "big", &big]);
+    }
+    assert!(err(&mut con, &["SET", "big", &big]).contains("transaction is too large"));
+    assert!(err(&mut con, &["EXEC"]).contains("discarded because of previous errors"));
+    assert_eq!(ok(&mut con, &["GET", "big"]), Value::Nil);
+    // Too many commands (a pipeline, to be quick).
+    let mut pipe = redis::pipe();
+    pipe.cmd("MULTI");
+    for _ in 0..10_001 {
+        pipe.cmd("PING");
+    }
+    let refused = pipe
+        .query::<Vec<Value>>(&mut con)
+        .expect_err("the 10,001st is refused")
+        .to_string();
+    assert!(
+        refused.contains("Index 10001") && refused.contains("too large"),
+        "{refused}"
+    );
+    assert!(err(&mut con, &["EXEC"]).contains("discarded because of previous errors"));
+    // A connection watches at most 10,000 keys.
+    let keys: Vec<String> = (0..10_001).map(|i| format!("w{i}")).collect();
+    let mut watch = redis::cmd("WATCH");
+    for k in &keys {
+        watch.arg(k);
+    }
+    assert!(
+        watch
+            .query::<Value>(&mut con)
+            .expect_err("too many")
+            .to_string()
+            .contains("at most 10000 keys")
+    );
+}

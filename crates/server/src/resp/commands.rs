@@ -110,6 +110,11 @@ commands! {
     Rename = "rename", 3, WRITES, FAST, (1, 2, 1);
     Renamenx = "renamenx", 3, WRITES, FAST, (1, 2, 1);
     Copy = "copy", -3, WRITES, FAST, (1, 2, 1);
+    Multi = "multi", 1, READS, FAST, NONE;
+    Exec = "exec", 1, WRITES, FAST, NONE;
+    Discard = "discard", 1, READS, FAST, NONE;
+    Watch = "watch", -2, READS, FAST, ALL;
+    Unwatch = "unwatch", 1, READS, FAST, NONE;
     Keys = "keys", 2, READS, SLOW, NONE;
     Scan = "scan", -2, READS, SLOW, NONE;
     Dbsize = "dbsize", 1, READS, FAST, NONE;
@@ -209,12 +214,12 @@ const SYNTAX: &str = "ERR syntax error";
 /// The error reply for an engine failure. A failure that names a file
 /// (I/O, corruption) is logged with the path; the client is told what
 /// happened, not where.
-fn engine_error(error: Error) -> String {
+pub(super) fn engine_error(error: Error) -> String {
     crate::error::log_if_it_names_a_file(&error);
     format!("ERR {}", crate::error::public_message(&error))
 }
 
-fn int_arg(arg: &[u8]) -> Result<i64, String> {
+pub(super) fn int_arg(arg: &[u8]) -> Result<i64, String> {
     std::str::from_utf8(arg)
         .ok()
         .and_then(|s| s.parse().ok())
@@ -227,7 +232,7 @@ fn is(arg: &[u8], word: &str) -> bool {
 
 /// The time: the wall clock, or the entry's time while a cluster applies
 /// an entry (see `bitcask_cluster::clock`).
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     bitcask_cluster::clock::now_ms()
 }
 
@@ -319,8 +324,9 @@ impl Session {
                     + commands.arg(i + run, 2).map_or(0, <[u8]>::len);
                 run += 1;
             }
-            // (A cluster node proposes each write: no engine batch here.)
-            let single = !self.shared.state().is_clustered();
+            // (A cluster node proposes each write: no engine batch here;
+            // inside MULTI, the SETs are queued.)
+            let single = !self.shared.state().is_clustered() && !self.in_multi();
             if let (true, true, true, Some(store)) =
                 (run >= 2, single, self.is_authenticated(), store)
             {
@@ -414,10 +420,6 @@ impl Session {
         out: &mut Out,
     ) -> CmdResult {
         let runtime = self.shared.state().runtime();
-        let unavailable = |e: bitcask_cluster::node::ClusterError| match e {
-            bitcask_cluster::node::ClusterError::Refused(why) => format!("ERR {why}"),
-            other => format!("CLUSTERDOWN {other}"),
-        };
         if spec.write {
             if matches!(spec.cmd, Cmd::Flushdb | Cmd::Flushall) {
                 return Err(format!(
@@ -431,23 +433,38 @@ impl Session {
                 resp3: out.protocol() == super::reply::Protocol::Resp3,
                 args: owned,
             };
-            let encoded =
-                bitcask_cluster::codec::encode(&request).map_err(|e| format!("ERR {e}"))?;
-            self.needs_barrier = true;
-            let reply = runtime.block_on(node.write(encoded)).map_err(unavailable)?;
-            return match bitcask_cluster::codec::decode(&reply) {
-                Ok(crate::replicated::WriteReply::Resp(bytes)) => {
-                    out.raw(&bytes);
-                    Ok(())
-                }
-                _ => Err("ERR the cluster answered a write with something else".to_string()),
-            };
+            return self.propose(node, &request, out);
         }
         if self.needs_barrier {
-            runtime.block_on(node.read_barrier()).map_err(unavailable)?;
+            runtime
+                .block_on(node.read_barrier())
+                .map_err(cluster_unavailable)?;
             self.needs_barrier = false;
         }
         self.dispatch(spec, store, args, out)
+    }
+
+    /// Proposes `request` (a RESP write or transaction) to the cluster and
+    /// writes the reply its state machine wrote.
+    pub(super) fn propose(
+        &mut self,
+        node: &bitcask_cluster::node::Node,
+        request: &crate::replicated::WriteRequest,
+        out: &mut Out,
+    ) -> CmdResult {
+        let runtime = self.shared.state().runtime();
+        let encoded = bitcask_cluster::codec::encode(request).map_err(|e| format!("ERR {e}"))?;
+        self.needs_barrier = true;
+        let reply = runtime
+            .block_on(node.write(encoded))
+            .map_err(cluster_unavailable)?;
+        match bitcask_cluster::codec::decode(&reply) {
+            Ok(crate::replicated::WriteReply::Resp(bytes)) => {
+                out.raw(&bytes);
+                Ok(())
+            }
+            _ => Err("ERR the cluster answered a write with something else".to_string()),
+        }
     }
 
     fn dispatch(
@@ -469,34 +486,17 @@ impl Session {
                 }
             }
             Cmd::Mget => self.mget(db, &args[1..], out)?,
-            Cmd::Strlen => {
-                let len = db.get(key()).map_err(engine_error)?.map_or(0, |v| v.len());
-                out.int(len as i64);
-            }
-            Cmd::Exists => {
-                let n = args[1..].iter().filter(|k| db.contains(k)).count();
-                out.int(n as i64);
-            }
-            Cmd::Type => out.simple(if db.contains(key()) { "string" } else { "none" }),
-            Cmd::Ttl | Cmd::Pttl | Cmd::Expiretime | Cmd::Pexpiretime => {
-                // -2 absent, -1 no expiry; else the time left (TTL rounds
-                // to the nearest second) or the absolute time.
-                let reply = match db.expiry(key()) {
-                    None => -2,
-                    Some(None) => -1,
-                    Some(Some(at)) => {
-                        let left = i64::try_from(at.saturating_sub(now_ms())).unwrap_or(i64::MAX);
-                        let at = i64::try_from(at).unwrap_or(i64::MAX);
-                        match spec.cmd {
-                            Cmd::Ttl => left.saturating_add(500) / 1000,
-                            Cmd::Pttl => left,
-                            Cmd::Expiretime => at / 1000,
-                            _ => at,
-                        }
-                    }
-                };
-                out.int(reply);
-            }
+            Cmd::Strlen
+            | Cmd::Exists
+            | Cmd::Touch
+            | Cmd::Type
+            | Cmd::Ttl
+            | Cmd::Pttl
+            | Cmd::Expiretime
+            | Cmd::Pexpiretime
+            | Cmd::Getrange
+            | Cmd::Substr
+            | Cmd::Dbsize => super::reads::read_command(&**db, spec.cmd, args, out)?,
             Cmd::Set
             | Cmd::Setnx
             | Cmd::Getdel
@@ -521,18 +521,9 @@ impl Session {
             | Cmd::Rename
             | Cmd::Renamenx
             | Cmd::Copy => write_command(&**db, spec.cmd, args, out)?,
+            Cmd::Watch => self.watch(db, &args[1..], out),
             Cmd::Keys => self.keys(db, args[1], out)?,
             Cmd::Scan => self.scan(db, args, out)?,
-            Cmd::Dbsize => out.int(db.len() as i64),
-            Cmd::Touch => {
-                let n = args[1..].iter().filter(|k| db.contains(k)).count();
-                out.int(n as i64);
-            }
-            Cmd::Getrange | Cmd::Substr => {
-                let (start, end) = (int_arg(args[2])?, int_arg(args[3])?);
-                let value = db.get(key()).map_err(engine_error)?.unwrap_or_default();
-                out.bulk(byte_range(&value, start, end));
-            }
             Cmd::Flushdb | Cmd::Flushall => {
                 if !self.shared.allow_flush() {
                     return Err(format!(
@@ -555,7 +546,11 @@ impl Session {
             | Cmd::Config
             | Cmd::Command
             | Cmd::Client
-            | Cmd::Function => {
+            | Cmd::Function
+            | Cmd::Multi
+            | Cmd::Exec
+            | Cmd::Discard
+            | Cmd::Unwatch => {
                 return Err(format!("ERR command '{}' is not handled here", spec.name));
             }
         }
@@ -677,6 +672,14 @@ impl Session {
             out.bulk(k);
         }
         Ok(())
+    }
+}
+
+/// The error reply for a cluster that cannot take a command now.
+fn cluster_unavailable(e: bitcask_cluster::node::ClusterError) -> String {
+    match e {
+        bitcask_cluster::node::ClusterError::Refused(why) => format!("ERR {why}"),
+        other => format!("CLUSTERDOWN {other}"),
     }
 }
 
@@ -913,6 +916,11 @@ pub fn write_command<S: Store + ?Sized>(
         | Cmd::Command
         | Cmd::Client
         | Cmd::Function
+        | Cmd::Multi
+        | Cmd::Exec
+        | Cmd::Discard
+        | Cmd::Watch
+        | Cmd::Unwatch
         | Cmd::Flushdb
         | Cmd::Flushall => return Err(format!("ERR command '{}' is not a write", cmd.name())),
     }
@@ -1095,34 +1103,6 @@ fn set_as<S: Store + ?Sized>(db: &S, name: &str, args: &[&[u8]], out: &mut Out) 
     Ok(())
 }
 
-/// `GETRANGE`'s slice of `value`: `start` and `end` inclusive, negative
-/// counting from the end, clamped as Redis clamps them (an empty slice when
-/// the range is empty).
-fn byte_range(value: &[u8], start: i64, end: i64) -> &[u8] {
-    // Redis's steps (t_string.c, getrangeCommand), in order.
-    let len = value.len() as i64;
-    if (start < 0 && end < 0 && start > end) || len == 0 {
-        return &[];
-    }
-    let from = if start < 0 {
-        len.saturating_add(start)
-    } else {
-        start
-    }
-    .max(0);
-    let to = if end < 0 {
-        len.saturating_add(end)
-    } else {
-        end
-    }
-    .max(0)
-    .min(len - 1);
-    if from > to {
-        return &[];
-    }
-    &value[from as usize..=to as usize]
-}
-
 /// `GETEX key [EX s | PX ms | EXAT ts | PXAT ms-ts | PERSIST]`: the value,
 /// and the expiry changed as asked (compare-and-set on its version).
 fn getex<S: Store + ?Sized>(db: &S, args: &[&[u8]], out: &mut Out) -> CmdResult {
@@ -1276,26 +1256,6 @@ pub fn command_entry(spec: &Spec, out: &mut Out) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn getrange_clamps_as_redis_does() {
-        let v = b"Hello World";
-        for (start, end, want) in [
-            (0, 3, &b"Hell"[..]),
-            (0, -1, b"Hello World"),
-            (-3, -1, b"rld"),
-            (5, 3, b""),
-            (5, 5000, b" World"),
-            (-5000, 10000, b"Hello World"),
-            (-10, -9, b"el"),
-            (-20, -15, b"H"),
-            (-1, -5, b""),
-            (20, 30, b""),
-        ] {
-            assert_eq!(byte_range(v, start, end), want, "{start} {end}");
-        }
-        assert_eq!(byte_range(b"", 0, -1), b"");
-    }
 
     #[test]
     fn the_commands_that_walk_the_key_space_are_slow() {

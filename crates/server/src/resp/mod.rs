@@ -6,7 +6,8 @@
 //! `session` (per-connection state and the connection/server commands),
 //! `commands` (the command table and the data commands), `counts` (commands
 //! counted by command), `glob` (KEYS/SCAN patterns),
-//! `connection` (the read-execute-write loop).
+//! `reads` (the read commands on any store), `transaction`
+//! (MULTI/EXEC/WATCH), `connection` (the read-execute-write loop).
 
 mod commands;
 pub use commands::{Cmd, Spec, lookup, write_command};
@@ -14,8 +15,10 @@ mod connection;
 pub mod counts;
 pub mod frame;
 mod glob;
+mod reads;
 pub mod reply;
 mod session;
+pub mod transaction;
 
 use std::sync::Arc;
 use std::time::Duration;

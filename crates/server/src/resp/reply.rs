@@ -132,6 +132,14 @@ impl Out {
         }
     }
 
+    /// The null array: an aborted `EXEC` (`*-1` in RESP2, `_` in RESP3).
+    pub fn null_array(&mut self) {
+        match self.protocol {
+            Protocol::Resp2 => self.buf.put_slice(b"*-1\r\n"),
+            Protocol::Resp3 => self.buf.put_slice(b"_\r\n"),
+        }
+    }
+
     /// A bulk string, or null.
     pub fn bulk_or_null(&mut self, bytes: Option<&[u8]>) {
         match bytes {

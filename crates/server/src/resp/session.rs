@@ -15,6 +15,7 @@ use super::counts::Tally;
 use super::frame::Limits;
 use super::glob;
 use super::reply::{Out, Protocol};
+use super::transaction::{Queue, Watched};
 use crate::metrics::{Disconnect, Listener};
 use crate::middleware::token_matches;
 use crate::state::AppState;
@@ -129,6 +130,10 @@ pub struct Session {
     /// On a cluster node: whether the next read must wait for a read
     /// barrier (new commands arrived, or a write ran, since the last one).
     pub(super) needs_barrier: bool,
+    /// The transaction being queued, after `MULTI`.
+    pub(super) queue: Option<Queue>,
+    /// The keys `WATCH`ed for the next `EXEC`, with their versions then.
+    pub(super) watched: Vec<Watched>,
 }
 
 impl Session {
@@ -148,6 +153,8 @@ impl Session {
             stopped: None,
             disconnect: None,
             needs_barrier: true,
+            queue: None,
+            watched: Vec::new(),
         }
     }
 
@@ -233,6 +240,7 @@ impl Session {
         }
         let Some(spec) = commands::lookup(name) else {
             self.counts.add_unknown();
+            self.queuing_failed();
             let mut text = format!(
                 "ERR unknown command '{}', with args beginning with:",
                 String::from_utf8_lossy(name)
@@ -243,16 +251,14 @@ impl Session {
             out.error(&text);
             return Flow::Continue;
         };
-        if self.resume.is_none() {
-            self.counts.add(spec.cmd, 1);
-            tracing::debug!(peer = %self.peer, command = spec.name, "RESP command");
-        }
         let arity_ok = if spec.arity >= 0 {
             args.len() == spec.arity as usize
         } else {
             args.len() >= spec.arity.unsigned_abs() as usize
         };
         if !arity_ok {
+            self.counts.add(spec.cmd, 1);
+            self.queuing_failed();
             out.error(&format!(
                 "ERR wrong number of arguments for '{}' command",
                 spec.name
@@ -260,8 +266,23 @@ impl Session {
             return Flow::Continue;
         }
         if !self.authenticated && !matches!(spec.cmd, Cmd::Auth | Cmd::Hello | Cmd::Quit) {
+            self.counts.add(spec.cmd, 1);
             out.error("NOAUTH Authentication required.");
             return Flow::Continue;
+        }
+        if self.in_multi()
+            && !matches!(
+                spec.cmd,
+                Cmd::Exec | Cmd::Discard | Cmd::Multi | Cmd::Watch | Cmd::Quit
+            )
+        {
+            // Counted when EXEC runs it.
+            self.enqueue(spec.cmd, args, out);
+            return Flow::Continue;
+        }
+        if self.resume.is_none() {
+            self.counts.add(spec.cmd, 1);
+            tracing::debug!(peer = %self.peer, command = spec.name, "RESP command");
         }
         match spec.cmd {
             Cmd::Ping => match args.get(1) {
@@ -301,6 +322,11 @@ impl Session {
             Cmd::Command => command(args, out),
             Cmd::Client => self.client(args, out),
             Cmd::Function => function(args, out),
+            Cmd::Multi => self.multi(out),
+            Cmd::Discard => self.discard(out),
+            Cmd::Unwatch => self.unwatch(out),
+            Cmd::Exec => self.exec(store, out),
+            Cmd::Watch if self.in_multi() => out.error("ERR WATCH inside MULTI is not allowed"),
             Cmd::Get
             | Cmd::Setex
             | Cmd::Psetex
@@ -316,6 +342,7 @@ impl Session {
             | Cmd::Rename
             | Cmd::Renamenx
             | Cmd::Copy
+            | Cmd::Watch
             | Cmd::Mget
             | Cmd::Strlen
             | Cmd::Exists
