@@ -71,7 +71,7 @@ mod worker;
 mod write;
 
 pub use check::{CheckReport, Damage, FileReport, check, check_with_progress};
-pub use db::Bitcask;
+pub use db::{Bitcask, Purged};
 pub use error::{CorruptionKind, Error, Result};
 pub use keydir::{KeyRange, Keys};
 pub use options::{MergeTrigger, OpenProgress, Options, Scrub, SyncPolicy};

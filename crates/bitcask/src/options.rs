@@ -65,6 +65,7 @@ pub struct Options {
     pub(crate) merge_trigger: Option<MergeTrigger>,
     pub(crate) merge_bytes_per_sec: Option<u64>,
     pub(crate) scrub: Option<Scrub>,
+    pub(crate) expire_interval: Option<std::time::Duration>,
     pub(crate) use_hints: bool,
     pub(crate) open_progress: Option<Arc<OpenProgress>>,
 }
@@ -133,6 +134,7 @@ impl Default for Options {
             merge_trigger: None,
             merge_bytes_per_sec: None,
             scrub: None,
+            expire_interval: None,
             use_hints: true,
             open_progress: None,
         }
@@ -213,6 +215,17 @@ impl Options {
         self
     }
 
+    /// Delete keys whose expiry has passed in the background, a sample every
+    /// `interval` ([`Bitcask::purge_expired`](crate::Bitcask::purge_expired)),
+    /// so that they stop taking memory and counting in `len` before a merge
+    /// drops them. The deletes are writes: a store whose writes must all
+    /// come from one writer (a replicated state machine) leaves this off.
+    /// Default = `None`, off.
+    pub fn expire_interval(mut self, interval: Option<std::time::Duration>) -> Self {
+        self.expire_interval = interval;
+        self
+    }
+
     /// Read hint files at open where valid. Default = `true`; `false` scans
     /// every data file (slower; for comparison and diagnosis).
     pub fn use_hints(mut self, use_hints: bool) -> Self {
@@ -254,6 +267,12 @@ impl Options {
             return Err(Error::InvalidOption {
                 name: "merge_bytes_per_sec",
                 reason: "the merge I/O budget must be above zero",
+            });
+        }
+        if self.expire_interval.is_some_and(|every| every.is_zero()) {
+            return Err(Error::InvalidOption {
+                name: "expire_interval",
+                reason: "the active-expiry interval must be longer than zero",
             });
         }
         if let Some(scrub) = &self.scrub

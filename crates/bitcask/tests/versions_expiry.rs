@@ -252,3 +252,75 @@ fn an_absolute_expiry_is_stored_as_given_and_judged_by_the_clock() {
     assert_eq!(db.get(b"k").expect("get"), None);
     db.close().expect("close");
 }
+
+#[test]
+fn active_expiry_deletes_expired_keys_for_good_and_leaves_the_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(10_000));
+    let options = || common::fast().clock(clock.clone());
+    let db = Bitcask::open_with(dir.path(), options()).expect("open");
+    let short = WriteOptions::new().ttl(Duration::from_secs(1));
+    let long = WriteOptions::new().ttl(Duration::from_secs(10));
+    for i in 0..300u32 {
+        db.put_with(format!("short-{i}").as_bytes(), b"v", short)
+            .expect("put");
+    }
+    for i in 0..50u32 {
+        db.put_with(format!("long-{i}").as_bytes(), b"v", long)
+            .expect("put");
+        db.put(format!("plain-{i}").as_bytes(), b"v").expect("put");
+    }
+    // Nothing has expired yet: a pass over every shard deletes nothing.
+    for _ in 0..16 {
+        assert_eq!(db.purge_expired(1_000).expect("purge").deleted, 0);
+    }
+    clock.advance(1_000);
+    assert_eq!(db.len(), 400, "expired keys still count before a purge");
+    let mut deleted = 0;
+    for _ in 0..16 {
+        deleted += db.purge_expired(1_000).expect("purge").deleted;
+    }
+    assert_eq!(deleted, 300);
+    assert_eq!(db.len(), 100);
+    assert_eq!(db.stats().keys_with_expiry, 50);
+    assert_eq!(db.get(b"long-7").expect("get").as_deref(), Some(&b"v"[..]));
+    // The deletes are records: even with the clock put back before the
+    // expiry, a reopened store does not bring the purged keys back.
+    db.close().expect("close");
+    clock.set(10_000);
+    let db = Bitcask::open_with(dir.path(), options()).expect("reopen");
+    assert_eq!(db.len(), 100);
+    assert_eq!(db.get(b"short-3").expect("get"), None);
+    db.close().expect("close");
+}
+
+#[test]
+fn the_active_expiry_thread_empties_the_store_of_expired_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = common::fast().expire_interval(Some(Duration::from_millis(10)));
+    let db = Bitcask::open_with(dir.path(), options).expect("open");
+    let ttl = WriteOptions::new().ttl(Duration::from_millis(50));
+    for i in 0..2_000u32 {
+        db.put_with(format!("k{i}").as_bytes(), b"v", ttl)
+            .expect("put");
+    }
+    db.put(b"stays", b"v").expect("put");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while db.len() > 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} keys left",
+            db.len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(db.contains(b"stays"));
+    assert!(matches!(
+        Bitcask::open_with(
+            tempfile::tempdir().expect("tempdir").path(),
+            common::fast().expire_interval(Some(Duration::ZERO))
+        ),
+        Err(Error::InvalidOption { .. })
+    ));
+    db.close().expect("close");
+}

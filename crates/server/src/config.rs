@@ -29,6 +29,9 @@ use clap::{CommandFactory, FromArgMatches, Parser};
                   BITCASK_* environment variable or in a TOML file (--config); flags beat the \
                   environment, which beats the file, which beats the defaults."
 )]
+// No argument group named after the struct: it would show in the start-up
+// log's list of settings given, as if it were one.
+#[group(skip)]
 pub struct Config {
     /// Address to listen on
     #[arg(long, env = "BITCASK_HOST", default_value = "127.0.0.1")]
@@ -152,6 +155,13 @@ pub struct Config {
     /// background, e.g. `1440m` (a day); `off` leaves it to `bitcask check`
     #[arg(long, env = "BITCASK_SCRUB_INTERVAL", default_value_t = Switch::Off)]
     pub scrub_interval: Switch,
+    /// Delete keys whose expiry has passed in the background, a sample
+    /// every interval, as Redis's active expiry does, e.g. `100ms`; `off`
+    /// leaves them until a merge (they read as absent either way). Always
+    /// off on a cluster node, whose writes all come through the cluster
+    #[arg(long, env = "BITCASK_EXPIRE_INTERVAL",
+          default_value_t = Switch::On(Duration::from_millis(100)))]
+    pub expire_interval: Switch,
     /// Bytes a scrub may read per second
     #[arg(long, env = "BITCASK_SCRUB_BYTES_PER_SEC", default_value = "16MiB",
           value_parser = positive_size::<u64>)]
@@ -458,6 +468,12 @@ impl Config {
                 every,
                 bytes_per_sec: self.scrub_bytes_per_sec,
             }))
+            // A cluster's store is written by its state machine alone.
+            .expire_interval(
+                self.expire_interval
+                    .duration()
+                    .filter(|_| self.node_id.is_none()),
+            )
     }
 }
 
@@ -900,6 +916,11 @@ mod tests {
             "{shown:?}"
         );
         assert!(shown.contains(&"port=1 (flag)".to_string()), "{shown:?}");
+        assert_eq!(
+            shown.len(),
+            2,
+            "settings only, no argument group: {shown:?}"
+        );
     }
 
     #[test]
@@ -940,6 +961,12 @@ mod tests {
                 .is_ok()
         );
         assert_eq!(load(&[]).expect("defaults").scrub_interval, Switch::Off);
+        let defaults = load(&[]).expect("defaults");
+        assert_eq!(
+            defaults.expire_interval,
+            Switch::On(Duration::from_millis(100))
+        );
+        assert!(load(&["--expire-interval", "off"]).is_ok());
         let c = load(&["--scrub-interval", "60m", "--scrub-bytes-per-sec", "1000"]).expect("load");
         assert_eq!(c.scrub_interval, Switch::On(Duration::from_secs(3600)));
         assert_eq!(c.scrub_bytes_per_sec, 1000);

@@ -5,8 +5,10 @@
 //! their own modules and work on the same [`Shared`] state.
 
 mod active_file;
+mod expiry_thread;
 mod read_path;
 mod sync_thread;
+pub use expiry_thread::Purged;
 mod write_path;
 
 pub(crate) use active_file::Writer;
@@ -53,6 +55,8 @@ pub struct Bitcask {
     worker: Option<Worker>,
     /// The scrub thread (`Options::scrub`, writable).
     scrubber: Option<Periodic>,
+    /// The active-expiry thread (`Options::expire_interval`, writable).
+    expirer: Option<Periodic>,
     closed: bool,
 }
 
@@ -110,6 +114,8 @@ pub(crate) struct Shared {
     damage: DamageLog,
     /// Scrub passes completed.
     scrubs: ScrubHistory,
+    /// Active-expiry passes so far: which shard the next one visits.
+    purge_turn: std::sync::atomic::AtomicUsize,
 }
 
 impl Bitcask {
@@ -225,6 +231,7 @@ impl Bitcask {
             mark: Mutex::new(mark),
             damage: DamageLog::default(),
             scrubs: ScrubHistory::default(),
+            purge_turn: std::sync::atomic::AtomicUsize::new(0),
         });
         let flusher = match shared.options.sync {
             SyncPolicy::Interval(every) if !read_only => Some(sync_thread::start(&shared, every)?),
@@ -243,11 +250,16 @@ impl Bitcask {
             Some(scrub) if !read_only => Some(crate::scrub::start(&shared, scrub)?),
             _ => None,
         };
+        let expirer = match shared.options.expire_interval {
+            Some(every) if !read_only => Some(expiry_thread::start(&shared, every)?),
+            _ => None,
+        };
         Ok(Self {
             shared,
             flusher,
             worker,
             scrubber,
+            expirer,
             closed: false,
         })
     }
@@ -488,6 +500,16 @@ impl Bitcask {
         )
     }
 
+    /// Deletes keys whose expiry has passed from one shard of the key
+    /// directory (the next one each call), looking at up to `sample` of its
+    /// keys that carry an expiry; what the background thread
+    /// ([`Options::expire_interval`]) does on each tick. An expired key
+    /// reads as absent either way; deleting it frees its memory and takes
+    /// it out of [`Self::len`]. A key rewritten meanwhile is left alone.
+    pub fn purge_expired(&self, sample: usize) -> Result<Purged> {
+        self.shared.purge_pass(sample)
+    }
+
     /// Makes every write that has returned durable (fsync), whatever the
     /// policy. Concurrent callers share one fsync. A no-op when read-only.
     pub fn sync(&self) -> Result<()> {
@@ -588,6 +610,9 @@ impl Bitcask {
         }
         self.closed = true;
         self.shared.closing.store(true, Ordering::SeqCst);
+        if let Some(expirer) = self.expirer.take() {
+            expirer.stop();
+        }
         if let Some(scrubber) = self.scrubber.take() {
             scrubber.stop();
         }

@@ -520,3 +520,35 @@ fn a_failed_fsync_when_sealing_a_file_poisons() {
     assert!(matches!(db.put(b"b", &[2; 50]), Err(Error::Poisoned)));
     assert_eq!(value_of(&db, b"a"), Some(vec![1; 50]));
 }
+
+/// The purge samples keys, then deletes them under the writer lock only if
+/// each is still at the version sampled and expired: a key rewritten (or
+/// given a later expiry) in between is left alone.
+#[test]
+fn a_purge_leaves_a_key_rewritten_after_it_was_sampled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(crate::clock::ManualClock::new(1_000));
+    let db = Bitcask::open_with(dir.path(), always().clock(clock.clone())).expect("open");
+    let ttl = WriteOptions::new().ttl(std::time::Duration::from_millis(10));
+    let a = db.put_with(b"a", b"1", ttl).expect("put");
+    let b = db.put_with(b"b", b"1", ttl).expect("put");
+    clock.advance(10);
+    // "a" is rewritten after the sample saw it at version `a`.
+    db.put(b"a", b"2").expect("rewrite");
+    let purged = db
+        .shared
+        .purge_expired(&[(b"a".to_vec(), a), (b"b".to_vec(), b), (b"c".to_vec(), 1)])
+        .expect("purge");
+    assert_eq!(purged, 1, "only b: a was rewritten, c never existed");
+    assert_eq!(value_of(&db, b"a").as_deref(), Some(&b"2"[..]));
+    assert_eq!(db.len(), 1);
+    // Only the expired: a live key at the version given stays.
+    let live = db.version(b"a").expect("a");
+    assert_eq!(
+        db.shared
+            .purge_expired(&[(b"a".to_vec(), live)])
+            .expect("purge"),
+        0
+    );
+    db.close().expect("close");
+}

@@ -80,8 +80,49 @@ impl Shared {
         wait: Wait,
         framing: Framing,
     ) -> Result<Option<u64>> {
-        let (mut w, commit) = self.lock_writer()?;
+        let (w, commit) = self.lock_writer()?;
         self.check_conditions(conditions)?;
+        self.write_locked(w, commit, ops, mark, wait, framing)
+    }
+
+    /// Deletes those of `keys` that are still at the version given and
+    /// expired (checked under the writer lock), as one batch of deletes;
+    /// returns how many. Crash protocol: a batch like any other (all or
+    /// none after a crash; docs/FORMAT.md, "Expiry purge").
+    pub(super) fn purge_expired(&self, keys: &[(Vec<u8>, u64)]) -> Result<usize> {
+        let (w, commit) = self.lock_writer()?;
+        let now = self.options.clock.now_ms();
+        let ops: Vec<Op<'_>> = keys
+            .iter()
+            .filter(|(key, seq)| {
+                self.keydir
+                    .get(key)
+                    .is_some_and(|e| e.seq == *seq && e.is_expired(now))
+            })
+            .map(|(key, _)| Op {
+                key,
+                value: None,
+                expires_at_ms: 0,
+            })
+            .collect();
+        if ops.is_empty() {
+            return Ok(0);
+        }
+        self.write_locked(w, commit, &ops, None, Wait::Policy, Framing::Batch)?;
+        Ok(ops.len())
+    }
+
+    /// [`Self::write`]'s work once the writer lock is held (conditions
+    /// checked).
+    fn write_locked(
+        &self,
+        mut w: super::WriterGuard<'_>,
+        commit: &crate::durability::GroupCommit,
+        ops: &[Op<'_>],
+        mark: Option<&[u8]>,
+        wait: Wait,
+        framing: Framing,
+    ) -> Result<Option<u64>> {
         let single_delete = framing == Framing::Single
             && mark.is_none()
             && ops.len() == 1

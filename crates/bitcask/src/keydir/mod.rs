@@ -415,6 +415,42 @@ impl KeyDir {
         }
     }
 
+    /// Keys of shard `shard % SHARDS` whose expiry has passed at `now_ms`,
+    /// from a look at up to `budget` of its keys that carry an expiry,
+    /// starting `start` places into them (so that calls with different
+    /// starts look at different keys); also how many it looked at. Under
+    /// the shard's read lock for the look only.
+    pub(crate) fn expired_sample(
+        &self,
+        shard: usize,
+        now_ms: u64,
+        budget: usize,
+        start: usize,
+    ) -> (Vec<Vec<u8>>, usize) {
+        let shard = self.read(shard % SHARDS);
+        let len = shard.expiry.len();
+        if len == 0 || budget == 0 {
+            return (Vec::new(), 0);
+        }
+        let start = start % len;
+        let looked = budget.min(len);
+        let expired = shard
+            .expiry
+            .iter()
+            .skip(start)
+            .chain(shard.expiry.iter().take(start))
+            .take(looked)
+            .filter(|&(_, &at)| at <= now_ms)
+            .map(|(&key, _)| shard.keys.get(key).to_vec())
+            .collect();
+        (expired, looked)
+    }
+
+    /// Number of shards, for callers that visit them in turn.
+    pub(crate) fn shard_count(&self) -> usize {
+        SHARDS
+    }
+
     /// Number of live keys.
     pub(crate) fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
