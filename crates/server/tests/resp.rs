@@ -1212,3 +1212,266 @@ fn a_transaction_has_limits_and_they_abort_it() {
             .contains("at most 10000 keys")
     );
 }
+
+#[test]
+fn setrange_bits_incrbyfloat_lcs_object_memory_and_randomkey() {
+    let server = Server::start(&["--max-value-size", "64KiB"]);
+    let mut con = server.connect();
+    // SETRANGE pads with zero bytes and keeps the expiry.
+    assert_eq!(int(ok(&mut con, &["SETRANGE", "r", "3", "abc"])), 6);
+    assert_eq!(
+        ok(&mut con, &["GET", "r"]),
+        Value::BulkString(b"\0\0\0abc".to_vec())
+    );
+    ok(&mut con, &["SET", "greet", "Hello World", "EX", "100"]);
+    assert_eq!(int(ok(&mut con, &["SETRANGE", "greet", "6", "Redis"])), 11);
+    assert_eq!(
+        text(ok(&mut con, &["GET", "greet"])).as_deref(),
+        Some("Hello Redis")
+    );
+    assert!(int(ok(&mut con, &["TTL", "greet"])) > 0, "expiry kept");
+    assert_eq!(int(ok(&mut con, &["SETRANGE", "none", "5", ""])), 0);
+    assert_eq!(
+        ok(&mut con, &["EXISTS", "none"]),
+        Value::Int(0),
+        "nothing set"
+    );
+    assert!(err(&mut con, &["SETRANGE", "r", "-1", "x"]).contains("offset is out of range"));
+    assert!(
+        err(&mut con, &["SETRANGE", "r", "536870908", "world"]).contains("maximum allowed size")
+    );
+    assert!(err(&mut con, &["SETRANGE", "r", "70000", "x"]).contains("maximum allowed size"));
+
+    // Bits: bit 0 is the high bit of the first byte.
+    assert_eq!(int(ok(&mut con, &["SETBIT", "b", "7", "1"])), 0);
+    assert_eq!(int(ok(&mut con, &["SETBIT", "b", "7", "1"])), 1);
+    assert_eq!(ok(&mut con, &["GET", "b"]), Value::BulkString(vec![1]));
+    assert_eq!(int(ok(&mut con, &["GETBIT", "b", "7"])), 1);
+    assert_eq!(int(ok(&mut con, &["GETBIT", "b", "100"])), 0);
+    assert!(err(&mut con, &["SETBIT", "b", "4294967296", "1"]).contains("out of range"));
+    assert!(err(&mut con, &["SETBIT", "b", "0", "2"]).contains("bit is not an integer"));
+    ok(&mut con, &["SET", "fb", "foobar"]);
+    assert_eq!(int(ok(&mut con, &["BITCOUNT", "fb"])), 26);
+    assert_eq!(int(ok(&mut con, &["BITCOUNT", "fb", "1", "1"])), 6);
+    assert_eq!(int(ok(&mut con, &["BITCOUNT", "fb", "5", "30", "BIT"])), 17);
+    assert_eq!(int(ok(&mut con, &["BITCOUNT", "fb", "-1", "-3"])), 0);
+    assert!(err(&mut con, &["BITCOUNT", "fb", "1"]).contains("syntax error"));
+    let mut raw = redis::cmd("SET");
+    raw.arg("bp").arg(&[0xFFu8, 0xF0, 0x00][..]);
+    let _: () = raw.query(&mut con).expect("binary set");
+    assert_eq!(int(ok(&mut con, &["BITPOS", "bp", "0"])), 12);
+    assert_eq!(int(ok(&mut con, &["BITPOS", "bp", "1", "2"])), -1);
+    assert_eq!(int(ok(&mut con, &["BITPOS", "none", "0"])), 0);
+    assert_eq!(int(ok(&mut con, &["BITPOS", "none", "1"])), -1);
+    assert!(err(&mut con, &["BITPOS", "bp", "2"]).contains("must be 1 or 0"));
+    ok(&mut con, &["SET", "x", "abc"]);
+    ok(&mut con, &["SET", "y", "a"]);
+    assert_eq!(int(ok(&mut con, &["BITOP", "AND", "dest", "x", "y"])), 3);
+    assert_eq!(
+        ok(&mut con, &["GET", "dest"]),
+        Value::BulkString(b"a\0\0".to_vec())
+    );
+    assert_eq!(int(ok(&mut con, &["BITOP", "OR", "dest", "nothing"])), 0);
+    assert_eq!(
+        ok(&mut con, &["EXISTS", "dest"]),
+        Value::Int(0),
+        "an empty result deletes"
+    );
+    assert!(err(&mut con, &["BITOP", "NOT", "dest", "x", "y"]).contains("single source key"));
+    assert!(err(&mut con, &["BITOP", "NAND", "dest", "x"]).contains("syntax error"));
+
+    // INCRBYFLOAT keeps the shortest digits and refuses bad floats.
+    assert_eq!(
+        text(ok(&mut con, &["INCRBYFLOAT", "f", "10.5"])).as_deref(),
+        Some("10.5")
+    );
+    assert_eq!(
+        text(ok(&mut con, &["INCRBYFLOAT", "f", "0.1"])).as_deref(),
+        Some("10.6")
+    );
+    assert_eq!(
+        text(ok(&mut con, &["INCRBYFLOAT", "f", "-10.6"])).as_deref(),
+        Some("0")
+    );
+    assert!(err(&mut con, &["INCRBYFLOAT", "f", " 1"]).contains("not a valid float"));
+    assert!(err(&mut con, &["INCRBYFLOAT", "f", "+inf"]).contains("NaN or Infinity"));
+    assert!(err(&mut con, &["INCRBYFLOAT", "x", "1"]).contains("not a valid float"));
+
+    // LCS, Redis's documented example.
+    ok(&mut con, &["MSET", "k1", "ohmytext", "k2", "mynewtext"]);
+    assert_eq!(
+        text(ok(&mut con, &["LCS", "k1", "k2"])).as_deref(),
+        Some("mytext")
+    );
+    assert_eq!(int(ok(&mut con, &["LCS", "k1", "k2", "LEN"])), 6);
+    let idx = ok(
+        &mut con,
+        &["LCS", "k1", "k2", "IDX", "MINMATCHLEN", "4", "WITHMATCHLEN"],
+    );
+    assert_eq!(
+        format!("{idx:?}"),
+        format!(
+            "{:?}",
+            Value::Array(vec![
+                Value::BulkString(b"matches".to_vec()),
+                Value::Array(vec![Value::Array(vec![
+                    Value::Array(vec![Value::Int(4), Value::Int(7)]),
+                    Value::Array(vec![Value::Int(5), Value::Int(8)]),
+                    Value::Int(4),
+                ])]),
+                Value::BulkString(b"len".to_vec()),
+                Value::Int(6),
+            ])
+        )
+    );
+    assert!(err(&mut con, &["LCS", "k1", "k2", "LEN", "IDX"]).contains("just use IDX"));
+    let big = "z".repeat(5000);
+    ok(&mut con, &["MSET", "big1", &big, "big2", &big]);
+    assert!(err(&mut con, &["LCS", "big1", "big2"]).contains("exceeds the limit"));
+
+    // OBJECT and MEMORY answer for what is stored.
+    ok(&mut con, &["SET", "n", "12345"]);
+    assert_eq!(
+        text(ok(&mut con, &["OBJECT", "ENCODING", "n"])).as_deref(),
+        Some("int")
+    );
+    assert_eq!(
+        text(ok(&mut con, &["OBJECT", "ENCODING", "x"])).as_deref(),
+        Some("embstr")
+    );
+    assert_eq!(
+        text(ok(&mut con, &["OBJECT", "ENCODING", "big1"])).as_deref(),
+        Some("raw")
+    );
+    assert_eq!(ok(&mut con, &["OBJECT", "ENCODING", "none"]), Value::Nil);
+    assert_eq!(int(ok(&mut con, &["OBJECT", "REFCOUNT", "n"])), 1);
+    assert!(err(&mut con, &["OBJECT", "FREQ", "n"]).contains("LFU"));
+    assert!(err(&mut con, &["OBJECT", "IDLETIME", "n"]).contains("access times"));
+    assert!(err(&mut con, &["OBJECT", "NOPE", "n"]).contains("Try OBJECT HELP"));
+    assert!(int(ok(&mut con, &["MEMORY", "USAGE", "big1"])) > 5000);
+    assert_eq!(ok(&mut con, &["MEMORY", "USAGE", "none"]), Value::Nil);
+    assert!(err(&mut con, &["MEMORY", "STATS"]).contains("only MEMORY USAGE"));
+
+    // RANDOMKEY: some key that exists; nil when there are none.
+    let key = text(ok(&mut con, &["RANDOMKEY"])).expect("a key");
+    assert_eq!(int(ok(&mut con, &["EXISTS", &key])), 1);
+    let empty = Server::start(&[]);
+    assert_eq!(ok(&mut empty.connect(), &["RANDOMKEY"]), Value::Nil);
+}
+
+#[test]
+fn redis_error_texts_for_options_arity_and_the_protocol() {
+    let server = Server::start(&[]);
+    let mut con = server.connect();
+    ok(&mut con, &["SET", "k", "v"]);
+    for (args, want) in [
+        (
+            &["EXPIRE", "k", "100", "NX", "XX"][..],
+            "ERR NX and XX, GT or LT options at the same time are not compatible",
+        ),
+        (
+            &["EXPIRE", "k", "100", "GT", "LT"],
+            "ERR GT and LT options at the same time are not compatible",
+        ),
+        (&["EXPIRE", "k", "100", "AB"], "ERR Unsupported option AB"),
+        (
+            &["EXPIRE", "k", "100", "XX", "AB"],
+            "ERR Unsupported option AB",
+        ),
+        (
+            &["COPY", "k", "k2", "DB", "notanint"],
+            "ERR value is not an integer or out of range",
+        ),
+        (
+            &["COPY", "k", "k2", "DB", "3"],
+            "ERR DB index is out of range",
+        ),
+        (
+            &["COPY", "k", "k"],
+            "ERR source and destination objects are the same",
+        ),
+        (
+            &["PING", "a", "b"],
+            "ERR wrong number of arguments for 'ping' command",
+        ),
+    ] {
+        let mut raw = server.raw();
+        let mut line = String::new();
+        for a in args {
+            line.push_str(&format!("\"{a}\" "));
+        }
+        raw.write_all(format!("{line}\r\n").as_bytes())
+            .expect("send");
+        let mut got = vec![0u8; want.len() + 3];
+        raw.read_exact(&mut got).expect("reply");
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            format!("-{want}\r\n"),
+            "{args:?}"
+        );
+    }
+    // XX with GT: only a key with a later expiry changes.
+    assert_eq!(int(ok(&mut con, &["EXPIRE", "k", "100", "XX", "GT"])), 0);
+    ok(&mut con, &["EXPIRE", "k", "100"]);
+    assert_eq!(int(ok(&mut con, &["EXPIRE", "k", "200", "XX", "GT"])), 1);
+    assert_eq!(int(ok(&mut con, &["COPY", "k", "k2", "DB", "0"])), 1);
+    // Protocol errors in Redis's words; the connection is closed after.
+    for (sent, want) in [
+        (&b"*1\r\n$blabla\r\n"[..], "invalid bulk length"),
+        (b"*blabla\r\n", "invalid multibulk length"),
+        (b"set \"\"\"k\"\"\" v\r\n", "unbalanced quotes"),
+    ] {
+        let mut raw = server.raw();
+        raw.write_all(sent).expect("send");
+        let reply = String::from_utf8_lossy(&read_all(&mut raw)).into_owned();
+        assert!(
+            reply.starts_with("-ERR Protocol error: ") && reply.contains(want),
+            "{reply}"
+        );
+    }
+}
+
+#[test]
+fn expired_keys_leave_dbsize_through_the_active_expiry() {
+    let server = Server::start(&["--expire-interval", "10ms"]);
+    let mut con = server.connect();
+    for k in ["a", "b", "c"] {
+        ok(&mut con, &["PSETEX", k, "100", "v"]);
+    }
+    ok(&mut con, &["SET", "stays", "v"]);
+    assert_eq!(int(ok(&mut con, &["DBSIZE"])), 4);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while int(ok(&mut con, &["DBSIZE"])) != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expired keys still counted"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn config_set_names_the_setting_it_refuses_and_resetstat_restarts_info_counts() {
+    let server = Server::start(&[]);
+    let mut con = server.connect();
+    let refused = err(&mut con, &["CONFIG", "SET", "maxmemory", "100mb"]);
+    assert!(
+        refused.contains("'maxmemory'") && refused.contains("fixed at start"),
+        "{refused}"
+    );
+    assert!(err(&mut con, &["CONFIG", "REWRITE"]).contains("Try CONFIG HELP"));
+    for _ in 0..5 {
+        ok(&mut con, &["PING"]);
+    }
+    let processed = |con: &mut Connection| -> u64 {
+        let info = text(ok(con, &["INFO", "stats"])).expect("info");
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_commands_processed:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("count")
+    };
+    assert!(processed(&mut con) >= 6);
+    assert_eq!(ok(&mut con, &["CONFIG", "RESETSTAT"]), Value::Okay);
+    // The INFO itself, and no more, since the reset.
+    assert_eq!(processed(&mut con), 1);
+}

@@ -16,6 +16,7 @@ use super::frame::Commands;
 use super::glob;
 use super::reply::Out;
 use super::session::{Flow, Session};
+use super::strings;
 
 /// What a command needs of the server: its arity, whether it writes and
 /// whether it may run long.
@@ -110,6 +111,17 @@ commands! {
     Rename = "rename", 3, WRITES, FAST, (1, 2, 1);
     Renamenx = "renamenx", 3, WRITES, FAST, (1, 2, 1);
     Copy = "copy", -3, WRITES, FAST, (1, 2, 1);
+    Setrange = "setrange", 4, WRITES, FAST, ONE;
+    Setbit = "setbit", 4, WRITES, FAST, ONE;
+    Getbit = "getbit", 3, READS, FAST, ONE;
+    Bitcount = "bitcount", -2, READS, FAST, ONE;
+    Bitpos = "bitpos", -3, READS, FAST, ONE;
+    Bitop = "bitop", -4, WRITES, FAST, (2, -1, 1);
+    Incrbyfloat = "incrbyfloat", 3, WRITES, FAST, ONE;
+    Lcs = "lcs", -3, READS, FAST, (1, 2, 1);
+    Object = "object", -2, READS, FAST, (2, 2, 1);
+    Memory = "memory", -2, READS, FAST, (2, 2, 1);
+    Randomkey = "randomkey", 1, READS, FAST, NONE;
     Multi = "multi", 1, READS, FAST, NONE;
     Exec = "exec", 1, WRITES, FAST, NONE;
     Discard = "discard", 1, READS, FAST, NONE;
@@ -209,6 +221,9 @@ fn wrong_args(name: &str) -> String {
 }
 
 const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+const NOT_FLOAT: &str = "ERR value is not a valid float";
+/// Redis's error for a string that would grow past the largest allowed.
+const TOO_LARGE: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
 const SYNTAX: &str = "ERR syntax error";
 
 /// The error reply for an engine failure. A failure that names a file
@@ -237,11 +252,29 @@ pub(super) fn now_ms() -> u64 {
 }
 
 /// Runs `attempt` until it does not fail a write condition.
-fn cas<T>(mut attempt: impl FnMut() -> bitcask::Result<T>) -> Result<T, String> {
+fn cas<T>(attempt: impl FnMut() -> bitcask::Result<T>) -> Result<T, String> {
+    cas_with(attempt, engine_error)
+}
+
+/// [`cas`] for a command that grows a value: a value past the store's
+/// limit answers Redis's error for a string past its largest.
+fn cas_growing<T>(attempt: impl FnMut() -> bitcask::Result<T>) -> Result<T, String> {
+    cas_with(attempt, |error| match error {
+        Error::ValueTooLarge { .. } => TOO_LARGE.replace("proto-max-bulk-len", "--max-value-size"),
+        other => engine_error(other),
+    })
+}
+
+/// Runs `attempt` until it does not fail a write condition; other errors
+/// are answered with `explain`.
+fn cas_with<T>(
+    mut attempt: impl FnMut() -> bitcask::Result<T>,
+    explain: fn(Error) -> String,
+) -> Result<T, String> {
     for _ in 0..CAS_ATTEMPTS {
         match attempt() {
             Err(Error::ConditionFailed { .. }) => continue,
-            other => return other.map_err(engine_error),
+            other => return other.map_err(explain),
         }
     }
     Err("ERR the key changed too often to update it; retry".to_string())
@@ -496,7 +529,14 @@ impl Session {
             | Cmd::Pexpiretime
             | Cmd::Getrange
             | Cmd::Substr
+            | Cmd::Getbit
+            | Cmd::Bitcount
+            | Cmd::Bitpos
+            | Cmd::Lcs
+            | Cmd::Object
+            | Cmd::Memory
             | Cmd::Dbsize => super::reads::read_command(&**db, spec.cmd, args, out)?,
+            Cmd::Randomkey => out.bulk_or_null(random_key(db).as_deref()),
             Cmd::Set
             | Cmd::Setnx
             | Cmd::Getdel
@@ -520,7 +560,11 @@ impl Session {
             | Cmd::Msetnx
             | Cmd::Rename
             | Cmd::Renamenx
-            | Cmd::Copy => write_command(&**db, spec.cmd, args, out)?,
+            | Cmd::Copy
+            | Cmd::Setrange
+            | Cmd::Setbit
+            | Cmd::Bitop
+            | Cmd::Incrbyfloat => write_command(&**db, spec.cmd, args, out)?,
             Cmd::Watch => self.watch(db, &args[1..], out),
             Cmd::Keys => self.keys(db, args[1], out)?,
             Cmd::Scan => self.scan(db, args, out)?,
@@ -696,18 +740,59 @@ fn compile(pattern: &[u8]) -> Result<glob::Pattern, String> {
     Ok(glob::Pattern::compile(pattern))
 }
 
-/// What an `EXPIRE` option allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ExpireRule {
-    Always,
-    /// Only if the key has no expiry.
-    Nx,
-    /// Only if it has one.
-    Xx,
-    /// Only if the new one is later (no expiry counts as infinite).
-    Gt,
-    /// Only if the new one is sooner.
-    Lt,
+/// What the options of an `EXPIRE` allow (several may be given: XX with
+/// GT or LT).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ExpireRule {
+    /// `NX`: only if the key has no expiry.
+    nx: bool,
+    /// `XX`: only if it has one.
+    xx: bool,
+    /// `GT`: only if the new one is later (no expiry counts as infinite).
+    gt: bool,
+    /// `LT`: only if the new one is sooner.
+    lt: bool,
+}
+
+impl ExpireRule {
+    /// The options in `args`, refused as Redis refuses them.
+    fn parse(args: &[&[u8]]) -> Result<Self, String> {
+        let mut rule = Self::default();
+        for arg in args {
+            let flag = if is(arg, "NX") {
+                &mut rule.nx
+            } else if is(arg, "XX") {
+                &mut rule.xx
+            } else if is(arg, "GT") {
+                &mut rule.gt
+            } else if is(arg, "LT") {
+                &mut rule.lt
+            } else {
+                return Err(format!(
+                    "ERR Unsupported option {}",
+                    String::from_utf8_lossy(arg)
+                ));
+            };
+            *flag = true;
+        }
+        if rule.nx && (rule.xx || rule.gt || rule.lt) {
+            return Err(
+                "ERR NX and XX, GT or LT options at the same time are not compatible".to_string(),
+            );
+        }
+        if rule.gt && rule.lt {
+            return Err("ERR GT and LT options at the same time are not compatible".to_string());
+        }
+        Ok(rule)
+    }
+
+    /// Whether a key whose expiry is `current` may take `at_ms`.
+    fn allows(self, current: Option<u64>, at_ms: i64) -> bool {
+        (!self.nx || current.is_none())
+            && (!self.xx || current.is_some())
+            && (!self.gt || current.is_some_and(|c| at_ms > c as i64))
+            && (!self.lt || current.is_none_or(|c| at_ms < c as i64))
+    }
 }
 
 /// Runs a write command against `db` (the store, or a cluster entry's
@@ -760,19 +845,76 @@ pub fn write_command<S: Store + ?Sized>(
             }
         }
         Cmd::Copy => {
-            let replace = match &args[3..] {
-                [] => false,
-                [flag] if is(flag, "REPLACE") => true,
-                [flag, db_index, ..] if is(flag, "DB") => {
-                    return Err(if *db_index == b"0" {
-                        SYNTAX.to_string()
-                    } else {
-                        "ERR DB index is out of range".to_string()
-                    });
+            let mut replace = false;
+            let mut i = 3;
+            while i < args.len() {
+                if is(args[i], "REPLACE") {
+                    replace = true;
+                } else if is(args[i], "DB") && i + 1 < args.len() {
+                    // Only database 0 exists.
+                    if int_arg(args[i + 1])? != 0 {
+                        return Err("ERR DB index is out of range".to_string());
+                    }
+                    i += 1;
+                } else {
+                    return Err(SYNTAX.to_string());
                 }
-                _ => return Err(SYNTAX.to_string()),
-            };
+                i += 1;
+            }
+            if args[1] == args[2] {
+                return Err("ERR source and destination objects are the same".to_string());
+            }
             out.int(i64::from(copy(db, args[1], args[2], replace)?));
+        }
+        Cmd::Setrange => out.int(setrange(db, key(), args[2], args[3])? as i64),
+        Cmd::Setbit => {
+            let offset = bit_offset(args[2])?;
+            let on = match args[3] {
+                b"1" => true,
+                b"0" => false,
+                _ => return Err("ERR bit is not an integer or out of range".to_string()),
+            };
+            let old = cas_growing(|| {
+                let old = db.get_versioned(key())?;
+                let mut value = old.as_ref().map(|o| o.value.clone()).unwrap_or_default();
+                let bit = strings::set_bit(&mut value, offset, on);
+                let options = keep_expiry(
+                    WriteOptions::new().condition(unchanged(old.as_ref())),
+                    old.as_ref(),
+                );
+                db.put_with(key(), &value, options)?;
+                Ok(bit)
+            })?;
+            out.int(i64::from(old));
+        }
+        Cmd::Bitop => out.int(bitop(db, args)? as i64),
+        Cmd::Incrbyfloat => {
+            let by = strings::parse_float(args[2]).ok_or_else(|| NOT_FLOAT.to_string())?;
+            let text = cas(|| {
+                let old = db.get_versioned(key())?;
+                let current = match &old {
+                    None => 0.0,
+                    Some(o) => match strings::parse_float(&o.value) {
+                        Some(f) => f,
+                        None => return Ok(Err(NOT_FLOAT.to_string())),
+                    },
+                };
+                let next = current + by;
+                if !next.is_finite() {
+                    return Ok(Err(
+                        "ERR increment would produce NaN or Infinity".to_string()
+                    ));
+                }
+                let text = strings::format_float(next);
+                let options = keep_expiry(
+                    WriteOptions::new().condition(unchanged(old.as_ref())),
+                    old.as_ref(),
+                );
+                db.put_with(key(), text.as_bytes(), options)?;
+                Ok(Ok(text))
+            })
+            .and_then(|outcome| outcome)?;
+            out.bulk(text.as_bytes());
         }
         Cmd::Unlink => {
             let mut n = 0;
@@ -857,22 +999,7 @@ pub fn write_command<S: Store + ?Sized>(
                 _ => Some(amount),
             }
             .ok_or_else(|| format!("ERR invalid expire time in '{}' command", cmd.name()))?;
-            let rule = match args.get(3) {
-                None => ExpireRule::Always,
-                Some(a) if is(a, "NX") => ExpireRule::Nx,
-                Some(a) if is(a, "XX") => ExpireRule::Xx,
-                Some(a) if is(a, "GT") => ExpireRule::Gt,
-                Some(a) if is(a, "LT") => ExpireRule::Lt,
-                Some(_) => {
-                    return Err(format!(
-                        "ERR Unsupported option {}",
-                        String::from_utf8_lossy(args[3])
-                    ));
-                }
-            };
-            if args.len() > 4 {
-                return Err(SYNTAX.to_string());
-            }
+            let rule = ExpireRule::parse(&args[3..])?;
             out.int(i64::from(expire(db, key(), at_ms, rule)?));
         }
         Cmd::Persist => {
@@ -921,6 +1048,13 @@ pub fn write_command<S: Store + ?Sized>(
         | Cmd::Discard
         | Cmd::Watch
         | Cmd::Unwatch
+        | Cmd::Getbit
+        | Cmd::Bitcount
+        | Cmd::Bitpos
+        | Cmd::Lcs
+        | Cmd::Object
+        | Cmd::Memory
+        | Cmd::Randomkey
         | Cmd::Flushdb
         | Cmd::Flushall => return Err(format!("ERR command '{}' is not a write", cmd.name())),
     }
@@ -939,14 +1073,7 @@ fn expire<S: Store + ?Sized>(
         let Some(old) = db.get_versioned(key)? else {
             return Ok(false);
         };
-        let allowed = match (rule, old.expires_at_ms) {
-            (ExpireRule::Always, _) => true,
-            (ExpireRule::Nx, current) => current.is_none(),
-            (ExpireRule::Xx, current) => current.is_some(),
-            (ExpireRule::Gt, current) => current.is_some_and(|c| at_ms > c as i64),
-            (ExpireRule::Lt, current) => current.is_none_or(|c| at_ms < c as i64),
-        };
-        if !allowed {
+        if !rule.allows(old.expires_at_ms, at_ms) {
             return Ok(false);
         }
         let condition = Condition::Version(old.version);
@@ -1224,6 +1351,86 @@ fn copy<S: Store + ?Sized>(db: &S, src: &[u8], dst: &[u8], replace: bool) -> Res
         db.write_batch(&batch)?;
         Ok(true)
     })
+}
+
+/// A `SETBIT`/`GETBIT` offset: 0 up to Redis's largest string's bits.
+pub(super) fn bit_offset(arg: &[u8]) -> Result<u64, String> {
+    std::str::from_utf8(arg)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|&offset| offset / 8 < strings::MAX_BULK)
+        .ok_or_else(|| "ERR bit offset is not an integer or out of range".to_string())
+}
+
+/// `SETRANGE key offset value`: the new length.
+fn setrange<S: Store + ?Sized>(
+    db: &S,
+    key: &[u8],
+    offset: &[u8],
+    patch: &[u8],
+) -> Result<usize, String> {
+    let offset = int_arg(offset)?;
+    let offset = usize::try_from(offset).map_err(|_| "ERR offset is out of range".to_string())?;
+    cas_growing(|| {
+        let old = db.get_versioned(key)?;
+        if patch.is_empty() {
+            // Setting nothing: the length, and nothing written.
+            return Ok(Ok(old.map_or(0, |o| o.value.len())));
+        }
+        if (offset as u64).saturating_add(patch.len() as u64) > strings::MAX_BULK {
+            return Ok(Err(TOO_LARGE.to_string()));
+        }
+        let current = old.as_ref().map(|o| o.value.as_slice()).unwrap_or_default();
+        let value = strings::set_range(current, offset, patch);
+        let options = keep_expiry(
+            WriteOptions::new().condition(unchanged(old.as_ref())),
+            old.as_ref(),
+        );
+        db.put_with(key, &value, options)?;
+        Ok(Ok(value.len()))
+    })
+    .and_then(|outcome| outcome)
+}
+
+/// `BITOP op dest src [src ...]`: the result's length. One batch that
+/// requires every source to be at the version read.
+fn bitop<S: Store + ?Sized>(db: &S, args: &[&[u8]]) -> Result<usize, String> {
+    let op = strings::BitOp::parse(args[1]).ok_or_else(|| SYNTAX.to_string())?;
+    let (dest, sources) = (args[2], &args[3..]);
+    if op == strings::BitOp::Not && sources.len() != 1 {
+        return Err("ERR BITOP NOT must be called with a single source key.".to_string());
+    }
+    cas_growing(|| {
+        let mut batch = Batch::new();
+        let mut values = Vec::with_capacity(sources.len());
+        for source in sources {
+            let found = db.get_versioned(source)?;
+            batch.require(*source, unchanged(found.as_ref()));
+            values.push(found.map(|v| v.value).unwrap_or_default());
+        }
+        let result = op.apply(&values);
+        let len = result.len();
+        if result.is_empty() {
+            batch.delete(dest);
+        } else {
+            batch.put(dest, result);
+        }
+        db.write_batch(&batch)?;
+        Ok(len)
+    })
+}
+
+/// A key at a random place in the key order (`RANDOMKEY`), or `None` if
+/// the store is empty. (Not uniform: a key after a wide gap in the order
+/// is likelier; the key directory keeps no index to draw from evenly.)
+fn random_key(db: &Bitcask) -> Option<Vec<u8>> {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(now_ms());
+    let start = hasher.finish().to_be_bytes().to_vec();
+    db.keys_in(KeyRange::prefix(Vec::new()).start_after(start))
+        .next()
+        .or_else(|| db.keys().next())
 }
 
 /// Deletes every key, 10,000 per batch.

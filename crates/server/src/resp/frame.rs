@@ -334,15 +334,23 @@ fn length_line(buf: &[u8], at: usize) -> Result<Option<(i64, usize)>, ProtocolEr
         }
         return Ok(None);
     };
-    let digits = &window[..len];
-    let text = std::str::from_utf8(digits).map_err(|_| ProtocolError("invalid length".into()))?;
-    let n: i64 = text
-        .parse()
-        .map_err(|_| ProtocolError(format!("invalid length {text:?}")))?;
+    // Redis's words for a length that is not a number.
+    let invalid = || {
+        ProtocolError(if buf[at] == b'*' {
+            "invalid multibulk length".into()
+        } else {
+            "invalid bulk length".into()
+        })
+    };
+    let n: i64 = std::str::from_utf8(&window[..len])
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(invalid)?;
     Ok(Some((n, at + 1 + len + 2)))
 }
 
-/// A line of words; double or single quotes group words (no escapes).
+/// A line of words; double or single quotes group words (no escapes). As
+/// in Redis, a closing quote must be followed by a space or the end.
 /// `searched` bytes of it are known to hold no newline.
 fn inline(
     cmd: &[u8],
@@ -380,8 +388,12 @@ fn inline(
                 let Some(len) = cmd[from..end].iter().position(|&b| b == quote) else {
                     return error("unbalanced quotes in request");
                 };
+                let after = from + len + 1;
+                if after < end && !matches!(cmd[after], b' ' | b'\t') {
+                    return error("unbalanced quotes in request");
+                }
                 spans.push(base + from..base + from + len);
-                i = from + len + 1;
+                i = after;
             }
             _ => {
                 let from = i;

@@ -18,6 +18,7 @@ mod glob;
 mod reads;
 pub mod reply;
 mod session;
+mod strings;
 pub mod transaction;
 
 use std::sync::Arc;

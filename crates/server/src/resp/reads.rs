@@ -6,8 +6,15 @@
 
 use bitcask_cluster::Store;
 
-use super::commands::{Cmd, engine_error, int_arg, now_ms};
+use super::commands::{Cmd, bit_offset, engine_error, int_arg, now_ms};
 use super::reply::Out;
+use super::strings::{self, Unit};
+
+const SYNTAX: &str = "ERR syntax error";
+
+/// Bytes `MEMORY USAGE` adds to a key and its value: the key directory's
+/// entry (location, version, expiry) and its share of the map.
+const ENTRY_OVERHEAD: usize = 64;
 
 /// A failed command: the error reply's text.
 type CmdResult = Result<(), String>;
@@ -59,7 +66,72 @@ pub fn read_command<S: Store + ?Sized>(
         Cmd::Getrange | Cmd::Substr => {
             let (start, end) = (int_arg(args[2])?, int_arg(args[3])?);
             let value = db.get(key()).map_err(engine_error)?.unwrap_or_default();
-            out.bulk(byte_range(&value, start, end));
+            out.bulk(strings::byte_range(&value, start, end));
+        }
+        Cmd::Getbit => {
+            let offset = bit_offset(args[2])?;
+            let value = db.get(key()).map_err(engine_error)?.unwrap_or_default();
+            out.int(i64::from(strings::get_bit(&value, offset)));
+        }
+        Cmd::Bitcount => {
+            let range = match &args[2..] {
+                [] => None,
+                [start, end] => Some((int_arg(start)?, int_arg(end)?, Unit::Byte)),
+                [start, end, unit] => Some((int_arg(start)?, int_arg(end)?, unit_arg(unit)?)),
+                _ => return Err(SYNTAX.to_string()),
+            };
+            let value = db.get(key()).map_err(engine_error)?.unwrap_or_default();
+            let bits = match range {
+                // Both from the end and crossed: empty, before clamping.
+                Some((start, end, _)) if start < 0 && end < 0 && start > end => None,
+                Some((start, end, unit)) => strings::bit_range(value.len(), start, end, unit),
+                None => strings::bit_range(value.len(), 0, -1, Unit::Byte),
+            };
+            out.int(bits.map_or(0, |b| strings::count_bits(&value, b)) as i64);
+        }
+        Cmd::Bitpos => {
+            let bit = match int_arg(args[2])? {
+                0 => 0,
+                1 => 1,
+                _ => return Err("ERR The bit argument must be 1 or 0.".to_string()),
+            };
+            let (start, end, unit) = match &args[3..] {
+                [] => (0, None, Unit::Byte),
+                [start] => (int_arg(start)?, None, Unit::Byte),
+                [start, end] => (int_arg(start)?, Some(int_arg(end)?), Unit::Byte),
+                [start, end, unit] => (int_arg(start)?, Some(int_arg(end)?), unit_arg(unit)?),
+                _ => return Err(SYNTAX.to_string()),
+            };
+            let Some(value) = db.get(key()).map_err(engine_error)? else {
+                // An absent key is all zeros.
+                out.int(if bit == 1 { -1 } else { 0 });
+                return Ok(());
+            };
+            let range = strings::bit_range(value.len(), start, end.unwrap_or(-1), unit);
+            out.int(strings::bit_position(&value, bit, range, end.is_some()));
+        }
+        Cmd::Lcs => lcs(db, args, out)?,
+        Cmd::Object => object(db, args, out)?,
+        Cmd::Memory => {
+            let sub = args[1];
+            if !sub.eq_ignore_ascii_case(b"USAGE") || args.len() < 3 {
+                return Err(format!(
+                    "ERR MEMORY {} is not supported by bitcask (only MEMORY USAGE)",
+                    String::from_utf8_lossy(sub)
+                ));
+            }
+            match &args[3..] {
+                [] => {}
+                [word, n] if word.eq_ignore_ascii_case(b"SAMPLES") => {
+                    int_arg(n)?;
+                }
+                _ => return Err(SYNTAX.to_string()),
+            }
+            let key = args[2];
+            match db.get(key).map_err(engine_error)? {
+                Some(value) => out.int((key.len() + value.len() + ENTRY_OVERHEAD) as i64),
+                None => out.null(),
+            }
         }
         Cmd::Dbsize => out.int(db.len() as i64),
         other => return Err(format!("ERR command '{}' is not a read", other.name())),
@@ -67,54 +139,121 @@ pub fn read_command<S: Store + ?Sized>(
     Ok(())
 }
 
-/// `GETRANGE`'s slice of `value`: `start` and `end` inclusive, negative
-/// counting from the end, clamped as Redis (7.4 and later) clamps them: an
-/// end still negative after counting from the end, or a start past the
-/// end, is an empty slice.
-pub fn byte_range(value: &[u8], start: i64, end: i64) -> &[u8] {
-    // Redis's steps (t_string.c, getrangeCommand), in order.
-    let len = value.len() as i64;
-    let start = if start < 0 {
-        start.saturating_add(len)
+/// A `BITCOUNT`/`BITPOS` unit: `BYTE` or `BIT`.
+fn unit_arg(arg: &[u8]) -> Result<Unit, String> {
+    if arg.eq_ignore_ascii_case(b"BYTE") {
+        Ok(Unit::Byte)
+    } else if arg.eq_ignore_ascii_case(b"BIT") {
+        Ok(Unit::Bit)
     } else {
-        start
-    };
-    let end = if end < 0 {
-        end.saturating_add(len)
-    } else {
-        end
-    };
-    if len == 0 || start >= len || end < 0 || start > end {
-        return &[];
+        Err(SYNTAX.to_string())
     }
-    let (from, to) = (start.max(0), end.min(len - 1));
-    &value[from as usize..=to as usize]
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn getrange_clamps_as_redis_does() {
-        let v = b"Hello World";
-        for (start, end, want) in [
-            (0, 3, &b"Hell"[..]),
-            (0, -1, b"Hello World"),
-            (-3, -1, b"rld"),
-            (5, 3, b""),
-            (5, 5000, b" World"),
-            (-5000, 10000, b"Hello World"),
-            (-10, -9, b"el"),
-            (-20, -15, b""),
-            (0, -100, b""),
-            (-100, -99, b""),
-            (1, -100, b""),
-            (-1, -5, b""),
-            (20, 30, b""),
-        ] {
-            assert_eq!(byte_range(v, start, end), want, "{start} {end}");
+/// `LCS key1 key2 [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN]`.
+fn lcs<S: Store + ?Sized>(db: &S, args: &[&[u8]], out: &mut Out) -> Result<(), String> {
+    let (mut len_only, mut idx, mut with_len, mut min_len) = (false, false, false, 0usize);
+    let mut i = 3;
+    while i < args.len() {
+        let arg = args[i];
+        if arg.eq_ignore_ascii_case(b"LEN") {
+            len_only = true;
+        } else if arg.eq_ignore_ascii_case(b"IDX") {
+            idx = true;
+        } else if arg.eq_ignore_ascii_case(b"WITHMATCHLEN") {
+            with_len = true;
+        } else if arg.eq_ignore_ascii_case(b"MINMATCHLEN") && i + 1 < args.len() {
+            min_len = usize::try_from(int_arg(args[i + 1])?).unwrap_or(0);
+            i += 1;
+        } else {
+            return Err(SYNTAX.to_string());
         }
-        assert_eq!(byte_range(b"", 0, -1), b"");
+        i += 1;
     }
+    if len_only && idx {
+        return Err(
+            "ERR If you want both the length and indexes, please just use IDX.".to_string(),
+        );
+    }
+    let a = db.get(args[1]).map_err(engine_error)?.unwrap_or_default();
+    let b = db.get(args[2]).map_err(engine_error)?.unwrap_or_default();
+    let found = strings::lcs(&a, &b, min_len).ok_or_else(|| {
+        format!(
+            "ERR Insufficient memory, transient memory for LCS exceeds the limit ({} cells)",
+            strings::MAX_LCS_CELLS
+        )
+    })?;
+    if idx {
+        out.map(2);
+        out.bulk(b"matches");
+        out.array(found.matches.len());
+        for m in &found.matches {
+            out.array(2 + usize::from(with_len));
+            for (first, last) in [m.a, m.b] {
+                out.array(2);
+                out.int(first as i64);
+                out.int(last as i64);
+            }
+            if with_len {
+                out.int(m.len as i64);
+            }
+        }
+        out.bulk(b"len");
+        out.int(found.sequence.len() as i64);
+    } else if len_only {
+        out.int(found.sequence.len() as i64);
+    } else {
+        out.bulk(&found.sequence);
+    }
+    Ok(())
+}
+
+/// `OBJECT ENCODING|REFCOUNT|IDLETIME|FREQ key` and `OBJECT HELP`.
+fn object<S: Store + ?Sized>(db: &S, args: &[&[u8]], out: &mut Out) -> Result<(), String> {
+    let sub = args[1];
+    let is = |word: &str| sub.eq_ignore_ascii_case(word.as_bytes());
+    if is("HELP") && args.len() == 2 {
+        let lines = [
+            "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "ENCODING <key>",
+            "    Return the kind of internal representation used in order to store the value",
+            "    associated with a <key>.",
+            "FREQ <key>",
+            "    Not tracked by bitcask (no LFU eviction).",
+            "IDLETIME <key>",
+            "    Not tracked by bitcask (no access times are kept).",
+            "REFCOUNT <key>",
+            "    Return the number of references of the value associated with the specified",
+            "    <key> (always 1: values are not shared).",
+        ];
+        out.array(lines.len());
+        for line in lines {
+            out.simple(line);
+        }
+        return Ok(());
+    }
+    let known = is("ENCODING") || is("REFCOUNT") || is("IDLETIME") || is("FREQ");
+    if !known || args.len() != 3 {
+        return Err(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try OBJECT HELP.",
+            String::from_utf8_lossy(sub)
+        ));
+    }
+    let Some(value) = db.get(args[2]).map_err(engine_error)? else {
+        out.null();
+        return Ok(());
+    };
+    if is("ENCODING") {
+        out.bulk(strings::encoding(&value).as_bytes());
+    } else if is("REFCOUNT") {
+        out.int(1);
+    } else if is("IDLETIME") {
+        return Err("ERR bitcask keeps no access times, so idle time is not tracked.".to_string());
+    } else {
+        return Err(
+            "ERR An LFU maxmemory policy is not selected, access frequency not tracked."
+                .to_string(),
+        );
+    }
+    Ok(())
 }

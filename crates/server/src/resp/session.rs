@@ -38,6 +38,9 @@ pub struct Shared {
     started: Instant,
     port: u16,
     next_client_id: AtomicU64,
+    /// The command count at the last `CONFIG RESETSTAT`: `INFO` reports
+    /// the count since (the Prometheus counters themselves never go back).
+    stats_base: AtomicU64,
 }
 
 impl Shared {
@@ -51,6 +54,7 @@ impl Shared {
             started: Instant::now(),
             port,
             next_client_id: AtomicU64::new(1),
+            stats_base: AtomicU64::new(0),
         }
     }
 
@@ -285,9 +289,10 @@ impl Session {
             tracing::debug!(peer = %self.peer, command = spec.name, "RESP command");
         }
         match spec.cmd {
-            Cmd::Ping => match args.get(1) {
-                None => out.simple("PONG"),
-                Some(msg) => out.bulk(msg),
+            Cmd::Ping => match args {
+                [_] => out.simple("PONG"),
+                [_, msg] => out.bulk(msg),
+                _ => out.error("ERR wrong number of arguments for 'ping' command"),
             },
             Cmd::Echo => out.bulk(args[1]),
             Cmd::Time => {
@@ -343,6 +348,17 @@ impl Session {
             | Cmd::Renamenx
             | Cmd::Copy
             | Cmd::Watch
+            | Cmd::Setrange
+            | Cmd::Setbit
+            | Cmd::Getbit
+            | Cmd::Bitcount
+            | Cmd::Bitpos
+            | Cmd::Bitop
+            | Cmd::Incrbyfloat
+            | Cmd::Lcs
+            | Cmd::Object
+            | Cmd::Memory
+            | Cmd::Randomkey
             | Cmd::Mget
             | Cmd::Strlen
             | Cmd::Exists
@@ -496,16 +512,36 @@ impl Session {
         }
     }
 
-    /// `CONFIG GET pattern [pattern ...]` (and a refusal for the rest).
+    /// The commands run so far, this connection's not yet published ones
+    /// included.
+    fn commands_processed(&self) -> u64 {
+        self.shared.state.metrics().resp_commands().total() + self.counts.pending()
+    }
+
+    /// `CONFIG GET pattern [pattern ...]`, `CONFIG RESETSTAT`, and a
+    /// refusal of `CONFIG SET` that names the setting.
     fn config(&self, args: &[&[u8]], out: &mut Out) {
         let sub = &args[1];
-        if sub.eq_ignore_ascii_case(b"RESETSTAT") {
+        if sub.eq_ignore_ascii_case(b"RESETSTAT") && args.len() == 2 {
+            self.shared
+                .stats_base
+                .store(self.commands_processed(), Ordering::Relaxed);
             out.ok();
+            return;
+        }
+        if sub.eq_ignore_ascii_case(b"SET") && args.len() >= 4 {
+            // No setting changes while the server runs (yet): say which
+            // one was asked for and where it is set instead.
+            out.error(&format!(
+                "ERR CONFIG SET '{}' is not supported by bitcask: settings are fixed at start \
+                 (bitcask-server --help lists them)",
+                String::from_utf8_lossy(args[2])
+            ));
             return;
         }
         if !sub.eq_ignore_ascii_case(b"GET") || args.len() < 3 {
             out.error(&format!(
-                "ERR CONFIG {} is not supported by bitcask (only CONFIG GET)",
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.",
                 String::from_utf8_lossy(sub)
             ));
             return;
@@ -589,9 +625,11 @@ impl Session {
             ));
         }
         if wanted("stats") {
+            let since_reset = self
+                .commands_processed()
+                .saturating_sub(self.shared.stats_base.load(Ordering::Relaxed));
             text.push_str(&format!(
-                "# Stats\r\ntotal_commands_processed:{}\r\n\r\n",
-                self.shared.state.metrics().resp_commands().total() + self.counts.pending()
+                "# Stats\r\ntotal_commands_processed:{since_reset}\r\n\r\n"
             ));
         }
         if wanted("keyspace") {

@@ -49,7 +49,7 @@ pub struct Queue {
 }
 
 /// Whether `cmd` may be queued in a transaction. The commands that walk
-/// the whole key space (KEYS, SCAN, FLUSHDB, FLUSHALL) and those about the
+/// the whole key space (KEYS, SCAN, FLUSHDB, FLUSHALL, RANDOMKEY) and those about the
 /// connection or the server are refused: a transaction holds what can be
 /// made one atomic batch.
 fn queueable(cmd: Cmd) -> bool {
@@ -69,7 +69,8 @@ fn queueable(cmd: Cmd) -> bool {
         | Cmd::Multi
         | Cmd::Exec
         | Cmd::Discard
-        | Cmd::Watch => false,
+        | Cmd::Watch
+        | Cmd::Randomkey => false,
         Cmd::Ping
         | Cmd::Echo
         | Cmd::Time
@@ -111,6 +112,16 @@ fn queueable(cmd: Cmd) -> bool {
         | Cmd::Rename
         | Cmd::Renamenx
         | Cmd::Copy
+        | Cmd::Setrange
+        | Cmd::Setbit
+        | Cmd::Getbit
+        | Cmd::Bitcount
+        | Cmd::Bitpos
+        | Cmd::Bitop
+        | Cmd::Incrbyfloat
+        | Cmd::Lcs
+        | Cmd::Object
+        | Cmd::Memory
         | Cmd::Dbsize => true,
     }
 }
