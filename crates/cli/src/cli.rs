@@ -83,6 +83,19 @@ pub enum Command {
         #[arg(long)]
         durable: bool,
     },
+    /// Apply puts, deletes and checks all or nothing, from a JSON file (or
+    /// stdin: `-` or no FILE) in `POST /batch`'s shape:
+    /// `{"ops": [{"op": "put", "key": "a", "value": "1", "if_absent": true},
+    /// {"op": "delete", "key": "b", "if_version": 7}, {"op": "check",
+    /// "key": "c", "if_present": true}]}`. Every condition is checked
+    /// first; if one fails, nothing is applied (exit 4, naming it).
+    Batch {
+        /// The JSON file; `-` or none for stdin.
+        file: Option<String>,
+        /// Return only once the batch is on disk (fsynced).
+        #[arg(long)]
+        durable: bool,
+    },
     /// Check that the server is up and its store is open.
     Health,
     /// Measure a round trip to the server.

@@ -84,7 +84,7 @@ fn run_local(cli: &Cli, dir: &Path) -> Result<u8, Failure> {
         }
         Command::Check => return check(dir, cli.json),
         Command::Repair => return repair(dir, cli.json),
-        Command::Put { .. } | Command::Import { .. } => Access::Create,
+        Command::Put { .. } | Command::Import { .. } | Command::Batch { .. } => Access::Create,
         Command::Delete { .. } | Command::Merge => Access::Write,
         _ => Access::Read,
     };
@@ -219,6 +219,19 @@ fn store_command(store: &dyn Store, cli: &Cli) -> Result<u8, Failure> {
             }
             Ok(code::OK)
         }
+        Command::Batch { file, durable } => {
+            let body = read_batch(file.as_deref())?;
+            let result = store.batch(body, *durable)?;
+            if cli.json {
+                output::json(&to_json(&result)?)?;
+            } else {
+                let version = result
+                    .version
+                    .map_or_else(String::new, |v| format!(" (version {v})"));
+                output::note(&format!("applied {} operations{version}", result.count));
+            }
+            Ok(code::OK)
+        }
         Command::Backup { dest } => {
             let report = store.backup(dest.as_deref())?;
             if cli.json {
@@ -269,6 +282,27 @@ fn read_value(value: &str) -> Result<Vec<u8>, Failure> {
         .read_to_end(&mut bytes)
         .map_err(|e| Failure::failed(format!("cannot read the value from stdin: {e}")))?;
     Ok(bytes)
+}
+
+/// A batch body from `file` (or stdin for `-` or none).
+fn read_batch(file: Option<&str>) -> Result<bitcask_wire::BatchBody, Failure> {
+    let text = match file {
+        None | Some("-") => {
+            let mut text = String::new();
+            std::io::stdin()
+                .lock()
+                .read_to_string(&mut text)
+                .map_err(|e| Failure::failed(format!("cannot read the batch from stdin: {e}")))?;
+            text
+        }
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| Failure::usage(format!("cannot read {path}: {e}")))?,
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        Failure::usage(format!("not a batch: {e}")).hint(
+            r#"the shape is {"ops": [{"op": "put", "key": "k", "value": "v"}, {"op": "delete", "key": "k"}]}"#,
+        )
+    })
 }
 
 fn condition_of(args: &ConditionArgs) -> Condition {

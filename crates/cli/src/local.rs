@@ -5,7 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use bitcask::{Bitcask, KeyRange, Options, WriteOptions};
-use bitcask_client::{BackupReport, Condition, MergeReport, ScrubReport, Stats};
+use bitcask_client::{BackupReport, BatchResult, Condition, MergeReport, ScrubReport, Stats};
+use bitcask_wire::{BatchBody, BatchOp, Expect};
 
 use crate::failure::Failure;
 use crate::output;
@@ -80,6 +81,15 @@ pub fn holder(pid: Option<u32>) -> String {
     }
 }
 
+/// A batch operation's condition, as the engine takes it.
+fn engine_condition(expect: Expect) -> bitcask::Condition {
+    match expect {
+        Expect::Version(v) => bitcask::Condition::Version(v),
+        Expect::Absent => bitcask::Condition::Absent,
+        Expect::Present => bitcask::Condition::Present,
+    }
+}
+
 fn condition(condition: Condition) -> bitcask::Condition {
     match condition {
         Condition::None => bitcask::Condition::None,
@@ -133,6 +143,55 @@ impl Store for Local {
 
     fn stats(&self) -> Result<Stats, Failure> {
         Ok(Stats::from(&self.db.stats()))
+    }
+
+    fn batch(&self, body: BatchBody, durable: bool) -> Result<BatchResult, Failure> {
+        let count = body.ops.len();
+        let mut batch = bitcask::Batch::new();
+        // For each condition, the operation that asked for it.
+        let mut asked_by = Vec::new();
+        for (i, op) in body.ops.iter().enumerate() {
+            if let Some(expect) = op.expect().map_err(Failure::usage)? {
+                batch.require(op.key().as_bytes(), engine_condition(expect));
+                asked_by.push(i);
+            }
+            match op {
+                BatchOp::Put {
+                    key,
+                    value,
+                    ttl: Some(secs),
+                    ..
+                } => {
+                    batch.put_with_ttl(key.as_bytes(), value.as_bytes(), Duration::from_secs(*secs))
+                }
+                BatchOp::Put { key, value, .. } => batch.put(key.as_bytes(), value.as_bytes()),
+                BatchOp::Delete { key, .. } => batch.delete(key.as_bytes()),
+                BatchOp::Check { .. } => &mut batch,
+            };
+        }
+        batch.durable(durable);
+        match self.db.write_batch(&batch) {
+            Ok(version) => Ok(BatchResult {
+                status: "success".into(),
+                count,
+                version,
+            }),
+            Err(bitcask::Error::ConditionFailed { current, index }) => {
+                let op = asked_by.get(index).copied().unwrap_or_default();
+                let now = match current {
+                    Some(v) => format!("is at version {v}"),
+                    None => "is absent".to_string(),
+                };
+                Err(Failure::new(
+                    crate::failure::code::CONDITION,
+                    format!(
+                        "precondition failed: operation {op} (key {:?}): the key {now}; nothing was applied",
+                        body.ops[op].key()
+                    ),
+                ))
+            }
+            Err(other) => Err(other.into()),
+        }
     }
 
     fn backup(&self, dest: Option<&str>) -> Result<BackupReport, Failure> {

@@ -8,6 +8,8 @@ use crate::config::Remote;
 use crate::failure::Failure;
 use crate::output;
 use crate::store::{KeyIter, PutOptions, Store};
+use bitcask_client::BatchResult;
+use bitcask_wire::BatchBody;
 
 /// A server, through the blocking client.
 pub struct Server {
@@ -85,6 +87,11 @@ impl Store for Server {
 
     fn stats(&self) -> Result<Stats, Failure> {
         Ok(self.client.stats()?)
+    }
+
+    fn batch(&self, batch: BatchBody, durable: bool) -> Result<BatchResult, Failure> {
+        let batch = bitcask_client::Batch::from_body(batch);
+        Ok(self.client.batch(&batch, durable)?)
     }
 
     fn backup(&self, dest: Option<&str>) -> Result<BackupReport, Failure> {

@@ -1,9 +1,10 @@
 //! What the key-value commands need from a store, so that `put`, `get`,
-//! `delete`, `keys`, `stats`, `merge`, `scrub` and `backup` are written
+//! `delete`, `batch`, `keys`, `stats`, `merge`, `scrub` and `backup` are written
 //! once for a server
 //! ([`crate::remote`]) and for a data directory ([`crate::local`]).
 
-use bitcask_client::{BackupReport, Condition, MergeReport, ScrubReport, Stats};
+use bitcask_client::{BackupReport, BatchResult, Condition, MergeReport, ScrubReport, Stats};
+use bitcask_wire::BatchBody;
 
 use crate::failure::Failure;
 
@@ -43,6 +44,10 @@ pub trait Store {
         start_after: Option<&str>,
         limit: Option<usize>,
     ) -> KeyIter<'a>;
+    /// Applies `batch` all or nothing, if every condition in it holds (a
+    /// failed one is a [`crate::failure::code::CONDITION`] failure naming
+    /// the operation).
+    fn batch(&self, batch: BatchBody, durable: bool) -> Result<BatchResult, Failure>;
     /// Space and merge statistics.
     fn stats(&self) -> Result<Stats, Failure>;
     /// Runs a merge now.

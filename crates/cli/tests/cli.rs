@@ -293,6 +293,60 @@ fn conditions_that_do_not_hold_exit_4() {
 }
 
 #[test]
+fn batch_applies_all_or_nothing_remote_and_local_and_a_failed_condition_exits_4() {
+    let env = Env::new();
+    let server = TestServer::start(&[]);
+    let data = env.path("data");
+    let create = r#"{"ops": [
+        {"op": "put", "key": "a", "value": "1", "if_absent": true},
+        {"op": "put", "key": "b", "value": "2", "ttl": 3600},
+        {"op": "check", "key": "c", "if_absent": true}
+    ]}"#;
+    let file = env.path("batch.json");
+    std::fs::write(&file, create).expect("write");
+    let file = file.to_str().expect("utf-8");
+    // From a file against the server, from stdin against a data directory.
+    let out = env
+        .remote(&server, &["--json", "batch", file])
+        .assert()
+        .success();
+    assert_eq!(json_of(&out.get_output().stdout)["count"], 3);
+    env.local(&data, &["batch", "-"])
+        .write_stdin(create)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("applied 3 operations"));
+    // Again: "a" exists, so nothing is applied, and the operation is named.
+    let again = r#"{"ops": [
+        {"op": "delete", "key": "b"},
+        {"op": "put", "key": "a", "value": "x", "if_absent": true}
+    ]}"#;
+    for command in [
+        env.remote(&server, &["batch"]),
+        env.local(&data, &["batch"]),
+    ] {
+        let mut command = command;
+        command
+            .write_stdin(again)
+            .assert()
+            .code(4)
+            .stderr(predicate::str::contains("operation 1").and(predicate::str::contains("\"a\"")));
+    }
+    env.remote(&server, &["get", "b"]).assert().stdout("2");
+    env.local(&data, &["get", "b"]).assert().stdout("2");
+    // Not a batch, or two conditions on one operation: usage errors.
+    for bad in [
+        "[1, 2]",
+        r#"{"ops": [{"op": "put", "key": "a", "value": "1", "if_absent": true, "if_present": true}]}"#,
+    ] {
+        env.local(&data, &["batch"])
+            .write_stdin(bad)
+            .assert()
+            .code(2);
+    }
+}
+
+#[test]
 fn an_unreachable_server_exits_3_with_a_hint_to_start_it() {
     let env = Env::new();
     let mut cmd = env.bitcask();

@@ -28,6 +28,16 @@ pub enum Condition {
     Version(u64),
 }
 
+/// A condition as a batch operation carries it.
+fn expect(condition: Condition) -> Option<bitcask_wire::Expect> {
+    match condition {
+        Condition::None => None,
+        Condition::Absent => Some(bitcask_wire::Expect::Absent),
+        Condition::Present => Some(bitcask_wire::Expect::Present),
+        Condition::Version(v) => Some(bitcask_wire::Expect::Version(v)),
+    }
+}
+
 /// Options of one write: `WriteOptions::new().ttl(Duration::from_secs(60)).durable(true)`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[must_use]
@@ -112,8 +122,14 @@ impl ListOptions {
     }
 }
 
-/// Puts and deletes the server applies all or nothing (`POST /batch`).
-/// Values are text: the batch body is JSON.
+/// Puts and deletes the server applies all or nothing (`POST /batch`),
+/// each maybe with a [`Condition`] on its key, and checks of keys the
+/// batch does not write. Every condition is checked against the store as
+/// it was before the batch, all at once; if one fails, nothing is applied
+/// and the call fails with
+/// [`Error::PreconditionFailed`](crate::Error::PreconditionFailed), whose
+/// detail names the first failed operation. Values are text: the batch
+/// body is JSON.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Batch {
@@ -128,11 +144,37 @@ impl Batch {
 
     /// Adds a put.
     pub fn put(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.body.ops.push(BatchOp::Put {
-            key: key.into(),
-            value: value.into(),
-            ttl: None,
-        });
+        self.body.ops.push(BatchOp::put(key, value));
+        self
+    }
+
+    /// Adds a put that applies only if `condition` holds for its key.
+    pub fn put_if(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+        condition: Condition,
+    ) -> Self {
+        self.body
+            .ops
+            .push(BatchOp::put(key, value).expecting(expect(condition)));
+        self
+    }
+
+    /// Adds a delete that applies only if `condition` holds for its key.
+    pub fn delete_if(mut self, key: impl Into<String>, condition: Condition) -> Self {
+        self.body
+            .ops
+            .push(BatchOp::delete(key).expecting(expect(condition)));
+        self
+    }
+
+    /// Adds a check: the batch applies only if `condition` holds for
+    /// `key`, which it does not write. `Condition::None` adds nothing.
+    pub fn check(mut self, key: impl Into<String>, condition: Condition) -> Self {
+        if let Some(e) = expect(condition) {
+            self.body.ops.push(BatchOp::check(key, e));
+        }
         self
     }
 
@@ -143,18 +185,24 @@ impl Batch {
         value: impl Into<String>,
         ttl: Duration,
     ) -> Self {
-        self.body.ops.push(BatchOp::Put {
-            key: key.into(),
-            value: value.into(),
-            ttl: Some(ttl.as_secs()),
-        });
+        let mut op = BatchOp::put(key, value);
+        if let BatchOp::Put { ttl: t, .. } = &mut op {
+            *t = Some(ttl.as_secs());
+        }
+        self.body.ops.push(op);
         self
     }
 
     /// Adds a delete.
     pub fn delete(mut self, key: impl Into<String>) -> Self {
-        self.body.ops.push(BatchOp::Delete { key: key.into() });
+        self.body.ops.push(BatchOp::delete(key));
         self
+    }
+
+    /// A batch of the operations in a `POST /batch` body (as the CLI reads
+    /// one from a file).
+    pub fn from_body(body: BatchBody) -> Self {
+        Self { body }
     }
 
     /// Number of operations.

@@ -208,6 +208,29 @@ async fn every_method_against_a_real_server() {
         Some("two")
     );
     assert_eq!(client.get("greeting").await.expect("get"), None);
+    // A batch with conditions: applied only if every one holds.
+    let b1 = client
+        .get_versioned("b/1")
+        .await
+        .expect("get")
+        .expect("b/1");
+    let guarded = Batch::new()
+        .put_if("b/1", "uno", Condition::Version(b1.version))
+        .put_if("b/3", "three", Condition::Absent)
+        .delete_if("b/2", Condition::Present)
+        .check("greeting", Condition::Absent);
+    assert_eq!(client.batch(&guarded, false).await.expect("holds").count, 4);
+    match client.batch(&guarded, false).await {
+        Err(Error::PreconditionFailed { detail }) => {
+            assert!(detail.contains("operation 0"), "{detail}");
+            assert!(detail.contains("b/1"), "{detail}");
+        }
+        other => panic!("replayed: {other:?}"),
+    }
+    assert_eq!(
+        client.get("b/1").await.expect("get").as_deref(),
+        Some("uno")
+    );
 
     // Stats and merge.
     let stats = client.stats().await.expect("stats");

@@ -38,8 +38,17 @@ pub enum WriteRequest {
         /// `If-Match`.
         condition: Cond,
     },
-    /// `POST /batch`.
+    /// `POST /batch` without conditions (also as entries written by
+    /// earlier versions).
     Batch(Vec<BatchItem>),
+    /// `POST /batch` with conditions: each key and what its version must
+    /// be, all checked before anything is written.
+    CheckedBatch {
+        /// The puts and deletes.
+        ops: Vec<BatchItem>,
+        /// The conditions, in the order the batch named them.
+        conditions: Vec<(Vec<u8>, Cond)>,
+    },
     /// A RESP write command (its canonical name and arguments, the name
     /// first), answered in the connection's protocol.
     Resp {
@@ -198,8 +207,16 @@ impl WriteRequest {
                     .durable(durable);
                 store.delete_with(&key, options)
             }
-            Self::Batch(ops) => {
+            Self::Batch(ops) => Self::CheckedBatch {
+                ops,
+                conditions: Vec::new(),
+            }
+            .execute(store, durable),
+            Self::CheckedBatch { ops, conditions } => {
                 let mut batch = Batch::new();
+                for (key, condition) in conditions {
+                    batch.require(key, condition.into());
+                }
                 for (key, value, ttl_ms) in ops {
                     match (value, ttl_ms) {
                         (Some(value), Some(ms)) => {

@@ -350,6 +350,24 @@ fn a_three_node_cluster_serves_every_node_and_survives_its_leader() {
         value_of(get(&http, &nodes[2], "session", false)).as_deref(),
         Some("s")
     );
+    // A batch's conditions are checked by the state machine: the failed one
+    // is named through any node.
+    let refused = http
+        .post(format!("http://{}/batch", nodes[1].http))
+        .json(&serde_json::json!({"ops": [
+            {"op": "put", "key": "fresh", "value": "1"},
+            {"op": "check", "key": "resp-key", "if_absent": true}
+        ]}))
+        .send()
+        .expect("batch");
+    assert_eq!(refused.status(), 412);
+    let body: serde_json::Value = refused.json().expect("json");
+    assert_eq!(body["failed"]["op"], 1, "{body}");
+    assert_eq!(
+        value_of(get(&http, &nodes[2], "fresh", false)),
+        None,
+        "nothing of a refused batch"
+    );
     // A transaction is one entry: applied on every node, and aborted when a
     // watched key was written through another node meanwhile.
     let (moved, total): (i64, i64) = redis::pipe()

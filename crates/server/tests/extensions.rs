@@ -307,6 +307,105 @@ async fn batches_apply_all_or_nothing() {
 }
 
 #[tokio::test]
+async fn batch_conditions_are_checked_together_and_the_first_failure_is_named() {
+    let s = TestServer::start(&[]).await;
+    let batch = |ops: serde_json::Value| {
+        let request = s
+            .client
+            .post(s.url("/batch"))
+            .json(&serde_json::json!({ "ops": ops }));
+        async move {
+            let r = request.send().await.expect("batch");
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.expect("json"))
+        }
+    };
+    // A transfer: both keys must be as read, the log entry must be new.
+    let (status, body) = batch(serde_json::json!([
+        {"op": "put", "key": "from", "value": "90", "if_absent": true},
+        {"op": "put", "key": "to", "value": "10", "if_absent": true}
+    ]))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let from = body["version"].as_u64().expect("version") - 1;
+    let to = from + 1;
+    let (status, body) = batch(serde_json::json!([
+        {"op": "put", "key": "from", "value": "80", "if_version": from},
+        {"op": "put", "key": "to", "value": "20", "if_version": to},
+        {"op": "put", "key": "log/1", "value": "moved 10", "if_absent": true},
+        {"op": "check", "key": "frozen", "if_absent": true}
+    ]))
+    .await;
+    assert_eq!((status, body["count"].as_u64()), (200, Some(4)), "{body}");
+    // Replayed: the first condition no longer holds; nothing is applied,
+    // and the answer names operation 0 with the key's version now.
+    let (status, body) = batch(serde_json::json!([
+        {"op": "delete", "key": "untouched"},
+        {"op": "put", "key": "from", "value": "70", "if_version": from},
+        {"op": "put", "key": "log/1", "value": "again", "if_absent": true}
+    ]))
+    .await;
+    assert_eq!(status, 412, "{body}");
+    assert_eq!(body["failed"]["op"], 1);
+    assert_eq!(body["failed"]["key"], "from");
+    assert!(body["failed"]["current_version"].as_u64().expect("present") > from);
+    assert!(
+        body["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("operation 1")
+    );
+    assert_eq!(
+        s.get_text("/kv/from").await,
+        r#"{"key":"from","value":"80","found":true}"#
+    );
+    // A check of an absent key that must be present, after conditions
+    // that hold: the check is named.
+    let (status, body) = batch(serde_json::json!([
+        {"op": "put", "key": "x", "value": "1", "if_absent": true},
+        {"op": "check", "key": "nothing", "if_present": true}
+    ]))
+    .await;
+    assert_eq!(status, 412);
+    assert_eq!(body["failed"]["op"], 1);
+    assert_eq!(body["failed"]["current_version"], serde_json::Value::Null);
+    assert_eq!(
+        s.get_text("/kv/x").await,
+        r#"{"key":"x","value":null,"found":false}"#,
+        "nothing of a refused batch"
+    );
+    // Conditions see the store before the batch: two puts of one absent
+    // key both pass, the later wins. A check alone writes nothing.
+    let (status, _) = batch(serde_json::json!([
+        {"op": "put", "key": "twice", "value": "1", "if_absent": true},
+        {"op": "put", "key": "twice", "value": "2", "if_absent": true}
+    ]))
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        s.get_text("/kv/twice").await,
+        r#"{"key":"twice","value":"2","found":true}"#
+    );
+    let (status, body) = batch(serde_json::json!([
+        {"op": "check", "key": "twice", "if_present": true}
+    ]))
+    .await;
+    assert_eq!(
+        (status, body["version"].clone()),
+        (200, serde_json::Value::Null)
+    );
+    // Malformed conditions: 422.
+    for bad in [
+        serde_json::json!([{"op": "put", "key": "k", "value": "v", "if_absent": true, "if_version": 1}]),
+        serde_json::json!([{"op": "check", "key": "k"}]),
+        serde_json::json!([{"op": "check", "key": "k", "if_version": "one"}]),
+    ] {
+        let (status, body) = batch(bad.clone()).await;
+        assert_eq!(status, 422, "{bad}: {body}");
+    }
+}
+
+#[tokio::test]
 async fn a_ttl_expires_the_value() {
     let s = TestServer::start(&[]).await;
     let r = s

@@ -1,9 +1,14 @@
-//! `POST /batch`: puts and deletes applied all or nothing.
+//! `POST /batch`: puts and deletes applied all or nothing, each op with
+//! an optional condition on its key's version (`if_version`, `if_absent`,
+//! `if_present`), and checks that only test a key; every condition is
+//! checked against the store as it was before the batch, all at once, and
+//! one that fails refuses the whole batch (412, naming it).
 
 use serde::{Deserialize, Serialize};
 
 /// The body: `{"ops": [{"op": "put", "key": "k", "value": "v", "ttl": 60},
-/// {"op": "delete", "key": "k"}]}`.
+/// {"op": "delete", "key": "k", "if_version": 7},
+/// {"op": "check", "key": "other", "if_absent": true}]}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -31,12 +36,202 @@ pub enum BatchOp {
             skip_serializing_if = "Option::is_none"
         )]
         ttl: Option<u64>,
+        /// Only if the key is at this version.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        if_version: Option<u64>,
+        /// Only if the key is absent.
+        #[serde(default, skip_serializing_if = "is_false")]
+        if_absent: bool,
+        /// Only if the key is present.
+        #[serde(default, skip_serializing_if = "is_false")]
+        if_present: bool,
     },
     /// Remove `key`.
     Delete {
         /// The key.
         key: String,
+        /// Only if the key is at this version.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        if_version: Option<u64>,
+        /// Only if the key is absent (then the delete changes nothing).
+        #[serde(default, skip_serializing_if = "is_false")]
+        if_absent: bool,
+        /// Only if the key is present.
+        #[serde(default, skip_serializing_if = "is_false")]
+        if_present: bool,
     },
+    /// Write nothing: only require a condition on `key` (exactly one of
+    /// the three), for a batch that depends on keys it does not write.
+    Check {
+        /// The key.
+        key: String,
+        /// The key must be at this version.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        if_version: Option<u64>,
+        /// The key must be absent.
+        #[serde(default, skip_serializing_if = "is_false")]
+        if_absent: bool,
+        /// The key must be present.
+        #[serde(default, skip_serializing_if = "is_false")]
+        if_present: bool,
+    },
+}
+
+/// What an operation requires of its key's current version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// At exactly this version (`if_version`).
+    Version(u64),
+    /// Absent (`if_absent: true`).
+    Absent,
+    /// Present (`if_present: true`).
+    Present,
+}
+
+impl BatchOp {
+    /// A put with no time-to-live and no condition.
+    pub fn put(key: impl Into<String>, value: impl Into<String>) -> Self {
+        Self::Put {
+            key: key.into(),
+            value: value.into(),
+            ttl: None,
+            if_version: None,
+            if_absent: false,
+            if_present: false,
+        }
+    }
+
+    /// A delete with no condition.
+    pub fn delete(key: impl Into<String>) -> Self {
+        Self::Delete {
+            key: key.into(),
+            if_version: None,
+            if_absent: false,
+            if_present: false,
+        }
+    }
+
+    /// A check that `key` is as `expect` says.
+    pub fn check(key: impl Into<String>, expect: Expect) -> Self {
+        let mut op = Self::Check {
+            key: key.into(),
+            if_version: None,
+            if_absent: false,
+            if_present: false,
+        };
+        op.set_expect(Some(expect));
+        op
+    }
+
+    /// The same operation, with `expect` as its condition (none: `None`).
+    #[must_use]
+    pub fn expecting(mut self, expect: Option<Expect>) -> Self {
+        self.set_expect(expect);
+        self
+    }
+
+    fn set_expect(&mut self, expect: Option<Expect>) {
+        let (Self::Put {
+            if_version,
+            if_absent,
+            if_present,
+            ..
+        }
+        | Self::Delete {
+            if_version,
+            if_absent,
+            if_present,
+            ..
+        }
+        | Self::Check {
+            if_version,
+            if_absent,
+            if_present,
+            ..
+        }) = self;
+        *if_version = match expect {
+            Some(Expect::Version(v)) => Some(v),
+            _ => None,
+        };
+        *if_absent = expect == Some(Expect::Absent);
+        *if_present = expect == Some(Expect::Present);
+    }
+
+    /// The key it is about.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Put { key, .. } | Self::Delete { key, .. } | Self::Check { key, .. } => key,
+        }
+    }
+
+    /// Its condition, if it has one; an error for more than one, or for a
+    /// check with none.
+    pub fn expect(&self) -> Result<Option<Expect>, String> {
+        let (Self::Put {
+            if_version,
+            if_absent,
+            if_present,
+            ..
+        }
+        | Self::Delete {
+            if_version,
+            if_absent,
+            if_present,
+            ..
+        }
+        | Self::Check {
+            if_version,
+            if_absent,
+            if_present,
+            ..
+        }) = self;
+        let given = [
+            if_version.map(Expect::Version),
+            if_absent.then_some(Expect::Absent),
+            if_present.then_some(Expect::Present),
+        ];
+        let mut given = given.into_iter().flatten();
+        let expect = given.next();
+        if given.next().is_some() {
+            return Err(format!(
+                "the operation on {:?} has more than one of if_version, if_absent, if_present",
+                self.key()
+            ));
+        }
+        if expect.is_none() && matches!(self, Self::Check { .. }) {
+            return Err(format!(
+                "the check of {:?} needs one of if_version, if_absent, if_present",
+                self.key()
+            ));
+        }
+        Ok(expect)
+    }
+}
+
+/// The answer to a batch refused because a condition did not hold (412).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BatchConflict {
+    /// What went wrong, for a person.
+    pub detail: String,
+    /// The first condition that failed.
+    pub failed: FailedCondition,
+}
+
+/// Which condition of a batch failed, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FailedCondition {
+    /// The operation's place in `ops` (from 0).
+    pub op: usize,
+    /// Its key.
+    pub key: String,
+    /// The key's version when the batch was tried; `null` if absent.
+    pub current_version: Option<u64>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The answer to a batch.
@@ -80,15 +275,12 @@ mod tests {
 
     #[test]
     fn a_batch_reads_back_what_it_writes_and_refuses_what_is_not_a_batch() {
+        let mut put = BatchOp::put("k", "v");
+        if let BatchOp::Put { ttl, .. } = &mut put {
+            *ttl = Some(60);
+        }
         let body = BatchBody {
-            ops: vec![
-                BatchOp::Put {
-                    key: "k".into(),
-                    value: "v".into(),
-                    ttl: Some(60),
-                },
-                BatchOp::Delete { key: "d".into() },
-            ],
+            ops: vec![put, BatchOp::delete("d")],
         };
         let text = serde_json::to_string(&body).expect("json");
         assert_eq!(
@@ -108,8 +300,52 @@ mod tests {
             r#"{"ops":[{"op":"put","key":"k","value":"v","extra":1}]}"#,
             r#"{"ops":[{"op":"rename","key":"k"}]}"#,
             r#"{"ops":[],"more":true}"#,
+            r#"{"ops":[{"op":"check","key":"k","value":"v"}]}"#,
         ] {
             assert!(serde_json::from_str::<BatchBody>(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn conditions_read_back_and_at_most_one_per_operation() {
+        let body = BatchBody {
+            ops: vec![
+                BatchOp::put("a", "1").expecting(Some(Expect::Absent)),
+                BatchOp::delete("b").expecting(Some(Expect::Version(7))),
+                BatchOp::check("c", Expect::Present),
+            ],
+        };
+        let text = serde_json::to_string(&body).expect("json");
+        assert_eq!(
+            text,
+            r#"{"ops":[{"op":"put","key":"a","value":"1","if_absent":true},{"op":"delete","key":"b","if_version":7},{"op":"check","key":"c","if_present":true}]}"#
+        );
+        let parsed: BatchBody = serde_json::from_str(&text).expect("parse");
+        let expects: Vec<Option<Expect>> = parsed
+            .ops
+            .iter()
+            .map(|op| op.expect().expect("one each"))
+            .collect();
+        assert_eq!(
+            expects,
+            vec![
+                Some(Expect::Absent),
+                Some(Expect::Version(7)),
+                Some(Expect::Present)
+            ]
+        );
+        let two: BatchBody = serde_json::from_str(
+            r#"{"ops":[{"op":"put","key":"a","value":"1","if_absent":true,"if_version":3}]}"#,
+        )
+        .expect("parses");
+        assert!(two.ops[0].expect().is_err(), "two conditions");
+        let bare: BatchBody =
+            serde_json::from_str(r#"{"ops":[{"op":"check","key":"a"}]}"#).expect("parses");
+        assert!(bare.ops[0].expect().is_err(), "a check with none");
+        let unset: BatchBody = serde_json::from_str(
+            r#"{"ops":[{"op":"put","key":"a","value":"1","if_absent":false}]}"#,
+        )
+        .expect("parses");
+        assert_eq!(unset.ops[0].expect(), Ok(None));
     }
 }

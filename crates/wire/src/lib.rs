@@ -17,7 +17,7 @@ mod page;
 mod stats;
 
 pub use backup::{BackupReport, BackupRequest};
-pub use batch::{BatchBody, BatchOp, BatchResult};
+pub use batch::{BatchBody, BatchConflict, BatchOp, BatchResult, Expect, FailedCondition};
 pub use cluster::{ClusterHealth, ClusterMember, ClusterStatus, MemberLag, NewMember};
 pub use health::{Health, Loading};
 pub use page::Page;
