@@ -19,12 +19,19 @@
 //! the view.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::time::Duration;
 
 use bitcask::{Batch, Bitcask, Condition, Error, Result, Versioned, WriteOptions};
 
 use crate::store::Store;
+
+/// Maps keyed by client keys: foldhash, randomly seeded per map (fast, and
+/// no key set chosen in advance collides).
+type KeyMap<V> = std::collections::HashMap<Vec<u8>, V, foldhash::fast::RandomState>;
+
+/// A key as first read from the store: its version and expiry, or `None`
+/// for absent.
+type Seen = Option<(u64, Option<u64>)>;
 
 /// A transactional view of the store for one entry (see the module docs).
 pub struct Overlay<'a> {
@@ -37,12 +44,12 @@ pub struct Overlay<'a> {
 struct Pending {
     batch: Batch,
     /// Keys written so far: their value now, `None` once deleted.
-    view: HashMap<Vec<u8>, Option<Versioned>>,
+    view: KeyMap<Option<Versioned>>,
     /// The version the next record takes.
     next_version: u64,
     /// Keys read from the store (not from this view's own writes): the
-    /// version first seen, `None` for absent.
-    read: HashMap<Vec<u8>, Option<u64>>,
+    /// version and expiry first seen, `None` for absent.
+    read: KeyMap<Seen>,
 }
 
 /// One write of a batch, before it is recorded.
@@ -94,11 +101,14 @@ impl<'a> Overlay<'a> {
     pub fn into_checked_batch(self) -> Batch {
         let pending = self.pending.into_inner();
         let mut batch = pending.batch;
-        let mut read: Vec<(Vec<u8>, Option<u64>)> = pending.read.into_iter().collect();
+        let mut read: Vec<(Vec<u8>, Seen)> = pending.read.into_iter().collect();
         // A fixed order, so that the same view always asks the same.
-        read.sort_unstable();
-        for (key, version) in read {
-            batch.require(key, version.map_or(Condition::Absent, Condition::Version));
+        read.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (key, seen) in read {
+            let condition = seen.map_or(Condition::Absent, |(version, _)| {
+                Condition::Version(version)
+            });
+            batch.require(key, condition);
         }
         batch
     }
@@ -133,7 +143,7 @@ impl<'a> Overlay<'a> {
         if condition == Condition::None {
             return Ok(());
         }
-        let current = self.get_versioned(key)?.map(|v| v.version);
+        let current = self.current_version(key)?;
         let holds = match condition {
             Condition::None => true,
             Condition::Absent => current.is_none(),
@@ -145,6 +155,26 @@ impl<'a> Overlay<'a> {
         } else {
             Err(Error::ConditionFailed { current, index: 0 })
         }
+    }
+
+    /// The key's version as this view sees it, without reading its value
+    /// again when it was read before.
+    fn current_version(&self, key: &[u8]) -> Result<Option<u64>> {
+        {
+            let pending = self.pending.borrow();
+            if let Some(seen) = pending.view.get(key) {
+                return Ok(seen
+                    .clone()
+                    .and_then(|v| self.unexpired(v))
+                    .map(|v| v.version));
+            }
+            if let Some(seen) = pending.read.get(key) {
+                let live =
+                    |&(_, expires): &(u64, Option<u64>)| expires.is_none_or(|at| at > self.now_ms);
+                return Ok(seen.filter(live).map(|(version, _)| version));
+            }
+        }
+        Ok(self.get_versioned(key)?.map(|v| v.version))
     }
 
     /// Adds the writes to the batch and the view; returns the last version.
@@ -193,7 +223,7 @@ impl Store for Overlay<'_> {
             .borrow_mut()
             .read
             .entry(key.to_vec())
-            .or_insert(found.as_ref().map(|v| v.version));
+            .or_insert(found.as_ref().map(|v| (v.version, v.expires_at_ms)));
         Ok(found.and_then(|v| self.unexpired(v)))
     }
 

@@ -1475,3 +1475,47 @@ fn config_set_names_the_setting_it_refuses_and_resetstat_restarts_info_counts() 
     // The INFO itself, and no more, since the reset.
     assert_eq!(processed(&mut con), 1);
 }
+
+#[test]
+fn pipelined_writes_run_as_one_batch_with_the_replies_each_would_have_had() {
+    // Connections on several threads, so that groups truly race.
+    let server = Server::start(&["--resp-threads", "4", "--sync", "always"]);
+    let mut raw = server.raw();
+    raw.write_all(
+        b"SET word abc\r\nINCR n\r\nINCRBY n 5\r\nINCR word\r\nAPPEND word def\r\nSETEX t 100 v\r\nGETSET n 0\r\nDECR n\r\n",
+    )
+    .expect("send");
+    let want = b"+OK\r\n:1\r\n:6\r\n-ERR value is not an integer or out of range\r\n:6\r\n+OK\r\n$1\r\n6\r\n:-1\r\n";
+    let mut got = vec![0u8; want.len()];
+    raw.read_exact(&mut got).expect("replies");
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+    let mut con = server.connect();
+    assert_eq!(
+        text(ok(&mut con, &["GET", "word"])).as_deref(),
+        Some("abcdef")
+    );
+    // Racing pipelines of INCRs on one key lose no increment.
+    let addr = server.addr();
+    let racers: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let client = redis::Client::open(format!("redis://{addr}/")).expect("client");
+                let mut con = client.get_connection().expect("connect");
+                for _ in 0..50 {
+                    let mut pipe = redis::pipe();
+                    for _ in 0..16 {
+                        pipe.cmd("INCR").arg("shared");
+                    }
+                    let _: Vec<i64> = pipe.query(&mut con).expect("pipeline");
+                }
+            })
+        })
+        .collect();
+    for r in racers {
+        r.join().expect("racer");
+    }
+    assert_eq!(
+        text(ok(&mut con, &["GET", "shared"])).as_deref(),
+        Some("3200")
+    );
+}

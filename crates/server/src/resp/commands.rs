@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bitcask::{Batch, Bitcask, Condition, Error, KeyRange, Versioned, WriteOptions};
 use bitcask_cluster::Store;
+use bitcask_cluster::overlay::Overlay;
 
 use super::frame::Commands;
 use super::glob;
@@ -175,11 +176,59 @@ pub fn is_slow(name: &[u8]) -> bool {
         && lookup(name).is_some_and(|spec| spec.slow)
 }
 
+/// Slots of [`INDEX`]: a power of two well above the number of commands,
+/// so that probes are short.
+const INDEX_SLOTS: usize = 512;
+
+/// Where a name's search in [`INDEX`] starts: its length and its first and
+/// last bytes, case folded (cheap, and enough to spread the names).
+const fn name_slot(name: &[u8]) -> usize {
+    let len = name.len();
+    if len == 0 {
+        return 0;
+    }
+    let first = name[0].to_ascii_lowercase() as usize;
+    let last = name[len - 1].to_ascii_lowercase() as usize;
+    let mid = name[len / 2].to_ascii_lowercase() as usize;
+    (len * 131 + first * 31 + mid * 7 + last) % INDEX_SLOTS
+}
+
+/// Every command by [`name_slot`], with linear probing: `u8::MAX` marks an
+/// empty slot, anything else is a place in [`COMMANDS`]. Built at compile
+/// time, so a lookup is a hash and one or two comparisons instead of a
+/// walk through the table (it runs for every command received).
+const INDEX: [u8; INDEX_SLOTS] = {
+    assert!(COMMANDS.len() < u8::MAX as usize);
+    let mut index = [u8::MAX; INDEX_SLOTS];
+    let mut i = 0;
+    while i < COMMANDS.len() {
+        let mut slot = name_slot(COMMANDS[i].name.as_bytes());
+        while index[slot] != u8::MAX {
+            slot = (slot + 1) % INDEX_SLOTS;
+        }
+        index[slot] = i as u8;
+        i += 1;
+    }
+    index
+};
+
 /// The spec of `name` (any case).
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    COMMANDS
-        .iter()
-        .find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
+    if name.len() > 32 {
+        return None;
+    }
+    let mut slot = name_slot(name);
+    loop {
+        let at = INDEX[slot];
+        if at == u8::MAX {
+            return None;
+        }
+        let spec = &COMMANDS[at as usize];
+        if spec.name.as_bytes().eq_ignore_ascii_case(name) {
+            return Some(spec);
+        }
+        slot = (slot + 1) % INDEX_SLOTS;
+    }
 }
 
 /// How often a compare-and-set loop tries before giving up.
@@ -296,11 +345,38 @@ fn keep_expiry(options: WriteOptions, old: Option<&Versioned>) -> WriteOptions {
 /// Most bytes of values one grouped write carries.
 const MAX_GROUP_BYTES: usize = 8 << 20;
 
+/// How often a group of pipelined writes runs again because another
+/// writer changed a key it read, before its commands run one by one.
+const GROUP_ATTEMPTS: usize = 8;
+
 fn is_plain_set(commands: &Commands<'_>, i: usize) -> bool {
     commands.arg_count(i) == 3
         && commands
             .arg(i, 0)
             .is_some_and(|name| name.eq_ignore_ascii_case(b"SET"))
+}
+
+/// Whether command `i` is a write that can join a group (see
+/// [`Session::write_group`]): a known write command a transaction may hold,
+/// with the right number of arguments.
+fn is_groupable_write(commands: &Commands<'_>, i: usize) -> bool {
+    let Some(spec) = commands.arg(i, 0).and_then(lookup) else {
+        return false;
+    };
+    let n = commands.arg_count(i);
+    let arity_ok = if spec.arity >= 0 {
+        n == spec.arity as usize
+    } else {
+        n >= spec.arity.unsigned_abs() as usize
+    };
+    spec.write && arity_ok && super::transaction::queueable(spec.cmd)
+}
+
+/// The bytes of command `i`'s arguments.
+fn command_bytes(commands: &Commands<'_>, i: usize) -> usize {
+    (0..commands.arg_count(i))
+        .map(|j| commands.arg(i, j).map_or(0, <[u8]>::len))
+        .sum()
 }
 
 impl Session {
@@ -367,6 +443,24 @@ impl Session {
                 progress.next += run;
                 continue;
             }
+            // Other consecutive writes (INCR, APPEND, SETEX, ...): one
+            // engine batch for the run.
+            let mut run = 0;
+            let mut bytes = 0;
+            while i + run < commands.len()
+                && bytes <= MAX_GROUP_BYTES
+                && is_groupable_write(commands, i + run)
+            {
+                bytes += command_bytes(commands, i + run);
+                run += 1;
+            }
+            if let (true, true, true, Some(store)) =
+                (run >= 2, single, self.is_authenticated(), store)
+            {
+                self.write_group(store, commands, i..i + run, out);
+                progress.next += run;
+                continue;
+            }
             commands.args_of(i, &mut args);
             self.resume = progress.resume.take();
             let flow = self.execute(store, &args, out);
@@ -380,6 +474,57 @@ impl Session {
             }
         }
         Flow::Continue
+    }
+
+    /// Runs consecutive write commands of a pipeline as one engine batch:
+    /// against a view of the store ([`Overlay`]), as a transaction's are,
+    /// then one write that applies only if every key they read is still as
+    /// read (else they run again on the new state). The replies are the ones
+    /// each command would have had alone, in order; a command that fails
+    /// answers its error and the others apply. Stronger than Redis's
+    /// promise (they become atomic together), and one lock, one `pwrite`
+    /// and, under `sync=always`, one fsync for all of them. If other
+    /// writers keep overtaking it, or the batch fails to write, the
+    /// commands run one by one instead, each answered on its own.
+    fn write_group(
+        &mut self,
+        db: &Arc<Bitcask>,
+        commands: &Commands<'_>,
+        group: std::ops::Range<usize>,
+        out: &mut Out,
+    ) {
+        let start = out.len();
+        let mut args = Vec::with_capacity(8);
+        for _ in 0..GROUP_ATTEMPTS {
+            let now = now_ms();
+            let batch = bitcask_cluster::clock::at(now, || -> bitcask::Result<Batch> {
+                let view = Overlay::new(db, now)?;
+                for i in group.clone() {
+                    commands.args_of(i, &mut args);
+                    super::transaction::run_one(&view, &args, out);
+                }
+                Ok(view.into_checked_batch())
+            });
+            let written = batch.and_then(|batch| db.write_batch(&batch));
+            match written {
+                Ok(_) => {
+                    for i in group {
+                        if let Some(spec) = commands.arg(i, 0).and_then(lookup) {
+                            self.count_commands(spec.cmd, 1);
+                        }
+                    }
+                    return;
+                }
+                Err(Error::ConditionFailed { .. }) => out.truncate(start),
+                Err(_) => break,
+            }
+        }
+        // One by one: each command meets its own outcome.
+        out.truncate(start);
+        for i in group {
+            commands.args_of(i, &mut args);
+            self.execute(Some(db), &args, out);
+        }
     }
 
     fn set_many(
@@ -1463,6 +1608,18 @@ pub fn command_entry(spec: &Spec, out: &mut Out) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_command_is_found_by_its_name_in_any_case_and_nothing_else_is() {
+        for spec in COMMANDS {
+            assert_eq!(lookup(spec.name.as_bytes()).map(|s| s.cmd), Some(spec.cmd));
+            let upper = spec.name.to_uppercase();
+            assert_eq!(lookup(upper.as_bytes()).map(|s| s.cmd), Some(spec.cmd));
+        }
+        for name in ["", "gett", "se", "lpush", "x", "multi2", &"a".repeat(100)] {
+            assert!(lookup(name.as_bytes()).is_none(), "{name}");
+        }
+    }
 
     #[test]
     fn the_commands_that_walk_the_key_space_are_slow() {

@@ -52,7 +52,7 @@ pub struct Queue {
 /// the whole key space (KEYS, SCAN, FLUSHDB, FLUSHALL, RANDOMKEY) and those about the
 /// connection or the server are refused: a transaction holds what can be
 /// made one atomic batch.
-fn queueable(cmd: Cmd) -> bool {
+pub(super) fn queueable(cmd: Cmd) -> bool {
     match cmd {
         Cmd::Keys
         | Cmd::Scan
@@ -128,7 +128,7 @@ fn queueable(cmd: Cmd) -> bool {
 
 /// Runs one queued command against `db` (the store's view), writing its
 /// reply; a failure is its error reply, as in Redis (the others still run).
-fn run_one<S: Store + ?Sized>(db: &S, args: &[&[u8]], out: &mut Out) {
+pub(super) fn run_one<S: Store + ?Sized>(db: &S, args: &[&[u8]], out: &mut Out) {
     let Some(spec) = args.first().and_then(|name| lookup(name)) else {
         out.error("ERR unknown command in a transaction");
         return;
