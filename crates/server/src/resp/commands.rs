@@ -180,8 +180,9 @@ pub fn is_slow(name: &[u8]) -> bool {
 /// so that probes are short.
 const INDEX_SLOTS: usize = 512;
 
-/// Where a name's search in [`INDEX`] starts: its length and its first and
-/// last bytes, case folded (cheap, and enough to spread the names).
+/// Where a name's search in [`INDEX`] starts: from its length and its
+/// first, middle and last bytes, case folded (cheap, and enough to spread
+/// the names).
 const fn name_slot(name: &[u8]) -> usize {
     let len = name.len();
     if len == 0 {

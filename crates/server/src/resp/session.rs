@@ -15,7 +15,7 @@ use super::counts::Tally;
 use super::frame::Limits;
 use super::glob;
 use super::reply::{Out, Protocol};
-use super::transaction::{Queue, Watched};
+use super::transaction::Queue;
 use crate::metrics::{Disconnect, Listener};
 use crate::middleware::token_matches;
 use crate::state::AppState;
@@ -136,8 +136,9 @@ pub struct Session {
     pub(super) needs_barrier: bool,
     /// The transaction being queued, after `MULTI`.
     pub(super) queue: Option<Queue>,
-    /// The keys `WATCH`ed for the next `EXEC`, with their versions then.
-    pub(super) watched: Vec<Watched>,
+    /// The keys `WATCH`ed for the next `EXEC`, with their versions then
+    /// (`None`: absent); a map, so that watching a key again is free.
+    pub(super) watched: HashMap<Vec<u8>, Option<u64>>,
 }
 
 impl Session {
@@ -158,7 +159,7 @@ impl Session {
             disconnect: None,
             needs_barrier: true,
             queue: None,
-            watched: Vec::new(),
+            watched: HashMap::new(),
         }
     }
 

@@ -331,7 +331,8 @@ impl Session {
             return;
         }
         for key in keys {
-            if self.watched.iter().any(|(k, _)| k == key) {
+            if self.watched.contains_key(*key) {
+                // Already watched: the version from the first WATCH holds.
                 continue;
             }
             if self.watched.len() >= MAX_WATCHED {
@@ -340,7 +341,7 @@ impl Session {
                 ));
                 return;
             }
-            self.watched.push((key.to_vec(), db.version(key)));
+            self.watched.insert(key.to_vec(), db.version(key));
         }
         out.ok();
     }
@@ -357,7 +358,7 @@ impl Session {
             out.error("ERR EXEC without MULTI");
             return;
         };
-        let watched = std::mem::take(&mut self.watched);
+        let watched: Vec<Watched> = std::mem::take(&mut self.watched).into_iter().collect();
         if queue.failed {
             out.error("EXECABORT Transaction discarded because of previous errors.");
             return;
