@@ -1519,3 +1519,48 @@ fn pipelined_writes_run_as_one_batch_with_the_replies_each_would_have_had() {
         Some("3200")
     );
 }
+
+#[test]
+fn info_reports_cpu_memory_replication_and_commandstats_with_errors() {
+    let server = Server::start(&[]);
+    let mut con = server.connect();
+    let info = |con: &mut Connection, args: &[&str]| text(ok(con, args)).expect("info");
+    let default = info(&mut con, &["INFO"]);
+    for field in [
+        "redis_version",
+        "used_cpu_user:",
+        "used_memory:",
+        "role:master",
+    ] {
+        assert!(default.contains(field), "{field} in {default}");
+    }
+    assert!(
+        !default.contains("cmdstat_"),
+        "commandstats only when asked"
+    );
+    let cpu = info(&mut con, &["INFO", "cpu"]);
+    assert!(
+        cpu.contains("used_cpu_sys:") && !cpu.contains("used_memory"),
+        "{cpu}"
+    );
+    // Calls, refusals (wrong arity) and failures (an error when run).
+    ok(&mut con, &["SET", "word", "abc"]);
+    err(&mut con, &["INCR", "word"]);
+    err(&mut con, &["GET"]);
+    ok(&mut con, &["GET", "word"]);
+    let stats = info(&mut con, &["INFO", "commandstats"]);
+    assert!(
+        stats.contains("cmdstat_incr:calls=1,rejected_calls=0,failed_calls=1"),
+        "{stats}"
+    );
+    assert!(
+        stats.contains("cmdstat_get:calls=2,rejected_calls=1,failed_calls=0"),
+        "{stats}"
+    );
+    let all = info(&mut con, &["INFO", "all"]);
+    assert!(
+        all.contains("rejected_calls") && all.contains("used_memory"),
+        "{all}"
+    );
+    assert_eq!(all.matches("used_cpu_user_children").count(), 1);
+}

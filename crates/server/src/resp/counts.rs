@@ -19,14 +19,34 @@ pub const UNKNOWN_LABEL: &str = "unknown";
 #[derive(Debug)]
 pub struct CommandCounts {
     counts: [AtomicU64; SLOTS],
+    /// Of those, refused before they ran (arity, authentication, not
+    /// allowed in a transaction).
+    rejected: [AtomicU64; SLOTS],
+    /// Of those, answered with an error when they ran.
+    failed: [AtomicU64; SLOTS],
 }
 
 impl Default for CommandCounts {
     fn default() -> Self {
         Self {
             counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            rejected: std::array::from_fn(|_| AtomicU64::new(0)),
+            failed: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
+}
+
+/// One command's counts, for `INFO commandstats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandStat {
+    /// Lower-case name.
+    pub name: &'static str,
+    /// Times it was received.
+    pub calls: u64,
+    /// Refused before running.
+    pub rejected: u64,
+    /// Answered with an error.
+    pub failed: u64,
 }
 
 impl CommandCounts {
@@ -35,6 +55,20 @@ impl CommandCounts {
     pub fn by_command(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         let names = COMMANDS.iter().map(|s| s.name).chain([UNKNOWN_LABEL]);
         names.zip(self.counts.iter().map(|c| c.load(Ordering::Relaxed)))
+    }
+
+    /// Each known command received at least once, with its calls and
+    /// errors, in `COMMAND`'s order.
+    pub fn stats(&self) -> impl Iterator<Item = CommandStat> + '_ {
+        COMMANDS.iter().enumerate().filter_map(|(i, spec)| {
+            let calls = self.counts[i].load(Ordering::Relaxed);
+            (calls > 0).then(|| CommandStat {
+                name: spec.name,
+                calls,
+                rejected: self.rejected[i].load(Ordering::Relaxed),
+                failed: self.failed[i].load(Ordering::Relaxed),
+            })
+        })
     }
 
     /// Every command counted.
@@ -47,6 +81,8 @@ impl CommandCounts {
 #[derive(Debug)]
 pub struct Tally {
     counts: [u64; SLOTS],
+    rejected: [u64; SLOTS],
+    failed: [u64; SLOTS],
     pending: u64,
 }
 
@@ -54,6 +90,8 @@ impl Default for Tally {
     fn default() -> Self {
         Self {
             counts: [0; SLOTS],
+            rejected: [0; SLOTS],
+            failed: [0; SLOTS],
             pending: 0,
         }
     }
@@ -64,6 +102,17 @@ impl Tally {
     pub fn add(&mut self, cmd: Cmd, n: u64) {
         self.counts[cmd as usize] += n;
         self.pending += n;
+    }
+
+    /// Counts one run of `cmd` (already counted by [`Self::add`]) as
+    /// refused before it ran.
+    pub fn reject(&mut self, cmd: Cmd) {
+        self.rejected[cmd as usize] += 1;
+    }
+
+    /// Counts one run of `cmd` (already counted) as answered with an error.
+    pub fn fail(&mut self, cmd: Cmd) {
+        self.failed[cmd as usize] += 1;
     }
 
     /// Counts a command no command has the name of.
@@ -82,9 +131,15 @@ impl Tally {
         if self.pending == 0 {
             return;
         }
-        for (local, shared) in self.counts.iter_mut().zip(&shared.counts) {
-            if *local > 0 {
-                shared.fetch_add(std::mem::take(local), Ordering::Relaxed);
+        for (locals, shared) in [
+            (&mut self.counts, &shared.counts),
+            (&mut self.rejected, &shared.rejected),
+            (&mut self.failed, &shared.failed),
+        ] {
+            for (local, shared) in locals.iter_mut().zip(shared) {
+                if *local > 0 {
+                    shared.fetch_add(std::mem::take(local), Ordering::Relaxed);
+                }
             }
         }
         self.pending = 0;

@@ -263,6 +263,7 @@ impl Session {
         };
         if !arity_ok {
             self.counts.add(spec.cmd, 1);
+            self.counts.reject(spec.cmd);
             self.queuing_failed();
             out.error(&format!(
                 "ERR wrong number of arguments for '{}' command",
@@ -272,6 +273,7 @@ impl Session {
         }
         if !self.authenticated && !matches!(spec.cmd, Cmd::Auth | Cmd::Hello | Cmd::Quit) {
             self.counts.add(spec.cmd, 1);
+            self.counts.reject(spec.cmd);
             out.error("NOAUTH Authentication required.");
             return Flow::Continue;
         }
@@ -285,10 +287,12 @@ impl Session {
             self.enqueue(spec.cmd, args, out);
             return Flow::Continue;
         }
-        if self.resume.is_none() {
+        let fresh = self.resume.is_none();
+        if fresh {
             self.counts.add(spec.cmd, 1);
             tracing::debug!(peer = %self.peer, command = spec.name, "RESP command");
         }
+        let reply_at = out.len();
         match spec.cmd {
             Cmd::Ping => match args {
                 [_] => out.simple("PONG"),
@@ -390,10 +394,19 @@ impl Session {
                 None => out.error("LOADING Bitcask is loading the dataset in memory"),
             },
         }
+        if fresh && out.bytes().get(reply_at) == Some(&b'-') {
+            self.counts.fail(spec.cmd);
+        }
         if self.disconnect.is_some() {
             return Flow::Close;
         }
         Flow::Continue
+    }
+
+    /// Counts a command refused while queuing in a transaction.
+    pub(super) fn count_rejected(&mut self, cmd: Cmd) {
+        self.counts.add(cmd, 1);
+        self.counts.reject(cmd);
     }
 
     /// `AUTH [user] token`.
@@ -576,15 +589,17 @@ impl Session {
         }
     }
 
-    /// `INFO [section ...]`.
+    /// `INFO [section ...]`: the default sections, or those named
+    /// (`all` and `everything` add `commandstats`).
     fn info(&self, args: &[&[u8]], out: &mut Out) {
         let wanted = |section: &str| {
-            args.len() == 1
+            let by_default = section != "commandstats";
+            (args.len() == 1 && by_default)
                 || args[1..].iter().any(|a| {
                     a.eq_ignore_ascii_case(section.as_bytes())
                         || a.eq_ignore_ascii_case(b"all")
                         || a.eq_ignore_ascii_case(b"everything")
-                        || a.eq_ignore_ascii_case(b"default")
+                        || (by_default && a.eq_ignore_ascii_case(b"default"))
                 })
         };
         let state = &self.shared.state;
@@ -606,6 +621,13 @@ impl Session {
                 "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n\r\n",
                 self.shared.state.metrics().resp_connections(),
                 state.caps().resp
+            ));
+        }
+        if wanted("memory") {
+            let rss = process::resident_bytes();
+            text.push_str(&format!(
+                "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{rss}\r\n\r\n",
+                rss as f64 / (1 << 20) as f64
             ));
         }
         let stats = state.try_store().map(|s| s.stats());
@@ -633,6 +655,32 @@ impl Session {
                 "# Stats\r\ntotal_commands_processed:{since_reset}\r\n\r\n"
             ));
         }
+        if wanted("replication") {
+            // Redis's replication is not offered (a cluster replicates with
+            // raft): every server is a primary with no replicas.
+            text.push_str(
+                "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n\r\n",
+            );
+        }
+        if wanted("cpu") {
+            let cpu = process::cpu_seconds();
+            text.push_str(&format!(
+                "# CPU\r\nused_cpu_sys:{:.6}\r\nused_cpu_user:{:.6}\r\n\
+                 used_cpu_sys_children:{:.6}\r\nused_cpu_user_children:{:.6}\r\n\r\n",
+                cpu.sys, cpu.user, cpu.children_sys, cpu.children_user
+            ));
+        }
+        if wanted("commandstats") {
+            text.push_str("# Commandstats\r\n");
+            for stat in self.shared.state.metrics().resp_commands().stats() {
+                // Time per command is not measured: no usec fields.
+                text.push_str(&format!(
+                    "cmdstat_{}:calls={},rejected_calls={},failed_calls={}\r\n",
+                    stat.name, stat.calls, stat.rejected, stat.failed
+                ));
+            }
+            text.push_str("\r\n");
+        }
         if wanted("keyspace") {
             text.push_str("# Keyspace\r\n");
             if let Some(s) = &stats
@@ -645,6 +693,54 @@ impl Session {
             }
         }
         out.bulk(text.as_bytes());
+    }
+}
+
+/// What `INFO` reports of the process, from `/proc` (Linux; zeros
+/// elsewhere).
+mod process {
+    /// CPU time used, in seconds.
+    #[derive(Debug, Default, Clone, Copy)]
+    pub struct CpuSeconds {
+        pub user: f64,
+        pub sys: f64,
+        pub children_user: f64,
+        pub children_sys: f64,
+    }
+
+    /// This process's CPU time (`/proc/self/stat`: utime, stime, cutime,
+    /// cstime, in clock ticks).
+    pub fn cpu_seconds() -> CpuSeconds {
+        let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+            return CpuSeconds::default();
+        };
+        // The command name, in parentheses, may hold spaces: count fields
+        // after its closing parenthesis (field 3 is the first after it).
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return CpuSeconds::default();
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = rustix::param::clock_ticks_per_second().max(1) as f64;
+        let field = |n: usize| {
+            fields
+                .get(n - 3)
+                .and_then(|f| f.parse::<f64>().ok())
+                .map_or(0.0, |t| t / ticks)
+        };
+        CpuSeconds {
+            user: field(14),
+            sys: field(15),
+            children_user: field(16),
+            children_sys: field(17),
+        }
+    }
+
+    /// The process's resident memory in bytes (`/proc/self/statm`).
+    pub fn resident_bytes() -> u64 {
+        std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map_or(0, |pages| pages * rustix::param::page_size() as u64)
     }
 }
 

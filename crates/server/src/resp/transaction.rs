@@ -292,6 +292,7 @@ impl Session {
         };
         if !queueable(cmd) {
             queue.failed = true;
+            self.count_rejected(cmd);
             out.error(&format!(
                 "ERR {} is not allowed in a transaction",
                 cmd.name().to_uppercase()
