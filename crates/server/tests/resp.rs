@@ -1518,6 +1518,13 @@ fn pipelined_writes_run_as_one_batch_with_the_replies_each_would_have_had() {
         text(ok(&mut con, &["GET", "shared"])).as_deref(),
         Some("3200")
     );
+    // The grouped INCR that failed is counted as failed, once.
+    let stats = text(ok(&mut con, &["INFO", "commandstats"])).expect("info");
+    let incr = stats
+        .lines()
+        .find(|l| l.starts_with("cmdstat_incr:"))
+        .expect("incr counted");
+    assert!(incr.ends_with("failed_calls=1"), "{incr}");
 }
 
 #[test]

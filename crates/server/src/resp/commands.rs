@@ -496,22 +496,30 @@ impl Session {
     ) {
         let start = out.len();
         let mut args = Vec::with_capacity(8);
+        // Which commands of the last run answered with an error.
+        let mut failed = Vec::with_capacity(group.len());
         for _ in 0..GROUP_ATTEMPTS {
             let now = now_ms();
+            failed.clear();
             let batch = bitcask_cluster::clock::at(now, || -> bitcask::Result<Batch> {
                 let view = Overlay::new(db, now)?;
                 for i in group.clone() {
                     commands.args_of(i, &mut args);
+                    let reply_at = out.len();
                     super::transaction::run_one(&view, &args, out);
+                    failed.push(out.bytes().get(reply_at) == Some(&b'-'));
                 }
                 Ok(view.into_checked_batch())
             });
             let written = batch.and_then(|batch| db.write_batch(&batch));
             match written {
                 Ok(_) => {
-                    for i in group {
+                    for (i, failed) in group.zip(&failed) {
                         if let Some(spec) = commands.arg(i, 0).and_then(lookup) {
                             self.count_commands(spec.cmd, 1);
+                            if *failed {
+                                self.count_failed(spec.cmd);
+                            }
                         }
                     }
                     return;

@@ -403,6 +403,11 @@ impl Session {
         Flow::Continue
     }
 
+    /// Counts one run of `cmd` (already counted) as answered with an error.
+    pub(super) fn count_failed(&mut self, cmd: Cmd) {
+        self.counts.fail(cmd);
+    }
+
     /// Counts a command refused while queuing in a transaction.
     pub(super) fn count_rejected(&mut self, cmd: Cmd) {
         self.counts.add(cmd, 1);
