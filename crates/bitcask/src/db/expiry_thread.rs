@@ -76,6 +76,11 @@ pub(super) fn start(shared: &Arc<Shared>, every: Duration) -> Result<Periodic> {
                 // Go on at once while expired keys are plentiful.
                 Ok(p) if p.examined > 0 && p.deleted * 4 >= p.examined => {}
                 Ok(_) => break,
+                // Nothing can be written any more: stop, once.
+                Err(error @ (crate::Error::Poisoned | crate::Error::ReadOnly)) => {
+                    tracing::warn!(%error, "active expiry stops: the store takes no writes");
+                    return ControlFlow::Break(());
+                }
                 Err(error) => {
                     tracing::warn!(%error, "active expiry failed; retrying next interval");
                     break;
