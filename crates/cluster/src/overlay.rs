@@ -227,6 +227,10 @@ impl Store for Overlay<'_> {
         Ok(found.and_then(|v| self.unexpired(v)))
     }
 
+    fn max_value_size(&self) -> usize {
+        self.db.max_value_size()
+    }
+
     fn len(&self) -> usize {
         // The store's count, corrected by the keys this view wrote.
         let pending = self.pending.borrow();

@@ -29,6 +29,17 @@ pub trait Store {
     }
     /// [`Bitcask::len`].
     fn len(&self) -> usize;
+    /// [`Bitcask::max_value_size`].
+    fn max_value_size(&self) -> usize;
+    /// Refuses a value of `len` bytes over [`Self::max_value_size`] with
+    /// [`bitcask::Error::ValueTooLarge`], before anyone builds it.
+    fn check_value_len(&self, len: usize) -> Result<()> {
+        let max = self.max_value_size();
+        if len > max {
+            return Err(bitcask::Error::ValueTooLarge { len, max });
+        }
+        Ok(())
+    }
     /// [`Bitcask::is_empty`].
     fn is_empty(&self) -> bool {
         self.len() == 0
@@ -71,6 +82,10 @@ impl Store for Bitcask {
 
     fn len(&self) -> usize {
         Bitcask::len(self)
+    }
+
+    fn max_value_size(&self) -> usize {
+        Bitcask::max_value_size(self)
     }
 
     fn expiry(&self, key: &[u8]) -> Result<Option<Option<u64>>> {

@@ -1250,6 +1250,9 @@ fn setrange_bits_incrbyfloat_lcs_object_memory_and_randomkey() {
     assert_eq!(int(ok(&mut con, &["GETBIT", "b", "100"])), 0);
     assert!(err(&mut con, &["SETBIT", "b", "4294967296", "1"]).contains("out of range"));
     assert!(err(&mut con, &["SETBIT", "b", "0", "2"]).contains("bit is not an integer"));
+    // Past --max-value-size (64 KiB here) but within Redis's 512 MiB:
+    // refused with Redis's words, before the value is built.
+    assert!(err(&mut con, &["SETBIT", "b", "4000000000", "1"]).contains("maximum allowed size"));
     ok(&mut con, &["SET", "fb", "foobar"]);
     assert_eq!(int(ok(&mut con, &["BITCOUNT", "fb"])), 26);
     assert_eq!(int(ok(&mut con, &["BITCOUNT", "fb", "1", "1"])), 6);

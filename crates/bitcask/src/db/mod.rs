@@ -399,6 +399,13 @@ impl Bitcask {
         self.shared.check_sizes(key, value)
     }
 
+    /// The longest value this store takes (`Options::max_value_size`), for
+    /// a caller that would build a value of a computed length: check first,
+    /// allocate after.
+    pub fn max_value_size(&self) -> usize {
+        self.shared.options.max_value_size
+    }
+
     /// The version (sequence number) the next write's first record will
     /// take, if no other writer gets there first; `None` for a read-only
     /// handle. A single writer (the cluster's state machine) uses it to

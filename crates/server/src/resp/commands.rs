@@ -1030,6 +1030,9 @@ pub fn write_command<S: Store + ?Sized>(
             };
             let old = cas_growing(|| {
                 let old = db.get_versioned(key())?;
+                let old_len = old.as_ref().map_or(0, |o| o.value.len());
+                // Checked before the value grows (see SETRANGE).
+                db.check_value_len(old_len.max((offset / 8) as usize + 1))?;
                 let mut value = old.as_ref().map(|o| o.value.clone()).unwrap_or_default();
                 let bit = strings::set_bit(&mut value, offset, on);
                 let options = keep_expiry(
@@ -1535,6 +1538,9 @@ fn setrange<S: Store + ?Sized>(
             return Ok(Err(TOO_LARGE.to_string()));
         }
         let current = old.as_ref().map(|o| o.value.as_slice()).unwrap_or_default();
+        // Refused before the value is built: an offset near 512 MiB must
+        // not cost 512 MiB of memory to learn that it is too large.
+        db.check_value_len(current.len().max(offset + patch.len()))?;
         let value = strings::set_range(current, offset, patch);
         let options = keep_expiry(
             WriteOptions::new().condition(unchanged(old.as_ref())),
