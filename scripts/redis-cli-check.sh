@@ -15,26 +15,16 @@ for tool in redis-cli redis-benchmark; do
 done
 
 cargo build --locked --quiet -p bitcask-server
+# shellcheck source=scripts/lib/resp-server.sh
+. scripts/lib/resp-server.sh
 work=$(mktemp -d)
-./target/debug/bitcask-server --port 0 --resp-port 0 --data-dir "$work/data" \
-    --log-format json 2>"$work/server.log" &
-server=$!
 cleanup() {
-    kill "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
+    stop_resp_server
     rm -rf "$work"
 }
 trap cleanup EXIT
-
-# The start line names the RESP address; the store is open once it says so.
-for _ in $(seq 1 300); do
-    grep -q '"store open"' "$work/server.log" && break
-    kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
-    sleep 0.1
-done
-grep -q '"store open"' "$work/server.log" || { echo "the store did not open" >&2; exit 1; }
-port=$(grep -o '"resp":"[^"]*"' "$work/server.log" | head -n 1 | sed 's/.*:\([0-9]*\)"$/\1/')
-[ -n "$port" ] || { echo "no RESP port in the log" >&2; exit 1; }
+start_resp_server ./target/debug/bitcask-server || exit 1
+port=$resp_port
 
 failures=0
 expect() {

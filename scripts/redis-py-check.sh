@@ -15,23 +15,9 @@ if ! "$venv/bin/python" -c "import redis, sys; sys.exit(redis.__version__ != '$R
 fi
 
 cargo build --locked --quiet -p bitcask-server
-work=$(mktemp -d)
-./target/debug/bitcask-server --port 0 --resp-port 0 --data-dir "$work/data" \
-    --log-format json 2>"$work/server.log" &
-server=$!
-cleanup() {
-    kill "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/lib/resp-server.sh
+. scripts/lib/resp-server.sh
+trap stop_resp_server EXIT
+start_resp_server ./target/debug/bitcask-server || exit 1
 
-for _ in $(seq 1 300); do
-    grep -q '"store open"' "$work/server.log" && break
-    kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
-    sleep 0.1
-done
-port=$(grep -o '"resp":"[^"]*"' "$work/server.log" | head -n 1 | sed 's/.*:\([0-9]*\)"$/\1/')
-[ -n "$port" ] || { echo "no RESP port in the log" >&2; exit 1; }
-
-"$venv/bin/python" scripts/redis_py_check.py "$port"
+"$venv/bin/python" scripts/redis_py_check.py "$resp_port"

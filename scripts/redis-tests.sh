@@ -31,34 +31,21 @@ command -v tclsh >/dev/null 2>&1 || { echo "needs tclsh: apt-get install tcl" >&
 [ -x "$redis/runtest" ] || { echo "$redis has no runtest" >&2; exit 1; }
 
 cargo build --locked --quiet --release -p bitcask-server
+# shellcheck source=scripts/lib/resp-server.sh
+. scripts/lib/resp-server.sh
 work=$(mktemp -d)
-server=
 cleanup() {
-    [ -n "$server" ] && { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }
+    stop_resp_server
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-# Starts a fresh server; sets $port.
+# Starts a fresh server (stopping the last); sets $port.
 start_server() {
-    cleanup_server
-    rm -rf "$work/data"
-    ./target/release/bitcask-server --port 0 --resp-port 0 --data-dir "$work/data" \
-        --resp-allow-flush --max-value-size 512MiB --log-format json 2>"$work/server.log" &
-    server=$!
-    for _ in $(seq 1 300); do
-        grep -q '"store open"' "$work/server.log" && break
-        sleep 0.1
-    done
-    port=$(grep -o '"resp":"[^"]*"' "$work/server.log" | head -n 1 | sed 's/.*:\([0-9]*\)"$/\1/')
-    [ -n "$port" ] || { cat "$work/server.log" >&2; exit 1; }
-}
-cleanup_server() {
-    if [ -n "$server" ]; then
-        kill "$server" 2>/dev/null || true
-        wait "$server" 2>/dev/null || true
-        server=
-    fi
+    stop_resp_server
+    start_resp_server ./target/release/bitcask-server --resp-allow-flush --max-value-size 512MiB ||
+        exit 1
+    port=$resp_port
 }
 
 # Commands of the data types and features bitcask does not offer, and
@@ -106,6 +93,6 @@ for unit in "${units[@]}"; do
         grep -A2 '^\[err\]' "$work/run.log" | grep -v '^--$' | cut -c1-200
     fi
 done
-cleanup_server
+stop_resp_server
 awk -v p="$total_pass" -v c="$total_counted" \
     'BEGIN { printf "strings and keys: %d of %d pass (%.1f%%)\n", p, c, c ? 100 * p / c : 0 }'

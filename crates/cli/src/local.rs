@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bitcask::{Bitcask, KeyRange, Options, WriteOptions};
 use bitcask_client::{BackupReport, BatchResult, Condition, MergeReport, ScrubReport, Stats};
-use bitcask_wire::{BatchBody, BatchOp, Expect};
+use bitcask_wire::{BatchBody, BatchOp};
 
 use crate::failure::Failure;
 use crate::output;
@@ -81,15 +81,6 @@ pub fn holder(pid: Option<u32>) -> String {
     }
 }
 
-/// A batch operation's condition, as the engine takes it.
-fn engine_condition(expect: Expect) -> bitcask::Condition {
-    match expect {
-        Expect::Version(v) => bitcask::Condition::Version(v),
-        Expect::Absent => bitcask::Condition::Absent,
-        Expect::Present => bitcask::Condition::Present,
-    }
-}
-
 fn condition(condition: Condition) -> bitcask::Condition {
     match condition {
         Condition::None => bitcask::Condition::None,
@@ -152,7 +143,7 @@ impl Store for Local {
         let mut asked_by = Vec::new();
         for (i, op) in body.ops.iter().enumerate() {
             if let Some(expect) = op.expect().map_err(Failure::usage)? {
-                batch.require(op.key().as_bytes(), engine_condition(expect));
+                batch.require(op.key().as_bytes(), expect.into());
                 asked_by.push(i);
             }
             match op {

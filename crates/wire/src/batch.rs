@@ -77,6 +77,34 @@ pub enum BatchOp {
     },
 }
 
+/// The three condition fields of any operation, by reference (they are
+/// not a struct of their own: serde cannot deny unknown fields across a
+/// flattened one).
+macro_rules! condition_fields {
+    ($op:expr) => {
+        match $op {
+            BatchOp::Put {
+                if_version,
+                if_absent,
+                if_present,
+                ..
+            }
+            | BatchOp::Delete {
+                if_version,
+                if_absent,
+                if_present,
+                ..
+            }
+            | BatchOp::Check {
+                if_version,
+                if_absent,
+                if_present,
+                ..
+            } => (if_version, if_absent, if_present),
+        }
+    };
+}
+
 /// What an operation requires of its key's current version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
@@ -131,24 +159,7 @@ impl BatchOp {
     }
 
     fn set_expect(&mut self, expect: Option<Expect>) {
-        let (Self::Put {
-            if_version,
-            if_absent,
-            if_present,
-            ..
-        }
-        | Self::Delete {
-            if_version,
-            if_absent,
-            if_present,
-            ..
-        }
-        | Self::Check {
-            if_version,
-            if_absent,
-            if_present,
-            ..
-        }) = self;
+        let (if_version, if_absent, if_present) = condition_fields!(self);
         *if_version = match expect {
             Some(Expect::Version(v)) => Some(v),
             _ => None,
@@ -167,24 +178,7 @@ impl BatchOp {
     /// Its condition, if it has one; an error for more than one, or for a
     /// check with none.
     pub fn expect(&self) -> Result<Option<Expect>, String> {
-        let (Self::Put {
-            if_version,
-            if_absent,
-            if_present,
-            ..
-        }
-        | Self::Delete {
-            if_version,
-            if_absent,
-            if_present,
-            ..
-        }
-        | Self::Check {
-            if_version,
-            if_absent,
-            if_present,
-            ..
-        }) = self;
+        let (if_version, if_absent, if_present) = condition_fields!(self);
         let given = [
             if_version.map(Expect::Version),
             if_absent.then_some(Expect::Absent),

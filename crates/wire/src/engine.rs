@@ -1,7 +1,17 @@
 //! The engine's reports as wire bodies (feature `engine`): for the server,
 //! and for the CLI's local mode, which answers as the server would.
 
-use crate::{BackupReport, FileStats, MergeProgress, MergeReport, ScrubReport, Stats};
+use crate::{BackupReport, Expect, FileStats, MergeProgress, MergeReport, ScrubReport, Stats};
+
+impl From<Expect> for bitcask::Condition {
+    fn from(expect: Expect) -> Self {
+        match expect {
+            Expect::Version(v) => Self::Version(v),
+            Expect::Absent => Self::Absent,
+            Expect::Present => Self::Present,
+        }
+    }
+}
 
 /// Milliseconds of `d`, saturating.
 fn millis(d: std::time::Duration) -> u64 {

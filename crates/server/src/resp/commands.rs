@@ -38,6 +38,11 @@ pub struct Spec {
     /// Positions of the first and last key and the step between keys
     /// (0, 0, 0 for none), as `COMMAND` reports them.
     pub keys: (i32, i32, i32),
+    /// Whether `MULTI` may queue it. A transaction holds what one engine
+    /// batch can: not the commands that walk every key (KEYS, SCAN,
+    /// FLUSHDB, FLUSHALL, RANDOMKEY), nor those about the connection or
+    /// the server, nor transaction control itself.
+    pub queued: bool,
 }
 
 const NONE: (i32, i32, i32) = (0, 0, 0);
@@ -47,13 +52,15 @@ const READS: bool = false;
 const WRITES: bool = true;
 const FAST: bool = false;
 const SLOW: bool = true;
+const QUEUES: bool = true;
+const ALONE: bool = false;
 
 /// Declares [`Cmd`] and [`COMMANDS`] from one list, so that a command is
 /// named once: every `match` on [`Cmd`] lists all of them (a command added
 /// here without a way to run it does not compile), and its metric label,
 /// `COMMAND` entry and lookup come from the same line.
 macro_rules! commands {
-    ($($cmd:ident = $name:literal, $arity:expr, $write:expr, $slow:expr, $keys:expr;)*) => {
+    ($($cmd:ident = $name:literal, $arity:expr, $write:expr, $slow:expr, $keys:expr, $queued:expr;)*) => {
         /// A command the listener knows (see [`COMMANDS`] for each one's spec).
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum Cmd {
@@ -63,81 +70,81 @@ macro_rules! commands {
         /// Every command, in the order `COMMAND` lists them; a command's
         /// place here is its [`Cmd`] as a number.
         pub const COMMANDS: &[Spec] = &[
-            $(Spec { cmd: Cmd::$cmd, name: $name, arity: $arity, write: $write, slow: $slow, keys: $keys },)*
+            $(Spec { cmd: Cmd::$cmd, name: $name, arity: $arity, write: $write, slow: $slow, keys: $keys, queued: $queued },)*
         ];
     };
 }
 
 commands! {
-    Ping = "ping", -1, READS, FAST, NONE;
-    Echo = "echo", 2, READS, FAST, NONE;
-    Quit = "quit", -1, READS, FAST, NONE;
-    Hello = "hello", -1, READS, FAST, NONE;
-    Auth = "auth", -2, READS, FAST, NONE;
-    Select = "select", 2, READS, FAST, NONE;
-    Get = "get", 2, READS, FAST, ONE;
-    Mget = "mget", -2, READS, FAST, ALL;
-    Strlen = "strlen", 2, READS, FAST, ONE;
-    Exists = "exists", -2, READS, FAST, ALL;
-    Type = "type", 2, READS, FAST, ONE;
-    Ttl = "ttl", 2, READS, FAST, ONE;
-    Pttl = "pttl", 2, READS, FAST, ONE;
-    Set = "set", -3, WRITES, FAST, ONE;
-    Setnx = "setnx", 3, WRITES, FAST, ONE;
-    Getdel = "getdel", 2, WRITES, FAST, ONE;
-    Del = "del", -2, WRITES, FAST, ALL;
-    Mset = "mset", -3, WRITES, FAST, (1, -1, 2);
-    Incr = "incr", 2, WRITES, FAST, ONE;
-    Decr = "decr", 2, WRITES, FAST, ONE;
-    Incrby = "incrby", 3, WRITES, FAST, ONE;
-    Decrby = "decrby", 3, WRITES, FAST, ONE;
-    Append = "append", 3, WRITES, FAST, ONE;
-    Expire = "expire", -3, WRITES, FAST, ONE;
-    Pexpire = "pexpire", -3, WRITES, FAST, ONE;
-    Expireat = "expireat", -3, WRITES, FAST, ONE;
-    Pexpireat = "pexpireat", -3, WRITES, FAST, ONE;
-    Persist = "persist", 2, WRITES, FAST, ONE;
-    Setex = "setex", 4, WRITES, FAST, ONE;
-    Psetex = "psetex", 4, WRITES, FAST, ONE;
-    Getset = "getset", 3, WRITES, FAST, ONE;
-    Getex = "getex", -2, WRITES, FAST, ONE;
-    Unlink = "unlink", -2, WRITES, FAST, ALL;
-    Touch = "touch", -2, READS, FAST, ALL;
-    Expiretime = "expiretime", 2, READS, FAST, ONE;
-    Pexpiretime = "pexpiretime", 2, READS, FAST, ONE;
-    Getrange = "getrange", 4, READS, FAST, ONE;
-    Substr = "substr", 4, READS, FAST, ONE;
-    Time = "time", 1, READS, FAST, NONE;
-    Msetnx = "msetnx", -3, WRITES, FAST, (1, -1, 2);
-    Rename = "rename", 3, WRITES, FAST, (1, 2, 1);
-    Renamenx = "renamenx", 3, WRITES, FAST, (1, 2, 1);
-    Copy = "copy", -3, WRITES, FAST, (1, 2, 1);
-    Setrange = "setrange", 4, WRITES, FAST, ONE;
-    Setbit = "setbit", 4, WRITES, FAST, ONE;
-    Getbit = "getbit", 3, READS, FAST, ONE;
-    Bitcount = "bitcount", -2, READS, FAST, ONE;
-    Bitpos = "bitpos", -3, READS, FAST, ONE;
-    Bitop = "bitop", -4, WRITES, FAST, (2, -1, 1);
-    Incrbyfloat = "incrbyfloat", 3, WRITES, FAST, ONE;
-    Lcs = "lcs", -3, READS, FAST, (1, 2, 1);
-    Object = "object", -2, READS, FAST, (2, 2, 1);
-    Memory = "memory", -2, READS, FAST, (2, 2, 1);
-    Randomkey = "randomkey", 1, READS, FAST, NONE;
-    Multi = "multi", 1, READS, FAST, NONE;
-    Exec = "exec", 1, WRITES, FAST, NONE;
-    Discard = "discard", 1, READS, FAST, NONE;
-    Watch = "watch", -2, READS, FAST, ALL;
-    Unwatch = "unwatch", 1, READS, FAST, NONE;
-    Keys = "keys", 2, READS, SLOW, NONE;
-    Scan = "scan", -2, READS, SLOW, NONE;
-    Dbsize = "dbsize", 1, READS, FAST, NONE;
-    Info = "info", -1, READS, FAST, NONE;
-    Config = "config", -2, READS, FAST, NONE;
-    Command = "command", -1, READS, FAST, NONE;
-    Client = "client", -2, READS, FAST, NONE;
-    Function = "function", -2, READS, FAST, NONE;
-    Flushdb = "flushdb", -1, WRITES, SLOW, NONE;
-    Flushall = "flushall", -1, WRITES, SLOW, NONE;
+    Ping = "ping", -1, READS, FAST, NONE, QUEUES;
+    Echo = "echo", 2, READS, FAST, NONE, QUEUES;
+    Quit = "quit", -1, READS, FAST, NONE, ALONE;
+    Hello = "hello", -1, READS, FAST, NONE, ALONE;
+    Auth = "auth", -2, READS, FAST, NONE, ALONE;
+    Select = "select", 2, READS, FAST, NONE, QUEUES;
+    Get = "get", 2, READS, FAST, ONE, QUEUES;
+    Mget = "mget", -2, READS, FAST, ALL, QUEUES;
+    Strlen = "strlen", 2, READS, FAST, ONE, QUEUES;
+    Exists = "exists", -2, READS, FAST, ALL, QUEUES;
+    Type = "type", 2, READS, FAST, ONE, QUEUES;
+    Ttl = "ttl", 2, READS, FAST, ONE, QUEUES;
+    Pttl = "pttl", 2, READS, FAST, ONE, QUEUES;
+    Set = "set", -3, WRITES, FAST, ONE, QUEUES;
+    Setnx = "setnx", 3, WRITES, FAST, ONE, QUEUES;
+    Getdel = "getdel", 2, WRITES, FAST, ONE, QUEUES;
+    Del = "del", -2, WRITES, FAST, ALL, QUEUES;
+    Mset = "mset", -3, WRITES, FAST, (1, -1, 2), QUEUES;
+    Incr = "incr", 2, WRITES, FAST, ONE, QUEUES;
+    Decr = "decr", 2, WRITES, FAST, ONE, QUEUES;
+    Incrby = "incrby", 3, WRITES, FAST, ONE, QUEUES;
+    Decrby = "decrby", 3, WRITES, FAST, ONE, QUEUES;
+    Append = "append", 3, WRITES, FAST, ONE, QUEUES;
+    Expire = "expire", -3, WRITES, FAST, ONE, QUEUES;
+    Pexpire = "pexpire", -3, WRITES, FAST, ONE, QUEUES;
+    Expireat = "expireat", -3, WRITES, FAST, ONE, QUEUES;
+    Pexpireat = "pexpireat", -3, WRITES, FAST, ONE, QUEUES;
+    Persist = "persist", 2, WRITES, FAST, ONE, QUEUES;
+    Setex = "setex", 4, WRITES, FAST, ONE, QUEUES;
+    Psetex = "psetex", 4, WRITES, FAST, ONE, QUEUES;
+    Getset = "getset", 3, WRITES, FAST, ONE, QUEUES;
+    Getex = "getex", -2, WRITES, FAST, ONE, QUEUES;
+    Unlink = "unlink", -2, WRITES, FAST, ALL, QUEUES;
+    Touch = "touch", -2, READS, FAST, ALL, QUEUES;
+    Expiretime = "expiretime", 2, READS, FAST, ONE, QUEUES;
+    Pexpiretime = "pexpiretime", 2, READS, FAST, ONE, QUEUES;
+    Getrange = "getrange", 4, READS, FAST, ONE, QUEUES;
+    Substr = "substr", 4, READS, FAST, ONE, QUEUES;
+    Time = "time", 1, READS, FAST, NONE, QUEUES;
+    Msetnx = "msetnx", -3, WRITES, FAST, (1, -1, 2), QUEUES;
+    Rename = "rename", 3, WRITES, FAST, (1, 2, 1), QUEUES;
+    Renamenx = "renamenx", 3, WRITES, FAST, (1, 2, 1), QUEUES;
+    Copy = "copy", -3, WRITES, FAST, (1, 2, 1), QUEUES;
+    Setrange = "setrange", 4, WRITES, FAST, ONE, QUEUES;
+    Setbit = "setbit", 4, WRITES, FAST, ONE, QUEUES;
+    Getbit = "getbit", 3, READS, FAST, ONE, QUEUES;
+    Bitcount = "bitcount", -2, READS, FAST, ONE, QUEUES;
+    Bitpos = "bitpos", -3, READS, FAST, ONE, QUEUES;
+    Bitop = "bitop", -4, WRITES, FAST, (2, -1, 1), QUEUES;
+    Incrbyfloat = "incrbyfloat", 3, WRITES, FAST, ONE, QUEUES;
+    Lcs = "lcs", -3, READS, FAST, (1, 2, 1), QUEUES;
+    Object = "object", -2, READS, FAST, (2, 2, 1), QUEUES;
+    Memory = "memory", -2, READS, FAST, (2, 2, 1), QUEUES;
+    Randomkey = "randomkey", 1, READS, FAST, NONE, ALONE;
+    Multi = "multi", 1, READS, FAST, NONE, ALONE;
+    Exec = "exec", 1, WRITES, FAST, NONE, ALONE;
+    Discard = "discard", 1, READS, FAST, NONE, ALONE;
+    Watch = "watch", -2, READS, FAST, ALL, ALONE;
+    Unwatch = "unwatch", 1, READS, FAST, NONE, QUEUES;
+    Keys = "keys", 2, READS, SLOW, NONE, ALONE;
+    Scan = "scan", -2, READS, SLOW, NONE, ALONE;
+    Dbsize = "dbsize", 1, READS, FAST, NONE, QUEUES;
+    Info = "info", -1, READS, FAST, NONE, ALONE;
+    Config = "config", -2, READS, FAST, NONE, ALONE;
+    Command = "command", -1, READS, FAST, NONE, ALONE;
+    Client = "client", -2, READS, FAST, NONE, ALONE;
+    Function = "function", -2, READS, FAST, NONE, ALONE;
+    Flushdb = "flushdb", -1, WRITES, SLOW, NONE, ALONE;
+    Flushall = "flushall", -1, WRITES, SLOW, NONE, ALONE;
 }
 
 impl Cmd {

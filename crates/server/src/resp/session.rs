@@ -337,59 +337,9 @@ impl Session {
             Cmd::Unwatch => self.unwatch(out),
             Cmd::Exec => self.exec(store, out),
             Cmd::Watch if self.in_multi() => out.error("ERR WATCH inside MULTI is not allowed"),
-            Cmd::Get
-            | Cmd::Setex
-            | Cmd::Psetex
-            | Cmd::Getset
-            | Cmd::Getex
-            | Cmd::Unlink
-            | Cmd::Touch
-            | Cmd::Expiretime
-            | Cmd::Pexpiretime
-            | Cmd::Getrange
-            | Cmd::Substr
-            | Cmd::Msetnx
-            | Cmd::Rename
-            | Cmd::Renamenx
-            | Cmd::Copy
-            | Cmd::Watch
-            | Cmd::Setrange
-            | Cmd::Setbit
-            | Cmd::Getbit
-            | Cmd::Bitcount
-            | Cmd::Bitpos
-            | Cmd::Bitop
-            | Cmd::Incrbyfloat
-            | Cmd::Lcs
-            | Cmd::Object
-            | Cmd::Memory
-            | Cmd::Randomkey
-            | Cmd::Mget
-            | Cmd::Strlen
-            | Cmd::Exists
-            | Cmd::Type
-            | Cmd::Ttl
-            | Cmd::Pttl
-            | Cmd::Set
-            | Cmd::Setnx
-            | Cmd::Getdel
-            | Cmd::Del
-            | Cmd::Mset
-            | Cmd::Incr
-            | Cmd::Decr
-            | Cmd::Incrby
-            | Cmd::Decrby
-            | Cmd::Append
-            | Cmd::Expire
-            | Cmd::Pexpire
-            | Cmd::Expireat
-            | Cmd::Pexpireat
-            | Cmd::Persist
-            | Cmd::Keys
-            | Cmd::Scan
-            | Cmd::Dbsize
-            | Cmd::Flushdb
-            | Cmd::Flushall => match store {
+            // Every other command is about the data: `dispatch` (an
+            // exhaustive match) decides how each runs.
+            _ => match store {
                 Some(store) => self.run_store_command(spec, store, args, out),
                 None => out.error("LOADING Bitcask is loading the dataset in memory"),
             },

@@ -48,82 +48,10 @@ pub struct Queue {
     failed: bool,
 }
 
-/// Whether `cmd` may be queued in a transaction. The commands that walk
-/// the whole key space (KEYS, SCAN, FLUSHDB, FLUSHALL, RANDOMKEY) and those about the
-/// connection or the server are refused: a transaction holds what can be
-/// made one atomic batch.
+/// Whether `cmd` may be queued in a transaction (the command table's
+/// `queued` column).
 pub(super) fn queueable(cmd: Cmd) -> bool {
-    match cmd {
-        Cmd::Keys
-        | Cmd::Scan
-        | Cmd::Flushdb
-        | Cmd::Flushall
-        | Cmd::Hello
-        | Cmd::Auth
-        | Cmd::Info
-        | Cmd::Config
-        | Cmd::Command
-        | Cmd::Client
-        | Cmd::Function
-        | Cmd::Quit
-        | Cmd::Multi
-        | Cmd::Exec
-        | Cmd::Discard
-        | Cmd::Watch
-        | Cmd::Randomkey => false,
-        Cmd::Ping
-        | Cmd::Echo
-        | Cmd::Time
-        | Cmd::Select
-        | Cmd::Unwatch
-        | Cmd::Get
-        | Cmd::Mget
-        | Cmd::Strlen
-        | Cmd::Exists
-        | Cmd::Type
-        | Cmd::Ttl
-        | Cmd::Pttl
-        | Cmd::Set
-        | Cmd::Setnx
-        | Cmd::Getdel
-        | Cmd::Del
-        | Cmd::Mset
-        | Cmd::Incr
-        | Cmd::Decr
-        | Cmd::Incrby
-        | Cmd::Decrby
-        | Cmd::Append
-        | Cmd::Expire
-        | Cmd::Pexpire
-        | Cmd::Expireat
-        | Cmd::Pexpireat
-        | Cmd::Persist
-        | Cmd::Setex
-        | Cmd::Psetex
-        | Cmd::Getset
-        | Cmd::Getex
-        | Cmd::Unlink
-        | Cmd::Touch
-        | Cmd::Expiretime
-        | Cmd::Pexpiretime
-        | Cmd::Getrange
-        | Cmd::Substr
-        | Cmd::Msetnx
-        | Cmd::Rename
-        | Cmd::Renamenx
-        | Cmd::Copy
-        | Cmd::Setrange
-        | Cmd::Setbit
-        | Cmd::Getbit
-        | Cmd::Bitcount
-        | Cmd::Bitpos
-        | Cmd::Bitop
-        | Cmd::Incrbyfloat
-        | Cmd::Lcs
-        | Cmd::Object
-        | Cmd::Memory
-        | Cmd::Dbsize => true,
-    }
+    cmd.spec().queued
 }
 
 /// Runs one queued command against `db` (the store's view), writing its
@@ -325,12 +253,9 @@ impl Session {
         out.ok();
     }
 
-    /// `WATCH key [key ...]` against `db`.
+    /// `WATCH key [key ...]` against `db` (outside MULTI: the session
+    /// answers a WATCH inside one).
     pub(super) fn watch(&mut self, db: &Bitcask, keys: &[&[u8]], out: &mut Out) {
-        if self.in_multi() {
-            out.error("ERR WATCH inside MULTI is not allowed");
-            return;
-        }
         for key in keys {
             if self.watched.contains_key(*key) {
                 // Already watched: the version from the first WATCH holds.

@@ -5,7 +5,7 @@
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use bitcask_wire::{BatchBody, BatchConflict, BatchOp, BatchResult, Expect, FailedCondition};
+use bitcask_wire::{BatchBody, BatchConflict, BatchOp, BatchResult, FailedCondition};
 use serde::Deserialize;
 
 use crate::error::ApiError;
@@ -59,7 +59,10 @@ pub async fn batch(
             .expect()
             .map_err(|why| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, why))?;
         if let Some(expect) = expect {
-            conditions.push((op.key().as_bytes().to_vec(), cond(expect)));
+            conditions.push((
+                op.key().as_bytes().to_vec(),
+                Cond::from(bitcask::Condition::from(expect)),
+            ));
             asked_by.push(i);
         }
         match op {
@@ -110,14 +113,5 @@ pub async fn batch(
             Ok((StatusCode::PRECONDITION_FAILED, axum::Json(conflict)).into_response())
         }
         Err(other) => Err(other.into()),
-    }
-}
-
-/// A batch operation's condition, as a write request carries it.
-fn cond(expect: Expect) -> Cond {
-    match expect {
-        Expect::Version(v) => Cond::Version(v),
-        Expect::Absent => Cond::Absent,
-        Expect::Present => Cond::Present,
     }
 }
