@@ -100,7 +100,19 @@ pub async fn run(
     let mut last_command = connected_at;
     loop {
         if need_bytes {
-            // Send what is answered before waiting for more.
+            // Send what is answered before waiting for more; but first let
+            // every other connection with input ready run its commands
+            // (`yield_now` puts this task behind them, until the runtime's
+            // next look at its sockets), so that the replies of one round
+            // leave together, as Redis sends its replies just before it
+            // sleeps. Sent one connection at a time between commands, each
+            // reply woke a client that had just gone to sleep: on the
+            // pipelined INCR benchmark 89,000 client context switches a
+            // second against 13,000, and 0.51-0.61x Redis's throughput
+            // against 1.0x (docs/BENCHMARKS.md).
+            if !work.out.is_empty() {
+                tokio::task::yield_now().await;
+            }
             if !work.out.is_empty()
                 && !send(
                     &mut stream,
