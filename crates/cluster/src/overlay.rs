@@ -43,13 +43,22 @@ pub struct Overlay<'a> {
 #[derive(Default)]
 struct Pending {
     batch: Batch,
-    /// Keys written so far: their value now, `None` once deleted.
-    view: KeyMap<Option<Versioned>>,
+    /// Every key this view read from the store or wrote (one map, so that
+    /// a key read and then written, as by `INCR`, is hashed and copied
+    /// once).
+    keys: KeyMap<Touched>,
     /// The version the next record takes.
     next_version: u64,
-    /// Keys read from the store (not from this view's own writes): the
-    /// version and expiry first seen, `None` for absent.
-    read: KeyMap<Seen>,
+}
+
+/// What a view did with one key.
+#[derive(Default)]
+struct Touched {
+    /// `Some` if it was read from the store (not from this view's own
+    /// writes): the version and expiry first seen, `None` for absent.
+    read: Option<Seen>,
+    /// `Some` once written: its value now, `None` once deleted.
+    written: Option<Option<Versioned>>,
 }
 
 /// One write of a batch, before it is recorded.
@@ -63,13 +72,20 @@ impl<'a> Overlay<'a> {
     /// A view of `db` for an entry the leader stamped `now_ms`. `db` must
     /// be writable and have no other writer.
     pub fn new(db: &'a Bitcask, now_ms: u64) -> Result<Self> {
+        Self::with_capacity(db, now_ms, 0)
+    }
+
+    /// [`Self::new`], with room for `keys` keys read or written before its
+    /// map grows (a pipeline's run of writes knows how many it has).
+    pub fn with_capacity(db: &'a Bitcask, now_ms: u64, keys: usize) -> Result<Self> {
         let next_version = db.next_version().ok_or(Error::ReadOnly)?;
         Ok(Self {
             db,
             now_ms,
             pending: RefCell::new(Pending {
                 next_version,
-                ..Pending::default()
+                keys: KeyMap::with_capacity_and_hasher(keys, Default::default()),
+                batch: Batch::default(),
             }),
         })
     }
@@ -101,14 +117,15 @@ impl<'a> Overlay<'a> {
     pub fn into_checked_batch(self) -> Batch {
         let pending = self.pending.into_inner();
         let mut batch = pending.batch;
-        let mut read: Vec<(Vec<u8>, Seen)> = pending.read.into_iter().collect();
-        // A fixed order, so that the same view always asks the same.
-        read.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (key, seen) in read {
-            let condition = seen.map_or(Condition::Absent, |(version, _)| {
-                Condition::Version(version)
-            });
-            batch.require(key, condition);
+        // In the map's order: which condition fails first is not reported
+        // to anyone (a refused batch just runs again).
+        for (key, touched) in pending.keys {
+            if let Some(seen) = touched.read {
+                let condition = seen.map_or(Condition::Absent, |(version, _)| {
+                    Condition::Version(version)
+                });
+                batch.require(key, condition);
+            }
         }
         batch
     }
@@ -162,16 +179,24 @@ impl<'a> Overlay<'a> {
     fn current_version(&self, key: &[u8]) -> Result<Option<u64>> {
         {
             let pending = self.pending.borrow();
-            if let Some(seen) = pending.view.get(key) {
-                return Ok(seen
-                    .clone()
-                    .and_then(|v| self.unexpired(v))
-                    .map(|v| v.version));
-            }
-            if let Some(seen) = pending.read.get(key) {
-                let live =
-                    |&(_, expires): &(u64, Option<u64>)| expires.is_none_or(|at| at > self.now_ms);
-                return Ok(seen.filter(live).map(|(version, _)| version));
+            match pending.keys.get(key) {
+                Some(Touched {
+                    written: Some(now), ..
+                }) => {
+                    return Ok(now
+                        .as_ref()
+                        .filter(|v| v.expires_at_ms.is_none_or(|at| at > self.now_ms))
+                        .map(|v| v.version));
+                }
+                Some(Touched {
+                    read: Some(seen), ..
+                }) => {
+                    let live = |&(_, expires): &(u64, Option<u64>)| {
+                        expires.is_none_or(|at| at > self.now_ms)
+                    };
+                    return Ok(seen.filter(live).map(|(version, _)| version));
+                }
+                _ => {}
             }
         }
         Ok(self.get_versioned(key)?.map(|v| v.version))
@@ -202,7 +227,16 @@ impl<'a> Overlay<'a> {
                     None
                 }
             };
-            pending.view.insert(write.key.to_vec(), now);
+            match pending.keys.get_mut(write.key) {
+                Some(touched) => touched.written = Some(now),
+                None => {
+                    let touched = Touched {
+                        read: None,
+                        written: Some(now),
+                    };
+                    pending.keys.insert(write.key.to_vec(), touched);
+                }
+            }
         }
         version
     }
@@ -214,16 +248,28 @@ impl Store for Overlay<'_> {
     }
 
     fn get_versioned(&self, key: &[u8]) -> Result<Option<Versioned>> {
-        if let Some(seen) = self.pending.borrow().view.get(key) {
-            return Ok(seen.clone().and_then(|v| self.unexpired(v)));
+        if let Some(Touched {
+            written: Some(now), ..
+        }) = self.pending.borrow().keys.get(key)
+        {
+            return Ok(now.clone().and_then(|v| self.unexpired(v)));
         }
         // The store's clock is the apply clock: the entry's time here too.
         let found = self.db.get_versioned(key)?;
-        self.pending
-            .borrow_mut()
-            .read
-            .entry(key.to_vec())
-            .or_insert(found.as_ref().map(|v| (v.version, v.expires_at_ms)));
+        let seen = found.as_ref().map(|v| (v.version, v.expires_at_ms));
+        let mut pending = self.pending.borrow_mut();
+        match pending.keys.get_mut(key) {
+            Some(touched) => {
+                touched.read.get_or_insert(seen);
+            }
+            None => {
+                let touched = Touched {
+                    read: Some(seen),
+                    written: None,
+                };
+                pending.keys.insert(key.to_vec(), touched);
+            }
+        }
         Ok(found.and_then(|v| self.unexpired(v)))
     }
 
@@ -235,7 +281,11 @@ impl Store for Overlay<'_> {
         // The store's count, corrected by the keys this view wrote.
         let pending = self.pending.borrow();
         let mut len = self.db.len();
-        for (key, now) in &pending.view {
+        let written = pending
+            .keys
+            .iter()
+            .filter_map(|(key, touched)| Some((key, touched.written.as_ref()?)));
+        for (key, now) in written {
             let before = self.db.contains(key);
             let after = now.clone().and_then(|v| self.unexpired(v)).is_some();
             match (before, after) {

@@ -509,7 +509,7 @@ impl Session {
             let now = now_ms();
             failed.clear();
             let batch = bitcask_cluster::clock::at(now, || -> bitcask::Result<Batch> {
-                let view = Overlay::new(db, now)?;
+                let view = Overlay::with_capacity(db, now, group.len())?;
                 for i in group.clone() {
                     commands.args_of(i, &mut args);
                     let reply_at = out.len();

@@ -156,7 +156,7 @@ fn exec_single(
         // One time for every command, as one cluster entry has.
         let now = bitcask_cluster::clock::now_ms();
         let batch = bitcask_cluster::clock::at(now, || -> bitcask::Result<Batch> {
-            let view = Overlay::new(db, now)?;
+            let view = Overlay::with_capacity(db, now, commands.len())?;
             run_queued(&view, commands, out);
             Ok(view.into_checked_batch())
         });
