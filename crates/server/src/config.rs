@@ -132,6 +132,10 @@ pub struct Config {
     /// [default: refused]
     #[arg(long, env = "BITCASK_RESP_ALLOW_FLUSH")]
     pub resp_allow_flush: bool,
+    /// Let RESP clients change `timeout` and `maxclients` with CONFIG SET
+    /// [default: refused]
+    #[arg(long, env = "BITCASK_RESP_ALLOW_CONFIG_SET")]
+    pub resp_allow_config_set: bool,
     /// How often to check whether a merge is due, e.g. `60s`; `off` leaves
     /// merging to POST /admin/merge
     #[arg(long, env = "BITCASK_MERGE_CHECK_INTERVAL",
@@ -880,6 +884,7 @@ mod tests {
         assert_eq!(c.merge_trigger(), Some(MergeTrigger::default()));
         assert_eq!(c.resp_idle_timeout, Switch::Off);
         assert!(!c.resp_allow_flush);
+        assert!(!c.resp_allow_config_set);
     }
 
     #[test]

@@ -152,8 +152,10 @@ fn connection_and_server_commands() {
     let config = strings(ok(&mut con, &["CONFIG", "GET", "appendonly"]));
     assert_eq!(config, vec![Some("appendonly".into()), Some("yes".into())]);
     let all = strings(ok(&mut con, &["CONFIG", "GET", "*"]));
-    assert_eq!(all.len(), 12, "{all:?}");
-    assert!(err(&mut con, &["CONFIG", "SET", "save", ""]).contains("not supported"));
+    assert_eq!(all.len(), 14, "{all:?}");
+    // Set to the value it has (as clients do defensively): accepted.
+    assert_eq!(ok(&mut con, &["CONFIG", "SET", "save", ""]), Value::Okay);
+    assert!(err(&mut con, &["CONFIG", "SET", "save", "900 1"]).contains("no snapshots"));
     let info = text(ok(&mut con, &["INFO"])).expect("info");
     for section in [
         "# Server",
@@ -1459,10 +1461,21 @@ fn config_set_names_the_setting_it_refuses_and_resetstat_restarts_info_counts() 
     let mut con = server.connect();
     let refused = err(&mut con, &["CONFIG", "SET", "maxmemory", "100mb"]);
     assert!(
-        refused.contains("'maxmemory'") && refused.contains("fixed at start"),
+        refused.contains("'maxmemory'") && refused.contains("evicts nothing"),
+        "{refused}"
+    );
+    let refused = err(&mut con, &["CONFIG", "SET", "maxclients", "1"]);
+    assert!(refused.contains("--resp-allow-config-set"), "{refused}");
+    let refused = err(&mut con, &["CONFIG", "SET", "hz", "100"]);
+    assert!(
+        refused.contains("'hz'") && refused.contains("fixed at start"),
         "{refused}"
     );
     assert!(err(&mut con, &["CONFIG", "REWRITE"]).contains("Try CONFIG HELP"));
+    assert_eq!(
+        err(&mut con, &["CONFIG", "SET", "timeout"]),
+        "ResponseError: wrong number of arguments for 'config|set' command"
+    );
     for _ in 0..5 {
         ok(&mut con, &["PING"]);
     }
@@ -1573,4 +1586,67 @@ fn info_reports_cpu_memory_replication_and_commandstats_with_errors() {
         "{all}"
     );
     assert_eq!(all.matches("used_cpu_user_children").count(), 1);
+}
+
+#[test]
+fn config_set_timeout_and_maxclients_apply_to_open_and_new_connections() {
+    let server = Server::start(&["--resp-max-connections", "3", "--resp-allow-config-set"]);
+    let mut admin = server.connect();
+    // An idle connection that had no time-out gets the new one.
+    let mut idle = server.raw();
+    idle.write_all(b"PING\r\n").expect("send");
+    let mut pong = [0u8; 7];
+    idle.read_exact(&mut pong).expect("pong");
+    assert_eq!(
+        ok(&mut admin, &["CONFIG", "SET", "timeout", "1"]),
+        Value::Okay
+    );
+    assert_eq!(
+        strings(ok(&mut admin, &["CONFIG", "GET", "timeout"])),
+        vec![Some("timeout".into()), Some("1".into())]
+    );
+    let waited = std::time::Instant::now();
+    assert_eq!(read_all(&mut idle), b"", "closed by the server");
+    assert!(
+        waited.elapsed() < Duration::from_secs(9),
+        "by the new time-out, not the test's"
+    );
+    // (The admin connection was idle as long: closed too.)
+    let mut admin = server.connect();
+    assert_eq!(
+        ok(&mut admin, &["CONFIG", "SET", "timeout", "0"]),
+        Value::Okay
+    );
+    // maxclients: under the ceiling, refusing new connections only.
+    assert!(err(&mut admin, &["CONFIG", "SET", "maxclients", "4"]).contains("between 1 and 3"));
+    assert_eq!(
+        ok(&mut admin, &["CONFIG", "SET", "maxclients", "1"]),
+        Value::Okay
+    );
+    let info = text(ok(&mut admin, &["INFO", "clients"])).expect("info");
+    assert!(info.contains("maxclients:1"), "{info}");
+    let mut refused = server.raw();
+    assert_eq!(
+        read_all(&mut refused),
+        b"-ERR max number of clients reached\r\n"
+    );
+    ok(&mut admin, &["PING"]);
+    assert_eq!(
+        ok(&mut admin, &["CONFIG", "SET", "maxclients", "3"]),
+        Value::Okay
+    );
+    let mut second = server.connect();
+    ok(&mut second, &["PING"]);
+    // All or none: a bad pair leaves the good one unapplied.
+    assert!(
+        err(
+            &mut admin,
+            &["CONFIG", "SET", "timeout", "5", "appendonly", "no"]
+        )
+        .contains("'appendonly'")
+    );
+    assert_eq!(
+        strings(ok(&mut admin, &["CONFIG", "GET", "timeout"])),
+        vec![Some("timeout".into()), Some("0".into())]
+    );
 }

@@ -84,8 +84,14 @@ pub async fn run(
     // that walk the key space.
     let sync_always = config.sync == bitcask::SyncPolicy::Always;
     let clustered = shared.state().is_clustered();
-    let idle_timeout = config.resp_idle_timeout.duration();
-    let stall = idle_timeout.map_or(WRITE_STALL_TIMEOUT, |idle| idle.min(WRITE_STALL_TIMEOUT));
+    // `CONFIG SET timeout` changes the idle time-out of every connection:
+    // a waiting one is woken to take it.
+    let mut timeout_changes = gauges.settings().watch_idle_timeout();
+    let mut idle_timeout = *timeout_changes.borrow_and_update();
+    let stall_for = |idle: Option<Duration>| {
+        idle.map_or(WRITE_STALL_TIMEOUT, |idle| idle.min(WRITE_STALL_TIMEOUT))
+    };
+    let mut stall = stall_for(idle_timeout);
     let connected_at = Instant::now();
     let mut work = Work {
         session: Session::new(shared, peer),
@@ -136,6 +142,11 @@ pub async fn run(
             let ready = tokio::select! {
                 ready = stream.readable() => ready,
                 () = crate::server::stopped(&mut shutdown) => break,
+                Ok(()) = timeout_changes.changed() => {
+                    idle_timeout = *timeout_changes.borrow_and_update();
+                    stall = stall_for(idle_timeout);
+                    continue;
+                }
                 reason = expire(deadline) => {
                     tracing::debug!(%peer, reason = reason.label(), "closing a silent RESP connection");
                     work.session.close_for(reason);

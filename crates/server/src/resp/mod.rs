@@ -18,6 +18,7 @@ mod glob;
 mod reads;
 pub mod reply;
 mod session;
+mod settings;
 mod strings;
 pub mod transaction;
 
@@ -58,7 +59,9 @@ const TOO_MANY: &[u8] = b"-ERR max number of clients reached\r\n";
 pub async fn serve(listener: TcpListener, state: AppState, mut shutdown: watch::Receiver<bool>) {
     let local = listener.local_addr().ok();
     let port = local.map_or(0, |a| a.port());
-    let limit = Arc::new(Semaphore::new(state.caps().resp));
+    // The ceiling; `CONFIG SET maxclients` may lower the limit under it.
+    let ceiling = state.caps().resp;
+    let limit = Arc::new(Semaphore::new(ceiling));
     let threads = state.config().resp_threads;
     let shared = Arc::new(Shared::new(state, port));
     let mut workers = Vec::with_capacity(threads);
@@ -97,15 +100,15 @@ pub async fn serve(listener: TcpListener, state: AppState, mut shutdown: watch::
         tokio::select! {
             () = crate::server::stopped(&mut shutdown) => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => match Arc::clone(&limit).try_acquire_owned() {
-                    Ok(permit) => {
+                Ok((stream, peer)) => match admit(&limit, ceiling, shared.settings().max_clients()) {
+                    Some(permit) => {
                         // Move the socket to a worker's runtime.
                         let Ok(stream) = stream.into_std() else { continue };
                         let worker = &workers[next % workers.len()];
                         next = next.wrapping_add(1);
                         let _ = worker.send((stream, peer, permit));
                     }
-                    Err(_) => {
+                    None => {
                         shared.state().metrics().connection_refused(Listener::Resp);
                         tracing::debug!(%peer, "RESP connection refused: at the connection limit");
                         // The answer fits any socket's send buffer; the
@@ -127,6 +130,20 @@ pub async fn serve(listener: TcpListener, state: AppState, mut shutdown: watch::
     tracing::info!("RESP listener stopping; finishing connections");
     drop(workers);
     while finished.join_next().await.is_some() {}
+}
+
+/// A place for one more connection, if fewer than `max_clients` of the
+/// `ceiling` places of `limit` are taken.
+fn admit(
+    limit: &Arc<Semaphore>,
+    ceiling: usize,
+    max_clients: usize,
+) -> Option<OwnedSemaphorePermit> {
+    let open = ceiling.saturating_sub(limit.available_permits());
+    if open >= max_clients {
+        return None;
+    }
+    Arc::clone(limit).try_acquire_owned().ok()
 }
 
 /// One worker thread: serves the connections it is handed until the

@@ -15,6 +15,7 @@ use super::counts::Tally;
 use super::frame::Limits;
 use super::glob;
 use super::reply::{Out, Protocol};
+use super::settings::Settings;
 use super::transaction::Queue;
 use crate::metrics::{Disconnect, Listener};
 use crate::middleware::token_matches;
@@ -41,13 +42,23 @@ pub struct Shared {
     /// The command count at the last `CONFIG RESETSTAT`: `INFO` reports
     /// the count since (the Prometheus counters themselves never go back).
     stats_base: AtomicU64,
+    /// What `CONFIG GET` reports and `CONFIG SET` changes.
+    settings: Settings,
 }
 
 impl Shared {
     /// Shared state for a listener on `port`.
     pub fn new(state: AppState, port: u16) -> Self {
         let limits = Limits::for_values(state.config().max_value_size);
+        let config = state.config();
+        let settings = Settings::new(
+            config.resp_idle_timeout.duration(),
+            state.caps().resp,
+            config.sync,
+            config.resp_allow_config_set,
+        );
         Self {
+            settings,
             state,
             limits,
             cursors: Mutex::new(Cursors::default()),
@@ -56,6 +67,11 @@ impl Shared {
             next_client_id: AtomicU64::new(1),
             stats_base: AtomicU64::new(0),
         }
+    }
+
+    /// The listener's run-time settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// The server's state.
@@ -487,8 +503,8 @@ impl Session {
         self.shared.state.metrics().resp_commands().total() + self.counts.pending()
     }
 
-    /// `CONFIG GET pattern [pattern ...]`, `CONFIG RESETSTAT`, and a
-    /// refusal of `CONFIG SET` that names the setting.
+    /// `CONFIG GET pattern [pattern ...]`, `CONFIG SET name value [name
+    /// value ...]` (what may change: [`Settings`]) and `CONFIG RESETSTAT`.
     fn config(&self, args: &[&[u8]], out: &mut Out) {
         let sub = &args[1];
         if sub.eq_ignore_ascii_case(b"RESETSTAT") && args.len() == 2 {
@@ -498,14 +514,17 @@ impl Session {
             out.ok();
             return;
         }
-        if sub.eq_ignore_ascii_case(b"SET") && args.len() >= 4 {
-            // No setting changes while the server runs (yet): say which
-            // one was asked for and where it is set instead.
-            out.error(&format!(
-                "ERR CONFIG SET '{}' is not supported by bitcask: settings are fixed at start \
-                 (bitcask-server --help lists them)",
-                String::from_utf8_lossy(args[2])
-            ));
+        if sub.eq_ignore_ascii_case(b"SET") {
+            if args.len() < 4 || !args.len().is_multiple_of(2) {
+                out.error("ERR wrong number of arguments for 'config|set' command");
+                return;
+            }
+            let pairs: Vec<(&[u8], &[u8])> =
+                args[2..].chunks_exact(2).map(|p| (p[0], p[1])).collect();
+            match self.shared.settings.set(&pairs) {
+                Ok(()) => out.ok(),
+                Err(error) => out.error(&error),
+            }
             return;
         }
         if !sub.eq_ignore_ascii_case(b"GET") || args.len() < 3 {
@@ -515,20 +534,7 @@ impl Session {
             ));
             return;
         }
-        let config = self.shared.state.config();
-        let fsync = match config.sync {
-            SyncPolicy::Always => "always",
-            SyncPolicy::Interval(_) => "everysec",
-            _ => "no",
-        };
-        let params: [(&str, String); 6] = [
-            ("save", String::new()),
-            ("appendonly", "yes".to_string()),
-            ("appendfsync", fsync.to_string()),
-            ("databases", "1".to_string()),
-            ("maxmemory", "0".to_string()),
-            ("maxclients", self.shared.state.caps().resp.to_string()),
-        ];
+        let params = self.shared.settings.all();
         let found: Vec<&(&str, String)> = params
             .iter()
             .filter(|(name, _)| {
@@ -575,7 +581,7 @@ impl Session {
             text.push_str(&format!(
                 "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n\r\n",
                 self.shared.state.metrics().resp_connections(),
-                state.caps().resp
+                self.shared.settings.max_clients()
             ));
         }
         if wanted("memory") {
