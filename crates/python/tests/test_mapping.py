@@ -223,3 +223,12 @@ def test_a_second_open_of_the_same_directory_is_locked(path):
         assert isinstance(locked.value, bitcask.Error)
         with bitcask.open(path, read_only=True) as reader:
             assert len(reader) == 0
+
+
+def test_the_readme_example(path, capsys):
+    with bitcask.open(path) as store:  # sync="always" by default
+        store[b"greeting"] = b"hello"  # str works too, stored as UTF-8
+        version = store.put("n", "1", if_absent=True)
+        print(store[b"greeting"], store.text["n"], list(store.keys(prefix="g")))
+    assert version > 0
+    assert capsys.readouterr().out == "b'hello' 1 [b'greeting']\n"

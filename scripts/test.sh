@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite: the Rust workspace, then the Python package's
+# (built into a fresh virtual environment by pip; needs python3 with venv).
+# Usage: scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo test --workspace --locked
+scripts/python-check.sh
