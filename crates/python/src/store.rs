@@ -3,10 +3,15 @@
 //! The engine handle sits behind a read-write lock: every call holds it
 //! for reading (calls overlap), `close` takes it for writing, so a close
 //! waits for the calls in flight and every later call raises
-//! `ClosedError`. Calls that touch the disk or may take long run with the
-//! GIL released ([`Store::with`]); the lock is always taken and released
-//! inside that region, so no thread ever waits for the lock while holding
-//! the GIL that a lock holder needs.
+//! `ClosedError`. Calls that may wait (for an fsync, for a file to be
+//! read, for a merge) run with the GIL released ([`Store::with`]); the lock
+//! is taken and released inside that region. Calls that cannot wait on
+//! the disk keep the GIL ([`Store::with_gil`]): reads of one key (memory
+//! maps) and writes that only hand bytes to the kernel (`sync` not
+//! `"always"`, not `durable`, values under [`HOLD_GIL_BELOW`]); releasing
+//! and retaking the GIL costs more than they do (docs/BENCHMARKS.md,
+//! "Python package"). No lock holder ever needs the GIL to finish, so a
+//! thread that waits for the lock holding the GIL cannot deadlock.
 
 use std::path::PathBuf;
 use std::sync::{PoisonError, RwLock};
@@ -21,11 +26,17 @@ use crate::errors::{self, Failure, Kind};
 use crate::iter::{Listing, Mode};
 use crate::reports;
 
+/// Writes of values at least this long release the GIL (copying them to
+/// the kernel takes long enough to let other threads run).
+pub const HOLD_GIL_BELOW: usize = 64 * 1024;
+
 /// A bitcask store open in this process (see the package docs).
 #[pyclass(module = "bitcask._bitcask", subclass, frozen)]
 pub struct Store {
     db: RwLock<Option<Bitcask>>,
     path: PathBuf,
+    /// Whether every write waits for an fsync (`sync="always"`).
+    sync_always: bool,
 }
 
 /// A value with its version and expiry, from [`Store::get_versioned`].
@@ -90,6 +101,23 @@ impl Store {
         .map_err(|failure| failure.into_py(py))
     }
 
+    /// Runs a write of a `len`-byte value: without the GIL if it will wait
+    /// for an fsync (the store's policy, or `durable`) or is large, else
+    /// keeping it.
+    fn write_op<R: Send>(
+        &self,
+        py: Python<'_>,
+        durable: bool,
+        len: usize,
+        f: impl FnOnce(&Bitcask) -> Result<R, Failure> + Send,
+    ) -> PyResult<R> {
+        if self.sync_always || durable || len >= HOLD_GIL_BELOW {
+            self.with(py, f)
+        } else {
+            self.with_gil(py, f)
+        }
+    }
+
     /// The value of `key` as `bytes`, or `None`.
     fn lookup<'py>(
         &self,
@@ -152,8 +180,11 @@ impl Store {
         max_value_size: Option<usize>,
     ) -> PyResult<Self> {
         let mut options = Options::new().read_only(read_only);
+        let mut sync_always = true; // the engine's default
         if let Some(sync) = sync {
-            options = options.sync(sync_policy(sync)?);
+            let policy = sync_policy(sync)?;
+            sync_always = policy == bitcask::SyncPolicy::Always;
+            options = options.sync(policy);
         }
         if let Some(n) = max_file_size {
             options = options.max_file_size(n);
@@ -169,6 +200,7 @@ impl Store {
         Ok(Self {
             db: RwLock::new(Some(db)),
             path,
+            sync_always,
         })
     }
 
@@ -244,12 +276,14 @@ impl Store {
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let (key, value) = (bytes_of(key, "key")?, bytes_of(value, "value")?);
-        self.with(py, |db| Ok(db.put(&key, &value).map(|_| ())?))
+        self.write_op(py, false, value.len(), |db| {
+            Ok(db.put(&key, &value).map(|_| ())?)
+        })
     }
 
     fn __delitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<()> {
         let bytes = bytes_of(key, "key")?;
-        if self.with(py, |db| Ok(db.delete(&bytes)?))? {
+        if self.write_op(py, false, 0, |db| Ok(db.delete(&bytes)?))? {
             Ok(())
         } else {
             Err(pyo3::exceptions::PyKeyError::new_err(key.clone().unbind()))
@@ -291,7 +325,9 @@ impl Store {
     ) -> PyResult<u64> {
         let (key, value) = (bytes_of(key, "key")?, bytes_of(value, "value")?);
         let options = write_options(ttl, if_version, if_absent, if_present, durable)?;
-        self.with(py, |db| Ok(db.put_with(&key, &value, options)?))
+        self.write_op(py, options.is_durable(), value.len(), |db| {
+            Ok(db.put_with(&key, &value, options)?)
+        })
     }
 
     /// `key`'s value, version and expiry, or `None`.
@@ -316,7 +352,9 @@ impl Store {
     ) -> PyResult<bool> {
         let key = bytes_of(key, "key")?;
         let options = write_options(None, if_version, false, false, durable)?;
-        self.with(py, |db| Ok(db.delete_with(&key, options)?.is_some()))
+        self.write_op(py, options.is_durable(), 0, |db| {
+            Ok(db.delete_with(&key, options)?.is_some())
+        })
     }
 
     /// Keys in byte order, lazily: those starting with `prefix`, after
