@@ -366,8 +366,7 @@ impl Store {
         start_after: Option<&Bound<'_, PyAny>>,
         limit: Option<usize>,
     ) -> PyResult<Listing> {
-        let (prefix, after) = range(prefix, start_after)?;
-        Ok(Listing::new(slf.unbind(), Mode::Keys, prefix, after, limit))
+        listing(slf, Mode::Keys, prefix, start_after, limit)
     }
 
     /// `(key, value)` pairs in key order, lazily (as [`Store::keys`]).
@@ -378,14 +377,7 @@ impl Store {
         start_after: Option<&Bound<'_, PyAny>>,
         limit: Option<usize>,
     ) -> PyResult<Listing> {
-        let (prefix, after) = range(prefix, start_after)?;
-        Ok(Listing::new(
-            slf.unbind(),
-            Mode::Items,
-            prefix,
-            after,
-            limit,
-        ))
+        listing(slf, Mode::Items, prefix, start_after, limit)
     }
 
     /// Values in key order, lazily (as [`Store::keys`]).
@@ -396,14 +388,7 @@ impl Store {
         start_after: Option<&Bound<'_, PyAny>>,
         limit: Option<usize>,
     ) -> PyResult<Listing> {
-        let (prefix, after) = range(prefix, start_after)?;
-        Ok(Listing::new(
-            slf.unbind(),
-            Mode::Values,
-            prefix,
-            after,
-            limit,
-        ))
+        listing(slf, Mode::Values, prefix, start_after, limit)
     }
 
     /// A batch of writes and conditions applied all or nothing.
@@ -455,11 +440,14 @@ impl Store {
     }
 }
 
-/// The prefix and the key to start after of a listing's arguments.
-fn range(
+/// A listing of the store `slf` from a listing method's arguments.
+fn listing(
+    slf: Bound<'_, Store>,
+    mode: Mode,
     prefix: Option<&Bound<'_, PyAny>>,
     start_after: Option<&Bound<'_, PyAny>>,
-) -> PyResult<(Vec<u8>, Option<Vec<u8>>)> {
+    limit: Option<usize>,
+) -> PyResult<Listing> {
     let prefix = match prefix {
         Some(prefix) => bytes_of(prefix, "prefix")?.into_owned(),
         None => Vec::new(),
@@ -468,5 +456,5 @@ fn range(
         Some(after) => Some(bytes_of(after, "start_after")?.into_owned()),
         None => None,
     };
-    Ok((prefix, after))
+    Ok(Listing::new(slf.unbind(), mode, prefix, after, limit))
 }

@@ -53,16 +53,7 @@ __all__ = [
     "Versioned",
     "check",
     "repair",
-    "Error",
-    "LockedError",
-    "CorruptionError",
-    "ConditionFailed",
-    "KeyTooLarge",
-    "ValueTooLarge",
-    "ReadOnlyError",
-    "ClosedError",
-    "InvalidArgument",
-    "PoisonedError",
+    *(error.__name__ for error in _ALL_ERRORS),
 ]
 
 # Stores still open when the interpreter exits are closed then (synced,
