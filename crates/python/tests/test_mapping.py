@@ -232,3 +232,24 @@ def test_the_readme_example(path, capsys):
         print(store[b"greeting"], store.text["n"], list(store.keys(prefix="g")))
     assert version > 0
     assert capsys.readouterr().out == "b'hello' 1 [b'greeting']\n"
+
+
+def test_mutable_mapping_extras(store):
+    import collections.abc
+
+    assert isinstance(store, collections.abc.MutableMapping)
+    store.update({"a": "1", b"b": b"2"}, c="3")
+    store.update([("d", "4")])
+    assert dict(store.items()) == {b"a": b"1", b"b": b"2", b"c": b"3", b"d": b"4"}
+    # update is one batch: a value over the limit leaves nothing written.
+    with pytest.raises(bitcask.ValueTooLarge):
+        store.update({"e": "5", "f": b"x" * (2 << 20)})
+    assert "e" not in store
+    assert store.pop("a") == b"1" and "a" not in store
+    assert store.pop("a", None) is None
+    with pytest.raises(KeyError):
+        store.pop("a")
+    assert store.setdefault("b", "other") == b"2"
+    assert store.setdefault("z", "new") == b"new" and store["z"] == b"new"
+    store.clear()
+    assert len(store) == 0 and list(store) == []

@@ -17,10 +17,11 @@ between threads; the full API is in docs/PYTHON.md of the repository.
 from __future__ import annotations
 
 import atexit
+import collections.abc
 import os
 import threading
 import weakref
-from typing import Iterator, Optional, Union
+from typing import Any, Iterable, Iterator, Mapping, Optional, Tuple, Union
 
 from . import _bitcask
 from ._errors import (
@@ -92,6 +93,65 @@ class Store(_bitcask.Store):
     def text(self) -> "TextView":
         """The same store seen as ``str`` keys and values (UTF-8)."""
         return TextView(self)
+
+    def update(
+        self,
+        other: Union[Mapping[Any, Any], Iterable[Tuple[Any, Any]]] = (),
+        /,
+        **kwargs: Any,
+    ) -> None:
+        """Stores every pair of ``other`` (a mapping or pairs) and of the
+        keyword arguments, as one batch: all or nothing, one write."""
+        pairs = other.items() if isinstance(other, collections.abc.Mapping) else other
+        with self.batch() as batch:
+            for key, value in pairs:
+                batch.put(key, value)
+            for key, value in kwargs.items():
+                batch.put(key, value)
+
+    _MISSING = object()
+
+    def pop(self, key: Any, default: Any = _MISSING) -> Any:
+        """Removes ``key`` and returns its value (``default``, or
+        ``KeyError``, if absent). Atomic: the value returned is the one
+        deleted, even with other writers."""
+        while True:
+            found = self.get_versioned(key)
+            if found is None:
+                if default is Store._MISSING:
+                    raise KeyError(key)
+                return default
+            try:
+                self.delete(key, if_version=found.version)
+                return found.value
+            except ConditionFailed:
+                continue  # written meanwhile: read it again
+
+    def setdefault(self, key: Any, default: Any = b"") -> bytes:
+        """The value of ``key``; if absent, stores ``default`` first
+        (atomically: of two racing callers, one stores)."""
+        while True:
+            value = self.get(key)
+            if value is not None:
+                return value
+            try:
+                self.put(key, default, if_absent=True)
+                return default.encode() if isinstance(default, str) else bytes(default)
+            except ConditionFailed:
+                continue
+
+    def clear(self) -> None:
+        """Deletes every key (page by page; not atomic)."""
+        while True:
+            page = list(self.keys(limit=1000))
+            if not page:
+                return
+            with self.batch() as batch:
+                for key in page:
+                    batch.delete(key)
+
+
+collections.abc.MutableMapping.register(Store)
 
 
 class TextView:
