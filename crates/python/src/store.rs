@@ -10,11 +10,13 @@
 //! maps) and writes that only hand bytes to the kernel (`sync` not
 //! `"always"`, not `durable`, values under [`HOLD_GIL_BELOW`]); releasing
 //! and retaking the GIL costs more than they do (docs/BENCHMARKS.md,
-//! "Python package"). No lock holder ever needs the GIL to finish, so a
-//! thread that waits for the lock holding the GIL cannot deadlock.
+//! "Python package"). No lock holder ever needs the GIL to finish, and a
+//! thread holding the GIL never blocks on the lock (it waits for it with
+//! the GIL released, [`Store::read_holding_gil`]): no deadlock, and a
+//! `close` waiting for a long merge does not stop the other Python threads.
 
 use std::path::PathBuf;
-use std::sync::{PoisonError, RwLock};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, TryLockError};
 
 use bitcask::{Bitcask, Condition, Options, WriteOptions};
 use pyo3::prelude::*;
@@ -93,12 +95,28 @@ impl Store {
         py: Python<'_>,
         f: impl FnOnce(&Bitcask) -> Result<R, Failure>,
     ) -> PyResult<R> {
-        let db = self.db.read().unwrap_or_else(PoisonError::into_inner);
+        let db = self.read_holding_gil(py);
         match db.as_ref() {
             Some(db) => f(db),
             None => Err(Failure::Closed),
         }
         .map_err(|failure| failure.into_py(py))
+    }
+
+    /// The handle, read-locked by a thread that holds the GIL. If the lock
+    /// is taken for writing (a `close` waiting for a merge in flight), it
+    /// waits with the GIL released, so that other Python threads run
+    /// meanwhile, then tries again.
+    fn read_holding_gil(&self, py: Python<'_>) -> RwLockReadGuard<'_, Option<Bitcask>> {
+        loop {
+            match self.db.try_read() {
+                Ok(guard) => return guard,
+                Err(TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => py.detach(|| {
+                    drop(self.db.read().unwrap_or_else(PoisonError::into_inner));
+                }),
+            }
+        }
     }
 
     /// Runs a write of a `len`-byte value: without the GIL if it will wait
@@ -223,11 +241,8 @@ impl Store {
 
     /// Whether [`Store::close`] was called.
     #[getter]
-    fn closed(&self) -> bool {
-        self.db
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_none()
+    fn closed(&self, py: Python<'_>) -> bool {
+        self.read_holding_gil(py).is_none()
     }
 
     /// The store's directory, as given to `open`.
@@ -421,8 +436,8 @@ impl Store {
         reports::stats(py, &stats)
     }
 
-    fn __repr__(&self) -> String {
-        let state = if self.closed() { "closed" } else { "open" };
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let state = if self.closed(py) { "closed" } else { "open" };
         format!("<bitcask.Store {} ({state})>", self.path.display())
     }
 }
