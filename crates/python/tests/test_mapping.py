@@ -148,6 +148,7 @@ def test_text_view(store):
     assert list(text) == ["naïve"]
     assert list(text.items()) == [("naïve", "café")]
     assert list(text.keys("na")) == ["naïve"]
+    assert list(text.values("na")) == ["café"]
     del text["naïve"]
     assert len(store) == 0
 

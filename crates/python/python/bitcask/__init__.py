@@ -158,8 +158,8 @@ class TextView:
     """A store seen through ``str``: keys are encoded, values decoded (UTF-8).
 
     ``view[key]``, ``view[key] = value``, ``del view[key]``, ``key in view``,
-    ``len(view)``, ``iter(view)``, ``view.get(key, default)`` and
-    ``view.items(prefix)``.
+    ``len(view)``, ``iter(view)``, ``view.get(key, default)``,
+    ``view.keys(prefix)``, ``view.items(prefix)`` and ``view.values(prefix)``.
     """
 
     __slots__ = ("store",)
@@ -194,6 +194,9 @@ class TextView:
 
     def items(self, prefix: Optional[str] = None, **kwargs) -> Iterator["tuple[str, str]"]:
         return ((k.decode(), v.decode()) for k, v in self.store.items(prefix, **kwargs))
+
+    def values(self, prefix: Optional[str] = None, **kwargs) -> Iterator[str]:
+        return (v.decode() for v in self.store.values(prefix, **kwargs))
 
 
 def open(
