@@ -14,10 +14,10 @@ use crate::record::{self, HEADER_LEN as RECORD_HEADER_LEN, RecordHeader};
 /// The magic bytes every data file starts with.
 pub(crate) const MAGIC: [u8; 8] = *b"BITCASK\0";
 /// The on-disk format version this build writes.
-pub(crate) const FORMAT_VERSION: u16 = 3;
+pub(crate) const FORMAT_VERSION: u16 = 4;
 /// The oldest format version this build reads (each version's files are a
 /// subset of the next one's: version 1 has no batch records and no merge
-/// outputs, version 2 no marks).
+/// outputs, version 2 no marks, version 3 no header flags).
 const OLDEST_READABLE_VERSION: u16 = 1;
 /// `file_kind` of a data file.
 pub(crate) const KIND_DATA: u16 = 1;
@@ -29,8 +29,14 @@ const VERSION_AT: usize = MAGIC_AT + 8;
 const KIND_AT: usize = VERSION_AT + 2;
 const FILE_ID_AT: usize = KIND_AT + 2;
 const SEQ_FLOOR_AT: usize = FILE_ID_AT + 4;
-const RESERVED_AT: usize = SEQ_FLOOR_AT + 8;
-const HEADER_CRC_AT: usize = RESERVED_AT + 4;
+const FLAGS_AT: usize = SEQ_FLOOR_AT + 8;
+const HEADER_CRC_AT: usize = FLAGS_AT + 4;
+/// Header flag (format version 4): the file is a rewrite (a merge's or a
+/// repair's output), holding copies of some records of its seq range, not
+/// every write of it: the change feed never reads it (docs/WATCH.md).
+pub(crate) const FLAG_REWRITTEN: u32 = 1;
+/// Every flag this build knows; a header with another is corrupt.
+const KNOWN_FLAGS: u32 = FLAG_REWRITTEN;
 /// Length of the file header in bytes.
 pub(crate) const FILE_HEADER_LEN: usize = HEADER_CRC_AT + 4;
 
@@ -132,6 +138,8 @@ pub(crate) struct FileHeader {
     pub file_id: u32,
     /// Every seq handed out before this file was created is below this.
     pub seq_floor: u64,
+    /// [`FLAG_REWRITTEN`] or 0 (always 0 in files before version 4).
+    pub flags: u32,
 }
 
 impl FileHeader {
@@ -142,8 +150,8 @@ impl FileHeader {
         b[VERSION_AT..KIND_AT].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
         b[KIND_AT..FILE_ID_AT].copy_from_slice(&self.file_kind.to_le_bytes());
         b[FILE_ID_AT..SEQ_FLOOR_AT].copy_from_slice(&self.file_id.to_le_bytes());
-        b[SEQ_FLOOR_AT..RESERVED_AT].copy_from_slice(&self.seq_floor.to_le_bytes());
-        // RESERVED_AT..HEADER_CRC_AT stays zero.
+        b[SEQ_FLOOR_AT..FLAGS_AT].copy_from_slice(&self.seq_floor.to_le_bytes());
+        b[FLAGS_AT..HEADER_CRC_AT].copy_from_slice(&self.flags.to_le_bytes());
         let crc = crate::crc::crc32c(&b[..HEADER_CRC_AT]);
         b[HEADER_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
         b
@@ -185,10 +193,16 @@ impl FileHeader {
         if file_id != expected_id {
             return Err(corrupt(CorruptionKind::FileIdMismatch));
         }
+        // Zero ("reserved") before version 4.
+        let flags = u32::from_le_bytes(field(b, FLAGS_AT));
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(corrupt(CorruptionKind::BadFileHeader));
+        }
         Ok(Self {
             file_kind: kind,
             file_id,
             seq_floor: u64::from_le_bytes(field(b, SEQ_FLOOR_AT)),
+            flags,
         })
     }
 }
@@ -217,7 +231,7 @@ impl DataFile {
     /// directory. On failure the `.tmp` file is removed (or, after a crash,
     /// left for the next open to remove).
     pub(crate) fn create(dir: &Path, id: u32, seq_floor: u64) -> Result<Self> {
-        let mut file = Self::create_tmp(dir, id, seq_floor)?;
+        let mut file = Self::create_tmp(dir, id, seq_floor, 0)?;
         let created = file
             .sync_all()
             .at(&file.path)
@@ -228,10 +242,11 @@ impl DataFile {
         created.map(|()| file)
     }
 
-    /// Creates `id.data.tmp` with its header (not yet fsynced): a data file
+    /// Creates `id.data.tmp` with its header (not yet fsynced; `flags`
+    /// [`FLAG_REWRITTEN`] for a merge's or a repair's output): a data file
     /// being written that no open will read until [`Self::publish`].
     /// Replaces a leftover file of that name.
-    pub(crate) fn create_tmp(dir: &Path, id: u32, seq_floor: u64) -> Result<Self> {
+    pub(crate) fn create_tmp(dir: &Path, id: u32, seq_floor: u64, flags: u32) -> Result<Self> {
         let path = dir.join(tmp_name(&data_file_name(id)));
         let file = crate::disk::create(&path).at(&path)?;
         let this = Self {
@@ -244,6 +259,7 @@ impl DataFile {
             file_kind: KIND_DATA,
             file_id: id,
             seq_floor,
+            flags,
         };
         #[cfg(any(test, feature = "failpoints"))]
         if let Err(e) = crate::failpoint::check("create-header") {
@@ -748,7 +764,7 @@ mod tests {
                 KIND_AT,
                 FILE_ID_AT,
                 SEQ_FLOOR_AT,
-                RESERVED_AT,
+                FLAGS_AT,
                 HEADER_CRC_AT
             ),
             (8, 10, 12, 16, 24, 28)
@@ -774,6 +790,7 @@ mod tests {
             file_kind: KIND_DATA,
             file_id: 3,
             seq_floor: 77,
+            flags: FLAG_REWRITTEN,
         };
         let bytes = h.encode();
         assert_eq!(
@@ -807,16 +824,35 @@ mod tests {
         ));
         // A future version with a valid checksum is a version error, not corruption.
         let mut future = bytes;
-        future[VERSION_AT] = 4;
+        future[VERSION_AT] = 5;
         let crc = crate::crc::crc32c(&future[..HEADER_CRC_AT]);
         future[HEADER_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
         assert!(matches!(
             FileHeader::decode(&future, p, KIND_DATA, 3),
             Err(Error::UnsupportedVersion {
-                found: 4,
-                supported: 3,
+                found: 5,
+                supported: 4,
                 ..
             })
         ));
+        // A flag this build does not know, under a valid checksum: corrupt.
+        let mut unknown = bytes;
+        unknown[FLAGS_AT] = 0b10;
+        let crc = crate::crc::crc32c(&unknown[..HEADER_CRC_AT]);
+        unknown[HEADER_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(
+            FileHeader::decode(&unknown, p, KIND_DATA, 3),
+            Err(Error::Corruption {
+                kind: CorruptionKind::BadFileHeader,
+                ..
+            })
+        ));
+        // A version-3 header (flags were reserved, zero) reads as unflagged.
+        let mut v3 = FileHeader { flags: 0, ..h }.encode();
+        v3[VERSION_AT] = 3;
+        let crc = crate::crc::crc32c(&v3[..HEADER_CRC_AT]);
+        v3[HEADER_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
+        let read = FileHeader::decode(&v3, p, KIND_DATA, 3).expect("version 3 reads");
+        assert_eq!((read.seq_floor, read.flags), (77, 0));
     }
 }

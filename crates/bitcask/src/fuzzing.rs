@@ -29,6 +29,7 @@ pub fn hint(body: &[u8], data_len: u64) -> usize {
         file_kind: KIND_HINT,
         file_id: 1,
         seq_floor: 1,
+        flags: 0,
     };
     let mut bytes = header.encode().to_vec();
     bytes.extend_from_slice(body);
@@ -38,6 +39,7 @@ pub fn hint(body: &[u8], data_len: u64) -> usize {
         file_kind: KIND_DATA,
         file_id: 1,
         seq_floor: 1,
+        flags: 0,
     };
     match Hint::from_bytes_for_fuzzing(bytes, &data_header, data_len) {
         Some(hint) => hint
@@ -75,6 +77,7 @@ pub fn recovery(input: &[u8]) {
         file_kind: KIND_DATA,
         file_id: 1,
         seq_floor: 1,
+        flags: 0,
     }
     .encode()
     .to_vec();

@@ -372,6 +372,7 @@ mod tests {
             file_kind: KIND_DATA,
             file_id: id,
             seq_floor: 10,
+            flags: 0,
         }
     }
 

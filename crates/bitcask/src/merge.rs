@@ -404,7 +404,12 @@ impl Copier<'_> {
 
     fn new_output(&mut self, seq_floor: u64) -> Result<Output> {
         let id = self.shared.next_file_id().fetch_add(1, Ordering::Relaxed);
-        let file = DataFile::create_tmp(self.shared.dir(), id, seq_floor)?;
+        let file = DataFile::create_tmp(
+            self.shared.dir(),
+            id,
+            seq_floor,
+            crate::datafile::FLAG_REWRITTEN,
+        )?;
         self.report.files_written += 1;
         Ok(Output {
             file,
@@ -481,6 +486,7 @@ fn write_hint(dir: &std::path::Path, out: &Output, data_len: u64) -> Result<()> 
         file_kind: KIND_DATA,
         file_id: out.file.id,
         seq_floor: out.seq_floor,
+        flags: crate::datafile::FLAG_REWRITTEN,
     };
     let mut hint = HintWriter::create(dir, &header)?;
     for (key, _, to) in &out.moved {

@@ -78,7 +78,8 @@ pub fn repair_with_progress(
             // The file cannot have changed since the check read it: this
             // process holds the writer lock.
             let bytes = std::fs::read(&path).at(&path)?;
-            let mut out = DataFile::create_tmp(dir, id, seq_floor)?;
+            let mut out =
+                DataFile::create_tmp(dir, id, seq_floor, crate::datafile::FLAG_REWRITTEN)?;
             let written = write_records(&out, &bytes, &file.kept);
             if let Err(error) = written {
                 out.discard();
@@ -385,6 +386,17 @@ mod tests {
         let report = report.expect("repair");
         assert_eq!(report.files_rewritten.len(), 2);
         assert_eq!(contents(dir.path()), expected);
+        // A rewritten file is flagged so (its history has a hole where the
+        // damage was: the change feed must not read it as the log).
+        for id in &report.files_rewritten {
+            let path = dir.path().join(crate::datafile::data_file_name(*id));
+            let bytes = std::fs::read(&path).expect("read");
+            let head = bytes.first_chunk().expect("header");
+            let header =
+                crate::datafile::FileHeader::decode(head, &path, crate::datafile::KIND_DATA, *id)
+                    .expect("header");
+            assert_eq!(header.flags, crate::datafile::FLAG_REWRITTEN, "file {id}");
+        }
 
         let taken = taken.borrow();
         assert_eq!(taken.len(), 6, "three steps per damaged file");

@@ -1,7 +1,9 @@
 //! Pins the on-disk format. A checked-in data file written by format version
 //! 1 must still open with exactly its known contents; so must one of version
-//! 2 and one of the current version (3), and writing the version-3 file's
-//! operations today must produce the same bytes.
+//! 2, one of version 3 and one of the current version (4), and writing the
+//! version-4 file's operations today must produce the same bytes. (Version
+//! 4 added header flags, set only on merge and repair outputs: a writer's
+//! file differs from version 3's in its version field and header checksum.)
 //!
 //! Regenerate the current fixture only for a deliberate format change (and
 //! bump the version in docs/FORMAT.md):
@@ -30,6 +32,10 @@ fn fixture_v2_path() -> PathBuf {
 
 fn fixture_v3_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format-v3.data")
+}
+
+fn fixture_v4_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format-v4.data")
 }
 
 /// The operations the version-3 fixture holds after the version-2 ones: a
@@ -82,9 +88,9 @@ fn bytes_written_today() -> Vec<u8> {
 fn the_encoder_still_writes_the_fixture_bytes() {
     let today = bytes_written_today();
     if std::env::var_os("BITCASK_WRITE_FIXTURE").is_some() {
-        std::fs::write(fixture_v3_path(), &today).expect("write fixture");
+        std::fs::write(fixture_v4_path(), &today).expect("write fixture");
     }
-    let fixture = std::fs::read(fixture_v3_path()).expect("read fixture");
+    let fixture = std::fs::read(fixture_v4_path()).expect("read fixture");
     assert_eq!(
         today, fixture,
         "the on-disk format changed; see docs/FORMAT.md"
@@ -92,9 +98,22 @@ fn the_encoder_still_writes_the_fixture_bytes() {
 }
 
 #[test]
-fn the_version_3_fixture_decodes_to_its_known_contents() {
+fn the_version_3_and_4_fixtures_decode_to_their_known_contents() {
+    for fixture in [fixture_v3_path(), fixture_v4_path()] {
+        decodes_to_the_v3_contents(&fixture);
+    }
+    // Same records; only the header's version and checksum differ.
+    let (v3, v4) = (
+        std::fs::read(fixture_v3_path()).expect("v3"),
+        std::fs::read(fixture_v4_path()).expect("v4"),
+    );
+    assert_eq!((v3[8], v4[8]), (3, 4), "format_version");
+    assert_eq!(v3[32..], v4[32..], "the records");
+}
+
+fn decodes_to_the_v3_contents(fixture: &Path) {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(fixture_v3_path(), dir.path().join(FIXTURE_NAME)).expect("copy fixture");
+    std::fs::copy(fixture, dir.path().join(FIXTURE_NAME)).expect("copy fixture");
     let clock = Arc::new(ManualClock::new(WRITTEN_AT_MS));
     let opts = common::fast().read_only(true).clock(clock);
     let db = Bitcask::open_with(dir.path(), opts).expect("open fixture");

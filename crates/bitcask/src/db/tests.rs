@@ -360,6 +360,61 @@ fn rotation_seals_files_at_their_last_record() {
     assert_eq!(db.len(), 200);
 }
 
+/// The header of data file `id` in `dir`.
+fn header_of(dir: &Path, id: u32) -> crate::datafile::FileHeader {
+    let path = dir.join(crate::datafile::data_file_name(id));
+    let bytes = std::fs::read(&path).expect("read");
+    let head: &[u8; crate::datafile::FILE_HEADER_LEN] = bytes.first_chunk().expect("a header");
+    crate::datafile::FileHeader::decode(head, &path, crate::datafile::KIND_DATA, id)
+        .expect("valid header")
+}
+
+/// Merge outputs are flagged as rewrites in their header (format version
+/// 4; the change feed never reads them, docs/WATCH.md); the files the
+/// writer creates are not, and the store reopens the same either way.
+#[test]
+fn merge_outputs_are_flagged_rewritten_and_writer_files_are_not() {
+    use crate::datafile::FLAG_REWRITTEN;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = Options::new().sync(SyncPolicy::Never).max_file_size(4096);
+    let db = Bitcask::open_with(dir.path(), opts.clone()).expect("open");
+    for round in 0..3u8 {
+        for i in 0..100u32 {
+            db.put(&i.to_be_bytes(), &[round; 40]).expect("put");
+        }
+    }
+    let before: Vec<u32> = db.stats().files.iter().map(|f| f.id).collect();
+    for id in &before {
+        assert_eq!(header_of(dir.path(), *id).flags, 0, "writer file {id}");
+    }
+    let report = db.merge().expect("merge");
+    assert!(report.files_written > 0, "{report:?}");
+    let after = db.stats().files;
+    let (active, sealed) = after.split_last().expect("files");
+    assert_eq!(
+        header_of(dir.path(), active.id).flags,
+        0,
+        "the new active file"
+    );
+    let outputs: Vec<u32> = sealed
+        .iter()
+        .map(|f| f.id)
+        .filter(|id| !before.contains(id))
+        .collect();
+    assert!(!outputs.is_empty());
+    for id in outputs {
+        assert_eq!(
+            header_of(dir.path(), id).flags,
+            FLAG_REWRITTEN,
+            "output {id}"
+        );
+    }
+    db.close().expect("close");
+    let db = Bitcask::open_with(dir.path(), opts).expect("reopen");
+    assert_eq!(db.len(), 100);
+    assert_eq!(value_of(&db, &7u32.to_be_bytes()), Some(vec![2u8; 40]));
+}
+
 #[test]
 fn a_failed_cut_before_sealing_seals_nothing_and_rotation_is_retried() {
     let dir = tempfile::tempdir().expect("tempdir");
