@@ -48,6 +48,7 @@ mod filetable;
 #[doc(hidden)]
 pub mod fuzzing;
 mod hint;
+mod history;
 pub mod journal;
 mod keydir;
 mod lock;

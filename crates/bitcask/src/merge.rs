@@ -105,8 +105,10 @@ pub(crate) fn run(shared: &Shared, scope: Scope) -> Result<MergeReport> {
     };
 
     // Step 1: choose the inputs, under the writer lock so that no rotation
-    // runs meanwhile. No I/O here.
-    let inputs: Vec<u32> = {
+    // runs meanwhile. No I/O here. Also note where the history the merge
+    // leaves whole begins: the active file's first seq (every input is
+    // older than it).
+    let (inputs, history_from): (Vec<u32>, u64) = {
         let (mut writer, commit) = shared.lock_writer()?;
         if scope == Scope::IncludingActive
             && writer.offset > FILE_HEADER_LEN as u64
@@ -122,6 +124,9 @@ pub(crate) fn run(shared: &Shared, scope: Scope) -> Result<MergeReport> {
         }
         let active = writer.active.id;
         let accounts = shared.accounts().snapshot();
+        let history_from = accounts
+            .get(&active)
+            .map_or(writer.next_seq, |a| a.seq_floor);
         let mut chosen: Vec<(u64, u32)> = accounts
             .iter()
             .filter(|(id, account)| **id != active && account.needs_merge(now_ms))
@@ -138,7 +143,7 @@ pub(crate) fn run(shared: &Shared, scope: Scope) -> Result<MergeReport> {
             .sum();
         shared.merge().bytes_read.store(0, Ordering::Relaxed);
         shared.merge().bytes_total.store(total, Ordering::Relaxed);
-        chosen.into_iter().map(|(_, id)| id).collect()
+        (chosen.into_iter().map(|(_, id)| id).collect(), history_from)
     };
     if inputs.is_empty() {
         return Ok(finish_report(shared, report, started));
@@ -190,6 +195,11 @@ pub(crate) fn run(shared: &Shared, scope: Scope) -> Result<MergeReport> {
     }
     #[cfg(test)]
     crate::failpoint::step("merge: before deleting inputs");
+    // The change feed's promise shrinks before the history goes
+    // (crate::history; docs/FORMAT.md, "Merge", step 4).
+    shared.raise_compacted_seq(history_from)?;
+    #[cfg(test)]
+    crate::failpoint::step("merge: compacted seq raised");
     shared.files().update(|files| {
         for id in &inputs {
             files.remove(id);
@@ -648,6 +658,86 @@ mod tests {
             model,
             "{step}: reopened after merging again"
         );
+    }
+
+    /// The seqs of the records in the data files of `dir` the writer wrote
+    /// (not merge or repair outputs): the history the change feed reads.
+    fn history_on_disk(dir: &Path) -> std::collections::BTreeSet<u64> {
+        use crate::datafile::{self, Access, DataFile, FLAG_REWRITTEN, Scan};
+        let mut seqs = std::collections::BTreeSet::new();
+        for entry in std::fs::read_dir(dir).expect("read dir") {
+            let name = entry.expect("entry").file_name();
+            let Some(id) = name.to_str().and_then(datafile::parse_data_file_name) else {
+                continue;
+            };
+            let file = DataFile::open(dir, id, Access::Read).expect("open file");
+            if file.read_header().expect("header").flags & FLAG_REWRITTEN != 0 {
+                continue;
+            }
+            let mut scanner = file.scanner().expect("scanner");
+            while let Scan::Record(record) = scanner.next_record().expect("scan") {
+                seqs.insert(record.header.seq);
+            }
+        }
+        seqs
+    }
+
+    /// At every step of a merge (and after it), every record the writer
+    /// wrote at or above the compacted seq is still in a writer's file:
+    /// the change feed never promises history the merge has deleted
+    /// (`HISTORY` is raised before the inputs go), and the merge does
+    /// raise it to the active file's first seq.
+    #[test]
+    fn at_every_step_of_a_merge_the_history_above_the_compacted_seq_is_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let db = Bitcask::open_with(dir.path(), options(&clock)).expect("open");
+        assert_eq!(db.compacted_seq(), 0, "a new store's history is whole");
+        write_history(&db, &clock);
+        let written = history_on_disk(dir.path());
+        let active_floor = db.stats().files.last().map(|f| f.id).and_then(|id| {
+            let file =
+                crate::datafile::DataFile::open(dir.path(), id, crate::datafile::Access::Read)
+                    .expect("open");
+            file.read_header().ok().map(|h| h.seq_floor)
+        });
+        let (report, snapshots) = merge_with_snapshots(&db);
+        assert!(report.expect("merge").files_merged > 0);
+        assert!(
+            snapshots
+                .iter()
+                .any(|(step, _)| *step == "merge: compacted seq raised")
+        );
+        let mut states: Vec<(&str, &Path)> =
+            snapshots.iter().map(|(s, d)| (*s, d.path())).collect();
+        states.push(("after the merge", dir.path()));
+        for (step, copy) in states {
+            let compacted = if copy == dir.path() {
+                db.compacted_seq()
+            } else {
+                let reopened = Bitcask::open_with(copy, options(&clock).read_only(true))
+                    .unwrap_or_else(|e| panic!("{step}: {e}"));
+                reopened.compacted_seq()
+            };
+            let on_disk = history_on_disk(copy);
+            let missing: Vec<u64> = written
+                .iter()
+                .filter(|seq| **seq >= compacted && !on_disk.contains(seq))
+                .copied()
+                .collect();
+            assert!(
+                missing.is_empty(),
+                "{step}: C = {compacted}, records gone: {missing:?}"
+            );
+        }
+        assert_eq!(
+            Some(db.compacted_seq()),
+            active_floor,
+            "raised to the active file's floor"
+        );
+        db.close().expect("close");
+        let reopened = Bitcask::open_with(dir.path(), options(&clock)).expect("reopen");
+        assert_eq!(Some(reopened.compacted_seq()), active_floor, "persisted");
     }
 
     #[test]

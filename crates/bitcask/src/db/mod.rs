@@ -19,7 +19,7 @@ use write_path::{Framing, Op, Wait};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -116,6 +116,8 @@ pub(crate) struct Shared {
     scrubs: ScrubHistory,
     /// Active-expiry passes so far: which shard the next one visits.
     purge_turn: std::sync::atomic::AtomicUsize,
+    /// The compacted seq (`crate::history`): history below it may be gone.
+    compacted_seq: AtomicU64,
 }
 
 impl Bitcask {
@@ -175,6 +177,16 @@ impl Bitcask {
             .map(|(id, handle)| (id, Arc::new(handle)))
             .collect();
 
+        // The change feed's compacted seq: a new store's history starts now
+        // (written before its first data file), an older store's at its
+        // active file unless `HISTORY` says more (crate::history).
+        let active_floor = recovered
+            .newest
+            .as_ref()
+            .and_then(|(newest, _)| accounts.snapshot().get(&newest.id).map(|a| a.seq_floor))
+            .unwrap_or(next_seq);
+        let compacted_seq =
+            crate::history::load(&dir, recovered.newest.is_none(), active_floor, read_only)?;
         let (writer, commit) = if read_only {
             if let Some((newest, _)) = recovered.newest {
                 readers.insert(newest.id, Arc::new(ReadHandle::sealed(newest)?));
@@ -232,6 +244,7 @@ impl Bitcask {
             damage: DamageLog::default(),
             scrubs: ScrubHistory::default(),
             purge_turn: std::sync::atomic::AtomicUsize::new(0),
+            compacted_seq: AtomicU64::new(compacted_seq),
         });
         let flusher = match shared.options.sync {
             SyncPolicy::Interval(every) if !read_only => Some(sync_thread::start(&shared, every)?),
@@ -413,6 +426,14 @@ impl Bitcask {
     /// consecutive numbers from here, its mark last.
     pub fn next_version(&self) -> Option<u64> {
         Some(self.shared.writer_guard()?.next_seq)
+    }
+
+    /// The compacted seq of the change feed (docs/WATCH.md): every
+    /// committed write with a version at or above it is still in the data
+    /// files as written; history below it may have been dropped by a merge.
+    /// 0 for a store no merge has compacted since this version created it.
+    pub fn compacted_seq(&self) -> u64 {
+        self.shared.compacted_seq.load(Ordering::Acquire)
     }
 
     /// The store's current mark: the one written with the newest batch
@@ -676,6 +697,16 @@ impl Drop for Bitcask {
 }
 
 impl Shared {
+    /// Raises the compacted seq to `to` (durably first: `HISTORY`), before
+    /// a merge deletes inputs whose history ends below `to`.
+    pub(crate) fn raise_compacted_seq(&self, to: u64) -> Result<()> {
+        if to > self.compacted_seq.load(Ordering::Acquire) {
+            crate::history::store(&self.dir, to)?;
+            self.compacted_seq.store(to, Ordering::Release);
+        }
+        Ok(())
+    }
+
     /// The store's directory.
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
