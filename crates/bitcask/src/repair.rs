@@ -53,6 +53,11 @@ pub fn repair_with_progress(
     };
     if scan.report.is_damaged() {
         let aside = make_repair_dir(dir)?;
+        // A damaged file's history has a hole: before any file changes,
+        // the change feed stops promising any history written so far
+        // (`HISTORY` to the top; the next open clamps it to the next seq,
+        // crate::history).
+        crate::history::store(dir, u64::MAX)?;
         // Read-only opens must not list a file that then disappears.
         let _no_readers_listing = DeleteLock::acquire(dir, LockMode::Exclusive)?;
         for (file, found) in scan.files.iter().zip(&scan.report.files) {
@@ -386,6 +391,14 @@ mod tests {
         let report = report.expect("repair");
         assert_eq!(report.files_rewritten.len(), 2);
         assert_eq!(contents(dir.path()), expected);
+        // No history from before the repair is promised any more.
+        let reopened = crate::Bitcask::open(dir.path()).expect("open");
+        assert_eq!(
+            Some(reopened.compacted_seq()),
+            reopened.next_version(),
+            "compacted up to the next write"
+        );
+        reopened.close().expect("close");
         // A rewritten file is flagged so (its history has a hole where the
         // damage was: the change feed must not read it as the log).
         for id in &report.files_rewritten {

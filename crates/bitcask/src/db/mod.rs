@@ -185,15 +185,32 @@ impl Bitcask {
             .as_ref()
             .and_then(|(newest, _)| accounts.snapshot().get(&newest.id).map(|a| a.seq_floor))
             .unwrap_or(next_seq);
+        // (Never above the next seq: a repair sets it to the top, meaning
+        // "nothing written so far".)
         let compacted_seq =
-            crate::history::load(&dir, recovered.newest.is_none(), active_floor, read_only)?;
+            crate::history::load(&dir, recovered.newest.is_none(), active_floor, read_only)?
+                .min(next_seq);
         let (writer, commit) = if read_only {
             if let Some((newest, _)) = recovered.newest {
                 readers.insert(newest.id, Arc::new(ReadHandle::sealed(newest)?));
             }
             (None, None)
         } else {
-            let (active, offset) = match recovered.newest {
+            // A file a repair rewrote is never appended to: the change feed
+            // does not read rewritten files, so new writes go to a new file
+            // (docs/WATCH.md).
+            let newest = match recovered.newest {
+                Some((file, offset)) => {
+                    if file.read_header()?.flags & crate::datafile::FLAG_REWRITTEN == 0 {
+                        Some((file, offset))
+                    } else {
+                        readers.insert(file.id, Arc::new(ReadHandle::sealed(file)?));
+                        None
+                    }
+                }
+                None => None,
+            };
+            let (active, offset) = match newest {
                 Some(newest) => newest,
                 None => {
                     let id = next_file_id.fetch_add(1, Ordering::Relaxed);

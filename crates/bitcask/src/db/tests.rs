@@ -415,6 +415,48 @@ fn merge_outputs_are_flagged_rewritten_and_writer_files_are_not() {
     assert_eq!(value_of(&db, &7u32.to_be_bytes()), Some(vec![2u8; 40]));
 }
 
+/// After a repair rewrote the newest file, the store never appends to it
+/// (the change feed does not read rewritten files): new writes go to a new
+/// writer's file, and the compacted seq says no older history is promised.
+#[test]
+fn writes_after_a_repair_of_the_newest_file_go_to_a_new_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Bitcask::open_with(dir.path(), always()).expect("open");
+    db.put(b"damaged", b"value to be damaged").expect("put");
+    db.put(b"after", b"kept").expect("put");
+    db.close().expect("close");
+    let path = dir.path().join(crate::datafile::data_file_name(1));
+    let mut bytes = std::fs::read(&path).expect("read");
+    let at = bytes
+        .windows(5)
+        .position(|w| w == b"value")
+        .expect("value on disk");
+    bytes[at] ^= 0xFF;
+    std::fs::write(&path, bytes).expect("damage");
+    let report = crate::repair(dir.path()).expect("repair");
+    assert_eq!(report.files_rewritten, vec![1]);
+    assert_eq!(
+        header_of(dir.path(), 1).flags,
+        crate::datafile::FLAG_REWRITTEN
+    );
+
+    let db = Bitcask::open_with(dir.path(), always()).expect("reopen");
+    let compacted = db.compacted_seq();
+    let version = db.put(b"new", b"write").expect("put after repair");
+    assert!(
+        version >= compacted,
+        "a new write is history: {version} >= {compacted}"
+    );
+    let files = db.stats().files;
+    let active = files.last().expect("files").id;
+    assert_ne!(active, 1, "not appended to the rewritten file");
+    assert_eq!(header_of(dir.path(), active).flags, 0);
+    assert_eq!(value_of(&db, b"after").as_deref(), Some(&b"kept"[..]));
+    db.close().expect("close");
+    let db = Bitcask::open_with(dir.path(), always()).expect("reopen");
+    assert_eq!(value_of(&db, b"new").as_deref(), Some(&b"write"[..]));
+}
+
 #[test]
 fn a_failed_cut_before_sealing_seals_nothing_and_rotation_is_retried() {
     let dir = tempfile::tempdir().expect("tempdir");
