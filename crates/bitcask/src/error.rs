@@ -118,6 +118,20 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// The store this handle belongs to was closed (a change feed reader
+    /// outliving its store).
+    #[error("the store was closed")]
+    Closed,
+
+    /// The change feed was asked for history a merge may have dropped:
+    /// every version from `compacted_seq` on is still there (list the
+    /// store, then watch from its position; docs/WATCH.md).
+    #[error("the changes before version {compacted_seq} were compacted away")]
+    Compacted {
+        /// The lowest version whose history is kept.
+        compacted_seq: u64,
+    },
+
     /// An option passed to `open` is out of range.
     #[error("invalid option `{name}`: {reason}")]
     InvalidOption {

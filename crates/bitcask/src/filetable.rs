@@ -50,6 +50,11 @@ impl FileTable {
         f(map.get(&id).map(|handle| &**handle))
     }
 
+    /// The handle of file `id`, if there is one (valid while held).
+    pub(crate) fn get(&self, id: u32) -> Option<Arc<ReadHandle>> {
+        self.current.load().get(&id).map(Arc::clone)
+    }
+
     /// Every file's handle, in id order (they stay valid while held).
     pub(crate) fn snapshot(&self) -> Vec<(u32, Arc<ReadHandle>)> {
         self.current

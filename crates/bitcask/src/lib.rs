@@ -32,6 +32,7 @@
 //! and the crash protocols are specified in `docs/FORMAT.md`.
 
 mod backup;
+mod changes;
 mod check;
 pub mod clock;
 mod crc;
@@ -71,6 +72,7 @@ mod throttle;
 mod worker;
 mod write;
 
+pub use changes::{Change, ChangeOp, Changes};
 pub use check::{CheckReport, Damage, FileReport, check, check_with_progress};
 pub use db::{Bitcask, Purged};
 pub use error::{CorruptionKind, Error, Result};

@@ -118,6 +118,11 @@ pub(crate) struct Shared {
     purge_turn: std::sync::atomic::AtomicUsize,
     /// The compacted seq (`crate::history`): history below it may be gone.
     compacted_seq: AtomicU64,
+    /// Where the last completed write ends: the active file's id in the
+    /// high 32 bits, the end offset in the low 32 (files are under 4 GiB).
+    /// Set under the writer lock after each write; the change feed reads
+    /// no further (`crate::changes`).
+    committed: AtomicU64,
 }
 
 impl Bitcask {
@@ -190,8 +195,12 @@ impl Bitcask {
         let compacted_seq =
             crate::history::load(&dir, recovered.newest.is_none(), active_floor, read_only)?
                 .min(next_seq);
+        // Where the change feed may read to (see `committed`).
+        let pack = |id: u32, end: u64| u64::from(id) << 32 | (end & u64::from(u32::MAX));
+        let mut committed = 0;
         let (writer, commit) = if read_only {
-            if let Some((newest, _)) = recovered.newest {
+            if let Some((newest, end)) = recovered.newest {
+                committed = pack(newest.id, end);
                 readers.insert(newest.id, Arc::new(ReadHandle::sealed(newest)?));
             }
             (None, None)
@@ -228,6 +237,7 @@ impl Bitcask {
             active.map_for_reads(active.len()?.max(options.max_file_size));
             readers.insert(active.id, Arc::new(ReadHandle::Open(Arc::clone(&active))));
             let commit = GroupCommit::new(Arc::clone(&active), next_seq - 1);
+            committed = pack(active.id, offset);
             let allocated = active.len()?;
             let writer = Writer {
                 active,
@@ -262,6 +272,7 @@ impl Bitcask {
             scrubs: ScrubHistory::default(),
             purge_turn: std::sync::atomic::AtomicUsize::new(0),
             compacted_seq: AtomicU64::new(compacted_seq),
+            committed: AtomicU64::new(committed),
         });
         let flusher = match shared.options.sync {
             SyncPolicy::Interval(every) if !read_only => Some(sync_thread::start(&shared, every)?),
@@ -450,7 +461,15 @@ impl Bitcask {
     /// files as written; history below it may have been dropped by a merge.
     /// 0 for a store no merge has compacted since this version created it.
     pub fn compacted_seq(&self) -> u64 {
-        self.shared.compacted_seq.load(Ordering::Acquire)
+        self.shared.compacted_seq()
+    }
+
+    /// The store's committed changes from version `from_seq` on, in order
+    /// (the change feed's source, docs/WATCH.md); [`Error::Compacted`] if
+    /// a merge may have dropped some of them. Read-only handles read the
+    /// files as they were at open.
+    pub fn changes(&self, from_seq: u64) -> Result<crate::Changes> {
+        crate::Changes::new(Arc::clone(&self.shared), from_seq)
     }
 
     /// The store's current mark: the one written with the newest batch
@@ -714,6 +733,26 @@ impl Drop for Bitcask {
 }
 
 impl Shared {
+    /// The compacted seq (`crate::history`).
+    pub(crate) fn compacted_seq(&self) -> u64 {
+        self.compacted_seq.load(Ordering::Acquire)
+    }
+
+    /// The committed position: the file the last completed write went to,
+    /// and where in it that write ends.
+    pub(crate) fn committed_position(&self) -> (u32, u64) {
+        let packed = self.committed.load(Ordering::Acquire);
+        ((packed >> 32) as u32, packed & u64::from(u32::MAX))
+    }
+
+    /// Publishes the end of a completed write (under the writer lock).
+    pub(crate) fn publish_committed(&self, file_id: u32, end: u64) {
+        self.committed.store(
+            u64::from(file_id) << 32 | (end & u64::from(u32::MAX)),
+            Ordering::Release,
+        );
+    }
+
     /// Raises the compacted seq to `to` (durably first: `HISTORY`), before
     /// a merge deletes inputs whose history ends below `to`.
     pub(crate) fn raise_compacted_seq(&self, to: u64) -> Result<()> {

@@ -215,6 +215,7 @@ impl Shared {
         }
         w.offset += total;
         w.next_seq = last_seq + 1;
+        self.publish_committed(file_id, w.offset);
         commit.note_written(last_seq);
         drop(w);
         if wait == Wait::Fsync || self.options.sync == SyncPolicy::Always {

@@ -1,0 +1,274 @@
+//! The change feed's reader (`Bitcask::changes`, docs/WATCH.md): every
+//! committed put and delete, in seq order, once, whole batches, from the
+//! data files; across rotation and reopen; `Compacted` below the compacted
+//! seq after a merge; replaying the changes rebuilds the store.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use bitcask::{Batch, Bitcask, Change, ChangeOp, Error, Options, SyncPolicy};
+use proptest::prelude::*;
+
+fn small_files() -> Options {
+    Options::new().sync(SyncPolicy::Never).max_file_size(512)
+}
+
+/// Every change from `from` on, as far as the writer has gone.
+fn all_from(db: &Bitcask, from: u64) -> Vec<Change> {
+    let mut reader = db.changes(from).expect("changes");
+    let mut all = Vec::new();
+    loop {
+        let batch = reader.next_batch(7).expect("next batch");
+        if batch.is_empty() {
+            return all;
+        }
+        all.extend(batch);
+    }
+}
+
+fn put(seq: u64, key: &str, value: &str) -> Change {
+    Change {
+        seq,
+        key: key.as_bytes().to_vec(),
+        op: ChangeOp::Put {
+            value: value.as_bytes().to_vec(),
+            expires_at_ms: None,
+        },
+    }
+}
+
+fn delete(seq: u64, key: &str) -> Change {
+    Change {
+        seq,
+        key: key.as_bytes().to_vec(),
+        op: ChangeOp::Delete,
+    }
+}
+
+#[test]
+fn every_committed_write_in_order_marks_left_out_batches_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Bitcask::open_with(dir.path(), common::fast()).expect("open");
+    assert!(all_from(&db, 0).is_empty(), "a new store has no changes");
+    let v1 = db.put(b"a", b"1").expect("put");
+    let v2 = db.put(b"b", b"2").expect("put");
+    db.delete(b"a").expect("delete");
+    let mut batch = Batch::new();
+    batch
+        .put("c", "3")
+        .delete("b")
+        .put("d", "4")
+        .mark("applied");
+    db.write_batch(&batch).expect("batch");
+    assert!(
+        !db.delete(b"absent").expect("delete of nothing"),
+        "writes nothing"
+    );
+    let changes = all_from(&db, 0);
+    assert_eq!(
+        changes,
+        vec![
+            put(v1, "a", "1"),
+            put(v2, "b", "2"),
+            delete(v2 + 1, "a"),
+            put(v2 + 2, "c", "3"),
+            delete(v2 + 3, "b"),
+            put(v2 + 4, "d", "4"),
+        ],
+        "the mark (seq {}) is no change",
+        v2 + 5
+    );
+    // From the middle, and a batch is never split even by max = 1.
+    let mut reader = db.changes(v2 + 2).expect("changes");
+    let first = reader.next_batch(1).expect("next");
+    assert_eq!(first.len(), 3, "the batch's three changes at once");
+    assert_eq!(reader.next_seq(), v2 + 6, "past the batch and its mark");
+    assert!(reader.next_batch(1).expect("caught up").is_empty());
+    // A TTL is part of the put.
+    let ttl = bitcask::WriteOptions::new().ttl(std::time::Duration::from_secs(60));
+    let v = db.put_with(b"t", b"x", ttl).expect("put ttl");
+    let tail = reader.next_batch(10).expect("the new write");
+    assert!(
+        matches!(&tail[..], [Change { seq, op: ChangeOp::Put { expires_at_ms: Some(_), .. }, .. }] if *seq == v),
+        "{tail:?}"
+    );
+}
+
+#[test]
+fn a_reader_follows_the_writer_across_rotations_and_reads_history_after_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Bitcask::open_with(dir.path(), small_files()).expect("open");
+    let mut reader = db.changes(0).expect("changes");
+    let mut seen = Vec::new();
+    let mut written = Vec::new();
+    for i in 0..300u32 {
+        let key = format!("k{}", i % 40);
+        let v = db.put(key.as_bytes(), &i.to_le_bytes()).expect("put");
+        written.push(v);
+        if i % 17 == 0 {
+            seen.extend(
+                reader
+                    .next_batch(1000)
+                    .expect("next")
+                    .into_iter()
+                    .map(|c| c.seq),
+            );
+        }
+    }
+    seen.extend(
+        reader
+            .next_batch(usize::MAX)
+            .expect("rest")
+            .into_iter()
+            .map(|c| c.seq),
+    );
+    loop {
+        let more = reader.next_batch(usize::MAX).expect("rest");
+        if more.is_empty() {
+            break;
+        }
+        seen.extend(more.into_iter().map(|c| c.seq));
+    }
+    assert!(db.stats().files.len() > 5, "rotated many times");
+    assert_eq!(seen, written, "each write once, in order, across files");
+    db.close().expect("close");
+    let db = Bitcask::open_with(dir.path(), small_files()).expect("reopen");
+    let replayed: Vec<u64> = all_from(&db, written[100])
+        .into_iter()
+        .map(|c| c.seq)
+        .collect();
+    assert_eq!(
+        replayed,
+        written[100..],
+        "history from the files after a restart"
+    );
+    let ro = Bitcask::open_with(dir.path(), small_files().read_only(true));
+    // (A read-only open beside the writer sees the files as of its open.)
+    let ro = ro.expect("read-only open");
+    assert_eq!(all_from(&ro, 0).len(), written.len());
+}
+
+#[test]
+fn after_a_merge_older_history_is_compacted_and_the_rest_is_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Bitcask::open_with(dir.path(), small_files()).expect("open");
+    let mut written = Vec::new();
+    for i in 0..200u32 {
+        let key = format!("k{}", i % 10);
+        written.push(db.put(key.as_bytes(), &i.to_le_bytes()).expect("put"));
+    }
+    let mut early = db.changes(0).expect("from the start");
+    assert_eq!(early.next_batch(5).expect("first").len(), 5);
+    db.merge().expect("merge");
+    let compacted = db.compacted_seq();
+    assert!(compacted > written[0], "the merge compacted history");
+    match db.changes(0) {
+        Err(Error::Compacted { compacted_seq }) => assert_eq!(compacted_seq, compacted),
+        other => panic!("expected Compacted, got {other:?}"),
+    }
+    // A reader in a deleted file: its history is gone, and it says so.
+    assert!(matches!(
+        early.next_batch(usize::MAX),
+        Err(Error::Compacted { .. })
+    ));
+    let kept: Vec<u64> = all_from(&db, compacted)
+        .into_iter()
+        .map(|c| c.seq)
+        .collect();
+    let want: Vec<u64> = written
+        .iter()
+        .copied()
+        .filter(|&v| v >= compacted)
+        .collect();
+    assert_eq!(
+        kept, want,
+        "every write from the compacted seq on, none of the copies"
+    );
+    db.close().expect("close");
+    let db = Bitcask::open_with(dir.path(), small_files()).expect("reopen");
+    assert_eq!(db.compacted_seq(), compacted);
+    assert!(matches!(
+        db.changes(compacted - 1),
+        Err(Error::Compacted { .. })
+    ));
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put(u8, u8),
+    Delete(u8),
+    Batch(Vec<(u8, Option<u8>)>),
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0u8..12, any::<u8>()).prop_map(|(k, v)| Op::Put(k, v)),
+        3 => (0u8..12).prop_map(Op::Delete),
+        2 => proptest::collection::vec((0u8..12, proptest::option::of(any::<u8>())), 1..5)
+            .prop_map(Op::Batch),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Replaying every change from the start onto an empty map gives the
+    /// store's contents, whatever the writes, rotations and reopens.
+    #[test]
+    fn replaying_the_changes_rebuilds_the_store(ops in proptest::collection::vec(op(), 1..60)) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut db = Bitcask::open_with(dir.path(), small_files()).expect("open");
+        for op in ops {
+            match op {
+                Op::Put(k, v) => { db.put(&[k], &[v; 30]).expect("put"); }
+                Op::Delete(k) => { db.delete(&[k]).expect("delete"); }
+                Op::Batch(items) => {
+                    let mut batch = Batch::new();
+                    for (k, v) in items {
+                        match v {
+                            Some(v) => { batch.put(vec![k], vec![v; 30]); }
+                            None => { batch.delete(vec![k]); }
+                        }
+                    }
+                    db.write_batch(&batch).expect("batch");
+                }
+                Op::Reopen => {
+                    db.close().expect("close");
+                    db = Bitcask::open_with(dir.path(), small_files()).expect("reopen");
+                }
+            }
+        }
+        let mut replayed = BTreeMap::new();
+        let mut last = 0;
+        for change in all_from(&db, 0) {
+            prop_assert!(change.seq > last, "in order, once");
+            last = change.seq;
+            match change.op {
+                ChangeOp::Put { value, .. } => { replayed.insert(change.key, value); }
+                ChangeOp::Delete => { replayed.remove(&change.key); }
+            }
+        }
+        let mut store = BTreeMap::new();
+        for key in db.keys() {
+            let value = db.get(&key).expect("get").expect("present");
+            store.insert(key, value);
+        }
+        prop_assert_eq!(replayed, store);
+    }
+}
+
+#[test]
+fn a_reader_does_not_keep_a_closed_store_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Bitcask::open_with(dir.path(), common::fast()).expect("open");
+    db.put(b"k", b"v").expect("put");
+    let mut reader = db.changes(0).expect("changes");
+    db.close().expect("close");
+    // The directory's lock went with the store, not with the reader.
+    let again = Bitcask::open_with(dir.path(), common::fast()).expect("reopen beside the reader");
+    assert!(matches!(reader.next_batch(10), Err(Error::Closed)));
+    assert_eq!(all_from(&again, 0).len(), 1);
+}
