@@ -136,7 +136,7 @@ impl Changes {
                 handle.len()?
             };
             let done = self.read_file(&handle, end, max, &mut out)?;
-            if !done || self.file == committed_file {
+            if !done || self.file == committed_file || out.len() >= max {
                 return Ok(out);
             }
             // The file is sealed and read to its end: on to the next
