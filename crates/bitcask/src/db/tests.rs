@@ -505,6 +505,30 @@ fn close_writes_the_hints_still_pending() {
     }
 }
 
+/// Under `sync=always` the change feed shows a write only once its fsync
+/// covered it: a write whose fsync failed (its outcome unknown, never
+/// acknowledged) is not an event.
+#[test]
+fn under_always_the_change_feed_never_shows_a_write_its_fsync_did_not_cover() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Bitcask::open_with(dir.path(), always()).expect("open");
+    let acknowledged = db.put(b"before", b"1").expect("put");
+    let mut reader = db.changes(0).expect("changes");
+    failpoint::arm("fsync");
+    assert!(matches!(db.put(b"during", b"2"), Err(Error::Io { .. })));
+    let seen: Vec<u64> = reader
+        .next_batch(100)
+        .expect("changes")
+        .iter()
+        .map(|c| c.seq)
+        .collect();
+    assert_eq!(
+        seen,
+        vec![acknowledged],
+        "the unacknowledged write is no event"
+    );
+}
+
 #[test]
 fn a_failed_fsync_poisons_writes_but_not_reads() {
     let dir = tempfile::tempdir().expect("tempdir");

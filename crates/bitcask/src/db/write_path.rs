@@ -215,11 +215,22 @@ impl Shared {
         }
         w.offset += total;
         w.next_seq = last_seq + 1;
-        self.publish_committed(file_id, w.offset);
+        // The change feed reads up to the published end: under `always`
+        // only once the fsync covers the write (a watcher never sees a
+        // write a power cut could take back; docs/WATCH.md), otherwise now,
+        // as the write is acknowledged now.
+        let end = w.offset;
+        let always = self.options.sync == SyncPolicy::Always;
+        if !always {
+            self.publish_committed(file_id, end);
+        }
         commit.note_written(last_seq);
         drop(w);
-        if wait == Wait::Fsync || self.options.sync == SyncPolicy::Always {
+        if wait == Wait::Fsync || always {
             commit.sync_through(last_seq)?;
+        }
+        if always {
+            self.publish_committed(file_id, end);
         }
         Ok(Some(last_seq))
     }
