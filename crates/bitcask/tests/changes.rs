@@ -272,3 +272,47 @@ fn a_reader_does_not_keep_a_closed_store_open() {
     assert!(matches!(reader.next_batch(10), Err(Error::Closed)));
     assert_eq!(all_from(&again, 0).len(), 1);
 }
+
+#[test]
+fn the_commit_listener_is_told_each_write_once_the_feed_can_read_it() {
+    use std::sync::{Arc, Mutex};
+    for policy in [SyncPolicy::Never, SyncPolicy::Always] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db =
+            Arc::new(Bitcask::open_with(dir.path(), Options::new().sync(policy)).expect("open"));
+        let told: Arc<Mutex<Vec<(u64, usize)>>> = Arc::default();
+        let (sink, feed) = (
+            Arc::clone(&told),
+            Arc::new(Mutex::new(db.changes(0).expect("changes"))),
+        );
+        let reader = Arc::clone(&feed);
+        db.on_commit(move |seq| {
+            // The write is readable by the time the listener hears of it.
+            let visible = reader
+                .lock()
+                .expect("reader")
+                .next_batch(usize::MAX)
+                .expect("changes")
+                .len();
+            sink.lock().expect("told").push((seq, visible));
+        })
+        .expect("listener");
+        assert!(matches!(
+            db.on_commit(|_| {}),
+            Err(Error::InvalidArgument { .. })
+        ));
+        let v1 = db.put(b"a", b"1").expect("put");
+        let mut batch = Batch::new();
+        batch.put("b", "2").put("c", "3");
+        let v3 = db.write_batch(&batch).expect("batch").expect("version");
+        assert!(
+            !db.delete(b"absent").expect("delete"),
+            "writes nothing, tells nothing"
+        );
+        assert_eq!(
+            *told.lock().expect("told"),
+            vec![(v1, 1), (v3, 2)],
+            "{policy:?}: the last version of each write, after it became readable"
+        );
+    }
+}

@@ -123,6 +123,19 @@ pub(crate) struct Shared {
     /// Set under the writer lock after each write; the change feed reads
     /// no further (`crate::changes`).
     committed: AtomicU64,
+    /// Told the last seq of every write once the change feed can read it
+    /// ([`Bitcask::on_commit`]).
+    commit_listener: std::sync::OnceLock<CommitListener>,
+}
+
+/// A function told of every committed write ([`Bitcask::on_commit`]).
+#[derive(Clone)]
+struct CommitListener(Arc<dyn Fn(u64) + Send + Sync>);
+
+impl std::fmt::Debug for CommitListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommitListener")
+    }
 }
 
 impl Bitcask {
@@ -273,6 +286,7 @@ impl Bitcask {
             purge_turn: std::sync::atomic::AtomicUsize::new(0),
             compacted_seq: AtomicU64::new(compacted_seq),
             committed: AtomicU64::new(committed),
+            commit_listener: std::sync::OnceLock::new(),
         });
         let flusher = match shared.options.sync {
             SyncPolicy::Interval(every) if !read_only => Some(sync_thread::start(&shared, every)?),
@@ -462,6 +476,22 @@ impl Bitcask {
     /// 0 for a store no merge has compacted since this version created it.
     pub fn compacted_seq(&self) -> u64 {
         self.shared.compacted_seq()
+    }
+
+    /// Calls `listener` with the last version of every write, once the
+    /// write can be read by [`Bitcask::changes`] (under
+    /// [`SyncPolicy::Always`], after its fsync), from the writing thread,
+    /// outside every lock. It must be quick and must not block: it is
+    /// meant to wake watchers (the server turns it into a notification of
+    /// its async runtime). One listener per store: a second call is
+    /// [`Error::InvalidArgument`].
+    pub fn on_commit(&self, listener: impl Fn(u64) + Send + Sync + 'static) -> Result<()> {
+        self.shared
+            .commit_listener
+            .set(CommitListener(Arc::new(listener)))
+            .map_err(|_| Error::InvalidArgument {
+                reason: "a commit listener is already set",
+            })
     }
 
     /// The store's committed changes from version `from_seq` on, in order
@@ -751,6 +781,14 @@ impl Shared {
             u64::from(file_id) << 32 | (end & u64::from(u32::MAX)),
             Ordering::Release,
         );
+    }
+
+    /// Tells the commit listener, if any, of a write ending at `last_seq`
+    /// (called outside the writer lock, once the write is published).
+    pub(crate) fn notify_commit(&self, last_seq: u64) {
+        if let Some(listener) = self.commit_listener.get() {
+            (listener.0)(last_seq);
+        }
     }
 
     /// Raises the compacted seq to `to` (durably first: `HISTORY`), before

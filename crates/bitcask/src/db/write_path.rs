@@ -232,6 +232,7 @@ impl Shared {
         if always {
             self.publish_committed(file_id, end);
         }
+        self.notify_commit(last_seq);
         Ok(Some(last_seq))
     }
 }
