@@ -44,6 +44,9 @@ pub enum ChangeOp {
     },
     /// The key was deleted.
     Delete,
+    /// The key was deleted because its time-to-live had passed (by the
+    /// store's active expiry, `Options::expire_interval`).
+    Expire,
 }
 
 /// A reader of the store's committed changes from a seq on (see the module
@@ -203,6 +206,8 @@ impl Changes {
                             expires_at_ms: (header.expires_at_ms != 0)
                                 .then_some(header.expires_at_ms),
                         }
+                    } else if header.expires_at_ms != 0 {
+                        ChangeOp::Expire
                     } else {
                         ChangeOp::Delete
                     };

@@ -248,7 +248,7 @@ proptest! {
             last = change.seq;
             match change.op {
                 ChangeOp::Put { value, .. } => { replayed.insert(change.key, value); }
-                ChangeOp::Delete => { replayed.remove(&change.key); }
+                ChangeOp::Delete | ChangeOp::Expire => { replayed.remove(&change.key); }
             }
         }
         let mut store = BTreeMap::new();
@@ -315,4 +315,39 @@ fn the_commit_listener_is_told_each_write_once_the_feed_can_read_it() {
             "{policy:?}: the last version of each write, after it became readable"
         );
     }
+}
+
+#[test]
+fn an_expiry_the_store_enforces_is_an_expire_change_a_delete_is_a_delete() {
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(bitcask::clock::ManualClock::new(1_000_000));
+    let opts = common::fast().clock(Arc::clone(&clock) as Arc<dyn bitcask::clock::Clock>);
+    let db = Bitcask::open_with(dir.path(), opts.clone()).expect("open");
+    let ttl = bitcask::WriteOptions::new().ttl(std::time::Duration::from_secs(1));
+    db.put_with(b"session", b"s", ttl).expect("put ttl");
+    db.put(b"user", b"u").expect("put");
+    db.delete(b"user").expect("delete");
+    clock.advance(2_000);
+    for _ in 0..64 {
+        db.purge_expired(1_000).expect("purge");
+    }
+    assert!(!db.contains(b"session"));
+    let ops: Vec<(Vec<u8>, ChangeOp)> = all_from(&db, 0)
+        .into_iter()
+        .filter(|c| !matches!(c.op, ChangeOp::Put { .. }))
+        .map(|c| (c.key, c.op))
+        .collect();
+    assert_eq!(
+        ops,
+        vec![
+            (b"user".to_vec(), ChangeOp::Delete),
+            (b"session".to_vec(), ChangeOp::Expire),
+        ]
+    );
+    // The expiry tombstone reads back the same after a reopen.
+    db.close().expect("close");
+    let db = Bitcask::open_with(dir.path(), opts).expect("reopen");
+    assert!(!db.contains(b"session") && !db.contains(b"user"));
+    assert!(all_from(&db, 0).iter().any(|c| c.op == ChangeOp::Expire));
 }

@@ -92,17 +92,18 @@ impl Shared {
     pub(super) fn purge_expired(&self, keys: &[(Vec<u8>, u64)]) -> Result<usize> {
         let (w, commit) = self.lock_writer()?;
         let now = self.options.clock.now_ms();
+        // Each tombstone carries the expiry it enforces (a user's carries
+        // 0): the change feed tells an expiry from a delete by it
+        // (docs/FORMAT.md, "Record").
         let ops: Vec<Op<'_>> = keys
             .iter()
-            .filter(|(key, seq)| {
-                self.keydir
-                    .get(key)
-                    .is_some_and(|e| e.seq == *seq && e.is_expired(now))
-            })
-            .map(|(key, _)| Op {
-                key,
-                value: None,
-                expires_at_ms: 0,
+            .filter_map(|(key, seq)| {
+                let entry = self.keydir.get(key)?;
+                (entry.seq == *seq && entry.is_expired(now)).then_some(Op {
+                    key,
+                    value: None,
+                    expires_at_ms: entry.expires_at_ms,
+                })
             })
             .collect();
         if ops.is_empty() {
