@@ -35,11 +35,19 @@ pub(crate) fn run(shared: &Shared, dest: &Path) -> Result<(BackupReport, Option<
     // Step 1: what to copy, and how far into the active file.
     // The mark is replaced under the writer lock, so the one read here is
     // the newest in the noted bytes.
-    let (files, active, mark) = {
+    // So is the compacted seq: a merge raises it before deleting a file,
+    // so the value read with the snapshot holds for the files in it.
+    let (files, active, mark, compacted) = {
         let guard = shared.writer_guard();
         let files: Vec<FileToCopy> = shared.files().snapshot();
         let mark = shared.lock_mark().as_ref().map(|m| m.value.to_vec());
-        (files, guard.map(|w| (w.active.id, w.offset)), mark)
+        let compacted = shared.compacted_seq();
+        (
+            files,
+            guard.map(|w| (w.active.id, w.offset)),
+            mark,
+            compacted,
+        )
     };
 
     // Step 2: copy into `dest.partial`.
@@ -61,6 +69,8 @@ pub(crate) fn run(shared: &Shared, dest: &Path) -> Result<(BackupReport, Option<
             copy_hint(shared.dir(), *id, &partial)?;
         }
     }
+    // The copy keeps the change feed's history as far as the store did.
+    crate::history::store(&partial, compacted)?;
     datafile::sync_dir(&partial)?;
     #[cfg(test)]
     crate::failpoint::step("backup: copied, not published");
