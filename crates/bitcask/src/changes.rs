@@ -60,6 +60,9 @@ pub struct Changes {
     offset: u64,
     /// The lowest seq still to yield.
     next_seq: u64,
+    /// The writer's files in log order as last listed (listed again only
+    /// when the next file is not in it: a rotation since).
+    files: Vec<(u64, u32)>,
 }
 
 /// The writer's files (not rewritten ones) in log order: `(seq_floor, id)`.
@@ -105,6 +108,7 @@ impl Changes {
             file,
             offset: FILE_HEADER_LEN as u64,
             next_seq: from_seq,
+            files,
         })
     }
 
@@ -144,10 +148,21 @@ impl Changes {
             }
             // The file is sealed and read to its end: on to the next
             // writer's file in log order, if any.
-            let floor = header_of(&handle, self.file)?.seq_floor;
-            let next = writer_files(&shared)?
-                .into_iter()
-                .find(|&(f, id)| (f, id) > (floor, self.file));
+            let floor = match self.files.iter().find(|&&(_, id)| id == self.file) {
+                Some(&(floor, _)) => floor,
+                None => header_of(&handle, self.file)?.seq_floor,
+            };
+            let after = |files: &[(u64, u32)]| {
+                files
+                    .iter()
+                    .copied()
+                    .find(|&(f, id)| (f, id) > (floor, self.file))
+            };
+            let mut next = after(&self.files);
+            if next.is_none() {
+                self.files = writer_files(&shared)?;
+                next = after(&self.files);
+            }
             match next {
                 Some((_, id)) => {
                     self.file = id;
