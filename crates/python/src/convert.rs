@@ -12,8 +12,8 @@ use pyo3::types::{PyByteArray, PyBytes, PyString};
 use crate::errors::{self, Kind};
 
 /// `InvalidArgument` (a `bitcask.Error` and a `ValueError`).
-fn invalid(message: String) -> PyErr {
-    Python::attach(|py| errors::new(py, Kind::InvalidArgument, message))
+fn invalid(py: Python<'_>, message: String) -> PyErr {
+    errors::new(py, Kind::InvalidArgument, message)
 }
 
 /// The bytes of a key or value: borrowed from a `bytes` object (no copy),
@@ -23,7 +23,11 @@ pub fn bytes_of<'a>(obj: &'a Bound<'_, PyAny>, what: &str) -> PyResult<Cow<'a, [
         return Ok(Cow::Borrowed(bytes.as_bytes()));
     }
     if let Ok(text) = obj.cast::<PyString>() {
-        return Ok(Cow::Owned(text.to_cow()?.into_owned().into_bytes()));
+        // Borrowed where the interpreter holds the UTF-8 already.
+        return Ok(match text.to_cow()? {
+            Cow::Borrowed(text) => Cow::Borrowed(text.as_bytes()),
+            Cow::Owned(text) => Cow::Owned(text.into_bytes()),
+        });
     }
     if let Ok(array) = obj.cast::<PyByteArray>() {
         return Ok(Cow::Owned(array.to_vec()));
@@ -52,10 +56,13 @@ pub fn sync_policy(obj: &Bound<'_, PyAny>) -> PyResult<SyncPolicy> {
                     None
                 };
                 seconds.and_then(interval).ok_or_else(|| {
-                    invalid(format!(
-                        "sync must be \"always\", \"never\", a duration such as \"100ms\" or \
+                    invalid(
+                        obj.py(),
+                        format!(
+                            "sync must be \"always\", \"never\", a duration such as \"100ms\" or \
                          \"1s\", or seconds as a number; not {text:?}"
-                    ))
+                        ),
+                    )
                 })
             }
         };
@@ -64,9 +71,10 @@ pub fn sync_policy(obj: &Bound<'_, PyAny>) -> PyResult<SyncPolicy> {
         PyTypeError::new_err("sync must be a str (\"always\", \"never\", \"100ms\") or seconds")
     })?;
     interval(seconds).ok_or_else(|| {
-        invalid(format!(
-            "sync interval must be above 0 seconds, not {seconds}"
-        ))
+        invalid(
+            obj.py(),
+            format!("sync interval must be above 0 seconds, not {seconds}"),
+        )
     })
 }
 
@@ -93,14 +101,18 @@ pub fn ttl(obj: &Bound<'_, PyAny>) -> PyResult<Duration> {
             .map_err(|_| PyTypeError::new_err("ttl must be seconds or a datetime.timedelta"))?,
     };
     if !(seconds.is_finite() && seconds > 0.0) {
-        return Err(invalid(format!(
-            "ttl must be above 0 seconds, not {seconds}"
-        )));
+        return Err(invalid(
+            obj.py(),
+            format!("ttl must be above 0 seconds, not {seconds}"),
+        ));
     }
     let ttl = Duration::try_from_secs_f64(seconds)
-        .map_err(|_| invalid(format!("ttl {seconds} is out of range")))?;
+        .map_err(|_| invalid(obj.py(), format!("ttl {seconds} is out of range")))?;
     if ttl < Duration::from_millis(1) {
-        return Err(invalid("ttl must be at least one millisecond".into()));
+        return Err(invalid(
+            obj.py(),
+            "ttl must be at least one millisecond".into(),
+        ));
     }
     Ok(ttl)
 }

@@ -149,6 +149,7 @@ impl Store {
 
 /// Write options from a call's keyword arguments.
 fn write_options(
+    py: Python<'_>,
     ttl_arg: Option<&Bound<'_, PyAny>>,
     if_version: Option<u64>,
     if_absent: bool,
@@ -162,13 +163,11 @@ fn write_options(
     let conditions =
         usize::from(if_version.is_some()) + usize::from(if_absent) + usize::from(if_present);
     if conditions > 1 {
-        return Err(Python::attach(|py| {
-            errors::new(
-                py,
-                Kind::InvalidArgument,
-                "give at most one of if_version, if_absent and if_present",
-            )
-        }));
+        return Err(errors::new(
+            py,
+            Kind::InvalidArgument,
+            "give at most one of if_version, if_absent and if_present",
+        ));
     }
     let condition = match (if_version, if_absent, if_present) {
         (Some(v), _, _) => Condition::Version(v),
@@ -339,7 +338,7 @@ impl Store {
         durable: Option<bool>,
     ) -> PyResult<u64> {
         let (key, value) = (bytes_of(key, "key")?, bytes_of(value, "value")?);
-        let options = write_options(ttl, if_version, if_absent, if_present, durable)?;
+        let options = write_options(py, ttl, if_version, if_absent, if_present, durable)?;
         self.write_op(py, options.is_durable(), value.len(), |db| {
             Ok(db.put_with(&key, &value, options)?)
         })
@@ -366,7 +365,7 @@ impl Store {
         durable: Option<bool>,
     ) -> PyResult<bool> {
         let key = bytes_of(key, "key")?;
-        let options = write_options(None, if_version, false, false, durable)?;
+        let options = write_options(py, None, if_version, false, false, durable)?;
         self.write_op(py, options.is_durable(), 0, |db| {
             Ok(db.delete_with(&key, options)?.is_some())
         })
