@@ -31,6 +31,17 @@ pub struct Change {
     pub op: ChangeOp,
 }
 
+/// Where the change feed stands ([`crate::Bitcask::position`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// The seq the next readable write will have: a watch "from now"
+    /// starts here.
+    pub next_seq: u64,
+    /// The oldest seq still in the history (docs/WATCH.md): a watch from
+    /// below it is [`Error::Compacted`].
+    pub compacted_seq: u64,
+}
+
 /// What a [`Change`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChangeOp {

@@ -72,7 +72,7 @@ mod throttle;
 mod worker;
 mod write;
 
-pub use changes::{Change, ChangeOp, Changes};
+pub use changes::{Change, ChangeOp, Changes, Position};
 pub use check::{CheckReport, Damage, FileReport, check, check_with_progress};
 pub use db::{Bitcask, Purged};
 pub use error::{CorruptionKind, Error, Result};

@@ -382,3 +382,36 @@ fn a_backup_keeps_the_compacted_seq_and_the_history_above_it() {
         .collect();
     assert_eq!(got, want);
 }
+
+#[test]
+fn the_position_is_the_seq_after_the_last_readable_write_and_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Bitcask::open_with(dir.path(), small_files()).expect("open");
+    let start = db.position();
+    assert_eq!(start.compacted_seq, 0);
+    let v = db.put(b"a", b"1").expect("put");
+    assert_eq!(db.position().next_seq, v + 1);
+    // A watch "from now" sees the next write and nothing before it.
+    let mut from_now = db.changes(db.position().next_seq).expect("changes");
+    let mut batch = Batch::new();
+    batch.put("b", "2").put("c", "3");
+    let last = db.write_batch(&batch).expect("batch").expect("written");
+    assert_eq!(db.position().next_seq, last + 1);
+    let seen: Vec<u64> = from_now
+        .next_batch(100)
+        .expect("next")
+        .iter()
+        .map(|c| c.seq)
+        .collect();
+    assert_eq!(seen, vec![last - 1, last]);
+    // A delete of nothing writes nothing and moves nothing.
+    db.delete(b"absent").expect("delete");
+    assert_eq!(db.position().next_seq, last + 1);
+    db.close().expect("close");
+    let db = Bitcask::open_with(dir.path(), small_files()).expect("reopen");
+    assert_eq!(db.position().next_seq, last + 1);
+    db.close().expect("close");
+    let read_only =
+        Bitcask::open_with(dir.path(), small_files().read_only(true)).expect("read-only open");
+    assert_eq!(read_only.position().next_seq, last + 1);
+}

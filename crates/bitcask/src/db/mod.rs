@@ -120,9 +120,13 @@ pub(crate) struct Shared {
     compacted_seq: AtomicU64,
     /// Where the last completed write ends: the active file's id in the
     /// high 32 bits, the end offset in the low 32 (files are under 4 GiB).
-    /// Set under the writer lock after each write; the change feed reads
-    /// no further (`crate::changes`).
+    /// Raised after each write (under `always`, once its fsync returns, by
+    /// writers that may finish out of order: so only ever raised, never
+    /// lowered); the change feed reads no further (`crate::changes`).
     committed: AtomicU64,
+    /// The seq of the last write published in `committed` (raised with it):
+    /// a watch "from now" starts after it.
+    committed_seq: AtomicU64,
     /// Told the last seq of every write once the change feed can read it
     /// ([`Bitcask::on_commit`]).
     commit_listener: std::sync::OnceLock<CommitListener>,
@@ -286,6 +290,7 @@ impl Bitcask {
             purge_turn: std::sync::atomic::AtomicUsize::new(0),
             compacted_seq: AtomicU64::new(compacted_seq),
             committed: AtomicU64::new(committed),
+            committed_seq: AtomicU64::new(next_seq - 1),
             commit_listener: std::sync::OnceLock::new(),
         });
         let flusher = match shared.options.sync {
@@ -492,6 +497,17 @@ impl Bitcask {
             .map_err(|_| Error::InvalidArgument {
                 reason: "a commit listener is already set",
             })
+    }
+
+    /// Where the change feed stands: the seq a watch "from now" starts at
+    /// (the one after the last write it can read) and the compacted seq.
+    /// Taken before a listing, `next_seq` is where a watch that follows it
+    /// loses nothing: every write below it is in the listing.
+    pub fn position(&self) -> crate::Position {
+        crate::Position {
+            next_seq: self.shared.next_committed_seq(),
+            compacted_seq: self.shared.compacted_seq(),
+        }
     }
 
     /// The store's committed changes from version `from_seq` on, in order
@@ -775,12 +791,21 @@ impl Shared {
         ((packed >> 32) as u32, packed & u64::from(u32::MAX))
     }
 
-    /// Publishes the end of a completed write (under the writer lock).
-    pub(crate) fn publish_committed(&self, file_id: u32, end: u64) {
-        self.committed.store(
+    /// Publishes the end of a completed write whose last record has
+    /// `last_seq`. Writers under `always` publish after their fsync, in any
+    /// order, so both only ever rise: a writer's file ids grow with each
+    /// rotation, so `(file, end)` packed grows in log order too.
+    pub(crate) fn publish_committed(&self, file_id: u32, end: u64, last_seq: u64) {
+        self.committed.fetch_max(
             u64::from(file_id) << 32 | (end & u64::from(u32::MAX)),
-            Ordering::Release,
+            Ordering::AcqRel,
         );
+        self.committed_seq.fetch_max(last_seq, Ordering::AcqRel);
+    }
+
+    /// The seq after the last write the change feed can read.
+    pub(crate) fn next_committed_seq(&self) -> u64 {
+        self.committed_seq.load(Ordering::Acquire) + 1
     }
 
     /// Tells the commit listener, if any, of a write ending at `last_seq`

@@ -673,3 +673,21 @@ fn a_purge_leaves_a_key_rewritten_after_it_was_sampled() {
     );
     db.close().expect("close");
 }
+
+#[test]
+fn the_committed_position_never_moves_back_when_writers_publish_out_of_order() {
+    // Under `always` writers publish after their fsync, in any order: the
+    // one behind (an earlier file, a lower seq) must not pull the position
+    // back, or a reader in the newer file would read past what is published.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Bitcask::open_with(dir.path(), always()).expect("open");
+    let shared = &db.shared;
+    let (file, _) = shared.committed_position();
+    shared.publish_committed(file + 1, 200, 50);
+    shared.publish_committed(file, 4_000, 40);
+    assert_eq!(shared.committed_position(), (file + 1, 200));
+    assert_eq!(shared.next_committed_seq(), 51);
+    shared.publish_committed(file + 1, 300, 60);
+    assert_eq!(shared.committed_position(), (file + 1, 300));
+    assert_eq!(shared.next_committed_seq(), 61);
+}

@@ -223,7 +223,7 @@ impl Shared {
         let end = w.offset;
         let always = self.options.sync == SyncPolicy::Always;
         if !always {
-            self.publish_committed(file_id, end);
+            self.publish_committed(file_id, end, last_seq);
         }
         commit.note_written(last_seq);
         drop(w);
@@ -231,7 +231,7 @@ impl Shared {
             commit.sync_through(last_seq)?;
         }
         if always {
-            self.publish_committed(file_id, end);
+            self.publish_committed(file_id, end, last_seq);
         }
         self.notify_commit(last_seq);
         Ok(Some(last_seq))
