@@ -20,6 +20,19 @@ use crate::record::{self, RecordKind};
 /// whole by itself).
 const CHUNK: usize = 1 << 20;
 
+/// How much one read of changes gathers at most (a batch may overshoot).
+#[derive(Debug, Clone, Copy)]
+struct Limit {
+    changes: usize,
+    bytes: usize,
+}
+
+impl Limit {
+    fn reached(self, changes: usize, bytes: usize) -> bool {
+        changes >= self.changes || bytes >= self.bytes
+    }
+}
+
 /// One committed change of one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
@@ -134,6 +147,19 @@ impl Changes {
     /// the reader has caught up with the writer.
     /// [`Error::Closed`] once the store is closed.
     pub fn next_batch(&mut self, max: usize) -> Result<Vec<Change>> {
+        self.next_batch_within(max, usize::MAX)
+    }
+
+    /// [`Self::next_batch`], stopping also once the changes read hold about
+    /// `max_bytes` of keys and values (a batch is still never split: one
+    /// larger batch comes whole), so a reader's memory stays bounded
+    /// whatever the values' sizes.
+    pub fn next_batch_within(&mut self, max: usize, max_bytes: usize) -> Result<Vec<Change>> {
+        let limit = Limit {
+            changes: max,
+            bytes: max_bytes,
+        };
+        let mut gathered = 0usize;
         let shared = self.shared.upgrade().ok_or(Error::Closed)?;
         if shared.is_closing() {
             return Err(Error::Closed);
@@ -153,8 +179,8 @@ impl Changes {
             } else {
                 handle.len()?
             };
-            let done = self.read_file(&handle, end, max, &mut out)?;
-            if !done || self.file == committed_file || out.len() >= max {
+            let done = self.read_file(&handle, end, limit, &mut out, &mut gathered)?;
+            if !done || self.file == committed_file || limit.reached(out.len(), gathered) {
                 return Ok(out);
             }
             // The file is sealed and read to its end: on to the next
@@ -185,14 +211,16 @@ impl Changes {
     }
 
     /// Reads records of `handle` from the reader's offset up to `end`,
-    /// appending changes to `out`. True if it reached `end`, false if it
-    /// stopped at a batch boundary with `max` changes gathered.
+    /// appending changes to `out` and their keys' and values' bytes to
+    /// `gathered`. True if it reached `end`, false if it stopped at a batch
+    /// boundary with the limit reached.
     fn read_file(
         &mut self,
         handle: &ReadHandle,
         end: u64,
-        max: usize,
+        limit: Limit,
         out: &mut Vec<Change>,
+        gathered: &mut usize,
     ) -> Result<bool> {
         let mut buf = Vec::new();
         while self.offset < end {
@@ -237,6 +265,7 @@ impl Changes {
                     } else {
                         ChangeOp::Delete
                     };
+                    *gathered = gathered.saturating_add(record.key.len() + record.value.len());
                     out.push(Change {
                         seq: header.seq,
                         key: record.key.to_vec(),
@@ -248,7 +277,7 @@ impl Changes {
                 if header.kind.commits() {
                     // Yielded up to here, batch included.
                     self.next_seq = self.next_seq.max(header.seq + 1);
-                    if out.len() >= max {
+                    if limit.reached(out.len(), *gathered) {
                         return Ok(self.offset >= end);
                     }
                 }

@@ -415,3 +415,28 @@ fn the_position_is_the_seq_after_the_last_readable_write_and_survives_reopen() {
         Bitcask::open_with(dir.path(), small_files().read_only(true)).expect("read-only open");
     assert_eq!(read_only.position().next_seq, last + 1);
 }
+
+#[test]
+fn a_read_within_a_byte_budget_stops_at_a_batch_boundary_past_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Bitcask::open_with(dir.path(), common::fast()).expect("open");
+    let big = vec![b'x'; 1000];
+    for i in 0..10u8 {
+        db.put(&[b'k', i], &big).expect("put");
+    }
+    let mut batch = Batch::new();
+    for i in 0..5u8 {
+        batch.put(vec![b'b', i], big.clone());
+    }
+    db.write_batch(&batch).expect("batch");
+    let mut reader = db.changes(0).expect("changes");
+    // Each change is 1,002 bytes: a budget of 2,500 stops after the third.
+    let first = reader.next_batch_within(100, 2_500).expect("read");
+    assert_eq!(first.len(), 3);
+    let rest = reader.next_batch_within(100, 7 * 1_002).expect("read");
+    assert_eq!(rest.len(), 7, "stops at the budget, before the batch");
+    // The batch of five comes whole though it is over a budget of one byte.
+    let batch_read = reader.next_batch_within(100, 1).expect("read");
+    assert_eq!(batch_read.len(), 5);
+    assert!(reader.next_batch_within(100, 1).expect("read").is_empty());
+}

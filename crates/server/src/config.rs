@@ -102,6 +102,27 @@ pub struct Config {
     #[arg(long, env = "BITCASK_BODY_MIN_RATE", default_value = "64KiB",
           value_parser = parse_size::<u64>)]
     pub body_min_rate: u64,
+    /// Watchers (`GET /watch` streams and long polls) open at once; more
+    /// are answered 503
+    #[arg(long, env = "BITCASK_WATCH_MAX", default_value_t = 1_000,
+          value_parser = positive::<usize>)]
+    pub watch_max: usize,
+    /// Event bytes a watch stream may have queued that its client has not
+    /// taken, e.g. `1MiB`; the server reads no further ahead for it
+    #[arg(long, env = "BITCASK_WATCH_MAX_BACKLOG", default_value = "1MiB",
+          value_parser = positive_size::<usize>)]
+    pub watch_max_backlog: usize,
+    /// How long a watch stream's backlog may stay full (its client taking
+    /// nothing) before the stream is cut; the client resumes from its last
+    /// event
+    #[arg(long, env = "BITCASK_WATCH_STALL_TIMEOUT", default_value = "30s",
+          value_parser = parse_span)]
+    pub watch_stall_timeout: Duration,
+    /// How often an idle watch stream is told where the store stands (an
+    /// SSE `progress` event)
+    #[arg(long, env = "BITCASK_WATCH_PROGRESS_INTERVAL", default_value = "10s",
+          value_parser = parse_span)]
+    pub watch_progress_interval: Duration,
     /// Host names HTTP requests may carry in their Host header, separated by
     /// commas; `*` allows any (protection against DNS rebinding)
     /// [default: loopback names when listening on a loopback address, else any]

@@ -152,6 +152,8 @@ fn announce(listeners: &Listeners, state: &AppState) {
         max_file_size = config.max_file_size,
         body_min_rate = config.body_min_rate,
         resp_max_output = config.resp_max_output,
+        watch_max = config.watch_max,
+        watch_max_backlog = config.watch_max_backlog,
         "limits"
     );
     let given: Vec<String> = config.origins.iter().map(ToString::to_string).collect();

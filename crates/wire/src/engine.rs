@@ -118,3 +118,27 @@ mod tests {
         assert_eq!(back, stats);
     }
 }
+
+impl From<&bitcask::Change> for crate::WatchEvent {
+    fn from(change: &bitcask::Change) -> Self {
+        use crate::WatchOp;
+        match &change.op {
+            bitcask::ChangeOp::Put {
+                value,
+                expires_at_ms,
+            } => Self::new(
+                change.seq,
+                WatchOp::Put,
+                &change.key,
+                Some(value),
+                *expires_at_ms,
+            ),
+            bitcask::ChangeOp::Delete => {
+                Self::new(change.seq, WatchOp::Delete, &change.key, None, None)
+            }
+            bitcask::ChangeOp::Expire => {
+                Self::new(change.seq, WatchOp::Expire, &change.key, None, None)
+            }
+        }
+    }
+}

@@ -15,6 +15,7 @@ mod engine;
 mod health;
 mod page;
 mod stats;
+mod watch;
 
 pub use backup::{BackupReport, BackupRequest};
 pub use batch::{BatchBody, BatchConflict, BatchOp, BatchResult, Expect, FailedCondition};
@@ -22,3 +23,4 @@ pub use cluster::{ClusterHealth, ClusterMember, ClusterStatus, MemberLag, NewMem
 pub use health::{Health, Loading};
 pub use page::Page;
 pub use stats::{FileStats, MergeProgress, MergeReport, ScrubReport, Stats};
+pub use watch::{Compacted, Encoding, WatchEvent, WatchOp, WatchPage, WatchProgress};
