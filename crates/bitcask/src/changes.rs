@@ -17,8 +17,10 @@ use crate::error::{Error, Result};
 use crate::record::{self, RecordKind};
 
 /// Bytes read from a file at a time (a record larger than this is read
-/// whole by itself).
+/// whole by itself), and at least that many if a read's byte budget is
+/// small: a budget of 64 KiB reads about that much, not a whole chunk.
 const CHUNK: usize = 1 << 20;
+const MIN_CHUNK: usize = 64 << 10;
 
 /// How much one read of changes gathers at most (a batch may overshoot).
 #[derive(Debug, Clone, Copy)]
@@ -226,7 +228,8 @@ impl Changes {
         while self.offset < end {
             let want = usize::try_from(end - self.offset)
                 .unwrap_or(usize::MAX)
-                .min(CHUNK);
+                .min(CHUNK)
+                .min(limit.bytes.saturating_add(MIN_CHUNK));
             buf.resize(want, 0);
             handle.read_record(&mut buf, self.offset)?;
             let mut at = 0usize;

@@ -11,7 +11,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::metrics;
 use crate::middleware::{self, RequestId};
-use crate::routes::{admin, backup, batch, cluster, health, kv};
+use crate::routes::{admin, backup, batch, cluster, health, kv, watch};
 use crate::state::AppState;
 
 /// Body bytes allowed beyond the value limit: JSON quoting and escapes of a
@@ -23,10 +23,23 @@ struct Route {
     path: &'static str,
     methods: &'static [&'static str],
     handlers: fn() -> MethodRouter<AppState>,
+    /// Which limits apply to it.
+    class: Class,
+}
+
+/// The limits a route is served under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// Under the cap on requests in flight and the request time-out.
+    Work,
     /// Answered even while requests are being shed (`/health`, `/metrics`:
-    /// an overloaded server must still say how it is). Such routes take no
-    /// body and are cheap.
-    essential: bool,
+    /// an overloaded server must still say how it is); only the time-out.
+    /// Such routes take no body and are cheap.
+    Essential,
+    /// Long-lived (`/watch`): neither the cap on requests in flight nor the
+    /// request time-out, which would end every watch; the watchers' own
+    /// cap (`--watch-max`), waits and backlog limits apply instead.
+    Stream,
 }
 
 /// Every route of the server, in one table that builds the router and that
@@ -36,79 +49,85 @@ const ROUTES: &[Route] = &[
         path: "/health",
         methods: &["GET"],
         handlers: || get(health::health),
-        essential: true,
+        class: Class::Essential,
     },
     Route {
         path: "/kv",
         methods: &["GET"],
         handlers: || get(kv::list_keys),
-        essential: false,
+        class: Class::Work,
     },
     Route {
         path: "/kv/{*key}",
         methods: &["GET", "PUT", "DELETE"],
         handlers: || get(kv::get_key).put(kv::put_key).delete(kv::delete_key),
-        essential: false,
+        class: Class::Work,
+    },
+    Route {
+        path: "/watch",
+        methods: &["GET"],
+        handlers: || get(watch::watch),
+        class: Class::Stream,
     },
     Route {
         path: "/batch",
         methods: &["POST"],
         handlers: || post(batch::batch),
-        essential: false,
+        class: Class::Work,
     },
     Route {
         path: "/stats",
         methods: &["GET"],
         handlers: || get(admin::stats),
-        essential: false,
+        class: Class::Work,
     },
     Route {
         path: "/admin/merge",
         methods: &["POST"],
         handlers: || post(admin::merge),
-        essential: false,
+        class: Class::Work,
     },
     Route {
         path: "/admin/scrub",
         methods: &["POST"],
         handlers: || post(admin::scrub),
-        essential: false,
+        class: Class::Work,
     },
     Route {
         path: "/admin/backup",
         methods: &["POST"],
         handlers: || post(backup::backup),
-        essential: false,
+        class: Class::Work,
     },
     Route {
         path: "/cluster",
         methods: &["GET"],
         handlers: || get(cluster::status),
-        essential: false,
+        class: Class::Work,
     },
     Route {
         path: "/cluster/members",
         methods: &["POST"],
         handlers: || post(cluster::add),
-        essential: false,
+        class: Class::Work,
     },
     Route {
         path: "/cluster/members/{id}",
         methods: &["DELETE"],
         handlers: || axum::routing::delete(cluster::remove),
-        essential: false,
+        class: Class::Work,
     },
     Route {
         path: "/metrics",
         methods: &["GET"],
         handlers: || get(metrics::metrics),
-        essential: true,
+        class: Class::Essential,
     },
     Route {
         path: "/openapi.json",
         methods: &["GET"],
         handlers: || get(crate::openapi::openapi_json),
-        essential: false,
+        class: Class::Work,
     },
 ];
 
@@ -150,7 +169,8 @@ pub fn body_limit(config: &crate::config::Config) -> usize {
 /// metrics, the JSON-error rewrite, the rate limit (if set), admission
 /// (host, cross-site, bearer token); then, for all but the essential
 /// routes, the cap on requests in flight (503 over it) and the time-out
-/// (408); the essential routes get only the time-out. So a stranger's
+/// (408); the essential routes get only the time-out, the streaming ones
+/// (`/watch`) neither, with limits of their own. So a stranger's
 /// request is refused before it takes a place under the cap, and a full cap
 /// never silences `/health`. Routes that take a body read it with
 /// [`crate::body::Body`] (size and minimum rate).
@@ -162,15 +182,15 @@ pub fn router(state: AppState) -> Router {
             config.request_timeout,
         )
     };
-    let routes = |essential: bool| {
+    let routes = |class: Class| {
         ROUTES
             .iter()
-            .filter(move |r| r.essential == essential)
+            .filter(move |r| r.class == class)
             .fold(Router::new(), |router, route| {
                 router.route(route.path, (route.handlers)())
             })
     };
-    let work = routes(false)
+    let work = routes(Class::Work)
         .layer(DefaultBodyLimit::max(body_limit(&config)))
         .layer(timeout())
         .layer(
@@ -181,9 +201,10 @@ pub fn router(state: AppState) -> Router {
                     config.max_concurrent_requests,
                 )),
         );
-    let router = routes(true)
+    let router = routes(Class::Essential)
         .layer(timeout())
         .merge(work)
+        .merge(routes(Class::Stream))
         .layer(middleware::AdmissionLayer::new(state.clone()));
     // Per client address: `rate_limit` requests a second, in bursts of as many.
     let router = match config.rate_limit {

@@ -464,6 +464,7 @@ fn method_label(method: &axum::http::Method) -> &'static str {
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut body = state.metrics().render(state.try_store().as_deref());
+    body.push_str(&watch_metrics(&state));
     if let Some(node) = state.cluster() {
         body.push_str(&cluster_metrics(node));
     }
@@ -475,4 +476,50 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// The change feed's metrics: watchers open, events sent, watchers cut,
+/// and where the feed stands.
+fn watch_metrics(state: &AppState) -> String {
+    let hub = state.watchers();
+    let mut text = String::new();
+    let mut line = |name: &str, help: &str, kind: &str, value: u64| {
+        text.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        ));
+    };
+    line(
+        "bitcask_watchers",
+        "Watch streams and long polls open",
+        "gauge",
+        hub.open(state.config().watch_max) as u64,
+    );
+    line(
+        "bitcask_watch_events_sent_total",
+        "Change-feed events sent to watchers",
+        "counter",
+        hub.events_sent(),
+    );
+    line(
+        "bitcask_watchers_cut_total",
+        "Watch streams cut off because their client took nothing while its backlog was full",
+        "counter",
+        hub.watchers_cut(),
+    );
+    if let Some(store) = state.try_store() {
+        let position = store.position();
+        line(
+            "bitcask_watch_next_seq",
+            "The change feed's next seq",
+            "gauge",
+            position.next_seq,
+        );
+        line(
+            "bitcask_watch_compacted_seq",
+            "The oldest seq a watch may start from",
+            "gauge",
+            position.compacted_seq,
+        );
+    }
+    text
 }

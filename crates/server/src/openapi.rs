@@ -4,7 +4,7 @@
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
-use crate::routes::{admin, backup, batch, cluster, health, kv};
+use crate::routes::{admin, backup, batch, cluster, health, kv, watch};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -21,6 +21,7 @@ use crate::routes::{admin, backup, batch, cluster, health, kv};
         kv::put_key,
         kv::delete_key,
         kv::list_keys,
+        watch::watch,
         batch::batch,
         admin::stats,
         admin::merge,

@@ -491,6 +491,9 @@ fn too_many() -> String {
     )
 }
 
+/// Bytes an HTTP connection buffers at most (see `serve_http`).
+const HTTP_BUFFER: usize = 64 * 1024;
+
 /// Longest time spent telling a refused connection why.
 const REFUSAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -519,7 +522,13 @@ async fn serve_http(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(config.request_timeout);
+        .header_read_timeout(config.request_timeout)
+        // What a connection buffers to read a request's head or to write
+        // its answer: hyper's default (about 400 KiB) times the connections
+        // that stop reading (watch streams especially) was most of the
+        // server's memory; 64 KiB is still a whole chunk of a stream, and
+        // the longest request head accepted.
+        .max_buf_size(HTTP_BUFFER);
     let limit = Arc::new(tokio::sync::Semaphore::new(cap));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
@@ -570,6 +579,10 @@ async fn serve_http(
         });
     }
     drop(listener);
+    // Watch streams never end by themselves: end them, so that the drain
+    // below is not held up by them (their clients resume elsewhere or
+    // after the restart).
+    state.watchers().stop();
     let limit = config.shutdown_timeout;
     // (The count is of the client API's requests; peer requests are short.)
     let in_flight = state.metrics().http_in_flight();

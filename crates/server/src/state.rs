@@ -34,6 +34,8 @@ struct Inner {
     caps: Caps,
     /// One backup at a time (`POST /admin/backup`).
     backup: tokio::sync::Mutex<()>,
+    /// What the change feed's watchers share.
+    watchers: Arc<crate::watch::Hub>,
 }
 
 impl AppState {
@@ -46,8 +48,10 @@ impl AppState {
             config.resp_port.map(|_| config.resp_max_connections),
             descriptors::descriptor_limit(),
         );
+        let watchers = Arc::new(crate::watch::Hub::new(config.watch_max));
         Ok(Self {
             inner: Arc::new(Inner {
+                watchers,
                 caps,
                 store: OnceLock::new(),
                 cluster: OnceLock::new(),
@@ -73,6 +77,11 @@ impl AppState {
     /// Held while a backup runs.
     pub fn backup_lock(&self) -> &tokio::sync::Mutex<()> {
         &self.inner.backup
+    }
+
+    /// What the change feed's watchers share.
+    pub fn watchers(&self) -> &Arc<crate::watch::Hub> {
+        &self.inner.watchers
     }
 
     /// The request metrics.

@@ -741,3 +741,114 @@ fn a_large_batch_is_parsed_without_a_copy_as_a_json_tree() {
         grown / MIB
     );
 }
+
+/// A `GET /watch` on a raw connection that will never be read.
+fn unread_watch(server: &Server, query: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(server.http).expect("connect");
+    stream
+        .write_all(format!("GET /watch{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .expect("send");
+    stream
+}
+
+/// A metric's value from `/metrics`.
+fn metric(server: &Server, name: &str) -> u64 {
+    let (_, text) = server.get("/metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name}"))
+}
+
+// 15. Watchers replaying a long history that never read: each has at most
+// its backlog queued (the rest stays in the files), and is cut off once
+// it has taken nothing for the stall time-out, its place given back.
+#[test]
+fn watchers_that_do_not_read_are_bounded_then_cut_off() {
+    let server = Server::start(&[
+        "--watch-max-backlog",
+        "64KiB",
+        "--watch-stall-timeout",
+        "1s",
+    ]);
+    let mut setter = server.resp();
+    let value = vec![b'v'; 64 * 1024];
+    // 32 MiB of history.
+    for i in 0..512 {
+        assert_eq!(
+            ask(&mut setter, &[b"SET", format!("k{i}").as_bytes(), &value]),
+            "+OK"
+        );
+    }
+    // Heap, not the data files' pages the replays map in (page cache,
+    // shared, and counted in the peak RSS).
+    let baseline = server.status_kib("RssAnon:") * 1024;
+    let watchers: Vec<TcpStream> = (0..40)
+        .map(|_| unread_watch(&server, "?from_seq=0"))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut highest = baseline;
+    while metric(&server, "bitcask_watchers_cut_total") < 40 {
+        assert!(
+            Instant::now() < deadline,
+            "the unread watchers were not cut off"
+        );
+        highest = highest.max(server.status_kib("RssAnon:") * 1024);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let grown = highest.saturating_sub(baseline);
+    // Unbounded, each would have queued the whole 32 MiB history (1.25
+    // GiB); bounded, each holds its backlog (64 KiB), a chunk in flight
+    // and the connection's buffer (64 KiB), plus what the allocator keeps.
+    assert!(
+        grown < 64 * MIB,
+        "40 unread watchers of a 32 MiB history grew the server by {} MiB",
+        grown / MIB
+    );
+    assert_eq!(
+        metric(&server, "bitcask_watchers"),
+        0,
+        "their places are given back"
+    );
+    for mut watcher in watchers {
+        assert!(
+            closed_within(&mut watcher, Duration::from_secs(10)),
+            "a cut watcher's connection is closed"
+        );
+    }
+    assert_eq!(server.get("/health").0, 200);
+}
+
+// 16. A thousand idle watchers (the default cap) cost little each, and
+// the next one is turned away.
+#[test]
+fn a_thousand_idle_watchers_cost_little_and_the_next_is_turned_away() {
+    raise_own_fd_limit();
+    let server = Server::start(&[]);
+    let before = server.status_kib("VmRSS:");
+    let mut watchers = Vec::new();
+    for _ in 0..1000 {
+        watchers.push(unread_watch(&server, ""));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric(&server, "bitcask_watchers") < 1000 {
+        assert!(Instant::now() < deadline, "the watchers did not all start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let per_watcher = (server.status_kib("VmRSS:").saturating_sub(before)) * 1024 / 1000;
+    println!(
+        "resident memory per idle watcher: {} KiB",
+        per_watcher / 1024
+    );
+    assert!(
+        per_watcher < 256 * 1024,
+        "an idle watcher costs {} KiB",
+        per_watcher / 1024
+    );
+    let (status, _) = server.get("/watch?format=json");
+    assert_eq!(status, 503, "the 1,001st watcher is turned away");
+    // A write wakes them all and the server still answers.
+    let mut setter = server.resp();
+    assert_eq!(ask(&mut setter, &[b"SET", b"k", b"v"]), "+OK");
+    assert_eq!(server.get("/health").0, 200);
+}

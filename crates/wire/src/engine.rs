@@ -95,30 +95,6 @@ impl From<&bitcask::Stats> for Stats {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_engine_store_reports_as_the_server_answers() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = bitcask::Bitcask::open(dir.path()).expect("open");
-        db.put(b"k", b"v1").expect("put");
-        db.put(b"k", b"v2").expect("put");
-        let merged = MergeReport::from(&db.merge().expect("merge"));
-        let scrubbed = ScrubReport::from(&db.scrub().expect("scrub"));
-        let stats = Stats::from(&db.stats());
-        assert_eq!(stats.keys, 1);
-        assert_eq!(stats.merges_completed, 1);
-        assert_eq!(stats.last_merge, Some(merged));
-        assert_eq!(stats.last_scrub, Some(scrubbed));
-        assert_eq!(stats.files.len() as u64, stats.data_files);
-        let json = serde_json::to_value(&stats).expect("json");
-        let back: Stats = serde_json::from_value(json).expect("reads back");
-        assert_eq!(back, stats);
-    }
-}
-
 impl From<&bitcask::Change> for crate::WatchEvent {
     fn from(change: &bitcask::Change) -> Self {
         use crate::WatchOp;
@@ -140,5 +116,29 @@ impl From<&bitcask::Change> for crate::WatchEvent {
                 Self::new(change.seq, WatchOp::Expire, &change.key, None, None)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_engine_store_reports_as_the_server_answers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = bitcask::Bitcask::open(dir.path()).expect("open");
+        db.put(b"k", b"v1").expect("put");
+        db.put(b"k", b"v2").expect("put");
+        let merged = MergeReport::from(&db.merge().expect("merge"));
+        let scrubbed = ScrubReport::from(&db.scrub().expect("scrub"));
+        let stats = Stats::from(&db.stats());
+        assert_eq!(stats.keys, 1);
+        assert_eq!(stats.merges_completed, 1);
+        assert_eq!(stats.last_merge, Some(merged));
+        assert_eq!(stats.last_scrub, Some(scrubbed));
+        assert_eq!(stats.files.len() as u64, stats.data_files);
+        let json = serde_json::to_value(&stats).expect("json");
+        let back: Stats = serde_json::from_value(json).expect("reads back");
+        assert_eq!(back, stats);
     }
 }

@@ -1,4 +1,5 @@
-//! The JSON bodies of the bitcask HTTP API, declared once: the server
+//! The JSON bodies of the bitcask HTTP API (and the Server-Sent Events
+//! framing of its change feed), declared once: the server
 //! writes them, the client and the CLI read them, the CLI's local mode
 //! builds them from the engine (feature `engine`), and the server's
 //! OpenAPI document describes them (feature `openapi`). The engine itself
@@ -14,6 +15,7 @@ mod cluster;
 mod engine;
 mod health;
 mod page;
+mod sse;
 mod stats;
 mod watch;
 
@@ -22,5 +24,6 @@ pub use batch::{BatchBody, BatchConflict, BatchOp, BatchResult, Expect, FailedCo
 pub use cluster::{ClusterHealth, ClusterMember, ClusterStatus, MemberLag, NewMember};
 pub use health::{Health, Loading};
 pub use page::Page;
+pub use sse::{SseDecoder, SseMessage, TooLong};
 pub use stats::{FileStats, MergeProgress, MergeReport, ScrubReport, Stats};
 pub use watch::{Compacted, Encoding, WatchEvent, WatchOp, WatchPage, WatchProgress};

@@ -380,7 +380,9 @@ const MAX_LIMIT: usize = 10_000;
     tag = "kv",
     params(ListParams),
     responses(
-        (status = 200, description = "A page of keys in byte order", body = bitcask_wire::Page),
+        (status = 200, description = "A page of keys in byte order; X-Bitcask-Seq is the seq \
+            to watch from to see every change after the listing", body = bitcask_wire::Page,
+            headers(("X-Bitcask-Seq" = u64, description = "The change feed's next seq, taken before the listing"))),
         (status = 400, description = "A bad limit", body = crate::error::Detail),
     )
 )]
@@ -398,6 +400,9 @@ pub async fn list_keys(
             format!("limit must be between 1 and {MAX_LIMIT}"),
         ));
     }
+    // Taken before the listing: every write below it is in the listing, so
+    // a watch from here loses nothing (docs/WATCH.md).
+    let position = store.position();
     let mut range = KeyRange::prefix(params.prefix.into_bytes());
     if let Some(after) = params.start_after {
         range = range.start_after(after.into_bytes());
@@ -414,12 +419,17 @@ pub async fn list_keys(
     } else {
         None
     };
-    Ok(with_applied(
+    let mut response = with_applied(
         axum::Json(bitcask_wire::Page {
             keys,
             next_start_after,
         })
         .into_response(),
         applied,
-    ))
+    );
+    response.headers_mut().insert(
+        super::watch::SEQ_HEADER,
+        HeaderValue::from(position.next_seq),
+    );
+    Ok(response)
 }

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod health;
 pub mod kv;
 mod preconditions;
+pub mod watch;
 
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
