@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::types::{
     Batch, BatchResult, Health, ListOptions, MergeReport, Page, Stats, Versioned, WriteOptions,
 };
+use crate::watch::WatchOptions;
 
 /// A blocking client of the bitcask server; the methods are those of
 /// [`crate::Client`]. Cheap to clone.
@@ -195,6 +196,41 @@ impl Iterator for Keys {
                 }
                 Err(e) => return Some(Err(e)),
             }
+        }
+    }
+}
+
+/// The events of [`Client::watch`], one at a time, blocking for each.
+pub struct Watch {
+    runtime: Arc<tokio::runtime::Runtime>,
+    stream: std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<bitcask_wire::WatchEvent>> + Send>,
+    >,
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Watch")
+    }
+}
+
+impl Iterator for Watch {
+    type Item = Result<bitcask_wire::WatchEvent>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        use futures_util::StreamExt;
+        self.runtime.block_on(self.stream.next())
+    }
+}
+
+impl Client {
+    /// See [`crate::Client::watch`]: the same events, as an iterator that
+    /// blocks until the next one (it never ends by itself unless the
+    /// history is compacted or the server stays away).
+    pub fn watch(&self, options: WatchOptions) -> Watch {
+        Watch {
+            runtime: Arc::clone(&self.runtime),
+            stream: Box::pin(self.inner.watch(options)),
         }
     }
 }

@@ -115,9 +115,16 @@ impl ClientBuilder {
             .connect_timeout(self.connect_timeout)
             .build()
             .map_err(|source| Error::Transport { source })?;
+        // Streams (watch) last as long as they are read: no total time-out
+        // (their silence is timed instead, `crate::watch`).
+        let streams = reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .build()
+            .map_err(|source| Error::Transport { source })?;
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
+                streams,
                 base,
                 timeout: self.timeout,
                 token: self.token,
@@ -138,6 +145,7 @@ pub struct Client {
 #[derive(Debug)]
 struct Inner {
     http: reqwest::Client,
+    streams: reqwest::Client,
     base: String,
     timeout: Duration,
     token: Option<String>,
@@ -472,9 +480,38 @@ impl Client {
         }
     }
 
+    /// Opens a stream: `GET path?query` on the client without a total
+    /// time-out, with the token and a request id; an error answer is the
+    /// error it stands for. Not retried (the caller resumes).
+    pub(crate) async fn open_stream(
+        &self,
+        path: &str,
+        query: &[(&'static str, String)],
+        headers: HeaderMap,
+    ) -> Result<reqwest::Response> {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let mut builder = self
+            .inner
+            .streams
+            .get(format!("{}{}", self.inner.base, path))
+            .headers(headers)
+            .header(REQUEST_ID, &request_id)
+            .query(query);
+        if let Some(token) = &self.inner.token {
+            builder = builder.bearer_auth(token);
+        }
+        let response = builder.send().await.map_err(|e| self.transport_error(e))?;
+        check(response, request_id).await
+    }
+
+    /// How many times in a row a failed attempt is retried.
+    pub(crate) fn retries(&self) -> u32 {
+        self.inner.retries
+    }
+
     /// The wait before retry number `attempt + 1`: doubling from the base,
     /// with jitter so that many clients do not retry in step.
-    fn backoff(&self, attempt: u32, server_hint: Option<Duration>) -> Duration {
+    pub(crate) fn backoff(&self, attempt: u32, server_hint: Option<Duration>) -> Duration {
         if let Some(hint) = server_hint {
             return hint.min(MAX_BACKOFF);
         }
@@ -628,6 +665,16 @@ fn status_error(status: StatusCode, body: &[u8], request_id: String) -> Error {
             }
         });
     match status {
+        StatusCode::GONE => match serde_json::from_slice::<bitcask_wire::Compacted>(body) {
+            Ok(gone) => Error::Compacted {
+                compacted_seq: gone.compacted_seq,
+            },
+            Err(_) => Error::Server {
+                status: status.as_u16(),
+                detail,
+                request_id,
+            },
+        },
         StatusCode::UNAUTHORIZED => Error::Unauthorized { detail },
         StatusCode::PRECONDITION_FAILED => Error::PreconditionFailed { detail },
         StatusCode::PAYLOAD_TOO_LARGE => Error::TooLarge { detail },

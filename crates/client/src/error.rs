@@ -80,6 +80,17 @@ pub enum Error {
         request_id: String,
     },
 
+    /// A watch asked for history a merge has dropped (410): list the keys,
+    /// then watch from the listing's seq, or from `compacted_seq`.
+    #[error(
+        "the change history asked for was compacted by a merge; the oldest seq still \
+         available is {compacted_seq} (list the keys, then watch from the listing's seq)"
+    )]
+    Compacted {
+        /// The oldest seq a watch may start from.
+        compacted_seq: u64,
+    },
+
     /// A value fetched as text is not UTF-8; fetch it as bytes.
     #[error("the value of {key:?} is not UTF-8 text; use get_bytes")]
     NotUtf8 {
@@ -120,6 +131,7 @@ impl Error {
             Self::Unauthorized { .. } => Some(401),
             Self::PreconditionFailed { .. } => Some(412),
             Self::TooLarge { .. } => Some(413),
+            Self::Compacted { .. } => Some(410),
             Self::Unavailable { status, .. } | Self::Server { status, .. } => Some(*status),
             _ => None,
         }

@@ -28,7 +28,9 @@ pub mod blocking;
 mod client;
 mod error;
 mod types;
+mod watch;
 
+pub use bitcask_wire::{WatchEvent, WatchOp};
 pub use client::{Client, ClientBuilder, DEFAULT_URL, SERVER_ENV};
 pub use error::{Error, Result};
 pub use types::{
@@ -36,3 +38,4 @@ pub use types::{
     ListOptions, MemberLag, MergeProgress, MergeReport, Page, ScrubReport, Stats, Versioned,
     WriteOptions,
 };
+pub use watch::WatchOptions;
