@@ -9,7 +9,8 @@ use clap::{Args, Parser, Subcommand};
 /// Values go to stdout byte for byte; messages and errors go to stderr.
 /// Exit codes: 0 success; 1 key absent (get), damage found (check) or
 /// server not healthy; 2 usage or configuration error; 3 cannot reach the
-/// server; 4 a condition (--if-*) did not hold; 5 any other failure.
+/// server; 4 a condition (--if-*) did not hold; 5 any other failure; 6 the
+/// changes `watch` asked for were compacted by a merge.
 #[derive(Debug, Parser)]
 #[command(name = "bitcask", version, propagate_version = true)]
 pub struct Cli {
@@ -111,6 +112,22 @@ pub enum Command {
         /// At most this many keys.
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
+    },
+    /// Print changes as they are committed, one line each (`SEQ OP KEY
+    /// [VALUE]`, or JSON with --json), until interrupted. With --data-dir,
+    /// the history the data files hold, then exit. Exit code 6 if a merge
+    /// has dropped the changes asked for (docs/WATCH.md).
+    Watch {
+        /// Only keys starting with this.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// From this seq on, as far back as the files go [default: from
+        /// now; with --data-dir, the whole history].
+        #[arg(long, value_name = "N")]
+        from_seq: Option<u64>,
+        /// Only these ops, comma-separated: put, delete, expire.
+        #[arg(long, value_delimiter = ',', value_parser = crate::watch::parse_op)]
+        ops: Vec<bitcask_client::WatchOp>,
     },
     /// Keys, space use and merges of the store.
     Stats,

@@ -54,6 +54,11 @@ fn run_remote(cli: &Cli) -> Result<u8, Failure> {
         Command::Health => health(&server, cli.json),
         Command::Ping => ping(&server, cli.json),
         Command::Cluster { action } => cluster(&server, action, cli.json),
+        Command::Watch {
+            prefix,
+            from_seq,
+            ops,
+        } => crate::watch::remote(&server, &watching(prefix, *from_seq, ops, cli.json)),
         _ => with_store(Box::new(server), cli),
     }
 }
@@ -83,6 +88,13 @@ fn run_local(cli: &Cli, dir: &Path) -> Result<u8, Failure> {
             ));
         }
         Command::Check => return check(dir, cli.json),
+        Command::Watch {
+            prefix,
+            from_seq,
+            ops,
+        } => {
+            return crate::watch::local(dir, &watching(prefix, *from_seq, ops, cli.json));
+        }
         Command::Repair => return repair(dir, cli.json),
         Command::Put { .. } | Command::Import { .. } | Command::Batch { .. } => Access::Create,
         Command::Delete { .. } | Command::Merge => Access::Write,
@@ -112,6 +124,20 @@ fn run_local(cli: &Cli, dir: &Path) -> Result<u8, Failure> {
             Ok(code::OK)
         }
         _ => with_store(Box::new(local), cli),
+    }
+}
+
+fn watching(
+    prefix: &Option<String>,
+    from_seq: Option<u64>,
+    ops: &[bitcask_client::WatchOp],
+    json: bool,
+) -> crate::watch::Watching {
+    crate::watch::Watching {
+        prefix: prefix.clone(),
+        from_seq,
+        ops: ops.to_vec(),
+        json,
     }
 }
 

@@ -17,6 +17,8 @@ pub mod code {
     pub const CONDITION: u8 = 4;
     /// Any other failure: refused by the server, server error, store error.
     pub const FAILED: u8 = 5;
+    /// `watch`: the changes asked for were compacted by a merge (410).
+    pub const COMPACTED: u8 = 6;
 }
 
 /// A failed command: the exit code, a message, and maybe a hint.

@@ -17,6 +17,7 @@ mod output;
 mod remote;
 mod store;
 mod transfer;
+mod watch;
 
 use std::process::ExitCode;
 

@@ -941,3 +941,91 @@ fn cluster_commands_show_and_change_the_members() {
         .failure()
         .stderr(predicate::str::contains("not a member"));
 }
+
+#[test]
+fn watch_prints_each_change_until_interrupted_and_local_prints_the_history() {
+    use std::io::BufRead;
+    let env = Env::new();
+    let server = TestServer::start(&[]);
+    env.remote(&server, &["put", "skip", "x"])
+        .assert()
+        .success();
+    // The version of that put starts the watch (deterministic, unlike
+    // "from now" racing the puts below).
+    let from = {
+        let out = env
+            .remote(&server, &["--json", "put", "k1", "one"])
+            .output()
+            .expect("put");
+        json_of(&out.stdout)["version"].as_u64().expect("version")
+    };
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("bitcask"))
+        .args(["--server", &server.url(), "watch", "--prefix", "k"])
+        .args(["--from-seq", &from.to_string()])
+        .env("BITCASK_CLI_CONFIG", env.config_file())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn watch");
+    env.remote(&server, &["put", "other", "x"])
+        .assert()
+        .success();
+    env.remote(&server, &["delete", "k1"]).assert().success();
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let got: Vec<String> = (0..2)
+        .map(|_| lines.next().expect("a line").expect("read"))
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        got,
+        vec![
+            format!("{from} put k1 one"),
+            format!("{} delete k1", from + 2)
+        ]
+    );
+    // JSON, and a data directory's history (then it exits).
+    drop(server);
+    let dir = env.path("store");
+    env.local(&dir, &["put", "a", "1"]).assert().success();
+    env.local(&dir, &["put", "b", "2"]).assert().success();
+    env.local(&dir, &["delete", "a"]).assert().success();
+    let out = env
+        .local(&dir, &["--json", "watch", "--ops", "put"])
+        .output()
+        .expect("watch");
+    assert!(out.status.success());
+    let keys: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            json_of(l.as_bytes())["key"]
+                .as_str()
+                .expect("key")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(keys, vec!["a", "b"]);
+}
+
+#[test]
+fn watching_compacted_history_exits_6_saying_what_to_do() {
+    let env = Env::new();
+    let server = TestServer::start(&["--max-file-size", "4KiB", "--merge-check-interval", "off"]);
+    let value = "v".repeat(50);
+    for i in 0..200 {
+        env.remote(&server, &["put", &format!("k{}", i % 5), &value])
+            .assert()
+            .success();
+    }
+    env.remote(&server, &["merge"]).assert().success();
+    let out = env
+        .remote(&server, &["watch", "--from-seq", "1"])
+        .output()
+        .expect("watch");
+    assert_eq!(out.status.code(), Some(6));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("compacted"), "{stderr}");
+    assert!(stderr.contains("--from-seq"), "{stderr}");
+    env.remote(&server, &["watch", "--ops", "upsert"])
+        .assert()
+        .code(2);
+}
