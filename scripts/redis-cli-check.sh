@@ -59,6 +59,31 @@ fi
 expect value-9999 GET mass:9999
 expect 10002 DBSIZE
 
+# Keyspace notifications (docs/WATCH.md): `redis-cli --csv psubscribe`
+# sees a SET and a DEL of a key under its pattern, as against Redis.
+expect OK CONFIG SET notify-keyspace-events KEA
+redis-cli -p "$port" --csv psubscribe '__keyspace@0__:watched*' >"$work/psub.out" 2>&1 &
+subscriber=$!
+for _ in $(seq 100); do
+    grep -q '"psubscribe"' "$work/psub.out" && break
+    sleep 0.05
+done
+expect OK SET watched:1 v
+expect 1 DEL watched:1
+for _ in $(seq 100); do
+    grep -q '"del"' "$work/psub.out" && break
+    sleep 0.05
+done
+kill "$subscriber" 2>/dev/null || true
+wait "$subscriber" 2>/dev/null || true
+want='"psubscribe","__keyspace@0__:watched*",1
+"pmessage","__keyspace@0__:watched*","__keyspace@0__:watched:1","set"
+"pmessage","__keyspace@0__:watched*","__keyspace@0__:watched:1","del"'
+if [ "$(grep -v '^Reading messages' "$work/psub.out")" != "$want" ]; then
+    echo "FAIL: redis-cli --csv psubscribe: $(cat "$work/psub.out")" >&2
+    failures=$((failures + 1))
+fi
+
 # redis-benchmark: every request answered (a short run; numbers are in
 # docs/BENCHMARKS.md, from longer ones).
 # (Its progress lines end in carriage returns.)

@@ -152,7 +152,7 @@ fn connection_and_server_commands() {
     let config = strings(ok(&mut con, &["CONFIG", "GET", "appendonly"]));
     assert_eq!(config, vec![Some("appendonly".into()), Some("yes".into())]);
     let all = strings(ok(&mut con, &["CONFIG", "GET", "*"]));
-    assert_eq!(all.len(), 14, "{all:?}");
+    assert_eq!(all.len(), 16, "{all:?}");
     // Set to the value it has (as clients do defensively): accepted.
     assert_eq!(ok(&mut con, &["CONFIG", "SET", "save", ""]), Value::Okay);
     assert!(err(&mut con, &["CONFIG", "SET", "save", "900 1"]).contains("no snapshots"));
@@ -1648,5 +1648,106 @@ fn config_set_timeout_and_maxclients_apply_to_open_and_new_connections() {
     assert_eq!(
         strings(ok(&mut admin, &["CONFIG", "GET", "timeout"])),
         vec![Some("timeout".into()), Some("0".into())]
+    );
+}
+
+/// Reads RESP values from `stream` until the bytes read end with `suffix`.
+fn read_until(stream: &mut TcpStream, suffix: &[u8]) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(suffix) {
+        let n = stream
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("{e}; got so far {:?}", String::from_utf8_lossy(&got)));
+        assert!(n > 0, "closed; got {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// A RESP bulk string.
+fn bulk(text: &str) -> String {
+    format!("${}\r\n{text}\r\n", text.len())
+}
+
+/// A pub/sub message: `*N` and its parts as bulk strings (a count last,
+/// for confirmations).
+fn push(parts: &[&str], count: Option<usize>) -> String {
+    let mut out = format!("*{}\r\n", parts.len() + usize::from(count.is_some()));
+    for part in parts {
+        out.push_str(&bulk(part));
+    }
+    if let Some(n) = count {
+        out.push_str(&format!(":{n}\r\n"));
+    }
+    out
+}
+
+#[test]
+fn keyspace_notifications_reach_subscribers_as_redis_sends_them() {
+    let s = Server::start(&["--expire-interval", "20ms"]);
+    let mut con = s.connect();
+    // Off by default, as in Redis.
+    assert_eq!(
+        strings(ok(&mut con, &["CONFIG", "GET", "notify-keyspace-events"])),
+        vec![Some("notify-keyspace-events".into()), Some(String::new())]
+    );
+    ok(
+        &mut con,
+        &["CONFIG", "SET", "notify-keyspace-events", "KEA"],
+    );
+    assert!(
+        err(&mut con, &["CONFIG", "SET", "notify-keyspace-events", "KQ"])
+            .contains("Invalid event class")
+    );
+    let mut sub = s.raw();
+    sub.write_all(
+        b"PSUBSCRIBE __keyspace@0__:user* __keyevent@0__:*\r\nSUBSCRIBE __keyevent@0__:expired\r\n",
+    )
+    .expect("send");
+    let confirmations = [
+        push(&["psubscribe", "__keyspace@0__:user*"], Some(1)),
+        push(&["psubscribe", "__keyevent@0__:*"], Some(2)),
+        push(&["subscribe", "__keyevent@0__:expired"], Some(3)),
+    ]
+    .concat();
+    assert_eq!(
+        read_until(&mut sub, confirmations.as_bytes()),
+        confirmations
+    );
+    // Subscribed: only (un)subscribe, PING and QUIT.
+    sub.write_all(b"GET x\r\nPING\r\n").expect("send");
+    let refused = read_until(&mut sub, push(&["pong", ""], None).as_bytes());
+    assert!(refused.starts_with("-ERR Can't execute 'get'"), "{refused}");
+    ok(&mut con, &["SET", "user1", "a"]);
+    ok(&mut con, &["SET", "other", "b"]);
+    ok(&mut con, &["DEL", "user1"]);
+    ok(&mut con, &["SET", "session", "s", "PX", "30"]);
+    let (space, event) = ("__keyspace@0__:user*", "__keyevent@0__:*");
+    let expected = [
+        // SET user1: its keyspace channel, then the set event's.
+        push(&["pmessage", space, "__keyspace@0__:user1", "set"], None),
+        push(&["pmessage", event, "__keyevent@0__:set", "user1"], None),
+        // SET other: only the event pattern matches.
+        push(&["pmessage", event, "__keyevent@0__:set", "other"], None),
+        push(&["pmessage", space, "__keyspace@0__:user1", "del"], None),
+        push(&["pmessage", event, "__keyevent@0__:del", "user1"], None),
+        push(&["pmessage", event, "__keyevent@0__:set", "session"], None),
+        // The expiry the store enforces: the exact channel, then the pattern.
+        push(&["message", "__keyevent@0__:expired", "session"], None),
+        push(
+            &["pmessage", event, "__keyevent@0__:expired", "session"],
+            None,
+        ),
+    ]
+    .concat();
+    assert_eq!(read_until(&mut sub, expected.as_bytes()), expected);
+    // Unsubscribing from everything leaves subscribed mode.
+    sub.write_all(b"PUNSUBSCRIBE\r\nUNSUBSCRIBE\r\nGET other\r\n")
+        .expect("send");
+    let left = read_until(&mut sub, b"$1\r\nb\r\n");
+    assert!(
+        left.contains(&push(&["unsubscribe", "__keyevent@0__:expired"], Some(0))),
+        "{left}"
     );
 }

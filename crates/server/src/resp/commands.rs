@@ -143,6 +143,10 @@ commands! {
     Command = "command", -1, READS, FAST, NONE, ALONE;
     Client = "client", -2, READS, FAST, NONE, ALONE;
     Function = "function", -2, READS, FAST, NONE, ALONE;
+    Subscribe = "subscribe", -2, READS, FAST, NONE, ALONE;
+    Psubscribe = "psubscribe", -2, READS, FAST, NONE, ALONE;
+    Unsubscribe = "unsubscribe", -1, READS, FAST, NONE, ALONE;
+    Punsubscribe = "punsubscribe", -1, READS, FAST, NONE, ALONE;
     Flushdb = "flushdb", -1, WRITES, SLOW, NONE, ALONE;
     Flushall = "flushall", -1, WRITES, SLOW, NONE, ALONE;
 }
@@ -755,7 +759,11 @@ impl Session {
             | Cmd::Multi
             | Cmd::Exec
             | Cmd::Discard
-            | Cmd::Unwatch => {
+            | Cmd::Unwatch
+            | Cmd::Subscribe
+            | Cmd::Psubscribe
+            | Cmd::Unsubscribe
+            | Cmd::Punsubscribe => {
                 return Err(format!("ERR command '{}' is not handled here", spec.name));
             }
         }
@@ -1212,6 +1220,10 @@ pub fn write_command<S: Store + ?Sized>(
         | Cmd::Discard
         | Cmd::Watch
         | Cmd::Unwatch
+        | Cmd::Subscribe
+        | Cmd::Psubscribe
+        | Cmd::Unsubscribe
+        | Cmd::Punsubscribe
         | Cmd::Getbit
         | Cmd::Bitcount
         | Cmd::Bitpos

@@ -25,6 +25,7 @@ use super::frame::{Commands, Parser};
 use super::reply::{Out, Protocol};
 use super::session::{Flow, Session, Shared};
 use crate::metrics::Disconnect;
+use crate::watch::{Feed, FeedError, Filter};
 
 /// Bytes of free room kept in the read buffer before each read.
 const READ_ROOM: usize = 16 * 1024;
@@ -100,6 +101,11 @@ pub async fn run(
         ends: Vec::new(),
         progress: Progress::default(),
     };
+    // Keyspace notifications: the change feed, read once the connection
+    // subscribes, woken by each commit.
+    let mut commits = gauges.state().watchers().commits();
+    let mut feed: Option<Feed> = None;
+    let mut feed_behind = false;
     let mut parser = Parser::new();
     let mut input = BytesMut::with_capacity(READ_ROOM);
     let mut need_bytes = true;
@@ -134,6 +140,14 @@ pub async fn run(
             if input.capacity() - input.len() < READ_ROOM {
                 input.reserve(READ_ROOM);
             }
+            match (work.session.subscriptions(), feed.is_some()) {
+                (Some(subs), false) => {
+                    feed = open_feed(gauges.state(), subs.from_seq);
+                    feed_behind = feed.is_some();
+                }
+                (None, true) => feed = None,
+                _ => {}
+            }
             let deadline = if !work.session.is_authenticated() {
                 Some((connected_at + AUTH_TIMEOUT, Disconnect::AuthTimeout))
             } else {
@@ -145,6 +159,16 @@ pub async fn run(
                 Ok(()) = timeout_changes.changed() => {
                     idle_timeout = *timeout_changes.borrow_and_update();
                     stall = stall_for(idle_timeout);
+                    continue;
+                }
+                // Keyspace notifications to send: the replies to commands
+                // still come first (the loop's top sends them).
+                () = std::future::ready(()), if feed_behind => {
+                    feed_behind = notify(&mut feed, &mut commits, &mut work, gauges.settings()).await;
+                    continue;
+                }
+                Ok(()) = commits.changed(), if feed.is_some() => {
+                    feed_behind = notify(&mut feed, &mut commits, &mut work, gauges.settings()).await;
                     continue;
                 }
                 reason = expire(deadline) => {
@@ -257,6 +281,64 @@ pub async fn run(
         }
     }
     let _ = stream.shutdown().await;
+}
+
+/// A change feed for a subscribed connection, from `from_seq` (or from
+/// now, if that history is gone); `None` while the store is not open.
+fn open_feed(state: &crate::state::AppState, from_seq: u64) -> Option<Feed> {
+    let store = state.try_store()?;
+    let open = |from| Feed::open(state, &store, from, Filter::all());
+    match open(from_seq) {
+        Ok(feed) => Some(feed),
+        Err(FeedError::Compacted(_)) => open(store.position().next_seq).ok(),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the change feed for keyspace notifications");
+            None
+        }
+    }
+}
+
+/// Reads the feed on and writes the notifications the session subscribed
+/// to into its output, up to about one output's worth. True if more are
+/// waiting (send these first, then come back).
+async fn notify(
+    feed: &mut Option<Feed>,
+    commits: &mut watch::Receiver<u64>,
+    work: &mut Work,
+    settings: &super::settings::Settings,
+) -> bool {
+    let Some(reader) = feed.as_mut() else {
+        return false;
+    };
+    commits.borrow_and_update();
+    let flags = settings.keyspace_events();
+    loop {
+        let read = match reader.read(usize::MAX, super::reply::FLUSH_AT).await {
+            Ok(read) => read,
+            Err(error) => {
+                // Opened again at the next turn, from where it stood (after
+                // a pause: an error that stays must not spin).
+                tracing::warn!(%error, "keyspace notifications: the change feed failed");
+                *feed = None;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                return false;
+            }
+        };
+        work.session.notified_up_to(reader.next_seq());
+        if let Some(subs) = work.session.subscriptions() {
+            for event in &read.events {
+                if let Some(key) = event.key_bytes() {
+                    subs.deliver(flags, event.op, &key, &mut work.out);
+                }
+            }
+        }
+        if read.caught_up {
+            return false;
+        }
+        if work.out.len() >= super::reply::FLUSH_AT {
+            return true;
+        }
+    }
 }
 
 /// Completes at `deadline` with its reason, or never if there is none.

@@ -15,6 +15,7 @@ mod connection;
 pub mod counts;
 pub mod frame;
 mod glob;
+pub mod pubsub;
 mod reads;
 pub mod reply;
 mod session;

@@ -155,6 +155,9 @@ pub struct Session {
     /// The keys `WATCH`ed for the next `EXEC`, with their versions then
     /// (`None`: absent); a map, so that watching a key again is free.
     pub(super) watched: HashMap<Vec<u8>, Option<u64>>,
+    /// Keyspace notifications subscribed to (`SUBSCRIBE`, `PSUBSCRIBE`);
+    /// `None` outside subscribed mode.
+    pub(super) subscriptions: Option<super::pubsub::Subscriptions>,
 }
 
 impl Session {
@@ -176,6 +179,20 @@ impl Session {
             needs_barrier: true,
             queue: None,
             watched: HashMap::new(),
+            subscriptions: None,
+        }
+    }
+
+    /// The keyspace notifications this connection subscribed to, if any.
+    pub fn subscriptions(&self) -> Option<&super::pubsub::Subscriptions> {
+        self.subscriptions.as_ref()
+    }
+
+    /// Notes how far the notifications have been sent (where a feed that
+    /// failed is opened again).
+    pub fn notified_up_to(&mut self, next_seq: u64) {
+        if let Some(subs) = self.subscriptions.as_mut() {
+            subs.from_seq = next_seq;
         }
     }
 
@@ -303,6 +320,26 @@ impl Session {
             self.enqueue(spec.cmd, args, out);
             return Flow::Continue;
         }
+        if self.subscriptions.is_some()
+            && !matches!(
+                spec.cmd,
+                Cmd::Subscribe
+                    | Cmd::Psubscribe
+                    | Cmd::Unsubscribe
+                    | Cmd::Punsubscribe
+                    | Cmd::Ping
+                    | Cmd::Quit
+            )
+            && out.protocol() == super::reply::Protocol::Resp2
+        {
+            self.counts.add(spec.cmd, 1);
+            self.counts.reject(spec.cmd);
+            out.error(&format!(
+                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                spec.name
+            ));
+            return Flow::Continue;
+        }
         let fresh = self.resume.is_none();
         if fresh {
             self.counts.add(spec.cmd, 1);
@@ -310,6 +347,12 @@ impl Session {
         }
         let reply_at = out.len();
         match spec.cmd {
+            Cmd::Ping if self.subscriptions.is_some() => {
+                // In subscribed mode PING answers as a message would.
+                super::pubsub::push_header(out, 2);
+                out.bulk(b"pong");
+                out.bulk(args.get(1).copied().unwrap_or_default());
+            }
             Cmd::Ping => match args {
                 [_] => out.simple("PONG"),
                 [_, msg] => out.bulk(msg),
@@ -348,6 +391,21 @@ impl Session {
             Cmd::Command => command(args, out),
             Cmd::Client => self.client(args, out),
             Cmd::Function => function(args, out),
+            Cmd::Subscribe | Cmd::Psubscribe => self.subscribe(spec.cmd, store, &args[1..], out),
+            Cmd::Unsubscribe | Cmd::Punsubscribe => {
+                let kind = if spec.cmd == Cmd::Unsubscribe {
+                    super::pubsub::Kind::Channel
+                } else {
+                    super::pubsub::Kind::Pattern
+                };
+                let mut subs = self
+                    .subscriptions
+                    .take()
+                    .unwrap_or_else(|| super::pubsub::Subscriptions::new(0));
+                subs.unsubscribe(kind, &args[1..], out);
+                // None left: out of subscribed mode.
+                self.subscriptions = (subs.count() > 0).then_some(subs);
+            }
             Cmd::Multi => self.multi(out),
             Cmd::Discard => self.discard(out),
             Cmd::Unwatch => self.unwatch(out),
@@ -501,6 +559,35 @@ impl Session {
     /// included.
     fn commands_processed(&self) -> u64 {
         self.shared.state.metrics().resp_commands().total() + self.counts.pending()
+    }
+
+    /// `SUBSCRIBE channel ...` / `PSUBSCRIBE pattern ...`: keyspace
+    /// notifications from now on (the change feed's position when the
+    /// first subscription is made; the connection reads the feed from
+    /// there, `super::connection`).
+    fn subscribe(
+        &mut self,
+        cmd: Cmd,
+        store: Option<&Arc<bitcask::Bitcask>>,
+        names: &[&[u8]],
+        out: &mut Out,
+    ) {
+        let kind = if cmd == Cmd::Subscribe {
+            super::pubsub::Kind::Channel
+        } else {
+            super::pubsub::Kind::Pattern
+        };
+        if self.subscriptions.is_none() {
+            let Some(store) = store else {
+                out.error("LOADING the store is still opening; retry shortly");
+                return;
+            };
+            let from = store.position().next_seq;
+            self.subscriptions = Some(super::pubsub::Subscriptions::new(from));
+        }
+        if let Some(subs) = self.subscriptions.as_mut() {
+            subs.subscribe(kind, names, out);
+        }
     }
 
     /// `CONFIG GET pattern [pattern ...]`, `CONFIG SET name value [name

@@ -12,6 +12,11 @@
 //! the new time-out; lowering `maxclients` closes no one, it refuses new
 //! connections until fewer are open (as Redis does).
 //!
+//! `notify-keyspace-events` (which keyspace notifications subscribers get,
+//! [`super::pubsub::Flags`]; empty, none, as in Redis) may always change:
+//! it only decides what subscribed connections are sent, and clients that
+//! listen for invalidations set it themselves.
+//!
 //! The other settings reported (`save`, `appendonly`, `appendfsync`,
 //! `databases`, `maxmemory`) are fixed by what bitcask is: setting one to
 //! the value it already has succeeds (clients and scripts set them
@@ -19,7 +24,7 @@
 //! an error that names it. A `CONFIG SET` of several settings applies all
 //! or none, as Redis 7's does.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bitcask::SyncPolicy;
@@ -36,12 +41,15 @@ pub struct Settings {
     sync: SyncPolicy,
     /// Whether `timeout` and `maxclients` may change.
     changeable: bool,
+    /// `notify-keyspace-events`, as [`super::pubsub::Flags`] bits.
+    keyspace_events: AtomicU16,
 }
 
 /// One `name value` pair of a `CONFIG SET`, checked.
 enum Change {
     Timeout(Option<Duration>),
     MaxClients(usize),
+    KeyspaceEvents(super::pubsub::Flags),
     /// A fixed setting set to the value it has.
     Same,
 }
@@ -62,7 +70,13 @@ impl Settings {
             ceiling,
             sync,
             changeable,
+            keyspace_events: AtomicU16::new(0),
         }
+    }
+
+    /// Which keyspace notifications are sent now.
+    pub fn keyspace_events(&self) -> super::pubsub::Flags {
+        super::pubsub::Flags::from_bits(self.keyspace_events.load(Ordering::Relaxed))
     }
 
     /// The idle time-out now.
@@ -81,7 +95,7 @@ impl Settings {
     }
 
     /// Every setting `CONFIG GET` reports, with its value now.
-    pub fn all(&self) -> [(&'static str, String); 7] {
+    pub fn all(&self) -> [(&'static str, String); 8] {
         let timeout = self.idle_timeout().map_or(0, |t| {
             // Whole seconds, rounded up: a sub-second time-out is not "0"
             // (none).
@@ -95,6 +109,7 @@ impl Settings {
             ("maxmemory", "0".to_string()),
             ("maxclients", self.max_clients().to_string()),
             ("timeout", timeout.to_string()),
+            ("notify-keyspace-events", self.keyspace_events().show()),
         ]
     }
 
@@ -121,6 +136,9 @@ impl Settings {
                     self.idle_timeout.send_replace(timeout);
                 }
                 Change::MaxClients(n) => self.max_clients.store(n, Ordering::Relaxed),
+                Change::KeyspaceEvents(flags) => {
+                    self.keyspace_events.store(flags.bits(), Ordering::Relaxed);
+                }
                 Change::Same => {}
             }
         }
@@ -175,6 +193,9 @@ impl Settings {
                 }
                 Ok(Change::MaxClients(n as usize))
             }
+            "notify-keyspace-events" => super::pubsub::Flags::parse(value)
+                .map(Change::KeyspaceEvents)
+                .ok_or_else(|| failed("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")),
             "save" => fixed("", "it takes no snapshots (its log is the data)"),
             "appendonly" => fixed("yes", "its log is always on"),
             "appendfsync" => fixed(self.appendfsync(), "fsyncs follow --sync, fixed at start"),
