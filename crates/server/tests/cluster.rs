@@ -318,7 +318,10 @@ fn a_three_node_cluster_serves_every_node_and_survives_its_leader() {
             let mut events = Vec::new();
             loop {
                 let page: serde_json::Value = http
-                    .get(format!("http://{}/watch?format=json&from_seq={from}", n.http))
+                    .get(format!(
+                        "http://{}/watch?format=json&from_seq={from}",
+                        n.http
+                    ))
                     .send()
                     .expect("watch")
                     .json()

@@ -103,7 +103,6 @@ pub async fn run(
     };
     // Keyspace notifications: the change feed, read once the connection
     // subscribes, woken by each commit.
-    let mut commits = gauges.state().watchers().commits();
     let mut feed: Option<Feed> = None;
     let mut feed_behind = false;
     let mut parser = Parser::new();
@@ -164,11 +163,11 @@ pub async fn run(
                 // Keyspace notifications to send: the replies to commands
                 // still come first (the loop's top sends them).
                 () = std::future::ready(()), if feed_behind => {
-                    feed_behind = notify(&mut feed, &mut commits, &mut work, gauges.settings()).await;
+                    feed_behind = notify(&mut feed, &mut work, gauges.settings()).await;
                     continue;
                 }
-                Ok(()) = commits.changed(), if feed.is_some() => {
-                    feed_behind = notify(&mut feed, &mut commits, &mut work, gauges.settings()).await;
+                () = wait_feed(&mut feed), if feed.is_some() => {
+                    feed_behind = notify(&mut feed, &mut work, gauges.settings()).await;
                     continue;
                 }
                 reason = expire(deadline) => {
@@ -287,7 +286,7 @@ pub async fn run(
 /// now, if that history is gone); `None` while the store is not open.
 fn open_feed(state: &crate::state::AppState, from_seq: u64) -> Option<Feed> {
     let store = state.try_store()?;
-    let open = |from| Feed::open(state, &store, from, Filter::all());
+    let open = |from| Feed::open(state, &store, from, Filter::all(), true);
     match open(from_seq) {
         Ok(feed) => Some(feed),
         Err(FeedError::Compacted(_)) => open(store.position().next_seq).ok(),
@@ -303,14 +302,12 @@ fn open_feed(state: &crate::state::AppState, from_seq: u64) -> Option<Feed> {
 /// waiting (send these first, then come back).
 async fn notify(
     feed: &mut Option<Feed>,
-    commits: &mut watch::Receiver<u64>,
     work: &mut Work,
     settings: &super::settings::Settings,
 ) -> bool {
     let Some(reader) = feed.as_mut() else {
         return false;
     };
-    commits.borrow_and_update();
     let flags = settings.keyspace_events();
     loop {
         let read = match reader.read(usize::MAX, super::reply::FLUSH_AT).await {
@@ -338,6 +335,14 @@ async fn notify(
         if work.out.len() >= super::reply::FLUSH_AT {
             return true;
         }
+    }
+}
+
+/// Completes when `feed` may have more to read; never without one.
+async fn wait_feed(feed: &mut Option<Feed>) {
+    match feed.as_mut() {
+        Some(feed) => feed.wait().await,
+        None => std::future::pending().await,
     }
 }
 

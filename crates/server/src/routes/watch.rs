@@ -191,7 +191,7 @@ pub async fn watch(
     })?;
     let store = state.store()?;
     let from = from.unwrap_or_else(|| store.position().next_seq);
-    let feed = match Feed::open(&state, &store, from, filter) {
+    let feed = match Feed::open(&state, &store, from, filter, !long_poll) {
         Ok(feed) => feed,
         Err(error) => return Ok(feed_failure(error)),
     };
@@ -226,12 +226,10 @@ async fn long_poll_page(
 ) -> Result<WatchPage, FeedError> {
     let deadline = tokio::time::Instant::now() + wait;
     let hub = state.watchers();
-    let mut commits = hub.commits();
     let mut stopping = hub.stopping();
     let mut events = Vec::new();
     let mut bytes = 0usize;
     loop {
-        commits.borrow_and_update();
         let read = feed.read(limit - events.len(), PAGE_BYTES - bytes).await?;
         bytes += read
             .events
@@ -250,7 +248,7 @@ async fn long_poll_page(
             continue;
         }
         tokio::select! {
-            changed = commits.changed() => if changed.is_err() { break },
+            () = feed.wait() => {}
             () = tokio::time::sleep_until(deadline) => break,
             _ = stopping.wait_for(|stop| *stop) => break,
         }

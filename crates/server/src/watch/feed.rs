@@ -8,7 +8,10 @@ use std::sync::Arc;
 use bitcask::{Bitcask, Changes};
 use bitcask_wire::{WatchEvent, WatchOp};
 
+use tokio::sync::{broadcast, watch};
+
 use super::Filter;
+use super::tail::TailBatch;
 use crate::state::AppState;
 
 /// Changes one read looks at, at most (a batch may overshoot).
@@ -65,12 +68,24 @@ pub struct Feed {
     /// The store being read (weakly held by `changes`); compared to the
     /// current one after a [`bitcask::Error::Closed`].
     store: std::sync::Weak<Bitcask>,
-    /// `None` only while a read has it on the blocking pool.
+    /// The watcher's own reader of the files, at `next_seq` whenever the
+    /// feed reads them. `None` only while a read has it on the blocking
+    /// pool.
     changes: Option<Changes>,
     filter: Arc<Filter>,
     next_seq: u64,
     /// Read on the task (caught up) or on the blocking pool (replaying).
     inline: bool,
+    /// Woken by each commit (while reading the files).
+    commits: watch::Receiver<u64>,
+    /// The shared tail ([`super::tail`]), for a feed that uses it:
+    /// subscribed before the files are read to their end, so that nothing
+    /// is missed between the two.
+    tail: Option<broadcast::Receiver<Arc<TailBatch>>>,
+    /// Whether the feed takes its changes from the tail now (it caught up
+    /// reading the files), and a batch received while waiting.
+    on_tail: bool,
+    pending: Option<Arc<TailBatch>>,
 }
 
 impl std::fmt::Debug for Feed {
@@ -78,19 +93,25 @@ impl std::fmt::Debug for Feed {
         f.debug_struct("Feed")
             .field("next_seq", &self.next_seq)
             .field("filter", &self.filter)
+            .field("on_tail", &self.on_tail)
             .finish_non_exhaustive()
     }
 }
 
 impl Feed {
     /// A feed of `store`'s changes from `from_seq` on that match `filter`.
+    /// `shared` feeds take the newest changes from the shared tail once
+    /// they have caught up (streams); others always read the files (a long
+    /// poll, whose `limit` counts write batches the tail's batches merge).
     pub fn open(
         state: &AppState,
         store: &Arc<Bitcask>,
         from_seq: u64,
         filter: Filter,
+        shared: bool,
     ) -> Result<Self, FeedError> {
-        state.watchers().listen(store);
+        let hub = state.watchers();
+        hub.listen(store);
         let changes = store.changes(from_seq).map_err(feed_error)?;
         Ok(Self {
             state: state.clone(),
@@ -99,6 +120,10 @@ impl Feed {
             filter: Arc::new(filter),
             next_seq: from_seq,
             inline: false,
+            commits: hub.commits(),
+            tail: shared.then(|| hub.tail().subscribe(state)),
+            on_tail: false,
+            pending: None,
         })
     }
 
@@ -108,11 +133,37 @@ impl Feed {
         self.next_seq
     }
 
+    /// Waits until there may be more to read: a commit, or a batch of the
+    /// shared tail. (Returns at once if the server's hub is gone.)
+    pub async fn wait(&mut self) {
+        if self.on_tail && self.pending.is_none() {
+            if let Some(tail) = self.tail.as_mut() {
+                match tail.recv().await {
+                    Ok(batch) => self.pending = Some(batch),
+                    // Fell behind the tail: the files have it all.
+                    Err(_) => self.leave_tail(),
+                }
+            }
+            return;
+        }
+        if self.pending.is_none() {
+            let _ = self.commits.changed().await;
+        }
+    }
+
     /// Reads on, up to about `max_changes` changes (at most
     /// [`MAX_CHANGES`]) and `max_bytes` of keys and values looked at.
     pub async fn read(&mut self, max_changes: usize, max_bytes: usize) -> Result<Read, FeedError> {
         let max_changes = max_changes.clamp(1, MAX_CHANGES);
         let max_bytes = max_bytes.max(1);
+        if self.on_tail {
+            if let Some(read) = self.read_tail(max_changes, max_bytes) {
+                return Ok(read);
+            }
+            // A gap, or behind the tail: back to the files, from here.
+            self.reposition()?;
+        }
+        self.commits.borrow_and_update();
         loop {
             let Some(changes) = self.changes.take() else {
                 return Err(FeedError::Unavailable);
@@ -124,12 +175,10 @@ impl Feed {
                     .map(|batch| {
                         let size: usize = batch.iter().map(change_size).sum();
                         let caught_up = batch.len() < max_changes && size < max_bytes;
-                        let events = batch
-                            .iter()
-                            .filter(|c| filter.matches(&c.key, op_of(&c.op)))
-                            .map(WatchEvent::from)
-                            .collect();
-                        Read { events, caught_up }
+                        Read {
+                            events: matching(&filter, &batch),
+                            caught_up,
+                        }
                     });
                 (changes, result)
             };
@@ -148,11 +197,105 @@ impl Feed {
             match result {
                 Ok(read) => {
                     self.inline = read.caught_up;
+                    // Caught up: from now on, the shared tail (subscribed
+                    // before this read, so it holds what came after).
+                    self.on_tail = read.caught_up && self.tail.is_some();
                     return Ok(read);
                 }
                 Err(bitcask::Error::Closed) => self.reopen()?,
                 Err(error) => return Err(feed_error(error)),
             }
+        }
+    }
+
+    /// Takes the tail's batches received so far, up to about the limits.
+    /// `None` if the feed must read the files instead (a gap before a
+    /// batch, or it fell behind the tail).
+    fn read_tail(&mut self, max_changes: usize, max_bytes: usize) -> Option<Read> {
+        let mut events = Vec::new();
+        let (mut looked_at, mut size) = (0usize, 0usize);
+        loop {
+            if looked_at >= max_changes || size >= max_bytes {
+                return Some(Read {
+                    events,
+                    caught_up: false,
+                });
+            }
+            let batch = match self.pending.take() {
+                Some(batch) => batch,
+                None => match self.tail.as_mut()?.try_recv() {
+                    Ok(batch) => batch,
+                    Err(broadcast::error::TryRecvError::Empty) => {
+                        return Some(Read {
+                            events,
+                            caught_up: true,
+                        });
+                    }
+                    Err(_) => {
+                        self.leave_tail();
+                        return if events.is_empty() {
+                            None
+                        } else {
+                            Some(Read {
+                                events,
+                                caught_up: false,
+                            })
+                        };
+                    }
+                },
+            };
+            if batch.start_seq > self.next_seq {
+                // Changes between here and the batch were not broadcast
+                // to this feed: read them from the files.
+                self.leave_tail();
+                self.pending = None;
+                return if events.is_empty() {
+                    None
+                } else {
+                    Some(Read {
+                        events,
+                        caught_up: false,
+                    })
+                };
+            }
+            // (A batch from before this feed caught up repeats changes it
+            // has seen: those below next_seq are skipped.)
+            let fresh: Vec<&bitcask::Change> = batch
+                .changes
+                .iter()
+                .filter(|c| c.seq >= self.next_seq)
+                .collect();
+            looked_at += fresh.len();
+            size += fresh.iter().map(|c| change_size(c)).sum::<usize>();
+            events.extend(
+                fresh
+                    .into_iter()
+                    .filter(|c| self.filter.matches(&c.key, op_of(&c.op)))
+                    .map(WatchEvent::from),
+            );
+            self.next_seq = self.next_seq.max(batch.end_seq);
+        }
+    }
+
+    /// Stops taking the tail: the files are read next.
+    fn leave_tail(&mut self) {
+        self.on_tail = false;
+        self.inline = false;
+    }
+
+    /// Puts the feed's own reader of the files at `next_seq`, after reading
+    /// the tail moved it on.
+    fn reposition(&mut self) -> Result<(), FeedError> {
+        self.on_tail = false;
+        if self.changes.as_ref().map(Changes::next_seq) == Some(self.next_seq) {
+            return Ok(());
+        }
+        match self.store.upgrade() {
+            Some(store) => {
+                self.changes = Some(store.changes(self.next_seq).map_err(feed_error)?);
+                Ok(())
+            }
+            None => self.reopen(),
         }
     }
 
@@ -167,8 +310,18 @@ impl Feed {
         self.changes = Some(store.changes(self.next_seq).map_err(feed_error)?);
         self.store = Arc::downgrade(&store);
         self.inline = false;
+        self.on_tail = false;
         Ok(())
     }
+}
+
+/// The wire events of the changes `filter` wants.
+fn matching(filter: &Filter, batch: &[bitcask::Change]) -> Vec<WatchEvent> {
+    batch
+        .iter()
+        .filter(|c| filter.matches(&c.key, op_of(&c.op)))
+        .map(WatchEvent::from)
+        .collect()
 }
 
 /// The wire's name for what a change did.

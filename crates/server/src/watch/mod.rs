@@ -8,6 +8,7 @@
 mod feed;
 mod filter;
 pub mod sse;
+mod tail;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -38,6 +39,8 @@ pub struct Hub {
     /// when a watcher first meets it). Weak, and compared by address: its
     /// allocation cannot be reused while this is held.
     listening: Mutex<Weak<Bitcask>>,
+    /// The shared reader of the newest changes.
+    tail: tail::Tail,
     /// Events sent to watchers, and watchers cut for not reading.
     events_sent: AtomicU64,
     cut: AtomicU64,
@@ -54,6 +57,7 @@ impl Hub {
                 std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
             )),
             listening: Mutex::new(Weak::new()),
+            tail: tail::Tail::default(),
             events_sent: AtomicU64::new(0),
             cut: AtomicU64::new(0),
         }
@@ -81,6 +85,11 @@ impl Hub {
             tracing::warn!(%error, "cannot follow the store's commits");
         }
         *listening = Arc::downgrade(store);
+    }
+
+    /// The shared reader of the newest changes.
+    pub fn tail(&self) -> &tail::Tail {
+        &self.tail
     }
 
     /// A receiver that changes after each commit.

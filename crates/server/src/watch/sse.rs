@@ -116,7 +116,6 @@ enum Sent {
 impl Producer {
     async fn run(mut self, mut feed: Feed) {
         let hub = std::sync::Arc::clone(self.state.watchers());
-        let mut commits = hub.commits();
         let mut stopping = hub.stopping();
         let mut out = Vec::new();
         // First, where the stream starts (a watch "from now" learns it).
@@ -137,8 +136,6 @@ impl Producer {
                 self.send_last(out);
                 return;
             }
-            // Seen before reading: a commit from here on wakes the wait below.
-            commits.borrow_and_update();
             let read = match feed.read(usize::MAX, CHUNK).await {
                 Ok(read) => read,
                 Err(FeedError::Compacted(seq)) => {
@@ -181,11 +178,7 @@ impl Producer {
                 continue;
             }
             tokio::select! {
-                changed = commits.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                }
+                () = feed.wait() => {}
                 () = tokio::time::sleep_until(due) => {
                     progress(&mut out, feed.next_seq());
                     if let Sent::Ended = self.send(&mut out).await {
