@@ -440,3 +440,36 @@ fn a_read_within_a_byte_budget_stops_at_a_batch_boundary_past_it() {
     assert_eq!(batch_read.len(), 5);
     assert!(reader.next_batch_within(100, 1).expect("read").is_empty());
 }
+
+#[test]
+fn ten_thousand_expired_keys_become_expire_changes_within_one_tick_of_passes() {
+    // The active expiry runs up to 64 passes of 1,000 keys per tick while
+    // samples are a quarter expired or more: 10,000 keys that expired
+    // together are all deleted (and become `Expire` changes) within one
+    // tick, so within about one `--expire-interval` of their expiry.
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(bitcask::clock::ManualClock::new(1_000_000));
+    let opts = common::fast().clock(Arc::clone(&clock) as Arc<dyn bitcask::clock::Clock>);
+    let db = Bitcask::open_with(dir.path(), opts).expect("open");
+    let ttl = bitcask::WriteOptions::new().ttl(std::time::Duration::from_secs(1));
+    for i in 0..10_000u32 {
+        db.put_with(&i.to_be_bytes(), b"v", ttl.clone())
+            .expect("put");
+    }
+    let from = db.position().next_seq;
+    clock.advance(2_000);
+    let mut passes = 0;
+    while !db.is_empty() {
+        db.purge_expired(1_000).expect("purge");
+        passes += 1;
+        assert!(
+            passes <= 64,
+            "more than one tick's passes: {} keys left",
+            db.len()
+        );
+    }
+    let expired = all_from(&db, from);
+    assert_eq!(expired.len(), 10_000);
+    assert!(expired.iter().all(|c| c.op == ChangeOp::Expire));
+}

@@ -233,14 +233,7 @@ impl Feed {
                     }
                     Err(_) => {
                         self.leave_tail();
-                        return if events.is_empty() {
-                            None
-                        } else {
-                            Some(Read {
-                                events,
-                                caught_up: false,
-                            })
-                        };
+                        return partial(events);
                     }
                 },
             };
@@ -249,14 +242,7 @@ impl Feed {
                 // to this feed: read them from the files.
                 self.leave_tail();
                 self.pending = None;
-                return if events.is_empty() {
-                    None
-                } else {
-                    Some(Read {
-                        events,
-                        caught_up: false,
-                    })
-                };
+                return partial(events);
             }
             // (A batch from before this feed caught up repeats changes it
             // has seen: those below next_seq are skipped.)
@@ -313,6 +299,16 @@ impl Feed {
         self.on_tail = false;
         Ok(())
     }
+}
+
+/// What the tail gave before the feed had to turn to the files: the
+/// events so far (the files are read at the next read), or `None` to read
+/// them now.
+fn partial(events: Vec<WatchEvent>) -> Option<Read> {
+    (!events.is_empty()).then_some(Read {
+        events,
+        caught_up: false,
+    })
 }
 
 /// The wire events of the changes `filter` wants.
