@@ -454,8 +454,7 @@ fn ten_thousand_expired_keys_become_expire_changes_within_one_tick_of_passes() {
     let db = Bitcask::open_with(dir.path(), opts).expect("open");
     let ttl = bitcask::WriteOptions::new().ttl(std::time::Duration::from_secs(1));
     for i in 0..10_000u32 {
-        db.put_with(&i.to_be_bytes(), b"v", ttl.clone())
-            .expect("put");
+        db.put_with(&i.to_be_bytes(), b"v", ttl).expect("put");
     }
     let from = db.position().next_seq;
     clock.advance(2_000);
