@@ -446,6 +446,19 @@ async fn watching_needs_the_token_when_one_is_set() {
 }
 
 #[tokio::test]
+async fn watching_counts_against_the_rate_limit() {
+    let s = TestServer::start(&["--rate-limit", "2"]).await;
+    // (The start-up's health checks have used some of the burst.)
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(s.get("/watch?format=json").await.status().as_u16());
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(s.get("/watch?format=json").await.status(), 200);
+}
+
+#[tokio::test]
 async fn an_expiry_the_store_enforces_is_an_expire_event() {
     let s = TestServer::start(&["--expire-interval", "20ms"]).await;
     let response = s
