@@ -108,6 +108,9 @@ async fn run(state: AppState, sender: broadcast::Sender<Arc<TailBatch>>) {
                             end_seq,
                             changes: batch,
                         }));
+                        // Reading on while writes keep coming must not hold
+                        // this worker thread from the other tasks.
+                        tokio::task::yield_now().await;
                     }
                     Err(error) => {
                         // Closed (a cluster node's new store) or compacted:
