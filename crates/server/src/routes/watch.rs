@@ -204,7 +204,7 @@ pub async fn watch(
             Err(error) => feed_failure(error),
         });
     }
-    let mut response = sse::start(state.clone(), feed, slot).into_response();
+    let mut response = sse::start(state.clone(), feed.share_sse(), slot).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

@@ -60,6 +60,12 @@ pub struct Read {
     /// True if the read reached the writer (there was less than one read's
     /// worth to read): wait for the next commit before reading again.
     pub caught_up: bool,
+    /// Instead of `events` (a read has one or the other): whole batches of
+    /// the shared tail already encoded as Server-Sent Events, for a stream
+    /// that wants every change ([`Feed::share_sse`]).
+    pub sse: Vec<bytes::Bytes>,
+    /// How many events `sse` holds.
+    pub sse_events: usize,
 }
 
 /// A watcher's place in the change feed.
@@ -86,6 +92,8 @@ pub struct Feed {
     /// reading the files), and a batch received while waiting.
     on_tail: bool,
     pending: Option<Arc<TailBatch>>,
+    /// Whether whole tail batches may be returned encoded (`Read::sse`).
+    share_sse: bool,
 }
 
 impl std::fmt::Debug for Feed {
@@ -124,7 +132,15 @@ impl Feed {
             tail: shared.then(|| hub.tail().subscribe(state)),
             on_tail: false,
             pending: None,
+            share_sse: false,
         })
+    }
+
+    /// Lets reads return the shared tail's batches already encoded as
+    /// Server-Sent Events (`Read::sse`) when the filter wants every change.
+    pub fn share_sse(mut self) -> Self {
+        self.share_sse = self.filter.is_all();
+        self
     }
 
     /// Where the watcher stands: every change below this seq has been
@@ -178,6 +194,8 @@ impl Feed {
                         Read {
                             events: matching(&filter, &batch),
                             caught_up,
+                            sse: Vec::new(),
+                            sse_events: 0,
                         }
                     });
                 (changes, result)
@@ -213,12 +231,15 @@ impl Feed {
     /// batch, or it fell behind the tail).
     fn read_tail(&mut self, max_changes: usize, max_bytes: usize) -> Option<Read> {
         let mut events = Vec::new();
+        let (mut sse, mut sse_events) = (Vec::new(), 0);
         let (mut looked_at, mut size) = (0usize, 0usize);
         loop {
             if looked_at >= max_changes || size >= max_bytes {
                 return Some(Read {
                     events,
                     caught_up: false,
+                    sse,
+                    sse_events,
                 });
             }
             let batch = match self.pending.take() {
@@ -229,11 +250,13 @@ impl Feed {
                         return Some(Read {
                             events,
                             caught_up: true,
+                            sse,
+                            sse_events,
                         });
                     }
                     Err(_) => {
                         self.leave_tail();
-                        return partial(events);
+                        return partial(events, sse, sse_events);
                     }
                 },
             };
@@ -242,7 +265,27 @@ impl Feed {
                 // to this feed: read them from the files.
                 self.leave_tail();
                 self.pending = None;
-                return partial(events);
+                return partial(events, sse, sse_events);
+            }
+            let whole = batch.start_seq == self.next_seq;
+            if self.share_sse && whole && events.is_empty() {
+                looked_at += batch.changes.len();
+                size += batch.changes.iter().map(change_size).sum::<usize>();
+                sse.push(batch.sse().clone());
+                sse_events += batch.changes.len();
+                self.next_seq = batch.end_seq;
+                continue;
+            }
+            if !sse.is_empty() {
+                // Encoded batches and events do not mix in one read: this
+                // batch is the next read's.
+                self.pending = Some(batch);
+                return Some(Read {
+                    events,
+                    caught_up: false,
+                    sse,
+                    sse_events,
+                });
             }
             // (A batch from before this feed caught up repeats changes it
             // has seen: those below next_seq are skipped.)
@@ -304,10 +347,12 @@ impl Feed {
 /// What the tail gave before the feed had to turn to the files: the
 /// events so far (the files are read at the next read), or `None` to read
 /// them now.
-fn partial(events: Vec<WatchEvent>) -> Option<Read> {
-    (!events.is_empty()).then_some(Read {
+fn partial(events: Vec<WatchEvent>, sse: Vec<bytes::Bytes>, sse_events: usize) -> Option<Read> {
+    (!events.is_empty() || !sse.is_empty()).then_some(Read {
         events,
         caught_up: false,
+        sse,
+        sse_events,
     })
 }
 

@@ -70,6 +70,14 @@ impl Filter {
         })
     }
 
+    /// Whether every event is wanted.
+    pub fn is_all(&self) -> bool {
+        self.prefix.is_empty()
+            && self.start.is_none()
+            && self.end.is_none()
+            && self.ops == [true; 3]
+    }
+
     /// Whether an event of `op` on `key` is wanted.
     pub fn matches(&self, key: &[u8], op: WatchOp) -> bool {
         self.ops[op as usize]

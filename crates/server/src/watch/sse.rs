@@ -153,6 +153,17 @@ impl Producer {
                     return;
                 }
             };
+            if !read.sse.is_empty() {
+                // Whole batches encoded once for every such stream.
+                hub.sent(read.sse_events);
+                for chunk in read.sse {
+                    if let Sent::Ended = self.send_bytes(chunk).await {
+                        return;
+                    }
+                }
+                last_sent = Instant::now();
+                continue;
+            }
             if !read.events.is_empty() {
                 for e in &read.events {
                     event(&mut out, e);
@@ -201,7 +212,11 @@ impl Producer {
     /// Queues `out` (emptied) for the client; cuts the client off if its
     /// queue stays full for the stall time-out.
     async fn send(&mut self, out: &mut Vec<u8>) -> Sent {
-        let chunk = Bytes::from(std::mem::take(out));
+        self.send_bytes(Bytes::from(std::mem::take(out))).await
+    }
+
+    /// Queues `chunk` for the client (see [`Self::send`]).
+    async fn send_bytes(&mut self, chunk: Bytes) -> Sent {
         match tokio::time::timeout(self.stall, self.queue.send(chunk)).await {
             Ok(Ok(())) => Sent::Ok,
             Ok(Err(_)) => Sent::Ended,

@@ -43,6 +43,24 @@ pub struct TailBatch {
     pub end_seq: u64,
     /// The changes, in seq order.
     pub changes: Vec<Change>,
+    /// Every change as Server-Sent Events, encoded once for all the
+    /// streams that want every change ([`Self::sse`]).
+    sse: std::sync::OnceLock<bytes::Bytes>,
+}
+
+impl TailBatch {
+    /// Every change of the batch as Server-Sent Events, encoded by the
+    /// first stream that asks and shared by the others: a hundred streams
+    /// that want everything encode each event once, not a hundred times.
+    pub fn sse(&self) -> &bytes::Bytes {
+        self.sse.get_or_init(|| {
+            let mut out = Vec::with_capacity(self.changes.len() * 96);
+            for change in &self.changes {
+                super::sse::event(&mut out, &bitcask_wire::WatchEvent::from(change));
+            }
+            bytes::Bytes::from(out)
+        })
+    }
 }
 
 /// The broadcast of the tail, and whether its reader runs.
@@ -107,6 +125,7 @@ async fn run(state: AppState, sender: broadcast::Sender<Arc<TailBatch>>) {
                             start_seq,
                             end_seq,
                             changes: batch,
+                            sse: std::sync::OnceLock::new(),
                         }));
                         // Reading on while writes keep coming must not hold
                         // this worker thread from the other tasks.
