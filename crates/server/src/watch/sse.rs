@@ -186,6 +186,9 @@ impl Producer {
                     }
                     last_sent = Instant::now();
                 }
+                // (The shared tail is read without waiting: let the other
+                // tasks of this thread run between two reads.)
+                tokio::task::yield_now().await;
                 continue;
             }
             tokio::select! {
