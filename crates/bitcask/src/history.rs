@@ -31,8 +31,18 @@ pub(crate) fn store(dir: &Path, compacted: u64) -> Result<()> {
 /// Otherwise, without a readable `HISTORY` (a store written by a version
 /// before the change feed, whose merges flagged nothing, or a damaged
 /// file), `C` is `active_floor`, the active file's `seq_floor`: only its
-/// history is promised. Writes what it decided unless `read_only`.
-pub(crate) fn load(dir: &Path, new_store: bool, active_floor: u64, read_only: bool) -> Result<u64> {
+/// history is promised. Never above `next_seq`: a repair stores the top
+/// (`u64::MAX`, "nothing written so far"), which the first open after it
+/// turns into the seq the next write will take, and keeps (left at the top,
+/// every later open would compact the history written since). Writes what
+/// it decided unless `read_only`.
+pub(crate) fn load(
+    dir: &Path,
+    new_store: bool,
+    active_floor: u64,
+    next_seq: u64,
+    read_only: bool,
+) -> Result<u64> {
     if new_store {
         if !read_only {
             store(dir, 0)?;
@@ -55,6 +65,12 @@ pub(crate) fn load(dir: &Path, new_store: bool, active_floor: u64, read_only: bo
         Err(other) => return Err(other),
     };
     match found {
+        Some(compacted) if compacted > next_seq => {
+            if !read_only {
+                store(dir, next_seq)?;
+            }
+            Ok(next_seq)
+        }
         Some(compacted) => Ok(compacted),
         None => {
             if !read_only {
@@ -72,19 +88,28 @@ mod tests {
     #[test]
     fn a_new_store_starts_at_zero_an_old_one_at_its_active_file_and_the_value_persists() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert_eq!(load(dir.path(), true, 1, false).expect("new"), 0);
-        assert_eq!(load(dir.path(), false, 50, false).expect("kept"), 0);
+        assert_eq!(load(dir.path(), true, 1, 1, false).expect("new"), 0);
+        assert_eq!(load(dir.path(), false, 50, 60, false).expect("kept"), 0);
         store(dir.path(), 42).expect("store");
-        assert_eq!(load(dir.path(), false, 50, false).expect("read"), 42);
+        assert_eq!(load(dir.path(), false, 50, 60, false).expect("read"), 42);
         // Written by an older version: no file, so the active file's floor.
         let old = tempfile::tempdir().expect("tempdir");
-        assert_eq!(load(old.path(), false, 50, true).expect("read-only"), 50);
+        assert_eq!(
+            load(old.path(), false, 50, 60, true).expect("read-only"),
+            50
+        );
         assert!(
             !old.path().join(FILE_NAME).exists(),
             "read-only writes nothing"
         );
-        assert_eq!(load(old.path(), false, 50, false).expect("writable"), 50);
-        assert_eq!(load(old.path(), false, 99, false).expect("persisted"), 50);
+        assert_eq!(
+            load(old.path(), false, 50, 60, false).expect("writable"),
+            50
+        );
+        assert_eq!(
+            load(old.path(), false, 99, 120, false).expect("persisted"),
+            50
+        );
     }
 
     #[test]
@@ -96,7 +121,29 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 0xFF;
         std::fs::write(&path, bytes).expect("damage");
-        assert_eq!(load(dir.path(), false, 30, false).expect("replaced"), 30);
-        assert_eq!(load(dir.path(), false, 99, false).expect("now valid"), 30);
+        assert_eq!(
+            load(dir.path(), false, 30, 40, false).expect("replaced"),
+            30
+        );
+        assert_eq!(
+            load(dir.path(), false, 99, 120, false).expect("now valid"),
+            30
+        );
+    }
+
+    #[test]
+    fn a_repairs_top_value_becomes_the_next_seq_once_and_stays() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        store(dir.path(), u64::MAX).expect("store");
+        assert_eq!(
+            load(dir.path(), false, 10, 100, true).expect("read-only"),
+            100
+        );
+        assert_eq!(
+            load(dir.path(), false, 10, 100, false).expect("clamped"),
+            100
+        );
+        // Writes since: the history from 100 on stays promised.
+        assert_eq!(load(dir.path(), false, 10, 250, false).expect("kept"), 100);
     }
 }

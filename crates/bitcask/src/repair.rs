@@ -398,7 +398,22 @@ mod tests {
             reopened.next_version(),
             "compacted up to the next write"
         );
+        // The history written after the repair stays promised across opens.
+        let after_repair = reopened.compacted_seq();
+        reopened.put(b"after-repair", b"v").expect("put");
         reopened.close().expect("close");
+        let again = crate::Bitcask::open(dir.path()).expect("open again");
+        assert_eq!(again.compacted_seq(), after_repair);
+        assert_eq!(
+            again
+                .changes(after_repair)
+                .expect("changes")
+                .next_batch(10)
+                .expect("read")
+                .len(),
+            1
+        );
+        again.close().expect("close");
         // A rewritten file is flagged so (its history has a hole where the
         // damage was: the change feed must not read it as the log).
         for id in &report.files_rewritten {

@@ -207,11 +207,13 @@ impl Bitcask {
             .as_ref()
             .and_then(|(newest, _)| accounts.snapshot().get(&newest.id).map(|a| a.seq_floor))
             .unwrap_or(next_seq);
-        // (Never above the next seq: a repair sets it to the top, meaning
-        // "nothing written so far".)
-        let compacted_seq =
-            crate::history::load(&dir, recovered.newest.is_none(), active_floor, read_only)?
-                .min(next_seq);
+        let compacted_seq = crate::history::load(
+            &dir,
+            recovered.newest.is_none(),
+            active_floor,
+            next_seq,
+            read_only,
+        )?;
         // Where the change feed may read to (see `committed`).
         let pack = |id: u32, end: u64| u64::from(id) << 32 | (end & u64::from(u32::MAX));
         let mut committed = 0;
