@@ -92,12 +92,21 @@ pub struct Changes {
 }
 
 /// The writer's files (not rewritten ones) in log order: `(seq_floor, id)`.
+/// Floors and flags come from the space accounts (recovery, rotation and
+/// merge note them there); a file not accounted yet has its header read.
 fn writer_files(shared: &Shared) -> Result<Vec<(u64, u32)>> {
+    let accounts = shared.accounts().snapshot();
     let mut files = Vec::new();
     for (id, handle) in shared.files().snapshot() {
-        let header = header_of(&handle, id)?;
-        if header.flags & FLAG_REWRITTEN == 0 {
-            files.push((header.seq_floor, id));
+        let (seq_floor, rewritten) = match accounts.get(&id) {
+            Some(account) => (account.seq_floor, account.rewritten),
+            None => {
+                let header = header_of(&handle, id)?;
+                (header.seq_floor, header.flags & FLAG_REWRITTEN != 0)
+            }
+        };
+        if !rewritten {
+            files.push((seq_floor, id));
         }
     }
     files.sort_unstable();

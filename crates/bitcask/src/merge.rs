@@ -475,7 +475,9 @@ impl Copier<'_> {
         let handle = ReadHandle::sealed(Arc::clone(&file))?;
         let id = file.id;
         drop(file);
-        self.shared.accounts().add_file(id, out.seq_floor, len);
+        self.shared
+            .accounts()
+            .add_file(id, out.seq_floor, len, true);
         self.shared.files().update(|files| {
             files.insert(id, Arc::new(handle));
         });

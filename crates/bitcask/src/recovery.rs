@@ -172,7 +172,8 @@ pub(crate) fn recover(dir: &Path, opts: RecoverOptions<'_>) -> Result<Recovered>
                 scan_file(&file, &mut loader, scan, &mut max_seq, &mut newest_mark)?
             }
         };
-        accounts.add_file(id, floor, end);
+        let rewritten = header.flags & datafile::FLAG_REWRITTEN != 0;
+        accounts.add_file(id, floor, end, rewritten);
         if let Some(progress) = opts.progress {
             progress.loaded_one();
         }

@@ -26,6 +26,9 @@ pub(crate) struct FileAccount {
     /// Earliest `expires_at_ms` among the puts written to the file (0 = none).
     /// Only lowered, never raised: it may name a record already dead.
     pub earliest_expiry_ms: u64,
+    /// The header's rewritten flag (a merge's or a repair's output), which
+    /// the change feed skips; kept here so that it is not read again.
+    pub rewritten: bool,
 }
 
 impl FileAccount {
@@ -62,13 +65,15 @@ impl Accounts {
         self.files.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts accounting a file of `total_bytes` with nothing live yet.
-    pub(crate) fn add_file(&self, id: u32, seq_floor: u64, total_bytes: u64) {
+    /// Starts accounting a file of `total_bytes` with nothing live yet
+    /// (`rewritten`: its header's flag, [`FileAccount::rewritten`]).
+    pub(crate) fn add_file(&self, id: u32, seq_floor: u64, total_bytes: u64, rewritten: bool) {
         self.lock().insert(
             id,
             FileAccount {
                 seq_floor,
                 total_bytes,
+                rewritten,
                 ..FileAccount::default()
             },
         );
@@ -302,7 +307,7 @@ mod tests {
     #[test]
     fn live_and_dead_bytes_follow_the_key_directory() {
         let accounts = Accounts::default();
-        accounts.add_file(1, 1, FILE_HEADER_LEN as u64);
+        accounts.add_file(1, 1, FILE_HEADER_LEN as u64, false);
         accounts.written(1, 100, 0, Some(&entry(1, 100, 0)), None);
         accounts.written(1, 50, 0, Some(&entry(1, 50, 0)), Some(&entry(1, 100, 0)));
         let a = accounts.snapshot()[&1];
@@ -314,7 +319,7 @@ mod tests {
     #[test]
     fn an_expiry_makes_a_fully_live_file_need_a_merge_once_it_passes() {
         let accounts = Accounts::default();
-        accounts.add_file(2, 1, FILE_HEADER_LEN as u64);
+        accounts.add_file(2, 1, FILE_HEADER_LEN as u64, false);
         accounts.written(2, 60, 500, Some(&entry(2, 60, 500)), None);
         let a = accounts.snapshot()[&2];
         assert_eq!(a.dead_bytes(), 0);

@@ -118,7 +118,7 @@ impl Shared {
         let file = Arc::new(DataFile::create(&self.dir, id, w.next_seq)?);
         file.map_for_reads(self.options.max_file_size);
         self.accounts
-            .add_file(id, w.next_seq, FILE_HEADER_LEN as u64);
+            .add_file(id, w.next_seq, FILE_HEADER_LEN as u64, false);
         self.files.update(|files| {
             files.insert(w.active.id, Arc::new(sealed));
             files.insert(id, Arc::new(ReadHandle::Open(Arc::clone(&file))));

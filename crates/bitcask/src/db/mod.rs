@@ -229,11 +229,15 @@ impl Bitcask {
             // (docs/WATCH.md).
             let newest = match recovered.newest {
                 Some((file, offset)) => {
-                    if file.read_header()?.flags & crate::datafile::FLAG_REWRITTEN == 0 {
-                        Some((file, offset))
-                    } else {
+                    let rewritten = accounts
+                        .snapshot()
+                        .get(&file.id)
+                        .is_some_and(|a| a.rewritten);
+                    if rewritten {
                         readers.insert(file.id, Arc::new(ReadHandle::sealed(file)?));
                         None
+                    } else {
+                        Some((file, offset))
                     }
                 }
                 None => None,
@@ -242,7 +246,7 @@ impl Bitcask {
                 Some(newest) => newest,
                 None => {
                     let id = next_file_id.fetch_add(1, Ordering::Relaxed);
-                    accounts.add_file(id, next_seq, FILE_HEADER_LEN as u64);
+                    accounts.add_file(id, next_seq, FILE_HEADER_LEN as u64, false);
                     (
                         Arc::new(DataFile::create(&dir, id, next_seq)?),
                         FILE_HEADER_LEN as u64,
