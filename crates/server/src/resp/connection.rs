@@ -25,7 +25,7 @@ use super::frame::{Commands, Parser};
 use super::reply::{Out, Protocol};
 use super::session::{Flow, Session, Shared};
 use crate::metrics::Disconnect;
-use crate::watch::{Feed, FeedError, Filter};
+use crate::watch::{Feed, FeedError, Filter, op_of};
 
 /// Bytes of free room kept in the read buffer before each read.
 const READ_ROOM: usize = 16 * 1024;
@@ -323,10 +323,8 @@ async fn notify(
         };
         work.session.notified_up_to(reader.next_seq());
         if let Some(subs) = work.session.subscriptions() {
-            for event in &read.events {
-                if let Some(key) = event.key_bytes() {
-                    subs.deliver(flags, event.op, &key, &mut work.out);
-                }
+            for change in &read.events {
+                subs.deliver(flags, op_of(&change.op), &change.key, &mut work.out);
             }
         }
         if read.caught_up {

@@ -8,12 +8,12 @@ use std::time::Duration;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bitcask_wire::{Compacted, WatchPage};
+use bitcask_wire::{Compacted, WatchEvent, WatchPage};
 use serde::Deserialize;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::watch::{Feed, FeedError, Filter, sse};
+use crate::watch::{Feed, FeedError, Filter, change_size, sse};
 
 /// Default and largest number of events of one long poll answer.
 const DEFAULT_LIMIT: usize = 1_000;
@@ -231,11 +231,7 @@ async fn long_poll_page(
     let mut bytes = 0usize;
     loop {
         let read = feed.read(limit - events.len(), PAGE_BYTES - bytes).await?;
-        bytes += read
-            .events
-            .iter()
-            .map(|e| e.key.len() + e.value.as_ref().map_or(0, String::len))
-            .sum::<usize>();
+        bytes += read.events.iter().map(change_size).sum::<usize>();
         events.extend(read.events);
         let full = events.len() >= limit || bytes >= PAGE_BYTES;
         if full || (read.caught_up && !events.is_empty()) {
@@ -255,7 +251,7 @@ async fn long_poll_page(
     }
     hub.sent(events.len());
     Ok(WatchPage {
-        events,
+        events: events.iter().map(WatchEvent::from).collect(),
         next_seq: feed.next_seq(),
     })
 }

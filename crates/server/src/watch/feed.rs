@@ -1,12 +1,14 @@
-//! One watcher's reader: the store's changes from a seq on, filtered, as
-//! wire events. History is read on the blocking pool (it may come from
-//! disk); once a watcher has caught up it reads the tail of the active
-//! file, just written and in the page cache, on its own task.
+//! One watcher's reader: the store's changes from a seq on, filtered.
+//! History is read from the files on the blocking pool (it may come from
+//! disk); once a watcher has caught up it takes the shared tail's batches
+//! (`super::tail`), going back to the files on a gap or when it falls
+//! behind. Consumers turn the changes into what they send.
 
 use std::sync::Arc;
 
+use bitcask::Change;
 use bitcask::{Bitcask, Changes};
-use bitcask_wire::{WatchEvent, WatchOp};
+use bitcask_wire::WatchOp;
 
 use tokio::sync::{broadcast, watch};
 
@@ -55,8 +57,9 @@ fn feed_error(error: bitcask::Error) -> FeedError {
 /// What one [`Feed::read`] found.
 #[derive(Debug)]
 pub struct Read {
-    /// The matching events, whole batches, in seq order.
-    pub events: Vec<WatchEvent>,
+    /// The matching changes, whole batches, in seq order (each consumer
+    /// turns them into what it sends: wire events, RESP messages).
+    pub events: Vec<Change>,
     /// True if the read reached the writer (there was less than one read's
     /// worth to read): wait for the next commit before reading again.
     pub caught_up: bool,
@@ -192,7 +195,7 @@ impl Feed {
                         let size: usize = batch.iter().map(change_size).sum();
                         let caught_up = batch.len() < max_changes && size < max_bytes;
                         Read {
-                            events: matching(&filter, &batch),
+                            events: matching(&filter, batch),
                             caught_up,
                             sse: Vec::new(),
                             sse_events: 0,
@@ -300,7 +303,7 @@ impl Feed {
                 fresh
                     .into_iter()
                     .filter(|c| self.filter.matches(&c.key, op_of(&c.op)))
-                    .map(WatchEvent::from),
+                    .cloned(),
             );
             self.next_seq = self.next_seq.max(batch.end_seq);
         }
@@ -347,7 +350,7 @@ impl Feed {
 /// What the tail gave before the feed had to turn to the files: the
 /// events so far (the files are read at the next read), or `None` to read
 /// them now.
-fn partial(events: Vec<WatchEvent>, sse: Vec<bytes::Bytes>, sse_events: usize) -> Option<Read> {
+fn partial(events: Vec<Change>, sse: Vec<bytes::Bytes>, sse_events: usize) -> Option<Read> {
     (!events.is_empty() || !sse.is_empty()).then_some(Read {
         events,
         caught_up: false,
@@ -356,17 +359,16 @@ fn partial(events: Vec<WatchEvent>, sse: Vec<bytes::Bytes>, sse_events: usize) -
     })
 }
 
-/// The wire events of the changes `filter` wants.
-fn matching(filter: &Filter, batch: &[bitcask::Change]) -> Vec<WatchEvent> {
+/// The changes `filter` wants.
+fn matching(filter: &Filter, batch: Vec<Change>) -> Vec<Change> {
     batch
-        .iter()
+        .into_iter()
         .filter(|c| filter.matches(&c.key, op_of(&c.op)))
-        .map(WatchEvent::from)
         .collect()
 }
 
 /// The wire's name for what a change did.
-fn op_of(op: &bitcask::ChangeOp) -> WatchOp {
+pub fn op_of(op: &bitcask::ChangeOp) -> WatchOp {
     match op {
         bitcask::ChangeOp::Put { .. } => WatchOp::Put,
         bitcask::ChangeOp::Delete => WatchOp::Delete,
@@ -375,7 +377,7 @@ fn op_of(op: &bitcask::ChangeOp) -> WatchOp {
 }
 
 /// Bytes of a change's key and value (what a read's budget counts).
-fn change_size(change: &bitcask::Change) -> usize {
+pub fn change_size(change: &bitcask::Change) -> usize {
     change.key.len()
         + match &change.op {
             bitcask::ChangeOp::Put { value, .. } => value.len(),

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use bitcask::Bitcask;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
-pub use feed::{Feed, FeedError, Read};
+pub use feed::{Feed, FeedError, Read, change_size, op_of};
 pub use filter::Filter;
 
 /// What every watcher shares. One per server.

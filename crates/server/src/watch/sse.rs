@@ -165,8 +165,8 @@ impl Producer {
                 continue;
             }
             if !read.events.is_empty() {
-                for e in &read.events {
-                    event(&mut out, e);
+                for change in &read.events {
+                    event(&mut out, &WatchEvent::from(change));
                 }
                 hub.sent(read.events.len());
                 if let Sent::Ended = self.send(&mut out).await {
