@@ -2,6 +2,8 @@
 //! and against fake servers for the failures a real one does not produce
 //! on demand: not running, too slow, always unavailable.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -9,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bitcask_client::{Batch, Client, Condition, Error, ListOptions, WriteOptions, blocking};
-use bitcask_server::config::Config;
 use bitcask_server::server::Background;
 use futures_util::TryStreamExt;
 
@@ -24,26 +25,7 @@ impl TestServer {
     /// its own runtime, which cannot start inside a test's.)
     fn start(flags: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let data_dir = dir.path().to_str().expect("utf-8").to_string();
-        let mut argv = vec![
-            "bitcask-server".to_string(),
-            "--port".into(),
-            "0".into(),
-            "--data-dir".into(),
-            data_dir,
-        ];
-        argv.extend(flags.iter().map(|f| f.to_string()));
-        let server = std::thread::spawn(move || {
-            let config = Config::from_args(argv).expect("config");
-            let server = Background::start(config).expect("start");
-            assert!(
-                server.wait_until_open(Duration::from_secs(30)),
-                "store did not open"
-            );
-            server
-        })
-        .join()
-        .expect("server thread");
+        let server = common::start(dir.path(), 0, flags);
         Self {
             server: Some(server),
             _dir: dir,

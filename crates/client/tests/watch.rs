@@ -3,41 +3,13 @@
 //! without a gap or a repeat, `Compacted` after a merge, and the blocking
 //! iterator.
 
+mod common;
+
 use std::time::Duration;
 
 use bitcask_client::{Client, Error, WatchEvent, WatchOp, WatchOptions, blocking};
-use bitcask_server::config::Config;
-use bitcask_server::server::Background;
+use common::{start, stop};
 use futures_util::StreamExt;
-
-/// A server on `port` (0: any) over `dir`, started off the test's runtime.
-fn start(dir: &std::path::Path, port: u16, flags: &[&str]) -> Background {
-    let mut argv = vec![
-        "bitcask-server".to_string(),
-        "--port".into(),
-        port.to_string(),
-        "--data-dir".into(),
-        dir.to_str().expect("utf-8").to_string(),
-    ];
-    argv.extend(flags.iter().map(|f| f.to_string()));
-    std::thread::spawn(move || {
-        let config = Config::from_args(argv).expect("config");
-        let server = Background::start(config).expect("start");
-        assert!(
-            server.wait_until_open(Duration::from_secs(30)),
-            "store did not open"
-        );
-        server
-    })
-    .join()
-    .expect("server thread")
-}
-
-fn stop(server: Background) {
-    std::thread::spawn(move || server.stop().expect("clean stop"))
-        .join()
-        .expect("stop thread");
-}
 
 async fn next(
     stream: &mut (impl futures_util::Stream<Item = bitcask_client::Result<WatchEvent>> + Unpin),
