@@ -492,7 +492,7 @@ fn watch_metrics(state: &AppState) -> String {
         "bitcask_watchers",
         "Watch streams and long polls open",
         "gauge",
-        hub.open(state.config().watch_max) as u64,
+        hub.open() as u64,
     );
     line(
         "bitcask_watch_events_sent_total",

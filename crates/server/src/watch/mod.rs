@@ -28,8 +28,9 @@ pub struct Hub {
     committed: Arc<watch::Sender<u64>>,
     /// Set once when the server stops: every watch ends.
     stop: watch::Sender<bool>,
-    /// One permit per open watcher (`--watch-max`).
+    /// One permit per open watcher, of `max_watchers` (`--watch-max`).
     slots: Arc<Semaphore>,
+    max_watchers: usize,
     /// One permit per read of history on the blocking pool: replays share
     /// a few threads (each thread the pool adds costs its stack and its
     /// allocator's heap) and leave the rest of the pool to requests.
@@ -53,6 +54,7 @@ impl Hub {
             committed: Arc::new(watch::channel(0).0),
             stop: watch::channel(false).0,
             slots: Arc::new(Semaphore::new(max_watchers)),
+            max_watchers,
             replays: Arc::new(Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
             )),
@@ -108,8 +110,9 @@ impl Hub {
     }
 
     /// Watchers open now.
-    pub fn open(&self, max: usize) -> usize {
-        max.saturating_sub(self.slots.available_permits())
+    pub fn open(&self) -> usize {
+        self.max_watchers
+            .saturating_sub(self.slots.available_permits())
     }
 
     /// A receiver that turns true when the server stops.
