@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bitcask_wire::WatchOp;
 
-use super::glob::Pattern;
+use super::glob::{self, Pattern};
 use super::reply::{Out, Protocol};
 
 /// `notify-keyspace-events` classes in Redis's order; `A` stands for the
@@ -24,6 +24,9 @@ const CLASSES: &[u8] = b"g$lshzxetdmn";
 const ALL_CLASSES: u16 = (1 << 10) - 1;
 const KEYSPACE: u16 = 1 << 12;
 const KEYEVENT: u16 = 1 << 13;
+/// Channels and patterns one connection may subscribe to: every change is
+/// matched against each of them.
+pub const MAX_SUBSCRIPTIONS: usize = 10_000;
 
 /// Which notifications are sent (`CONFIG SET notify-keyspace-events`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -123,8 +126,25 @@ impl Subscriptions {
         self.channels.len() + self.patterns.len()
     }
 
-    /// Subscribes to `names`, answering one confirmation each.
-    pub fn subscribe(&mut self, kind: Kind, names: &[&[u8]], out: &mut Out) {
+    /// Subscribes to `names`, answering one confirmation each; or to none
+    /// of them, with the error to answer, if a pattern is longer than
+    /// [`glob::MAX_PATTERN`] or they would take the connection over
+    /// [`MAX_SUBSCRIPTIONS`].
+    pub fn subscribe(&mut self, kind: Kind, names: &[&[u8]], out: &mut Out) -> Result<(), String> {
+        if kind == Kind::Pattern
+            && let Some(long) = names.iter().find(|n| n.len() > glob::MAX_PATTERN)
+        {
+            return Err(format!(
+                "ERR pattern too long ({} bytes; the limit is {})",
+                long.len(),
+                glob::MAX_PATTERN
+            ));
+        }
+        if self.count().saturating_add(names.len()) > MAX_SUBSCRIPTIONS {
+            return Err(format!(
+                "ERR at most {MAX_SUBSCRIPTIONS} channels and patterns per connection"
+            ));
+        }
         for name in names {
             match kind {
                 Kind::Channel => {
@@ -138,6 +158,7 @@ impl Subscriptions {
             }
             self.confirm(kind, true, Some(name), out);
         }
+        Ok(())
     }
 
     /// Unsubscribes from `names` (all of the kind if none), answering one
@@ -248,8 +269,10 @@ mod tests {
     fn a_change_reaches_exact_channels_and_matching_patterns() {
         let mut subs = Subscriptions::new(1);
         let mut out = Out::new(Protocol::Resp2);
-        subs.subscribe(Kind::Pattern, &[b"__keyspace@0__:user*"], &mut out);
-        subs.subscribe(Kind::Channel, &[b"__keyevent@0__:del"], &mut out);
+        subs.subscribe(Kind::Pattern, &[b"__keyspace@0__:user*"], &mut out)
+            .expect("subscribe");
+        subs.subscribe(Kind::Channel, &[b"__keyevent@0__:del"], &mut out)
+            .expect("subscribe");
         assert_eq!(subs.count(), 2);
         out.clear();
         let flags = Flags::parse(b"KEA").expect("flags");
@@ -265,5 +288,26 @@ mod tests {
         subs.unsubscribe(Kind::Channel, &[], &mut out);
         subs.unsubscribe(Kind::Pattern, &[], &mut out);
         assert_eq!(subs.count(), 0);
+    }
+
+    #[test]
+    fn long_patterns_and_too_many_subscriptions_are_refused_whole() {
+        let mut subs = Subscriptions::new(1);
+        let mut out = Out::new(Protocol::Resp2);
+        let long = vec![b'*'; glob::MAX_PATTERN + 1];
+        let error = subs
+            .subscribe(Kind::Pattern, &[b"ok*", &long], &mut out)
+            .expect_err("too long");
+        assert!(error.contains("too long"), "{error}");
+        assert_eq!(subs.count(), 0, "none of them");
+        let names: Vec<Vec<u8>> = (0..=MAX_SUBSCRIPTIONS)
+            .map(|i| i.to_string().into_bytes())
+            .collect();
+        let names: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
+        assert!(subs.subscribe(Kind::Channel, &names, &mut out).is_err());
+        assert_eq!(subs.count(), 0);
+        subs.subscribe(Kind::Channel, &names[1..], &mut out)
+            .expect("exactly the limit");
+        assert_eq!(subs.count(), MAX_SUBSCRIPTIONS);
     }
 }

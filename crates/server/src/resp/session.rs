@@ -577,17 +577,21 @@ impl Session {
         } else {
             super::pubsub::Kind::Pattern
         };
-        if self.subscriptions.is_none() {
-            let Some(store) = store else {
-                out.error("LOADING the store is still opening; retry shortly");
-                return;
-            };
-            let from = store.position().next_seq;
-            self.subscriptions = Some(super::pubsub::Subscriptions::new(from));
+        let mut subs = match self.subscriptions.take() {
+            Some(subs) => subs,
+            None => match store {
+                Some(store) => super::pubsub::Subscriptions::new(store.position().next_seq),
+                None => {
+                    out.error("LOADING the store is still opening; retry shortly");
+                    return;
+                }
+            },
+        };
+        if let Err(error) = subs.subscribe(kind, names, out) {
+            out.error(&error);
         }
-        if let Some(subs) = self.subscriptions.as_mut() {
-            subs.subscribe(kind, names, out);
-        }
+        // (A refused first subscription does not enter subscribed mode.)
+        self.subscriptions = (subs.count() > 0).then_some(subs);
     }
 
     /// `CONFIG GET pattern [pattern ...]`, `CONFIG SET name value [name
