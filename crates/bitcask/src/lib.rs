@@ -77,6 +77,7 @@ pub use check::{CheckReport, Damage, FileReport, check, check_with_progress};
 pub use db::{Bitcask, Purged};
 pub use error::{CorruptionKind, Error, Result};
 pub use keydir::{KeyRange, Keys};
+pub use merge::RECENT_MERGES;
 pub use options::{MergeTrigger, OpenProgress, Options, Scrub, SyncPolicy};
 pub use repair::{REPORT_FILE, RepairReport, repair, repair_with_progress};
 pub use stats::{BackupReport, FileStats, MergeProgress, MergeReport, ScrubReport, Stats};

@@ -40,8 +40,19 @@ pub(crate) struct MergeState {
     /// Record bytes the running merge has read, and will read in all.
     bytes_read: AtomicU64,
     bytes_total: AtomicU64,
-    history: Mutex<(Option<MergeReport>, u64)>,
+    history: Mutex<MergeHistory>,
 }
+
+/// The merges kept for `Stats`: the last [`RECENT_MERGES`], and a count.
+#[derive(Debug, Default)]
+struct MergeHistory {
+    /// Newest first.
+    recent: std::collections::VecDeque<MergeReport>,
+    completed: u64,
+}
+
+/// Completed merges whose reports `Stats::recent_merges` keeps.
+pub const RECENT_MERGES: usize = 16;
 
 impl MergeState {
     /// Excludes merges (and hint writes, which must not race a merge's
@@ -65,9 +76,11 @@ impl MergeState {
         })
     }
 
-    /// The last completed merge and the number completed.
-    pub(crate) fn history(&self) -> (Option<MergeReport>, u64) {
-        *self.history.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The last [`RECENT_MERGES`] completed merges, newest first, and the
+    /// number completed.
+    pub(crate) fn history(&self) -> (Vec<MergeReport>, u64) {
+        let history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        (history.recent.iter().copied().collect(), history.completed)
     }
 }
 
@@ -228,8 +241,9 @@ fn finish_report(shared: &Shared, mut report: MergeReport, started: Instant) -> 
         .history
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    history.0 = Some(report);
-    history.1 += 1;
+    history.recent.truncate(RECENT_MERGES - 1);
+    history.recent.push_front(report);
+    history.completed += 1;
     report
 }
 

@@ -190,6 +190,9 @@ pub struct Stats {
     pub merges_completed: u64,
     /// The last completed merge, if any since open.
     pub last_merge: Option<MergeReport>,
+    /// The last [`crate::RECENT_MERGES`] completed merges since open,
+    /// newest first.
+    pub recent_merges: Vec<MergeReport>,
     /// fsyncs issued by group commit since open.
     pub fsyncs: u64,
     /// Damaged records met since open (by reads, merges and scrubs; each

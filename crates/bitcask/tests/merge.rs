@@ -364,3 +364,25 @@ fn a_running_merge_reports_its_progress_in_stats() {
             .any(|p| p.bytes_read > 0 && p.bytes_read < total)
     );
 }
+
+#[test]
+fn stats_keep_the_last_merges_newest_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Bitcask::open_with(dir.path(), small_files()).expect("open");
+    let runs = bitcask::RECENT_MERGES + 3;
+    let mut reports = Vec::new();
+    for round in 0..runs {
+        // Something to reclaim each time, so the reports differ.
+        for i in 0..=round {
+            db.put(format!("key-{i}").as_bytes(), &[round as u8; 300])
+                .expect("put");
+        }
+        reports.push(db.merge().expect("merge"));
+    }
+    let stats = db.stats();
+    assert_eq!(stats.merges_completed, runs as u64);
+    reports.reverse();
+    reports.truncate(bitcask::RECENT_MERGES);
+    assert_eq!(stats.recent_merges, reports);
+    assert_eq!(stats.last_merge, reports.first().copied());
+}

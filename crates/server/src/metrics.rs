@@ -96,6 +96,8 @@ pub struct Metrics {
     http_in_flight: AtomicUsize,
     /// RESP connections open now.
     resp_connections: AtomicUsize,
+    /// HTTP connections open now.
+    http_connections: AtomicUsize,
 }
 
 /// Counts one in a gauge while it lives (a request in flight, an open
@@ -174,6 +176,7 @@ impl Metrics {
             resp_commands: crate::resp::counts::CommandCounts::default(),
             http_in_flight: AtomicUsize::new(0),
             resp_connections: AtomicUsize::new(0),
+            http_connections: AtomicUsize::new(0),
         })
     }
 
@@ -207,6 +210,16 @@ impl Metrics {
     /// Counts a RESP connection as open until the guard is dropped.
     pub fn resp_connection_opened(&self) -> Counted<'_> {
         Counted::new(&self.resp_connections)
+    }
+
+    /// HTTP connections open now.
+    pub fn http_connections(&self) -> usize {
+        self.http_connections.load(Ordering::Relaxed)
+    }
+
+    /// Counts an HTTP connection as open until the guard is dropped.
+    pub fn http_connection_opened(&self) -> Counted<'_> {
+        Counted::new(&self.http_connections)
     }
 
     /// RESP commands run, by command.
@@ -251,6 +264,13 @@ impl Metrics {
             "HTTP requests being answered",
             "gauge",
             self.http_in_flight() as u64,
+        );
+        gauge(
+            &mut text,
+            "bitcask_http_connections",
+            "HTTP connections open",
+            "gauge",
+            self.http_connections() as u64,
         );
         gauge(
             &mut text,

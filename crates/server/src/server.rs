@@ -571,8 +571,11 @@ async fn serve_http(
             .serve_connection_with_upgrades(io, service)
             .into_owned();
         let connection = graceful.watch(connection);
+        let state = state.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let _open = (label == crate::metrics::Listener::Http)
+                .then(|| state.metrics().http_connection_opened());
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "HTTP connection ended with an error");
             }

@@ -265,6 +265,80 @@ async fn listing_pages_through_a_prefix_in_order() {
 }
 
 #[tokio::test]
+async fn a_base64_listing_shows_keys_of_any_bytes_and_pages_on_them() {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Keys that are not UTF-8 come from RESP or the engine, not from HTTP paths.
+    // In byte order.
+    let keys: Vec<Vec<u8>> = vec![
+        b"bin/\x00".to_vec(),
+        b"bin/plain".to_vec(),
+        b"bin/\xff\xfe".to_vec(),
+        b"other".to_vec(),
+    ];
+    {
+        let db = bitcask::Bitcask::open(dir.path()).expect("open");
+        for k in &keys {
+            db.put(k, b"v").expect("put");
+        }
+    }
+    let s = TestServer::start_in(dir, &[]).await;
+    let list = |query: String| {
+        let url = s.url(&format!("/kv?{query}"));
+        let client = s.client.clone();
+        async move { client.get(url).send().await.expect("list") }
+    };
+    let prefix = b64(b"bin/");
+    let r = list(format!(
+        "encoding=base64&limit=2&prefix={}",
+        urlencode(&prefix)
+    ))
+    .await;
+    assert_eq!(r.status(), 200);
+    let page: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(page["encoding"], "base64");
+    assert_eq!(
+        page["keys"],
+        serde_json::json!([b64(&keys[0]), b64(&keys[1])])
+    );
+    assert_eq!(page["next_start_after"], b64(&keys[1]));
+    let after = page["next_start_after"]
+        .as_str()
+        .expect("cursor")
+        .to_string();
+    let page: serde_json::Value = list(format!(
+        "encoding=base64&limit=2&prefix={}&start_after={}",
+        urlencode(&prefix),
+        urlencode(&after)
+    ))
+    .await
+    .json()
+    .await
+    .expect("json");
+    assert_eq!(page["keys"], serde_json::json!([b64(&keys[2])]));
+    assert_eq!(page["next_start_after"], serde_json::Value::Null);
+    // Without the encoding, the same keys are text with U+FFFD, and the
+    // page says no encoding.
+    let page: serde_json::Value = list("prefix=bin/".into()).await.json().await.expect("json");
+    assert_eq!(page["keys"][2], "bin/\u{fffd}\u{fffd}");
+    assert!(page.get("encoding").is_none(), "{page}");
+    // A prefix that is not base64 is refused with a reason.
+    let r = list("encoding=base64&prefix=%25%25".into()).await;
+    assert_eq!(r.status(), 400);
+    assert!(text(r).await.contains("prefix is not base64"));
+    let r = list("encoding=hex".into()).await;
+    assert_eq!(r.status(), 400);
+}
+
+/// Percent-encodes the characters of base64 a query string would misread.
+fn urlencode(text: &str) -> String {
+    text.replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D")
+}
+
+#[tokio::test]
 async fn batches_apply_all_or_nothing() {
     let s = TestServer::start(&[]).await;
     s.put_json("gone", "soon").await;
@@ -416,10 +490,39 @@ async fn a_ttl_expires_the_value() {
         .await
         .expect("put");
     assert_eq!(r.status(), 200);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let r = s.get("/kv/session").await;
+    let expires_at: u64 = r.headers()["x-bitcask-expires-at"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("Unix ms");
+    assert!(
+        expires_at > now_ms - 2_000 && expires_at <= now_ms + 1_000,
+        "{expires_at} vs now {now_ms}"
+    );
     assert_eq!(
-        s.get_text("/kv/session").await,
+        text(r).await,
         r#"{"key":"session","value":"token","found":true}"#
     );
+    let r = s
+        .client
+        .get(s.url("/kv/session"))
+        .header("accept", OCTET)
+        .send()
+        .await
+        .expect("get raw");
+    assert_eq!(
+        r.headers()["x-bitcask-expires-at"].to_str().expect("ascii"),
+        expires_at.to_string(),
+        "raw reads say it too"
+    );
+    s.put_json("forever", "v").await;
+    let r = s.get("/kv/forever").await;
+    assert!(r.headers().get("x-bitcask-expires-at").is_none());
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     assert_eq!(
         s.get_text("/kv/session").await,
@@ -488,6 +591,9 @@ async fn stats_and_admin_merge() {
         "{report}"
     );
     assert!(report["bytes_reclaimed"].as_u64().expect("bytes") > 0);
+    let stats = s.stats().await;
+    assert_eq!(stats["recent_merges"], serde_json::json!([report]));
+    assert_eq!(stats["last_merge"], report);
     assert_eq!(
         s.get_text("/kv/k7").await,
         r#"{"key":"k7","value":"value-4","found":true}"#
@@ -569,6 +675,11 @@ async fn metrics_count_requests_by_route_and_report_the_store() {
     );
     assert_eq!(line("bitcask_keys "), "bitcask_keys 3");
     assert_eq!(line("bitcask_store_open "), "bitcask_store_open 1");
+    // The client's pooled connection is the one open.
+    assert_eq!(
+        line("bitcask_http_connections "),
+        "bitcask_http_connections 1"
+    );
     assert!(!body.contains("k0"), "keys never become labels");
 }
 

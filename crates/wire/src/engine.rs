@@ -74,6 +74,7 @@ impl From<&bitcask::Stats> for Stats {
             }),
             merges_completed: s.merges_completed,
             last_merge: s.last_merge.as_ref().map(MergeReport::from),
+            recent_merges: s.recent_merges.iter().map(MergeReport::from).collect(),
             fsyncs: s.fsyncs,
             damaged_records: s.damaged_records,
             damaged_reads: s.damaged_reads,

@@ -10,4 +10,8 @@ pub struct Page {
     pub keys: Vec<String>,
     /// Pass as `start_after` for the next page; `null` on the last page.
     pub next_start_after: Option<String>,
+    /// `base64` when the listing was asked for with `encoding=base64`: the
+    /// keys and `next_start_after` are then base64; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<crate::Encoding>,
 }

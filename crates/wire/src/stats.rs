@@ -30,6 +30,9 @@ pub struct Stats {
     pub merges_completed: u64,
     /// The last completed merge.
     pub last_merge: Option<MergeReport>,
+    /// The last completed merges since open (up to 16), newest first.
+    #[serde(default)]
+    pub recent_merges: Vec<MergeReport>,
     /// fsyncs issued since open.
     pub fsyncs: u64,
     /// Damaged records met since open (by reads, merges and scrubs).

@@ -988,7 +988,7 @@ impl Shared {
                 }
             })
             .collect();
-        let (last_merge, merges_completed) = self.merge.history();
+        let (recent_merges, merges_completed) = self.merge.history();
         let (last_scrub, scrubs_completed) = self.scrubs.get();
         Stats {
             keys: self.keydir.len() as u64,
@@ -1001,7 +1001,8 @@ impl Shared {
             merge_running: self.merge.is_running(),
             merge_progress: self.merge.progress(),
             merges_completed,
-            last_merge,
+            last_merge: recent_merges.first().copied(),
+            recent_merges,
             fsyncs: self.fsync_count(),
             damaged_records: self.damage.records(),
             damaged_reads: self.damage.reads(),

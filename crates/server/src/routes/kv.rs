@@ -74,6 +74,18 @@ impl ReadParams {
 /// The header with the applied index a cluster read saw.
 pub const APPLIED_INDEX_HEADER: &str = "x-bitcask-applied-index";
 
+/// The header with a value's expiry, in Unix milliseconds (absent: never).
+pub const EXPIRES_AT_HEADER: &str = "x-bitcask-expires-at";
+
+/// The `ETag` and, if the value expires, `X-Bitcask-Expires-At` of `v`.
+fn version_headers(response: &mut Response, v: &bitcask::Versioned) {
+    let headers = response.headers_mut();
+    headers.insert(header::ETAG, etag(v.version));
+    if let Some(at) = v.expires_at_ms {
+        headers.insert(EXPIRES_AT_HEADER, HeaderValue::from(at));
+    }
+}
+
 /// Adds the applied index a cluster read saw, if any.
 fn with_applied(mut response: Response, applied: Option<u64>) -> Response {
     if let Some(index) = applied {
@@ -158,7 +170,8 @@ fn precondition(error: bitcask::Error) -> ApiError {
     ),
     responses(
         (status = 200, description = "The value (`found: false` when absent), with its version as `ETag`; \
-            with `Accept: application/octet-stream`, the raw bytes", body = Found),
+            with `Accept: application/octet-stream`, the raw bytes", body = Found,
+            headers(("X-Bitcask-Expires-At" = u64, description = "When the value expires, in Unix milliseconds; absent if it never does"))),
         (status = 304, description = "If-None-Match named the current version: no body, the `ETag`"),
         (status = 503, description = "Cluster mode: no leader within the wait (linearizable reads)", body = crate::error::Detail),
         (status = 404, description = "Raw mode only: the key is absent", body = crate::error::Detail),
@@ -183,18 +196,21 @@ fn get_value(state: &AppState, key: &str, headers: &HeaderMap) -> Result<Respons
     if let Some(v) = &found
         && preconditions::not_modified(headers, v.version)
     {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag(v.version))]).into_response());
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        version_headers(&mut response, v);
+        return Ok(response);
     }
     if wants_raw(headers) {
         return match found {
-            Some(v) => Ok((
-                [
-                    (header::CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM)),
-                    (header::ETAG, etag(v.version)),
-                ],
-                v.value,
-            )
-                .into_response()),
+            Some(v) => {
+                let mut response = Response::new(axum::body::Body::empty());
+                version_headers(&mut response, &v);
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM));
+                *response.body_mut() = axum::body::Body::from(v.value);
+                Ok(response)
+            }
             None => Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 format!("Key '{key}' not found"),
@@ -224,7 +240,7 @@ fn get_value(state: &AppState, key: &str, headers: &HeaderMap) -> Result<Respons
                 found: true,
             })
             .into_response();
-            response.headers_mut().insert(header::ETAG, etag(v.version));
+            version_headers(&mut response, &v);
             Ok(response)
         }
     }
@@ -367,6 +383,23 @@ pub struct ListParams {
     /// On a cluster node: `stale` or `linearizable` (the default), as for
     /// a get.
     consistency: Option<Consistency>,
+    /// `base64`: keys of any bytes, each base64 (standard, padded); then
+    /// `prefix`, `start_after` and `next_start_after` are base64 too.
+    /// Without it keys are text, bytes that are not UTF-8 replaced by U+FFFD.
+    encoding: Option<bitcask_wire::Encoding>,
+}
+
+/// Decodes a base64 listing parameter (`encoding=base64`).
+fn base64_param(name: &str, text: String) -> Result<Vec<u8>, ApiError> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.as_bytes())
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("{name} is not base64 (encoding=base64): {e}"),
+            )
+        })
 }
 
 /// Default and largest page of a listing.
@@ -403,16 +436,28 @@ pub async fn list_keys(
     // Taken before the listing: every write below it is in the listing, so
     // a watch from here loses nothing (docs/WATCH.md).
     let position = store.position();
-    let mut range = KeyRange::prefix(params.prefix.into_bytes());
+    let base64 = params.encoding.is_some();
+    let key_param = |name: &str, text: String| {
+        if base64 {
+            base64_param(name, text)
+        } else {
+            Ok(text.into_bytes())
+        }
+    };
+    let mut range = KeyRange::prefix(key_param("prefix", params.prefix)?);
     if let Some(after) = params.start_after {
-        range = range.start_after(after.into_bytes());
+        range = range.start_after(key_param("start_after", after)?);
     }
+    let show = |key: Vec<u8>| {
+        if base64 {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(key)
+        } else {
+            String::from_utf8_lossy(&key).into_owned()
+        }
+    };
     // One extra key tells whether another page follows.
-    let mut keys: Vec<String> = store
-        .keys_in(range)
-        .take(limit + 1)
-        .map(|k| String::from_utf8_lossy(&k).into_owned())
-        .collect();
+    let mut keys: Vec<String> = store.keys_in(range).take(limit + 1).map(show).collect();
     let next_start_after = if keys.len() > limit {
         keys.truncate(limit);
         keys.last().cloned()
@@ -423,6 +468,7 @@ pub async fn list_keys(
         axum::Json(bitcask_wire::Page {
             keys,
             next_start_after,
+            encoding: params.encoding,
         })
         .into_response(),
         applied,
