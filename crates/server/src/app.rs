@@ -11,7 +11,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::metrics;
 use crate::middleware::{self, RequestId};
-use crate::routes::{admin, backup, batch, cluster, health, kv, watch};
+use crate::routes::{admin, backup, batch, cluster, health, kv, listing, watch};
 use crate::state::AppState;
 
 /// Body bytes allowed beyond the value limit: JSON quoting and escapes of a
@@ -54,7 +54,7 @@ const ROUTES: &[Route] = &[
     Route {
         path: "/kv",
         methods: &["GET"],
-        handlers: || get(kv::list_keys),
+        handlers: || get(listing::list_keys),
         class: Class::Work,
     },
     Route {

@@ -4,7 +4,7 @@
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
-use crate::routes::{admin, backup, batch, cluster, health, kv, watch};
+use crate::routes::{admin, backup, batch, cluster, health, kv, listing, watch};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -20,7 +20,7 @@ use crate::routes::{admin, backup, batch, cluster, health, kv, watch};
         kv::get_key,
         kv::put_key,
         kv::delete_key,
-        kv::list_keys,
+        listing::list_keys,
         watch::watch,
         batch::batch,
         admin::stats,

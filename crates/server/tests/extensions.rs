@@ -255,6 +255,39 @@ async fn listing_pages_through_a_prefix_in_order() {
     }
     let expected: Vec<String> = (0..25).map(|i| format!("user/{i:02}")).collect();
     assert_eq!(seen, expected);
+    // Folded at `/`: folders once each, in `prefixes`; the limit counts both.
+    s.put_json("user/07/avatar", "a").await;
+    let page: serde_json::Value = s
+        .client
+        .get(s.url("/kv?delimiter=/&limit=2"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(page["prefixes"], serde_json::json!(["user/"]));
+    assert_eq!(page["keys"], serde_json::json!(["zzz"]));
+    assert_eq!(page["next_start_after"], serde_json::Value::Null);
+    let page: serde_json::Value = s
+        .client
+        .get(s.url("/kv?prefix=user/&delimiter=/&start_after=user/05&limit=3"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(page["keys"], serde_json::json!(["user/06", "user/07"]));
+    assert_eq!(page["prefixes"], serde_json::json!(["user/07/"]));
+    assert_eq!(page["next_start_after"], "user/07/");
+    let r = s
+        .client
+        .get(s.url("/kv?delimiter="))
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(r.status(), 400);
     let r = s
         .client
         .get(s.url("/kv?limit=0"))

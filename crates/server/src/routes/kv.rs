@@ -1,13 +1,12 @@
-//! `/kv`: the seed's get, put and delete of one key, exactly as its clients
-//! expect them, plus raw binary values, versions (`ETag`, `If-Match`,
-//! `If-None-Match: *`), per-request durability and time-to-live, and the
-//! ordered listing.
+//! `/kv/{key}`: the seed's get, put and delete of one key, exactly as its
+//! clients expect them, plus raw binary values, versions (`ETag`,
+//! `If-Match`, `If-None-Match: *`), per-request durability and
+//! time-to-live. The listing, `GET /kv`, is [`super::listing`].
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bitcask::KeyRange;
 use serde::{Deserialize, Serialize};
 
 use super::preconditions;
@@ -87,7 +86,7 @@ fn version_headers(response: &mut Response, v: &bitcask::Versioned) {
 }
 
 /// Adds the applied index a cluster read saw, if any.
-fn with_applied(mut response: Response, applied: Option<u64>) -> Response {
+pub(super) fn with_applied(mut response: Response, applied: Option<u64>) -> Response {
     if let Some(index) = applied {
         response
             .headers_mut()
@@ -364,118 +363,5 @@ pub async fn delete_key(
     if let Some(version) = deleted_at {
         response.headers_mut().insert(header::ETAG, etag(version));
     }
-    Ok(response)
-}
-
-/// Query parameters of a listing.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// Only keys that start with this.
-    #[serde(default)]
-    prefix: String,
-    /// Only keys after this one (the previous page's `next_start_after`).
-    start_after: Option<String>,
-    /// Keys per page, 1 to 10,000 (default 100).
-    #[param(minimum = 1, maximum = 10000)]
-    limit: Option<usize>,
-    /// On a cluster node: `stale` or `linearizable` (the default), as for
-    /// a get.
-    consistency: Option<Consistency>,
-    /// `base64`: keys of any bytes, each base64 (standard, padded); then
-    /// `prefix`, `start_after` and `next_start_after` are base64 too.
-    /// Without it keys are text, bytes that are not UTF-8 replaced by U+FFFD.
-    encoding: Option<bitcask_wire::Encoding>,
-}
-
-/// Decodes a base64 listing parameter (`encoding=base64`).
-fn base64_param(name: &str, text: String) -> Result<Vec<u8>, ApiError> {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD
-        .decode(text.as_bytes())
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("{name} is not base64 (encoding=base64): {e}"),
-            )
-        })
-}
-
-/// Default and largest page of a listing.
-const DEFAULT_LIMIT: usize = 100;
-const MAX_LIMIT: usize = 10_000;
-
-/// `GET /kv?prefix=&start_after=&limit=`: keys in byte order, a page at a time.
-#[utoipa::path(
-    get,
-    path = "/kv",
-    tag = "kv",
-    params(ListParams),
-    responses(
-        (status = 200, description = "A page of keys in byte order; X-Bitcask-Seq is the seq \
-            to watch from to see every change after the listing", body = bitcask_wire::Page,
-            headers(("X-Bitcask-Seq" = u64, description = "The change feed's next seq, taken before the listing"))),
-        (status = 400, description = "A bad limit", body = crate::error::Detail),
-    )
-)]
-pub async fn list_keys(
-    State(state): State<AppState>,
-    Query(params): Query<ListParams>,
-) -> Result<Response, ApiError> {
-    let stale = matches!(params.consistency, Some(Consistency::Stale));
-    let applied = state.before_read(stale).await?;
-    let store = state.store()?;
-    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("limit must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
-    // Taken before the listing: every write below it is in the listing, so
-    // a watch from here loses nothing (docs/WATCH.md).
-    let position = store.position();
-    let base64 = params.encoding.is_some();
-    let key_param = |name: &str, text: String| {
-        if base64 {
-            base64_param(name, text)
-        } else {
-            Ok(text.into_bytes())
-        }
-    };
-    let mut range = KeyRange::prefix(key_param("prefix", params.prefix)?);
-    if let Some(after) = params.start_after {
-        range = range.start_after(key_param("start_after", after)?);
-    }
-    let show = |key: Vec<u8>| {
-        if base64 {
-            use base64::Engine;
-            base64::engine::general_purpose::STANDARD.encode(key)
-        } else {
-            String::from_utf8_lossy(&key).into_owned()
-        }
-    };
-    // One extra key tells whether another page follows.
-    let mut keys: Vec<String> = store.keys_in(range).take(limit + 1).map(show).collect();
-    let next_start_after = if keys.len() > limit {
-        keys.truncate(limit);
-        keys.last().cloned()
-    } else {
-        None
-    };
-    let mut response = with_applied(
-        axum::Json(bitcask_wire::Page {
-            keys,
-            next_start_after,
-            encoding: params.encoding,
-        })
-        .into_response(),
-        applied,
-    );
-    response.headers_mut().insert(
-        super::watch::SEQ_HEADER,
-        HeaderValue::from(position.next_seq),
-    );
     Ok(response)
 }

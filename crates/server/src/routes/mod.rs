@@ -6,6 +6,7 @@ pub mod batch;
 pub mod cluster;
 pub mod health;
 pub mod kv;
+pub mod listing;
 mod preconditions;
 pub mod watch;
 
