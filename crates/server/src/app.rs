@@ -9,9 +9,10 @@ use axum::routing::{MethodRouter, get, post};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::config::UiSwitch;
 use crate::metrics;
 use crate::middleware::{self, RequestId};
-use crate::routes::{admin, backup, batch, cluster, health, kv, listing, watch};
+use crate::routes::{admin, backup, batch, cluster, health, kv, listing, ui, watch};
 use crate::state::AppState;
 
 /// Body bytes allowed beyond the value limit: JSON quoting and escapes of a
@@ -201,11 +202,16 @@ pub fn router(state: AppState) -> Router {
                     config.max_concurrent_requests,
                 )),
         );
-    let router = routes(Class::Essential)
+    let mut router = routes(Class::Essential)
         .layer(timeout())
         .merge(work)
-        .merge(routes(Class::Stream))
-        .layer(middleware::AdmissionLayer::new(state.clone()));
+        .merge(routes(Class::Stream));
+    // The console's files: static, cheap, and apart from the API's routes
+    // (docs/UI.md); served under the time-out, like /health.
+    if config.ui == UiSwitch::On {
+        router = router.merge(ui::router().layer(timeout()));
+    }
+    let router = router.layer(middleware::AdmissionLayer::new(state.clone()));
     // Per client address: `rate_limit` requests a second, in bursts of as many.
     let router = match config.rate_limit {
         Some(per_second) => with_rate_limit(router, per_second),

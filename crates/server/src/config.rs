@@ -149,6 +149,10 @@ pub struct Config {
     #[arg(long, env = "BITCASK_RESP_THREADS", default_value_t = default_resp_threads(),
           hide_default_value = true, value_parser = positive::<usize>)]
     pub resp_threads: usize,
+    /// The web console at /ui (docs/UI.md): `on` or `off` (its routes
+    /// answer 404)
+    #[arg(long, env = "BITCASK_UI", value_enum, default_value_t = UiSwitch::On)]
+    pub ui: UiSwitch,
     /// Let RESP clients run FLUSHDB / FLUSHALL (delete every key)
     /// [default: refused]
     #[arg(long, env = "BITCASK_RESP_ALLOW_FLUSH")]
@@ -556,6 +560,24 @@ fn invalid(message: String) -> ConfigError {
 /// two were faster with it (docs/BENCHMARKS.md).
 fn default_resp_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
+
+/// Whether the web console is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UiSwitch {
+    /// Served at /ui.
+    On,
+    /// Not served.
+    Off,
+}
+
+impl fmt::Display for UiSwitch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::On => "on",
+            Self::Off => "off",
+        })
+    }
 }
 
 /// How log lines are written.

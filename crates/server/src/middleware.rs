@@ -49,7 +49,8 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
 ///   preflight; the browser says where a request comes from
 ///   (`Sec-Fetch-Site`, `Origin`), and clients that are not browsers send
 ///   neither (the same rule as Go's `http.CrossOriginProtection`);
-/// - with a token configured, a request to any route but `/health` without
+/// - with a token configured, a request to any route but `/health` and the
+///   console's files (`/ui`, which hold no data) without
 ///   `Authorization: Bearer <token>`: 401. The token is never logged.
 ///
 /// A tower layer written out rather than `axum::middleware::from_fn`: the
@@ -131,7 +132,8 @@ fn refusal(state: &AppState, request: &Request) -> Option<Response> {
         return Some(ApiError::new(StatusCode::FORBIDDEN, why).into_response());
     }
     let token = config.auth_token.as_ref()?.expose();
-    if request.uri().path() == "/health" {
+    let path = request.uri().path();
+    if path == "/health" || crate::routes::ui::is_ui_path(path) {
         return None;
     }
     let given = request

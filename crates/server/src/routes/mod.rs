@@ -8,6 +8,7 @@ pub mod health;
 pub mod kv;
 pub mod listing;
 mod preconditions;
+pub mod ui;
 pub mod watch;
 
 use axum::http::StatusCode;
