@@ -48,7 +48,8 @@ function axis(left, top, plot, max, format, width) {
 
 /**
  * Lines over time: `series` is [{name, cls, points: [[unixMs, value]]}],
- * the x axis covering `spanMs` up to the newest point.
+ * the x axis covering the points (at least 10 s, at most `spanMs`) up to
+ * the newest; `width` in pixels (the container's, so text is not stretched).
  */
 export function lineChart(series, { height = 160, width = 640, spanMs = 5 * 60 * 1000, format = String } = {}) {
   const top = 10;
@@ -57,11 +58,13 @@ export function lineChart(series, { height = 160, width = 640, spanMs = 5 * 60 *
   const plot = height - top - bottom;
   const all = series.flatMap((s) => s.points);
   const newest = all.length ? Math.max(...all.map((p) => p[0])) : Date.now();
-  const oldest = newest - spanMs;
+  const first = all.length ? Math.min(...all.map((p) => p[0])) : newest;
+  const span = Math.max(10_000, Math.min(spanMs, newest - first));
+  const oldest = newest - span;
   const max = Math.max(1e-9, ...all.map((p) => p[1]));
-  const root = svg('svg', { viewBox: `0 0 ${width} ${height}`, width: '100%', height, class: 'lines', role: 'img', preserveAspectRatio: 'none' });
+  const root = svg('svg', { viewBox: `0 0 ${width} ${height}`, width, height, class: 'lines', role: 'img' });
   root.append(axis(left, top, plot, max, format, width));
-  const x = (t) => left + ((t - oldest) / spanMs) * (width - left - 6);
+  const x = (t) => left + ((t - oldest) / span) * (width - left - 6);
   const y = (v) => top + plot - (v / max) * plot;
   for (const s of series) {
     const points = s.points.filter((p) => p[0] >= oldest);
@@ -71,6 +74,7 @@ export function lineChart(series, { height = 160, width = 640, spanMs = 5 * 60 *
     path.append(svg('title', { text: s.name }));
     root.append(path);
   }
-  root.append(svg('text', { x: left, y: height - 6, class: 'tick', text: `last ${Math.round(spanMs / 60000)} min` }));
+  const label = span < 120_000 ? `last ${Math.round(span / 1000)} s` : `last ${Math.round(span / 60000)} min`;
+  root.append(svg('text', { x: left, y: height - 6, class: 'tick', text: label }));
   return root;
 }

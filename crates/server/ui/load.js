@@ -92,8 +92,9 @@ async function poll() {
     push(history.resp, Math.max(0, now.resp - previous.resp) / seconds);
     const p50 = quantile(0.5, previous.buckets, now.buckets);
     const p99 = quantile(0.99, previous.buckets, now.buckets);
-    push(history.p50, p50 === null ? 0 : p50 * 1000);
-    push(history.p99, p99 === null ? 0 : p99 * 1000);
+    // No request between the polls: no percentile (a gap, not a zero).
+    if (p50 !== null) push(history.p50, p50 * 1000);
+    if (p99 !== null) push(history.p99, p99 * 1000);
   }
   previous = now;
   lastGauges = now.gauges;
@@ -113,14 +114,16 @@ function draw() {
     gauge('HTTP requests in flight', 'bitcask_http_requests_in_flight', 'in-flight'),
     gauge('RESP clients', 'bitcask_resp_connections', 'resp-connections'),
     gauge('watchers', 'bitcask_watchers', 'watchers'));
+  // The charts' width in pixels: the container's, less its padding.
+  const width = Math.max(320, document.getElementById('load-rate').clientWidth - 18);
   replace(document.getElementById('load-rate'), lineChart([
     { name: 'HTTP requests/s', cls: 'http', points: history.http },
     { name: 'RESP commands/s', cls: 'resp', points: history.resp },
-  ], { spanMs: SPAN_MS, format: (v) => v.toFixed(v < 10 ? 1 : 0) }));
+  ], { spanMs: SPAN_MS, width, format: (v) => v.toFixed(v < 10 ? 1 : 0) }));
   replace(document.getElementById('load-latency'), lineChart([
     { name: 'p50 (ms)', cls: 'p50', points: history.p50 },
     { name: 'p99 (ms)', cls: 'p99', points: history.p99 },
-  ], { spanMs: SPAN_MS, format: (v) => `${v < 1 ? v.toFixed(2) : v.toFixed(0)} ms` }));
+  ], { spanMs: SPAN_MS, width, format: (v) => `${v < 1 ? v.toFixed(2) : v.toFixed(0)} ms` }));
 }
 
 /** Starts polling (from the page's start, so the history is there when the view opens). */

@@ -284,10 +284,15 @@ def test_the_load_view_charts_requests_and_connections(page, server):
     for i in range(50):
         server.get(f"k{i}")
     tab.wait_for_function(
-        "Number(document.querySelector('[data-field=\"http-rate\"] .value').textContent) > 0",
+        "() => Number(document.querySelector('[data-field=\"http-rate\"] .value').textContent) > 0",
         timeout=10_000,
     )
     expect(tab.locator("#load-latency path.line.p99")).to_have_count(1)
+    # A line through several polls, not a single point.
+    tab.wait_for_function(
+        "() => document.querySelector('#load-rate path.line.http').getAttribute('d').split('L').length > 2",
+        timeout=10_000,
+    )
     page.screenshot("load")
 
 
@@ -301,14 +306,21 @@ def test_the_page_is_ready_quickly_with_100k_keys(page, server):
         server.batch([{"op": "put", "key": f"tenant-{batch:03}/item-{i:04}", "value": "v"} for i in range(1000)])
     tab = page.tab
     timings = []
-    for _ in range(3):
-        tab.goto(f"{server.url}/ui/#/keys")
+    for run in range(3):
+        # A new query each time: a load, not a same-document hash change.
+        tab.goto(f"{server.url}/ui/?run={run}#/keys")
         expect(tab.locator("#key-counts")).to_contain_text("100,000 keys in the store")
-        # From the start of navigation to the tree and counts on screen.
-        timings.append(tab.evaluate("performance.now()"))
-    best = min(timings)
-    print(f"\nconsole ready with 100,000 keys: {', '.join(f'{t:.0f}' for t in timings)} ms (best {best:.0f} ms)")
+        # From the start of navigation to the tree and counts in the page
+        # (the page marks it; a poll here would add its own interval).
+        timings.append(tab.evaluate("performance.getEntriesByName('bitcask:keys-ready')[0].startTime"))
+    phases = tab.evaluate(
+        "(() => { const n = performance.getEntriesByType('navigation')[0];"
+        " return [n.responseEnd, n.domContentLoadedEventEnd, n.loadEventEnd].map(Math.round); })()"
+    )
+    print(f"\nnavigation: response {phases[0]} ms, DOMContentLoaded {phases[1]} ms, load {phases[2]} ms")
+    print(f"\nconsole ready with 100,000 keys: {', '.join(f'{t:.0f}' for t in timings)} ms "
+          "(the first with a cold cache)")
     expect(tab.locator("#tree > li")).to_have_count(100)
     # A generous bound for a debug-build server on a loaded CI machine;
-    # the measured number goes to docs/BENCHMARKS.md.
-    assert best < 2000, timings
+    # the measured numbers are in docs/BENCHMARKS.md.
+    assert max(timings) < 2000, timings
