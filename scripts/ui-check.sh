@@ -3,9 +3,9 @@
 # Playwright for Python (pinned, from PyPI, into target/ui-venv; Playwright's
 # own browser download is never used), with pytest, against the debug
 # server binary (crates/server/tests/console). scripts/test.sh runs it.
-# Usage: scripts/ui-check.sh [--screenshots DIR]
+# Usage: scripts/ui-check.sh [--screenshots DIR] [PYTEST ARGS...]
 #   --screenshots docs/ui refreshes the screenshots the README links
-#   (default: target/ui-screenshots).
+#   (default: target/ui-screenshots); `-k cluster` runs some tests only.
 # Needs: chromium (apt-get install chromium), python3 with venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,7 @@ chromium=${CHROMIUM:-/usr/bin/chromium}
 screenshots=target/ui-screenshots
 if [ "${1:-}" = "--screenshots" ]; then
     screenshots=${2:?--screenshots needs a directory}
+    shift 2
 fi
 
 if [ ! -x "$chromium" ]; then
@@ -34,4 +35,4 @@ fi
 cargo build --locked --quiet -p bitcask-server
 BITCASK_SERVER="$PWD/target/debug/bitcask-server" CHROMIUM="$chromium" \
     UI_SCREENSHOTS="$(realpath -m "$screenshots")" \
-    "$venv/bin/python" -m pytest -q -p no:cacheprovider -s crates/server/tests/console
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider -s crates/server/tests/console "$@"

@@ -136,3 +136,62 @@ fn the_ui_is_on_by_default_and_other_values_are_refused() {
     assert_eq!(c.ui, UiSwitch::On);
     assert!(Config::from_args(["bitcask-server", "--ui", "maybe"]).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_file_requests_and_huge_tags_leave_the_api_answering() {
+    let s = TestServer::start(&[]).await;
+    s.put_json("k", "v").await;
+    // 64 clients each fetching every file ten times, with a long
+    // If-None-Match list that matches nothing.
+    let tags: String = (0..1_000)
+        .map(|i| format!("\"{i:032x}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let client = reqwest::Client::new();
+        let base = s.url("");
+        let tags = tags.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0;
+            for _ in 0..10 {
+                for (path, _) in FILES {
+                    let r = client
+                        .get(format!("{base}{path}"))
+                        .header("if-none-match", &tags)
+                        .send()
+                        .await
+                        .expect("get");
+                    assert_eq!(r.status(), 200, "{path}");
+                    r.bytes().await.expect("body");
+                    ok += 1;
+                }
+            }
+            ok
+        }));
+    }
+    // The API answers meanwhile.
+    for _ in 0..20 {
+        assert_eq!(
+            s.get_text("/kv/k").await,
+            r#"{"key":"k","value":"v","found":true}"#
+        );
+    }
+    let mut served = 0;
+    for task in tasks {
+        served += task.await.expect("task");
+    }
+    assert_eq!(served, 64 * 10 * FILES.len());
+    // A header over the server's limit is refused, not buffered.
+    let r = s
+        .client
+        .get(s.url("/ui/app.js"))
+        .header("if-none-match", "x".repeat(200 * 1024))
+        .send()
+        .await;
+    match r {
+        Ok(r) => assert_eq!(r.status(), 431),
+        Err(e) => assert!(e.is_request() || e.is_connect(), "{e}"),
+    }
+    assert_eq!(s.get("/health").await.status(), 200);
+}

@@ -39,7 +39,7 @@ class Response:
 class Server:
     """A bitcask-server process on 127.0.0.1, stopped by `stop`."""
 
-    def __init__(self, flags=(), token=None):
+    def __init__(self, flags=(), token=None, wait=True):
         self.dir = tempfile.TemporaryDirectory(prefix="bitcask-ui-")
         self.token = token
         args = [os.environ["BITCASK_SERVER"], "--port", "0", "--data-dir", self.dir.name,
@@ -54,9 +54,14 @@ class Server:
         if "--resp-port" in flags:
             self.resp = self._address("resp")
         self.url = f"http://{self.http}"
+        if wait:
+            self.wait_healthy()
+
+    def wait_healthy(self):
+        """Waits until /health answers 200 (a cluster node: once it has a leader)."""
         deadline = time.monotonic() + 30
         while self.request("GET", "/health").status != 200:
-            assert time.monotonic() < deadline, "the server did not open its store"
+            assert time.monotonic() < deadline, "the server did not become healthy: " + self._log_text()[-2000:]
             time.sleep(0.02)
 
     def _address(self, field):
@@ -139,8 +144,8 @@ def start_server():
     """Starts servers with the given flags; stops them after the test."""
     started = []
 
-    def start(*flags, token=None):
-        server = Server(flags, token=token)
+    def start(*flags, token=None, wait=True):
+        server = Server(flags, token=token, wait=wait)
         started.append(server)
         return server
 
@@ -159,7 +164,7 @@ def browser():
     with sync_playwright() as p:
         # --no-sandbox: CI runs as root, where Chromium's sandbox cannot start.
         b = p.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"),
-                              args=["--no-sandbox"])
+                              args=["--no-sandbox", "--disable-dev-shm-usage"])
         yield b
         b.close()
 

@@ -3,6 +3,8 @@ read, edit (and a conflict), delete, create with a TTL, merge, log in, watch
 live, and hostile keys and values that must stay text."""
 
 import json
+import re
+import socket
 import time
 
 from playwright.sync_api import expect
@@ -299,6 +301,43 @@ def test_the_load_view_charts_requests_and_connections(page, server):
 def test_a_single_node_says_so_in_the_cluster_view(page, server):
     tab = open_console(page, server, "cluster")
     expect(tab.locator('[data-field="cluster-state"]')).to_contain_text("single node")
+
+
+def free_port():
+    # Bound and released: a peer port must be known before the nodes start
+    # (each names all three); the kernel does not hand it out again at once.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_cluster_panel_shows_members_leader_and_lag(page, start_server):
+    peers = {n: free_port() for n in (1, 2, 3)}
+    members = ",".join(f"{n}=127.0.0.1:{p}" for n, p in peers.items())
+    nodes = {n: start_server("--node-id", str(n), "--peer-port", str(peers[n]),
+                             "--initial-cluster", members, wait=False) for n in (1, 2, 3)}
+    for node in nodes.values():
+        node.wait_healthy()
+    deadline = time.monotonic() + 30
+    while True:
+        status = nodes[1].request("GET", "/cluster?consistency=stale")
+        leader = status.json().get("leader_id") if status.status == 200 else None
+        if leader:
+            break
+        assert time.monotonic() < deadline, status.body
+        time.sleep(0.1)
+    assert nodes[leader].put("replicated", "v").status == 200
+    tab = open_console(page, nodes[leader], "cluster")
+    rows = tab.locator('[data-field="members"] tbody tr')
+    expect(rows).to_have_count(3)
+    expect(tab.locator("#cluster-panel")).to_contain_text("leader")
+    for n in (1, 2, 3):
+        row = rows.filter(has_text=f"127.0.0.1:{peers[n]}")
+        expect(row).to_have_count(1)
+        # The leader sees every member's lag: a number in the last cell.
+        expect(row.locator("td").last).to_have_text(re.compile(r"^\d[\d,]*$"))
+    expect(rows.filter(has_text="leader")).to_have_count(1)
+    page.screenshot("cluster")
 
 
 def test_the_page_is_ready_quickly_with_100k_keys(page, server):
