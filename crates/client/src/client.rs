@@ -312,6 +312,9 @@ impl Client {
         if let Some(after) = &options.start_after {
             request.query.push(("start_after", after.clone()));
         }
+        if let Some(delimiter) = &options.delimiter {
+            request.query.push(("delimiter", delimiter.clone()));
+        }
         request
             .query
             .push(("limit", options.page_size.unwrap_or(1_000).to_string()));

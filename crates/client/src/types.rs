@@ -98,6 +98,10 @@ pub struct ListOptions {
     pub start_after: Option<String>,
     /// Keys fetched per request (the server allows 1 to 10,000; default 1,000).
     pub page_size: Option<usize>,
+    /// Fold keys into folders at this delimiter (`/`): a page's `prefixes`
+    /// then lists each folder once (see `GET /kv?delimiter=`), and
+    /// [`Client::list`](crate::Client::list) yields the keys outside them.
+    pub delimiter: Option<String>,
 }
 
 impl ListOptions {
@@ -118,6 +122,13 @@ impl ListOptions {
     /// Keys fetched per request.
     pub fn page_size(mut self, size: usize) -> Self {
         self.page_size = Some(size);
+        self
+    }
+
+    /// Folds keys into folders at `delimiter` (read them from
+    /// [`Page::prefixes`](crate::Page::prefixes) with `list_page`).
+    pub fn delimiter(mut self, delimiter: impl Into<String>) -> Self {
+        self.delimiter = Some(delimiter.into());
         self
     }
 }

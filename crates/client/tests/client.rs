@@ -176,6 +176,26 @@ async fn every_method_against_a_real_server() {
         .expect("page");
     assert_eq!(page.keys, vec!["list/21", "list/22"]);
     assert_eq!(page.next_start_after.as_deref(), Some("list/22"));
+    // Folded at `/`: the folder once, in `prefixes`; the stream yields the
+    // keys outside folders, across pages.
+    client.put("list/05/deep", "v").await.expect("put");
+    let page = client
+        .list_page(&ListOptions::prefix("").delimiter("/"))
+        .await
+        .expect("page");
+    let folders = page.prefixes.expect("prefixes with a delimiter");
+    assert!(folders.contains(&"list/".to_string()), "{folders:?}");
+    assert!(
+        !page.keys.iter().any(|k| k.contains('/')),
+        "{:?}",
+        page.keys
+    );
+    let top: Vec<String> = client
+        .list(ListOptions::prefix("list/").delimiter("/").page_size(3))
+        .try_collect()
+        .await
+        .expect("list");
+    assert_eq!(top, want, "list/05/ is a folder, not a key");
 
     // Batches.
     let batch = Batch::new()
