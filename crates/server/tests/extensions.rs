@@ -364,6 +364,70 @@ async fn a_base64_listing_shows_keys_of_any_bytes_and_pages_on_them() {
     assert_eq!(r.status(), 400);
 }
 
+#[tokio::test]
+async fn keys_of_any_bytes_are_named_by_percent_encoding() {
+    let s = TestServer::start(&[]).await;
+    // `%FF%FE` is a key that is not UTF-8 (until now only RESP wrote them).
+    let r = s
+        .client
+        .put(s.url("/kv/bin%FF%FE"))
+        .header("content-type", OCTET)
+        .body(vec![1u8, 2, 3])
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        text(r).await,
+        "{\"status\":\"success\",\"message\":\"Key 'bin\u{fffd}\u{fffd}' stored successfully\"}"
+    );
+    let r = s
+        .client
+        .get(s.url("/kv/bin%ff%fe"))
+        .header("accept", OCTET)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200, "hex digits in either case");
+    assert_eq!(r.bytes().await.expect("body").to_vec(), vec![1u8, 2, 3]);
+    let page: serde_json::Value = s
+        .get("/kv?encoding=base64")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        page["keys"],
+        serde_json::json!(["Ymlu//4="]),
+        "the bytes b\"bin\\xff\\xfe\""
+    );
+    // `%2F` and `/` name the same key; a UTF-8 key reads as before.
+    s.put_json("a/b", "slash").await;
+    assert_eq!(
+        s.get_text("/kv/a%2Fb").await,
+        r#"{"key":"a/b","value":"slash","found":true}"#
+    );
+    assert_eq!(
+        s.get_text("/kv/caf%C3%A9").await,
+        r#"{"key":"café","value":null,"found":false}"#
+    );
+    let r = s
+        .client
+        .delete(s.url("/kv/bin%FF%FE"))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), 200);
+    let r = s
+        .client
+        .get(s.url("/kv/bin%FF%FE"))
+        .header("accept", OCTET)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 404);
+}
+
 /// Percent-encodes the characters of base64 a query string would misread.
 fn urlencode(text: &str) -> String {
     text.replace('+', "%2B")

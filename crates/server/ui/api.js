@@ -68,7 +68,35 @@ export async function getJson(path, options) {
   return (await call('GET', path, options)).json();
 }
 
-/** The path of a key: every byte but unreserved ones percent-encoded, `/` too (so `.` and `..` in a key stay a key's). */
-export function keyPath(key) {
-  return `/kv/${encodeURIComponent(key)}`;
+/**
+ * The path of a key (its bytes): every byte but unreserved ones
+ * percent-encoded, `/` too (so `.` and `..` in a key stay a key's), and
+ * bytes that are not UTF-8 as themselves (`%FF`).
+ */
+export function keyPath(bytes) {
+  return `/kv/${percentEncode(bytes)}`;
+}
+
+/** Bytes percent-encoded: A-Z a-z 0-9 - . _ ~ as they are, the rest %XX. */
+export function percentEncode(bytes) {
+  let out = '';
+  for (const b of bytes) {
+    const c = String.fromCharCode(b);
+    out += /[A-Za-z0-9\-._~]/.test(c) ? c : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/** The bytes of percent-encoded text (any bytes, not only UTF-8). */
+export function percentDecode(text) {
+  const out = [];
+  const raw = new TextEncoder().encode(text);
+  for (let i = 0; i < raw.length; i += 1) {
+    const hex = String.fromCharCode(raw[i + 1] ?? 0, raw[i + 2] ?? 0);
+    if (raw[i] === 0x25 && /^[0-9A-Fa-f]{2}$/.test(hex)) {
+      out.push(parseInt(hex, 16));
+      i += 2;
+    } else out.push(raw[i]);
+  }
+  return new Uint8Array(out);
 }

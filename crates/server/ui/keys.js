@@ -1,9 +1,10 @@
 // The Keys view: the listing as a tree (folders at `/`, opened a page at a
 // time), and one key: its value as text, JSON or hex, its version and
 // time to live; edit, delete and create with preconditions, so nothing is
-// overwritten unseen.
+// overwritten unseen. A key is its bytes throughout (shown as hex when it
+// is not UTF-8), so keys written over RESP open and change here too.
 
-import { call, getJson, keyPath } from './api.js';
+import { call, getJson, keyPath, percentEncode, percentDecode } from './api.js';
 import {
   el, replace, fromBase64, toBase64, keyLabel, describeValue, utf8Text, hexPairs, parseHex,
   bytes as showBytes, duration, count, time, toast,
@@ -40,7 +41,7 @@ export function show() {
     loaded = true;
     reloadTree();
     const wanted = location.hash.match(/^#\/keys\/(.+)$/);
-    if (wanted) openKey(encoder.encode(decodeURIComponent(wanted[1])));
+    if (wanted) openKey(percentDecode(wanted[1]));
   }
 }
 
@@ -176,8 +177,8 @@ function stopCountdown() {
 }
 
 /** Reads a key: its bytes, version, expiry; null if absent. */
-async function readKey(text) {
-  const response = await call('GET', keyPath(text), {
+async function readKey(bytes) {
+  const response = await call('GET', keyPath(bytes), {
     extra: { Accept: 'application/octet-stream' },
     allow: [404],
   });
@@ -196,27 +197,22 @@ export async function openKey(bytes) {
   stopCountdown();
   const pane = document.getElementById('key-detail');
   const label = keyLabel(bytes);
-  if (label.binary) {
-    replace(pane,
-      el('h2', { class: 'key-title binary', text: label.text }),
-      el('p', { text: 'This key is not UTF-8. The HTTP API names keys by UTF-8 paths, so the console can list it but not read or change it; use a Redis client (redis-cli --resp-port …).' }));
-    return;
-  }
   const key = label.text;
-  history.replaceState(null, '', `#/keys/${encodeURIComponent(key)}`);
+  const title = () => el('h2', { class: label.binary ? 'key-title binary' : 'key-title', text: key });
+  history.replaceState(null, '', `#/keys/${percentEncode(bytes)}`);
   replace(pane, el('p', { class: 'muted', text: 'Loading…' }));
   let found;
   try {
-    found = await readKey(key);
+    found = await readKey(bytes);
   } catch (e) {
     replace(pane, el('p', { class: 'error', text: `Could not read “${key}”: ${e.message}` }));
     return;
   }
   if (!found) {
     replace(pane,
-      el('h2', { class: 'key-title', text: key }),
+      title(),
       el('p', { class: 'muted', text: 'This key is absent (deleted or expired).' }),
-      el('button', { type: 'button', text: 'Create it', onclick: () => showCreate(key) }));
+      !label.binary && el('button', { type: 'button', text: 'Create it', onclick: () => showCreate(key) }));
     return;
   }
   const shown = describeValue(found.value);
@@ -238,17 +234,19 @@ export async function openKey(bytes) {
   tick();
   if (found.expiresAt !== null) ttlTimer = setInterval(tick, 1000);
   const actions = el('div', { class: 'actions' },
-    el('button', { type: 'button', text: 'Edit', onclick: () => showEdit(key, found) }),
-    el('button', { type: 'button', class: 'danger', text: 'Delete', onclick: () => confirmDelete(key, found, actions) }),
+    el('button', { type: 'button', text: 'Edit', onclick: () => showEdit(bytes, found) }),
+    el('button', { type: 'button', class: 'danger', text: 'Delete', onclick: () => confirmDelete(bytes, found, actions) }),
     el('button', { type: 'button', class: 'link', text: 'Reload', onclick: () => openKey(bytes) }));
   replace(pane,
-    el('h2', { class: 'key-title', text: key }),
+    title(),
+    label.binary && el('p', { class: 'muted', text: 'This key is not UTF-8: shown as hex bytes.' }),
     meta,
     actions,
     el('pre', { class: `value ${shown.kind}`, 'data-field': 'value', text: shown.text }));
 }
 
-function confirmDelete(key, found, actions) {
+function confirmDelete(bytes, found, actions) {
+  const key = keyLabel(bytes).text;
   const bar = el('div', { class: 'confirm', role: 'alertdialog' },
     el('span', { text: `Delete “${key}”? This cannot be undone.` }),
     el('button', {
@@ -257,14 +255,14 @@ function confirmDelete(key, found, actions) {
       text: 'Delete for good',
       onclick: async () => {
         try {
-          await call('DELETE', keyPath(key), { extra: { 'If-Match': found.etag } });
+          await call('DELETE', keyPath(bytes), { extra: { 'If-Match': found.etag } });
           toast(`Deleted “${key}”.`);
           replace(document.getElementById('key-detail'), el('p', { class: 'muted', text: `“${key}” was deleted.` }));
           reloadTree();
         } catch (e) {
           if (e.status === 412) {
             toast(`“${key}” changed meanwhile: not deleted. Here is what it holds now.`, 'error');
-            openKey(encoder.encode(key));
+            openKey(bytes);
           } else toast(e.message, 'error');
         }
       },
@@ -290,16 +288,18 @@ function ttlSeconds(text) {
   return { seconds: n };
 }
 
-async function put(key, bytes, seconds, precondition) {
+async function put(keyBytes, value, seconds, precondition) {
   const query = seconds === null ? '' : `?ttl=${seconds}`;
-  return call('PUT', keyPath(key) + query, {
-    body: bytes,
+  return call('PUT', keyPath(keyBytes) + query, {
+    body: value,
     extra: { 'Content-Type': 'application/octet-stream', ...precondition },
   });
 }
 
-function showEdit(key, found) {
+function showEdit(bytes, found) {
   stopCountdown();
+  const label = keyLabel(bytes);
+  const key = label.text;
   const text = utf8Text(found.value);
   const mode = text === null ? 'hex' : 'text';
   const editor = el('textarea', { class: 'editor', 'data-field': 'editor', rows: 14, spellcheck: 'false' });
@@ -316,32 +316,34 @@ function showEdit(key, found) {
       return;
     }
     try {
-      await put(key, value.bytes, life.seconds, { 'If-Match': found.etag });
+      await put(bytes, value.bytes, life.seconds, { 'If-Match': found.etag });
       toast(`Saved “${key}”.`);
-      openKey(encoder.encode(key));
+      openKey(bytes);
     } catch (e) {
-      if (e.status === 412) showConflict(key, value.bytes, life.seconds);
+      if (e.status === 412) showConflict(bytes, value.bytes, life.seconds);
       else error.textContent = e.message;
     }
   };
   replace(pane,
-    el('h2', { class: 'key-title', text: key }),
+    el('h2', { class: label.binary ? 'key-title binary' : 'key-title', text: key }),
     el('p', { class: 'muted', text: `Editing version ${found.version} as ${mode === 'hex' ? 'hex bytes' : 'UTF-8 text'}. Saving checks that nobody changed it meanwhile.` }),
     editor,
     el('label', {}, 'TTL in seconds ', ttl),
     error,
     el('div', { class: 'actions' },
       el('button', { type: 'button', class: 'primary', text: 'Save', onclick: save }),
-      el('button', { type: 'button', text: 'Cancel', onclick: () => openKey(encoder.encode(key)) })));
+      el('button', { type: 'button', text: 'Cancel', onclick: () => openKey(bytes) })));
   editor.focus();
 }
 
 /** A save refused because the key moved on: both versions side by side. */
-async function showConflict(key, mine, seconds) {
+async function showConflict(bytes, mine, seconds) {
   const pane = document.getElementById('key-detail');
+  const label = keyLabel(bytes);
+  const key = label.text;
   let theirs;
   try {
-    theirs = await readKey(key);
+    theirs = await readKey(bytes);
   } catch (e) {
     toast(e.message, 'error');
     return;
@@ -351,16 +353,16 @@ async function showConflict(key, mine, seconds) {
     el('pre', { class: 'value', text: bytes === null ? '(deleted)' : describeValue(bytes).text }));
   const overwrite = async () => {
     try {
-      await put(key, mine, seconds, theirs ? { 'If-Match': theirs.etag } : { 'If-None-Match': '*' });
+      await put(bytes, mine, seconds, theirs ? { 'If-Match': theirs.etag } : { 'If-None-Match': '*' });
       toast(`Saved “${key}” over the other change.`);
-      openKey(encoder.encode(key));
+      openKey(bytes);
     } catch (e) {
-      if (e.status === 412) showConflict(key, mine, seconds);
+      if (e.status === 412) showConflict(bytes, mine, seconds);
       else toast(e.message, 'error');
     }
   };
   replace(pane,
-    el('h2', { class: 'key-title', text: key }),
+    el('h2', { class: label.binary ? 'key-title binary' : 'key-title', text: key }),
     el('div', { class: 'conflict', role: 'alert', 'data-field': 'conflict' },
       el('strong', { text: 'Changed meanwhile. ' }),
       theirs
@@ -371,7 +373,7 @@ async function showConflict(key, mine, seconds) {
       column(theirs ? `On the server now (version ${theirs.version})` : 'On the server now', theirs ? theirs.value : null)),
     el('div', { class: 'actions' },
       el('button', { type: 'button', class: 'danger', text: theirs ? 'Overwrite with mine' : 'Create with mine', onclick: overwrite }),
-      el('button', { type: 'button', text: 'Keep theirs', onclick: () => openKey(encoder.encode(key)) })));
+      el('button', { type: 'button', text: 'Keep theirs', onclick: () => openKey(bytes) })));
 }
 
 /** The form that makes a new key (refused if it exists). */
@@ -390,7 +392,7 @@ export function showCreate(prefill = '') {
     else if (life.error) error.textContent = life.error;
     else {
       try {
-        await put(key, encoder.encode(value.value), life.seconds, { 'If-None-Match': '*' });
+        await put(encoder.encode(key), encoder.encode(value.value), life.seconds, { 'If-None-Match': '*' });
         toast(`Created “${key}”.`);
         reloadTree();
         openKey(encoder.encode(key));

@@ -98,7 +98,7 @@ mod tests {
         let state = AppState::new(config.expect("config")).expect("state");
         let response = crate::routes::kv::get_key(
             State(state.clone()),
-            axum::extract::Path("k".into()),
+            crate::routes::kv::KeyPath(b"k".to_vec()),
             axum::extract::Query(Default::default()),
             axum::http::HeaderMap::new(),
         )

@@ -4,7 +4,7 @@
 //! time-to-live. The listing, `GET /kv`, is [`super::listing`].
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -16,6 +16,40 @@ use crate::state::AppState;
 
 /// The raw-bytes content type.
 const OCTET_STREAM: &str = "application/octet-stream";
+
+/// The key of `/kv/{key}`: the path after `/kv/`, percent-decoded into
+/// bytes. Any bytes: `%FF` names a key that is not UTF-8 (as RESP clients
+/// may write). Read from the URI rather than with `Path<String>` or
+/// `RawPathParams`, which refuse a parameter that is not UTF-8 once
+/// decoded; the route is at the root (never nested), so the path's
+/// `/kv/` prefix is the route's.
+pub struct KeyPath(pub Vec<u8>);
+
+impl KeyPath {
+    /// The key as text for messages and the seed's JSON `key` field
+    /// (bytes that are not UTF-8 as U+FFFD).
+    fn text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.0)
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for KeyPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, ApiError> {
+        let encoded = parts
+            .uri
+            .path()
+            .strip_prefix("/kv/")
+            .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "no key in the path"))?;
+        Ok(Self(
+            percent_encoding::percent_decode_str(encoded).collect(),
+        ))
+    }
+}
 
 /// Query parameters of a write.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -135,11 +169,8 @@ fn wants_raw(headers: &HeaderMap) -> bool {
 }
 
 /// The key's version now (for an `If-Match` list of several versions).
-fn current_version(state: &AppState, key: &str) -> Result<Option<u64>, ApiError> {
-    Ok(state
-        .store()?
-        .get_versioned(key.as_bytes())?
-        .map(|v| v.version))
+fn current_version(state: &AppState, key: &[u8]) -> Result<Option<u64>, ApiError> {
+    Ok(state.store()?.get_versioned(key)?.map(|v| v.version))
 }
 
 /// Turns a failed condition into 412 with the current version.
@@ -162,7 +193,7 @@ fn precondition(error: bitcask::Error) -> ApiError {
     path = "/kv/{key}",
     tag = "kv",
     params(
-        ("key" = String, Path, description = "The key (any UTF-8; may contain `/`)"),
+        ("key" = String, Path, description = "The key, percent-encoded (may contain `/`; `%FF` and the like name bytes that are not UTF-8)"),
         ReadParams,
         ("If-None-Match" = Option<String>, Header, nullable = false,
             description = "Entity tags (weak comparison) or `*`: 304 if the value is at one of them"),
@@ -179,7 +210,7 @@ fn precondition(error: bitcask::Error) -> ApiError {
 )]
 pub async fn get_key(
     State(state): State<AppState>,
-    Path(key): Path<String>,
+    key: KeyPath,
     Query(read): Query<ReadParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -187,11 +218,13 @@ pub async fn get_key(
     get_value(&state, &key, &headers).map(|r| with_applied(r, applied))
 }
 
-fn get_value(state: &AppState, key: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
+fn get_value(state: &AppState, key: &KeyPath, headers: &HeaderMap) -> Result<Response, ApiError> {
     let store = state.store()?;
     // A get is a lookup in memory and a copy out of a mapped file: cheap
     // enough to run on the async worker (see docs/ARCHITECTURE.md).
-    let found = store.get_versioned(key.as_bytes())?;
+    let found = store.get_versioned(&key.0)?;
+    let key = key.text();
+    let key = key.as_ref();
     if let Some(v) = &found
         && preconditions::not_modified(headers, v.version)
     {
@@ -201,13 +234,14 @@ fn get_value(state: &AppState, key: &str, headers: &HeaderMap) -> Result<Respons
     }
     if wants_raw(headers) {
         return match found {
-            Some(v) => {
-                let mut response = Response::new(axum::body::Body::empty());
+            Some(mut v) => {
+                let value = std::mem::take(&mut v.value);
+                let mut response = (
+                    [(header::CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM))],
+                    value,
+                )
+                    .into_response();
                 version_headers(&mut response, &v);
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM));
-                *response.body_mut() = axum::body::Body::from(v.value);
                 Ok(response)
             }
             None => Err(ApiError::new(
@@ -275,7 +309,7 @@ fn put_value(headers: &HeaderMap, body: Bytes) -> Result<Vec<u8>, ApiError> {
     path = "/kv/{key}",
     tag = "kv",
     params(
-        ("key" = String, Path, description = "The key (any UTF-8; may contain `/`)"),
+        ("key" = String, Path, description = "The key, percent-encoded (may contain `/`; `%FF` and the like name bytes that are not UTF-8)"),
         WriteParams,
         ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)$"#,
             description = "Write only at one of these versions (`\"42\"`, strong comparison: weak or other tags never match) or if present (`*`)"),
@@ -297,7 +331,7 @@ fn put_value(headers: &HeaderMap, body: Bytes) -> Result<Vec<u8>, ApiError> {
 )]
 pub async fn put_key(
     State(state): State<AppState>,
-    Path(key): Path<String>,
+    key: KeyPath,
     Query(params): Query<WriteParams>,
     headers: HeaderMap,
     crate::body::Body(body): crate::body::Body,
@@ -305,10 +339,10 @@ pub async fn put_key(
     let value = put_value(&headers, body)?;
     let ttl = params.ttl.map(super::ttl_from_secs).transpose()?;
     let request = WriteRequest::Put {
-        key: key.clone().into_bytes(),
+        key: key.0.clone(),
         value,
         ttl_ms: ttl.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
-        condition: preconditions::write_condition(&headers, || current_version(&state, &key))?
+        condition: preconditions::write_condition(&headers, || current_version(&state, &key.0))?
             .into(),
     };
     let version = state
@@ -316,7 +350,7 @@ pub async fn put_key(
         .await?
         .map_err(precondition)?
         .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "a put wrote nothing"))?;
-    let mut response = success(format!("Key '{key}' stored successfully")).into_response();
+    let mut response = success(format!("Key '{}' stored successfully", key.text())).into_response();
     response.headers_mut().insert(header::ETAG, etag(version));
     Ok(response)
 }
@@ -327,7 +361,7 @@ pub async fn put_key(
     path = "/kv/{key}",
     tag = "kv",
     params(
-        ("key" = String, Path, description = "The key"),
+        ("key" = String, Path, description = "The key, percent-encoded"),
         DeleteParams,
         ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)$"#,
             description = "Delete only at one of these versions (`\"42\"`, strong comparison) or if present (`*`)"),
@@ -340,7 +374,7 @@ pub async fn put_key(
 )]
 pub async fn delete_key(
     State(state): State<AppState>,
-    Path(key): Path<String>,
+    key: KeyPath,
     Query(params): Query<DeleteParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -351,15 +385,16 @@ pub async fn delete_key(
         ));
     }
     let request = WriteRequest::Delete {
-        key: key.clone().into_bytes(),
-        condition: preconditions::write_condition(&headers, || current_version(&state, &key))?
+        key: key.0.clone(),
+        condition: preconditions::write_condition(&headers, || current_version(&state, &key.0))?
             .into(),
     };
     let deleted_at = state
         .apply(params.durable, request)
         .await?
         .map_err(precondition)?;
-    let mut response = success(format!("Key '{key}' deleted successfully")).into_response();
+    let mut response =
+        success(format!("Key '{}' deleted successfully", key.text())).into_response();
     if let Some(version) = deleted_at {
         response.headers_mut().insert(header::ETAG, etag(version));
     }

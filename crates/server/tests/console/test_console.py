@@ -237,11 +237,18 @@ def test_hostile_keys_and_values_stay_text_everywhere(page, server):
     expect(folder(tab, "hostile1<script>window.__pwned=2;alert(2)</")).to_be_visible()
     tab.get_by_role("button", name="Edit").click()
     expect(tab.locator('[data-field="editor"]')).to_have_value(XSS[2])
+    # Dot segments stay part of the key (the browser must not resolve them).
+    server.put("dots/../x", "dotted")
+    tab.get_by_role("button", name="Cancel").click()
+    tab.fill("#key-search", "dots/")
+    folder(tab, "dots/../").click()
+    key(tab, "dots/../x").click()
+    expect(tab.locator('[data-field="value"]')).to_have_text("dotted")
     assert tab.evaluate("window.__pwned") is None
     assert tab.locator("#key-detail img, #tree img, #live-events img, main svg svg, script:not([src])").count() == 0
 
 
-def test_binary_keys_are_listed_as_hex(page, start_server):
+def test_binary_keys_are_shown_as_hex_and_can_be_edited_and_deleted(page, start_server):
     server = start_server("--resp-port", "0")
     assert server.resp_command("SET", b"bin/\xff\xfe", "v").startswith(b"+OK")
     tab = open_console(page, server)
@@ -249,7 +256,18 @@ def test_binary_keys_are_listed_as_hex(page, start_server):
     button = tab.locator('[data-folder="bin/"] + ul button')
     expect(button).to_have_text("⟨ff fe⟩")
     button.click()
+    expect(tab.locator(".key-title")).to_have_text("⟨62 69 6e 2f ff fe⟩")
     expect(tab.locator("#key-detail")).to_contain_text("not UTF-8")
+    expect(tab.locator('[data-field="value"]')).to_have_text("v")
+    tab.get_by_role("button", name="Edit").click()
+    tab.fill('[data-field="editor"]', "w")
+    tab.get_by_role("button", name="Save").click()
+    expect(tab.locator('[data-field="value"]')).to_have_text("w")
+    assert server.resp_command("GET", b"bin/\xff\xfe") == b"$1\r\nw\r\n"
+    tab.get_by_role("button", name="Delete").click()
+    tab.get_by_role("button", name="Delete for good").click()
+    expect(tab.locator('[data-folder="bin/"]')).to_have_count(0)
+    assert server.resp_command("GET", b"bin/\xff\xfe") == b"$-1\r\n"
 
 
 def test_the_live_tail_shows_writes_from_another_client_and_resumes(page, server):
