@@ -10,6 +10,16 @@ use common::{TestServer, text};
 
 const OCTET: &str = "application/octet-stream";
 
+/// `GET path` asking for the raw bytes.
+async fn get_raw(s: &TestServer, path: &str) -> reqwest::Response {
+    s.client
+        .get(s.url(path))
+        .header("accept", OCTET)
+        .send()
+        .await
+        .expect("get")
+}
+
 fn etag(r: &reqwest::Response) -> String {
     r.headers()["etag"].to_str().expect("ascii").to_string()
 }
@@ -27,13 +37,7 @@ async fn binary_values_round_trip_raw_and_are_never_mangled_in_json() {
         .await
         .expect("put");
     assert_eq!(r.status(), 200);
-    let r = s
-        .client
-        .get(s.url("/kv/blob"))
-        .header("accept", OCTET)
-        .send()
-        .await
-        .expect("get");
+    let r = get_raw(&s, "/kv/blob").await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], OCTET);
     assert_eq!(r.bytes().await.expect("body").to_vec(), bytes);
@@ -43,13 +47,7 @@ async fn binary_values_round_trip_raw_and_are_never_mangled_in_json() {
     let body: serde_json::Value = r.json().await.expect("json");
     assert!(body["detail"].as_str().expect("detail").contains(OCTET));
     // Raw mode answers 404 for an absent key.
-    let r = s
-        .client
-        .get(s.url("/kv/nothing"))
-        .header("accept", OCTET)
-        .send()
-        .await
-        .expect("get");
+    let r = get_raw(&s, "/kv/nothing").await;
     assert_eq!(r.status(), 404);
     assert_eq!(text(r).await, r#"{"detail":"Key 'nothing' not found"}"#);
 }
@@ -381,13 +379,7 @@ async fn keys_of_any_bytes_are_named_by_percent_encoding() {
         text(r).await,
         "{\"status\":\"success\",\"message\":\"Key 'bin\u{fffd}\u{fffd}' stored successfully\"}"
     );
-    let r = s
-        .client
-        .get(s.url("/kv/bin%ff%fe"))
-        .header("accept", OCTET)
-        .send()
-        .await
-        .expect("get");
+    let r = get_raw(&s, "/kv/bin%ff%fe").await;
     assert_eq!(r.status(), 200, "hex digits in either case");
     assert_eq!(r.bytes().await.expect("body").to_vec(), vec![1u8, 2, 3]);
     let page: serde_json::Value = s
@@ -418,13 +410,7 @@ async fn keys_of_any_bytes_are_named_by_percent_encoding() {
         .await
         .expect("delete");
     assert_eq!(r.status(), 200);
-    let r = s
-        .client
-        .get(s.url("/kv/bin%FF%FE"))
-        .header("accept", OCTET)
-        .send()
-        .await
-        .expect("get");
+    let r = get_raw(&s, "/kv/bin%FF%FE").await;
     assert_eq!(r.status(), 404);
 }
 
@@ -605,13 +591,7 @@ async fn a_ttl_expires_the_value() {
         text(r).await,
         r#"{"key":"session","value":"token","found":true}"#
     );
-    let r = s
-        .client
-        .get(s.url("/kv/session"))
-        .header("accept", OCTET)
-        .send()
-        .await
-        .expect("get raw");
+    let r = get_raw(&s, "/kv/session").await;
     assert_eq!(
         r.headers()["x-bitcask-expires-at"].to_str().expect("ascii"),
         expires_at.to_string(),

@@ -2,19 +2,16 @@
 // that it is a single node.
 
 import { getJson } from './api.js';
-import { el, replace, count } from './dom.js';
+import { el, replace, count, poller } from './dom.js';
 
-let timer = null;
+const poll = poller(() => refresh(), 2000);
 
 export function show() {
-  refresh();
-  clearInterval(timer);
-  timer = setInterval(refresh, 2000);
+  poll.start();
 }
 
 export function hide() {
-  clearInterval(timer);
-  timer = null;
+  poll.stop();
 }
 
 async function refresh() {

@@ -148,6 +148,25 @@ export function keyLabel(bytes) {
   return text === null ? { text: `⟨${hexPairs(bytes)}⟩`, binary: true } : { text, binary: false };
 }
 
+/**
+ * Runs `refresh` now and every `ms` while started: a view's poll, started
+ * when it is shown and stopped when it is hidden.
+ */
+export function poller(refresh, ms) {
+  let timer = null;
+  return {
+    start() {
+      refresh();
+      clearInterval(timer);
+      timer = setInterval(refresh, ms);
+    },
+    stop() {
+      clearInterval(timer);
+      timer = null;
+    },
+  };
+}
+
 let toastTimer;
 
 /** A short message at the bottom of the page. */

@@ -2,10 +2,10 @@
 // merges, and a merge started by hand with its progress.
 
 import { call, getJson } from './api.js';
-import { el, replace, bytes, count, duration, time, toast } from './dom.js';
+import { el, replace, bytes, count, duration, time, toast, poller } from './dom.js';
 import { stackedBars } from './charts.js';
 
-let timer = null;
+const poll = poller(() => refresh(), 2000);
 let merging = false;
 
 export function init() {
@@ -14,14 +14,11 @@ export function init() {
 
 /** Shows the view: refreshes every 2 s while it is shown. */
 export function show() {
-  refresh();
-  clearInterval(timer);
-  timer = setInterval(refresh, 2000);
+  poll.start();
 }
 
 export function hide() {
-  clearInterval(timer);
-  timer = null;
+  poll.stop();
 }
 
 function total(label, value, field) {
