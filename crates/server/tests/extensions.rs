@@ -256,11 +256,8 @@ async fn listing_pages_through_a_prefix_in_order() {
     // Folded at `/`: folders once each, in `prefixes`; the limit counts both.
     s.put_json("user/07/avatar", "a").await;
     let page: serde_json::Value = s
-        .client
-        .get(s.url("/kv?delimiter=/&limit=2"))
-        .send()
+        .get("/kv?delimiter=/&limit=2")
         .await
-        .expect("list")
         .json()
         .await
         .expect("json");
@@ -268,31 +265,16 @@ async fn listing_pages_through_a_prefix_in_order() {
     assert_eq!(page["keys"], serde_json::json!(["zzz"]));
     assert_eq!(page["next_start_after"], serde_json::Value::Null);
     let page: serde_json::Value = s
-        .client
-        .get(s.url("/kv?prefix=user/&delimiter=/&start_after=user/05&limit=3"))
-        .send()
+        .get("/kv?prefix=user/&delimiter=/&start_after=user/05&limit=3")
         .await
-        .expect("list")
         .json()
         .await
         .expect("json");
     assert_eq!(page["keys"], serde_json::json!(["user/06", "user/07"]));
     assert_eq!(page["prefixes"], serde_json::json!(["user/07/"]));
     assert_eq!(page["next_start_after"], "user/07/");
-    let r = s
-        .client
-        .get(s.url("/kv?delimiter="))
-        .send()
-        .await
-        .expect("list");
-    assert_eq!(r.status(), 400);
-    let r = s
-        .client
-        .get(s.url("/kv?limit=0"))
-        .send()
-        .await
-        .expect("list");
-    assert_eq!(r.status(), 400);
+    assert_eq!(s.get("/kv?delimiter=").await.status(), 400);
+    assert_eq!(s.get("/kv?limit=0").await.status(), 400);
 }
 
 #[tokio::test]
