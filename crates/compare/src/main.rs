@@ -16,6 +16,7 @@ mod contenders;
 mod keys;
 mod values;
 mod workloads;
+mod ycsb;
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -46,6 +47,14 @@ struct Args {
     /// done; the table shows the fraction).
     #[arg(long, default_value_t = 120)]
     overwrite_secs: u64,
+    /// YCSB core workloads A, B, C and F (zipfian 0.99) on the loaded
+    /// store: operations per workload and thread count; 0 skips them.
+    #[arg(long, default_value_t = 1_000_000)]
+    ycsb_ops: usize,
+    /// Seconds after which a YCSB workload stops (its rate is then of the
+    /// part done).
+    #[arg(long, default_value_t = 30)]
+    ycsb_secs: u64,
     /// Alternating rounds (each contender runs every workload once per round).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -109,6 +118,46 @@ const ROWS: &[Row] = &[
     Row {
         metric: "read_missing",
         label: "reads of missing keys (ops/s)",
+        unit: Unit::Rate,
+    },
+    Row {
+        metric: "ycsb_a_1t",
+        label: "YCSB A, 50% reads / 50% updates, 1 thread (ops/s)",
+        unit: Unit::Rate,
+    },
+    Row {
+        metric: "ycsb_a_2t",
+        label: "YCSB A, 50% reads / 50% updates, 2 threads (ops/s)",
+        unit: Unit::Rate,
+    },
+    Row {
+        metric: "ycsb_b_1t",
+        label: "YCSB B, 95% reads / 5% updates, 1 thread (ops/s)",
+        unit: Unit::Rate,
+    },
+    Row {
+        metric: "ycsb_b_2t",
+        label: "YCSB B, 95% reads / 5% updates, 2 threads (ops/s)",
+        unit: Unit::Rate,
+    },
+    Row {
+        metric: "ycsb_c_1t",
+        label: "YCSB C, reads only, 1 thread (ops/s)",
+        unit: Unit::Rate,
+    },
+    Row {
+        metric: "ycsb_c_2t",
+        label: "YCSB C, reads only, 2 threads (ops/s)",
+        unit: Unit::Rate,
+    },
+    Row {
+        metric: "ycsb_f_1t",
+        label: "YCSB F, 50% reads / 50% read-modify-writes, 1 thread (ops/s)",
+        unit: Unit::Rate,
+    },
+    Row {
+        metric: "ycsb_f_2t",
+        label: "YCSB F, 50% reads / 50% read-modify-writes, 2 threads (ops/s)",
         unit: Unit::Rate,
     },
     Row {
@@ -236,6 +285,10 @@ fn run_child(name: &str, args: &Args) -> Vec<(String, f64)> {
         .arg(args.durable_ops.to_string())
         .arg("--overwrite-secs")
         .arg(args.overwrite_secs.to_string())
+        .arg("--ycsb-ops")
+        .arg(args.ycsb_ops.to_string())
+        .arg("--ycsb-secs")
+        .arg(args.ycsb_secs.to_string())
         .stderr(std::process::Stdio::inherit())
         .output()
         .expect("run child");
@@ -273,6 +326,10 @@ fn child_main(spec: &str, args: &Args) {
             args.values,
             args.durable_ops,
             std::time::Duration::from_secs(args.overwrite_secs),
+            (args.ycsb_ops > 0).then(|| ycsb::Budget {
+                ops: args.ycsb_ops,
+                limit: std::time::Duration::from_secs(args.ycsb_secs),
+            }),
         )
     };
     let line: Vec<String> = metrics.iter().map(|(m, v)| format!("{m}={v}")).collect();

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::contenders::{Contender, Durability, Kind};
 use crate::keys::{Keys, key, scrambled};
 use crate::values::{ValueKind, Values};
+use crate::ycsb;
 
 /// One measurement: its name and value.
 pub type Metric = (&'static str, f64);
@@ -20,7 +21,7 @@ fn rate(ops: usize, elapsed: Duration) -> f64 {
 /// Every throughput, space and reopen workload for `kind`, with `n` keys
 /// and values of `value_size` bytes; durable puts: `durable_ops` by one
 /// writer and four times as many by sixteen; the overwrite stops after
-/// `overwrite_limit`.
+/// `overwrite_limit`; YCSB's core workloads within `ycsb`, if given.
 pub fn run(
     kind: Kind,
     n: usize,
@@ -28,6 +29,7 @@ pub fn run(
     value_kind: ValueKind,
     durable_ops: usize,
     overwrite_limit: Duration,
+    ycsb: Option<ycsb::Budget>,
 ) -> Vec<Metric> {
     let keys = Keys::new(n);
     let values = Values::new(value_kind, value_size);
@@ -51,6 +53,23 @@ pub fn run(
         "read_missing",
         reads(store.as_ref(), &keys.missing, 1, false),
     ));
+    // YCSB's core workloads on the loaded store, before the overwrite.
+    if let Some(budget) = ycsb {
+        let zipfian = ycsb::Zipfian::new(n as u64, ycsb::ZIPFIAN_CONSTANT);
+        for workload in ycsb::CORE {
+            for (threads, metric) in [1, 2].into_iter().zip(workload.metrics) {
+                let r = ycsb::run(
+                    store.as_ref(),
+                    &zipfian,
+                    n as u64,
+                    (workload, threads),
+                    budget,
+                    &values,
+                );
+                out.push((metric, r));
+            }
+        }
+    }
     // Stopped after `overwrite_limit` (redb's one transaction per put runs
     // at a few hundred a second on a store this size): the rate is of the
     // part done, and the table says which fraction that was.
@@ -243,7 +262,19 @@ mod tests {
     #[test]
     fn every_contender_runs_every_workload_on_a_small_store() {
         for &kind in Kind::ALL {
-            let metrics = run(kind, 300, 16, ValueKind::Random, 8, Duration::from_secs(30));
+            let budget = ycsb::Budget {
+                ops: 2_000,
+                limit: Duration::from_secs(30),
+            };
+            let metrics = run(
+                kind,
+                300,
+                16,
+                ValueKind::Random,
+                8,
+                Duration::from_secs(30),
+                Some(budget),
+            );
             let value = |name: &str| metrics.iter().find(|(m, _)| *m == name).map(|(_, v)| *v);
             for name in [
                 "seq_fill",
@@ -252,6 +283,14 @@ mod tests {
                 "read_2t",
                 "read_missing",
                 "overwrite",
+                "ycsb_a_1t",
+                "ycsb_a_2t",
+                "ycsb_b_1t",
+                "ycsb_b_2t",
+                "ycsb_c_1t",
+                "ycsb_c_2t",
+                "ycsb_f_1t",
+                "ycsb_f_2t",
             ] {
                 let v = value(name).unwrap_or_else(|| panic!("{}: no {name}", kind.name()));
                 assert!(v.is_finite() && v > 0.0, "{}: {name} = {v}", kind.name());
