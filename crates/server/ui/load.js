@@ -11,7 +11,7 @@ const POLL_MS = 2000;
 const SPAN_MS = 5 * 60 * 1000;
 
 /** Routes whose requests are the console's own (left out of the rates). */
-const OWN_ROUTES = new Set(['/metrics', '/stats', '/ui', '/ui/', '/ui/{file}', '/health']);
+const OWN_ROUTES = new Set(['/metrics', '/stats', '/ui', '/ui/', '/ui/{file}']);
 
 const history = { http: [], resp: [], p50: [], p99: [] };
 let previous = null;
