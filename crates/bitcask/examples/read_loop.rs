@@ -4,8 +4,8 @@
 //! data file), then the same number of gets of absent keys. For
 //! `perf record` and for A/B runs of read-path changes.
 //!
-//! `cargo run --release -p bitcask --example read_loop -- [KEYS] [ROUNDS]`
-//! (defaults: 1,000,000 keys, 3 rounds of each kind of get).
+//! `cargo run --release -p bitcask --example read_loop -- [KEYS] [ROUNDS] [VALUE_BYTES]`
+//! (defaults: 1,000,000 keys, 3 rounds of each kind of get, 100-byte values).
 #![allow(missing_docs)]
 
 use std::time::Instant;
@@ -41,11 +41,12 @@ fn main() -> bitcask::Result<()> {
         .and_then(|n| n.parse().ok())
         .unwrap_or(1_000_000);
     let rounds: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(3);
+    let value_size: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(100);
     let tmp = tempfile::tempdir().expect("tempdir");
     let db = Bitcask::open_with(tmp.path(), Options::new().sync(SyncPolicy::Never))?;
 
     let mut state = 0x1234_5678_9ABC_DEF1u64;
-    let mut value = [0u8; 100];
+    let mut value = vec![0u8; value_size];
     for i in permutation(keys, &mut state) {
         for byte in value.iter_mut() {
             *byte = next(&mut state) as u8;

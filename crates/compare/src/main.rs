@@ -55,6 +55,10 @@ struct Args {
     /// part done).
     #[arg(long, default_value_t = 30)]
     ycsb_secs: u64,
+    /// Reads read every byte of each value, as a caller that uses the
+    /// value does (default: its first and last byte only).
+    #[arg(long)]
+    read_whole: bool,
     /// Alternating rounds (each contender runs every workload once per round).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -285,6 +289,7 @@ fn run_child(name: &str, args: &Args) -> Vec<(String, f64)> {
         .arg(args.durable_ops.to_string())
         .arg("--overwrite-secs")
         .arg(args.overwrite_secs.to_string())
+        .args(args.read_whole.then_some("--read-whole"))
         .arg("--ycsb-ops")
         .arg(args.ycsb_ops.to_string())
         .arg("--ycsb-secs")
@@ -312,6 +317,7 @@ fn child_main(spec: &str, args: &Args) {
         Some(name) => (name, true),
         None => (spec, false),
     };
+    contenders::READ_WHOLE.store(args.read_whole, std::sync::atomic::Ordering::Relaxed);
     let Some(kind) = Kind::from_name(name) else {
         eprintln!("unknown contender {name}");
         std::process::exit(2);
