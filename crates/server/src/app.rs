@@ -167,7 +167,8 @@ pub fn body_limit(config: &crate::config::Config) -> usize {
 /// keys on the client's address.
 ///
 /// A request passes, outermost first: the request id, the trace span, the
-/// metrics, the JSON-error rewrite, the rate limit (if set), admission
+/// metrics (which also rewrite errors made outside the handlers as JSON),
+/// the rate limit (if set), admission
 /// (host, cross-site, bearer token); then, for all but the essential
 /// routes, the cap on requests in flight (503 over it) and the time-out
 /// (408); the essential routes get only the time-out, the streaming ones
@@ -218,7 +219,6 @@ pub fn router(state: AppState) -> Router {
         None => router,
     };
     router
-        .layer(axum::middleware::from_fn(middleware::json_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

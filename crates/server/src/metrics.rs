@@ -227,9 +227,9 @@ impl Metrics {
         &self.resp_commands
     }
 
-    fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
+    fn observe(&self, route: &str, method: &str, status: axum::http::StatusCode, seconds: f64) {
         self.requests
-            .with_label_values(&[route, method, &status.to_string()])
+            .with_label_values(&[route, method, status.as_str()])
             .inc();
         self.latency
             .with_label_values(&[route, method])
@@ -442,20 +442,18 @@ fn cluster_metrics(node: &bitcask_cluster::node::Node) -> String {
 }
 
 /// Counts every answered request by its route pattern (not its path, so a
-/// key never becomes a label), method and status.
+/// key never becomes a label), method and status, after turning an error
+/// made outside the handlers into JSON ([`crate::middleware::json_errors`]).
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let method = method_label(request.method());
     let _in_flight = Counted::new(&state.metrics().http_in_flight);
-    let response = next.run(request).await;
+    let response = crate::middleware::json_errors(next.run(request).await).await;
     state.metrics().observe(
-        &route,
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
         method,
-        response.status().as_u16(),
+        response.status(),
         started.elapsed().as_secs_f64(),
     );
     response

@@ -280,8 +280,10 @@ pub(crate) use bitcask_cluster::peer::token_matches;
 /// Error answers made outside the handlers (unknown route, wrong method, a
 /// body over the limit, a time-out, a malformed query) come as plain text;
 /// this turns them into `{"detail": ...}` JSON like every other error.
-pub async fn json_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+/// Called by [`crate::metrics::track`] on every answer (one middleware
+/// instead of two: each `from_fn` layer boxes a future and clones the
+/// service per request).
+pub async fn json_errors(response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()
