@@ -244,7 +244,7 @@ pub fn router(state: AppState) -> Router {
                     },
                 ),
         )
-        .layer(axum::middleware::from_fn(middleware::request_id))
+        .layer(middleware::RequestIdLayer)
         .with_state(state)
 }
 

@@ -7,7 +7,6 @@ use std::task::{Context, Poll};
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::future::{Either, Ready, ready};
 
@@ -21,21 +20,81 @@ pub struct RequestId(pub HeaderValue);
 
 /// Takes `x-request-id` (or makes a UUID), keeps it in the request's
 /// extensions for the logs, and answers it as `request-id`.
-pub async fn request_id(mut request: Request, next: Next) -> Response {
-    let id = request
-        .headers()
-        .get("x-request-id")
-        .filter(|v| !v.is_empty() && v.len() <= 200)
-        .cloned()
-        .unwrap_or_else(|| {
-            // A UUID is always a valid header value.
-            HeaderValue::from_str(&fresh_request_id().to_string())
-                .unwrap_or(HeaderValue::from_static("unknown"))
-        });
-    request.extensions_mut().insert(RequestId(id.clone()));
-    let mut response = next.run(request).await;
-    response.headers_mut().insert("request-id", id);
-    response
+///
+/// A tower layer written out, as [`AdmissionLayer`] is: `from_fn` would
+/// box a future and clone the inner service per request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestIdLayer;
+
+impl<S> tower::Layer<S> for RequestIdLayer {
+    type Service = RequestIdService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestIdService { inner }
+    }
+}
+
+/// The service of [`RequestIdLayer`].
+#[derive(Debug, Clone)]
+pub struct RequestIdService<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for RequestIdService<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = WithRequestId<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let id = request
+            .headers()
+            .get("x-request-id")
+            .filter(|v| !v.is_empty() && v.len() <= 200)
+            .cloned()
+            .unwrap_or_else(|| {
+                // A UUID is always a valid header value.
+                HeaderValue::from_str(&fresh_request_id().to_string())
+                    .unwrap_or(HeaderValue::from_static("unknown"))
+            });
+        request.extensions_mut().insert(RequestId(id.clone()));
+        WithRequestId {
+            inner: self.inner.call(request),
+            id: Some(id),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer of [`RequestIdService`]: the inner answer with
+    /// `request-id` added.
+    pub struct WithRequestId<F> {
+        #[pin]
+        inner: F,
+        id: Option<HeaderValue>,
+    }
+}
+
+impl<F> std::future::Future for WithRequestId<F>
+where
+    F: std::future::Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(mut response) = std::task::ready!(this.inner.poll(cx));
+        if let Some(id) = this.id.take() {
+            response.headers_mut().insert("request-id", id);
+        }
+        Poll::Ready(Ok(response))
+    }
 }
 
 /// A random (version 4) UUID for a request that brought no id of its own.
