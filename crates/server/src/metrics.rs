@@ -253,11 +253,7 @@ impl Metrics {
                 "bitcask_resp_commands_total{{command=\"{command}\"}} {count}\n"
             ));
         }
-        let gauge = |text: &mut String, name: &str, help: &str, kind: &str, value: u64| {
-            text.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-            ));
-        };
+        let gauge = sample;
         gauge(
             &mut text,
             "bitcask_http_requests_in_flight",
@@ -371,10 +367,7 @@ fn cluster_metrics(node: &bitcask_cluster::node::Node) -> String {
     let counters = node.counters();
     let mut text = String::new();
     let mut metric = |name: &str, help: &str, kind: &str, value: u64| {
-        let _ = write!(
-            text,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-        );
+        sample(&mut text, name, help, kind, value);
     };
     metric(
         "bitcask_raft_term",
@@ -441,6 +434,16 @@ fn cluster_metrics(node: &bitcask_cluster::node::Node) -> String {
     text
 }
 
+/// Appends one unlabelled sample with its `HELP` and `TYPE` lines.
+fn sample(text: &mut String, name: &str, help: &str, kind: &str, value: u64) {
+    use std::fmt::Write;
+    // Writing into a String cannot fail.
+    let _ = write!(
+        text,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+    );
+}
+
 /// Counts every answered request by its route pattern (not its path, so a
 /// key never becomes a label), method and status, after turning an error
 /// made outside the handlers into JSON ([`crate::middleware::json_errors`]).
@@ -502,9 +505,7 @@ fn watch_metrics(state: &AppState) -> String {
     let hub = state.watchers();
     let mut text = String::new();
     let mut line = |name: &str, help: &str, kind: &str, value: u64| {
-        text.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-        ));
+        sample(&mut text, name, help, kind, value);
     };
     line(
         "bitcask_watchers",

@@ -179,16 +179,13 @@ fn list(
             _ => range.start_after(after.to_vec()),
         };
     }
-    let mut taken = 0;
     'scan: loop {
-        let mut keys = store.keys_in(range.clone());
-        for key in keys.by_ref() {
+        for key in store.keys_in(std::mem::take(&mut range)) {
             // One item past the page says whether another page follows.
-            if taken == limit {
+            if listed.keys.len() + listed.prefixes.len() == limit {
                 listed.next_start_after = last_item(&listed);
                 break 'scan;
             }
-            taken += 1;
             match delimiter.and_then(|d| folder_of(prefix, &key, d)) {
                 None => listed.keys.push(key),
                 Some(folder) => {

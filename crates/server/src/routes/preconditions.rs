@@ -141,12 +141,24 @@ pub(crate) fn write_condition(
 /// names it (weak comparison: `W/"3"` matches version 3), or is `*`. A
 /// malformed `If-None-Match` is ignored, as RFC 9110 allows.
 pub(crate) fn not_modified(headers: &HeaderMap, version: u64) -> bool {
+    none_match(headers, |t| t.version() == Some(version))
+}
+
+/// Whether `If-None-Match` names the entity tag whose opaque part is
+/// `opaque` (weak comparison), or is `*`: a static file's 304.
+pub(crate) fn not_modified_tag(headers: &HeaderMap, opaque: &str) -> bool {
+    none_match(headers, |t| t.opaque == opaque)
+}
+
+/// Whether `If-None-Match` is `*` or lists a tag `names` accepts (a
+/// malformed header matches nothing).
+fn none_match(headers: &HeaderMap, names: impl Fn(&EntityTag) -> bool) -> bool {
     match header_text(headers, header::IF_NONE_MATCH)
         .as_deref()
         .and_then(parse)
     {
         Some(EntityTags::Any) => true,
-        Some(EntityTags::List(tags)) => tags.iter().any(|t| t.version() == Some(version)),
+        Some(EntityTags::List(tags)) => tags.iter().any(names),
         None => false,
     }
 }
@@ -227,5 +239,15 @@ mod tests {
         assert!(!not_modified(&h(r#""4""#), 3));
         assert!(!not_modified(&h("garbage"), 3));
         assert!(!not_modified(&HeaderMap::new(), 3));
+    }
+
+    #[test]
+    fn if_none_match_names_any_opaque_tag_weakly() {
+        let h = |v: &str| headers(header::IF_NONE_MATCH, v);
+        assert!(not_modified_tag(&h(r#""ab12""#), "ab12"));
+        assert!(not_modified_tag(&h(r#""x", W/"ab12""#), "ab12"));
+        assert!(not_modified_tag(&h("*"), "ab12"));
+        assert!(!not_modified_tag(&h(r#""ab1""#), "ab12"));
+        assert!(!not_modified_tag(&h("ab12"), "ab12"), "not a tag");
     }
 }
