@@ -2,7 +2,7 @@
 // that it is a single node.
 
 import { getJson } from './api.js';
-import { el, replace, count, poller } from './dom.js';
+import { el, replace, count, poller, total } from './dom.js';
 
 const poll = poller(() => refresh(), 2000);
 
@@ -29,7 +29,7 @@ async function refresh() {
     el('div', { class: 'totals' },
       ...[['node', status.node_id], ['role', status.role], ['leader', status.leader_id ?? 'none known'], ['term', status.term],
         ['applied index', opt(status.last_applied)], ['committed', opt(status.committed)], ['last log index', opt(status.last_log_index)]]
-        .map(([label, value]) => el('div', { class: 'total' }, el('span', { class: 'value', text: value }), el('span', { class: 'label', text: label })))),
+        .map(([label, value]) => total(label, value))),
     el('table', { class: 'grid', 'data-field': 'members' },
       el('thead', {}, el('tr', {}, ...['Node', 'Peer address', 'Votes', 'Role', 'Matched', 'Lag (entries)'].map((h) => el('th', { text: h })))),
       el('tbody', {}, status.members.map((m) => el('tr', {},

@@ -32,6 +32,13 @@ function build(node, attrs, children) {
   return node;
 }
 
+/** A headline number with its label (`data-field` names it for tests). */
+export function total(label, value, field) {
+  return el('div', { class: 'total', 'data-field': field },
+    el('span', { class: 'value', text: value }),
+    el('span', { class: 'label', text: label }));
+}
+
 /** Replaces a node's children. */
 export function replace(node, ...children) {
   node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));

@@ -156,7 +156,8 @@ function handle(message) {
   draw();
 }
 
-function text(field, encoding) {
+/** The bytes of an event's key or value as the wire wrote it. */
+function bytesOf(field, encoding) {
   if (field === undefined || field === null) return null;
   return encoding === 'base64' ? fromBase64(field) : new TextEncoder().encode(field);
 }
@@ -168,8 +169,8 @@ function draw() {
     el('tbody', {}, rows.length === 0
       ? el('tr', {}, el('td', { colspan: 5, class: 'muted', text: 'No change yet: writes under the prefix appear here as they commit.' }))
       : rows.map((r) => {
-        const key = keyLabel(text(r.key, r.encoding));
-        const value = text(r.value, r.encoding);
+        const key = keyLabel(bytesOf(r.key, r.encoding));
+        const value = bytesOf(r.value, r.encoding);
         const shown = value ? describeValue(value).text : '';
         return el('tr', { class: `op-${r.op}`, 'data-seq': r.seq },
           el('td', { text: r.seq }),

@@ -4,7 +4,7 @@
 // the differences between two polls).
 
 import { call } from './api.js';
-import { el, replace, count } from './dom.js';
+import { replace, count, total } from './dom.js';
 import { lineChart } from './charts.js';
 
 const POLL_MS = 2000;
@@ -103,13 +103,11 @@ async function poll() {
 
 function draw() {
   const g = lastGauges || {};
-  const gauge = (label, name, field) => el('div', { class: 'total', 'data-field': field },
-    el('span', { class: 'value', text: g[name] === undefined ? '–' : count(g[name]) }),
-    el('span', { class: 'label', text: label }));
+  const gauge = (label, name, field) => total(label, g[name] === undefined ? '–' : count(g[name]), field);
   const last = (series) => (series.length ? series[series.length - 1][1] : 0);
   replace(document.getElementById('load-gauges'),
-    el('div', { class: 'total', 'data-field': 'http-rate' }, el('span', { class: 'value', text: last(history.http).toFixed(1) }), el('span', { class: 'label', text: 'HTTP requests/s' })),
-    el('div', { class: 'total', 'data-field': 'resp-rate' }, el('span', { class: 'value', text: last(history.resp).toFixed(1) }), el('span', { class: 'label', text: 'RESP commands/s' })),
+    total('HTTP requests/s', last(history.http).toFixed(1), 'http-rate'),
+    total('RESP commands/s', last(history.resp).toFixed(1), 'resp-rate'),
     gauge('HTTP connections', 'bitcask_http_connections', 'http-connections'),
     gauge('HTTP requests in flight', 'bitcask_http_requests_in_flight', 'in-flight'),
     gauge('RESP clients', 'bitcask_resp_connections', 'resp-connections'),

@@ -2,7 +2,7 @@
 // merges, and a merge started by hand with its progress.
 
 import { call, getJson } from './api.js';
-import { el, replace, bytes, count, duration, time, toast, poller } from './dom.js';
+import { el, replace, bytes, count, duration, time, toast, poller, total } from './dom.js';
 import { stackedBars } from './charts.js';
 
 const poll = poller(() => refresh(), 2000);
@@ -19,10 +19,6 @@ export function show() {
 
 export function hide() {
   poll.stop();
-}
-
-function total(label, value, field) {
-  return el('div', { class: 'total', 'data-field': field }, el('span', { class: 'value', text: value }), el('span', { class: 'label', text: label }));
 }
 
 async function refresh() {
