@@ -143,7 +143,25 @@ impl HintWriter {
 #[derive(Debug)]
 pub(crate) struct Hint {
     bytes: Vec<u8>,
+    /// What the verifying pass saw, so that recovery needs no pass of its
+    /// own for it.
+    summary: Summary,
 }
+
+/// Facts about a hint's entries, gathered while verifying it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Summary {
+    /// The highest sequence number of any entry (0 for none).
+    pub max_seq: u64,
+    /// The newest mark's entry: seq, offset and record length.
+    pub newest_mark: Option<(u64, u32, u32)>,
+    /// Where each part of [`PART_ENTRIES`] entries starts, so that threads
+    /// can read parts of one hint side by side.
+    part_starts: Vec<u64>,
+}
+
+/// Entries in one part of a hint (the last part may hold fewer).
+const PART_ENTRIES: u64 = 1 << 16;
 
 impl Hint {
     /// Reads the hint of the data file with header `data_header` and length
@@ -173,9 +191,15 @@ impl Hint {
                 return Err(buf);
             }
         }
-        let hint = Self { bytes: buf };
+        let mut hint = Self {
+            bytes: buf,
+            summary: Summary::default(),
+        };
         match hint.verify(&path, data_header, data_len) {
-            Ok(()) => Ok(hint),
+            Ok(summary) => {
+                hint.summary = summary;
+                Ok(hint)
+            }
             Err(reason) => {
                 tracing::warn!(path = %path.display(), reason, "ignoring hint file; scanning its data file");
                 Err(hint.bytes)
@@ -195,10 +219,14 @@ impl Hint {
         data_header: &FileHeader,
         data_len: u64,
     ) -> Option<Self> {
-        let hint = Self { bytes };
-        hint.verify(Path::new("fuzz.hint"), data_header, data_len)
-            .ok()
-            .map(|()| hint)
+        let mut hint = Self {
+            bytes,
+            summary: Summary::default(),
+        };
+        hint.summary = hint
+            .verify(Path::new("fuzz.hint"), data_header, data_len)
+            .ok()?;
+        Some(hint)
     }
 
     fn verify(
@@ -206,7 +234,7 @@ impl Hint {
         path: &Path,
         data_header: &FileHeader,
         data_len: u64,
-    ) -> Result<(), &'static str> {
+    ) -> Result<Summary, &'static str> {
         let b = &self.bytes;
         if b.len() < FILE_HEADER_LEN + TRAILER_LEN {
             return Err("too short");
@@ -231,42 +259,107 @@ impl Hint {
             return Err("data file length differs");
         }
         let mut seen = 0u64;
-        for entry in self.parse() {
+        let mut summary = Summary::default();
+        for (at, entry) in self.parse_from(FILE_HEADER_LEN) {
             let entry = entry.ok_or("malformed entry")?;
             if u64::from(entry.offset) + u64::from(entry.len) > data_len {
                 return Err("entry points past the data file");
             }
+            if seen.is_multiple_of(PART_ENTRIES) {
+                summary.part_starts.push(at);
+            }
             seen += 1;
+            summary.max_seq = summary.max_seq.max(entry.seq);
+            if entry.kind == EntryKind::Mark
+                && summary.newest_mark.is_none_or(|(seq, ..)| entry.seq > seq)
+            {
+                summary.newest_mark = Some((entry.seq, entry.offset, entry.len));
+            }
         }
         if seen != count {
             return Err("entry count differs");
         }
-        Ok(())
+        Ok(summary)
+    }
+
+    /// What verifying the entries found.
+    pub(crate) fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// Number of parts the entries can be read in ([`Self::entries_in`]).
+    pub(crate) fn parts(&self) -> usize {
+        self.summary.part_starts.len()
     }
 
     /// The entries, in data-file order. [`Self::load`] verified that every
-    /// entry parses.
+    /// entry parses. (Recovery reads them in parts: [`Self::entries_in`].)
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn entries(&self) -> impl Iterator<Item = HintEntry<'_>> {
         self.parse().map_while(|entry| entry)
     }
 
+    /// The entries of part `part` (of [`Self::parts`]) with their
+    /// positions in the hint, for [`Self::entry_at`]. Parts in order list
+    /// every entry once, in data-file order.
+    pub(crate) fn entries_in(&self, part: usize) -> impl Iterator<Item = (u64, HintEntry<'_>)> {
+        let starts = &self.summary.part_starts;
+        let start = starts.get(part).copied().unwrap_or(u64::MAX);
+        let end = starts.get(part + 1).copied().unwrap_or(u64::MAX);
+        let start = usize::try_from(start).unwrap_or(usize::MAX);
+        self.parse_from(start)
+            .map_while(|(at, entry)| Some((at, entry?)))
+            .take_while(move |&(at, _)| at < end)
+    }
+
+    /// The entry at a position [`Self::entries_in`] gave.
+    ///
+    /// # Panics
+    /// If `at` is not such a position (a bug in the caller).
+    pub(crate) fn entry_at(&self, at: u64) -> HintEntry<'_> {
+        let rest = usize::try_from(at)
+            .ok()
+            .and_then(|at| self.bytes.get(at..))
+            .and_then(parse_entry);
+        match rest {
+            Some((entry, _)) => entry,
+            None => panic!("no hint entry at {at}"),
+        }
+    }
+
+    /// Asks the CPU to start loading the entry at `at` into its cache.
+    pub(crate) fn prefetch(&self, at: u64) {
+        if let Some(entry) = usize::try_from(at).ok().and_then(|at| self.bytes.get(at..)) {
+            crate::prefetch::read(entry);
+        }
+    }
+
     /// Parses the entries; `None` marks a malformed one (and ends the list).
+    #[cfg(any(test, feature = "fuzzing"))]
     fn parse(&self) -> impl Iterator<Item = Option<HintEntry<'_>>> {
+        self.parse_from(FILE_HEADER_LEN).map(|(_, entry)| entry)
+    }
+
+    /// Parses the entries from position `start` (an entry's first byte, or
+    /// past the end for none), with each entry's position.
+    fn parse_from(&self, start: usize) -> impl Iterator<Item = (u64, Option<HintEntry<'_>>)> {
         let end = self.bytes.len().saturating_sub(TRAILER_LEN);
-        let mut rest = self.bytes.get(FILE_HEADER_LEN..end).unwrap_or(&[]);
+        let mut at = start;
+        let mut rest = self.bytes.get(start..end).unwrap_or(&[]);
         std::iter::from_fn(move || {
             if rest.is_empty() {
                 return None;
             }
-            let parsed = parse_entry(rest);
-            match parsed {
+            let here = at as u64;
+            match parse_entry(rest) {
                 Some((entry, tail)) => {
+                    at += rest.len() - tail.len();
                     rest = tail;
-                    Some(Some(entry))
+                    Some((here, Some(entry)))
                 }
                 None => {
                     rest = &[];
-                    Some(None)
+                    Some((here, None))
                 }
             }
         })
@@ -415,6 +508,41 @@ mod tests {
                 entry(b"gamma", 12, 112)
             ]
         );
+    }
+
+    #[test]
+    fn parts_list_every_entry_once_in_order_with_its_position() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = HintWriter::create(dir.path(), &header(3)).expect("create");
+        let n = 2 * PART_ENTRIES + 5;
+        let keys: Vec<Vec<u8>> = (0..n).map(|i| format!("key{i}").into_bytes()).collect();
+        let mut mark = None;
+        for (i, key) in keys.iter().enumerate() {
+            let i = i as u32;
+            let mut e = entry(key, 10 + u64::from(i), i * 40);
+            if i % 1_000 == 7 {
+                e.kind = EntryKind::Mark;
+                mark = Some((e.seq, e.offset, e.len));
+            }
+            w.add(&e).expect("add");
+        }
+        let data_len = n * 40;
+        w.finish(data_len).expect("finish");
+        let hint = Hint::load(dir.path(), &header(3), data_len).expect("valid hint");
+        assert_eq!(hint.parts(), 3);
+        let all: Vec<HintEntry<'_>> = hint.entries().collect();
+        let mut by_parts = Vec::new();
+        for part in 0..hint.parts() {
+            for (at, e) in hint.entries_in(part) {
+                assert_eq!(hint.entry_at(at), e, "position {at}");
+                by_parts.push(e);
+            }
+        }
+        assert_eq!(by_parts, all);
+        assert_eq!(all.len() as u64, n);
+        assert_eq!(hint.entries_in(3).count(), 0, "no part past the last");
+        assert_eq!(hint.summary().max_seq, 10 + n - 1);
+        assert_eq!(hint.summary().newest_mark, mark);
     }
 
     #[test]

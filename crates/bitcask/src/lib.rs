@@ -59,6 +59,7 @@ mod options;
 mod periodic;
 #[cfg(test)]
 mod power_loss;
+mod prefetch;
 mod readmap;
 mod record;
 mod recovery;

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use crate::datafile::{self, Access, DataFile, FILE_HEADER_LEN, ReadHandle, Scan};
 use crate::error::{CorruptionKind, Error, IoContext, Result};
-use crate::hint::{EntryKind, Hint};
-use crate::keydir::{Entry, KeyDir, KeyDirLoader, LoadOp};
+use crate::hint::{EntryKind, Hint, HintEntry};
+use crate::keydir::{Entry, KeyDir, KeyDirLoader, LoadOp, LoadSource};
 use crate::options::OpenProgress;
 use crate::record::{self, MAX_MARK_LEN, RecordKind};
 use crate::stats::Accounts;
@@ -184,7 +184,7 @@ pub(crate) fn recover(dir: &Path, opts: RecoverOptions<'_>) -> Result<Recovered>
         }
     }
     let keydir = loader.finish(opts.now_ms);
-    accounts.add_live(&keydir);
+    accounts.add_live(&keydir, threads);
     let mark = match newest_mark {
         Some(at) => Some(read_mark(dir, at)?),
         None => None,
@@ -203,16 +203,14 @@ pub(crate) fn recover(dir: &Path, opts: RecoverOptions<'_>) -> Result<Recovered>
 
 /// Offers the newest mark a hint file lists.
 fn newest_mark_in_hint(file_id: u32, hint: &Hint, newest: &mut Option<MarkAt>) {
-    for entry in hint.entries() {
-        if entry.kind == EntryKind::Mark {
-            let found = MarkAt {
-                seq: entry.seq,
-                file_id,
-                offset: u64::from(entry.offset),
-                len: u64::from(entry.len),
-            };
-            MarkAt::offer(newest, found);
-        }
+    if let Some((seq, offset, len)) = hint.summary().newest_mark {
+        let found = MarkAt {
+            seq,
+            file_id,
+            offset: u64::from(offset),
+            len: u64::from(len),
+        };
+        MarkAt::offer(newest, found);
     }
 }
 
@@ -290,26 +288,54 @@ fn load_hint(
     threads: usize,
 ) -> Result<u64> {
     let file_id = file.id;
-    let ops = || {
-        hint.entries()
-            .filter(|e| e.kind != EntryKind::Mark)
-            .map(move |entry| LoadOp {
-                key: entry.key,
-                put: (entry.kind == EntryKind::Put).then_some(Entry {
-                    file_id,
-                    offset: entry.offset,
-                    len: entry.len,
-                    seq: entry.seq,
-                    expires_at_ms: entry.expires_at_ms,
-                }),
-                seq: entry.seq,
-            })
-    };
-    loader.apply_parallel(ops, threads);
-    if let Some(seq) = hint.entries().map(|e| e.seq).max() {
-        *max_seq = (*max_seq).max(seq);
-    }
+    loader.apply_parallel(&HintSource { hint, file_id }, threads);
+    *max_seq = (*max_seq).max(hint.summary().max_seq);
     file.len()
+}
+
+/// A hint file's entries as the records of a key-directory load.
+struct HintSource<'h> {
+    hint: &'h Hint,
+    file_id: u32,
+}
+
+impl<'h> HintSource<'h> {
+    /// What applying `entry` does to the key directory.
+    fn op(&self, entry: HintEntry<'h>) -> LoadOp<'h> {
+        LoadOp {
+            key: entry.key,
+            put: (entry.kind == EntryKind::Put).then_some(Entry {
+                file_id: self.file_id,
+                offset: entry.offset,
+                len: entry.len,
+                seq: entry.seq,
+                expires_at_ms: entry.expires_at_ms,
+            }),
+            seq: entry.seq,
+        }
+    }
+}
+
+impl<'h> LoadSource<'h> for HintSource<'h> {
+    fn parts(&self) -> usize {
+        self.hint.parts()
+    }
+
+    fn for_each_in(&self, part: usize, mut f: impl FnMut(u64, LoadOp<'h>)) {
+        for (at, entry) in self.hint.entries_in(part) {
+            if entry.kind != EntryKind::Mark {
+                f(at, self.op(entry));
+            }
+        }
+    }
+
+    fn op_at(&self, at: u64) -> LoadOp<'h> {
+        self.op(self.hint.entry_at(at))
+    }
+
+    fn prefetch(&self, at: u64) {
+        self.hint.prefetch(at);
+    }
 }
 
 /// One operation of a batch read but not yet committed.

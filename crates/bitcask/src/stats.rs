@@ -5,7 +5,7 @@
 //! expiry among the records written to it. Merge uses these to choose its
 //! inputs (see `docs/FORMAT.md`, "Merge"); [`Stats`] reports them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -119,17 +119,19 @@ impl Accounts {
     }
 
     /// Adds every entry of a freshly loaded key directory as live (one lock
-    /// for the whole directory, not one per key).
-    pub(crate) fn add_live(&self, keydir: &crate::keydir::KeyDir) {
-        let mut sums: BTreeMap<u32, FileAccount> = BTreeMap::new();
-        keydir.for_each_entry(|entry| {
+    /// for the whole directory, not one per key), summed by up to `threads`
+    /// threads.
+    pub(crate) fn add_live(&self, keydir: &crate::keydir::KeyDir, threads: usize) {
+        // File ids are not input; a fixed hasher is enough.
+        type Sums = HashMap<u32, FileAccount, foldhash::fast::FixedState>;
+        let sums = keydir.fold_entries(threads, Sums::default, |sums, entry| {
             let sum = sums.entry(entry.file_id).or_default();
             sum.live_bytes += u64::from(entry.len);
             sum.live_keys += 1;
             sum.note_expiry(entry.expires_at_ms);
         });
         let mut files = self.lock();
-        for (id, sum) in sums {
+        for (id, sum) in sums.into_iter().flatten() {
             let account = files.entry(id).or_default();
             account.live_bytes += sum.live_bytes;
             account.live_keys += sum.live_keys;

@@ -14,7 +14,8 @@
 //! - an expiry map, for the few entries that carry an expiry time (the slot
 //!   has a flag), so the common entry does not pay 8 bytes for it.
 //!
-//! [`listing`] walks the shards' ordered indexes in step.
+//! [`listing`] walks the shards' ordered indexes in step; [`load`] builds
+//! the directory at open.
 //!
 //! Memory for `n` keys of `k` bytes: slots and control words of 34 bytes
 //! at 53-80% fill (43-64 bytes a key), `k + 1` bytes of arena and 8 bytes
@@ -31,6 +32,7 @@
 
 mod arena;
 mod listing;
+mod load;
 mod ordered;
 mod table;
 
@@ -39,6 +41,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use listing::{KeyRange, Keys};
+pub(crate) use load::{KeyDirLoader, LoadOp, LoadSource};
 
 use arena::{KeyArena, KeyRef};
 use ordered::Ordered;
@@ -406,12 +409,54 @@ impl KeyDir {
     /// Calls `f` with every entry, one shard at a time (each under its read
     /// lock; `f` must not call back into the key directory). Keys are not
     /// passed: reaching them would cost a cache miss per entry in the arena.
+    #[cfg(test)]
     pub(crate) fn for_each_entry(&self, mut f: impl FnMut(&Entry)) {
         for shard in 0..SHARDS {
-            let shard = self.read(shard);
-            for slot in shard.table.iter() {
-                f(&shard.entry_of(slot));
-            }
+            self.fold_shard(shard, &mut (), |(), entry| f(entry));
+        }
+    }
+
+    /// Folds every entry into an accumulator per thread, with up to
+    /// `threads` threads each taking a group of shards (under their read
+    /// locks, one at a time; `f` must not call back into the key
+    /// directory): recovery's pass that sums live bytes per file.
+    pub(crate) fn fold_entries<T: Send>(
+        &self,
+        threads: usize,
+        init: impl Fn() -> T + Sync,
+        f: impl Fn(&mut T, &Entry) + Sync,
+    ) -> Vec<T> {
+        let per_thread = SHARDS.div_ceil(threads.clamp(1, SHARDS));
+        let (init, f) = (&init, &f);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..SHARDS)
+                .step_by(per_thread)
+                .map(|first| {
+                    scope.spawn(move || {
+                        let mut acc = init();
+                        for shard in first..(first + per_thread).min(SHARDS) {
+                            self.fold_shard(shard, &mut acc, f);
+                        }
+                        acc
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|worker| {
+                    worker
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        })
+    }
+
+    /// Folds the entries of one shard into `acc`.
+    fn fold_shard<T>(&self, shard: usize, acc: &mut T, mut f: impl FnMut(&mut T, &Entry)) {
+        let shard = self.read(shard);
+        for slot in shard.table.iter() {
+            f(acc, &shard.entry_of(slot));
         }
     }
 
@@ -482,110 +527,6 @@ impl KeyDir {
         let Shard { ordered, keys, .. } = &mut *guard;
         ordered.tidy(keys);
         guard.list(lower, prefix, now_ms, limit)
-    }
-}
-
-/// One record as recovery applies it to the key directory.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct LoadOp<'k> {
-    /// The record's key.
-    pub key: &'k [u8],
-    /// Where the value is, for a put; `None` for a delete.
-    pub put: Option<Entry>,
-    /// The record's sequence number.
-    pub seq: u64,
-}
-
-/// Builds a [`KeyDir`] during recovery, when one thread owns it.
-///
-/// Nothing is ordered while loading: the ordered indexes sort their keys
-/// when first listed, so a reopen pays only for the hash inserts.
-#[derive(Debug)]
-pub(crate) struct KeyDirLoader {
-    keydir: KeyDir,
-}
-
-impl KeyDirLoader {
-    /// An empty loader.
-    pub(crate) fn new() -> Self {
-        Self {
-            keydir: KeyDir::new(),
-        }
-    }
-
-    /// Applies `ops` (records in log order) with up to `threads` threads,
-    /// each owning a group of shards and applying, in order, the ops whose
-    /// keys fall in its shards. `ops` is called once per thread.
-    pub(crate) fn apply_parallel<'k, I>(&mut self, ops: impl Fn() -> I + Sync, threads: usize)
-    where
-        I: Iterator<Item = LoadOp<'k>>,
-    {
-        let threads = threads.clamp(1, SHARDS);
-        let KeyDir {
-            shards,
-            hasher,
-            tags,
-            ..
-        } = &mut self.keydir;
-        let (hasher, tags) = (&*hasher, *tags);
-        let per_thread = SHARDS.div_ceil(threads);
-        let ops = &ops;
-        std::thread::scope(|scope| {
-            for (group, chunk) in shards.chunks_mut(per_thread).enumerate() {
-                let first = group * per_thread;
-                scope.spawn(move || {
-                    for op in ops() {
-                        let hash = hasher.hash_one(op.key);
-                        let Some(lock) = (hash as usize & (SHARDS - 1))
-                            .checked_sub(first)
-                            .and_then(|i| chunk.get_mut(i))
-                        else {
-                            continue;
-                        };
-                        let shard = lock.0.get_mut().unwrap_or_else(PoisonError::into_inner);
-                        shard.apply(tags.of(hash), op);
-                    }
-                });
-            }
-        });
-    }
-
-    /// Applies one record unless its key already holds a newer one (higher
-    /// seq): a put points the key at its entry, a delete removes the key.
-    pub(crate) fn apply(&mut self, op: LoadOp<'_>) {
-        let (shard, tag) = self.keydir.locate(op.key);
-        self.keydir.shards[shard]
-            .0
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .apply(tag, op);
-    }
-
-    /// Drops the entries expired at `now_ms` and sets the count: the key
-    /// directory is ready (one pass over the slots; nothing is ordered).
-    pub(crate) fn finish(mut self, now_ms: u64) -> KeyDir {
-        let mut total = 0;
-        for lock in self.keydir.shards.iter_mut() {
-            let shard = lock.0.get_mut().unwrap_or_else(PoisonError::into_inner);
-            if !shard.expiry.is_empty() {
-                let mut expired = Vec::new();
-                let Shard { table, expiry, .. } = &mut *shard;
-                table.retain(
-                    |slot| {
-                        slot.flags & Slot::EXPIRES == 0
-                            || expiry.get(&slot.key()).is_none_or(|&when| when > now_ms)
-                    },
-                    |slot| expired.push(slot),
-                );
-                for slot in &expired {
-                    shard.forget(slot);
-                }
-                shard.compact_if_worth_it();
-            }
-            total += shard.table.len();
-        }
-        self.keydir.len.store(total, Ordering::Relaxed);
-        self.keydir
     }
 }
 

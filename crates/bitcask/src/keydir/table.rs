@@ -91,6 +91,16 @@ const CTRL_EMPTY: u16 = 0;
 /// Distance field meaning "this far or further: compute it from the tag".
 const DISTANCE_SATURATED: u16 = 0xFF;
 
+/// `len` copies of `value`, written out rather than taken as zeroed memory
+/// from the allocator: fresh zeroed pages are mapped to the shared zero page
+/// when first read, and the probes read them before writing, so each page
+/// would fault twice (the second time flushing other cores' TLBs).
+fn written_out<T: Copy>(len: usize, value: T) -> Vec<T> {
+    let mut v = Vec::with_capacity(len);
+    v.resize(len, value);
+    v
+}
+
 /// The Robin Hood table.
 #[derive(Debug, Default)]
 pub(crate) struct Table {
@@ -165,6 +175,12 @@ impl Table {
         }
     }
 
+    /// Whether some key with `tag` is in the table (keys are not
+    /// compared: two keys of a shard share all 32 bits of a tag rarely).
+    pub(crate) fn has_tag(&self, tag: u32) -> bool {
+        self.find(tag, |_| true).is_some()
+    }
+
     /// The slot at `i` (from [`Self::find`]).
     pub(crate) fn at(&self, i: usize) -> &Slot {
         &self.slots[i]
@@ -207,6 +223,21 @@ impl Table {
         }
     }
 
+    /// Grows, in the same steps inserts would, until `additional` more
+    /// keys fit: a load that knows how many keys it brings sizes the table
+    /// once instead of growing it part-way through (which, with keys
+    /// arriving in home order, would crowd the early ones together).
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        let wanted = self.len + additional;
+        let mut capacity = self.slots.len();
+        while wanted * 5 > capacity * 4 {
+            capacity = (capacity + capacity / 2).max(MIN_CAPACITY);
+        }
+        if capacity != self.slots.len() {
+            self.resize(capacity);
+        }
+    }
+
     /// Grows by half (to at least [`MIN_CAPACITY`]) and places every slot
     /// again. Only this shard's table is copied at a time, so the extra
     /// memory while growing is a fraction of the key directory.
@@ -216,8 +247,8 @@ impl Table {
 
     /// Moves every slot into a table of `capacity` slots.
     fn resize(&mut self, capacity: usize) {
-        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); capacity]);
-        let old_ctrl = std::mem::replace(&mut self.ctrl, vec![CTRL_EMPTY; capacity]);
+        let old = std::mem::replace(&mut self.slots, written_out(capacity, Slot::default()));
+        let old_ctrl = std::mem::replace(&mut self.ctrl, written_out(capacity, CTRL_EMPTY));
         for (slot, ctrl) in old.into_iter().zip(old_ctrl) {
             if ctrl != CTRL_EMPTY {
                 self.place(slot);
@@ -356,6 +387,35 @@ mod tests {
         check_invariants(&t);
         for key in 0..600 {
             assert_eq!(t.find(u32::MAX, |s| s.key() == key).is_some(), key % 2 == 1);
+        }
+    }
+
+    #[test]
+    fn reserve_grows_in_the_steps_inserts_take_and_keeps_every_key() {
+        let mut grown = Table::default();
+        let mut reserved = Table::default();
+        reserved.reserve(1_000);
+        let capacity = reserved.capacity();
+        for key in 0..1_000u64 {
+            let tag = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32;
+            grown.insert_new(slot(tag, key));
+            reserved.insert_new(slot(tag, key));
+        }
+        assert_eq!(reserved.capacity(), capacity, "no growth after reserving");
+        assert_eq!(
+            reserved.capacity(),
+            grown.capacity(),
+            "same size as growing"
+        );
+        reserved.reserve(0);
+        reserved.reserve(10);
+        assert_eq!(reserved.capacity(), capacity, "room enough already");
+        reserved.reserve(1_000);
+        assert!(reserved.capacity() > capacity);
+        check_invariants(&reserved);
+        for key in 0..1_000u64 {
+            let tag = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32;
+            assert!(reserved.find(tag.max(1), |s| s.key() == key).is_some());
         }
     }
 
