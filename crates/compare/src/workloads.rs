@@ -182,7 +182,8 @@ pub fn fdatasync_loop_prefilled(dir: &Path, ops: usize) -> f64 {
     let path = dir.join("fdatasync-prefilled.test");
     let mut file = std::fs::File::create(&path).expect("create fdatasync test file");
     let record = [b'r'; 128];
-    file.write_all(&vec![0u8; ops * record.len()]).expect("zero fill");
+    file.write_all(&vec![0u8; ops * record.len()])
+        .expect("zero fill");
     file.sync_all().expect("fsync the zero fill");
     file.seek(SeekFrom::Start(0)).expect("seek to the start");
     let started = Instant::now();

@@ -219,10 +219,7 @@ pub fn router(state: AppState) -> Router {
         None => router,
     };
     router
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            metrics::track,
-        ))
+        .layer(metrics::TrackLayer::new(state.clone()))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request<_>| {

@@ -9,12 +9,15 @@
 //! Each server owns its registry (no process-global state), so several
 //! servers in one process (the tests) count separately.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
@@ -446,20 +449,129 @@ fn sample(text: &mut String, name: &str, help: &str, kind: &str, value: u64) {
 
 /// Counts every answered request by its route pattern (not its path, so a
 /// key never becomes a label), method and status, after turning an error
-/// made outside the handlers into JSON ([`crate::middleware::json_errors`]).
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let method = method_label(request.method());
-    let _in_flight = Counted::new(&state.metrics().http_in_flight);
-    let response = crate::middleware::json_errors(next.run(request).await).await;
-    state.metrics().observe(
-        route.as_ref().map_or("unmatched", MatchedPath::as_str),
-        method,
-        response.status(),
-        started.elapsed().as_secs_f64(),
-    );
-    response
+/// made outside the handlers into JSON ([`crate::middleware::json_errors`]);
+/// keeps the in-flight gauge.
+///
+/// A tower layer written out, as the request-id and admission layers are:
+/// `axum::middleware::from_fn` boxes a future and clones the inner service
+/// per request (docs/BENCHMARKS.md has what that cost).
+#[derive(Clone)]
+pub struct TrackLayer {
+    state: AppState,
+}
+
+impl TrackLayer {
+    /// The layer, counting into `state`'s metrics.
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+impl<S> tower::Layer<S> for TrackLayer {
+    type Service = Track<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Track {
+            inner,
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// The service of [`TrackLayer`].
+#[derive(Clone)]
+pub struct Track<S> {
+    inner: S,
+    state: AppState,
+}
+
+impl<S> tower::Service<Request> for Track<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Tracked<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let method = method_label(request.method());
+        self.state
+            .metrics()
+            .http_in_flight
+            .fetch_add(1, Ordering::Relaxed);
+        Tracked {
+            inner: self.inner.call(request),
+            rewrite: None,
+            state: self.state.clone(),
+            route,
+            method,
+            started: Instant::now(),
+        }
+    }
+}
+
+/// The JSON rewrite of an error answer, when one is needed (rare).
+type Rewrite = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+pin_project_lite::pin_project! {
+    /// The answer of [`Track`]: the inner answer, rewritten as JSON if it is
+    /// a plain-text error, counted when it is ready. The in-flight gauge
+    /// goes down when this is dropped, answered or cancelled.
+    pub struct Tracked<F> {
+        #[pin]
+        inner: F,
+        rewrite: Option<Rewrite>,
+        state: AppState,
+        route: Option<MatchedPath>,
+        method: &'static str,
+        started: Instant,
+    }
+
+    impl<F> PinnedDrop for Tracked<F> {
+        fn drop(this: Pin<&mut Self>) {
+            this.state
+                .metrics()
+                .http_in_flight
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<F> Future for Tracked<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let response = match this.rewrite.as_mut() {
+            Some(rewrite) => std::task::ready!(rewrite.as_mut().poll(cx)),
+            None => {
+                let Ok(response) = std::task::ready!(this.inner.as_mut().poll(cx));
+                if crate::middleware::needs_json_rewrite(&response) {
+                    let rewrite = this
+                        .rewrite
+                        .insert(Box::pin(crate::middleware::json_errors(response)));
+                    std::task::ready!(rewrite.as_mut().poll(cx))
+                } else {
+                    response
+                }
+            }
+        };
+        this.state.metrics().observe(
+            this.route.as_ref().map_or("unmatched", MatchedPath::as_str),
+            this.method,
+            response.status(),
+            this.started.elapsed().as_secs_f64(),
+        );
+        Poll::Ready(Ok(response))
+    }
 }
 
 /// The method as a label: the standard ones by name, anything else
@@ -541,4 +653,71 @@ fn watch_metrics(state: &AppState) -> String {
         );
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::{Layer, Service, ServiceExt};
+
+    fn state() -> AppState {
+        let config = crate::config::Config::from_args(["bitcask-server"]).expect("config");
+        AppState::new(config).expect("state")
+    }
+
+    #[tokio::test]
+    async fn a_request_counts_in_flight_until_answered_or_dropped() {
+        let state = state();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let rx = std::sync::Mutex::new(Some(rx));
+        let waits = tower::service_fn(move |_: Request| {
+            let rx = rx.lock().expect("lock").take();
+            async move {
+                if let Some(rx) = rx {
+                    let _ = rx.await;
+                }
+                Ok::<_, Infallible>(Response::new(axum::body::Body::from("done")))
+            }
+        });
+        let mut service = TrackLayer::new(state.clone()).layer(waits);
+        let service = service.ready().await.expect("ready");
+        let first = service.call(Request::new(axum::body::Body::empty()));
+        let second = service.call(Request::new(axum::body::Body::empty()));
+        assert_eq!(state.metrics().http_in_flight(), 2);
+        drop(second);
+        assert_eq!(state.metrics().http_in_flight(), 1, "a dropped request");
+        tx.send(()).expect("send");
+        let response = first.await.expect("answer");
+        assert_eq!(response.status(), axum::http::StatusCode::OK);
+        assert_eq!(state.metrics().http_in_flight(), 0, "an answered request");
+    }
+
+    #[tokio::test]
+    async fn a_plain_text_error_is_answered_as_json_and_counted() {
+        let state = state();
+        let fails = tower::service_fn(|_: Request| async {
+            let mut response = Response::new(axum::body::Body::from("no such thing"));
+            *response.status_mut() = axum::http::StatusCode::NOT_FOUND;
+            Ok::<_, Infallible>(response)
+        });
+        let response = TrackLayer::new(state.clone())
+            .layer(fails)
+            .oneshot(Request::new(axum::body::Body::empty()))
+            .await
+            .expect("answer");
+        assert_eq!(response.status(), axum::http::StatusCode::NOT_FOUND);
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .expect("body");
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(json["detail"], "Not Found");
+        let text = state.metrics().render(None);
+        assert!(
+            text.contains(
+                r#"bitcask_http_requests_total{method="GET",route="unmatched",status="404"} 1"#
+            ),
+            "{text}"
+        );
+        assert_eq!(state.metrics().http_in_flight(), 0);
+    }
 }
