@@ -79,7 +79,7 @@ pub use db::{Bitcask, Purged};
 pub use error::{CorruptionKind, Error, Result};
 pub use keydir::{KeyRange, Keys};
 pub use merge::RECENT_MERGES;
-pub use options::{MergeTrigger, OpenProgress, Options, Scrub, SyncPolicy};
+pub use options::{MergeTrigger, OpenProgress, Options, ReadOptions, Scrub, SyncPolicy};
 pub use repair::{REPORT_FILE, RepairReport, repair, repair_with_progress};
 pub use stats::{BackupReport, FileStats, MergeProgress, MergeReport, ScrubReport, Stats};
 pub use write::{Batch, BatchOpRef, Condition, Versioned, WriteOptions};

@@ -122,6 +122,43 @@ pub(crate) const MAX_FILE_SIZE_LIMIT: u64 = 2 << 30;
 /// Largest allowed `max_key_size + max_value_size`.
 pub(crate) const MAX_RECORD_PAYLOAD_LIMIT: usize = 1 << 30;
 
+/// Options of one read: `ReadOptions::new().verify_checksum(false)`.
+///
+/// By default every read verifies its record's CRC-32C before the value is
+/// handed out, which reads every byte of the value (docs/RELIABILITY.md).
+/// A caller that reads only part of large values, and accepts that a
+/// flipped bit on disk would reach it unnoticed, can skip that sum for one
+/// read, as RocksDB's `ReadOptions::verify_checksums` allows. The record's
+/// framing, key and version are checked either way; scrubbing, merge,
+/// backup and `check` always verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct ReadOptions {
+    pub(crate) verify_checksum: bool,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        Self {
+            verify_checksum: true,
+        }
+    }
+}
+
+impl ReadOptions {
+    /// Reads verified, as [`Bitcask::get`](crate::Bitcask::get) does.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether to compute the record's checksum before handing out its
+    /// value (default `true`).
+    pub fn verify_checksum(mut self, verify: bool) -> Self {
+        self.verify_checksum = verify;
+        self
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Self {

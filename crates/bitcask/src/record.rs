@@ -232,7 +232,8 @@ pub(crate) fn read_from(bytes: &[u8], at: usize) -> Result<VerifiedRecord<'_>, U
     Ok(VerifiedRecord { header, key, value })
 }
 
-/// A record read back whole and verified.
+/// A record read back whole and verified (or, from
+/// [`decode_whole_unverified`], framed only).
 #[derive(Debug)]
 pub(crate) struct VerifiedRecord<'a> {
     /// The decoded header.
@@ -254,10 +255,49 @@ pub(crate) fn decode_whole(bytes: &[u8]) -> Result<VerifiedRecord<'_>, Corruptio
     Ok(record)
 }
 
+/// Decodes one complete record held in `bytes` without computing its
+/// checksum: the header is framed (kind, lengths) and must describe exactly
+/// `bytes`, but a flipped bit in the key or value goes unnoticed. Only for
+/// reads whose caller chose so ([`crate::ReadOptions::verify_checksum`]).
+pub(crate) fn decode_whole_unverified(bytes: &[u8]) -> Result<VerifiedRecord<'_>, CorruptionKind> {
+    let head = bytes
+        .first_chunk::<HEADER_LEN>()
+        .ok_or(CorruptionKind::Truncated)?;
+    let header = frame(head, bytes.len() as u64).map_err(|bad| bad.kind)?;
+    if header.record_len() != bytes.len() as u64 {
+        return Err(CorruptionKind::Truncated);
+    }
+    let (key, value) = bytes[HEADER_LEN..].split_at(header.key_len as usize);
+    Ok(VerifiedRecord { header, key, value })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn an_unverified_decode_frames_but_does_not_sum() {
+        let mut buf = Vec::new();
+        encode_into(&mut buf, 7, 0, RecordKind::Put, b"key", b"value").expect("encode");
+        let good = decode_whole_unverified(&buf).expect("decodes");
+        assert_eq!(
+            (good.key, good.value, good.header.seq),
+            (&b"key"[..], &b"value"[..], 7)
+        );
+        let last = buf.len() - 1;
+        buf[last] ^= 1;
+        assert_eq!(decode_whole(&buf).err(), Some(CorruptionKind::BadChecksum));
+        assert_eq!(
+            decode_whole_unverified(&buf).expect("decodes").value,
+            b"valud"
+        );
+        assert_eq!(
+            decode_whole_unverified(&buf[..last]).err(),
+            Some(CorruptionKind::Truncated),
+            "lengths are still checked"
+        );
+    }
 
     #[test]
     fn header_offsets_follow_the_spec() {

@@ -76,6 +76,35 @@ fn reads_count_damage_once_per_record_and_a_scrub_finds_what_no_read_met() {
 }
 
 #[test]
+fn a_read_that_skips_the_checksum_hands_out_damaged_bytes_only_when_asked() {
+    use bitcask::ReadOptions;
+    let dir = tempfile::tempdir().expect("tempdir");
+    store(dir.path());
+    damage(dir.path(), 7);
+    let db = Bitcask::open_with(dir.path(), options()).expect("open");
+    let unverified = ReadOptions::new().verify_checksum(false);
+    // By default, and with the default options, the damage is refused.
+    assert!(matches!(db.get(b"key-0007"), Err(Error::Corruption { .. })));
+    let verified = db.get_with_options(b"key-0007", ReadOptions::new(), <[u8]>::to_vec);
+    assert!(matches!(verified, Err(Error::Corruption { .. })));
+    // Asked not to sum, the read hands out the bytes as they are on disk.
+    let got = db
+        .get_with_options(b"key-0007", unverified, <[u8]>::to_vec)
+        .expect("read")
+        .expect("present");
+    assert_ne!(got, value(7));
+    assert_eq!(got.len(), value(7).len());
+    // Undamaged and absent keys read the same either way.
+    let plain = db.get_with_options(b"key-0008", unverified, <[u8]>::to_vec);
+    assert_eq!(plain.expect("read"), Some(value(8)));
+    let absent = db.get_with_options(b"nope", unverified, <[u8]>::to_vec);
+    assert_eq!(absent.expect("read"), None);
+    // The refused reads were counted; the unverified one met nothing.
+    assert_eq!(db.stats().damaged_reads, 2);
+    db.close().expect("close");
+}
+
+#[test]
 fn a_clean_store_scrubs_clean() {
     let dir = tempfile::tempdir().expect("tempdir");
     store(dir.path());

@@ -55,6 +55,9 @@ pub enum Durability {
 pub enum Kind {
     /// This engine.
     Bitcask,
+    /// This engine, its reads skipping the checksum
+    /// (`ReadOptions::verify_checksum(false)`); run only when named.
+    BitcaskUnverified,
     /// emdb: a Bitcask-style Rust store.
     Emdb,
     /// redb: a copy-on-write B-tree.
@@ -78,10 +81,14 @@ impl Kind {
         Kind::Memory,
     ];
 
+    /// Contenders run only when `--only` names them.
+    pub const ON_REQUEST: &'static [Kind] = &[Kind::BitcaskUnverified];
+
     /// Its name in the table.
     pub fn name(self) -> &'static str {
         match self {
             Kind::Bitcask => "bitcask",
+            Kind::BitcaskUnverified => "bitcask-unverified",
             Kind::Emdb => "emdb",
             Kind::Redb => "redb",
             Kind::Sled => "sled",
@@ -92,7 +99,11 @@ impl Kind {
 
     /// The contender called `name`.
     pub fn from_name(name: &str) -> Option<Kind> {
-        Self::ALL.iter().copied().find(|k| k.name() == name)
+        Self::ALL
+            .iter()
+            .chain(Self::ON_REQUEST)
+            .copied()
+            .find(|k| k.name() == name)
     }
 
     /// Whether it stores anything on disk (the reference does not).
@@ -100,21 +111,27 @@ impl Kind {
         self != Kind::Memory
     }
 
+    /// Whether it is another store than this engine (a candidate for "the
+    /// best other store").
+    pub fn is_other_store(self) -> bool {
+        self.on_disk() && !matches!(self, Kind::Bitcask | Kind::BitcaskUnverified)
+    }
+
     /// Opens (or reopens) the store in `dir`.
     pub fn open(self, dir: &Path, durability: Durability) -> Box<dyn Contender> {
         let per_write = durability == Durability::PerWrite;
+        let open_bitcask = || {
+            let sync = if per_write {
+                bitcask::SyncPolicy::Always
+            } else {
+                bitcask::SyncPolicy::Interval(std::time::Duration::from_millis(100))
+            };
+            bitcask::Bitcask::open_with(dir, bitcask::Options::new().sync(sync))
+                .expect("open bitcask")
+        };
         match self {
-            Kind::Bitcask => {
-                let sync = if per_write {
-                    bitcask::SyncPolicy::Always
-                } else {
-                    bitcask::SyncPolicy::Interval(std::time::Duration::from_millis(100))
-                };
-                Box::new(
-                    bitcask::Bitcask::open_with(dir, bitcask::Options::new().sync(sync))
-                        .expect("open bitcask"),
-                )
-            }
+            Kind::Bitcask => Box::new(open_bitcask()),
+            Kind::BitcaskUnverified => Box::new(UnverifiedReads(open_bitcask())),
             Kind::Emdb => Box::new(EmdbStore {
                 db: emdb::Emdb::open(dir.join("db.emdb")).expect("open emdb"),
                 per_write,
@@ -195,6 +212,32 @@ impl Contender for bitcask::Bitcask {
 
     fn fsyncs(&self) -> Option<u64> {
         Some(self.fsync_count())
+    }
+}
+
+/// This engine with reads that skip the checksum.
+struct UnverifiedReads(bitcask::Bitcask);
+
+impl Contender for UnverifiedReads {
+    fn put(&self, key: &[u8], value: &[u8]) {
+        self.0.put(key, value).expect("bitcask put");
+    }
+
+    fn flush(&self) {
+        self.0.sync().expect("bitcask sync");
+    }
+
+    fn reader(&self) -> Box<dyn Reader + '_> {
+        let read = bitcask::ReadOptions::new().verify_checksum(false);
+        direct(move |key| {
+            self.0
+                .get_with_options(key, read, touch)
+                .expect("bitcask get")
+        })
+    }
+
+    fn fsyncs(&self) -> Option<u64> {
+        Some(self.0.fsync_count())
     }
 }
 

@@ -217,10 +217,12 @@ fn main() {
         child_main(child, &args);
         return;
     }
+    let named = |k: &Kind| args.only.iter().any(|o| o == k.name());
     let kinds: Vec<Kind> = Kind::ALL
         .iter()
         .copied()
-        .filter(|k| args.only.is_empty() || args.only.iter().any(|o| o == k.name()))
+        .filter(|k| args.only.is_empty() || named(k))
+        .chain(Kind::ON_REQUEST.iter().copied().filter(named))
         .collect();
     println!(
         "bitcask-compare: {} keys of 16 bytes, {}-byte {:?} values, {} rounds, durable puts {} (1 writer) / {} (16 writers); contenders: {}",
@@ -265,7 +267,9 @@ fn main() {
         }
     }
     print_table(&kinds, &results);
-    print_against_best(&kinds, &results);
+    for ours in [Kind::Bitcask, Kind::BitcaskUnverified] {
+        print_against_best(&kinds, &results, ours);
+    }
     let (append, prefilled) = (median(&fsync_rates), median(&prefilled_rates));
     println!(
         "\nfdatasync loop on the same filesystem (one 128-byte append + fdatasync): {append:.0} ops/s; into a zero-filled file: {prefilled:.0} ops/s (medians of {})",
@@ -379,12 +383,15 @@ fn show(value: f64, unit: Unit) -> String {
 /// bitcask's median against the best other on-disk store's (the highest
 /// rate, the least MiB or ms) and, where there is one, against the
 /// in-memory reference.
-fn print_against_best(kinds: &[Kind], results: &[HashMap<String, Vec<f64>>]) {
-    let Some(base) = kinds.iter().position(|k| *k == Kind::Bitcask) else {
+/// `ours` is the engine's variant to compare (bitcask, or bitcask with
+/// unverified reads).
+fn print_against_best(kinds: &[Kind], results: &[HashMap<String, Vec<f64>>], ours: Kind) {
+    let Some(base) = kinds.iter().position(|k| *k == ours) else {
         return;
     };
+    let name = ours.name();
     let memory = kinds.iter().position(|k| !k.on_disk());
-    println!("\n| workload (median) | best other store | bitcask / best | bitcask / hashmap |");
+    println!("\n| workload (median) | best other store | {name} / best | {name} / hashmap |");
     println!("| --- | --- | ---: | ---: |");
     for row in ROWS {
         let higher_is_better = match row.unit {
@@ -395,7 +402,7 @@ fn print_against_best(kinds: &[Kind], results: &[HashMap<String, Vec<f64>>]) {
         let value = |k: usize| results[k].get(row.metric).map(|v| median(v));
         let Some(ours) = value(base) else { continue };
         let best = (0..kinds.len())
-            .filter(|&k| k != base && kinds[k].on_disk())
+            .filter(|&k| kinds[k].is_other_store())
             .filter_map(|k| value(k).map(|v| (k, v)))
             .reduce(|a, b| {
                 let b_wins = if higher_is_better {

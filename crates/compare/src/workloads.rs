@@ -285,7 +285,7 @@ mod tests {
     /// keys) and reports every metric.
     #[test]
     fn every_contender_runs_every_workload_on_a_small_store() {
-        for &kind in Kind::ALL {
+        for &kind in Kind::ALL.iter().chain(Kind::ON_REQUEST) {
             let budget = ycsb::Budget {
                 ops: 2_000,
                 limit: Duration::from_secs(30),

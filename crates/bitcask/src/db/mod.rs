@@ -33,7 +33,7 @@ use crate::keydir::{KeyDir, KeyRange, Keys};
 use crate::lock::{DeleteLock, DirLock, LockMode};
 use crate::lock_order::{Rank, Ranked, ranked};
 use crate::merge::MergeState;
-use crate::options::{MAX_RECORD_PAYLOAD_LIMIT, Options, SyncPolicy};
+use crate::options::{MAX_RECORD_PAYLOAD_LIMIT, Options, ReadOptions, SyncPolicy};
 use crate::periodic::Periodic;
 use crate::record;
 use crate::recovery::{self, Mark, RecoverOptions};
@@ -548,21 +548,35 @@ impl Bitcask {
     /// may call the store again; until it returns, the file it reads from
     /// stays mapped even if a merge deletes it.
     pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        self.get_with_options(key, ReadOptions::new(), f)
+    }
+
+    /// [`Self::get_with`], with the read's options: whether the record's
+    /// checksum is computed ([`ReadOptions::verify_checksum`]; its framing,
+    /// key and version are checked either way).
+    pub fn get_with_options<R>(
+        &self,
+        key: &[u8],
+        read: ReadOptions,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<R>> {
         // Used only where no map covers the record (`pread`); empty, it
         // costs nothing.
         let mut scratch = Vec::new();
         self.shared
-            .read_live(key, &mut scratch, |_, value| f(value))
+            .read_live(key, read, &mut scratch, |_, value| f(value))
     }
 
     /// The value under `key` with its version and expiry, or `None`.
     pub fn get_versioned(&self, key: &[u8]) -> Result<Option<Versioned>> {
         let mut scratch = Vec::new();
         self.shared
-            .read_live(key, &mut scratch, |entry, value| Versioned {
-                value: value.to_vec(),
-                version: entry.seq,
-                expires_at_ms: (entry.expires_at_ms != 0).then_some(entry.expires_at_ms),
+            .read_live(key, ReadOptions::new(), &mut scratch, |entry, value| {
+                Versioned {
+                    value: value.to_vec(),
+                    version: entry.seq,
+                    expires_at_ms: (entry.expires_at_ms != 0).then_some(entry.expires_at_ms),
+                }
             })
     }
 

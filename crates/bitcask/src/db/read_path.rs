@@ -7,6 +7,7 @@ use crate::damage::{Finder, Place};
 use crate::datafile::ReadHandle;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::keydir::Entry;
+use crate::options::ReadOptions;
 use crate::record;
 
 impl Shared {
@@ -21,7 +22,8 @@ impl Shared {
         entry.expires_at_ms == 0 || !entry.is_expired(self.options.clock.now_ms())
     }
 
-    /// Finds `key`'s live record, verifies it and calls `f` with its entry
+    /// Finds `key`'s live record, verifies it (its checksum unless `read`
+    /// says not to) and calls `f` with its entry
     /// and value; returns what `f` returns, or `None` (absent or expired).
     /// The value is lent from the file's map while the file table's guard
     /// keeps the map alive (read into `scratch` with `pread` where no map
@@ -36,6 +38,7 @@ impl Shared {
     pub(super) fn read_live<R>(
         &self,
         key: &[u8],
+        read: ReadOptions,
         scratch: &mut Vec<u8>,
         f: impl FnOnce(Entry, &[u8]) -> R,
     ) -> Result<Option<R>> {
@@ -58,7 +61,7 @@ impl Shared {
                 continue;
             }
             let outcome = self.files.with(entry.file_id, |file| {
-                let value = self.verified_value(file, key, entry, scratch)?;
+                let value = self.verified_value(file, key, entry, read, scratch)?;
                 Ok(value.and_then(|value| f.take().map(|f| f(entry, value))))
             });
             match outcome {
@@ -84,7 +87,8 @@ impl Shared {
         }
     }
 
-    /// The verified value of the record `entry` points to in `file`: lent
+    /// The verified value of the record `entry` points to in `file` (its
+    /// checksum computed unless `read` says not to): lent
     /// from the file's map, or read into `scratch` where no map covers it.
     /// `None` if the file is gone because a merge moved the key meanwhile
     /// (look it up again).
@@ -93,6 +97,7 @@ impl Shared {
         file: Option<&'a ReadHandle>,
         key: &[u8],
         entry: Entry,
+        read: ReadOptions,
         scratch: &'a mut Vec<u8>,
     ) -> Result<Option<&'a [u8]>> {
         let Some(file) = file else {
@@ -122,7 +127,12 @@ impl Shared {
             offset,
             kind,
         };
-        let rec = record::decode_whole(bytes).map_err(corrupt)?;
+        let rec = if read.verify_checksum {
+            record::decode_whole(bytes)
+        } else {
+            record::decode_whole_unverified(bytes)
+        }
+        .map_err(corrupt)?;
         if rec.key != key || rec.header.seq != entry.seq {
             return Err(corrupt(CorruptionKind::KeyMismatch));
         }
