@@ -1,8 +1,9 @@
 //! Drives puts and gets over 1,000,000 keys for profiling (`perf record`)
 //! and prints the rate of each phase and the process's memory per key.
 //!
-//! `cargo run --release -p bitcask --example profile_ops -- [DIR] [KEYS]`
-//! (KEYS defaults to 1,000,000; DIR to a temporary directory, `-` for one).
+//! `cargo run --release -p bitcask --example profile_ops -- [DIR] [KEYS] [pwrite]`
+//! (KEYS defaults to 1,000,000; DIR to a temporary directory, `-` for one;
+//! `pwrite` turns mapped appends off, for before-and-after runs).
 #![allow(missing_docs)]
 
 use std::time::Instant;
@@ -25,9 +26,15 @@ fn main() -> bitcask::Result<()> {
         .nth(2)
         .and_then(|n| n.parse().ok())
         .unwrap_or(DEFAULT_KEYS);
+    let mapped = std::env::args().nth(3).as_deref() != Some("pwrite");
+    let options = || {
+        Options::new()
+            .sync(SyncPolicy::Never)
+            .mapped_appends(mapped)
+    };
     let value = [0x5Au8; 100];
     let rss_before = rss_kib();
-    let db = Bitcask::open_with(&dir, Options::new().sync(SyncPolicy::Never))?;
+    let db = Bitcask::open_with(&dir, options())?;
     let t = Instant::now();
     for i in 0..keys {
         db.put(&key(i), &value)?;
@@ -81,7 +88,7 @@ fn main() -> bitcask::Result<()> {
     );
     db.close()?;
     let t = Instant::now();
-    let db = Bitcask::open_with(&dir, Options::new().sync(SyncPolicy::Never))?;
+    let db = Bitcask::open_with(&dir, options())?;
     println!(
         "reopen ({} keys, scanning data files): {:?}",
         db.len(),

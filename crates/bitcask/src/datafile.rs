@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 use crate::error::{CorruptionKind, Error, IoContext, Result};
 use crate::readmap::ReadMap;
 use crate::record::{self, HEADER_LEN as RECORD_HEADER_LEN, RecordHeader};
+use crate::writemap::WriteMap;
 
 /// The magic bytes every data file starts with.
 pub(crate) const MAGIC: [u8; 8] = *b"BITCASK\0";
@@ -357,13 +358,46 @@ impl DataFile {
 
     /// Writes all of `buf` at `offset`.
     pub(crate) fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.append_at(None, buf, offset)
+    }
+
+    /// [`Self::write_all_at`], copying through `map` (the file's writable
+    /// map) when one is given and covers the range; the caller passes a map
+    /// only for a range inside the file's allocated length ("Mapped
+    /// appends" in docs/FORMAT.md).
+    pub(crate) fn append_at(
+        &self,
+        map: Option<&mut WriteMap>,
+        buf: &[u8],
+        offset: u64,
+    ) -> io::Result<()> {
         #[cfg(any(test, feature = "failpoints"))]
         if crate::failpoint::check("append-half").is_err() {
             // A write that stops half-way, as on a full disk.
             crate::disk::write_at(&self.file, &buf[..buf.len() / 2], offset)?;
             return Err(io::Error::from_raw_os_error(28)); // ENOSPC
         }
+        if let Some(map) = map
+            && map.file_id() == self.id
+            && crate::disk::write_mapped(map, &self.file, buf, offset)
+        {
+            return Ok(());
+        }
         crate::disk::write_at(&self.file, buf, offset)
+    }
+
+    /// A writable shared map of the file's bytes `start..end` (allocated
+    /// space), for the writer's appends while the file is active; `None`
+    /// (appends use `pwrite`) where it cannot be made.
+    pub(crate) fn map_for_appends(&self, start: u64, end: u64) -> Option<WriteMap> {
+        match WriteMap::new(&self.file, self.id, start, end) {
+            Ok(map) => Some(map),
+            Err(error) => {
+                tracing::debug!(path = %self.path.display(), %error,
+                    "no writable map of the active file; appends use pwrite");
+                None
+            }
+        }
     }
 
     /// Makes the file `len` bytes long with its blocks allocated (zeros), so

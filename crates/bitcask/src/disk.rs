@@ -44,6 +44,26 @@ pub fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
     written
 }
 
+/// Copies all of `buf` to `offset` through `map`, a writable shared map of
+/// `file`, and returns `true`; `false` (nothing written) if the range is
+/// outside the map. The range must lie inside the file (docs/FORMAT.md,
+/// "Mapped appends").
+pub(crate) fn write_mapped(
+    map: &mut crate::writemap::WriteMap,
+    file: &File,
+    buf: &[u8],
+    offset: u64,
+) -> bool {
+    let copied = map.copy_in(offset, buf);
+    #[cfg(any(test, feature = "simulated-disk"))]
+    if copied {
+        sim::written(file, offset, buf.len() as u64);
+    }
+    #[cfg(not(any(test, feature = "simulated-disk")))]
+    let _ = file;
+    copied
+}
+
 /// Sets the file's length (cutting it, or extending it with zeros).
 pub fn set_len(file: &File, len: u64) -> io::Result<()> {
     #[cfg(any(test, feature = "simulated-disk"))]

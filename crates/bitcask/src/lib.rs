@@ -72,6 +72,7 @@ mod survival;
 mod throttle;
 mod worker;
 mod write;
+mod writemap;
 
 pub use changes::{Change, ChangeOp, Changes, Position};
 pub use check::{CheckReport, Damage, FileReport, check, check_with_progress};

@@ -67,6 +67,7 @@ pub struct Options {
     pub(crate) scrub: Option<Scrub>,
     pub(crate) expire_interval: Option<std::time::Duration>,
     pub(crate) use_hints: bool,
+    pub(crate) mapped_appends: bool,
     pub(crate) open_progress: Option<Arc<OpenProgress>>,
 }
 
@@ -173,6 +174,7 @@ impl Default for Options {
             scrub: None,
             expire_interval: None,
             use_hints: true,
+            mapped_appends: true,
             open_progress: None,
         }
     }
@@ -267,6 +269,17 @@ impl Options {
     /// every data file (slower; for comparison and diagnosis).
     pub fn use_hints(mut self, use_hints: bool) -> Self {
         self.use_hints = use_hints;
+        self
+    }
+
+    /// Append records by copying them into a writable shared map of the
+    /// active file where they fit in its preallocated space, instead of one
+    /// `pwrite` each (Linux only; "Mapped appends" in docs/FORMAT.md: the
+    /// same durability, but an I/O error reading a page of the active file
+    /// back ends the process instead of failing the write). Default =
+    /// `true`; `false` keeps `pwrite` for every record.
+    pub fn mapped_appends(mut self, mapped: bool) -> Self {
+        self.mapped_appends = mapped;
         self
     }
 

@@ -312,9 +312,18 @@ fn policy() -> impl Strategy<Value = SyncPolicy> {
     ]
 }
 
+/// 64 histories in the suite; `PROPTEST_CASES` asks for more (the longer
+/// runs recorded in docs/RELIABILITY.md).
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(64)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 64,
+        cases: cases(),
         ..ProptestConfig::default()
     })]
 

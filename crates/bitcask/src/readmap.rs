@@ -2,9 +2,9 @@
 //!
 //! A get verifies its record in the map and lends the value from there
 //! (`Bitcask::get` copies it once, into the vector it returns) instead of
-//! calling `pread`. This is one of the three places the engine uses `unsafe`
-//! (the others are a CPU-feature call in `crc.rs` and a prefetch hint in
-//! `prefetch.rs`); it pays for itself in the
+//! calling `pread`. This is one of the four places the engine uses `unsafe`
+//! (the others: the writable map of `writemap.rs`, a CPU-feature call in
+//! `crc.rs` and a prefetch hint in `prefetch.rs`); it pays for itself in the
 //! measurements recorded in `docs/BENCHMARKS.md` (random gets over
 //! 1,000,000 keys, pread vs. map). If a map cannot be made, reads fall back
 //! to `pread`.

@@ -10,6 +10,7 @@ use super::Shared;
 use crate::datafile::{DataFile, FILE_HEADER_LEN, ReadHandle};
 use crate::durability::GroupCommit;
 use crate::error::{Error, IoContext, Result};
+use crate::writemap::WriteMap;
 
 /// What only the writer touches, behind the writer lock.
 #[derive(Debug)]
@@ -23,8 +24,26 @@ pub(crate) struct Writer {
     pub(super) allocated: u64,
     /// Whether to preallocate (off once the filesystem says it cannot).
     pub(super) preallocate: bool,
+    /// A writable map of the active file's allocated space from the next
+    /// record on, for appends that land in it ("Mapped appends" in
+    /// docs/FORMAT.md); `None` where switched off or unavailable.
+    pub(super) map: Option<WriteMap>,
+    /// Whether to map the allocated space (`Options::mapped_appends`).
+    pub(super) mapped_appends: bool,
     /// Reused encoding buffer.
     pub(super) buf: Vec<u8>,
+}
+
+impl Writer {
+    /// Maps the active file's allocated space from the next record on
+    /// (dropping the previous window first), if mapped appends are on and
+    /// there is such space.
+    pub(super) fn map_allocated(&mut self) {
+        self.map = None;
+        if self.mapped_appends && self.allocated > self.offset {
+            self.map = self.active.map_for_appends(self.offset, self.allocated);
+        }
+    }
 }
 
 /// How far ahead of the last record the active file is allocated.
@@ -58,6 +77,7 @@ impl Shared {
                         "could not zero-fill preallocated space; it stays unwritten");
                 }
                 w.allocated = allocated;
+                w.map_allocated();
                 Ok(())
             }
             Err(e) if unsupported(&e) => {
@@ -85,6 +105,7 @@ impl Shared {
         if w.allocated > w.offset {
             w.active.truncate(w.offset).at(&w.active.path)?;
             w.allocated = w.offset;
+            w.map = None;
         }
         Ok(())
     }
@@ -126,6 +147,7 @@ impl Shared {
         commit.set_active(Arc::clone(&file));
         tracing::debug!(path = %file.path.display(), "rotated to a new data file");
         let sealed_id = w.active.id;
+        w.map = None;
         w.active = file;
         w.offset = FILE_HEADER_LEN as u64;
         w.allocated = FILE_HEADER_LEN as u64;

@@ -262,14 +262,17 @@ impl Bitcask {
             let commit = GroupCommit::new(Arc::clone(&active), next_seq - 1);
             committed = pack(active.id, offset);
             let allocated = active.len()?;
-            let writer = Writer {
+            let mut writer = Writer {
                 active,
                 offset,
                 next_seq,
                 allocated,
                 preallocate: true,
+                map: None,
+                mapped_appends: options.mapped_appends,
                 buf: Vec::new(),
             };
+            writer.map_allocated();
             (Some(writer), Some(commit))
         };
         // Every file is mapped (or open): deletions may go ahead.

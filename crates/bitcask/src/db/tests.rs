@@ -691,3 +691,46 @@ fn the_committed_position_never_moves_back_when_writers_publish_out_of_order() {
     assert_eq!(shared.committed_position(), (file + 1, 300));
     assert_eq!(shared.next_committed_seq(), 61);
 }
+
+#[test]
+fn appends_go_through_a_window_of_the_active_file_only_where_it_is_allocated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = || {
+        Options::new()
+            .sync(SyncPolicy::Never)
+            .max_file_size(64 << 10)
+    };
+    let db = Bitcask::open_with(dir.path(), options()).expect("open");
+    let value = vec![b'v'; 3_000];
+    for i in 0..60u32 {
+        db.put(format!("key-{i:03}").as_bytes(), &value)
+            .expect("put");
+        let w = db.shared.writer_guard().expect("writer");
+        let map = w.map.as_ref().expect("a window while space is allocated");
+        assert_eq!(
+            map.file_id(),
+            w.active.id,
+            "the window is the active file's"
+        );
+        assert!(w.offset <= w.allocated);
+    }
+    // Rotations happened (64 KiB files), and every record reads back
+    // through the read path and after a reopen.
+    assert!(db.stats().data_files > 2);
+    for i in 0..60u32 {
+        assert_eq!(
+            db.get(format!("key-{i:03}").as_bytes()).expect("get"),
+            Some(value.clone())
+        );
+    }
+    db.close().expect("close");
+    let db = Bitcask::open_with(dir.path(), options()).expect("reopen");
+    assert_eq!(db.len(), 60);
+    assert_eq!(db.get(b"key-059").expect("get"), Some(value.clone()));
+    // Switched off: no window, `pwrite` only.
+    drop(db);
+    let db = Bitcask::open_with(dir.path(), options().mapped_appends(false)).expect("reopen");
+    db.put(b"plain", b"write").expect("put");
+    assert!(db.shared.writer_guard().expect("writer").map.is_none());
+    assert_eq!(db.get(b"plain").expect("get"), Some(b"write".to_vec()));
+}

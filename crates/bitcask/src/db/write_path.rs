@@ -145,7 +145,16 @@ impl Shared {
         if offset + total > w.allocated {
             Self::allocate(&mut w, offset + total, self.options.max_file_size)?;
         }
-        let Writer { buf, active, .. } = &mut *w;
+        let Writer {
+            buf,
+            active,
+            map,
+            allocated,
+            ..
+        } = &mut *w;
+        // Copied through the map only where the space is allocated (the
+        // map's safety argument, writemap.rs).
+        let map = map.as_mut().filter(|_| offset + total <= *allocated);
         buf.clear();
         // The record that commits the write: the mark if there is one, else
         // the last op.
@@ -167,7 +176,7 @@ impl Shared {
             let seq = first_seq + last as u64;
             record::encode_into(buf, seq, 0, RecordKind::Mark, &[], mark)?;
         }
-        if let Err(source) = active.write_all_at(buf, offset) {
+        if let Err(source) = active.append_at(map, buf, offset) {
             // Cut off whatever part of the write reached the file, so the
             // next record does not land after garbage.
             if let Err(cut) = active.truncate(offset) {
@@ -177,6 +186,7 @@ impl Shared {
             }
             let path = active.path.clone();
             w.allocated = offset;
+            w.map = None;
             return Err(Error::Io { path, source });
         }
         let file_id = active.id;
