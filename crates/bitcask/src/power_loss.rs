@@ -431,6 +431,35 @@ fn every_cut_keeps_a_prefix(history: &[Step]) {
     }
 }
 
+/// A record copied into the active file's map (mapped appends) is a write
+/// like any other: the next sync makes it durable, also when an earlier
+/// sync already wrote the same page back (so only the copy itself dirtied
+/// it again). Each put below is followed by `sync()`, then a power cut
+/// that keeps no unsynced page must still hold every put.
+#[test]
+fn a_mapped_append_is_made_durable_by_the_next_sync() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(START_MS));
+    // Files large enough for many records a page (and no rotation).
+    let opts = || options(SyncPolicy::Never, &clock).max_file_size(64 << 10);
+    sim::watch(dir.path()).expect("watch");
+    let db = Bitcask::open_with(dir.path(), opts()).expect("open");
+    let mut expected = BTreeMap::new();
+    for n in 0..24usize {
+        let k = key((n % 6) as u8);
+        db.put(&k, &value(n, 40)).expect("put");
+        expected.insert(k, value(n, 40));
+        db.sync().expect("sync");
+    }
+    assert_eq!(db.stats().data_files, 1, "one active file, no rotation");
+    let cut = tempfile::tempdir().expect("tempdir");
+    sim::power_cut(dir.path(), cut.path(), Keep::nothing()).expect("cut");
+    sim::unwatch(dir.path());
+    drop(db);
+    let after = Bitcask::open_with(cut.path(), opts()).expect("open the cut");
+    assert_eq!(contents(&after), expected);
+}
+
 /// A backup cut by a power cut at any change to the disk: its destination
 /// is absent, or a whole store with every key the store held when the
 /// backup began (a leftover `.partial` directory is allowed: the next

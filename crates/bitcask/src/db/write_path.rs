@@ -153,8 +153,15 @@ impl Shared {
             ..
         } = &mut *w;
         // Copied through the map only where the space is allocated (the
-        // map's safety argument, writemap.rs).
-        let map = map.as_mut().filter(|_| offset + total <= *allocated);
+        // map's safety argument, writemap.rs), and only for a write that
+        // does not wait for an fsync right after: an fsync write-protects
+        // the pages it wrote back, so the next copy into the same page
+        // faults, which cost a durable writer 15-20% (docs/BENCHMARKS.md);
+        // `pwrite` has no such fault.
+        let synced_now = wait == Wait::Fsync || self.options.sync == SyncPolicy::Always;
+        let map = map
+            .as_mut()
+            .filter(|_| offset + total <= *allocated && !synced_now);
         buf.clear();
         // The record that commits the write: the mark if there is one, else
         // the last op.
