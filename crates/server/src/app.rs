@@ -223,13 +223,14 @@ pub fn router(state: AppState) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request<_>| {
+                    // Fields are evaluated only when the span is enabled:
+                    // nothing is formatted or allocated below `info`.
                     let id = request
                         .extensions()
                         .get::<RequestId>()
                         .and_then(|id| id.0.to_str().ok())
-                        .unwrap_or("")
-                        .to_string();
-                    tracing::info_span!("request", id, method = %request.method(), path = %request.uri().path())
+                        .unwrap_or("");
+                    tracing::info_span!("request", id = %id, method = %request.method(), path = %request.uri().path())
                 })
                 .on_response(
                     |response: &axum::response::Response, latency: Duration, _: &tracing::Span| {
