@@ -393,8 +393,8 @@ impl DataFile {
         match WriteMap::new(&self.file, self.id, start, end) {
             Ok(map) => Some(map),
             Err(error) => {
-                tracing::debug!(path = %self.path.display(), %error,
-                    "no writable map of the active file; appends use pwrite");
+                tracing::info!(path = %self.path.display(), %error,
+                    "no writable map of the active file; appends use pwrite until reopened");
                 None
             }
         }

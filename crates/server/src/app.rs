@@ -9,7 +9,7 @@ use axum::routing::{MethodRouter, get, post};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::config::UiSwitch;
+use crate::config::OnOff;
 use crate::metrics;
 use crate::middleware::{self, RequestId};
 use crate::routes::{admin, backup, batch, cluster, health, kv, listing, ui, watch};
@@ -209,7 +209,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes(Class::Stream));
     // The console's files: static, cheap, and apart from the API's routes
     // (docs/UI.md); served under the time-out, like /health.
-    if config.ui == UiSwitch::On {
+    if config.ui == OnOff::On {
         router = router.merge(ui::router().layer(timeout()));
     }
     let router = router.layer(middleware::AdmissionLayer::new(state.clone()));

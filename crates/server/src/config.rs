@@ -151,8 +151,15 @@ pub struct Config {
     pub resp_threads: usize,
     /// The web console at /ui (docs/UI.md): `on` or `off` (its routes
     /// answer 404)
-    #[arg(long, env = "BITCASK_UI", value_enum, default_value_t = UiSwitch::On)]
-    pub ui: UiSwitch,
+    #[arg(long, env = "BITCASK_UI", value_enum, default_value_t = OnOff::On)]
+    pub ui: OnOff,
+    /// Append records by copying them into a map of the active file's
+    /// preallocated space (`on`, Linux) or with one `pwrite` each (`off`):
+    /// the same durability; with `on`, an I/O error reading a page of the
+    /// active file back ends the process instead of failing the write
+    /// (docs/FORMAT.md, "Mapped appends")
+    #[arg(long, env = "BITCASK_MAPPED_APPENDS", value_enum, default_value_t = OnOff::On)]
+    pub mapped_appends: OnOff,
     /// Let RESP clients run FLUSHDB / FLUSHALL (delete every key)
     /// [default: refused]
     #[arg(long, env = "BITCASK_RESP_ALLOW_FLUSH")]
@@ -488,6 +495,7 @@ impl Config {
     pub fn engine_options(&self) -> Options {
         Options::new()
             .sync(self.sync)
+            .mapped_appends(self.mapped_appends == OnOff::On)
             .max_file_size(self.max_file_size)
             .max_key_size(self.max_key_size)
             .max_value_size(self.max_value_size)
@@ -562,16 +570,16 @@ fn default_resp_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
-/// Whether the web console is served.
+/// A feature turned on or off: the web console (`ui`), mapped appends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum UiSwitch {
-    /// Served at /ui.
+pub enum OnOff {
+    /// On (the console served at /ui; records copied into a map).
     On,
-    /// Not served.
+    /// Off.
     Off,
 }
 
-impl fmt::Display for UiSwitch {
+impl fmt::Display for OnOff {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::On => "on",
@@ -928,6 +936,17 @@ mod tests {
         assert_eq!(c.resp_idle_timeout, Switch::Off);
         assert!(!c.resp_allow_flush);
         assert!(!c.resp_allow_config_set);
+    }
+
+    #[test]
+    fn mapped_appends_are_on_by_default_and_can_be_turned_off() {
+        let on = load(&[]).expect("defaults");
+        assert_eq!(on.mapped_appends, OnOff::On);
+        assert!(format!("{:?}", on.engine_options()).contains("mapped_appends: true"));
+        let off = load(&["--mapped-appends", "off"]).expect("off");
+        assert_eq!(off.mapped_appends, OnOff::Off);
+        assert!(format!("{:?}", off.engine_options()).contains("mapped_appends: false"));
+        assert!(load(&["--mapped-appends", "sometimes"]).is_err());
     }
 
     #[test]

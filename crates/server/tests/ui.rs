@@ -131,9 +131,9 @@ async fn ui_off_removes_the_routes() {
 
 #[test]
 fn the_ui_is_on_by_default_and_other_values_are_refused() {
-    use bitcask_server::config::{Config, UiSwitch};
+    use bitcask_server::config::{Config, OnOff};
     let c = Config::from_args(["bitcask-server"]).expect("defaults");
-    assert_eq!(c.ui, UiSwitch::On);
+    assert_eq!(c.ui, OnOff::On);
     assert!(Config::from_args(["bitcask-server", "--ui", "maybe"]).is_err());
 }
 

@@ -37,11 +37,13 @@ pub(crate) struct Writer {
 impl Writer {
     /// Maps the active file's allocated space from the next record on
     /// (dropping the previous window first), if mapped appends are on and
-    /// there is such space.
+    /// there is such space. A window that cannot be made turns mapped
+    /// appends off until the store is reopened (`pwrite` from then on).
     pub(super) fn map_allocated(&mut self) {
         self.map = None;
         if self.mapped_appends && self.allocated > self.offset {
             self.map = self.active.map_for_appends(self.offset, self.allocated);
+            self.mapped_appends = self.map.is_some();
         }
     }
 }
