@@ -246,10 +246,15 @@ fn main() {
         // The disk's own durable-write rate, measured each round between
         // the contenders' runs.
         let dir = tempfile::tempdir().expect("tempdir");
-        fsync_rates.push(workloads::fdatasync_loop(dir.path(), args.durable_ops));
-        prefilled_rates.push(workloads::fdatasync_loop_prefilled(
+        fsync_rates.push(workloads::fdatasync_loop(
             dir.path(),
             args.durable_ops,
+            false,
+        ));
+        prefilled_rates.push(workloads::fdatasync_loop(
+            dir.path(),
+            args.durable_ops,
+            true,
         ));
         // Rotate the order each round, so no contender always runs first.
         for i in 0..kinds.len() {

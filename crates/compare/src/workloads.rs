@@ -157,35 +157,20 @@ pub fn memory(kind: Kind, n: usize, value_size: usize, value_kind: ValueKind) ->
 
 /// Appends one 128-byte record and `fdatasync`s, `ops` times, in `dir`:
 /// the disk's rate of durable writes, the limit for one durable writer.
-pub fn fdatasync_loop(dir: &Path, ops: usize) -> f64 {
-    use std::io::Write;
+/// With `prefilled`, the file's space is written with zeros and synced
+/// first (as bitcask's active file is): no size or extent change for the
+/// journal to commit, the disk's best rate for one durable writer.
+pub fn fdatasync_loop(dir: &Path, ops: usize, prefilled: bool) -> f64 {
+    use std::io::{Seek, SeekFrom, Write};
     let path = dir.join("fdatasync.test");
     let mut file = std::fs::File::create(&path).expect("create fdatasync test file");
     let record = [b'r'; 128];
-    let started = Instant::now();
-    for _ in 0..ops {
-        file.write_all(&record).expect("write");
-        file.sync_data().expect("fdatasync");
+    if prefilled {
+        file.write_all(&vec![0u8; ops * record.len()])
+            .expect("zero fill");
+        file.sync_all().expect("fsync the zero fill");
+        file.seek(SeekFrom::Start(0)).expect("seek to the start");
     }
-    let r = rate(ops, started.elapsed());
-    drop(file);
-    let _ = std::fs::remove_file(path);
-    r
-}
-
-/// The same appends and `fdatasync`s as [`fdatasync_loop`], but into a
-/// file whose space was written with zeros and synced first (as bitcask's
-/// active file is): no size or extent change for the journal to commit,
-/// the disk's best rate for one durable writer.
-pub fn fdatasync_loop_prefilled(dir: &Path, ops: usize) -> f64 {
-    use std::io::{Seek, SeekFrom, Write};
-    let path = dir.join("fdatasync-prefilled.test");
-    let mut file = std::fs::File::create(&path).expect("create fdatasync test file");
-    let record = [b'r'; 128];
-    file.write_all(&vec![0u8; ops * record.len()])
-        .expect("zero fill");
-    file.sync_all().expect("fsync the zero fill");
-    file.seek(SeekFrom::Start(0)).expect("seek to the start");
     let started = Instant::now();
     for _ in 0..ops {
         file.write_all(&record).expect("write");

@@ -219,7 +219,7 @@ pub fn router(state: AppState) -> Router {
         None => router,
     };
     router
-        .layer(metrics::TrackLayer::new(state.clone()))
+        .layer(metrics::track_layer(state.clone()))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request<_>| {

@@ -452,33 +452,18 @@ fn sample(text: &mut String, name: &str, help: &str, kind: &str, value: u64) {
 /// made outside the handlers into JSON ([`crate::middleware::json_errors`]);
 /// keeps the in-flight gauge.
 ///
-/// A tower layer written out, as the request-id and admission layers are:
-/// `axum::middleware::from_fn` boxes a future and clones the inner service
-/// per request (docs/BENCHMARKS.md has what that cost).
-#[derive(Clone)]
-pub struct TrackLayer {
-    state: AppState,
+/// A tower service written out (its layer from `layer_fn`), as the
+/// request-id and admission layers are: `axum::middleware::from_fn` boxes
+/// a future and clones the inner service per request (docs/BENCHMARKS.md
+/// has what that cost).
+pub fn track_layer<S>(state: AppState) -> impl tower::Layer<S, Service = Track<S>> + Clone {
+    tower::layer::layer_fn(move |inner| Track {
+        inner,
+        state: state.clone(),
+    })
 }
 
-impl TrackLayer {
-    /// The layer, counting into `state`'s metrics.
-    pub fn new(state: AppState) -> Self {
-        Self { state }
-    }
-}
-
-impl<S> tower::Layer<S> for TrackLayer {
-    type Service = Track<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Track {
-            inner,
-            state: self.state.clone(),
-        }
-    }
-}
-
-/// The service of [`TrackLayer`].
+/// The service of [`track_layer`].
 #[derive(Clone)]
 pub struct Track<S> {
     inner: S,
@@ -679,7 +664,7 @@ mod tests {
                 Ok::<_, Infallible>(Response::new(axum::body::Body::from("done")))
             }
         });
-        let mut service = TrackLayer::new(state.clone()).layer(waits);
+        let mut service = track_layer(state.clone()).layer(waits);
         let service = service.ready().await.expect("ready");
         let first = service.call(Request::new(axum::body::Body::empty()));
         let second = service.call(Request::new(axum::body::Body::empty()));
@@ -700,7 +685,7 @@ mod tests {
             *response.status_mut() = axum::http::StatusCode::NOT_FOUND;
             Ok::<_, Infallible>(response)
         });
-        let response = TrackLayer::new(state.clone())
+        let response = track_layer(state.clone())
             .layer(fails)
             .oneshot(Request::new(axum::body::Body::empty()))
             .await

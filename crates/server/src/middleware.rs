@@ -339,7 +339,7 @@ pub(crate) use bitcask_cluster::peer::token_matches;
 /// Error answers made outside the handlers (unknown route, wrong method, a
 /// body over the limit, a time-out, a malformed query) come as plain text;
 /// this turns them into `{"detail": ...}` JSON like every other error.
-/// Called by [`crate::metrics::TrackLayer`] on the answers
+/// Called by [`crate::metrics::track_layer`] on the answers
 /// [`needs_json_rewrite`] picks (one layer instead of two).
 pub async fn json_errors(response: Response) -> Response {
     if !needs_json_rewrite(&response) {
