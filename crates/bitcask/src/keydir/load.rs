@@ -207,25 +207,34 @@ impl Shard {
         let Some((first, rest)) = lists.split_first_mut() else {
             return;
         };
-        let mut new_keys = 0;
+        let mut puts = 0;
         for (b, bucket) in first.iter_mut().enumerate() {
             for later in rest.iter_mut() {
                 bucket.append(&mut later[b]);
             }
             bucket.sort_by_key(|p| p.tag);
-            // A tag already in the table, or met just before, counts as a
-            // key already there: no key bytes are read to count. Two keys
-            // sharing all 32 bits of a tag are rare; where it happens the
-            // count is short by one and an insert grows the table itself.
-            let mut previous = None;
-            for p in bucket.iter() {
-                if p.put && previous != Some(p.tag) && !self.table.has_tag(p.tag) {
-                    new_keys += 1;
-                }
-                previous = Some(p.tag);
-            }
+            puts += bucket.iter().filter(|p| p.put).count();
         }
-        self.table.reserve(new_keys);
+        // Counting the new keys takes a probe per put; skipped when the
+        // table holds every put without growing anyway.
+        if !self.table.fits(puts) {
+            let mut new_keys = 0;
+            for bucket in first.iter() {
+                // A tag already in the table, or met just before, counts as
+                // a key already there: no key bytes are read to count. Two
+                // keys sharing all 32 bits of a tag are rare; where it
+                // happens the count is short by one and an insert grows the
+                // table itself.
+                let mut previous = None;
+                for p in bucket.iter() {
+                    if p.put && previous != Some(p.tag) && !self.table.has_tag(p.tag) {
+                        new_keys += 1;
+                    }
+                    previous = Some(p.tag);
+                }
+            }
+            self.table.reserve(new_keys);
+        }
         for bucket in first.iter_mut() {
             for (i, p) in bucket.iter().enumerate() {
                 if let Some(later) = bucket.get(i + PREFETCH_AHEAD) {

@@ -223,6 +223,11 @@ impl Table {
         }
     }
 
+    /// Whether `additional` more keys fit without growing.
+    pub(crate) fn fits(&self, additional: usize) -> bool {
+        (self.len + additional) * 5 <= self.slots.len() * 4
+    }
+
     /// Grows, in the same steps inserts would, until `additional` more
     /// keys fit: a load that knows how many keys it brings sizes the table
     /// once instead of growing it part-way through (which, with keys
