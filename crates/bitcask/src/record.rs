@@ -206,6 +206,11 @@ pub(crate) fn verify(
 /// The verified record starting at `at` in `bytes` (a file's contents, or
 /// one record), framed by [`frame`] and checked by [`verify`].
 pub(crate) fn read_from(bytes: &[u8], at: usize) -> Result<VerifiedRecord<'_>, Unframed> {
+    record_at(bytes, at, true)
+}
+
+/// [`read_from`], computing the checksum only if `verify`.
+fn record_at(bytes: &[u8], at: usize, verify: bool) -> Result<VerifiedRecord<'_>, Unframed> {
     let truncated = Unframed {
         kind: CorruptionKind::Truncated,
         header: None,
@@ -220,7 +225,7 @@ pub(crate) fn read_from(bytes: &[u8], at: usize) -> Result<VerifiedRecord<'_>, U
     let end = at + header.record_len() as usize;
     // The sum `verify` takes, in one pass over the contiguous bytes (the
     // read path's hot spot: the short CRC-32C path wants one call).
-    if crc::crc32c(&bytes[at + SEQ_AT..end]) != header.crc {
+    if verify && crc::crc32c(&bytes[at + SEQ_AT..end]) != header.crc {
         return Err(Unframed {
             kind: CorruptionKind::BadChecksum,
             header: Some(header),
@@ -247,12 +252,7 @@ pub(crate) struct VerifiedRecord<'a> {
 /// Decodes and verifies one complete record held in `bytes` (exactly one
 /// record, as the key directory's length says).
 pub(crate) fn decode_whole(bytes: &[u8]) -> Result<VerifiedRecord<'_>, CorruptionKind> {
-    let record = read_from(bytes, 0).map_err(|bad| bad.kind)?;
-    if record.header.record_len() != bytes.len() as u64 {
-        // More bytes than the record: the key directory's length is wrong.
-        return Err(CorruptionKind::Truncated);
-    }
-    Ok(record)
+    whole(bytes, true)
 }
 
 /// Decodes one complete record held in `bytes` without computing its
@@ -260,15 +260,17 @@ pub(crate) fn decode_whole(bytes: &[u8]) -> Result<VerifiedRecord<'_>, Corruptio
 /// `bytes`, but a flipped bit in the key or value goes unnoticed. Only for
 /// reads whose caller chose so ([`crate::ReadOptions::verify_checksum`]).
 pub(crate) fn decode_whole_unverified(bytes: &[u8]) -> Result<VerifiedRecord<'_>, CorruptionKind> {
-    let head = bytes
-        .first_chunk::<HEADER_LEN>()
-        .ok_or(CorruptionKind::Truncated)?;
-    let header = frame(head, bytes.len() as u64).map_err(|bad| bad.kind)?;
-    if header.record_len() != bytes.len() as u64 {
+    whole(bytes, false)
+}
+
+/// The one record `bytes` holds, its checksum computed only if `verify`.
+fn whole(bytes: &[u8], verify: bool) -> Result<VerifiedRecord<'_>, CorruptionKind> {
+    let record = record_at(bytes, 0, verify).map_err(|bad| bad.kind)?;
+    if record.header.record_len() != bytes.len() as u64 {
+        // More bytes than the record: the key directory's length is wrong.
         return Err(CorruptionKind::Truncated);
     }
-    let (key, value) = bytes[HEADER_LEN..].split_at(header.key_len as usize);
-    Ok(VerifiedRecord { header, key, value })
+    Ok(record)
 }
 
 #[cfg(test)]

@@ -120,18 +120,21 @@ impl Kind {
     /// Opens (or reopens) the store in `dir`.
     pub fn open(self, dir: &Path, durability: Durability) -> Box<dyn Contender> {
         let per_write = durability == Durability::PerWrite;
-        let open_bitcask = || {
+        let open_bitcask = |verify_checksum| {
             let sync = if per_write {
                 bitcask::SyncPolicy::Always
             } else {
                 bitcask::SyncPolicy::Interval(std::time::Duration::from_millis(100))
             };
-            bitcask::Bitcask::open_with(dir, bitcask::Options::new().sync(sync))
-                .expect("open bitcask")
+            BitcaskStore {
+                db: bitcask::Bitcask::open_with(dir, bitcask::Options::new().sync(sync))
+                    .expect("open bitcask"),
+                read: bitcask::ReadOptions::new().verify_checksum(verify_checksum),
+            }
         };
         match self {
-            Kind::Bitcask => Box::new(open_bitcask()),
-            Kind::BitcaskUnverified => Box::new(UnverifiedReads(open_bitcask())),
+            Kind::Bitcask => Box::new(open_bitcask(true)),
+            Kind::BitcaskUnverified => Box::new(open_bitcask(false)),
             Kind::Emdb => Box::new(EmdbStore {
                 db: emdb::Emdb::open(dir.join("db.emdb")).expect("open emdb"),
                 per_write,
@@ -197,47 +200,31 @@ fn direct<'a>(f: impl FnMut(&[u8]) -> Option<usize> + 'a) -> Box<dyn Reader + 'a
     Box::new(Direct(f, std::marker::PhantomData))
 }
 
-impl Contender for bitcask::Bitcask {
-    fn put(&self, key: &[u8], value: &[u8]) {
-        bitcask::Bitcask::put(self, key, value).expect("bitcask put");
-    }
-
-    fn flush(&self) {
-        self.sync().expect("bitcask sync");
-    }
-
-    fn reader(&self) -> Box<dyn Reader + '_> {
-        direct(move |key| self.get_with(key, touch).expect("bitcask get"))
-    }
-
-    fn fsyncs(&self) -> Option<u64> {
-        Some(self.fsync_count())
-    }
+/// This engine, with the options its reads use.
+struct BitcaskStore {
+    db: bitcask::Bitcask,
+    read: bitcask::ReadOptions,
 }
 
-/// This engine with reads that skip the checksum.
-struct UnverifiedReads(bitcask::Bitcask);
-
-impl Contender for UnverifiedReads {
+impl Contender for BitcaskStore {
     fn put(&self, key: &[u8], value: &[u8]) {
-        self.0.put(key, value).expect("bitcask put");
+        self.db.put(key, value).expect("bitcask put");
     }
 
     fn flush(&self) {
-        self.0.sync().expect("bitcask sync");
+        self.db.sync().expect("bitcask sync");
     }
 
     fn reader(&self) -> Box<dyn Reader + '_> {
-        let read = bitcask::ReadOptions::new().verify_checksum(false);
         direct(move |key| {
-            self.0
-                .get_with_options(key, read, touch)
+            self.db
+                .get_with_options(key, self.read, touch)
                 .expect("bitcask get")
         })
     }
 
     fn fsyncs(&self) -> Option<u64> {
-        Some(self.0.fsync_count())
+        Some(self.db.fsync_count())
     }
 }
 

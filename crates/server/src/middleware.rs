@@ -340,11 +340,9 @@ pub(crate) use bitcask_cluster::peer::token_matches;
 /// body over the limit, a time-out, a malformed query) come as plain text;
 /// this turns them into `{"detail": ...}` JSON like every other error.
 /// Called by [`crate::metrics::track_layer`] on the answers
-/// [`needs_json_rewrite`] picks (one layer instead of two).
+/// [`needs_json_rewrite`] picks (one layer instead of two), and only on
+/// those.
 pub async fn json_errors(response: Response) -> Response {
-    if !needs_json_rewrite(&response) {
-        return response;
-    }
     let status = response.status();
     let (parts, body) = response.into_parts();
     // Such bodies are short messages from axum or tower.

@@ -116,9 +116,7 @@ impl KeyDirLoader {
                 scope.spawn(move || {
                     for part in from..to {
                         source.for_each_in(part, |at, op| {
-                            let hash = hasher.hash_one(op.key);
-                            let tag = tags.of(hash);
-                            let shard = hash as usize & (SHARDS - 1);
+                            let (shard, tag) = tags.locate(hasher.hash_one(op.key));
                             let bucket =
                                 shard << BUCKET_BITS | (tag >> (32 - BUCKET_BITS)) as usize;
                             buckets[bucket].push(Pending {

@@ -281,6 +281,11 @@ impl Tags {
         }
         tag_of(hash)
     }
+
+    /// The shard and tag of a key with `hash` (see [`KeyDir::locate`]).
+    fn locate(self, hash: u64) -> (usize, u32) {
+        (hash as usize & (SHARDS - 1), self.of(hash))
+    }
 }
 
 #[cfg(test)]
@@ -313,8 +318,7 @@ impl KeyDir {
     /// The key's shard and tag: the hash's low bits pick the shard, its top
     /// 32 bits are the tag (which also places the key in the shard's table).
     fn locate(&self, key: &[u8]) -> (usize, u32) {
-        let hash = self.hasher.hash_one(key);
-        (hash as usize & (SHARDS - 1), self.tags.of(hash))
+        self.tags.locate(self.hasher.hash_one(key))
     }
 
     fn read(&self, shard: usize) -> RwLockReadGuard<'_, Shard> {

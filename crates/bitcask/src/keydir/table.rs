@@ -101,6 +101,12 @@ fn written_out<T: Copy>(len: usize, value: T) -> Vec<T> {
     v
 }
 
+/// Whether `len` keys keep a table of `capacity` slots at most 80% full
+/// (the table grows past that).
+fn within_load(len: usize, capacity: usize) -> bool {
+    len * 5 <= capacity * 4
+}
+
 /// The Robin Hood table.
 #[derive(Debug, Default)]
 pub(crate) struct Table {
@@ -194,7 +200,7 @@ impl Table {
     /// Adds `slot`, whose key must not be in the table yet.
     pub(crate) fn insert_new(&mut self, slot: Slot) {
         debug_assert_ne!(slot.tag, EMPTY);
-        if (self.len + 1) * 5 > self.slots.len() * 4 {
+        if !self.fits(1) {
             self.grow();
         }
         self.place(slot);
@@ -225,7 +231,7 @@ impl Table {
 
     /// Whether `additional` more keys fit without growing.
     pub(crate) fn fits(&self, additional: usize) -> bool {
-        (self.len + additional) * 5 <= self.slots.len() * 4
+        within_load(self.len + additional, self.slots.len())
     }
 
     /// Grows, in the same steps inserts would, until `additional` more
@@ -235,7 +241,7 @@ impl Table {
     pub(crate) fn reserve(&mut self, additional: usize) {
         let wanted = self.len + additional;
         let mut capacity = self.slots.len();
-        while wanted * 5 > capacity * 4 {
+        while !within_load(wanted, capacity) {
             capacity = (capacity + capacity / 2).max(MIN_CAPACITY);
         }
         if capacity != self.slots.len() {
