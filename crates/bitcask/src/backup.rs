@@ -105,16 +105,21 @@ fn copy_from_handle(handle: &ReadHandle, len: u64, to: &Path) -> Result<()> {
     crate::disk::sync_all(&out).at(to)
 }
 
-/// Copies the hint file of sealed file `id`, if it has one (a merge may have
-/// deleted it meanwhile: then the copy's open scans the data file).
+/// Copies the hint file of sealed file `id`, if it has one when looked
+/// for. Without one the copy's open scans the data file: a merge may have
+/// deleted the hint, or the background hint writer not yet renamed it into
+/// place (it may do so a moment after the open failed, so the open's
+/// answer is the one that counts).
 fn copy_hint(dir: &Path, id: u32, partial: &Path) -> Result<()> {
     let from = dir.join(datafile::hint_file_name(id));
     let to = partial.join(datafile::hint_file_name(id));
-    match crate::disk::copy_file(&from, &to) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == ErrorKind::NotFound && !from.exists() => Ok(()),
-        Err(e) => Err(e).at(&to),
-    }
+    let source = match std::fs::File::open(&from) {
+        Ok(source) => source,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).at(&from),
+    };
+    crate::disk::copy_opened(source, &to).at(&to)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -177,5 +182,20 @@ mod tests {
         );
         let copy = Bitcask::open(&dest).expect("open the backup");
         assert_eq!(copy.len(), 20);
+    }
+
+    #[test]
+    fn a_hint_is_copied_when_present_and_skipped_when_missing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = tempfile::tempdir().expect("tempdir");
+        let hint = crate::datafile::hint_file_name(4);
+        std::fs::write(dir.path().join(&hint), b"hint bytes").expect("write");
+        super::copy_hint(dir.path(), 4, out.path()).expect("copy a present hint");
+        assert_eq!(
+            std::fs::read(out.path().join(&hint)).expect("read the copy"),
+            b"hint bytes"
+        );
+        super::copy_hint(dir.path(), 5, out.path()).expect("a missing hint is no error");
+        assert!(!out.path().join(crate::datafile::hint_file_name(5)).exists());
     }
 }

@@ -221,7 +221,13 @@ pub fn remove_dir_all(path: &Path) -> io::Result<()> {
 /// Copies the file at `from` to a new file `to` (replacing it) and
 /// fsyncs the copy; its name is durable once its directory is synced.
 pub fn copy_file(from: &Path, to: &Path) -> io::Result<u64> {
-    let mut source = File::open(from)?;
+    copy_opened(File::open(from)?, to)
+}
+
+/// Copies the open file `source` from its start to a new file `to`
+/// (replacing it) and fsyncs the copy, as [`copy_file`] does: for callers
+/// that must tell a missing source from a failing copy.
+pub fn copy_opened(mut source: File, to: &Path) -> io::Result<u64> {
     let mut out = Appender::new(create(to)?);
     let copied = io::copy(&mut source, &mut out)?;
     sync_all(out.file())?;
