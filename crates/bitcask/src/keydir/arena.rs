@@ -1,20 +1,35 @@
 //! The key arena: one shard's single copy of each key's bytes.
 //!
-//! Keys are appended to one growing byte vector, each behind a LEB128
-//! header holding `len << 1 | dead`; a key is named by the offset of its
-//! header (a [`KeyRef`]). A 16-byte key costs 17 bytes and no allocation of
-//! its own. Removing a key only sets its dead bit; once dead bytes outweigh
-//! live ones the shard copies its live keys into a fresh arena
+//! Keys are appended in turn, each behind a LEB128 header holding
+//! `len << 1 | dead`; a key is named by the offset of its header (a
+//! [`KeyRef`]). A 16-byte key costs 17 bytes and no allocation of its own.
+//! Removing a key only sets its dead bit; once dead bytes outweigh live
+//! ones the shard copies its live keys into a fresh arena
 //! ([`KeyArena::should_compact`]), so the arena stays within about twice
 //! its live size.
+//!
+//! The bytes are kept in fixed 64 KiB chunks rather than one growing
+//! vector: nothing is ever copied to grow (a vector grown by a quarter
+//! copies each byte about four times and leaves up to a fifth unused), and
+//! the spare room is at most the last chunk's tail. A key never spans two
+//! chunks; one longer than a chunk gets a chunk of its own, as many chunk
+//! lengths long as it needs, whose address range it fills alone.
 //!
 //! Hand-written rather than a crate: what is needed is an append-only byte
 //! log with one flag per entry, a few dozen lines; interners and slab
 //! crates add a per-key allocation or a hash map, which is the memory this
 //! module exists to save.
 
-/// Offset of a key's entry in its shard's arena.
-pub(crate) type KeyRef = u64;
+/// Offset of a key's entry in its shard's arena: 32 bits, so a shard's
+/// arena holds at most 4 GiB of keys (64 GiB across the shards).
+pub(crate) type KeyRef = u32;
+
+/// Chunk length, as a power of two.
+const CHUNK_BITS: u32 = 16;
+const CHUNK: usize = 1 << CHUNK_BITS;
+/// Most chunk lengths of address space a shard may use: offsets stay below
+/// `u32::MAX`, which marks a free entry (see `entries.rs`).
+const MAX_CHUNKS: usize = (1 << (32 - CHUNK_BITS)) - 1;
 
 /// Dead bytes below this never trigger a compaction (small shards). Tiny
 /// in unit tests, so that every test that deletes compacts too.
@@ -23,37 +38,73 @@ const COMPACT_MIN_DEAD: usize = if cfg!(test) { 256 } else { 64 * 1024 };
 /// Append-only storage of one shard's keys.
 #[derive(Debug, Default)]
 pub(crate) struct KeyArena {
-    bytes: Vec<u8>,
+    /// Chunk `i` holds offsets from `i << CHUNK_BITS`; a long key's chunk
+    /// is followed by empty placeholders for the rest of its range.
+    chunks: Vec<Box<[u8]>>,
+    /// Where the next key goes.
+    end: usize,
+    /// Bytes of entries written (live and dead).
+    held: usize,
     /// Bytes of entries whose key was removed.
     dead: usize,
 }
 
 impl KeyArena {
     /// Appends `key`; returns where it is.
+    ///
+    /// # Panics
+    /// If the shard's arena would pass 4 GiB.
     pub(crate) fn push(&mut self, key: &[u8]) -> KeyRef {
-        let at = self.bytes.len();
         let header = (key.len() as u64) << 1;
-        reserve_gently(&mut self.bytes, varint_len(header) + key.len());
+        let need = varint_len(header) + key.len();
+        let mut at = self.end;
+        if at >> CHUNK_BITS == self.chunks.len() || need > CHUNK - (at & (CHUNK - 1)) {
+            // A new chunk, long enough for the key.
+            let spans = need.div_ceil(CHUNK).max(1);
+            assert!(
+                self.chunks.len() + spans <= MAX_CHUNKS,
+                "a key directory shard holds at most 4 GiB of keys"
+            );
+            at = self.chunks.len() << CHUNK_BITS;
+            self.chunks.push(vec![0; spans * CHUNK].into_boxed_slice());
+            self.chunks.extend((1..spans).map(|_| Box::default()));
+        }
+        let chunk = &mut self.chunks[at >> CHUNK_BITS];
+        let mut i = at & (CHUNK - 1);
         let mut rest = header;
         loop {
             let byte = (rest & 0x7F) as u8;
             rest >>= 7;
             if rest == 0 {
-                self.bytes.push(byte);
+                chunk[i] = byte;
+                i += 1;
                 break;
             }
-            self.bytes.push(byte | 0x80);
+            chunk[i] = byte | 0x80;
+            i += 1;
         }
-        self.bytes.extend_from_slice(key);
+        chunk[i..i + key.len()].copy_from_slice(key);
+        self.held += need;
+        // After a long key the next one starts a fresh chunk.
+        self.end = if chunk.len() > CHUNK {
+            self.chunks.len() << CHUNK_BITS
+        } else {
+            at + need
+        };
         at as KeyRef
+    }
+
+    /// The chunk holding the entry at `at`, from that entry on.
+    fn from(&self, at: KeyRef) -> &[u8] {
+        let at = at as usize;
+        &self.chunks[at >> CHUNK_BITS][at & (CHUNK - 1)..]
     }
 
     /// The header value (`len << 1 | dead`) and the header's length.
     fn header(&self, at: KeyRef) -> (u64, usize) {
-        let at = at as usize;
         let mut value = 0u64;
         let mut shift = 0;
-        for (i, &byte) in self.bytes[at..].iter().enumerate() {
+        for (i, &byte) in self.from(at).iter().enumerate() {
             value |= u64::from(byte & 0x7F) << shift;
             if byte & 0x80 == 0 {
                 return (value, i + 1);
@@ -66,14 +117,13 @@ impl KeyArena {
     /// The bytes of the key at `at`.
     pub(crate) fn get(&self, at: KeyRef) -> &[u8] {
         let (header, header_len) = self.header(at);
-        let start = at as usize + header_len;
-        &self.bytes[start..start + (header >> 1) as usize]
+        &self.from(at)[header_len..header_len + (header >> 1) as usize]
     }
 
     /// Whether the key at `at` was removed.
     pub(crate) fn is_dead(&self, at: KeyRef) -> bool {
         // The dead bit is bit 0 of the header's first byte.
-        self.bytes[at as usize] & 1 == 1
+        self.from(at)[0] & 1 == 1
     }
 
     /// Marks the key at `at` removed; its bytes stay until a compaction.
@@ -82,43 +132,33 @@ impl KeyArena {
             return;
         }
         let (header, header_len) = self.header(at);
-        self.bytes[at as usize] |= 1;
+        let at = at as usize;
+        self.chunks[at >> CHUNK_BITS][at & (CHUNK - 1)] |= 1;
         self.dead += header_len + (header >> 1) as usize;
     }
 
     /// Whether enough of the arena is dead that copying the live keys out
     /// pays: dead bytes over half of it, and not trivially few.
     pub(crate) fn should_compact(&self) -> bool {
-        self.dead >= COMPACT_MIN_DEAD && self.dead * 2 > self.bytes.len()
+        self.dead >= COMPACT_MIN_DEAD && self.dead * 2 > self.held
     }
 
-    /// Bytes allocated, spare capacity included.
+    /// Bytes allocated, spare room included.
     #[cfg(test)]
     pub(crate) fn capacity_bytes(&self) -> usize {
-        self.bytes.capacity()
+        self.chunks.iter().map(|c| c.len()).sum()
     }
 
-    /// Bytes held (live and dead entries; not the spare capacity).
+    /// Bytes held (live and dead entries; not the spare room).
     #[cfg(test)]
     pub(crate) fn len_bytes(&self) -> usize {
-        self.bytes.len()
+        self.held
     }
 }
 
 /// Length of `value` as a LEB128 varint.
 fn varint_len(value: u64) -> usize {
     (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
-}
-
-/// Makes room for `more` elements, growing by a quarter rather than
-/// doubling: the arena and the ordered runs are most of the key directory's
-/// memory, and a doubling vector leaves up to half of it unused. A quarter
-/// still keeps appends amortised O(1) (each element is copied at most about
-/// four more times over the vector's life).
-pub(crate) fn reserve_gently<T>(vec: &mut Vec<T>, more: usize) {
-    if vec.capacity() - vec.len() < more {
-        vec.reserve_exact(more.max(vec.capacity() / 4).max(64));
-    }
 }
 
 #[cfg(test)]
@@ -159,5 +199,39 @@ mod tests {
         arena.kill(c);
         assert!(arena.should_compact());
         assert!(arena.len_bytes() > COMPACT_MIN_DEAD);
+    }
+
+    #[test]
+    fn keys_never_span_chunks_and_long_keys_get_their_own() {
+        let mut arena = KeyArena::default();
+        let mut refs = Vec::new();
+        // Keys of 1,000 bytes leave a tail in each chunk; a key of three
+        // chunks' length sits between them.
+        for i in 0..200usize {
+            let len = if i == 100 { 3 * CHUNK + 5 } else { 1_000 };
+            let key: Vec<u8> = (0..len).map(|j| (i * 7 + j) as u8).collect();
+            refs.push((arena.push(&key), key));
+        }
+        for (at, key) in &refs {
+            assert_eq!(arena.get(*at), key.as_slice());
+            let start = *at as usize & (CHUNK - 1);
+            assert!(
+                key.len() > CHUNK || start + key.len() + 2 <= CHUNK,
+                "spans chunks"
+            );
+        }
+        let (long_at, _) = &refs[100];
+        assert_eq!(
+            *long_at as usize & (CHUNK - 1),
+            0,
+            "a long key starts its chunk"
+        );
+        assert!(
+            refs[101].0 as usize >= (*long_at as usize) + 4 * CHUNK,
+            "and fills its range"
+        );
+        arena.kill(refs[100].0);
+        assert!(arena.is_dead(refs[100].0) && !arena.is_dead(refs[99].0));
+        assert!(arena.capacity_bytes() < arena.len_bytes() + 2 * CHUNK);
     }
 }

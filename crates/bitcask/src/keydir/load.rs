@@ -2,8 +2,8 @@
 //! files), when one owner holds it.
 //!
 //! A hint file lists its records in log order, which is random order for
-//! the hash tables: applied one by one, each record missed the cache twice
-//! (its control word and its slot) in tables far larger than the cache.
+//! the hash indexes: applied one by one, each record missed the cache on
+//! its index slot in indexes far larger than the cache.
 //! [`KeyDirLoader::apply_parallel`] instead works in two phases, each on
 //! every thread it is given:
 //!
@@ -12,17 +12,16 @@
 //!    into a bucket per shard and top 8 bits of the tag;
 //! 2. each thread takes a group of shards and, per shard, joins each
 //!    bucket's lists in part order (so one key's records stay in log
-//!    order), sorts each bucket by tag (stably), sizes the table once for
+//!    order), sorts each bucket by tag (stably), sizes the index once for
 //!    the keys that are new, then applies the records in tag order, which is
-//!    the order of their home slots: the table is walked from front to back,
+//!    the order of their home slots: the index is walked from front to back,
 //!    and only the record itself (read again by position, prefetched a few
 //!    ahead) comes from far away.
 
-use std::hash::BuildHasher;
 use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 
-use super::{Entry, KeyDir, SHARDS, Shard, Slot};
+use super::{Entry, KeyDir, SHARDS, Shard};
 
 /// Each shard's records are sorted into `2^BUCKET_BITS` buckets by the top
 /// bits of their tags, which is the order of their home slots.
@@ -102,12 +101,9 @@ impl KeyDirLoader {
         self.scratch
             .resize_with(readers, || vec![Vec::new(); SHARDS << BUCKET_BITS]);
         let KeyDir {
-            shards,
-            hasher,
-            tags,
-            ..
+            shards, hashing, ..
         } = &mut self.keydir;
-        let (hasher, tags) = (&*hasher, *tags);
+        let hashing = &*hashing;
 
         // Phase 1: reader `r` reads parts [r * parts / readers, ...).
         std::thread::scope(|scope| {
@@ -116,7 +112,7 @@ impl KeyDirLoader {
                 scope.spawn(move || {
                     for part in from..to {
                         source.for_each_in(part, |at, op| {
-                            let (shard, tag) = tags.locate(hasher.hash_one(op.key));
+                            let (shard, tag) = hashing.locate(op.key);
                             let bucket =
                                 shard << BUCKET_BITS | (tag >> (32 - BUCKET_BITS)) as usize;
                             buckets[bucket].push(Pending {
@@ -176,21 +172,22 @@ impl KeyDirLoader {
         for lock in self.keydir.shards.iter_mut() {
             let shard = lock.0.get_mut().unwrap_or_else(PoisonError::into_inner);
             if !shard.expiry.is_empty() {
-                let mut expired = Vec::new();
-                let Shard { table, expiry, .. } = &mut *shard;
-                table.retain(
-                    |slot| {
-                        slot.flags & Slot::EXPIRES == 0
-                            || expiry.get(&slot.key()).is_none_or(|&when| when > now_ms)
-                    },
-                    |slot| expired.push(slot),
-                );
-                for slot in &expired {
-                    shard.forget(slot);
+                // Keys, not arena references: a removal may compact the
+                // arena and move the rest.
+                let expired: Vec<Vec<u8>> = shard
+                    .expiry
+                    .iter()
+                    .filter(|&(_, &when)| when <= now_ms)
+                    .map(|(&at, _)| shard.keys.get(at).to_vec())
+                    .collect();
+                for key in &expired {
+                    let (_, tag) = shard.hashing.locate(key);
+                    if let Some(position) = shard.find(tag, key) {
+                        shard.remove_at(position);
+                    }
                 }
-                shard.compact_if_worth_it();
             }
-            total += shard.table.len();
+            total += shard.index.len();
         }
         self.keydir.len.store(total, Ordering::Relaxed);
         self.keydir
@@ -214,24 +211,24 @@ impl Shard {
             puts += bucket.iter().filter(|p| p.put).count();
         }
         // Counting the new keys takes a probe per put; skipped when the
-        // table holds every put without growing anyway.
-        if !self.table.fits(puts) {
+        // index holds every put without a rebuild anyway.
+        if !self.index.fits(puts) {
             let mut new_keys = 0;
             for bucket in first.iter() {
-                // A tag already in the table, or met just before, counts as
+                // A tag already in the index, or met just before, counts as
                 // a key already there: no key bytes are read to count. Two
-                // keys sharing all 32 bits of a tag are rare; where it
-                // happens the count is short by one and an insert grows the
-                // table itself.
+                // keys sharing 16 bits of hash in one probe are rare; where
+                // it happens the count is short by one and an insert
+                // rebuilds the index itself.
                 let mut previous = None;
                 for p in bucket.iter() {
-                    if p.put && previous != Some(p.tag) && !self.table.has_tag(p.tag) {
+                    if p.put && previous != Some(p.tag) && self.find_by_hash(p.tag).is_none() {
                         new_keys += 1;
                     }
                     previous = Some(p.tag);
                 }
             }
-            self.table.reserve(new_keys);
+            self.make_room(new_keys);
         }
         for bucket in first.iter_mut() {
             for (i, p) in bucket.iter().enumerate() {
