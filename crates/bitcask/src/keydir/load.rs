@@ -2,8 +2,8 @@
 //! files), when one owner holds it.
 //!
 //! A hint file lists its records in log order, which is random order for
-//! the hash indexes: applied one by one, each record missed the cache on
-//! its index slot in indexes far larger than the cache.
+//! the hash tables: applied one by one, each record missed the cache on
+//! its slot in tables far larger than the cache.
 //! [`KeyDirLoader::apply_parallel`] instead works in two phases, each on
 //! every thread it is given:
 //!
@@ -12,9 +12,9 @@
 //!    into a bucket per shard and top 8 bits of the tag;
 //! 2. each thread takes a group of shards and, per shard, joins each
 //!    bucket's lists in part order (so one key's records stay in log
-//!    order), sorts each bucket by tag (stably), sizes the index once for
+//!    order), sorts each bucket by tag (stably), sizes the table once for
 //!    the keys that are new, then applies the records in tag order, which is
-//!    the order of their home slots: the index is walked from front to back,
+//!    the order of their home slots: the table is walked from front to back,
 //!    and only the record itself (read again by position, prefetched a few
 //!    ahead) comes from far away.
 
@@ -187,7 +187,7 @@ impl KeyDirLoader {
                     }
                 }
             }
-            total += shard.index.len();
+            total += shard.table.len();
         }
         self.keydir.len.store(total, Ordering::Relaxed);
         self.keydir
@@ -211,15 +211,15 @@ impl Shard {
             puts += bucket.iter().filter(|p| p.put).count();
         }
         // Counting the new keys takes a probe per put; skipped when the
-        // index holds every put without a rebuild anyway.
-        if !self.index.fits(puts) {
+        // table holds every put without a rebuild anyway.
+        if !self.table.fits(puts) {
             let mut new_keys = 0;
             for bucket in first.iter() {
-                // A tag already in the index, or met just before, counts as
+                // A tag already in the table, or met just before, counts as
                 // a key already there: no key bytes are read to count. Two
-                // keys sharing 16 bits of hash in one probe are rare; where
+                // keys sharing 24 bits of tag in one probe are rare; where
                 // it happens the count is short by one and an insert
-                // rebuilds the index itself.
+                // rebuilds the table itself.
                 let mut previous = None;
                 for p in bucket.iter() {
                     if p.put && previous != Some(p.tag) && self.find_by_hash(p.tag).is_none() {
@@ -228,7 +228,7 @@ impl Shard {
                     previous = Some(p.tag);
                 }
             }
-            self.make_room(new_keys);
+            self.table.make_room(new_keys);
         }
         for bucket in first.iter_mut() {
             for (i, p) in bucket.iter().enumerate() {

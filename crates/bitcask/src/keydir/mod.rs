@@ -4,11 +4,11 @@
 //! writer updating one shard does not hold up readers of the others. A shard
 //! is these parts, each its own module:
 //!
-//! - [`entries`]: the entries, dense and numbered, 20 bytes each: where the
-//!   key's bytes are, a file-table index, the record's offset and length,
-//!   the seq as a 32-bit delta and 8 check bits of the key's hash;
-//! - [`index`]: the hash index, a control byte (8 bits of hash) and a 3-byte
-//!   entry number a slot, in two arrays, kept 70–85% full;
+//! - [`table`]: the hash table, a control byte (8 bits of hash) and a
+//!   20-byte entry a slot, in two arrays, kept 78–92% full;
+//! - [`entries`]: the packed entry: where the key's bytes are, a file-table
+//!   index, the tag's top 16 bits (the key's home), the record's offset and
+//!   length, the seq as a 32-bit delta;
 //! - [`files`]: the table of files the entries point into, with the base
 //!   each file's seq deltas count from;
 //! - [`arena`]: the shard's one copy of every key's bytes, packed;
@@ -16,21 +16,21 @@
 //!   that are only ordered when a listing asks;
 //! - an expiry map, for the few entries that carry an expiry time (the
 //!   entry has a flag), and an overflow map for the rarer seq that does not
-//!   fit its file's 32-bit window, so the common entry pays for neither.
+//!   fit its file's window, so the common entry pays for neither.
 //!
 //! [`listing`] walks the shards' ordered indexes in step; [`load`] builds
 //! the directory at open.
 //!
-//! Memory for `n` keys of `k` bytes: a 20-byte entry, 4 bytes of index a
-//! slot (control byte and entry number) at 70–85% fill (4.7–5.7 bytes a
-//! key), `k + 1` bytes of arena (in chunks) and 4 bytes of ordered index
-//! (growing by an eighth): `k + 30` to `k + 32` bytes a key, counted from
-//! the allocations. docs/BENCHMARKS.md has the measured figures; a unit
-//! test pins `k + 32` at 1,000,000 keys.
+//! Memory for `n` keys of `k` bytes: 21 bytes a slot (control byte and
+//! entry) at 78–92% fill (22.8–26.9 bytes a key), `k + 1` bytes of arena
+//! (in chunks) and 4 bytes of ordered index (growing by an eighth):
+//! `k + 29` to `k + 32` bytes a key, counted from the allocations.
+//! docs/BENCHMARKS.md has the measured figures; a unit test pins `k + 32`
+//! at 1,000,000 keys.
 //!
 //! A read ([`KeyDir::get_by_hash`]) can skip comparing the key's bytes,
 //! because the caller compares them with the record's key anyway: it takes
-//! the first entry whose 16 bits of hash match. Every other operation
+//! the first entry whose 24 bits of tag match. Every other operation
 //! compares the bytes in the arena.
 //!
 //! Expiry is not this module's business beyond storing it: callers pass the
@@ -39,10 +39,10 @@
 mod arena;
 mod entries;
 mod files;
-mod index;
 mod listing;
 mod load;
 mod ordered;
+mod table;
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -52,10 +52,10 @@ pub use listing::{KeyRange, Keys};
 pub(crate) use load::{KeyDirLoader, LoadOp, LoadSource};
 
 use arena::{KeyArena, KeyRef};
-use entries::{Entries, Packed};
+use entries::{NO_ROW, Packed};
 use files::FileTable;
-use index::Index;
 use ordered::Ordered;
+use table::Table;
 
 /// Number of shards. A power of two, so the shard is a mask of the hash.
 const SHARDS: usize = 16;
@@ -82,116 +82,124 @@ impl Entry {
     }
 }
 
-/// Expiry times by key, for the entries that have one. The keys are arena
-/// offsets chosen by this module, not input, so a fixed hasher is enough.
-type ExpiryMap = std::collections::HashMap<KeyRef, u64, foldhash::fast::FixedState>;
-
-/// Seqs that do not fit their file's window, by entry number.
-type OverflowMap = std::collections::HashMap<u32, u64, foldhash::fast::FixedState>;
+/// A side map by key (arena offset) for the few entries that need one:
+/// expiry times, and seqs that do not fit their file's window. The keys
+/// are offsets chosen by this module, not input, so a fixed hasher is
+/// enough.
+type SideMap = std::collections::HashMap<KeyRef, u64, foldhash::fast::FixedState>;
 
 /// The tag for a 64-bit hash: its top 32 bits, 0 moved to 1.
 fn tag_of(hash: u64) -> u32 {
     ((hash >> 32) as u32).max(1)
 }
 
-/// The 8 bits of a tag an entry keeps: the 8 above the index's 8.
-fn check_of(tag: u32) -> u8 {
-    (tag >> 8) as u8
-}
-
-/// One shard: its keys, their entries, hash index, order and expiry.
+/// One shard: its keys, their entries, order and expiry.
 #[derive(Debug)]
 struct Shard {
-    index: Index,
-    entries: Entries,
+    table: Table,
     files: FileTable,
     keys: KeyArena,
     ordered: Ordered,
-    expiry: ExpiryMap,
-    overflow: OverflowMap,
-    /// The key directory's hashing, to rebuild the index from key bytes.
+    expiry: SideMap,
+    overflow: SideMap,
+    /// The key directory's hashing, to find keys again by their bytes.
     hashing: Hashing,
 }
 
 impl Shard {
     fn new(hashing: Hashing) -> Self {
         Self {
-            index: Index::default(),
-            entries: Entries::default(),
+            table: Table::default(),
             files: FileTable::default(),
             keys: KeyArena::default(),
             ordered: Ordered::default(),
-            expiry: ExpiryMap::default(),
-            overflow: OverflowMap::default(),
+            expiry: SideMap::default(),
+            overflow: SideMap::default(),
             hashing,
         }
     }
 
-    /// Index position of `key`'s slot (compared byte for byte).
+    /// Position of `key`'s entry (compared byte for byte).
     fn find(&self, tag: u32, key: &[u8]) -> Option<usize> {
-        let check = check_of(tag);
-        self.index.find(tag, |number| {
-            let entry = self.entries.at(number);
-            entry.check() == check && self.keys.get(entry.key) == key
+        let home_bits = (tag >> 16) as u16;
+        self.table.find(tag, |entry| {
+            entry.home_bits() == home_bits && self.keys.get(entry.key) == key
         })
     }
 
-    /// Entry number of the first key whose 16 bits of hash match `tag`'s
-    /// (key bytes not compared).
-    fn find_by_hash(&self, tag: u32) -> Option<u32> {
-        let check = check_of(tag);
-        let position = self
-            .index
-            .find(tag, |number| self.entries.at(number).check() == check)?;
-        Some(self.index.number_at(position))
+    /// Position of the first entry whose 24 bits of tag match `tag`'s (key
+    /// bytes not compared).
+    fn find_by_hash(&self, tag: u32) -> Option<usize> {
+        let home_bits = (tag >> 16) as u16;
+        self.table.find(tag, |entry| entry.home_bits() == home_bits)
     }
 
-    /// The entry numbered `number`, unpacked.
-    fn entry_of(&self, number: u32) -> Entry {
-        let packed = self.entries.at(number);
+    /// The entry at `position`, unpacked.
+    fn entry_of(&self, position: usize) -> Entry {
+        let packed = self.table.at(position);
         let expires_at_ms = if packed.expires() {
             self.expiry.get(&packed.key).copied().unwrap_or(0)
         } else {
             0
         };
+        let (file_id, seq) = match packed.file() {
+            NO_ROW => (packed.seq_word, self.spilled_seq(packed)),
+            row if packed.seq_overflows() => (self.files.file_id(row), self.spilled_seq(packed)),
+            row => (
+                self.files.file_id(row),
+                self.files.seq(row, packed.seq_word),
+            ),
+        };
         Entry {
-            file_id: self.files.file_id(packed.file()),
+            file_id,
             offset: packed.offset(),
             len: packed.len(),
-            seq: self.seq_of(number),
+            seq,
             expires_at_ms,
         }
     }
 
-    /// The seq of entry `number`.
-    fn seq_of(&self, number: u32) -> u64 {
-        let packed = self.entries.at(number);
+    /// The seq of an entry kept in the overflow map.
+    fn spilled_seq(&self, packed: &Packed) -> u64 {
+        self.overflow.get(&packed.key).copied().unwrap_or(0)
+    }
+
+    /// The seq of the entry at `position`.
+    fn seq_at(&self, position: usize) -> u64 {
+        let packed = self.table.at(position);
         if packed.seq_overflows() {
-            self.overflow.get(&number).copied().unwrap_or(0)
+            self.spilled_seq(packed)
         } else {
-            self.files.seq(packed.file(), packed.seq_delta)
+            self.files.seq(packed.file(), packed.seq_word)
         }
     }
 
-    /// Writes `entry` into entry `number` (and the side maps). A `fresh`
-    /// entry holds no file row yet.
-    fn store(&mut self, number: u32, entry: &Entry, fresh: bool) {
+    /// Writes `entry` into the entry at `position` (and the side maps). A
+    /// `fresh` entry holds no file row yet.
+    fn store(&mut self, position: usize, entry: &Entry, fresh: bool) {
         // Take the new row before letting go of the old: an update within
         // one file keeps its row (and its seq base).
         let row = self.files.acquire(entry.file_id, entry.seq);
-        let old = *self.entries.at(number);
+        let old = *self.table.at(position);
         if !fresh {
             self.files.release(old.file());
         }
-        let delta = self.files.delta(row, entry.seq);
-        match delta {
-            None => {
-                self.overflow.insert(number, entry.seq);
-            }
-            Some(_) if !fresh && old.seq_overflows() => {
-                self.overflow.remove(&number);
-            }
-            Some(_) => {}
+        // Without a row the file id takes the seq's word, and the seq goes
+        // to the overflow map.
+        let (row, word) = match row {
+            Some(row) => (row, self.files.delta(row, entry.seq)),
+            None => (NO_ROW, None),
+        };
+        let seq_word = match (row, word) {
+            (NO_ROW, _) => entry.file_id,
+            (_, Some(delta)) => delta,
+            (_, None) => 0,
+        };
+        let overflows = row == NO_ROW || word.is_none();
+        if overflows {
+            self.overflow.insert(old.key, entry.seq);
+        } else if !fresh && old.seq_overflows() {
+            self.overflow.remove(&old.key);
         }
         let expires = entry.expires_at_ms != 0;
         if expires {
@@ -199,40 +207,18 @@ impl Shard {
         } else if !fresh && old.expires() {
             self.expiry.remove(&old.key);
         }
-        let packed = self.entries.at_mut(number);
-        packed.set_place(row, entry.offset, entry.len, expires, delta.is_none());
-        packed.seq_delta = delta.unwrap_or(0);
+        let packed = self.table.at_mut(position);
+        packed.set_place(row, entry.offset, entry.len, expires, overflows);
+        packed.seq_word = seq_word;
     }
 
     /// Adds `key`, which is not in the shard, pointing at `entry`.
     fn add(&mut self, tag: u32, key: &[u8], entry: &Entry) {
-        self.make_room(1);
+        self.table.make_room(1);
         let at = self.keys.push(key);
         self.ordered.push(at);
-        let number = self.entries.add(Packed::new(at, check_of(tag)));
-        self.store(number, entry, true);
-        self.index.insert(tag, number);
-    }
-
-    /// Rebuilds the index, if needed, so that `additional` more keys fit:
-    /// every live key's tag again from its bytes, in entry order.
-    fn make_room(&mut self, additional: usize) {
-        let Some(capacity) = self.index.rebuild_size(additional) else {
-            return;
-        };
-        let Self {
-            index,
-            entries,
-            keys,
-            hashing,
-            ..
-        } = self;
-        index.rebuild(
-            capacity,
-            entries
-                .iter()
-                .map(|(number, packed)| (number, hashing.locate(keys.get(packed.key)).1)),
-        );
+        let position = self.table.insert(tag, Packed::new(at, tag));
+        self.store(position, entry, true);
     }
 
     /// Points `key` at `entry`; returns the entry it replaced, or `None`
@@ -240,9 +226,8 @@ impl Shard {
     fn set(&mut self, tag: u32, key: &[u8], entry: &Entry) -> Option<Entry> {
         match self.find(tag, key) {
             Some(position) => {
-                let number = self.index.number_at(position);
-                let old = self.entry_of(number);
-                self.store(number, entry, false);
+                let old = self.entry_of(position);
+                self.store(position, entry, false);
                 Some(old)
             }
             None => {
@@ -252,45 +237,48 @@ impl Shard {
         }
     }
 
-    /// Removes the key at index position `position`; returns its entry.
+    /// Removes the key at `position`; returns its entry.
     fn remove_at(&mut self, position: usize) -> Entry {
-        let number = self.index.number_at(position);
-        let entry = self.entry_of(number);
-        self.index.remove_at(position);
-        let packed = *self.entries.at(number);
+        let entry = self.entry_of(position);
+        let packed = self.table.remove_at(position);
         self.keys.kill(packed.key);
         self.files.release(packed.file());
         if packed.expires() {
             self.expiry.remove(&packed.key);
         }
         if packed.seq_overflows() {
-            self.overflow.remove(&number);
+            self.overflow.remove(&packed.key);
         }
-        self.entries.remove(number);
         self.compact_if_worth_it();
         entry
     }
 
     /// Copies the live keys into a fresh arena once dead ones outweigh
-    /// them; the ordered index is rebuilt (lazily) from the new references.
+    /// them; the ordered index is rebuilt (lazily) from the new references,
+    /// the side maps re-keyed.
     fn compact_if_worth_it(&mut self) {
         if !self.keys.should_compact() {
             return;
         }
         let mut keys = KeyArena::default();
-        let mut expiry = ExpiryMap::default();
-        let mut refs = Vec::with_capacity(self.index.len());
-        for (_, packed) in self.entries.iter_mut() {
+        let mut expiry = SideMap::default();
+        let mut overflow = SideMap::default();
+        let mut refs = Vec::with_capacity(self.table.len());
+        for packed in self.table.iter_mut() {
             let old = packed.key;
             let new = keys.push(self.keys.get(old));
             if let Some(&at) = self.expiry.get(&old) {
                 expiry.insert(new, at);
+            }
+            if let Some(&seq) = self.overflow.get(&old) {
+                overflow.insert(new, seq);
             }
             packed.key = new;
             refs.push(new);
         }
         self.keys = keys;
         self.expiry = expiry;
+        self.overflow = overflow;
         self.ordered.reset(refs);
     }
 
@@ -298,10 +286,8 @@ impl Shard {
     /// holds: a put points the key at its entry, a delete removes the key.
     fn apply(&mut self, tag: u32, op: LoadOp<'_>) {
         match (self.find(tag, op.key), op.put) {
-            (Some(position), _) if self.seq_of(self.index.number_at(position)) >= op.seq => {}
-            (Some(position), Some(entry)) => {
-                self.store(self.index.number_at(position), &entry, false);
-            }
+            (Some(position), _) if self.seq_at(position) >= op.seq => {}
+            (Some(position), Some(entry)) => self.store(position, &entry, false),
             (Some(position), None) => {
                 self.remove_at(position);
             }
@@ -313,13 +299,13 @@ impl Shard {
     /// Heap bytes the shard holds (vector capacities; the maps roughly).
     #[cfg(test)]
     fn heap_bytes(&self) -> usize {
-        self.index.heap_bytes()
-            + self.entries.heap_bytes()
+        self.table.heap_bytes()
             + self.files.heap_bytes()
             + self.keys.capacity_bytes()
             + self.ordered.capacity() * size_of::<KeyRef>()
             + (self.expiry.capacity() + self.overflow.capacity()) * 13
     }
+
     /// Up to `limit` keys from `lower` on, in order, that start with
     /// `prefix` and have not expired at `now_ms`; also the last key looked
     /// at (expired ones included), where the next call resumes, and whether
@@ -331,7 +317,7 @@ impl Shard {
         now_ms: u64,
         limit: usize,
     ) -> (Vec<Vec<u8>>, Option<Vec<u8>>, bool) {
-        let mut keys = Vec::with_capacity(limit.min(self.index.len()));
+        let mut keys = Vec::with_capacity(limit.min(self.table.len()));
         let mut last = None;
         let mut looked_at = 0;
         let mut exhausted = true;
@@ -474,20 +460,23 @@ impl KeyDir {
         let shard = self.read(shard);
         shard
             .find(tag, key)
-            .map(|position| shard.entry_of(shard.index.number_at(position)))
+            .map(|position| shard.entry_of(position))
     }
 
-    /// The entry of the first key whose 16 bits of hash match `key`'s,
+    /// The entry of the first key whose 24 bits of tag match `key`'s,
     /// without comparing key bytes: the read path's lookup, which touches
-    /// the index and one entry but not the arena. It is `key`'s entry
-    /// unless a key met earlier in the probe shares those bits (for an
-    /// absent key: about one lookup in 3,000 at the index's fullest); the
-    /// caller must compare the record's key with `key` and, if they
-    /// differ, ask [`Self::get`].
+    /// the control bytes and one entry but not the arena. It is `key`'s
+    /// entry unless a key met earlier in the probe shares those bits: the
+    /// same home bits and control byte, about one lookup in 300 with a
+    /// million keys and one in 25 with ten million (where the 65,536 home
+    /// values of a shard each hold about ten keys). The caller must compare
+    /// the record's key with `key` and, if they differ, ask [`Self::get`].
     pub(crate) fn get_by_hash(&self, key: &[u8]) -> Option<Entry> {
         let (shard, tag) = self.locate(key);
         let shard = self.read(shard);
-        shard.find_by_hash(tag).map(|number| shard.entry_of(number))
+        shard
+            .find_by_hash(tag)
+            .map(|position| shard.entry_of(position))
     }
 
     /// Points `key` at `entry`; returns the entry it replaced.
@@ -516,9 +505,8 @@ impl KeyDir {
         let (shard, tag) = self.locate(key);
         let mut shard = self.write(shard);
         match shard.find(tag, key) {
-            Some(position) if shard.entry_of(shard.index.number_at(position)) == *expected => {
-                let number = shard.index.number_at(position);
-                shard.store(number, &new, false);
+            Some(position) if shard.entry_of(position) == *expected => {
+                shard.store(position, &new, false);
                 true
             }
             _ => false,
@@ -530,7 +518,7 @@ impl KeyDir {
         let (shard, tag) = self.locate(key);
         let mut shard = self.write(shard);
         match shard.find(tag, key) {
-            Some(position) if shard.entry_of(shard.index.number_at(position)) == *expected => {
+            Some(position) if shard.entry_of(position) == *expected => {
                 shard.remove_at(position);
                 self.len.fetch_sub(1, Ordering::Relaxed);
                 true
@@ -588,8 +576,8 @@ impl KeyDir {
     /// Folds the entries of one shard into `acc`.
     fn fold_shard<T>(&self, shard: usize, acc: &mut T, mut f: impl FnMut(&mut T, &Entry)) {
         let shard = self.read(shard);
-        for (number, _) in shard.entries.iter() {
-            f(acc, &shard.entry_of(number));
+        for (position, _) in shard.table.iter() {
+            f(acc, &shard.entry_of(position));
         }
     }
 
@@ -862,6 +850,44 @@ mod tests {
         }
         let per_key = heap_bytes(&kd) as f64 / n as f64;
         assert!(per_key <= 16.0 + 32.0, "{per_key:.1} bytes a key");
+    }
+
+    #[test]
+    fn a_shard_pointing_into_more_files_than_its_table_holds_keeps_them_all() {
+        let kd = KeyDir::new();
+        let mut shard = Shard::new(kd.hashing.clone());
+        let n = u32::from(NO_ROW) + 100;
+        let key = |i: u32| format!("file-{i}").into_bytes();
+        let entry_for = |i: u32| Entry {
+            file_id: i + 1,
+            offset: i,
+            len: 40,
+            seq: u64::from(i) * 3 + 7,
+            expires_at_ms: u64::from(i.is_multiple_of(5)) * 99,
+        };
+        for i in 0..n {
+            let (_, tag) = kd.hashing.locate(&key(i));
+            assert_eq!(shard.set(tag, &key(i), &entry_for(i)), None);
+        }
+        assert!(
+            !shard.overflow.is_empty(),
+            "some files found the table full"
+        );
+        for i in 0..n {
+            let (_, tag) = kd.hashing.locate(&key(i));
+            let position = shard.find(tag, &key(i)).expect("present");
+            assert_eq!(shard.entry_of(position), entry_for(i), "key {i}");
+        }
+        // Moving every key to one file frees the rows; the spilled entries
+        // come back to a row as soon as they are written again.
+        for i in 0..n {
+            let (_, tag) = kd.hashing.locate(&key(i));
+            let mut moved = entry_for(i);
+            moved.file_id = 1;
+            assert_eq!(shard.set(tag, &key(i), &moved), Some(entry_for(i)));
+        }
+        assert!(shard.overflow.is_empty());
+        assert_eq!(shard.files.rows_in_use(), 1);
     }
 
     #[test]
