@@ -2,19 +2,28 @@
 //! where its newest record is.
 //!
 //! Five 32-bit words: the key's arena offset; a 16-bit index into the
-//! shard's file table ([`super::files`]) beside the top 16 bits of the
-//! key's tag (which place the key in the table, so the table can be
-//! rebuilt without hashing any key again); the record's offset and length,
-//! 31 bits each, with a flag in each top bit (the entry has an expiry in
-//! the shard's expiry map; its seq is in the shard's overflow map); and the
-//! seq as a 32-bit delta from its file's base. An entry whose file has no
-//! row (the shard already points into 65,535 files) keeps the file id
-//! itself in the last word and its seq in the overflow map.
+//! shard's file table ([`super::files`]) beside 16 bits of the key's tag;
+//! the record's offset and length, 31 bits each, with a flag in each top
+//! bit (the entry has an expiry in the shard's expiry map; its seq is in
+//! the shard's overflow map); and the seq as a 28-bit delta from its
+//! file's base beside 4 more bits of the tag. The 20 bits of tag are its
+//! top 20, which place the key in the table, so the table is rebuilt
+//! without hashing any key again. An entry whose file has no row (the
+//! shard already points into 65,535 files) keeps its file id and its seq
+//! in the shard's side maps.
 
-/// File-table index meaning "no row: the file id is in the seq word".
+/// File-table index meaning "no row: the file id and the seq are in the
+/// shard's side maps".
 pub(crate) const NO_ROW: u16 = u16::MAX;
 
+/// Bits of the tag an entry keeps (its top ones): the key's home.
+pub(crate) const HOME_BITS: u32 = 20;
+
+/// Bits of a seq delta.
+pub(crate) const DELTA_BITS: u32 = 28;
+
 const TOP: u32 = 1 << 31;
+const DELTA_MASK: u32 = (1 << DELTA_BITS) - 1;
 
 /// A packed entry (see the module docs).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,8 +36,8 @@ pub(crate) struct Packed {
     offset_and_expires: u32,
     /// Record length (31 bits); top bit: the seq is in the overflow map.
     len_and_overflow: u32,
-    /// The seq minus the file's base; the file id for [`NO_ROW`].
-    pub seq_word: u32,
+    /// The seq minus the file's base (low 28 bits) and tag bits 12..16.
+    delta_and_home: u32,
 }
 
 impl Packed {
@@ -37,13 +46,25 @@ impl Packed {
         Self {
             key,
             file_and_home: tag & 0xFFFF_0000 | u32::from(NO_ROW),
+            delta_and_home: (tag >> 12 & 0xF) << DELTA_BITS,
             ..Self::default()
         }
     }
 
-    /// The top 16 bits of the key's tag.
-    pub(crate) fn home_bits(&self) -> u16 {
-        (self.file_and_home >> 16) as u16
+    /// The top [`HOME_BITS`] bits of the key's tag.
+    pub(crate) fn home_bits(&self) -> u32 {
+        (self.file_and_home >> 16) << 4 | self.delta_and_home >> DELTA_BITS
+    }
+
+    /// The seq minus the file's base.
+    pub(crate) fn seq_delta(&self) -> u32 {
+        self.delta_and_home & DELTA_MASK
+    }
+
+    /// Sets the seq delta (below 2^28).
+    pub(crate) fn set_seq_delta(&mut self, delta: u32) {
+        debug_assert!(delta <= DELTA_MASK);
+        self.delta_and_home = (self.delta_and_home & !DELTA_MASK) | (delta & DELTA_MASK);
     }
 
     /// Index into the shard's file table, or [`NO_ROW`].
@@ -98,18 +119,27 @@ mod tests {
     #[test]
     fn an_entry_is_twenty_bytes_and_its_fields_round_trip() {
         assert_eq!(size_of::<Packed>(), 20);
-        let mut p = Packed::new(77, 0xABCD_1234);
-        assert_eq!((p.home_bits(), p.file()), (0xABCD, NO_ROW));
+        let mut p = Packed::new(77, 0xABCD_E234);
+        assert_eq!((p.home_bits(), p.file()), (0xA_BCDE, NO_ROW));
         p.set_place(NO_ROW - 1, TOP - 1, TOP - 2, true, false);
+        p.set_seq_delta(DELTA_MASK);
         assert_eq!(
-            (p.key, p.home_bits(), p.file(), p.offset(), p.len()),
-            (77, 0xABCD, NO_ROW - 1, TOP - 1, TOP - 2)
+            (
+                p.key,
+                p.home_bits(),
+                p.file(),
+                p.offset(),
+                p.len(),
+                p.seq_delta()
+            ),
+            (77, 0xA_BCDE, NO_ROW - 1, TOP - 1, TOP - 2, DELTA_MASK)
         );
         assert!(p.expires() && !p.seq_overflows());
         p.set_place(3, 0, 5, false, true);
+        p.set_seq_delta(9);
         assert_eq!(
-            (p.home_bits(), p.file(), p.offset(), p.len()),
-            (0xABCD, 3, 0, 5)
+            (p.home_bits(), p.file(), p.offset(), p.len(), p.seq_delta()),
+            (0xA_BCDE, 3, 0, 5, 9)
         );
         assert!(!p.expires() && p.seq_overflows());
     }

@@ -1,23 +1,23 @@
 //! One shard's table of the data files its entries point into: what lets
-//! an entry keep a 16-bit file index and a 32-bit sequence delta instead of
+//! an entry keep a 16-bit file index and a 28-bit sequence delta instead of
 //! a 32-bit file id and a 64-bit sequence number.
 //!
 //! Each file the shard's entries use has a row: its id, the base its
 //! entries' seqs are counted from, and how many entries use it. A row is
 //! made when the first entry points at the file (its base: that entry's seq
-//! less 2^31, so every seq within 2^31 either side fits the delta) and
+//! less 2^27, so every seq within 2^27 either side fits the delta) and
 //! freed when the last one leaves, so the table holds only the files that
 //! have live keys in this shard. A seq outside its file's window (a merge
-//! output whose records span more than 2^31 writes) is the caller's to keep
+//! output whose records span more than 2^27 writes) is the caller's to keep
 //! elsewhere ([`FileTable::delta`] says so), and so is a file that finds
 //! the table full (65,535 rows: [`FileTable::acquire`] says so).
 
 use std::collections::HashMap;
 
-use super::entries::NO_ROW;
+use super::entries::{DELTA_BITS, NO_ROW};
 
 /// Half the window of seqs a file's deltas cover.
-const HALF_WINDOW: u64 = 1 << 31;
+const HALF_WINDOW: u64 = 1 << (DELTA_BITS - 1);
 
 /// One file's row.
 #[derive(Debug, Clone, Copy)]
@@ -102,10 +102,11 @@ impl FileTable {
         self.rows[usize::from(row)].file_id
     }
 
-    /// `seq` as a delta from `row`'s base, if it fits in 32 bits.
+    /// `seq` as a delta from `row`'s base, if it fits in 28 bits.
     pub(crate) fn delta(&self, row: u16, seq: u64) -> Option<u32> {
         seq.checked_sub(self.rows[usize::from(row)].seq_base)
-            .and_then(|d| u32::try_from(d).ok())
+            .filter(|&d| d < 1 << DELTA_BITS)
+            .map(|d| d as u32)
     }
 
     /// The seq that `delta` stands for in `row`.
@@ -172,7 +173,7 @@ mod tests {
     }
 
     #[test]
-    fn deltas_cover_two_to_the_31_either_side_of_the_first_seq() {
+    fn deltas_cover_two_to_the_27_either_side_of_the_first_seq() {
         let mut files = FileTable::default();
         let row = files.acquire(1, 10 * HALF_WINDOW).expect("row");
         for seq in [9 * HALF_WINDOW, 10 * HALF_WINDOW, 11 * HALF_WINDOW - 1] {

@@ -7,8 +7,8 @@
 //! - [`table`]: the hash table, a control byte (8 bits of hash) and a
 //!   20-byte entry a slot, in two arrays, kept 78–92% full;
 //! - [`entries`]: the packed entry: where the key's bytes are, a file-table
-//!   index, the tag's top 16 bits (the key's home), the record's offset and
-//!   length, the seq as a 32-bit delta;
+//!   index, the tag's top 20 bits (the key's home), the record's offset and
+//!   length, the seq as a 28-bit delta;
 //! - [`files`]: the table of files the entries point into, with the base
 //!   each file's seq deltas count from;
 //! - [`arena`]: the shard's one copy of every key's bytes, packed;
@@ -30,7 +30,7 @@
 //!
 //! A read ([`KeyDir::get_by_hash`]) can skip comparing the key's bytes,
 //! because the caller compares them with the record's key anyway: it takes
-//! the first entry whose 24 bits of tag match. Every other operation
+//! the first entry whose 28 bits of tag match. Every other operation
 //! compares the bytes in the arena.
 //!
 //! Expiry is not this module's business beyond storing it: callers pass the
@@ -52,7 +52,7 @@ pub use listing::{KeyRange, Keys};
 pub(crate) use load::{KeyDirLoader, LoadOp, LoadSource};
 
 use arena::{KeyArena, KeyRef};
-use entries::{NO_ROW, Packed};
+use entries::{HOME_BITS, NO_ROW, Packed};
 use files::FileTable;
 use ordered::Ordered;
 use table::Table;
@@ -102,6 +102,8 @@ struct Shard {
     ordered: Ordered,
     expiry: SideMap,
     overflow: SideMap,
+    /// File ids of the entries whose file found the file table full.
+    spilled_files: SideMap,
     /// The key directory's hashing, to find keys again by their bytes.
     hashing: Hashing,
 }
@@ -115,22 +117,23 @@ impl Shard {
             ordered: Ordered::default(),
             expiry: SideMap::default(),
             overflow: SideMap::default(),
+            spilled_files: SideMap::default(),
             hashing,
         }
     }
 
     /// Position of `key`'s entry (compared byte for byte).
     fn find(&self, tag: u32, key: &[u8]) -> Option<usize> {
-        let home_bits = (tag >> 16) as u16;
+        let home_bits = tag >> (32 - HOME_BITS);
         self.table.find(tag, |entry| {
             entry.home_bits() == home_bits && self.keys.get(entry.key) == key
         })
     }
 
-    /// Position of the first entry whose 24 bits of tag match `tag`'s (key
+    /// Position of the first entry whose 28 bits of tag match `tag`'s (key
     /// bytes not compared).
     fn find_by_hash(&self, tag: u32) -> Option<usize> {
-        let home_bits = (tag >> 16) as u16;
+        let home_bits = tag >> (32 - HOME_BITS);
         self.table.find(tag, |entry| entry.home_bits() == home_bits)
     }
 
@@ -143,11 +146,16 @@ impl Shard {
             0
         };
         let (file_id, seq) = match packed.file() {
-            NO_ROW => (packed.seq_word, self.spilled_seq(packed)),
+            NO_ROW => (
+                self.spilled_files
+                    .get(&packed.key)
+                    .map_or(0, |&id| id as u32),
+                self.spilled_seq(packed),
+            ),
             row if packed.seq_overflows() => (self.files.file_id(row), self.spilled_seq(packed)),
             row => (
                 self.files.file_id(row),
-                self.files.seq(row, packed.seq_word),
+                self.files.seq(row, packed.seq_delta()),
             ),
         };
         Entry {
@@ -170,7 +178,7 @@ impl Shard {
         if packed.seq_overflows() {
             self.spilled_seq(packed)
         } else {
-            self.files.seq(packed.file(), packed.seq_word)
+            self.files.seq(packed.file(), packed.seq_delta())
         }
     }
 
@@ -184,18 +192,18 @@ impl Shard {
         if !fresh {
             self.files.release(old.file());
         }
-        // Without a row the file id takes the seq's word, and the seq goes
-        // to the overflow map.
-        let (row, word) = match row {
+        // Without a row the file id goes to a side map, and the seq to the
+        // overflow map.
+        let (row, delta) = match row {
             Some(row) => (row, self.files.delta(row, entry.seq)),
             None => (NO_ROW, None),
         };
-        let seq_word = match (row, word) {
-            (NO_ROW, _) => entry.file_id,
-            (_, Some(delta)) => delta,
-            (_, None) => 0,
-        };
-        let overflows = row == NO_ROW || word.is_none();
+        if row == NO_ROW {
+            self.spilled_files.insert(old.key, u64::from(entry.file_id));
+        } else if !fresh && old.file() == NO_ROW {
+            self.spilled_files.remove(&old.key);
+        }
+        let overflows = delta.is_none();
         if overflows {
             self.overflow.insert(old.key, entry.seq);
         } else if !fresh && old.seq_overflows() {
@@ -209,7 +217,7 @@ impl Shard {
         }
         let packed = self.table.at_mut(position);
         packed.set_place(row, entry.offset, entry.len, expires, overflows);
-        packed.seq_word = seq_word;
+        packed.set_seq_delta(delta.unwrap_or(0));
     }
 
     /// Adds `key`, which is not in the shard, pointing at `entry`.
@@ -249,6 +257,9 @@ impl Shard {
         if packed.seq_overflows() {
             self.overflow.remove(&packed.key);
         }
+        if packed.file() == NO_ROW {
+            self.spilled_files.remove(&packed.key);
+        }
         self.compact_if_worth_it();
         entry
     }
@@ -263,6 +274,7 @@ impl Shard {
         let mut keys = KeyArena::default();
         let mut expiry = SideMap::default();
         let mut overflow = SideMap::default();
+        let mut spilled_files = SideMap::default();
         let mut refs = Vec::with_capacity(self.table.len());
         for packed in self.table.iter_mut() {
             let old = packed.key;
@@ -273,12 +285,16 @@ impl Shard {
             if let Some(&seq) = self.overflow.get(&old) {
                 overflow.insert(new, seq);
             }
+            if let Some(&id) = self.spilled_files.get(&old) {
+                spilled_files.insert(new, id);
+            }
             packed.key = new;
             refs.push(new);
         }
         self.keys = keys;
         self.expiry = expiry;
         self.overflow = overflow;
+        self.spilled_files = spilled_files;
         self.ordered.reset(refs);
     }
 
@@ -303,7 +319,8 @@ impl Shard {
             + self.files.heap_bytes()
             + self.keys.capacity_bytes()
             + self.ordered.capacity() * size_of::<KeyRef>()
-            + (self.expiry.capacity() + self.overflow.capacity()) * 13
+            + (self.expiry.capacity() + self.overflow.capacity() + self.spilled_files.capacity())
+                * 13
     }
 
     /// Up to `limit` keys from `lower` on, in order, that start with
@@ -463,13 +480,12 @@ impl KeyDir {
             .map(|position| shard.entry_of(position))
     }
 
-    /// The entry of the first key whose 24 bits of tag match `key`'s,
+    /// The entry of the first key whose 28 bits of tag match `key`'s,
     /// without comparing key bytes: the read path's lookup, which touches
     /// the control bytes and one entry but not the arena. It is `key`'s
     /// entry unless a key met earlier in the probe shares those bits: the
-    /// same home bits and control byte, about one lookup in 300 with a
-    /// million keys and one in 25 with ten million (where the 65,536 home
-    /// values of a shard each hold about ten keys). The caller must compare
+    /// same home bits and control byte, about one lookup in 300 (a home
+    /// holds about one key up to 13 million keys). The caller must compare
     /// the record's key with `key` and, if they differ, ask [`Self::get`].
     pub(crate) fn get_by_hash(&self, key: &[u8]) -> Option<Entry> {
         let (shard, tag) = self.locate(key);
@@ -886,7 +902,7 @@ mod tests {
             moved.file_id = 1;
             assert_eq!(shard.set(tag, &key(i), &moved), Some(entry_for(i)));
         }
-        assert!(shard.overflow.is_empty());
+        assert!(shard.overflow.is_empty() && shard.spilled_files.is_empty());
         assert_eq!(shard.files.rows_in_use(), 1);
     }
 
@@ -987,8 +1003,9 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
-    /// `spread`: how far apart consecutive seqs are; at 2^31 and more
-    /// most seqs overflow their file's window.
+    /// `spread`: how far apart consecutive seqs are; at 2^20 the later
+    /// seqs of a file overflow its window, at 2^31 and more all but the
+    /// first.
     fn check_model(ops: &[ModelOp], colliding: bool, spread: u64) -> Result<(), TestCaseError> {
         if colliding {
             colliding_tags_on_this_thread();
@@ -1105,7 +1122,11 @@ mod tests {
         for i in 0..SHARDS {
             let shard = kd.read(i);
             prop_assert_eq!(shard.files.rows_in_use(), 0);
-            prop_assert!(shard.overflow.is_empty() && shard.expiry.is_empty());
+            prop_assert!(
+                shard.overflow.is_empty()
+                    && shard.expiry.is_empty()
+                    && shard.spilled_files.is_empty()
+            );
         }
         Ok(())
     }
