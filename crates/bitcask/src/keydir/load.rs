@@ -166,7 +166,7 @@ impl KeyDirLoader {
     }
 
     /// Drops the entries expired at `now_ms` and sets the count: the key
-    /// directory is ready (one pass over the slots; nothing is ordered).
+    /// directory is ready (one pass over each expiry map; nothing is ordered).
     pub(crate) fn finish(mut self, now_ms: u64) -> KeyDir {
         let mut total = 0;
         for lock in self.keydir.shards.iter_mut() {
