@@ -7,17 +7,8 @@
 /// slice).
 #[inline]
 pub(crate) fn read(bytes: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    if !bytes.is_empty() {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        // SAFETY: `_mm_prefetch` needs SSE, which every x86_64 CPU has (it
-        // is in the target's baseline features). A prefetch is a hint: it
-        // never faults and changes no memory, and the pointer comes from a
-        // live, non-empty slice in any case.
-        #[allow(unsafe_code)]
-        unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().cast());
-        }
+    if let Some(first) = bytes.first() {
+        read_value(first);
     }
 }
 
@@ -28,12 +19,15 @@ pub(crate) fn read_value<T>(value: &T) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        // SAFETY: as in `read`: SSE is in the x86_64 baseline, a prefetch
+        // SAFETY: `_mm_prefetch` needs SSE, which every x86_64 CPU has (it
+        // is in the target's baseline features). A prefetch is a hint: it
         // never faults and changes no memory, and the pointer comes from a
-        // live reference.
+        // live reference in any case.
         #[allow(unsafe_code)]
         unsafe {
             _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(value).cast());
         }
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
 }

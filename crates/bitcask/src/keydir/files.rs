@@ -34,11 +34,11 @@ pub(crate) struct FileTable {
     rows: Vec<Row>,
     /// Row index by file id. File ids are chosen by the store, not input,
     /// so a fixed hasher is enough.
-    by_id: HashMap<u32, u32, foldhash::fast::FixedState>,
-    free: Vec<u32>,
+    by_id: HashMap<u32, u16, foldhash::fast::FixedState>,
+    free: Vec<u16>,
     /// The last file looked up and its row: puts go to the active file, so
     /// this saves the map lookup for almost all of them.
-    last: Option<(u32, u32)>,
+    last: Option<(u32, u16)>,
 }
 
 impl FileTable {
@@ -54,11 +54,11 @@ impl FileTable {
             },
         };
         self.last = Some((file_id, row));
-        self.rows[row as usize].users += 1;
-        Some(row as u16)
+        self.rows[usize::from(row)].users += 1;
+        Some(row)
     }
 
-    fn make(&mut self, file_id: u32, seq: u64) -> Option<u32> {
+    fn make(&mut self, file_id: u32, seq: u64) -> Option<u16> {
         let fresh = Row {
             file_id,
             seq_base: seq.saturating_sub(HALF_WINDOW),
@@ -66,12 +66,12 @@ impl FileTable {
         };
         let row = match self.free.pop() {
             Some(row) => {
-                self.rows[row as usize] = fresh;
+                self.rows[usize::from(row)] = fresh;
                 row
             }
             None if self.rows.len() < usize::from(NO_ROW) => {
                 self.rows.push(fresh);
-                (self.rows.len() - 1) as u32
+                (self.rows.len() - 1) as u16
             }
             None => return None,
         };
@@ -85,8 +85,7 @@ impl FileTable {
         if row == NO_ROW {
             return;
         }
-        let row = u32::from(row);
-        let r = &mut self.rows[row as usize];
+        let r = &mut self.rows[usize::from(row)];
         r.users -= 1;
         if r.users == 0 {
             self.by_id.remove(&r.file_id);
@@ -124,8 +123,8 @@ impl FileTable {
     #[cfg(test)]
     pub(crate) fn heap_bytes(&self) -> usize {
         self.rows.capacity() * size_of::<Row>()
-            + self.by_id.capacity() * 9
-            + self.free.capacity() * 4
+            + self.by_id.capacity() * 7
+            + self.free.capacity() * 2
     }
 }
 
