@@ -83,7 +83,7 @@ pub use merge::RECENT_MERGES;
 pub use options::{MergeTrigger, OpenProgress, Options, ReadOptions, Scrub, SyncPolicy};
 pub use repair::{REPORT_FILE, RepairReport, repair, repair_with_progress};
 pub use stats::{BackupReport, FileStats, MergeProgress, MergeReport, ScrubReport, Stats};
-pub use write::{Batch, BatchOpRef, Condition, Versioned, WriteOptions};
+pub use write::{Batch, BatchOpRef, Condition, Versioned, VersionedRef, WriteOptions};
 
 /// Compiles the examples in the repository's README as doctests, so they
 /// cannot drift from the API.

@@ -124,6 +124,30 @@ pub struct Versioned {
     pub expires_at_ms: Option<u64>,
 }
 
+/// A value with its version, lent by
+/// [`Bitcask::get_versioned_with`](crate::Bitcask::get_versioned_with)
+/// from the data file's memory map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionedRef<'a> {
+    /// The value.
+    pub value: &'a [u8],
+    /// Its version: the sequence number of the write that stored it.
+    pub version: u64,
+    /// When it expires, in Unix milliseconds; `None` = never.
+    pub expires_at_ms: Option<u64>,
+}
+
+impl VersionedRef<'_> {
+    /// The same, with the value copied out.
+    pub fn to_versioned(self) -> Versioned {
+        Versioned {
+            value: self.value.to_vec(),
+            version: self.version,
+            expires_at_ms: self.expires_at_ms,
+        }
+    }
+}
+
 /// One operation of a [`Batch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct BatchOp {

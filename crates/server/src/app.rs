@@ -19,6 +19,10 @@ use crate::state::AppState;
 /// value, or a batch's framing.
 const BODY_SLACK: usize = 64 * 1024;
 
+/// The route of one key (`GET`, `PUT`, `DELETE /kv/{key}`), as axum
+/// writes its pattern and the metrics label it.
+pub(crate) const KEY_ROUTE: &str = "/kv/{*key}";
+
 /// One route: its path, the methods it answers, and its handlers.
 struct Route {
     path: &'static str,
@@ -59,7 +63,7 @@ const ROUTES: &[Route] = &[
         class: Class::Work,
     },
     Route {
-        path: "/kv/{*key}",
+        path: KEY_ROUTE,
         methods: &["GET", "PUT", "DELETE"],
         handlers: || get(kv::get_key).put(kv::put_key).delete(kv::delete_key),
         class: Class::Work,
@@ -223,27 +227,59 @@ pub fn router(state: AppState) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request<_>| {
-                    // Fields are evaluated only when the span is enabled:
-                    // nothing is formatted or allocated below `info`.
-                    let id = request
-                        .extensions()
-                        .get::<RequestId>()
-                        .and_then(|id| id.0.to_str().ok())
-                        .unwrap_or("");
-                    tracing::info_span!("request", id = %id, method = %request.method(), path = %request.uri().path())
+                    let id = request.extensions().get::<RequestId>().map(|id| &id.0);
+                    request_span(id, request)
                 })
+                .on_request(|_: &Request<_>, _: &tracing::Span| log_request())
+                .on_failure(
+                    |class: tower_http::classify::ServerErrorsFailureClass,
+                     latency: Duration,
+                     _: &tracing::Span| log_failure(&class, latency),
+                )
                 .on_response(
                     |response: &axum::response::Response, latency: Duration, _: &tracing::Span| {
-                        tracing::info!(
-                            status = response.status().as_u16(),
-                            latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
-                            "answered"
-                        );
+                        log_answer(response.status(), latency);
                     },
                 ),
         )
         .layer(middleware::RequestIdLayer)
         .with_state(state)
+}
+
+/// The span of one request's log lines: its id, method and path.
+///
+/// Fields are evaluated only when the span is enabled: nothing is
+/// formatted or allocated below `info`.
+pub(crate) fn request_span<B>(
+    id: Option<&axum::http::HeaderValue>,
+    request: &Request<B>,
+) -> tracing::Span {
+    let id = id.and_then(|id| id.to_str().ok()).unwrap_or("");
+    tracing::info_span!("request", id = %id, method = %request.method(), path = %request.uri().path())
+}
+
+/// The debug line of a request as it starts, in its span.
+pub(crate) fn log_request() {
+    tracing::debug!("started processing request");
+}
+
+/// The error line of a failed request (an answer 5xx, or an error of the
+/// stack below the handlers), in its span.
+pub(crate) fn log_failure(class: &dyn std::fmt::Display, latency: Duration) {
+    tracing::error!(
+        classification = %class,
+        latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+        "response failed"
+    );
+}
+
+/// The log line of an answer, in the request's span.
+pub(crate) fn log_answer(status: axum::http::StatusCode, latency: Duration) {
+    tracing::info!(
+        status = status.as_u16(),
+        latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+        "answered"
+    );
 }
 
 /// Adds the per-client rate limit: `per_second` requests a second, in

@@ -13,6 +13,7 @@ pub mod config;
 pub mod descriptors;
 pub mod error;
 pub mod idle;
+pub mod lanes;
 pub mod logging;
 pub mod metrics;
 pub mod middleware;

@@ -101,6 +101,16 @@ pub struct Metrics {
     resp_connections: AtomicUsize,
     /// HTTP connections open now.
     http_connections: AtomicUsize,
+    /// The series of the commonest answer, resolved on first use.
+    key_read: std::sync::OnceLock<KeyReadSeries>,
+}
+
+/// The series a found key's read (`GET /kv/{key}`, 200) counts in, held
+/// so that the key-read lane does not look its labels up (hash and lock)
+/// per request.
+struct KeyReadSeries {
+    answered: prometheus::IntCounter,
+    latency: prometheus::Histogram,
 }
 
 /// Counts one in a gauge while it lives (a request in flight, an open
@@ -180,6 +190,7 @@ impl Metrics {
             http_in_flight: AtomicUsize::new(0),
             resp_connections: AtomicUsize::new(0),
             http_connections: AtomicUsize::new(0),
+            key_read: std::sync::OnceLock::new(),
         })
     }
 
@@ -230,6 +241,29 @@ impl Metrics {
         &self.resp_commands
     }
 
+    /// Counts an HTTP request in flight until the guard is dropped.
+    pub(crate) fn http_request_started(&self) -> Counted<'_> {
+        Counted::new(&self.http_in_flight)
+    }
+
+    /// Counts an answer to `GET /kv/{key}` given by the key-read lane
+    /// ([`crate::lanes`]), in the series the router's would count in.
+    pub(crate) fn observe_key_read(&self, status: axum::http::StatusCode, seconds: f64) {
+        if status != axum::http::StatusCode::OK {
+            return self.observe(crate::app::KEY_ROUTE, "GET", status, seconds);
+        }
+        let series = self.key_read.get_or_init(|| KeyReadSeries {
+            answered: self
+                .requests
+                .with_label_values(&[crate::app::KEY_ROUTE, "GET", "200"]),
+            latency: self
+                .latency
+                .with_label_values(&[crate::app::KEY_ROUTE, "GET"]),
+        });
+        series.answered.inc();
+        series.latency.observe(seconds);
+    }
+
     fn observe(&self, route: &str, method: &str, status: axum::http::StatusCode, seconds: f64) {
         self.requests
             .with_label_values(&[route, method, status.as_str()])
@@ -240,7 +274,7 @@ impl Metrics {
     }
 
     /// The text exposition: request metrics, then the store's gauges.
-    fn render(&self, store: Option<&bitcask::Bitcask>) -> String {
+    pub(crate) fn render(&self, store: Option<&bitcask::Bitcask>) -> String {
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail on I/O; a metric family that does
         // not encode is left out.

@@ -53,16 +53,7 @@ where
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        let id = request
-            .headers()
-            .get("x-request-id")
-            .filter(|v| !v.is_empty() && v.len() <= 200)
-            .cloned()
-            .unwrap_or_else(|| {
-                // A UUID is always a valid header value.
-                HeaderValue::from_str(&fresh_request_id().to_string())
-                    .unwrap_or(HeaderValue::from_static("unknown"))
-            });
+        let id = request_id(request.headers());
         request.extensions_mut().insert(RequestId(id.clone()));
         WithRequestId {
             inner: self.inner.call(request),
@@ -95,6 +86,22 @@ where
         }
         Poll::Ready(Ok(response))
     }
+}
+
+/// The id of a request with `headers`: its `x-request-id` (if not empty and
+/// at most 200 bytes), or a fresh UUID.
+pub(crate) fn request_id(headers: &HeaderMap) -> HeaderValue {
+    headers
+        .get("x-request-id")
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+        .cloned()
+        .unwrap_or_else(|| {
+            // A UUID is always a valid header value; written on the stack
+            // and copied once into the value.
+            let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+            let text = fresh_request_id().hyphenated().encode_lower(&mut text);
+            HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("unknown"))
+        })
 }
 
 /// A random (version 4) UUID for a request that brought no id of its own.
@@ -191,8 +198,9 @@ where
     }
 }
 
-/// The answer refusing `request`, if it is refused.
-fn refusal(state: &AppState, request: &Request) -> Option<Response> {
+/// The answer refusing `request`, if it is refused (also asked by the
+/// key-read lane, [`crate::lanes`], which bypasses this layer).
+pub(crate) fn refusal<B>(state: &AppState, request: &axum::http::Request<B>) -> Option<Response> {
     let config = state.config();
     if let Some(host) = request_host(request)
         && !host_allowed(config, host)
@@ -241,7 +249,7 @@ fn refusal(state: &AppState, request: &Request) -> Option<Response> {
 
 /// The host name a request was sent to (without the port), if it names
 /// one: the request target's authority (HTTP/2, absolute-form) or `Host`.
-fn request_host(request: &Request) -> Option<&[u8]> {
+fn request_host<B>(request: &axum::http::Request<B>) -> Option<&[u8]> {
     if let Some(host) = request.uri().host() {
         return Some(host.trim_matches(['[', ']']).as_bytes());
     }

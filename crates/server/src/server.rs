@@ -515,7 +515,6 @@ async fn serve_http(
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::server::conn::auto::Builder;
     use tokio::io::AsyncWriteExt;
-    use tower::ServiceExt;
 
     let config = state.config().clone();
     let mut builder = Builder::new(TokioExecutor::new());
@@ -556,16 +555,8 @@ async fn serve_http(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        // The rate limit keys on the client's address.
-        let service = app.clone().map_request(
-            move |mut request: axum::http::Request<hyper::body::Incoming>| {
-                request
-                    .extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
-                request
-            },
-        );
-        let service = hyper_util::service::TowerToHyperService::new(service);
+        let key_reads = (label == crate::metrics::Listener::Http).then(|| state.clone());
+        let service = crate::lanes::Lanes::new(app.clone(), key_reads, peer);
         let io = TokioIo::new(crate::idle::Idle::new(stream, config.idle_timeout));
         let connection = builder
             .serve_connection_with_upgrades(io, service)

@@ -186,3 +186,70 @@ async fn multibyte_keys_values_and_slashes_round_trip() {
         assert_eq!(body["found"], true);
     }
 }
+
+/// A plain key read is answered by the key-read lane (`lanes.rs`); the same
+/// read with a query string goes through the router. On the wire, the two
+/// answers are the same bytes but for the date and the request id.
+#[tokio::test]
+async fn a_key_read_is_the_same_on_the_wire_through_either_lane() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start(&[]).await;
+    assert_eq!(
+        server.put_json("text", "hello \"world\"").await.status(),
+        200
+    );
+    let raw = server
+        .client
+        .put(server.url("/kv/raw"))
+        .header("content-type", "application/octet-stream")
+        .body(vec![0u8, 0xff, 1])
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(raw.status(), 200);
+    let etag = server.get("/kv/text").await.headers()["etag"]
+        .to_str()
+        .expect("etag")
+        .to_string();
+    // The answer without its `date` and `request-id` lines, headers sorted.
+    let answer = |target: String, headers: String| {
+        let addr = server.addr;
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let request = format!(
+                "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}Connection: close\r\n\r\n"
+            );
+            stream.write_all(request.as_bytes()).await.expect("send");
+            let mut bytes = Vec::new();
+            stream.read_to_end(&mut bytes).await.expect("read");
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let (head, body) = text.split_once("\r\n\r\n").expect("head");
+            let mut lines: Vec<&str> = head.lines().collect();
+            let status = lines.remove(0).to_string();
+            lines.retain(|l| !l.starts_with("date:") && !l.starts_with("request-id:"));
+            lines.sort_unstable();
+            (status, lines.join("\n"), body.to_string())
+        }
+    };
+    let raw_please = "Accept: application/octet-stream\r\n";
+    let cases = [
+        ("/kv/text", String::new()),
+        ("/kv/absent", String::new()),
+        ("/kv/raw", String::new()),
+        ("/kv/raw", raw_please.to_string()),
+        ("/kv/absent", raw_please.to_string()),
+        ("/kv/text", format!("If-None-Match: {etag}\r\n")),
+    ];
+    for (path, headers) in cases {
+        let lane = answer(path.to_string(), headers.clone()).await;
+        let router = answer(format!("{path}?consistency=linearizable"), headers.clone()).await;
+        assert_eq!(lane, router, "{path} {headers:?}");
+    }
+    let (status, head, body) = answer("/kv/text".to_string(), String::new()).await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    assert_eq!(
+        body,
+        r#"{"key":"text","value":"hello \"world\"","found":true}"#
+    );
+}

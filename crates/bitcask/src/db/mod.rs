@@ -40,7 +40,7 @@ use crate::recovery::{self, Mark, RecoverOptions};
 use crate::scrub::ScrubHistory;
 use crate::stats::{Accounts, BackupReport, FileStats, MergeReport, ScrubReport, Stats};
 use crate::worker::Worker;
-use crate::write::{Batch, Condition, Versioned, WriteOptions};
+use crate::write::{Batch, Condition, Versioned, VersionedRef, WriteOptions};
 
 /// An open store. `Send + Sync`: share it between threads with `Arc`.
 ///
@@ -572,14 +572,26 @@ impl Bitcask {
 
     /// The value under `key` with its version and expiry, or `None`.
     pub fn get_versioned(&self, key: &[u8]) -> Result<Option<Versioned>> {
+        self.get_versioned_with(key, |v| v.to_versioned())
+    }
+
+    /// [`Self::get_with`], with the value's version and expiry: `f` gets
+    /// them with the value lent from the data file's map (verified as
+    /// [`Self::get`] verifies). For a server that writes a value and its
+    /// version straight into an answer.
+    pub fn get_versioned_with<R>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(VersionedRef<'_>) -> R,
+    ) -> Result<Option<R>> {
         let mut scratch = Vec::new();
         self.shared
             .read_live(key, ReadOptions::new(), &mut scratch, |entry, value| {
-                Versioned {
-                    value: value.to_vec(),
+                f(VersionedRef {
+                    value,
                     version: entry.seq,
                     expires_at_ms: (entry.expires_at_ms != 0).then_some(entry.expires_at_ms),
-                }
+                })
             })
     }
 

@@ -26,6 +26,13 @@ const OCTET_STREAM: &str = "application/octet-stream";
 pub struct KeyPath(pub Vec<u8>);
 
 impl KeyPath {
+    /// The key of a request path `/kv/<encoded>`, if the path is one
+    /// (borrowed from the path when it has no `%` escapes).
+    pub(crate) fn decode(path: &str) -> Option<std::borrow::Cow<'_, [u8]>> {
+        let encoded = path.strip_prefix("/kv/")?;
+        Some(percent_encoding::percent_decode_str(encoded).into())
+    }
+
     /// The key as text for messages and the seed's JSON `key` field
     /// (bytes that are not UTF-8 as U+FFFD).
     fn text(&self) -> std::borrow::Cow<'_, str> {
@@ -40,14 +47,9 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for KeyPath {
         parts: &mut axum::http::request::Parts,
         _: &S,
     ) -> Result<Self, ApiError> {
-        let encoded = parts
-            .uri
-            .path()
-            .strip_prefix("/kv/")
-            .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "no key in the path"))?;
-        Ok(Self(
-            percent_encoding::percent_decode_str(encoded).collect(),
-        ))
+        Self::decode(parts.uri.path())
+            .map(|key| Self(key.into_owned()))
+            .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "no key in the path"))
     }
 }
 
@@ -111,8 +113,7 @@ pub const APPLIED_INDEX_HEADER: &str = "x-bitcask-applied-index";
 pub const EXPIRES_AT_HEADER: &str = "x-bitcask-expires-at";
 
 /// The `ETag` and, if the value expires, `X-Bitcask-Expires-At` of `v`.
-fn version_headers(response: &mut Response, v: &bitcask::Versioned) {
-    let headers = response.headers_mut();
+fn version_headers(headers: &mut HeaderMap, v: &bitcask::VersionedRef<'_>) {
     headers.insert(header::ETAG, etag(v.version));
     if let Some(at) = v.expires_at_ms {
         headers.insert(EXPIRES_AT_HEADER, HeaderValue::from(at));
@@ -156,8 +157,10 @@ fn success(message: String) -> axum::Json<Success> {
 
 /// `"<version>"`, the `ETag` of a version.
 fn etag(version: u64) -> HeaderValue {
-    // Digits and quotes are always a valid header value.
-    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+    // Digits and quotes are always a valid header value. Taken over as
+    // they are (`from_maybe_shared`): one allocation, not two.
+    HeaderValue::from_maybe_shared(Bytes::from(format!("\"{version}\"")))
+        .unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
 fn wants_raw(headers: &HeaderMap) -> bool {
@@ -215,68 +218,92 @@ pub async fn get_key(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let applied = state.before_read(read.stale()).await?;
-    get_value(&state, &key, &headers).map(|r| with_applied(r, applied))
+    let response = get_value(&state, &key.0, &headers)?.map(axum::body::Body::from);
+    Ok(with_applied(response, applied))
 }
 
-fn get_value(state: &AppState, key: &KeyPath, headers: &HeaderMap) -> Result<Response, ApiError> {
+/// The answer to a read of `key` with the request's `headers`, its body
+/// whole, on a single node (a cluster read waits for its barrier first, in
+/// [`get_key`]). Shared by the handler and the key-read lane
+/// ([`crate::lanes`]), so that both answer alike.
+///
+/// The value is written into the answer straight from the data file's map
+/// (one copy); a get is a lookup in memory and that copy, cheap enough to
+/// run on the async worker (see docs/ARCHITECTURE.md).
+pub(crate) fn get_value(
+    state: &AppState,
+    key: &[u8],
+    headers: &HeaderMap,
+) -> Result<axum::http::Response<Bytes>, ApiError> {
     let store = state.store()?;
-    // A get is a lookup in memory and a copy out of a mapped file: cheap
-    // enough to run on the async worker (see docs/ARCHITECTURE.md).
-    let found = store.get_versioned(&key.0)?;
-    let key = key.text();
-    let key = key.as_ref();
-    if let Some(v) = &found
-        && preconditions::not_modified(headers, v.version)
-    {
-        let mut response = StatusCode::NOT_MODIFIED.into_response();
-        version_headers(&mut response, v);
-        return Ok(response);
-    }
-    if wants_raw(headers) {
-        return match found {
-            Some(mut v) => {
-                let value = std::mem::take(&mut v.value);
-                let mut response = (
-                    [(header::CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM))],
-                    value,
-                )
-                    .into_response();
-                version_headers(&mut response, &v);
-                Ok(response)
-            }
-            None => Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("Key '{key}' not found"),
-            )),
-        };
-    }
-    match found {
-        None => Ok(axum::Json(Found {
-            key,
-            value: None,
-            found: false,
-        })
-        .into_response()),
-        Some(v) => {
-            let Ok(text) = std::str::from_utf8(&v.value) else {
+    let raw = wants_raw(headers);
+    let text = || String::from_utf8_lossy(key);
+    let found = store.get_versioned_with(key, |v| {
+        let mut response = if preconditions::not_modified(headers, v.version) {
+            let mut response = axum::http::Response::new(Bytes::new());
+            *response.status_mut() = StatusCode::NOT_MODIFIED;
+            response
+        } else if raw {
+            fixed(OCTET_STREAM, Bytes::copy_from_slice(v.value))
+        } else {
+            let Ok(value) = std::str::from_utf8(v.value) else {
                 return Err(ApiError::new(
                     StatusCode::NOT_ACCEPTABLE,
                     format!(
-                        "the value of '{key}' is not UTF-8 text; \
-                         request it with Accept: {OCTET_STREAM}"
+                        "the value of '{}' is not UTF-8 text; \
+                         request it with Accept: {OCTET_STREAM}",
+                        text()
                     ),
                 ));
             };
-            let mut response = axum::Json(Found {
-                key,
-                value: Some(text),
-                found: true,
-            })
-            .into_response();
-            version_headers(&mut response, &v);
-            Ok(response)
-        }
+            let key = text();
+            json(
+                &Found {
+                    key: &key,
+                    value: Some(value),
+                    found: true,
+                },
+                key.len() + value.len(),
+            )?
+        };
+        version_headers(response.headers_mut(), &v);
+        Ok(response)
+    })?;
+    match found {
+        Some(answer) => answer,
+        None if raw => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("Key '{}' not found", text()),
+        )),
+        None => json(
+            &Found {
+                key: &text(),
+                value: None,
+                found: false,
+            },
+            key.len(),
+        ),
     }
+}
+
+/// A 200 answer of `content_type` with `body`.
+fn fixed(content_type: &'static str, body: Bytes) -> axum::http::Response<Bytes> {
+    let mut response = axum::http::Response::new(body);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// A 200 JSON answer, as `axum::Json` writes it, with room for `text`
+/// bytes of strings in one allocation (serde_json grows it if escapes
+/// take more).
+fn json(body: &impl Serialize, text: usize) -> Result<axum::http::Response<Bytes>, ApiError> {
+    let mut out = Vec::with_capacity(text + 48);
+    serde_json::to_writer(&mut out, body).map_err(|e| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot write the answer").with_cause(e)
+    })?;
+    Ok(fixed("application/json", Bytes::from(out)))
 }
 
 /// The JSON body of a put: `{"value": "<string>"}`.
