@@ -3,7 +3,7 @@
 # GET at 64 connections under oha (random keys among 10,000 of 100-byte
 # values, as scripts/http-limit.sh) while `perf stat` counts the server's
 # CPU time; prints requests/s, CPUs busy and microseconds of CPU per
-# request, ROUNDS times. A binary named `hello` is the bare hyper server
+# request (and context switches per request), ROUNDS times. A binary named `hello` is the bare hyper server
 # (examples/hyper_hello), the stack's own cost. CPU per request varies
 # less between runs than the rate does, because oha shares the machine.
 #
@@ -40,13 +40,16 @@ measure() { # binary
     local load=$!
     sleep 1
     local ms
-    ms=$(perf stat -x, -e task-clock -p "$pid" -- sleep "$secs" 2>&1 | awk -F, '/task-clock/ {print $1}')
+    perf stat -x, -e task-clock,context-switches,cpu-migrations -p "$pid" -o "$work/stat" -- sleep "$secs"
+    ms=$(awk -F, '/task-clock/ {print $1}' "$work/stat")
+    cs=$(awk -F, '/context-switches/ {print $1}' "$work/stat")
     wait $load
     kill "$pid"; wait "$pid" 2>/dev/null || true
     local rate
     rate=$(awk '/Requests\/sec/ {print $2}' "$work/oha")
-    awk -v b="$1" -v r="$rate" -v ms="$ms" -v s="$secs" 'BEGIN {
-        printf "%-28s %9.0f req/s  %.2f CPUs  %6.2f us/request\n", b, r, ms / 1000 / s, ms * 1000 / s / r }'
+    awk -v b="$1" -v r="$rate" -v ms="$ms" -v s="$secs" -v cs="$cs" 'BEGIN {
+        printf "%-28s %9.0f req/s  %.2f CPUs  %6.2f us/request  %.3f switches/request\n",
+            b, r, ms / 1000 / s, ms * 1000 / s / r, cs / s / r }'
 }
 for _ in $(seq 1 "$rounds"); do
     for bin in "$@"; do measure "$bin"; done

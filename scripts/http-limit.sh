@@ -44,7 +44,9 @@ measure() { # label url-args...
 }
 results=$(for _ in $(seq 1 "$rounds"); do
     measure bitcask --rand-regex-url "$url"
-    measure hyper "http://127.0.0.1:$hello_port/kv/key-000000000"
+    # The same random keys: oha shares the two cores, so its own work per
+    # request must be the same against both servers.
+    measure hyper --rand-regex-url "http://127.0.0.1:$hello_port/kv/key-[0-9]{4}00000"
 done | tee /dev/stderr)
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ours=$(grep '^bitcask' <<<"$results" | awk '{print $2}' | median)

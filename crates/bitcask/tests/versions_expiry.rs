@@ -324,3 +324,34 @@ fn the_active_expiry_thread_empties_the_store_of_expired_keys() {
     ));
     db.close().expect("close");
 }
+
+#[test]
+fn a_lent_value_comes_with_its_version_and_expiry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(10_000));
+    let db = Bitcask::open_with(dir.path(), with_clock(&clock)).expect("open");
+    let plain = db.put(b"plain", b"one").expect("put");
+    let ttl = WriteOptions::new().ttl(Duration::from_millis(500));
+    let expiring = db.put_with(b"expiring", b"two", ttl).expect("put");
+    let lent = |key: &[u8]| {
+        db.get_versioned_with(key, |v| (v.value.to_vec(), v.version, v.expires_at_ms))
+            .expect("get")
+    };
+    assert_eq!(lent(b"plain"), Some((b"one".to_vec(), plain, None)));
+    assert_eq!(
+        lent(b"expiring"),
+        Some((b"two".to_vec(), expiring, Some(10_500)))
+    );
+    assert_eq!(lent(b"absent"), None);
+    // The same as the owned read, which goes through it.
+    let owned = db
+        .get_versioned(b"expiring")
+        .expect("get")
+        .expect("present");
+    assert_eq!(
+        (owned.version, owned.expires_at_ms),
+        (expiring, Some(10_500))
+    );
+    clock.advance(500);
+    assert_eq!(lent(b"expiring"), None, "expired");
+}

@@ -117,7 +117,7 @@ fn routed(response: axum::response::Response) -> Answer {
 
 /// The answer to `request` if it is a plain read of one key (see the
 /// module's documentation); `None` leaves it to the router.
-pub(crate) fn answer_key_read<B>(state: &AppState, request: &Request<B>) -> Option<Answer> {
+pub fn answer_key_read<B>(state: &AppState, request: &Request<B>) -> Option<Answer> {
     if request.method() != Method::GET || request.uri().query().is_some() {
         return None;
     }
@@ -147,7 +147,9 @@ pub(crate) fn answer_key_read<B>(state: &AppState, request: &Request<B>) -> Opti
     crate::app::log_answer(status, latency);
     // (No `Content-Length`: hyper writes it from the body, as it does for
     // the router's answers, where axum set the header.)
-    answer.headers_mut().insert("request-id", id);
+    answer
+        .headers_mut()
+        .insert(crate::middleware::REQUEST_ID, id);
     Some(answer)
 }
 

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::{Either, Ready, ready};
 
@@ -82,17 +82,24 @@ where
         let this = self.project();
         let Ok(mut response) = std::task::ready!(this.inner.poll(cx));
         if let Some(id) = this.id.take() {
-            response.headers_mut().insert("request-id", id);
+            response.headers_mut().insert(REQUEST_ID, id);
         }
         Poll::Ready(Ok(response))
     }
 }
 
+/// The header a client may name its request with.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The header every answer carries its request's id in (a constant: a
+/// name given as a string is parsed on every use).
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
+
 /// The id of a request with `headers`: its `x-request-id` (if not empty and
 /// at most 200 bytes), or a fresh UUID.
 pub(crate) fn request_id(headers: &HeaderMap) -> HeaderValue {
     headers
-        .get("x-request-id")
+        .get(X_REQUEST_ID)
         .filter(|v| !v.is_empty() && v.len() <= 200)
         .cloned()
         .unwrap_or_else(|| {
@@ -278,6 +285,8 @@ fn host_allowed(config: &Config, host: &[u8]) -> bool {
         Some(AllowedHosts::Any) => true,
         None => {
             !config.host.is_loopback()
+                // (The common case first, before parsing an address.)
+                || host == b"127.0.0.1"
                 || host.eq_ignore_ascii_case(b"localhost")
                 || ends_with(host, b".localhost")
                 || std::str::from_utf8(host)

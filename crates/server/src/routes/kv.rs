@@ -157,10 +157,14 @@ fn success(message: String) -> axum::Json<Success> {
 
 /// `"<version>"`, the `ETag` of a version.
 fn etag(version: u64) -> HeaderValue {
-    // Digits and quotes are always a valid header value. Taken over as
-    // they are (`from_maybe_shared`): one allocation, not two.
-    HeaderValue::from_maybe_shared(Bytes::from(format!("\"{version}\"")))
-        .unwrap_or(HeaderValue::from_static("\"0\""))
+    // Written on the stack (`format!` took 5% of a key read's CPU) and
+    // copied once into the value. Digits and quotes are always a valid
+    // header value.
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(version).as_bytes();
+    let mut tag = [b'"'; 22];
+    tag[1..=digits.len()].copy_from_slice(digits);
+    HeaderValue::from_bytes(&tag[..digits.len() + 2]).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
 fn wants_raw(headers: &HeaderMap) -> bool {
@@ -426,4 +430,14 @@ pub async fn delete_key(
         response.headers_mut().insert(header::ETAG, etag(version));
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn etags_are_quoted_versions() {
+        for version in [0, 7, 42, 1_000_000, u64::MAX] {
+            assert_eq!(super::etag(version), format!("\"{version}\"").as_str());
+        }
+    }
 }
