@@ -1,9 +1,9 @@
 //! A connection that fails once it has been silent for too long: no byte
 //! read or written for the time-out while the server waits to read or
 //! write. HTTP connections are wrapped in it, because hyper has no such
-//! time-out: its header time-out starts at the first byte (the version
-//! sniffing of its auto builder waits for that byte forever), and a client
-//! that stops reading a response holds its connection forever.
+//! time-out: its header time-out covers only the reading of a request's
+//! head, and a client that stops reading a response holds its connection
+//! forever.
 
 use std::future::Future;
 use std::io;

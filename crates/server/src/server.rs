@@ -505,6 +505,13 @@ const REFUSAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 /// byte a second holds a connection (and a task) forever; a cap on
 /// connections (each holds a descriptor), answering those over it 503; and
 /// closing connections that go silent ([`crate::idle`]).
+///
+/// HTTP/1.1 only. hyper-util's auto-detecting builder, used before, also
+/// answered HTTP/2 with prior knowledge (h2c): a protocol no client of
+/// this server uses, documented nowhere, whose own limits (streams,
+/// header lists, resets) were never set or tested here; it also put a
+/// version sniffer in front of every read. An HTTP/2 preface is now a
+/// malformed request: the connection is closed.
 async fn serve_http(
     listener: TcpListener,
     app: axum::Router,
@@ -512,14 +519,13 @@ async fn serve_http(
     state: AppState,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    use hyper_util::server::conn::auto::Builder;
+    use hyper::server::conn::http1::Builder;
+    use hyper_util::rt::{TokioIo, TokioTimer};
     use tokio::io::AsyncWriteExt;
 
     let config = state.config().clone();
-    let mut builder = Builder::new(TokioExecutor::new());
+    let mut builder = Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(config.request_timeout)
         // What a connection buffers to read a request's head or to write
@@ -558,9 +564,7 @@ async fn serve_http(
         let key_reads = (label == crate::metrics::Listener::Http).then(|| state.clone());
         let service = crate::lanes::Lanes::new(app.clone(), key_reads, peer);
         let io = TokioIo::new(crate::idle::Idle::new(stream, config.idle_timeout));
-        let connection = builder
-            .serve_connection_with_upgrades(io, service)
-            .into_owned();
+        let connection = builder.serve_connection(io, service);
         let connection = graceful.watch(connection);
         let state = state.clone();
         tokio::spawn(async move {

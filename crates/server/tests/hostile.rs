@@ -378,6 +378,33 @@ fn made_up_methods_do_not_become_metric_series() {
     assert!(metrics.contains("bitcask_auth_failures_total{listener=\"http\"}"));
 }
 
+// 3b. HTTP/2 is not spoken: its preface (prior knowledge, h2c) and a
+// HEADERS frame get no HTTP/2 answer, the connection is closed, and the
+// server goes on answering HTTP/1.1.
+#[test]
+fn http2_prior_knowledge_is_refused_and_closed() {
+    let server = Server::start(&[]);
+    let mut stream = TcpStream::connect(server.http).expect("connect");
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    // An empty SETTINGS frame, as every HTTP/2 client sends next.
+    hello.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    stream.write_all(&hello).expect("send");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    // An HTTP/2 server answers with its own SETTINGS frame (type 4 in the
+    // fourth byte); an HTTP/1.1 server, if anything, with a status line.
+    assert!(
+        answer.is_empty() || answer.starts_with(b"HTTP/1.1 4"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(closed_within(&mut stream, Duration::from_secs(5)));
+    assert_eq!(server.get("/health").0, 200);
+}
+
 // 4a. An HTTP request sent to the RESP port runs nothing.
 #[test]
 fn http_requests_on_the_resp_port_are_refused() {
