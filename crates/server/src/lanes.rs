@@ -123,7 +123,7 @@ pub fn answer_key_read<B>(state: &AppState, request: &Request<B>) -> Option<Answ
     }
     let key = KeyPath::decode(request.uri().path()).filter(|key| !key.is_empty())?;
     // While the store opens, the router says so (503, `Retry-After`).
-    state.try_store()?;
+    let store = state.local_store()?;
     let started = Instant::now();
     let id = crate::middleware::request_id(request.headers());
     let span = crate::app::request_span(Some(&id), request);
@@ -133,7 +133,7 @@ pub fn answer_key_read<B>(state: &AppState, request: &Request<B>) -> Option<Answ
     let _in_flight = metrics.http_request_started();
     let mut answer = match crate::middleware::refusal(state, request) {
         Some(refused) => routed(refused),
-        None => match get_value(state, &key, request.headers()) {
+        None => match get_value(store, &key, request.headers()) {
             Ok(fixed) => fixed.map(|body| http_body_util::Either::Left(Full::new(body))),
             Err(error) => routed(error.into_response()),
         },

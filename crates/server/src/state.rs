@@ -141,6 +141,16 @@ impl AppState {
             .ok_or_else(|| not_yet("the store is still opening; retry shortly"))
     }
 
+    /// A single node's store once open, borrowed (no reference counted):
+    /// for the key-read lane, which serves single nodes only. `None` on a
+    /// cluster node and while the store opens.
+    pub fn local_store(&self) -> Option<&Bitcask> {
+        if self.is_clustered() {
+            return None;
+        }
+        self.inner.store.get().map(|store| &**store)
+    }
+
     /// The store if open (a single node's; a cluster node's while it is
     /// not replacing it with a snapshot).
     pub fn try_store(&self) -> Option<Arc<Bitcask>> {

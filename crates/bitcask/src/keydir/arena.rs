@@ -27,8 +27,8 @@ pub(crate) type KeyRef = u32;
 /// Chunk length, as a power of two.
 const CHUNK_BITS: u32 = 16;
 const CHUNK: usize = 1 << CHUNK_BITS;
-/// Most chunk lengths of address space a shard may use: offsets stay below
-/// `u32::MAX`, which marks a free entry (see `entries.rs`).
+/// Most chunk lengths of address space a shard may use, so that every
+/// offset, a chunk's start shifted up, fits a [`KeyRef`].
 const MAX_CHUNKS: usize = (1 << (32 - CHUNK_BITS)) - 1;
 
 /// Dead bytes below this never trigger a compaction (small shards). Tiny

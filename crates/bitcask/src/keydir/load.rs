@@ -169,7 +169,10 @@ impl KeyDirLoader {
     /// directory is ready (one pass over each expiry map; nothing is ordered).
     pub(crate) fn finish(mut self, now_ms: u64) -> KeyDir {
         let mut total = 0;
-        for lock in self.keydir.shards.iter_mut() {
+        let KeyDir {
+            shards, hashing, ..
+        } = &mut self.keydir;
+        for lock in shards.iter_mut() {
             let shard = lock.0.get_mut().unwrap_or_else(PoisonError::into_inner);
             if !shard.expiry.is_empty() {
                 // Keys, not arena references: a removal may compact the
@@ -181,7 +184,7 @@ impl KeyDirLoader {
                     .map(|(&at, _)| shard.keys.get(at).to_vec())
                     .collect();
                 for key in &expired {
-                    let (_, tag) = shard.hashing.locate(key);
+                    let (_, tag) = hashing.locate(key);
                     if let Some(position) = shard.find(tag, key) {
                         shard.remove_at(position);
                     }

@@ -94,7 +94,7 @@ fn tag_of(hash: u64) -> u32 {
 }
 
 /// One shard: its keys, their entries, order and expiry.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Shard {
     table: Table,
     files: FileTable,
@@ -104,24 +104,9 @@ struct Shard {
     overflow: SideMap,
     /// File ids of the entries whose file found the file table full.
     spilled_files: SideMap,
-    /// The key directory's hashing, to find keys again by their bytes.
-    hashing: Hashing,
 }
 
 impl Shard {
-    fn new(hashing: Hashing) -> Self {
-        Self {
-            table: Table::default(),
-            files: FileTable::default(),
-            keys: KeyArena::default(),
-            ordered: Ordered::default(),
-            expiry: SideMap::default(),
-            overflow: SideMap::default(),
-            spilled_files: SideMap::default(),
-            hashing,
-        }
-    }
-
     /// Position of `key`'s entry (compared byte for byte).
     fn find(&self, tag: u32, key: &[u8]) -> Option<usize> {
         let home_bits = tag >> (32 - HOME_BITS);
@@ -367,7 +352,7 @@ impl Shard {
 /// lock words share a cache line (or an adjacent-line prefetch pair):
 /// readers of different shards on different cores then write to different
 /// lines when they take their read locks.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 #[repr(align(128))]
 struct ShardLock(RwLock<Shard>);
 
@@ -380,7 +365,7 @@ pub(crate) struct KeyDir {
 }
 
 /// How a key becomes its shard and tag: a seeded hash, then [`Tags`].
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Hashing {
     hasher: foldhash::fast::RandomState,
     tags: Tags,
@@ -441,9 +426,7 @@ impl KeyDir {
             },
         };
         Self {
-            shards: (0..SHARDS)
-                .map(|_| ShardLock(RwLock::new(Shard::new(hashing.clone()))))
-                .collect(),
+            shards: (0..SHARDS).map(|_| ShardLock::default()).collect(),
             hashing,
             len: AtomicUsize::new(0),
         }
@@ -871,7 +854,7 @@ mod tests {
     #[test]
     fn a_shard_pointing_into_more_files_than_its_table_holds_keeps_them_all() {
         let kd = KeyDir::new();
-        let mut shard = Shard::new(kd.hashing.clone());
+        let mut shard = Shard::default();
         let n = u32::from(NO_ROW) + 100;
         let key = |i: u32| format!("file-{i}").into_bytes();
         let entry_for = |i: u32| Entry {

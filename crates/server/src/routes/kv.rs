@@ -222,12 +222,12 @@ pub async fn get_key(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let applied = state.before_read(read.stale()).await?;
-    let response = get_value(&state, &key.0, &headers)?.map(axum::body::Body::from);
+    let response = get_value(&*state.store()?, &key.0, &headers)?.map(axum::body::Body::from);
     Ok(with_applied(response, applied))
 }
 
-/// The answer to a read of `key` with the request's `headers`, its body
-/// whole, on a single node (a cluster read waits for its barrier first, in
+/// The answer to a read of `key` in `store` with the request's `headers`,
+/// its body whole (a cluster read waits for its barrier first, in
 /// [`get_key`]). Shared by the handler and the key-read lane
 /// ([`crate::lanes`]), so that both answer alike.
 ///
@@ -235,11 +235,10 @@ pub async fn get_key(
 /// (one copy); a get is a lookup in memory and that copy, cheap enough to
 /// run on the async worker (see docs/ARCHITECTURE.md).
 pub(crate) fn get_value(
-    state: &AppState,
+    store: &bitcask::Bitcask,
     key: &[u8],
     headers: &HeaderMap,
 ) -> Result<axum::http::Response<Bytes>, ApiError> {
-    let store = state.store()?;
     let raw = wants_raw(headers);
     let text = || String::from_utf8_lossy(key);
     let found = store.get_versioned_with(key, |v| {
