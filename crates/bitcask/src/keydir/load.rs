@@ -220,7 +220,7 @@ impl Shard {
             for bucket in first.iter() {
                 // A tag already in the table, or met just before, counts as
                 // a key already there: no key bytes are read to count. Two
-                // keys sharing 24 bits of tag in one probe are rare; where
+                // keys sharing 28 bits of tag in one probe are rare; where
                 // it happens the count is short by one and an insert
                 // rebuilds the table itself.
                 let mut previous = None;
