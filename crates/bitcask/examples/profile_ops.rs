@@ -100,7 +100,7 @@ fn main() -> bitcask::Result<()> {
     let t = Instant::now();
     let db = Bitcask::open_with(&dir, options())?;
     println!(
-        "reopen ({} keys, scanning data files): {:?}",
+        "reopen ({} keys, from hint files): {:?}",
         db.len(),
         t.elapsed()
     );
