@@ -98,6 +98,17 @@ pub enum Error {
     #[error("the store refuses writes after an earlier I/O failure; reopen it to recover")]
     Poisoned,
 
+    /// The key directory holds as many key bytes as it can address (about
+    /// 4 GiB of keys in each of its 16 shards, 64 GiB a store): a write of
+    /// a new key is refused before it reaches the disk, and a store whose
+    /// files hold more is not opened. Writes to keys the store holds, and
+    /// deletes, go on.
+    #[error(
+        "the key directory is full: a store holds at most about 64 GiB of keys \
+         (4 GiB in each of 16 shards); nothing was written"
+    )]
+    KeyDirectoryFull,
+
     /// A conditional write's condition did not hold; nothing was written.
     #[error("condition failed: the key's current version is {}",
         match current { Some(v) => v.to_string(), None => "none (absent)".into() })]

@@ -183,7 +183,9 @@ pub(crate) fn recover(dir: &Path, opts: RecoverOptions<'_>) -> Result<Recovered>
             sealed.insert(id, ReadHandle::sealed(file)?);
         }
     }
-    let keydir = loader.finish(opts.now_ms);
+    let keydir = loader
+        .finish(opts.now_ms)
+        .map_err(|_| Error::KeyDirectoryFull)?;
     accounts.add_live(&keydir, threads);
     let mark = match newest_mark {
         Some(at) => Some(read_mark(dir, at)?),

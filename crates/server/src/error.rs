@@ -151,6 +151,8 @@ impl From<bitcask::Error> for ApiError {
             E::ConditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             E::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
             E::ReadOnly | E::Poisoned | E::Locked { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            // Like a full disk: the write did not happen, reads go on.
+            E::KeyDirectoryFull => StatusCode::INSUFFICIENT_STORAGE,
             // Out of space (or over a file-size limit): the write did not
             // happen; reads go on; space must be freed before writes can.
             E::Io { source, .. }
@@ -206,6 +208,10 @@ mod tests {
             StatusCode::INSUFFICIENT_STORAGE
         );
         assert_eq!(status_of(io(libc::EFBIG)), StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(
+            status_of(bitcask::Error::KeyDirectoryFull),
+            StatusCode::INSUFFICIENT_STORAGE
+        );
         assert_eq!(status_of(io(libc::EIO)), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(
             status_of(bitcask::Error::Poisoned),

@@ -734,3 +734,72 @@ fn appends_go_through_a_window_of_the_active_file_only_where_it_is_allocated() {
     assert!(db.shared.writer_guard().expect("writer").map.is_none());
     assert_eq!(db.get(b"plain").expect("get"), Some(b"write".to_vec()));
 }
+
+/// A store whose key directory is as full as writes may make it (the test
+/// build's limit: 56 of 64 chunks of 64 KiB in a shard) refuses a put of a
+/// new key with `KeyDirectoryFull` before writing it, keeps serving and
+/// updating the keys it holds, and opens again with exactly the keys it
+/// acknowledged: with the hash seeded anew they fall into other shards,
+/// which the last eighth of each shard has room for. Keys of 8,000 bytes,
+/// eight to a chunk: a shard holds hundreds, so no shard of the reopened
+/// store strays far from the average.
+#[test]
+fn a_full_key_directory_refuses_new_keys_before_they_reach_the_disk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = || Options::new().max_key_size(8 * 1024);
+    let key = |i: u32| {
+        let mut key = vec![b'k'; 8_000];
+        key[..4].copy_from_slice(&i.to_le_bytes());
+        key
+    };
+    let db = Bitcask::open_with(dir.path(), options()).expect("open");
+    let mut held = 0u32;
+    let refused = loop {
+        match db.put(&key(held), b"v") {
+            Ok(_) => held += 1,
+            Err(Error::KeyDirectoryFull) => break key(held),
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+        assert!(held < 64 * 8 * 16, "the limit was never reached");
+    };
+    let on_disk = db.stats().total_bytes;
+    assert!(matches!(
+        db.put(&refused, b"v"),
+        Err(Error::KeyDirectoryFull)
+    ));
+    let batch_error = db.write_batch(
+        Batch::new()
+            .put(key(0), b"w".to_vec())
+            .put(refused.clone(), b"v".to_vec()),
+    );
+    assert!(matches!(batch_error, Err(Error::KeyDirectoryFull)));
+    assert_eq!(
+        db.stats().total_bytes,
+        on_disk,
+        "nothing of a refused write reached the disk"
+    );
+    assert_eq!(value_of(&db, &refused), None);
+    assert_eq!(
+        value_of(&db, &key(0)),
+        Some(b"v".to_vec()),
+        "the batch wrote nothing"
+    );
+    // The keys it holds still take writes.
+    db.put(&key(1), b"updated")
+        .expect("an update needs no room");
+    assert_eq!(db.len(), held as usize);
+    db.close().expect("close");
+
+    let db = Bitcask::open_with(dir.path(), options()).expect("reopen");
+    assert_eq!(db.len(), held as usize);
+    assert_eq!(value_of(&db, &refused), None);
+    assert_eq!(value_of(&db, &key(1)), Some(b"updated".to_vec()));
+    assert_eq!(value_of(&db, &key(held - 1)), Some(b"v".to_vec()));
+    // A delete makes room again.
+    db.delete(&key(0)).expect("delete");
+    let mut added = 0;
+    while added < 100 && db.put(&key(held + added), b"v").is_ok() {
+        added += 1;
+    }
+    assert!(added > 0, "a deleted key's room was never given back");
+}

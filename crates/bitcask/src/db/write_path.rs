@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::{Shared, Writer};
 use crate::datafile::FILE_HEADER_LEN;
 use crate::error::{Error, Result};
-use crate::keydir::Entry;
+use crate::keydir::{ArenaFull, Entry};
 use crate::options::SyncPolicy;
 use crate::record::{self, RecordKind};
 use crate::recovery::Mark;
@@ -131,6 +131,13 @@ impl Shared {
         if single_delete && self.live_entry(ops[0].key).is_none() {
             return Ok(None);
         }
+        // Before anything reaches the disk: a new key the key directory
+        // could not hold would be a record that reads miss and that the
+        // next open could not load.
+        let puts = ops.iter().filter(|op| op.value.is_some()).map(|op| op.key);
+        if !self.keydir.has_room_for(puts) {
+            return Err(Error::KeyDirectoryFull);
+        }
         let mark_len = mark.map_or(0, |m| record::encoded_len(&[], m) as u64);
         let total: u64 = ops
             .iter()
@@ -209,7 +216,19 @@ impl Shared {
                 expires_at_ms: op.expires_at_ms,
             });
             let replaced = match live {
-                Some(entry) => self.keydir.insert(op.key, entry),
+                Some(entry) => match self.keydir.insert(op.key, entry) {
+                    Ok(replaced) => replaced,
+                    Err(ArenaFull) => {
+                        // Not reached: the room was checked above, under
+                        // this lock, and only the writer adds keys. Were it
+                        // ever, the record is on disk but not in the key
+                        // directory: refuse writes until a reopen (which
+                        // loads it, or refuses with this error).
+                        tracing::error!("a new key found the key directory full after its check");
+                        commit.poison();
+                        return Err(Error::KeyDirectoryFull);
+                    }
+                },
                 None => self.keydir.remove(op.key),
             };
             self.accounts.written(

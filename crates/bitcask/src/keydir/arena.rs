@@ -26,10 +26,34 @@ pub(crate) type KeyRef = u32;
 
 /// Chunk length, as a power of two.
 const CHUNK_BITS: u32 = 16;
-const CHUNK: usize = 1 << CHUNK_BITS;
+pub(crate) const CHUNK: usize = 1 << CHUNK_BITS;
 /// Most chunk lengths of address space a shard may use, so that every
-/// offset, a chunk's start shifted up, fits a [`KeyRef`].
-const MAX_CHUNKS: usize = (1 << (32 - CHUNK_BITS)) - 1;
+/// offset, a chunk's start shifted up, fits a [`KeyRef`]. A handful in
+/// unit tests, so that they can fill an arena.
+const MAX_CHUNKS: usize = if cfg!(test) {
+    64
+} else {
+    (1 << (32 - CHUNK_BITS)) - 1
+};
+
+/// Chunks a write may fill a shard's arena to: seven eighths of them. The
+/// rest is the margin that lets the same keys load again at the next open,
+/// where they may pack differently (in another order, leaving other gaps
+/// at chunk ends) and, with the hash seeded anew, fall into other shards:
+/// a store whose fullest shard is at seven eighths has shards of at most
+/// that on average, and one shard holding an eighth more than the average
+/// takes keys of megabytes (a shard near its limit holds thousands).
+const WRITE_CHUNKS: usize = MAX_CHUNKS - MAX_CHUNKS / 8;
+
+/// Chunks a shard's arena may still add before the key directory checks
+/// each write's new keys exactly ([`KeyArena::fits`]): 256 MiB of keys.
+/// A write whose keys could need more is checked too.
+pub(crate) const RESERVE_CHUNKS: usize = if cfg!(test) { 4 } else { 4096 };
+
+/// A shard's arena holds as many key bytes as it can address: the key was
+/// not added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ArenaFull;
 
 /// Dead bytes below this never trigger a compaction (small shards). Tiny
 /// in unit tests, so that every test that deletes compacts too.
@@ -50,22 +74,14 @@ pub(crate) struct KeyArena {
 }
 
 impl KeyArena {
-    /// Appends `key`; returns where it is.
-    ///
-    /// # Panics
-    /// If the shard's arena would pass 4 GiB.
-    pub(crate) fn push(&mut self, key: &[u8]) -> KeyRef {
+    /// Appends `key`; returns where it is, or [`ArenaFull`] (and changes
+    /// nothing) if the shard's arena would pass 4 GiB.
+    pub(crate) fn push(&mut self, key: &[u8]) -> Result<KeyRef, ArenaFull> {
         let header = (key.len() as u64) << 1;
-        let need = varint_len(header) + key.len();
-        let mut at = self.end;
-        if at >> CHUNK_BITS == self.chunks.len() || need > CHUNK - (at & (CHUNK - 1)) {
+        let need = entry_len(key);
+        let (at, spans) = place(self.end, self.chunks.len(), need, MAX_CHUNKS).ok_or(ArenaFull)?;
+        if spans > 0 {
             // A new chunk, long enough for the key.
-            let spans = need.div_ceil(CHUNK).max(1);
-            assert!(
-                self.chunks.len() + spans <= MAX_CHUNKS,
-                "a key directory shard holds at most 4 GiB of keys"
-            );
-            at = self.chunks.len() << CHUNK_BITS;
             self.chunks.push(vec![0; spans * CHUNK].into_boxed_slice());
             self.chunks.extend((1..spans).map(|_| Box::default()));
         }
@@ -91,7 +107,43 @@ impl KeyArena {
         } else {
             at + need
         };
-        at as KeyRef
+        Ok(at as KeyRef)
+    }
+
+    /// Whether a write may add `keys`: pushing them in turn would keep the
+    /// arena within [`WRITE_CHUNKS`].
+    pub(crate) fn fits<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) -> bool {
+        self.fits_within(keys, WRITE_CHUNKS)
+    }
+
+    /// Whether pushing `keys` in turn would keep the arena within `limit`
+    /// chunks (the same placement as [`Self::push`], without writing).
+    fn fits_within<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>, limit: usize) -> bool {
+        let (mut end, mut chunks) = (self.end, self.chunks.len());
+        for key in keys {
+            let need = entry_len(key);
+            let Some((at, spans)) = place(end, chunks, need, limit) else {
+                return false;
+            };
+            chunks += spans;
+            end = if spans > 1 {
+                chunks << CHUNK_BITS
+            } else {
+                at + need
+            };
+        }
+        true
+    }
+
+    /// Whether fewer than [`RESERVE_CHUNKS`] chunks are left before a
+    /// write's limit.
+    pub(crate) fn near_limit(&self) -> bool {
+        self.chunks.len() + RESERVE_CHUNKS > WRITE_CHUNKS
+    }
+
+    /// Whether any entry is dead (a compaction would free room).
+    pub(crate) fn has_dead(&self) -> bool {
+        self.dead > 0
     }
 
     /// The chunk holding the entry at `at`, from that entry on.
@@ -156,6 +208,24 @@ impl KeyArena {
     }
 }
 
+/// Bytes `key`'s entry takes: its header and its bytes.
+fn entry_len(key: &[u8]) -> usize {
+    varint_len((key.len() as u64) << 1) + key.len()
+}
+
+/// Where an entry of `need` bytes goes in an arena whose next entry would
+/// start at `end` and which has `chunks` chunks: its offset and how many
+/// chunk lengths are added for it (0 when it fits the last chunk), or
+/// `None` past `limit` chunks. A key never spans two chunks; a long one
+/// gets a chunk of its own, as many chunk lengths long as it needs.
+fn place(end: usize, chunks: usize, need: usize, limit: usize) -> Option<(usize, usize)> {
+    if end >> CHUNK_BITS < chunks && need <= CHUNK - (end & (CHUNK - 1)) {
+        return Some((end, 0));
+    }
+    let spans = need.div_ceil(CHUNK).max(1);
+    (chunks + spans <= limit).then_some((chunks << CHUNK_BITS, spans))
+}
+
 /// Length of `value` as a LEB128 varint.
 fn varint_len(value: u64) -> usize {
     (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
@@ -172,7 +242,7 @@ mod tests {
             .iter()
             .map(|&n| (0..n).map(|i| (i * 31 % 251) as u8).collect())
             .collect();
-        let refs: Vec<KeyRef> = keys.iter().map(|k| arena.push(k)).collect();
+        let refs: Vec<KeyRef> = keys.iter().map(|k| arena.push(k).expect("room")).collect();
         for (key, &at) in keys.iter().zip(&refs) {
             assert_eq!(arena.get(at), key.as_slice());
             assert!(!arena.is_dead(at));
@@ -185,8 +255,8 @@ mod tests {
     #[test]
     fn killing_marks_dead_keeps_bytes_and_counts_once() {
         let mut arena = KeyArena::default();
-        let a = arena.push(b"alpha");
-        let b = arena.push(b"beta");
+        let a = arena.push(b"alpha").expect("room");
+        let b = arena.push(b"beta").expect("room");
         arena.kill(a);
         arena.kill(a);
         assert!(arena.is_dead(a));
@@ -195,7 +265,7 @@ mod tests {
         assert_eq!(arena.dead, 6);
         assert!(!arena.should_compact(), "too few dead bytes to bother");
         let big = vec![7u8; COMPACT_MIN_DEAD];
-        let c = arena.push(&big);
+        let c = arena.push(&big).expect("room");
         arena.kill(c);
         assert!(arena.should_compact());
         assert!(arena.len_bytes() > COMPACT_MIN_DEAD);
@@ -210,7 +280,7 @@ mod tests {
         for i in 0..200usize {
             let len = if i == 100 { 3 * CHUNK + 5 } else { 1_000 };
             let key: Vec<u8> = (0..len).map(|j| (i * 7 + j) as u8).collect();
-            refs.push((arena.push(&key), key));
+            refs.push((arena.push(&key).expect("room"), key));
         }
         for (at, key) in &refs {
             assert_eq!(arena.get(*at), key.as_slice());
@@ -233,5 +303,51 @@ mod tests {
         arena.kill(refs[100].0);
         assert!(arena.is_dead(refs[100].0) && !arena.is_dead(refs[99].0));
         assert!(arena.capacity_bytes() < arena.len_bytes() + 2 * CHUNK);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// `fits_within` the limit says what `push` will do, a write's limit
+        /// is lower, a full arena refuses without changing, and every key
+        /// pushed reads back.
+        #[test]
+        fn fits_foretells_push_up_to_the_limit(
+            lens in proptest::collection::vec(
+                proptest::prop_oneof![0usize..100, 60_000usize..70_000, 100_000usize..300_000],
+                1..120,
+            ),
+        ) {
+            let mut arena = KeyArena::default();
+            let mut kept = Vec::new();
+            for (i, len) in lens.iter().enumerate() {
+                let key: Vec<u8> = (0..*len).map(|j| (i * 7 + j) as u8).collect();
+                let fits = arena.fits_within([key.as_slice()], MAX_CHUNKS);
+                let write_may = arena.fits([key.as_slice()]);
+                proptest::prop_assert!(fits || !write_may, "a write's limit is the lower");
+                let (held, end, chunks) = (arena.held, arena.end, arena.chunks.len());
+                match arena.push(&key) {
+                    Ok(at) => {
+                        proptest::prop_assert!(fits);
+                        kept.push((at, key));
+                    }
+                    Err(ArenaFull) => {
+                        proptest::prop_assert!(!fits);
+                        proptest::prop_assert_eq!(
+                            (arena.held, arena.end, arena.chunks.len()),
+                            (held, end, chunks)
+                        );
+                    }
+                }
+                proptest::prop_assert!(arena.chunks.len() <= MAX_CHUNKS);
+            }
+            for (at, key) in &kept {
+                proptest::prop_assert_eq!(arena.get(*at), key.as_slice());
+            }
+            // A run of keys: `fits` of all of them is pushing them in turn.
+            let rest: Vec<Vec<u8>> = lens.iter().map(|&n| vec![1; n]).collect();
+            let fits = arena.fits_within(rest.iter().map(Vec::as_slice), MAX_CHUNKS);
+            let pushed = rest.iter().all(|key| arena.push(key).is_ok());
+            proptest::prop_assert_eq!(fits, pushed);
+        }
     }
 }

@@ -21,7 +21,7 @@
 use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 
-use super::{Entry, KeyDir, SHARDS, Shard};
+use super::{ArenaFull, Entry, KeyDir, SHARDS, Shard};
 
 /// Each shard's records are sorted into `2^BUCKET_BITS` buckets by the top
 /// bits of their tags, which is the order of their home slots.
@@ -166,9 +166,13 @@ impl KeyDirLoader {
     }
 
     /// Drops the entries expired at `now_ms` and sets the count: the key
-    /// directory is ready (one pass over each expiry map; nothing is ordered).
-    pub(crate) fn finish(mut self, now_ms: u64) -> KeyDir {
+    /// directory is ready (one pass over each expiry map; nothing is
+    /// ordered). [`ArenaFull`] if a shard could not hold every key: the
+    /// store has more key bytes than a key directory addresses, and may
+    /// not be opened with some of its keys left out.
+    pub(crate) fn finish(mut self, now_ms: u64) -> Result<KeyDir, ArenaFull> {
         let mut total = 0;
+        let mut near_limit = false;
         let KeyDir {
             shards, hashing, ..
         } = &mut self.keydir;
@@ -190,10 +194,17 @@ impl KeyDirLoader {
                     }
                 }
             }
+            if shard.dropped_key {
+                return Err(ArenaFull);
+            }
+            near_limit |= shard.keys.near_limit();
             total += shard.table.len();
         }
         self.keydir.len.store(total, Ordering::Relaxed);
         self.keydir
+            .near_key_limit
+            .store(near_limit, Ordering::Relaxed);
+        Ok(self.keydir)
     }
 }
 
@@ -341,7 +352,10 @@ mod tests {
                     one_by_one.apply(source.op_at(at as u64));
                 }
             }
-            let (parallel, one_by_one) = (parallel.finish(0), one_by_one.finish(0));
+            let (parallel, one_by_one) = (
+                parallel.finish(0).expect("room"),
+                one_by_one.finish(0).expect("room"),
+            );
             prop_assert_eq!(parallel.len(), one_by_one.len());
             prop_assert_eq!(contents(&parallel), contents(&one_by_one));
         }

@@ -45,12 +45,13 @@ mod ordered;
 mod table;
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use listing::{KeyRange, Keys};
 pub(crate) use load::{KeyDirLoader, LoadOp, LoadSource};
 
+pub(crate) use arena::ArenaFull;
 use arena::{KeyArena, KeyRef};
 use entries::{HOME_BITS, NO_ROW, Packed};
 use files::FileTable;
@@ -104,6 +105,9 @@ struct Shard {
     overflow: SideMap,
     /// File ids of the entries whose file found the file table full.
     spilled_files: SideMap,
+    /// A key recovery had to leave out: the arena was full
+    /// ([`Loader::finish`](load::Loader::finish) refuses the open).
+    dropped_key: bool,
 }
 
 impl Shard {
@@ -205,29 +209,55 @@ impl Shard {
         packed.set_seq_delta(delta.unwrap_or(0));
     }
 
-    /// Adds `key`, which is not in the shard, pointing at `entry`.
-    fn add(&mut self, tag: u32, key: &[u8], entry: &Entry) {
+    /// Adds `key`, which is not in the shard, pointing at `entry`; or,
+    /// with the arena full (after a compaction if it holds dead keys),
+    /// changes nothing.
+    fn add(&mut self, tag: u32, key: &[u8], entry: &Entry) -> Result<(), ArenaFull> {
+        let at = match self.keys.push(key) {
+            Ok(at) => at,
+            Err(ArenaFull) if self.keys.has_dead() => {
+                self.compact();
+                self.keys.push(key)?
+            }
+            Err(full) => return Err(full),
+        };
         self.table.make_room(1);
-        let at = self.keys.push(key);
         self.ordered.push(at);
         let position = self.table.insert(tag, Packed::new(at, tag));
         self.store(position, entry, true);
+        Ok(())
     }
 
     /// Points `key` at `entry`; returns the entry it replaced, or `None`
     /// for a new key.
-    fn set(&mut self, tag: u32, key: &[u8], entry: &Entry) -> Option<Entry> {
+    fn set(&mut self, tag: u32, key: &[u8], entry: &Entry) -> Result<Option<Entry>, ArenaFull> {
         match self.find(tag, key) {
             Some(position) => {
                 let old = self.entry_of(position);
                 self.store(position, entry, false);
-                Some(old)
+                Ok(Some(old))
             }
-            None => {
-                self.add(tag, key, entry);
-                None
-            }
+            None => self.add(tag, key, entry).map(|()| None),
         }
+    }
+
+    /// Whether the keys of `keys` that the shard does not hold yet can all
+    /// be added (compacting the arena first if they cannot and it holds
+    /// dead keys). A key listed twice is counted twice.
+    fn has_room_for(&mut self, keys: &[(u32, &[u8])]) -> bool {
+        let new: Vec<&[u8]> = keys
+            .iter()
+            .filter(|&&(tag, key)| self.find(tag, key).is_none())
+            .map(|&(_, key)| key)
+            .collect();
+        if self.keys.fits(new.iter().copied()) {
+            return true;
+        }
+        if !self.keys.has_dead() {
+            return false;
+        }
+        self.compact();
+        self.keys.fits(new.iter().copied())
     }
 
     /// Removes the key at `position`; returns its entry.
@@ -249,21 +279,33 @@ impl Shard {
         entry
     }
 
-    /// Copies the live keys into a fresh arena once dead ones outweigh
-    /// them; the ordered index is rebuilt (lazily) from the new references,
-    /// the side maps re-keyed.
+    /// Compacts the arena once dead keys outweigh live ones.
     fn compact_if_worth_it(&mut self) {
-        if !self.keys.should_compact() {
-            return;
+        if self.keys.should_compact() {
+            self.compact();
         }
+    }
+
+    /// Copies the live keys into a fresh arena; the ordered index is
+    /// rebuilt (lazily) from the new references, the side maps re-keyed.
+    /// The live keys always fit: they took no more room in the old arena,
+    /// and the new one packs them in turn; were it ever otherwise, the old
+    /// arena is kept as it was.
+    fn compact(&mut self) {
         let mut keys = KeyArena::default();
         let mut expiry = SideMap::default();
         let mut overflow = SideMap::default();
         let mut spilled_files = SideMap::default();
         let mut refs = Vec::with_capacity(self.table.len());
-        for packed in self.table.iter_mut() {
+        // (`iter` and `iter_mut` visit the live entries in the same order.)
+        for (_, packed) in self.table.iter() {
+            let Ok(new) = keys.push(self.keys.get(packed.key)) else {
+                return;
+            };
+            refs.push(new);
+        }
+        for (packed, &new) in self.table.iter_mut().zip(&refs) {
             let old = packed.key;
-            let new = keys.push(self.keys.get(old));
             if let Some(&at) = self.expiry.get(&old) {
                 expiry.insert(new, at);
             }
@@ -274,7 +316,6 @@ impl Shard {
                 spilled_files.insert(new, id);
             }
             packed.key = new;
-            refs.push(new);
         }
         self.keys = keys;
         self.expiry = expiry;
@@ -292,7 +333,11 @@ impl Shard {
             (Some(position), None) => {
                 self.remove_at(position);
             }
-            (None, Some(entry)) => self.add(tag, op.key, &entry),
+            (None, Some(entry)) => {
+                if self.add(tag, op.key, &entry).is_err() {
+                    self.dropped_key = true;
+                }
+            }
             (None, None) => {}
         }
     }
@@ -362,6 +407,10 @@ pub(crate) struct KeyDir {
     shards: Box<[ShardLock]>,
     hashing: Hashing,
     len: AtomicUsize,
+    /// Set once a shard's arena has come within
+    /// [`arena::RESERVE_CHUNKS`] of its limit: from then on
+    /// [`Self::has_room_for`] checks every write's new keys exactly.
+    near_key_limit: AtomicBool,
 }
 
 /// How a key becomes its shard and tag: a seeded hash, then [`Tags`].
@@ -429,6 +478,7 @@ impl KeyDir {
             shards: (0..SHARDS).map(|_| ShardLock::default()).collect(),
             hashing,
             len: AtomicUsize::new(0),
+            near_key_limit: AtomicBool::new(false),
         }
     }
 
@@ -478,14 +528,47 @@ impl KeyDir {
             .map(|position| shard.entry_of(position))
     }
 
-    /// Points `key` at `entry`; returns the entry it replaced.
-    pub(crate) fn insert(&self, key: &[u8], entry: Entry) -> Option<Entry> {
+    /// Points `key` at `entry`; returns the entry it replaced. A new key
+    /// fails only with its shard's arena full, which
+    /// [`Self::has_room_for`] tells before the write reaches the disk.
+    pub(crate) fn insert(&self, key: &[u8], entry: Entry) -> Result<Option<Entry>, ArenaFull> {
         let (shard, tag) = self.locate(key);
-        let replaced = self.write(shard).set(tag, key, &entry);
+        let mut shard = self.write(shard);
+        let replaced = shard.set(tag, key, &entry)?;
         if replaced.is_none() {
             self.len.fetch_add(1, Ordering::Relaxed);
+            if shard.keys.near_limit() {
+                self.near_key_limit.store(true, Ordering::Relaxed);
+            }
         }
-        replaced
+        Ok(replaced)
+    }
+
+    /// Whether every key of `keys` that is new can be added: false only
+    /// when a shard's arena is within reach of its limit (4 GiB of keys,
+    /// 64 GiB a store). Cheap unless a shard is near the limit or the keys
+    /// are many megabytes; exact then (compacting a shard that holds dead
+    /// keys). Only true as long as nothing else adds keys meanwhile: the
+    /// writer asks under its lock, and only the writer adds keys.
+    pub(crate) fn has_room_for<'k>(&self, keys: impl Iterator<Item = &'k [u8]> + Clone) -> bool {
+        // At most one chunk of waste a key, and its own chunks.
+        let bound: usize = keys
+            .clone()
+            .map(|key| key.len().div_ceil(arena::CHUNK) + 1)
+            .sum();
+        if !self.near_key_limit.load(Ordering::Relaxed) && bound <= arena::RESERVE_CHUNKS {
+            return true;
+        }
+        let mut by_shard: Vec<Vec<(u32, &[u8])>> = vec![Vec::new(); SHARDS];
+        for key in keys {
+            let (shard, tag) = self.locate(key);
+            by_shard[shard].push((tag, key));
+        }
+        by_shard
+            .iter()
+            .enumerate()
+            .filter(|(_, keys)| !keys.is_empty())
+            .all(|(shard, keys)| self.write(shard).has_room_for(keys))
     }
 
     /// Removes `key`; returns its entry if it was live.
@@ -683,8 +766,8 @@ mod tests {
     #[test]
     fn insert_replace_remove_and_len() {
         let kd = KeyDir::new();
-        assert_eq!(kd.insert(b"a", entry(1)), None);
-        assert_eq!(kd.insert(b"a", entry(2)), Some(entry(1)));
+        assert_eq!(kd.insert(b"a", entry(1)).expect("room"), None);
+        assert_eq!(kd.insert(b"a", entry(2)).expect("room"), Some(entry(1)));
         assert_eq!(kd.len(), 1);
         assert_eq!(kd.get(b"a"), Some(entry(2)));
         assert!(kd.get(b"a").is_some());
@@ -701,7 +784,7 @@ mod tests {
             .map(|i| format!("key-{:05}", i * 7919 % 2_000).into_bytes())
             .collect();
         for (i, k) in expected.iter().enumerate() {
-            kd.insert(k, entry(i as u64));
+            kd.insert(k, entry(i as u64)).expect("room");
         }
         expected.sort();
         let got: Vec<Vec<u8>> = Keys::new(&kd, KeyRange::all(), 0).collect();
@@ -718,11 +801,11 @@ mod tests {
                 direct.remove(&key);
                 loader.apply(delete_op(&key, u64::from(i)));
             } else {
-                direct.insert(&key, entry(u64::from(i)));
+                direct.insert(&key, entry(u64::from(i))).expect("room");
                 loader.apply(put_op(&key, entry(u64::from(i))));
             }
         }
-        let loaded = loader.finish(0);
+        let loaded = loader.finish(0).expect("room");
         assert_eq!(loaded.len(), direct.len());
         let keys: Vec<Vec<u8>> = Keys::new(&loaded, KeyRange::all(), 0).collect();
         assert_eq!(
@@ -758,7 +841,7 @@ mod tests {
         expiring.expires_at_ms = 100;
         loader.apply(put_op(b"c", expiring));
         loader.apply(put_op(b"c", entry(6))); // hidden by the newer, expired put
-        let kd = loader.finish(100);
+        let kd = loader.finish(100).expect("room");
         assert_eq!(kd.get(b"a"), Some(entry(5)));
         assert_eq!(kd.get(b"b"), None);
         assert_eq!(kd.get(b"c"), None, "expired at 100");
@@ -767,7 +850,7 @@ mod tests {
     #[test]
     fn compare_and_set_and_remove_if_only_act_on_the_expected_entry() {
         let kd = KeyDir::new();
-        kd.insert(b"k", entry(1));
+        kd.insert(b"k", entry(1)).expect("room");
         assert!(!kd.compare_and_set(b"k", &entry(2), entry(3)));
         assert!(kd.compare_and_set(b"k", &entry(1), entry(3)));
         assert_eq!(kd.get(b"k"), Some(entry(3)));
@@ -786,7 +869,7 @@ mod tests {
             if *k == "b/2" {
                 e.expires_at_ms = 50;
             }
-            kd.insert(k.as_bytes(), e);
+            kd.insert(k.as_bytes(), e).expect("room");
         }
         let list = |range: KeyRange, now: u64| -> Vec<String> {
             Keys::new(&kd, range, now)
@@ -821,13 +904,13 @@ mod tests {
             if i % 3 == 0 {
                 let mut e = entry(u64::from(i));
                 e.expires_at_ms = 10;
-                kd.insert(k.as_bytes(), e);
+                kd.insert(k.as_bytes(), e).expect("room");
             } else {
-                kd.insert(k.as_bytes(), entry(u64::from(i)));
+                kd.insert(k.as_bytes(), entry(u64::from(i))).expect("room");
                 expected.push(k.into_bytes());
             }
         }
-        kd.insert(b"q", entry(0));
+        kd.insert(b"q", entry(0)).expect("room");
         expected.sort();
         let got: Vec<Vec<u8>> = Keys::new(&kd, KeyRange::prefix("p/"), 10).collect();
         assert_eq!(got, expected);
@@ -845,7 +928,7 @@ mod tests {
         let n = 1_000_000u64;
         for i in 0..n {
             let key = (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) as u128).to_be_bytes();
-            kd.insert(&key, entry(i));
+            kd.insert(&key, entry(i)).expect("room");
         }
         let per_key = heap_bytes(&kd) as f64 / n as f64;
         assert!(per_key <= 16.0 + 32.0, "{per_key:.1} bytes a key");
@@ -866,7 +949,7 @@ mod tests {
         };
         for i in 0..n {
             let (_, tag) = kd.hashing.locate(&key(i));
-            assert_eq!(shard.set(tag, &key(i), &entry_for(i)), None);
+            assert_eq!(shard.set(tag, &key(i), &entry_for(i)).expect("room"), None);
         }
         assert!(
             !shard.overflow.is_empty(),
@@ -883,7 +966,10 @@ mod tests {
             let (_, tag) = kd.hashing.locate(&key(i));
             let mut moved = entry_for(i);
             moved.file_id = 1;
-            assert_eq!(shard.set(tag, &key(i), &moved), Some(entry_for(i)));
+            assert_eq!(
+                shard.set(tag, &key(i), &moved).expect("room"),
+                Some(entry_for(i))
+            );
         }
         assert!(shard.overflow.is_empty() && shard.spilled_files.is_empty());
         assert_eq!(shard.files.rows_in_use(), 1);
@@ -894,7 +980,8 @@ mod tests {
         colliding_tags_on_this_thread();
         let kd = KeyDir::new();
         for i in 0..300u64 {
-            kd.insert(format!("k{i}").as_bytes(), entry(i));
+            kd.insert(format!("k{i}").as_bytes(), entry(i))
+                .expect("room");
         }
         for i in 0..300u64 {
             let key = format!("k{i}");
@@ -928,7 +1015,7 @@ mod tests {
             if i % 10 == 0 {
                 e.expires_at_ms = 1_000 + u64::from(i);
             }
-            kd.insert(key(i).as_bytes(), e);
+            kd.insert(key(i).as_bytes(), e).expect("room");
         }
         let arena_before: usize = (0..SHARDS).map(|i| kd.read(i).keys.len_bytes()).sum();
         for i in (0..2_000u32).filter(|i| i % 4 != 0) {
@@ -1008,7 +1095,10 @@ mod tests {
                         e.expires_at_ms = 500;
                     }
                     let key = model_key(k);
-                    prop_assert_eq!(kd.insert(&key, e), model.insert(key.clone(), e));
+                    prop_assert_eq!(
+                        kd.insert(&key, e).expect("room"),
+                        model.insert(key.clone(), e)
+                    );
                     loader.apply(LoadOp {
                         key: &key,
                         put: Some(e),
@@ -1086,7 +1176,7 @@ mod tests {
         prop_assert_eq!(seen, want);
         // Loading the same history gives the same directory, expired
         // entries dropped.
-        let loaded = loader.finish(500);
+        let loaded = loader.finish(500).expect("room");
         let live: BTreeMap<_, _> = model
             .iter()
             .map(|(k, e)| (k.clone(), *e))
@@ -1127,5 +1217,80 @@ mod tests {
         ) {
             check_model(&ops, colliding, spread)?;
         }
+    }
+
+    /// A key of 40,000 bytes numbered `i` (in its first bytes): one to a
+    /// chunk, so the test build's arena limit (64 chunks a shard, 56 for
+    /// writes) is reached after some hundreds.
+    fn long_key(i: u32) -> Vec<u8> {
+        let mut key = vec![b'k'; 40_000];
+        key[..4].copy_from_slice(&i.to_le_bytes());
+        key
+    }
+
+    #[test]
+    fn a_shard_near_its_limit_refuses_writes_of_new_keys_and_makes_room_from_dead_ones() {
+        let kd = KeyDir::new();
+        let mut held = Vec::new();
+        let refused = loop {
+            let key = long_key(held.len() as u32);
+            if !kd.has_room_for([key.as_slice()].into_iter()) {
+                break key;
+            }
+            kd.insert(&key, entry(1)).expect("room, as said");
+            held.push(key);
+            assert!(held.len() < 64 * SHARDS, "the limit was never reached");
+        };
+        let (full, _) = kd.locate(&refused);
+        let in_full: Vec<Vec<u8>> = held
+            .iter()
+            .filter(|key| kd.locate(key).0 == full)
+            .cloned()
+            .collect();
+        // A write stops at 56 chunks of the 64.
+        assert_eq!(in_full.len(), 56);
+        // Keys it holds can still be pointed elsewhere.
+        assert_eq!(kd.insert(&in_full[0], entry(3)), Ok(Some(entry(1))));
+        // Removing one frees its room (the arena compacts for the new key).
+        assert_eq!(kd.remove(&in_full[0]), Some(entry(3)));
+        assert!(kd.has_room_for([refused.as_slice()].into_iter()));
+        assert_eq!(kd.insert(&refused, entry(4)), Ok(None));
+        // The margin is there for loads; past it an insert is refused and
+        // changes nothing.
+        let mut extra = 0;
+        let mut i = 100_000;
+        let refused_for_good = loop {
+            let key = long_key(i);
+            i += 1;
+            if kd.locate(&key).0 != full {
+                continue;
+            }
+            match kd.insert(&key, entry(5)) {
+                Ok(None) => extra += 1,
+                Ok(Some(_)) => unreachable!("a new key"),
+                Err(ArenaFull) => break key,
+            }
+        };
+        assert_eq!(extra, 8, "the last eighth of the chunks");
+        assert_eq!(kd.get(&refused_for_good), None);
+        assert_eq!(kd.len(), held.len() + extra);
+        for key in held.iter().filter(|key| **key != in_full[0]) {
+            assert_eq!(kd.get(key), Some(entry(1)));
+        }
+        assert_eq!(kd.get(&refused), Some(entry(4)));
+    }
+
+    #[test]
+    fn a_load_with_more_keys_than_a_shard_holds_is_refused() {
+        let mut loader = KeyDirLoader::new();
+        for i in 0..64 * SHARDS as u32 {
+            let key = long_key(i);
+            loader.apply(LoadOp {
+                key: &key,
+                seq: u64::from(i) + 1,
+                put: Some(entry(u64::from(i) + 1)),
+            });
+        }
+        assert!(matches!(loader.finish(0), Err(ArenaFull)));
     }
 }

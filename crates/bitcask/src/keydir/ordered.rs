@@ -251,7 +251,7 @@ mod tests {
         let mut all = Vec::new();
         for i in 0..100u32 {
             let key = format!("k{:03}", i * 37 % 100).into_bytes();
-            ordered.push(arena.push(&key));
+            ordered.push(arena.push(&key).expect("room"));
             all.push(key);
         }
         ordered.tidy(&arena);
@@ -259,7 +259,7 @@ mod tests {
         // A few more keys stay in a second run.
         for i in 0..5u32 {
             let key = format!("j{i}").into_bytes();
-            ordered.push(arena.push(&key));
+            ordered.push(arena.push(&key).expect("room"));
             all.push(key);
         }
         assert!(ordered.needs_tidy());
@@ -286,17 +286,17 @@ mod tests {
     fn dead_keys_are_skipped_and_dropped_at_the_merge() {
         let mut arena = KeyArena::default();
         let mut ordered = Ordered::default();
-        let refs: Vec<KeyRef> = (0..20u8).map(|i| arena.push(&[i])).collect();
+        let refs: Vec<KeyRef> = (0..20u8).map(|i| arena.push(&[i]).expect("room")).collect();
         for &at in &refs {
             ordered.push(at);
         }
         ordered.tidy(&arena);
         arena.kill(refs[3]);
         // Re-adding the same key bytes gives a new live entry.
-        let again = arena.push(&[3]);
+        let again = arena.push(&[3]).expect("room");
         ordered.push(again);
         for i in 20..40u8 {
-            ordered.push(arena.push(&[i]));
+            ordered.push(arena.push(&[i]).expect("room"));
         }
         ordered.tidy(&arena);
         let keys = listed(&ordered, &arena, Bound::Unbounded);
@@ -331,7 +331,7 @@ mod tests {
             let mut arena = KeyArena::default();
             let mut ordered = Ordered::default();
             for key in &keys {
-                ordered.push(arena.push(key));
+                ordered.push(arena.push(key).expect("room"));
             }
             ordered.tidy(&arena);
             let all = keys;
@@ -348,7 +348,12 @@ mod tests {
     fn walk_stops_when_told() {
         let mut arena = KeyArena::default();
         let mut ordered = Ordered::default();
-        ordered.reset((0..10u8).rev().map(|i| arena.push(&[i])).collect());
+        ordered.reset(
+            (0..10u8)
+                .rev()
+                .map(|i| arena.push(&[i]).expect("room"))
+                .collect(),
+        );
         ordered.tidy(&arena);
         let mut seen = Vec::new();
         ordered.walk(&arena, Bound::Unbounded, |at| {
