@@ -146,6 +146,12 @@ impl KeyArena {
         self.dead > 0
     }
 
+    /// Bytes of the dead entries (what a compaction would free, before
+    /// the gaps at chunk ends).
+    pub(crate) fn dead_bytes(&self) -> usize {
+        self.dead
+    }
+
     /// The chunk holding the entry at `at`, from that entry on.
     fn from(&self, at: KeyRef) -> &[u8] {
         let at = at as usize;

@@ -106,7 +106,7 @@ struct Shard {
     /// File ids of the entries whose file found the file table full.
     spilled_files: SideMap,
     /// A key recovery had to leave out: the arena was full
-    /// ([`Loader::finish`](load::Loader::finish) refuses the open).
+    /// ([`KeyDirLoader::finish`] refuses the open).
     dropped_key: bool,
 }
 
@@ -242,8 +242,10 @@ impl Shard {
     }
 
     /// Whether the keys of `keys` that the shard does not hold yet can all
-    /// be added (compacting the arena first if they cannot and it holds
-    /// dead keys). A key listed twice is counted twice.
+    /// be added (compacting the arena first if they cannot and its dead
+    /// keys are at least as many bytes: a compaction copies the whole
+    /// shard, so one that cannot free enough is not tried). A key listed
+    /// twice is counted twice.
     fn has_room_for(&mut self, keys: &[(u32, &[u8])]) -> bool {
         let new: Vec<&[u8]> = keys
             .iter()
@@ -253,7 +255,7 @@ impl Shard {
         if self.keys.fits(new.iter().copied()) {
             return true;
         }
-        if !self.keys.has_dead() {
+        if self.keys.dead_bytes() < new.iter().map(|key| key.len()).sum() {
             return false;
         }
         self.compact();
