@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
 use axum::http::Request;
-use bitcask_server::config::{Args, Config};
+use bitcask_server::config::Config;
 use bitcask_server::state::AppState;
 use tower::ServiceExt;
 
@@ -14,7 +14,7 @@ fn app() -> &'static (tokio::runtime::Runtime, axum::Router) {
     APP.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("bitcask-fuzz-http-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let args = <Args as clap::Parser>::try_parse_from([
+        let config = Config::from_args([
             "bitcask-server",
             "--data-dir",
             dir.to_str().expect("utf-8"),
@@ -23,8 +23,7 @@ fn app() -> &'static (tokio::runtime::Runtime, axum::Router) {
             "--max-value-size",
             "4096",
         ])
-        .expect("args");
-        let config = Config::load(args).expect("config");
+        .expect("config");
         let state = AppState::new(config.clone()).expect("state");
         let store = bitcask::Bitcask::open_with(&dir, config.engine_options()).expect("open");
         state.set_store(Arc::new(store));
