@@ -79,7 +79,8 @@ impl KeyArena {
     pub(crate) fn push(&mut self, key: &[u8]) -> Result<KeyRef, ArenaFull> {
         let header = (key.len() as u64) << 1;
         let need = entry_len(key);
-        let (at, spans) = place(self.end, self.chunks.len(), need, MAX_CHUNKS).ok_or(ArenaFull)?;
+        let Placement { at, spans, next } =
+            place(self.end, self.chunks.len(), need, MAX_CHUNKS).ok_or(ArenaFull)?;
         if spans > 0 {
             // A new chunk, long enough for the key.
             self.chunks.push(vec![0; spans * CHUNK].into_boxed_slice());
@@ -101,12 +102,7 @@ impl KeyArena {
         }
         chunk[i..i + key.len()].copy_from_slice(key);
         self.held += need;
-        // After a long key the next one starts a fresh chunk.
-        self.end = if chunk.len() > CHUNK {
-            self.chunks.len() << CHUNK_BITS
-        } else {
-            at + need
-        };
+        self.end = next;
         Ok(at as KeyRef)
     }
 
@@ -121,16 +117,11 @@ impl KeyArena {
     fn fits_within<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>, limit: usize) -> bool {
         let (mut end, mut chunks) = (self.end, self.chunks.len());
         for key in keys {
-            let need = entry_len(key);
-            let Some((at, spans)) = place(end, chunks, need, limit) else {
+            let Some(placement) = place(end, chunks, entry_len(key), limit) else {
                 return false;
             };
-            chunks += spans;
-            end = if spans > 1 {
-                chunks << CHUNK_BITS
-            } else {
-                at + need
-            };
+            chunks += placement.spans;
+            end = placement.next;
         }
         true
     }
@@ -139,11 +130,6 @@ impl KeyArena {
     /// write's limit.
     pub(crate) fn near_limit(&self) -> bool {
         self.chunks.len() + RESERVE_CHUNKS > WRITE_CHUNKS
-    }
-
-    /// Whether any entry is dead (a compaction would free room).
-    pub(crate) fn has_dead(&self) -> bool {
-        self.dead > 0
     }
 
     /// Bytes of the dead entries (what a compaction would free, before
@@ -219,17 +205,38 @@ fn entry_len(key: &[u8]) -> usize {
     varint_len((key.len() as u64) << 1) + key.len()
 }
 
+/// Where an entry goes: [`place`]'s answer.
+struct Placement {
+    /// Its offset.
+    at: usize,
+    /// Chunk lengths added for it (0 when it fits the last chunk).
+    spans: usize,
+    /// Where the entry after it starts.
+    next: usize,
+}
+
 /// Where an entry of `need` bytes goes in an arena whose next entry would
-/// start at `end` and which has `chunks` chunks: its offset and how many
-/// chunk lengths are added for it (0 when it fits the last chunk), or
-/// `None` past `limit` chunks. A key never spans two chunks; a long one
-/// gets a chunk of its own, as many chunk lengths long as it needs.
-fn place(end: usize, chunks: usize, need: usize, limit: usize) -> Option<(usize, usize)> {
+/// start at `end` and which has `chunks` chunks, or `None` past `limit`
+/// chunks: the one placement rule of [`KeyArena::push`] and
+/// [`KeyArena::fits`]. A key never spans two chunks; a long one gets a
+/// chunk of its own, as many chunk lengths long as it needs, and the key
+/// after it starts a fresh chunk.
+fn place(end: usize, chunks: usize, need: usize, limit: usize) -> Option<Placement> {
     if end >> CHUNK_BITS < chunks && need <= CHUNK - (end & (CHUNK - 1)) {
-        return Some((end, 0));
+        return Some(Placement {
+            at: end,
+            spans: 0,
+            next: end + need,
+        });
     }
     let spans = need.div_ceil(CHUNK).max(1);
-    (chunks + spans <= limit).then_some((chunks << CHUNK_BITS, spans))
+    let at = chunks << CHUNK_BITS;
+    let next = if spans > 1 {
+        (chunks + spans) << CHUNK_BITS
+    } else {
+        at + need
+    };
+    (chunks + spans <= limit).then_some(Placement { at, spans, next })
 }
 
 /// Length of `value` as a LEB128 varint.

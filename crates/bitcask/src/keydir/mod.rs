@@ -215,7 +215,7 @@ impl Shard {
     fn add(&mut self, tag: u32, key: &[u8], entry: &Entry) -> Result<(), ArenaFull> {
         let at = match self.keys.push(key) {
             Ok(at) => at,
-            Err(ArenaFull) if self.keys.has_dead() => {
+            Err(ArenaFull) if self.keys.dead_bytes() > 0 => {
                 self.compact();
                 self.keys.push(key)?
             }
