@@ -158,6 +158,8 @@ pub(crate) struct Summary {
     /// Where each part of [`PART_ENTRIES`] entries starts, so that threads
     /// can read parts of one hint side by side.
     part_starts: Vec<u64>,
+    /// How many entries the hint holds (puts, deletes and marks).
+    pub entries: u64,
 }
 
 /// Entries in one part of a hint (the last part may hold fewer).
@@ -279,12 +281,18 @@ impl Hint {
         if seen != count {
             return Err("entry count differs");
         }
+        summary.entries = seen;
         Ok(summary)
     }
 
     /// What verifying the entries found.
     pub(crate) fn summary(&self) -> &Summary {
         &self.summary
+    }
+
+    /// The hint file's length in bytes.
+    pub(crate) fn byte_len(&self) -> usize {
+        self.bytes.len()
     }
 
     /// Number of parts the entries can be read in ([`Self::entries_in`]).

@@ -116,6 +116,16 @@ pub(crate) fn recover(dir: &Path, opts: RecoverOptions<'_>) -> Result<Recovered>
     let newest = order.last().map(|h| h.file_id);
     let mut hint_buf = Vec::new();
     let mut newest_mark: Option<MarkAt> = None;
+    // The key directory's tables are sized once, at the first hint, for
+    // the entries all hint files hold at that hint's bytes an entry (see
+    // `KeyDirLoader::reserve`).
+    let mut hint_bytes = opts.use_hints.then(|| {
+        order
+            .iter()
+            .filter_map(|h| std::fs::metadata(dir.join(datafile::hint_file_name(h.file_id))).ok())
+            .map(|m| m.len())
+            .sum::<u64>()
+    });
     for header in order {
         let (id, floor) = (header.file_id, header.seq_floor);
         let file = Arc::new(DataFile::open(
@@ -155,6 +165,11 @@ pub(crate) fn recover(dir: &Path, opts: RecoverOptions<'_>) -> Result<Recovered>
         }
         let end = match hint {
             Some(hint) => {
+                if let Some(total) = hint_bytes.take_if(|_| hint.summary().entries > 0) {
+                    let entries = u128::from(hint.summary().entries) * u128::from(total)
+                        / (hint.byte_len() as u128).max(1);
+                    loader.reserve(usize::try_from(entries).unwrap_or(0));
+                }
                 let end = load_hint(&file, &hint, &mut loader, &mut max_seq, threads);
                 newest_mark_in_hint(id, &hint, &mut newest_mark);
                 let end = end?;

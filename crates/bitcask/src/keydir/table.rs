@@ -52,9 +52,20 @@ fn within_load(used: usize, capacity: usize) -> bool {
 }
 
 /// The capacity a rebuild for `live` keys picks: 78% full.
-fn capacity_for(live: usize) -> usize {
+pub(super) fn capacity_for(live: usize) -> usize {
     (live * 100).div_ceil(78).max(MIN_CAPACITY)
 }
+
+/// How full (in hundredths) a reservation for exactly the keys expected
+/// leaves the table: fuller than a rebuild's 78%, still under the 92% an
+/// insert may reach, so that an estimate a little short needs no rebuild.
+const RESERVED_LOAD: usize = 85;
+
+/// A table less full than this (in hundredths) after a load whose
+/// reservation was too large is rebuilt at [`capacity_for`]'s 78% (a
+/// table between this and 78% costs under a byte more a key: slots are 17
+/// bytes).
+const SPARSE: usize = 75;
 
 /// A byte of ones in each lane of a `u128`.
 const BYTES: u128 = u128::MAX / 0xFF;
@@ -190,6 +201,30 @@ impl Table {
         if !self.fits(additional) {
             self.rebuild(capacity_for(self.live + additional));
         }
+    }
+
+    /// Makes room for `keys` keys in all, if there is less: a load that
+    /// knows about how many keys are coming sizes the table once instead of
+    /// at every step.
+    pub(crate) fn reserve(&mut self, keys: usize) {
+        let capacity = (keys * 100).div_ceil(RESERVED_LOAD).max(MIN_CAPACITY);
+        if capacity > self.control.len() {
+            self.rebuild(capacity);
+        }
+    }
+
+    /// Rebuilds the table at the usual load if it is less than [`SPARSE`]
+    /// full (a reservation that was too large); positions change.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        if self.is_sparse() {
+            self.rebuild(capacity_for(self.live));
+        }
+    }
+
+    /// Whether [`Self::shrink_to_fit`] would rebuild the table.
+    pub(crate) fn is_sparse(&self) -> bool {
+        self.live * 100 < self.control.len() * SPARSE
+            && capacity_for(self.live) < self.control.len()
     }
 
     /// Adds `entry` for a key with `tag` that is not in the table; there
@@ -343,5 +378,44 @@ mod tests {
         assert!(lo >= 0.77 && hi <= 0.92, "fill {lo:.3}..{hi:.3}");
         assert!((0..200_000).all(|id| c.find(id).is_some()));
         assert_eq!(c.find(200_000), None);
+    }
+
+    /// A reservation holds that many keys without another rebuild; one too
+    /// large is undone by `shrink_to_fit`, which keeps every key, and a
+    /// table full enough is left as it is.
+    #[test]
+    fn a_reservation_is_used_then_shrunk_if_too_large() {
+        let tag = |id: u32| id.wrapping_mul(0x9E37_79B9);
+        let mut c = Checked::default();
+        c.table.reserve(10_000);
+        let reserved = c.table.capacity();
+        assert_eq!(reserved, (10_000 * 100usize).div_ceil(RESERVED_LOAD));
+        for id in 0..10_000u32 {
+            c.insert(id, tag(id));
+        }
+        assert_eq!(
+            c.table.capacity(),
+            reserved,
+            "no rebuild within the reservation"
+        );
+        c.table.shrink_to_fit();
+        assert_eq!(c.table.capacity(), reserved, "85% full: not sparse");
+        // A smaller reservation changes nothing.
+        c.table.reserve(5_000);
+        assert_eq!(c.table.capacity(), reserved);
+        // Four times too large: shrunk back to the usual load.
+        let mut sparse = Checked::default();
+        sparse.table.reserve(40_000);
+        for id in 0..10_000u32 {
+            sparse.insert(id, tag(id));
+        }
+        sparse.table.shrink_to_fit();
+        assert_eq!(sparse.table.capacity(), capacity_for(10_000));
+        assert!((0..10_000).all(|id| sparse.find(id).is_some()));
+        assert_eq!(sparse.find(10_000), None);
+        // Nothing reserved, nothing held: nothing to do.
+        let mut empty = Table::default();
+        empty.shrink_to_fit();
+        assert_eq!(empty.capacity(), 0);
     }
 }
