@@ -120,9 +120,11 @@ pub(crate) fn recover(dir: &Path, opts: RecoverOptions<'_>) -> Result<Recovered>
     // the entries all hint files hold at that hint's bytes an entry (see
     // `KeyDirLoader::reserve`).
     let mut hint_bytes = opts.use_hints.then(|| {
-        order
+        listing
+            .hints
             .iter()
-            .filter_map(|h| std::fs::metadata(dir.join(datafile::hint_file_name(h.file_id))).ok())
+            .filter(|id| ids.binary_search(id).is_ok())
+            .filter_map(|&id| std::fs::metadata(dir.join(datafile::hint_file_name(id))).ok())
             .map(|m| m.len())
             .sum::<u64>()
     });

@@ -27,6 +27,10 @@ use super::{ArenaFull, Entry, KeyDir, SHARDS, Shard};
 /// bits of their tags, which is the order of their home slots.
 const BUCKET_BITS: u32 = 8;
 
+/// Keys below which resizing the tables is not worth starting threads
+/// (low in unit tests, so that their loads take both ways).
+const PARALLEL_FROM: usize = if cfg!(test) { 256 } else { 1 << 16 };
+
 /// How many records ahead of the one being applied to prefetch.
 const PREFETCH_AHEAD: usize = 16;
 
@@ -161,25 +165,38 @@ impl KeyDirLoader {
     /// hint files took about a sixth of its reopen.
     pub(crate) fn reserve(&mut self, keys: usize) {
         let per_shard = keys.div_ceil(SHARDS);
-        self.each_shard_in_parallel(|shard| shard.table.reserve(per_shard));
+        self.each_shard(keys, |shard| shard.table.reserve(per_shard));
     }
 
-    /// Shrinks the tables a too large [`Self::reserve`] left sparse (on
-    /// the load's threads; no thread is started when none is).
+    /// Shrinks the tables a too large [`Self::reserve`] left sparse, if
+    /// any is.
     fn shrink_tables(&mut self) {
-        let sparse = self.keydir.shards.iter_mut().any(|lock| {
-            let shard = lock.0.get_mut().unwrap_or_else(PoisonError::into_inner);
-            shard.table.is_sparse()
-        });
+        let (mut sparse, mut keys) = (false, 0);
+        for lock in &mut self.keydir.shards {
+            let table = &lock
+                .0
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner)
+                .table;
+            sparse |= table.is_sparse();
+            keys += table.len();
+        }
         if sparse {
-            self.each_shard_in_parallel(|shard| shard.table.shrink_to_fit());
+            self.each_shard(keys, |shard| shard.table.shrink_to_fit());
         }
     }
 
-    /// Calls `f` on every shard, on as many threads as a load uses (a
-    /// table's reservation writes out its memory, a shrink moves every key
-    /// of its shard: a 10M-key store's take about 0.1 s of CPU each).
-    fn each_shard_in_parallel(&mut self, f: impl Fn(&mut Shard) + Sync) {
+    /// Calls `f` on every shard: on as many threads as a load uses when it
+    /// concerns at least [`PARALLEL_FROM`] keys (a table's reservation
+    /// writes out its memory, a shrink moves every key of its shard: a
+    /// 10M-key store's take about 0.1 s of CPU each), else on this thread.
+    fn each_shard(&mut self, keys: usize, f: impl Fn(&mut Shard) + Sync) {
+        if keys < PARALLEL_FROM {
+            for lock in &mut self.keydir.shards {
+                f(lock.0.get_mut().unwrap_or_else(PoisonError::into_inner));
+            }
+            return;
+        }
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
         let per_thread = SHARDS.div_ceil(threads);
         let f = &f;

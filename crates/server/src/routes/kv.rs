@@ -259,7 +259,7 @@ pub(crate) fn get_value(
                     ),
                 ));
             };
-            fixed("application/json", Bytes::from(found_json(&text(), value)?))
+            found_json(&text(), value)?
         };
         version_headers(response.headers_mut(), &v);
         Ok(response)
@@ -301,28 +301,24 @@ fn json(body: &impl Serialize, text: usize) -> Result<axum::http::Response<Bytes
     Ok(fixed("application/json", Bytes::from(out)))
 }
 
-/// The body of a found key, `{"key":…,"value":…,"found":true}`: the bytes
-/// serde_json writes for [`Found`], written directly when neither string
-/// needs an escape (the usual case). serde_json checks each byte against
-/// its escape table in turn; the check here is one pass the compiler
-/// vectorises, then two copies (the lane's own work a request about 0.8
-/// → 0.62 µs: docs/BENCHMARKS.md, "The tail and the work a request does").
-fn found_json(key: &str, value: &str) -> Result<Vec<u8>, ApiError> {
+/// The answer for a found key, `{"key":…,"value":…,"found":true}`: the
+/// bytes serde_json writes for [`Found`], written directly when neither
+/// string needs an escape (the usual case), else by [`json`]. serde_json
+/// checks each byte against its escape table in turn; the check here is
+/// one pass the compiler vectorises, then two copies (the lane's own work
+/// a request about 0.8 → 0.62 µs: docs/BENCHMARKS.md, "The tail and the
+/// work a request does").
+fn found_json(key: &str, value: &str) -> Result<axum::http::Response<Bytes>, ApiError> {
     const HEAD: &[u8] = br#"{"key":""#;
     const MIDDLE: &[u8] = br#"","value":""#;
     const TAIL: &[u8] = br#"","found":true}"#;
     if needs_escape(key) || needs_escape(value) {
-        let mut out = Vec::with_capacity(key.len() + value.len() + 48);
         let found = Found {
             key,
             value: Some(value),
             found: true,
         };
-        serde_json::to_writer(&mut out, &found).map_err(|e| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot write the answer")
-                .with_cause(e)
-        })?;
-        return Ok(out);
+        return json(&found, key.len() + value.len());
     }
     let mut out =
         Vec::with_capacity(HEAD.len() + key.len() + MIDDLE.len() + value.len() + TAIL.len());
@@ -331,7 +327,7 @@ fn found_json(key: &str, value: &str) -> Result<Vec<u8>, ApiError> {
     out.extend_from_slice(MIDDLE);
     out.extend_from_slice(value.as_bytes());
     out.extend_from_slice(TAIL);
-    Ok(out)
+    Ok(fixed("application/json", Bytes::from(out)))
 }
 
 /// Whether JSON needs an escape for a byte of `text`: a quote, a backslash
@@ -484,7 +480,8 @@ mod tests {
             })
             .expect("serde_json");
             let written = super::found_json(&key, &value).expect("written");
-            prop_assert_eq!(written, expected);
+            prop_assert_eq!(&written.headers()["content-type"], "application/json");
+            prop_assert_eq!(written.into_body().to_vec(), expected);
         }
     }
 
