@@ -148,7 +148,7 @@ impl Kind {
                 },
             }),
             Kind::Sled => Box::new(SledStore {
-                db: sled::open(dir.join("sled")).expect("open sled"),
+                db: open_sled(&dir.join("sled")),
                 per_write,
             }),
             Kind::Fjall => {
@@ -165,6 +165,26 @@ impl Kind {
                 })
             }
             Kind::Memory => Box::new(RwLock::new(HashMap::<Vec<u8>, Vec<u8>>::new())),
+        }
+    }
+}
+
+/// Opens sled in `path`. A handle just dropped may still hold the
+/// directory's lock for a moment (sled's flusher thread lets go of it when
+/// it stops), so a reopen that finds the lock taken tries again for up to
+/// ten seconds.
+fn open_sled(path: &Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("open sled: {e:?}"),
         }
     }
 }
